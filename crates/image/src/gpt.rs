@@ -1,0 +1,382 @@
+//! GUID Partition Table: a strict reader for untrusted media and a writer for the builder.
+//!
+//! The reader is our own, small and bounds-checked, because it reads attacker-controlled sticks;
+//! it reads only the primary header and entry array (the backup's position is not signed: a
+//! flasher moves it to the end of the real stick). The writer uses the `gpt` crate.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, Write};
+
+use uuid::Uuid;
+
+use crate::disk::{Disk, SECTOR};
+
+/// EFI system partition.
+pub const TYPE_ESP: Uuid = Uuid::from_u128(0xC12A7328_F81F_11D2_BA4B_00A0C93EC93B);
+/// Root partition (x86-64), Discoverable Partitions Specification.
+pub const TYPE_ROOT_X86_64: Uuid = Uuid::from_u128(0x4F68BCE3_E8CD_4DB1_96E7_FBCAF984B709);
+/// Root verity partition (x86-64).
+pub const TYPE_ROOT_X86_64_VERITY: Uuid = Uuid::from_u128(0x2C7357ED_EBD2_46D9_AEC1_23D437EC2BF5);
+/// homestick's own profile partition type: not "basic data", so Windows leaves it alone.
+pub const TYPE_HOMESTICK_PROFILE: Uuid = Uuid::from_u128(0xC3F343DE_6C67_409E_881F_5BBB2EC353ED);
+
+/// GPT attribute bit 60: read-only (Discoverable Partitions Specification).
+pub const ATTR_READ_ONLY: u64 = 1 << 60;
+
+/// Size of one partition entry; the only size homestick writes or accepts.
+pub const ENTRY_SIZE: u32 = 128;
+/// Number of entries homestick writes (16 KiB, the UEFI minimum).
+pub const NUM_ENTRIES: u32 = 128;
+/// Sectors taken by the entry array.
+pub const ENTRY_ARRAY_SECTORS: u64 = (ENTRY_SIZE as u64 * NUM_ENTRIES as u64) / SECTOR;
+/// Upper bound of entries the reader accepts from an untrusted header.
+const MAX_ENTRIES: u32 = 1024;
+
+/// A problem reading a GPT.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GptError {
+    /// The target is too small to hold a GPT.
+    #[error("too small to hold a GPT ({0} bytes)")]
+    TooSmall(u64),
+    /// No "EFI PART" signature at LBA 1.
+    #[error("no GPT header at LBA 1 (missing \"EFI PART\" signature)")]
+    NoSignature,
+    /// The header is not one homestick can read.
+    #[error("GPT header: {0}")]
+    BadHeader(String),
+    /// Reading failed.
+    #[error("reading the GPT: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The primary GPT header's fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// Revision, 0x00010000 for 1.0.
+    pub revision: u32,
+    /// Header size in bytes.
+    pub header_size: u32,
+    /// Whether the header's CRC32 matches.
+    pub header_crc_ok: bool,
+    /// LBA of this header.
+    pub current_lba: u64,
+    /// LBA of the backup header (not checked against anything signed).
+    pub backup_lba: u64,
+    /// First usable LBA.
+    pub first_usable_lba: u64,
+    /// Last usable LBA.
+    pub last_usable_lba: u64,
+    /// Disk GUID.
+    pub disk_guid: Uuid,
+    /// Start of the entry array.
+    pub entries_lba: u64,
+    /// Number of entries in the array.
+    pub num_entries: u32,
+    /// Size of one entry.
+    pub entry_size: u32,
+    /// CRC32 of the entry array, as stored.
+    pub entries_crc: u32,
+}
+
+/// One partition entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// 1-based index in the entry array (the partition number).
+    pub number: u32,
+    /// Partition type GUID.
+    pub type_guid: Uuid,
+    /// Unique partition GUID.
+    pub guid: Uuid,
+    /// First LBA.
+    pub first_lba: u64,
+    /// Last LBA (inclusive).
+    pub last_lba: u64,
+    /// Attribute bits.
+    pub attributes: u64,
+    /// Name, decoded from UTF-16LE up to the first NUL (lossy).
+    pub name: String,
+    /// The raw 128 bytes.
+    pub raw: Vec<u8>,
+}
+
+/// A primary GPT as read from the medium, with everything needed to judge it.
+#[derive(Debug, Clone)]
+pub struct Gpt {
+    /// The header.
+    pub header: Header,
+    /// All entries of the array, used or not, in order.
+    pub entries: Vec<Entry>,
+    /// Whether the entry array's CRC32 matches the header.
+    pub entries_crc_ok: bool,
+}
+
+impl Gpt {
+    /// Entries whose bytes are not all zero.
+    pub fn used(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter().filter(|e| e.raw.iter().any(|&b| b != 0))
+    }
+}
+
+fn u32le(b: &[u8], at: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(a)
+}
+
+fn u64le(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
+}
+
+fn guid_at(b: &[u8], at: usize) -> Uuid {
+    let mut a = [0u8; 16];
+    a.copy_from_slice(&b[at..at + 16]);
+    Uuid::from_bytes_le(a)
+}
+
+/// Decode an entry's 72-byte UTF-16LE name field.
+fn decode_name(b: &[u8]) -> String {
+    let units: Vec<u16> = b
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .take_while(|&u| u != 0)
+        .collect();
+    String::from_utf16_lossy(&units)
+}
+
+/// Encode a partition entry exactly as the builder writes it.
+pub fn encode_entry(
+    type_guid: Uuid,
+    guid: Uuid,
+    first_lba: u64,
+    last_lba: u64,
+    attributes: u64,
+    name: &str,
+) -> [u8; 128] {
+    let mut e = [0u8; 128];
+    e[0..16].copy_from_slice(&type_guid.to_bytes_le());
+    e[16..32].copy_from_slice(&guid.to_bytes_le());
+    e[32..40].copy_from_slice(&first_lba.to_le_bytes());
+    e[40..48].copy_from_slice(&last_lba.to_le_bytes());
+    e[48..56].copy_from_slice(&attributes.to_le_bytes());
+    for (i, u) in name.encode_utf16().take(36).enumerate() {
+        e[56 + 2 * i..58 + 2 * i].copy_from_slice(&u.to_le_bytes());
+    }
+    e
+}
+
+/// Read the primary GPT of `disk`. Never trusts a size or offset from the medium without a bound.
+pub fn read_primary<D: Disk + ?Sized>(disk: &D) -> Result<Gpt, GptError> {
+    let size = disk.size();
+    if size < 3 * SECTOR {
+        return Err(GptError::TooSmall(size));
+    }
+    let mut hb = [0u8; SECTOR as usize];
+    disk.read_exact_at(&mut hb, SECTOR)?;
+    if &hb[0..8] != b"EFI PART" {
+        return Err(GptError::NoSignature);
+    }
+    let header_size = u32le(&hb, 12);
+    if !(92..=SECTOR as u32).contains(&header_size) {
+        return Err(GptError::BadHeader(format!("header size {header_size} is not in 92..=512")));
+    }
+    let stored_crc = u32le(&hb, 16);
+    let mut crc_buf = hb[..header_size as usize].to_vec();
+    crc_buf[16..20].fill(0);
+    let header = Header {
+        revision: u32le(&hb, 8),
+        header_size,
+        header_crc_ok: crc32fast::hash(&crc_buf) == stored_crc,
+        current_lba: u64le(&hb, 24),
+        backup_lba: u64le(&hb, 32),
+        first_usable_lba: u64le(&hb, 40),
+        last_usable_lba: u64le(&hb, 48),
+        disk_guid: guid_at(&hb, 56),
+        entries_lba: u64le(&hb, 72),
+        num_entries: u32le(&hb, 80),
+        entry_size: u32le(&hb, 84),
+        entries_crc: u32le(&hb, 88),
+    };
+    if header.entry_size != ENTRY_SIZE {
+        return Err(GptError::BadHeader(format!(
+            "partition entry size {} (homestick uses {ENTRY_SIZE})",
+            header.entry_size
+        )));
+    }
+    if header.num_entries == 0 || header.num_entries > MAX_ENTRIES {
+        return Err(GptError::BadHeader(format!(
+            "{} partition entries (expected 1..={MAX_ENTRIES})",
+            header.num_entries
+        )));
+    }
+    let array_len = header.num_entries as u64 * ENTRY_SIZE as u64;
+    let array_off = header
+        .entries_lba
+        .checked_mul(SECTOR)
+        .filter(|o| o.checked_add(array_len).is_some_and(|end| end <= size))
+        .ok_or_else(|| {
+            GptError::BadHeader(format!(
+                "partition entry array at LBA {} passes the end of the target",
+                header.entries_lba
+            ))
+        })?;
+    let mut array = vec![0u8; array_len as usize];
+    disk.read_exact_at(&mut array, array_off)?;
+    let entries_crc_ok = crc32fast::hash(&array) == header.entries_crc;
+    let entries = array
+        .chunks_exact(ENTRY_SIZE as usize)
+        .enumerate()
+        .map(|(i, raw)| Entry {
+            number: i as u32 + 1,
+            type_guid: guid_at(raw, 0),
+            guid: guid_at(raw, 16),
+            first_lba: u64le(raw, 32),
+            last_lba: u64le(raw, 40),
+            attributes: u64le(raw, 48),
+            name: decode_name(&raw[56..128]),
+            raw: raw.to_vec(),
+        })
+        .collect();
+    Ok(Gpt { header, entries, entries_crc_ok })
+}
+
+/// One partition for [`write`].
+#[derive(Debug, Clone)]
+pub struct NewPartition {
+    /// Type GUID.
+    pub type_guid: Uuid,
+    /// Unique GUID.
+    pub guid: Uuid,
+    /// First LBA.
+    pub first_lba: u64,
+    /// Last LBA (inclusive).
+    pub last_lba: u64,
+    /// Attribute bits.
+    pub attributes: u64,
+    /// Name (at most 36 UTF-16 units).
+    pub name: String,
+}
+
+/// Write a protective MBR, primary and backup GPT to `device` (whose size is the disk's size).
+/// Output depends only on the arguments and the device size: no random GUIDs.
+pub fn write<D: Read + Write + Seek + std::fmt::Debug>(
+    device: D,
+    total_sectors: u64,
+    disk_guid: Uuid,
+    partitions: &[NewPartition],
+) -> Result<D, String> {
+    let mut device = device;
+    let pmbr = gpt::mbr::ProtectiveMBR::with_lb_size(
+        u32::try_from(total_sectors - 1).unwrap_or(u32::MAX),
+    );
+    pmbr.overwrite_lba0(&mut device).map_err(|e| format!("protective MBR: {e}"))?;
+    let mut disk = gpt::GptConfig::new()
+        .writable(true)
+        .logical_block_size(gpt::disk::LogicalBlockSize::Lb512)
+        .create_from_device(device, Some(disk_guid))
+        .map_err(|e| format!("GPT header: {e}"))?;
+    let mut map = BTreeMap::new();
+    for (i, p) in partitions.iter().enumerate() {
+        map.insert(
+            i as u32 + 1,
+            gpt::partition::Partition {
+                part_type_guid: gpt::partition_types::Type {
+                    guid: p.type_guid,
+                    os: gpt::partition_types::OperatingSystem::None,
+                },
+                part_guid: p.guid,
+                first_lba: p.first_lba,
+                last_lba: p.last_lba,
+                flags: p.attributes,
+                name: p.name.clone(),
+            },
+        );
+    }
+    disk.update_partitions(map).map_err(|e| format!("GPT entries: {e}"))?;
+    disk.write().map_err(|e| format!("writing GPT: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    fn sample() -> Vec<u8> {
+        let total = 8 * 2048u64;
+        let dev = Cursor::new(vec![0u8; (total * SECTOR) as usize]);
+        let parts = vec![
+            NewPartition {
+                type_guid: TYPE_ESP,
+                guid: Uuid::from_u128(1),
+                first_lba: 2048,
+                last_lba: 4095,
+                attributes: 0,
+                name: "esp".into(),
+            },
+            NewPartition {
+                type_guid: TYPE_HOMESTICK_PROFILE,
+                guid: Uuid::from_u128(2),
+                first_lba: 4096,
+                last_lba: 6143,
+                attributes: ATTR_READ_ONLY,
+                name: "profile".into(),
+            },
+        ];
+        write(dev, total, Uuid::from_u128(0xabc), &parts).unwrap().into_inner()
+    }
+
+    #[test]
+    fn round_trip_through_own_reader() {
+        let img = sample();
+        let g = read_primary(&img).unwrap();
+        assert!(g.header.header_crc_ok && g.entries_crc_ok);
+        assert_eq!(g.header.disk_guid, Uuid::from_u128(0xabc));
+        assert_eq!(g.header.num_entries, NUM_ENTRIES);
+        assert_eq!(g.header.entries_lba, 2);
+        let used: Vec<_> = g.used().collect();
+        assert_eq!(used.len(), 2);
+        assert_eq!(used[1].name, "profile");
+        assert_eq!(used[1].attributes, ATTR_READ_ONLY);
+        assert_eq!(
+            used[1].raw,
+            encode_entry(TYPE_HOMESTICK_PROFILE, Uuid::from_u128(2), 4096, 6143, ATTR_READ_ONLY, "profile")
+                .to_vec()
+        );
+        assert_eq!(img[510..512], [0x55, 0xAA]);
+        assert_eq!(img[450], 0xEE);
+    }
+
+    #[test]
+    fn deterministic() {
+        assert_eq!(sample(), sample());
+    }
+
+    #[test]
+    fn flipped_entry_byte_breaks_crc() {
+        let mut img = sample();
+        img[2 * 512 + 130] ^= 1;
+        let g = read_primary(&img).unwrap();
+        assert!(!g.entries_crc_ok);
+    }
+
+    #[test]
+    fn hostile_headers_are_errors_not_panics() {
+        let good = sample();
+        assert!(matches!(read_primary(&good[..1000]), Err(GptError::TooSmall(_))));
+        assert!(matches!(read_primary(&vec![0u8; 1 << 20]), Err(GptError::NoSignature)));
+        let cases: &[(usize, &[u8])] = &[
+            (512 + 12, &[0xff, 0xff, 0, 0]),             // header size
+            (512 + 84, &[64, 0, 0, 0]),                  // entry size
+            (512 + 80, &[0xff, 0xff, 0xff, 0xff]),       // number of entries
+            (512 + 72, &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]), // array LBA
+            (512 + 72, &[0xf0, 0x3f, 0, 0, 0, 0, 0, 0]), // array near the end
+        ];
+        for (at, bytes) in cases {
+            let mut img = good.clone();
+            img[*at..*at + bytes.len()].copy_from_slice(bytes);
+            assert!(read_primary(&img).is_err(), "patch at {at} should fail");
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! homestick's on-disk format: GPT layout, FAT volumes, the signed manifest, keys and the
+//! verifier that both `homestick verify` and the boot-time verifier use.
+//!
+//! Pure core: everything works on [`disk::Disk`] (random-access reads) and byte buffers; files
+//! and devices come in at the edges.
+
+#![forbid(unsafe_code)]
+
+pub mod disk;
+pub mod fat;
+pub mod gpt;
+pub mod hash;
+pub mod keys;
+pub mod manifest;
+pub mod verify;

@@ -1,0 +1,421 @@
+//! `manifest.json`: the one signed statement about an image.
+//!
+//! The signature covers the exact bytes, so serialization only has to be stable for
+//! reproducible builds (fixed field order, pretty-printed, trailing newline). Parsing is strict
+//! and bounded: unknown fields, impossible layouts and oversized input are errors.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::disk::SECTOR;
+use crate::gpt::{self, TYPE_ESP};
+
+/// The format identifier this code writes and reads.
+pub const FORMAT: &str = "homestick-manifest/1";
+/// Largest manifest.json accepted.
+pub const MAX_MANIFEST_BYTES: usize = 1 << 20;
+/// Where the ESP always starts: verifiers find the manifest here without trusting the GPT.
+pub const ESP_FIRST_LBA: u64 = 2048;
+/// Path of the manifest on the ESP.
+pub const MANIFEST_PATH: &str = "homestick/manifest.json";
+/// Path of the signature on the ESP.
+pub const SIGNATURE_PATH: &str = "homestick/manifest.sig";
+/// Most files the ESP list may hold.
+const MAX_FILES: usize = 4096;
+
+/// Who the image is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Customer {
+    /// Slug, e.g. `stadt-musterhausen`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// The base the image was built from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Base {
+    /// Base name from base.toml.
+    pub name: String,
+    /// Base version from base.toml.
+    pub version: String,
+}
+
+/// Disk-level facts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskInfo {
+    /// Disk GUID in the GPT header.
+    pub guid: String,
+    /// Always 512.
+    pub sector_size: u64,
+    /// Smallest target that holds the image (partitions plus the backup GPT).
+    pub min_size_bytes: u64,
+    /// Number of GPT entries (128).
+    pub partition_entries: u32,
+}
+
+/// A file on the ESP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    /// `/`-separated path.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256, lowercase hex.
+    pub sha256: String,
+}
+
+/// One partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Partition {
+    /// GPT entry number, 1-based.
+    pub number: u32,
+    /// GPT partition name.
+    pub name: String,
+    /// Type GUID.
+    pub type_guid: String,
+    /// Unique GUID.
+    pub guid: String,
+    /// First LBA.
+    pub first_lba: u64,
+    /// Last LBA, inclusive.
+    pub last_lba: u64,
+    /// GPT attribute bits.
+    pub attributes: u64,
+    /// SHA-256 of all sectors first_lba..=last_lba (every partition but the ESP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Files and their hashes (the ESP only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<FileEntry>>,
+}
+
+impl Partition {
+    /// Byte offset of the first sector.
+    pub fn offset(&self) -> u64 {
+        self.first_lba * SECTOR
+    }
+    /// Length in bytes.
+    pub fn len(&self) -> u64 {
+        (self.last_lba - self.first_lba + 1) * SECTOR
+    }
+    /// Never true for a validated manifest; here for clippy's `len` convention.
+    pub fn is_empty(&self) -> bool {
+        self.last_lba < self.first_lba
+    }
+    /// `"2 (system)"`: how messages name a partition.
+    pub fn label(&self) -> String {
+        format!("{} ({})", self.number, self.name)
+    }
+    /// Parsed type GUID (valid after [`Manifest::parse`]).
+    pub fn type_uuid(&self) -> Uuid {
+        Uuid::parse_str(&self.type_guid).unwrap_or_default()
+    }
+    /// Parsed unique GUID (valid after [`Manifest::parse`]).
+    pub fn uuid(&self) -> Uuid {
+        Uuid::parse_str(&self.guid).unwrap_or_default()
+    }
+    /// The 128-byte GPT entry this partition must have.
+    pub fn gpt_entry(&self) -> [u8; 128] {
+        gpt::encode_entry(
+            self.type_uuid(),
+            self.uuid(),
+            self.first_lba,
+            self.last_lba,
+            self.attributes,
+            &self.name,
+        )
+    }
+}
+
+/// The signed statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// Image id (a UUID derived from the inputs).
+    pub image_id: String,
+    /// Customer.
+    pub customer: Customer,
+    /// Image version.
+    pub version: String,
+    /// Build time, RFC 3339 UTC.
+    pub build_time: String,
+    /// Build time, seconds since the Unix epoch (SOURCE_DATE_EPOCH when set).
+    pub build_epoch: i64,
+    /// Anti-rollback counter: a verifier may refuse images below its stored index.
+    pub rollback_index: u64,
+    /// SHA-256 of the signing key's SubjectPublicKeyInfo DER, lowercase hex.
+    pub key_id: String,
+    /// Base.
+    pub base: Base,
+    /// Disk facts.
+    pub disk: DiskInfo,
+    /// Partitions in GPT order.
+    pub partitions: Vec<Partition>,
+}
+
+/// Why a manifest is not acceptable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    /// Larger than [`MAX_MANIFEST_BYTES`].
+    #[error("manifest.json is {0} bytes, more than the limit of {MAX_MANIFEST_BYTES}")]
+    TooLarge(usize),
+    /// Not valid JSON for this schema.
+    #[error("manifest.json: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Valid JSON, impossible content.
+    #[error("manifest.json: {field}: {reason}")]
+    Invalid {
+        /// JSON path of the field.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ManifestError {
+    ManifestError::Invalid { field: field.into(), reason: reason.into() }
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn check_guid(field: &str, s: &str) -> Result<Uuid, ManifestError> {
+    let u = Uuid::parse_str(s).map_err(|e| invalid(field, format!("{s:?} is not a GUID: {e}")))?;
+    if u.hyphenated().to_string() != s {
+        return Err(invalid(field, format!("{s:?} is not in lowercase hyphenated form")));
+    }
+    Ok(u)
+}
+
+impl Manifest {
+    /// The exact bytes that get signed.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
+        v.push(b'\n');
+        v
+    }
+
+    /// Parse and validate. Never panics on any input.
+    pub fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        if bytes.len() > MAX_MANIFEST_BYTES {
+            return Err(ManifestError::TooLarge(bytes.len()));
+        }
+        let m: Manifest = serde_json::from_slice(bytes)?;
+        m.validate()?;
+        Ok(m)
+    }
+
+    /// The ESP entry (partition 1).
+    pub fn esp(&self) -> Option<&Partition> {
+        self.partitions.first().filter(|p| p.type_uuid() == TYPE_ESP)
+    }
+
+    /// Check every invariant a verifier relies on.
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        if self.format != FORMAT {
+            return Err(invalid("format", format!("{:?} is not supported (expected {FORMAT:?})", self.format)));
+        }
+        check_guid("image_id", &self.image_id)?;
+        if !is_sha256_hex(&self.key_id) {
+            return Err(invalid("key_id", "expected 64 lowercase hex digits"));
+        }
+        check_guid("disk.guid", &self.disk.guid)?;
+        if self.disk.sector_size != SECTOR {
+            return Err(invalid("disk.sector_size", format!("{} (only 512 is supported)", self.disk.sector_size)));
+        }
+        if self.disk.partition_entries != gpt::NUM_ENTRIES {
+            return Err(invalid("disk.partition_entries", format!("{} (expected 128)", self.disk.partition_entries)));
+        }
+        if self.disk.min_size_bytes % SECTOR != 0 {
+            return Err(invalid("disk.min_size_bytes", "not a multiple of 512"));
+        }
+        let disk_sectors = self.disk.min_size_bytes / SECTOR;
+        let first_usable = 2 + gpt::ENTRY_ARRAY_SECTORS;
+        // The backup entry array and header take the last 33 sectors.
+        let last_usable = disk_sectors.checked_sub(2 + gpt::ENTRY_ARRAY_SECTORS).unwrap_or(0);
+        if self.partitions.is_empty() || self.partitions.len() > gpt::NUM_ENTRIES as usize {
+            return Err(invalid("partitions", format!("{} partitions (expected 1..=128)", self.partitions.len())));
+        }
+        let mut prev_last = first_usable - 1;
+        for (i, p) in self.partitions.iter().enumerate() {
+            let f = |name: &str| format!("partitions[{i}].{name}");
+            if p.number != i as u32 + 1 {
+                return Err(invalid(f("number"), format!("{} (expected {})", p.number, i + 1)));
+            }
+            if p.name.is_empty() || p.name.encode_utf16().count() > 36 || p.name.contains('\0') {
+                return Err(invalid(f("name"), "must be 1 to 36 UTF-16 units without NUL"));
+            }
+            check_guid(&f("type_guid"), &p.type_guid)?;
+            check_guid(&f("guid"), &p.guid)?;
+            if p.first_lba > p.last_lba {
+                return Err(invalid(f("last_lba"), "is before first_lba"));
+            }
+            if p.first_lba <= prev_last {
+                return Err(invalid(f("first_lba"), "overlaps the GPT or the previous partition"));
+            }
+            if p.last_lba > last_usable {
+                return Err(invalid(f("last_lba"), format!("{} is past the last usable LBA {last_usable}", p.last_lba)));
+            }
+            prev_last = p.last_lba;
+            let is_esp = i == 0;
+            if is_esp {
+                if p.type_uuid() != TYPE_ESP {
+                    return Err(invalid(f("type_guid"), "partition 1 must be the EFI system partition"));
+                }
+                if p.first_lba != ESP_FIRST_LBA {
+                    return Err(invalid(f("first_lba"), format!("the ESP must start at LBA {ESP_FIRST_LBA}")));
+                }
+                if p.sha256.is_some() {
+                    return Err(invalid(f("sha256"), "the ESP is checked per file, not whole"));
+                }
+                let files = p.files.as_ref().ok_or_else(|| invalid(f("files"), "missing"))?;
+                if files.len() > MAX_FILES {
+                    return Err(invalid(f("files"), format!("more than {MAX_FILES} files")));
+                }
+                let mut prev: Option<&str> = None;
+                for (j, file) in files.iter().enumerate() {
+                    let ff = format!("partitions[{i}].files[{j}]");
+                    if let Some(why) = crate::fat::path_problem(&file.path) {
+                        return Err(invalid(format!("{ff}.path"), why));
+                    }
+                    if prev.is_some_and(|pp| pp >= file.path.as_str()) {
+                        return Err(invalid(format!("{ff}.path"), "files must be sorted and unique"));
+                    }
+                    if file.path == MANIFEST_PATH || file.path == SIGNATURE_PATH {
+                        return Err(invalid(format!("{ff}.path"), "the manifest cannot list itself"));
+                    }
+                    if file.size > p.len() {
+                        return Err(invalid(format!("{ff}.size"), "larger than the partition"));
+                    }
+                    if !is_sha256_hex(&file.sha256) {
+                        return Err(invalid(format!("{ff}.sha256"), "expected 64 lowercase hex digits"));
+                    }
+                    prev = Some(&file.path);
+                }
+            } else {
+                if p.files.is_some() {
+                    return Err(invalid(f("files"), "only the ESP lists files"));
+                }
+                match &p.sha256 {
+                    Some(h) if is_sha256_hex(h) => {}
+                    Some(_) => return Err(invalid(f("sha256"), "expected 64 lowercase hex digits")),
+                    None => return Err(invalid(f("sha256"), "missing")),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> Manifest {
+        let h = "ab".repeat(32);
+        Manifest {
+            format: FORMAT.into(),
+            image_id: "0b6a7f0e-1a2b-4c3d-8e4f-0123456789ab".into(),
+            customer: Customer { id: "stadt-a".into(), name: "Stadt A".into() },
+            version: "1.0".into(),
+            build_time: "2026-01-01T00:00:00Z".into(),
+            build_epoch: 1_767_225_600,
+            rollback_index: 3,
+            key_id: h.clone(),
+            base: Base { name: "demo".into(), version: "1".into() },
+            disk: DiskInfo {
+                guid: "11111111-2222-4333-8444-555555555555".into(),
+                sector_size: 512,
+                min_size_bytes: 8 << 20,
+                partition_entries: 128,
+            },
+            partitions: vec![
+                Partition {
+                    number: 1,
+                    name: "esp".into(),
+                    type_guid: TYPE_ESP.to_string(),
+                    guid: "21111111-2222-4333-8444-555555555555".into(),
+                    first_lba: 2048,
+                    last_lba: 4095,
+                    attributes: 0,
+                    sha256: None,
+                    files: Some(vec![FileEntry { path: "EFI/BOOT/BOOTX64.EFI".into(), size: 3, sha256: h.clone() }]),
+                },
+                Partition {
+                    number: 2,
+                    name: "system".into(),
+                    type_guid: gpt::TYPE_ROOT_X86_64.to_string(),
+                    guid: "31111111-2222-4333-8444-555555555555".into(),
+                    first_lba: 4096,
+                    last_lba: 8191,
+                    attributes: gpt::ATTR_READ_ONLY,
+                    sha256: Some(h),
+                    files: None,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn round_trip_is_byte_stable() {
+        let m = sample();
+        let b = m.to_bytes();
+        let back = Manifest::parse(&b).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(back.to_bytes(), b);
+        assert!(b.ends_with(b"}\n"));
+    }
+
+    #[test]
+    fn invalid_manifests_name_the_field() {
+        type Patch = fn(&mut Manifest);
+        let cases: Vec<(Patch, &str)> = vec![
+            (|m| m.format = "homestick-manifest/9".into(), "format"),
+            (|m| m.image_id = "nope".into(), "image_id"),
+            (|m| m.key_id = "AB".repeat(32), "key_id"),
+            (|m| m.disk.guid = "11111111-2222-4333-8444-55555555555".into(), "disk.guid"),
+            (|m| m.disk.sector_size = 4096, "disk.sector_size"),
+            (|m| m.disk.partition_entries = 4, "disk.partition_entries"),
+            (|m| m.partitions[1].number = 5, "partitions[1].number"),
+            (|m| m.partitions[1].first_lba = 4000, "partitions[1].first_lba"),
+            (|m| m.partitions[1].last_lba = 100_000, "partitions[1].last_lba"),
+            (|m| m.partitions[1].last_lba = 10, "partitions[1].last_lba"),
+            (|m| m.partitions[0].first_lba = 34, "partitions[0].first_lba"),
+            (|m| m.partitions[1].sha256 = None, "partitions[1].sha256"),
+            (|m| m.partitions[0].files = None, "partitions[0].files"),
+            (|m| m.partitions[0].files.as_mut().unwrap()[0].path = "../x".into(), "partitions[0].files[0].path"),
+            (|m| m.partitions[0].files.as_mut().unwrap()[0].size = u64::MAX, "partitions[0].files[0].size"),
+            (|m| m.partitions[1].name = "x".repeat(37), "partitions[1].name"),
+            (|m| m.partitions.clear(), "partitions"),
+        ];
+        for (patch, field) in cases {
+            let mut m = sample();
+            patch(&mut m);
+            match Manifest::parse(&m.to_bytes()) {
+                Err(ManifestError::Invalid { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn hostile_json() {
+        assert!(matches!(Manifest::parse(&vec![b' '; MAX_MANIFEST_BYTES + 1]), Err(ManifestError::TooLarge(_))));
+        let deep = "[".repeat(100_000);
+        assert!(Manifest::parse(deep.as_bytes()).is_err());
+        assert!(Manifest::parse(b"\xff\xfe").is_err());
+        let mut v: serde_json::Value = serde_json::from_slice(&sample().to_bytes()).unwrap();
+        v["extra"] = serde_json::json!(1);
+        assert!(Manifest::parse(v.to_string().as_bytes()).is_err(), "unknown fields are rejected");
+    }
+}

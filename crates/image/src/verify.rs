@@ -1,0 +1,297 @@
+//! Verification of an image or stick against trusted keys.
+//!
+//! Order: find the signed statement at its fixed place (the ESP at LBA 2048), check the
+//! signature, then compare the GPT with the manifest, hash the partitions (in parallel, each
+//! read once) and the ESP files. Nothing from the medium is trusted before the signature holds;
+//! afterwards, every range read comes from the signed manifest, never from the GPT.
+
+use std::path::PathBuf;
+
+use crate::disk::{Disk, SECTOR};
+use crate::fat::{FatReader, ReadLimits};
+use crate::hash::{hash_range, hex};
+use crate::keys::{verify_any, TrustedKey};
+use crate::manifest::{self, Manifest, ESP_FIRST_LBA, MANIFEST_PATH, SIGNATURE_PATH};
+use crate::gpt;
+
+/// Why a target is not trusted, or cannot be judged.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The target cannot be judged: not a homestick image, damaged beyond reading, truncated,
+    /// or unreadable. Exit code 2.
+    #[error("{0}")]
+    Unusable(String),
+    /// The target was judged and is not trusted. Each entry names the partition, file or check.
+    /// Exit code 1.
+    #[error("{}", .failures.join("; "))]
+    Untrusted {
+        /// What failed, in check order.
+        failures: Vec<String>,
+        /// The manifest, when the signature held.
+        manifest: Option<Box<Manifest>>,
+    },
+}
+
+fn untrusted(msg: impl Into<String>) -> VerifyError {
+    VerifyError::Untrusted { failures: vec![msg.into()], manifest: None }
+}
+
+/// Progress reporting for the hashing phase.
+pub trait Progress: Sync {
+    /// Total bytes to be hashed.
+    fn set_total(&self, total: u64);
+    /// `n` more bytes hashed.
+    fn advance(&self, n: u64);
+}
+
+/// No progress output.
+#[derive(Debug, Clone, Copy)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn set_total(&self, _: u64) {}
+    fn advance(&self, _: u64) {}
+}
+
+/// The manifest and signature as found on the medium, not yet checked.
+#[derive(Debug, Clone)]
+pub struct Statement {
+    /// manifest.json bytes.
+    pub manifest: Vec<u8>,
+    /// manifest.sig bytes (any length).
+    pub signature: Vec<u8>,
+}
+
+/// Read manifest.json and manifest.sig from the FAT that starts at LBA 2048.
+pub fn read_statement<D: Disk + ?Sized>(disk: &D) -> Result<Statement, VerifyError> {
+    let off = ESP_FIRST_LBA * SECTOR;
+    if disk.size() <= off {
+        return Err(VerifyError::Unusable(format!(
+            "not a homestick image: {} bytes is too small to hold one (truncated?)",
+            disk.size()
+        )));
+    }
+    let fat = FatReader::open(disk, off, disk.size() - off).map_err(|e| {
+        VerifyError::Unusable(format!("not a homestick image: no readable EFI system partition at LBA {ESP_FIRST_LBA}: {e}"))
+    })?;
+    let manifest = match fat.read(MANIFEST_PATH, manifest::MAX_MANIFEST_BYTES as u64) {
+        Ok(Some(m)) => m,
+        Ok(None) => return Err(VerifyError::Unusable(format!("not a homestick image: the ESP has no {MANIFEST_PATH}"))),
+        Err(e) => return Err(VerifyError::Unusable(format!("ESP: cannot read {MANIFEST_PATH}: {e}"))),
+    };
+    let signature = match fat.read(SIGNATURE_PATH, 4096) {
+        Ok(Some(s)) => s,
+        Ok(None) => return Err(untrusted(format!("ESP: {SIGNATURE_PATH} is missing: the image is not signed"))),
+        Err(e) => return Err(untrusted(format!("ESP: {SIGNATURE_PATH}: {e}"))),
+    };
+    Ok(Statement { manifest, signature })
+}
+
+/// A successful verification.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The signed manifest.
+    pub manifest: Manifest,
+    /// Id of the key that signed it.
+    pub key_id: String,
+    /// The trusted key file it matched.
+    pub key_source: PathBuf,
+    /// Findings that do not break trust (files on the ESP that the manifest does not list).
+    pub warnings: Vec<String>,
+}
+
+/// Check the signature of `st` and parse the manifest it covers.
+pub fn check_statement<'k>(st: &Statement, keys: &'k [TrustedKey]) -> Result<(Manifest, &'k TrustedKey), VerifyError> {
+    let sig: [u8; 64] = st.signature.as_slice().try_into().map_err(|_| {
+        untrusted(format!("{SIGNATURE_PATH}: {} bytes, an Ed25519 signature has 64", st.signature.len()))
+    })?;
+    let key = verify_any(keys, &st.manifest, &sig).ok_or_else(|| {
+        let ids: Vec<&str> = keys.iter().map(|k| &k.id[..16]).collect();
+        untrusted(format!(
+            "signature: {SIGNATURE_PATH} does not verify {MANIFEST_PATH} with any trusted key (key ids {})",
+            ids.join(", ")
+        ))
+    })?;
+    let m = Manifest::parse(&st.manifest)
+        .map_err(|e| VerifyError::Unusable(format!("signed manifest is not usable by this homestick: {e}")))?;
+    if m.key_id != key.id {
+        return Err(untrusted(format!(
+            "manifest: key_id {} does not match the key that signed it ({})",
+            m.key_id, key.id
+        )));
+    }
+    Ok((m, key))
+}
+
+/// Compare the primary GPT with the manifest. Returns the failures.
+pub fn check_gpt<D: Disk + ?Sized>(disk: &D, m: &Manifest) -> Vec<String> {
+    let g = match gpt::read_primary(disk) {
+        Ok(g) => g,
+        Err(e) => return vec![format!("GPT: {e}")],
+    };
+    let mut fails = Vec::new();
+    let h = &g.header;
+    let last_part = m.partitions.last().map_or(0, |p| p.last_lba);
+    let disk_sectors = disk.size() / SECTOR;
+    if !h.header_crc_ok {
+        fails.push("GPT header: CRC32 mismatch".into());
+    }
+    if h.disk_guid.to_string() != m.disk.guid {
+        fails.push(format!("GPT header: disk GUID is {}, the signed manifest says {}", h.disk_guid, m.disk.guid));
+    }
+    if h.current_lba != 1 || h.entries_lba != 2 || h.num_entries != m.disk.partition_entries {
+        fails.push(format!(
+            "GPT header: entry array at LBA {} with {} entries, expected LBA 2 with {}",
+            h.entries_lba, h.num_entries, m.disk.partition_entries
+        ));
+    }
+    if h.first_usable_lba > m.partitions[0].first_lba || h.last_usable_lba < last_part || h.last_usable_lba >= disk_sectors {
+        fails.push(format!(
+            "GPT header: usable range {}..={} does not fit the signed partitions (..={last_part}) and the disk",
+            h.first_usable_lba, h.last_usable_lba
+        ));
+    }
+    let mut entry_failed = false;
+    for p in &m.partitions {
+        let Some(e) = g.entries.get(p.number as usize - 1) else {
+            fails.push(format!("GPT entry {}: missing", p.label()));
+            entry_failed = true;
+            continue;
+        };
+        if e.raw[..] == p.gpt_entry()[..] {
+            continue;
+        }
+        entry_failed = true;
+        let mut what = Vec::new();
+        if e.type_guid != p.type_uuid() {
+            what.push(format!("type {} (signed: {})", e.type_guid, p.type_guid));
+        }
+        if e.guid != p.uuid() {
+            what.push(format!("unique GUID {} (signed: {})", e.guid, p.guid));
+        }
+        if e.first_lba != p.first_lba || e.last_lba != p.last_lba {
+            what.push(format!("LBA {}..={} (signed: {}..={})", e.first_lba, e.last_lba, p.first_lba, p.last_lba));
+        }
+        if e.attributes != p.attributes {
+            what.push(format!("attributes {:#x} (signed: {:#x})", e.attributes, p.attributes));
+        }
+        if what.is_empty() {
+            what.push(format!("name {:?} (signed: {:?})", e.name, p.name));
+        }
+        fails.push(format!("GPT entry {}: {}", p.label(), what.join(", ")));
+    }
+    for e in g.entries.iter().skip(m.partitions.len()) {
+        if e.raw.iter().any(|&b| b != 0) {
+            entry_failed = true;
+            fails.push(format!(
+                "GPT entry {}: not in the signed manifest (type {}, LBA {}..={})",
+                e.number, e.type_guid, e.first_lba, e.last_lba
+            ));
+        }
+    }
+    if !entry_failed && !g.entries_crc_ok {
+        fails.push("GPT header: partition entry array CRC32 mismatch".into());
+    }
+    fails
+}
+
+/// Hash every whole-partition range and every ESP file named in `m`, in parallel. Returns
+/// (failures, warnings).
+pub fn check_contents<D: Disk + ?Sized>(disk: &D, m: &Manifest, progress: &dyn Progress) -> (Vec<String>, Vec<String>) {
+    let hashed: Vec<&manifest::Partition> = m.partitions.iter().filter(|p| p.sha256.is_some()).collect();
+    let esp_files = m.esp().and_then(|p| p.files.as_ref());
+    let total: u64 = hashed.iter().map(|p| p.len()).sum::<u64>()
+        + esp_files.map_or(0, |f| f.iter().map(|f| f.size).sum::<u64>());
+    progress.set_total(total);
+    let advance = |n: u64| progress.advance(n);
+    std::thread::scope(|s| {
+        let part_jobs: Vec<_> = hashed
+            .iter()
+            .map(|p| {
+                let advance = &advance;
+                s.spawn(move || {
+                    let want = p.sha256.as_deref().unwrap_or_default();
+                    match hash_range(disk, p.offset(), p.len(), advance) {
+                        Ok(h) if hex(&h) == want => None,
+                        Ok(h) => Some(format!(
+                            "partition {}: SHA-256 of sectors {}..={} is {}, the signed manifest says {}",
+                            p.label(), p.first_lba, p.last_lba, hex(&h), want
+                        )),
+                        Err(e) => Some(format!("partition {}: cannot read: {e}", p.label())),
+                    }
+                })
+            })
+            .collect();
+        let esp_job = s.spawn(|| check_esp_files(disk, m, &advance));
+        let mut fails: Vec<String> = Vec::new();
+        let (esp_fails, warnings) = esp_job.join().unwrap_or_else(|_| (vec!["ESP: checker crashed".into()], vec![]));
+        for j in part_jobs {
+            if let Some(f) = j.join().unwrap_or_else(|_| Some("partition: checker crashed".into())) {
+                fails.push(f);
+            }
+        }
+        fails.extend(esp_fails);
+        (fails, warnings)
+    })
+}
+
+fn check_esp_files<D: Disk + ?Sized>(disk: &D, m: &Manifest, advance: &(dyn Fn(u64) + Sync)) -> (Vec<String>, Vec<String>) {
+    let Some(esp) = m.esp() else { return (vec!["manifest: no ESP entry".into()], vec![]) };
+    let listed = esp.files.as_deref().unwrap_or_default();
+    let fat = match FatReader::open(disk, esp.offset(), esp.len()) {
+        Ok(f) => f,
+        Err(e) => return (vec![format!("partition {}: FAT unreadable: {e}", esp.label())], vec![]),
+    };
+    let mut fails = Vec::new();
+    for f in listed {
+        match fat.hash(&f.path, f.size) {
+            Ok(Some((h, n))) if n == f.size && hex(&h) == f.sha256 => {}
+            Ok(Some((_, n))) if n != f.size => {
+                fails.push(format!("ESP file {}: {n} bytes, the signed manifest says {}", f.path, f.size))
+            }
+            Ok(Some((h, _))) => fails.push(format!(
+                "ESP file {}: SHA-256 is {}, the signed manifest says {}",
+                f.path, hex(&h), f.sha256
+            )),
+            Ok(None) => fails.push(format!("ESP file {}: missing", f.path)),
+            Err(e) => fails.push(format!("ESP file {}: {e}", f.path)),
+        }
+        advance(f.size);
+    }
+    let mut warnings = Vec::new();
+    match fat.list(ReadLimits::default()) {
+        Ok(all) => {
+            for f in all {
+                let known = f.path == MANIFEST_PATH
+                    || f.path == SIGNATURE_PATH
+                    || listed.binary_search_by(|l| l.path.as_str().cmp(&f.path)).is_ok();
+                if !known {
+                    warnings.push(format!("ESP file {}: not listed in the signed manifest ({} bytes)", f.path, f.size));
+                }
+            }
+        }
+        Err(e) => fails.push(format!("partition {}: cannot list files: {e}", esp.label())),
+    }
+    (fails, warnings)
+}
+
+/// Verify `disk` against `keys`: the full check.
+pub fn verify<D: Disk + ?Sized>(disk: &D, keys: &[TrustedKey], progress: &dyn Progress) -> Result<Verified, VerifyError> {
+    let st = read_statement(disk)?;
+    let (m, key) = check_statement(&st, keys)?;
+    if disk.size() < m.disk.min_size_bytes {
+        return Err(VerifyError::Unusable(format!(
+            "the target is {} bytes but the signed image needs {}: truncated?",
+            disk.size(),
+            m.disk.min_size_bytes
+        )));
+    }
+    let mut failures = check_gpt(disk, &m);
+    let (content_fails, warnings) = check_contents(disk, &m, progress);
+    failures.extend(content_fails);
+    if !failures.is_empty() {
+        return Err(VerifyError::Untrusted { failures, manifest: Some(Box::new(m)) });
+    }
+    Ok(Verified { manifest: m, key_id: key.id.clone(), key_source: key.source.clone(), warnings })
+}
