@@ -64,10 +64,17 @@ impl FileDisk {
         let mut file = File::open(path)?;
         let meta = file.metadata()?;
         if meta.is_dir() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "is a directory"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "is a directory",
+            ));
         }
         let size = file.seek(SeekFrom::End(0))?;
-        Ok(FileDisk { file, size, path: path.to_path_buf() })
+        Ok(FileDisk {
+            file,
+            size,
+            path: path.to_path_buf(),
+        })
     }
 
     /// The path this disk was opened from.
@@ -102,7 +109,12 @@ impl<'a, D: Disk + ?Sized> Window<'a, D> {
     pub fn new(disk: &'a D, start: u64, len: u64) -> Self {
         let start = start.min(disk.size());
         let len = len.min(disk.size() - start);
-        Window { disk, start, len, pos: 0 }
+        Window {
+            disk,
+            start,
+            len,
+            pos: 0,
+        }
     }
 }
 
@@ -118,7 +130,8 @@ impl<D: Disk + ?Sized> Read for Window<'_, D> {
             return Ok(0);
         }
         let n = (buf.len() as u64).min(self.len - self.pos) as usize;
-        self.disk.read_exact_at(&mut buf[..n], self.start + self.pos)?;
+        self.disk
+            .read_exact_at(&mut buf[..n], self.start + self.pos)?;
         self.pos += n as u64;
         Ok(n)
     }
@@ -136,14 +149,20 @@ impl<D: Disk + ?Sized> Seek for Window<'_, D> {
                 self.pos = p;
                 Ok(p)
             }
-            None => Err(io::Error::new(io::ErrorKind::InvalidInput, "seek out of range")),
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek out of range",
+            )),
         }
     }
 }
 
 impl<D: Disk + ?Sized> Write for Window<'_, D> {
     fn write(&mut self, _buf: &[u8]) -> io::Result<usize> {
-        Err(io::Error::new(io::ErrorKind::PermissionDenied, "read-only medium"))
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "read-only medium",
+        ))
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())

@@ -7,7 +7,9 @@
 
 use std::io::{self, Cursor, Read, Seek, SeekFrom, Write};
 
-use fatfs::{Date, DateTime, FatType, FileSystem, FormatVolumeOptions, FsOptions, Time, TimeProvider};
+use fatfs::{
+    Date, DateTime, FatType, FileSystem, FormatVolumeOptions, FsOptions, Time, TimeProvider,
+};
 
 use crate::disk::{Disk, Window, SECTOR};
 
@@ -48,9 +50,14 @@ pub fn path_problem(path: &str) -> Option<String> {
             return Some(format!("path component {comp:?} is not allowed"));
         }
         if comp.ends_with('.') || comp.ends_with(' ') || comp.starts_with(' ') {
-            return Some(format!("{comp:?}: FAT names cannot start with a space or end in a dot or space"));
+            return Some(format!(
+                "{comp:?}: FAT names cannot start with a space or end in a dot or space"
+            ));
         }
-        if let Some(c) = comp.chars().find(|c| c.is_control() || "\"*:<>?\\|".contains(*c)) {
+        if let Some(c) = comp
+            .chars()
+            .find(|c| c.is_control() || "\"*:<>?\\|".contains(*c))
+        {
             return Some(format!("{comp:?}: character {c:?} is not allowed on FAT"));
         }
     }
@@ -76,7 +83,14 @@ pub fn utc_fields(epoch: i64) -> (i64, u32, u32, u32, u32, u32) {
     let days = epoch.div_euclid(86_400);
     let secs = epoch.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    (y, m, d, (secs / 3600) as u32, (secs / 60 % 60) as u32, (secs % 60) as u32)
+    (
+        y,
+        m,
+        d,
+        (secs / 3600) as u32,
+        (secs / 60 % 60) as u32,
+        (secs % 60) as u32,
+    )
 }
 
 /// RFC 3339 UTC form of a Unix time, e.g. `2026-11-23T19:25:00Z`.
@@ -109,14 +123,28 @@ fn dos_time(epoch: i64) -> DateTime {
         (y, mo, d, h, mi, s & !1)
     };
     DateTime {
-        date: Date { year: y as u16, month: mo as u16, day: d as u16 },
-        time: Time { hour: h as u16, min: mi as u16, sec: s as u16, millis: 0 },
+        date: Date {
+            year: y as u16,
+            month: mo as u16,
+            day: d as u16,
+        },
+        time: Time {
+            hour: h as u16,
+            min: mi as u16,
+            sec: s as u16,
+            millis: 0,
+        },
     }
 }
 
 fn label_bytes(label: &str) -> [u8; 11] {
     let mut b = [b' '; 11];
-    for (i, c) in label.bytes().filter(u8::is_ascii_graphic).take(11).enumerate() {
+    for (i, c) in label
+        .bytes()
+        .filter(u8::is_ascii_graphic)
+        .take(11)
+        .enumerate()
+    {
         b[i] = c.to_ascii_uppercase();
     }
     b
@@ -125,7 +153,10 @@ fn label_bytes(label: &str) -> [u8; 11] {
 /// Build a FAT volume holding `files` (in any order: they are sorted here) and return its bytes.
 pub fn build(spec: &FatSpec, files: &[FatFile]) -> io::Result<Vec<u8>> {
     if spec.size % SECTOR != 0 || spec.size > u64::from(u32::MAX) * SECTOR {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "bad FAT volume size"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "bad FAT volume size",
+        ));
     }
     let mut img = Cursor::new(vec![0u8; spec.size as usize]);
     let mut opts = FormatVolumeOptions::new()
@@ -136,6 +167,21 @@ pub fn build(spec: &FatSpec, files: &[FatFile]) -> io::Result<Vec<u8>> {
         // FAT32 needs at least 65525 clusters: 512-byte clusters up to 256 MiB volumes.
         let cluster = if spec.size >= 300 << 20 { 4096 } else { 512 };
         opts = opts.fat_type(FatType::Fat32).bytes_per_cluster(cluster);
+    } else {
+        // FAT16 (never FAT12, which the repair pass does not walk): 4085..65524 clusters.
+        let mut cluster = 512u64;
+        while spec.size / cluster > 65_000 {
+            cluster *= 2;
+        }
+        if spec.size / cluster < 4_200 || cluster > 32 << 10 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "FAT16 volume must be 2.1 MiB to 2 GiB",
+            ));
+        }
+        opts = opts
+            .fat_type(FatType::Fat16)
+            .bytes_per_cluster(cluster as u32);
     }
     fatfs::format_volume(&mut img, opts)?;
     img.seek(SeekFrom::Start(0))?;
@@ -146,31 +192,204 @@ pub fn build(spec: &FatSpec, files: &[FatFile]) -> io::Result<Vec<u8>> {
         let mut sorted: Vec<&FatFile> = files.iter().collect();
         sorted.sort_by(|a, b| a.path.cmp(&b.path));
         {
-        let root = fs.root_dir();
-        for f in sorted {
-            let (dirs, name) = match f.path.rsplit_once('/') {
-                Some((d, n)) => (Some(d), n),
-                None => (None, f.path.as_str()),
-            };
-            let dir = match dirs {
-                Some(d) => {
-                    let mut cur = root.clone();
-                    for comp in d.split('/') {
-                        cur = cur.create_dir(comp)?;
+            let root = fs.root_dir();
+            for f in sorted {
+                let (dirs, name) = match f.path.rsplit_once('/') {
+                    Some((d, n)) => (Some(d), n),
+                    None => (None, f.path.as_str()),
+                };
+                let dir = match dirs {
+                    Some(d) => {
+                        let mut cur = root.clone();
+                        for comp in d.split('/') {
+                            cur = cur.create_dir(comp)?;
+                        }
+                        cur
                     }
-                    cur
-                }
-                None => root.clone(),
-            };
-            let mut file = dir.create_file(name)?;
-            file.truncate()?;
-            file.write_all(&f.data)?;
-            file.flush()?;
-        }
+                    None => root.clone(),
+                };
+                let mut file = dir.create_file(name)?;
+                file.truncate()?;
+                file.write_all(&f.data)?;
+                file.flush()?;
+            }
         }
         fs.unmount()?;
     }
-    Ok(img.into_inner())
+    let mut bytes = img.into_inner();
+    repair(&mut bytes)?;
+    Ok(bytes)
+}
+
+fn le16(b: &[u8], at: usize) -> u64 {
+    u64::from(u16::from_le_bytes([b[at], b[at + 1]]))
+}
+
+fn le32(b: &[u8], at: usize) -> u64 {
+    u64::from(u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]))
+}
+
+fn bad_data(msg: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.to_string())
+}
+
+/// Geometry of a FAT16/FAT32 volume, from its boot sector.
+struct Geometry {
+    fat32: bool,
+    cluster_bytes: usize,
+    fat_offset: usize,
+    data_offset: usize,
+    clusters: u64,
+    root_cluster: u64,
+    root_dir: (usize, usize),
+    fsinfo: usize,
+}
+
+impl Geometry {
+    fn read(b: &[u8]) -> io::Result<Geometry> {
+        if b.len() < 512 || le16(b, 11) != 512 {
+            return Err(bad_data("FAT repair: not a 512-byte-sector volume"));
+        }
+        let spc = b[13] as u64;
+        let reserved = le16(b, 14);
+        let nfats = b[16] as u64;
+        let root_entries = le16(b, 17);
+        let total = if le16(b, 19) != 0 {
+            le16(b, 19)
+        } else {
+            le32(b, 32)
+        };
+        let fat32 = le16(b, 22) == 0;
+        let fat_sectors = if fat32 { le32(b, 36) } else { le16(b, 22) };
+        let root_sectors = (root_entries * 32).div_ceil(512);
+        let data_start = reserved + nfats * fat_sectors + root_sectors;
+        if spc == 0 || data_start >= total || total * 512 > b.len() as u64 {
+            return Err(bad_data("FAT repair: inconsistent boot sector"));
+        }
+        Ok(Geometry {
+            fat32,
+            cluster_bytes: (spc * 512) as usize,
+            fat_offset: (reserved * 512) as usize,
+            data_offset: (data_start * 512) as usize,
+            clusters: (total - data_start) / spc,
+            root_cluster: if fat32 { le32(b, 44) } else { 0 },
+            root_dir: (
+                ((reserved + nfats * fat_sectors) * 512) as usize,
+                (root_sectors * 512) as usize,
+            ),
+            fsinfo: if fat32 {
+                (le16(b, 48) * 512) as usize
+            } else {
+                0
+            },
+        })
+    }
+
+    fn next(&self, b: &[u8], c: u64) -> Option<u64> {
+        let n = if self.fat32 {
+            le32(b, self.fat_offset + c as usize * 4) & 0x0FFF_FFFF
+        } else {
+            le16(b, self.fat_offset + c as usize * 2)
+        };
+        let end = if self.fat32 { 0x0FFF_FFF8 } else { 0xFFF8 };
+        (n >= 2 && n < end && n < self.clusters + 2).then_some(n)
+    }
+
+    fn cluster_range(&self, c: u64) -> std::ops::Range<usize> {
+        let start = self.data_offset + (c as usize - 2) * self.cluster_bytes;
+        start..start + self.cluster_bytes
+    }
+
+    /// Byte ranges of a directory's clusters (bounded against cycles).
+    fn dir_ranges(&self, b: &[u8], first: u64) -> Vec<std::ops::Range<usize>> {
+        let mut out = Vec::new();
+        let mut c = Some(first);
+        while let Some(cl) = c {
+            if out.len() as u64 > self.clusters {
+                break;
+            }
+            out.push(self.cluster_range(cl));
+            c = self.next(b, cl);
+        }
+        out
+    }
+}
+
+/// Repair what fatfs 0.3 gets wrong (fixed in its unreleased 0.4), so that fsck.fat is clean:
+/// it writes "." and ".." through the long-name path (an LFN entry before each), and on FAT32
+/// gives ".." of a top-level directory the root's cluster instead of 0; it also leaves the
+/// FSInfo free-cluster count unset. Deterministic, so reproducibility holds.
+fn repair(b: &mut [u8]) -> io::Result<()> {
+    let g = Geometry::read(b)?;
+    // Directories to visit: (first cluster, parent is root).
+    let mut stack: Vec<(u64, bool)> = Vec::new();
+    let root_ranges = if g.fat32 {
+        g.dir_ranges(b, g.root_cluster)
+    } else {
+        vec![g.root_dir.0..g.root_dir.0 + g.root_dir.1]
+    };
+    let push_children = |b: &[u8],
+                         ranges: &[std::ops::Range<usize>],
+                         parent_is_root: bool,
+                         stack: &mut Vec<(u64, bool)>| {
+        for r in ranges {
+            for e in b[r.clone()].chunks_exact(32) {
+                if e[0] == 0 {
+                    return;
+                }
+                let is_dir = e[11] & 0x10 != 0 && e[11] != 0x0F;
+                if e[0] == 0xE5 || !is_dir || e[0] == b'.' {
+                    continue;
+                }
+                let cl = (le16(e, 20) << 16) | le16(e, 26);
+                if cl >= 2 && cl < g.clusters + 2 {
+                    stack.push((cl, parent_is_root));
+                }
+            }
+        }
+    };
+    push_children(b, &root_ranges, true, &mut stack);
+    let mut visited = 0u64;
+    while let Some((cl, parent_is_root)) = stack.pop() {
+        visited += 1;
+        if visited > g.clusters {
+            return Err(bad_data("FAT repair: directory cycle"));
+        }
+        let r = g.cluster_range(cl);
+        let d = &mut b[r.clone()];
+        let lfn = |e: &[u8]| e[11] == 0x0F;
+        if d.len() >= 128
+            && lfn(&d[0..32])
+            && &d[32..43] == b".          "
+            && lfn(&d[64..96])
+            && &d[96..107] == b"..         "
+        {
+            let dot: Vec<u8> = d[32..64].to_vec();
+            let dotdot: Vec<u8> = d[96..128].to_vec();
+            d[0..32].copy_from_slice(&dot);
+            d[32..64].copy_from_slice(&dotdot);
+            for slot in [64..96, 96..128] {
+                d[slot.clone()].fill(0);
+                d[slot.start] = 0xE5;
+            }
+        }
+        if parent_is_root && &d[32..43] == b"..         " {
+            d[32 + 20..32 + 22].fill(0);
+            d[32 + 26..32 + 28].fill(0);
+        }
+        let ranges = g.dir_ranges(b, cl);
+        push_children(b, &ranges, false, &mut stack);
+    }
+    if g.fat32 && g.fsinfo > 0 && g.fsinfo + 512 <= b.len() && le32(b, g.fsinfo) == 0x4161_5252 {
+        let free: Vec<u64> = (2..g.clusters + 2)
+            .filter(|&c| le32(b, g.fat_offset + c as usize * 4) & 0x0FFF_FFFF == 0)
+            .collect();
+        let count = free.len() as u32;
+        let next = free.first().copied().unwrap_or(0xFFFF_FFFF) as u32;
+        b[g.fsinfo + 488..g.fsinfo + 492].copy_from_slice(&count.to_le_bytes());
+        b[g.fsinfo + 492..g.fsinfo + 496].copy_from_slice(&next.to_le_bytes());
+    }
+    Ok(())
 }
 
 /// Limits for reading an untrusted FAT.
@@ -184,7 +403,10 @@ pub struct ReadLimits {
 
 impl Default for ReadLimits {
     fn default() -> Self {
-        ReadLimits { max_depth: 16, max_entries: 10_000 }
+        ReadLimits {
+            max_depth: 16,
+            max_entries: 10_000,
+        }
     }
 }
 
@@ -234,7 +456,11 @@ impl<'a, D: Disk + ?Sized> FatReader<'a, D> {
                 if name == "." || name == ".." {
                     continue;
                 }
-                let path = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+                let path = if prefix.is_empty() {
+                    name
+                } else {
+                    format!("{prefix}/{name}")
+                };
                 if entry.is_dir() {
                     if depth + 1 > limits.max_depth {
                         return Err(io::Error::new(
@@ -244,7 +470,10 @@ impl<'a, D: Disk + ?Sized> FatReader<'a, D> {
                     }
                     stack.push((entry.to_dir(), path, depth + 1));
                 } else if entry.is_file() {
-                    out.push(ListedFile { path, size: entry.len() });
+                    out.push(ListedFile {
+                        path,
+                        size: entry.len(),
+                    });
                 }
             }
         }
@@ -260,7 +489,9 @@ impl<'a, D: Disk + ?Sized> FatReader<'a, D> {
             Err(e) => return Err(e),
         };
         let mut data = Vec::new();
-        let n = Read::by_ref(&mut file).take(max + 1).read_to_end(&mut data)?;
+        let n = Read::by_ref(&mut file)
+            .take(max + 1)
+            .read_to_end(&mut data)?;
         if n as u64 > max {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -288,7 +519,10 @@ impl<'a, D: Disk + ?Sized> FatReader<'a, D> {
             }
             total += n as u64;
             if total > max {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "file larger than expected"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "file larger than expected",
+                ));
             }
             h.update(&buf[..n]);
         }
@@ -301,15 +535,33 @@ mod tests {
     use super::*;
 
     fn spec(size: u64, fat32: bool) -> FatSpec {
-        FatSpec { size, fat32, label: "TEST".into(), volume_id: 0x1234_5678, epoch: 1_700_000_000 }
+        FatSpec {
+            size,
+            fat32,
+            label: "TEST".into(),
+            volume_id: 0x1234_5678,
+            epoch: 1_700_000_000,
+        }
     }
 
     fn files() -> Vec<FatFile> {
         vec![
-            FatFile { path: "b/z.txt".into(), data: b"zz".to_vec() },
-            FatFile { path: "EFI/BOOT/BOOTX64.EFI".into(), data: vec![7u8; 100_000] },
-            FatFile { path: "a.txt".into(), data: b"hello".to_vec() },
-            FatFile { path: "b/A long name with spaces.conf".into(), data: vec![] },
+            FatFile {
+                path: "b/z.txt".into(),
+                data: b"zz".to_vec(),
+            },
+            FatFile {
+                path: "EFI/BOOT/BOOTX64.EFI".into(),
+                data: vec![7u8; 100_000],
+            },
+            FatFile {
+                path: "a.txt".into(),
+                data: b"hello".to_vec(),
+            },
+            FatFile {
+                path: "b/A long name with spaces.conf".into(),
+                data: vec![],
+            },
         ]
     }
 
@@ -331,17 +583,31 @@ mod tests {
             let mut rev = files();
             rev.reverse();
             let b = build(&spec(size, fat32), &rev).unwrap();
-            assert!(a == b, "same files in another order must give the same bytes");
+            assert!(
+                a == b,
+                "same files in another order must give the same bytes"
+            );
             let r = FatReader::open(&a, 0, size).unwrap();
             let listed = r.list(ReadLimits::default()).unwrap();
             let paths: Vec<_> = listed.iter().map(|f| f.path.as_str()).collect();
-            assert_eq!(paths, ["EFI/BOOT/BOOTX64.EFI", "a.txt", "b/A long name with spaces.conf", "b/z.txt"]);
+            assert_eq!(
+                paths,
+                [
+                    "EFI/BOOT/BOOTX64.EFI",
+                    "a.txt",
+                    "b/A long name with spaces.conf",
+                    "b/z.txt"
+                ]
+            );
             assert_eq!(r.read("a.txt", 100).unwrap().unwrap(), b"hello");
             assert!(r.read("EFI/BOOT/BOOTX64.EFI", 10).is_err());
             assert!(r.read("missing", 10).unwrap().is_none());
             let (h, n) = r.hash("EFI/BOOT/BOOTX64.EFI", 1 << 20).unwrap().unwrap();
             assert_eq!(n, 100_000);
-            assert_eq!(crate::hash::hex(&h), crate::hash::sha256_hex(&vec![7u8; 100_000]));
+            assert_eq!(
+                crate::hash::hex(&h),
+                crate::hash::sha256_hex(&vec![7u8; 100_000])
+            );
         }
     }
 
@@ -349,14 +615,33 @@ mod tests {
     fn list_limits_hold() {
         let img = build(&spec(4 << 20, false), &files()).unwrap();
         let r = FatReader::open(&img, 0, img.len() as u64).unwrap();
-        assert!(r.list(ReadLimits { max_depth: 1, max_entries: 100 }).is_err());
-        assert!(r.list(ReadLimits { max_depth: 16, max_entries: 3 }).is_err());
+        assert!(r
+            .list(ReadLimits {
+                max_depth: 1,
+                max_entries: 100
+            })
+            .is_err());
+        assert!(r
+            .list(ReadLimits {
+                max_depth: 16,
+                max_entries: 3
+            })
+            .is_err());
     }
 
     #[test]
     fn path_rules() {
         assert!(path_problem("EFI/BOOT/BOOTX64.EFI").is_none());
-        for bad in ["", "a//b", "../x", "a/./b", "x:y", "tab\there", "dot.", "q?"] {
+        for bad in [
+            "",
+            "a//b",
+            "../x",
+            "a/./b",
+            "x:y",
+            "tab\there",
+            "dot.",
+            "q?",
+        ] {
             assert!(path_problem(bad).is_some(), "{bad:?}");
         }
     }

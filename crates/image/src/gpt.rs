@@ -114,7 +114,9 @@ pub struct Gpt {
 impl Gpt {
     /// Entries whose bytes are not all zero.
     pub fn used(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.iter().filter(|e| e.raw.iter().any(|&b| b != 0))
+        self.entries
+            .iter()
+            .filter(|e| e.raw.iter().any(|&b| b != 0))
     }
 }
 
@@ -180,7 +182,9 @@ pub fn read_primary<D: Disk + ?Sized>(disk: &D) -> Result<Gpt, GptError> {
     }
     let header_size = u32le(&hb, 12);
     if !(92..=SECTOR as u32).contains(&header_size) {
-        return Err(GptError::BadHeader(format!("header size {header_size} is not in 92..=512")));
+        return Err(GptError::BadHeader(format!(
+            "header size {header_size} is not in 92..=512"
+        )));
     }
     let stored_crc = u32le(&hb, 16);
     let mut crc_buf = hb[..header_size as usize].to_vec();
@@ -239,7 +243,11 @@ pub fn read_primary<D: Disk + ?Sized>(disk: &D) -> Result<Gpt, GptError> {
             raw: raw.to_vec(),
         })
         .collect();
-    Ok(Gpt { header, entries, entries_crc_ok })
+    Ok(Gpt {
+        header,
+        entries,
+        entries_crc_ok,
+    })
 }
 
 /// One partition for [`write`].
@@ -268,10 +276,10 @@ pub fn write<D: Read + Write + Seek + std::fmt::Debug>(
     partitions: &[NewPartition],
 ) -> Result<D, String> {
     let mut device = device;
-    let pmbr = gpt::mbr::ProtectiveMBR::with_lb_size(
-        u32::try_from(total_sectors - 1).unwrap_or(u32::MAX),
-    );
-    pmbr.overwrite_lba0(&mut device).map_err(|e| format!("protective MBR: {e}"))?;
+    let pmbr =
+        gpt::mbr::ProtectiveMBR::with_lb_size(u32::try_from(total_sectors - 1).unwrap_or(u32::MAX));
+    pmbr.overwrite_lba0(&mut device)
+        .map_err(|e| format!("protective MBR: {e}"))?;
     let mut disk = gpt::GptConfig::new()
         .writable(true)
         .logical_block_size(gpt::disk::LogicalBlockSize::Lb512)
@@ -294,7 +302,8 @@ pub fn write<D: Read + Write + Seek + std::fmt::Debug>(
             },
         );
     }
-    disk.update_partitions(map).map_err(|e| format!("GPT entries: {e}"))?;
+    disk.update_partitions(map)
+        .map_err(|e| format!("GPT entries: {e}"))?;
     disk.write().map_err(|e| format!("writing GPT: {e}"))
 }
 
@@ -324,7 +333,9 @@ mod tests {
                 name: "profile".into(),
             },
         ];
-        write(dev, total, Uuid::from_u128(0xabc), &parts).unwrap().into_inner()
+        write(dev, total, Uuid::from_u128(0xabc), &parts)
+            .unwrap()
+            .into_inner()
     }
 
     #[test]
@@ -341,8 +352,15 @@ mod tests {
         assert_eq!(used[1].attributes, ATTR_READ_ONLY);
         assert_eq!(
             used[1].raw,
-            encode_entry(TYPE_HOMESTICK_PROFILE, Uuid::from_u128(2), 4096, 6143, ATTR_READ_ONLY, "profile")
-                .to_vec()
+            encode_entry(
+                TYPE_HOMESTICK_PROFILE,
+                Uuid::from_u128(2),
+                4096,
+                6143,
+                ATTR_READ_ONLY,
+                "profile"
+            )
+            .to_vec()
         );
         assert_eq!(img[510..512], [0x55, 0xAA]);
         assert_eq!(img[450], 0xEE);
@@ -364,12 +382,18 @@ mod tests {
     #[test]
     fn hostile_headers_are_errors_not_panics() {
         let good = sample();
-        assert!(matches!(read_primary(&good[..1000]), Err(GptError::TooSmall(_))));
-        assert!(matches!(read_primary(&vec![0u8; 1 << 20]), Err(GptError::NoSignature)));
+        assert!(matches!(
+            read_primary(&good[..1000]),
+            Err(GptError::TooSmall(_))
+        ));
+        assert!(matches!(
+            read_primary(&vec![0u8; 1 << 20]),
+            Err(GptError::NoSignature)
+        ));
         let cases: &[(usize, &[u8])] = &[
-            (512 + 12, &[0xff, 0xff, 0, 0]),             // header size
-            (512 + 84, &[64, 0, 0, 0]),                  // entry size
-            (512 + 80, &[0xff, 0xff, 0xff, 0xff]),       // number of entries
+            (512 + 12, &[0xff, 0xff, 0, 0]),       // header size
+            (512 + 84, &[64, 0, 0, 0]),            // entry size
+            (512 + 80, &[0xff, 0xff, 0xff, 0xff]), // number of entries
             (512 + 72, &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]), // array LBA
             (512 + 72, &[0xf0, 0x3f, 0, 0, 0, 0, 0, 0]), // array near the end
         ];

@@ -40,7 +40,10 @@ pub fn hash_range<D: Disk + ?Sized>(
         .checked_add(len)
         .filter(|&e| e <= disk.size())
         .ok_or_else(|| {
-            io::Error::new(io::ErrorKind::UnexpectedEof, "range passes the end of the target")
+            io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "range passes the end of the target",
+            )
         })?;
     if len <= BLOCK as u64 {
         let mut buf = vec![0u8; len as usize];
@@ -58,7 +61,9 @@ pub fn hash_range<D: Disk + ?Sized>(
         let reader = s.spawn(move || -> io::Result<()> {
             let mut pos = offset;
             while pos < end {
-                let Ok(mut buf) = empty_rx.recv() else { return Ok(()) };
+                let Ok(mut buf) = empty_rx.recv() else {
+                    return Ok(());
+                };
                 let n = ((end - pos) as usize).min(BLOCK);
                 disk.read_exact_at(&mut buf[..n], pos)?;
                 pos += n as u64;
@@ -100,7 +105,9 @@ mod tests {
 
     #[test]
     fn pipelined_equals_one_shot() {
-        let data: Vec<u8> = (0..(BLOCK * 2 + 12345)).map(|i| (i * 7 % 251) as u8).collect();
+        let data: Vec<u8> = (0..(BLOCK * 2 + 12345))
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
         let want: [u8; 32] = Sha256::digest(&data[100..]).into();
         let got = hash_range(&data, 100, data.len() as u64 - 100, &|_| {}).unwrap();
         assert_eq!(got, want);

@@ -37,7 +37,10 @@ pub enum KeyError {
 }
 
 fn bad(path: &Path, reason: impl Into<String>) -> KeyError {
-    KeyError::Bad { path: path.to_path_buf(), reason: reason.into() }
+    KeyError::Bad {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
 }
 
 /// A public key trusted for verification, and where it came from.
@@ -53,7 +56,10 @@ pub struct TrustedKey {
 
 /// The key id of a public key.
 pub fn key_id(key: &VerifyingKey) -> String {
-    let der = key.to_public_key_der().map(|d| d.as_bytes().to_vec()).unwrap_or_default();
+    let der = key
+        .to_public_key_der()
+        .map(|d| d.as_bytes().to_vec())
+        .unwrap_or_default();
     sha256_hex(&der)
 }
 
@@ -63,7 +69,10 @@ fn read_small(path: &Path) -> Result<String, KeyError> {
         return Err(bad(path, "not a regular file"));
     }
     if meta.len() > MAX_KEY_FILE {
-        return Err(bad(path, format!("{} bytes: too large for a key file", meta.len())));
+        return Err(bad(
+            path,
+            format!("{} bytes: too large for a key file", meta.len()),
+        ));
     }
     let bytes = fs::read(path).map_err(|e| bad(path, format!("cannot read: {e}")))?;
     String::from_utf8(bytes).map_err(|_| bad(path, "not a PEM file (not text)"))
@@ -83,31 +92,55 @@ pub struct GeneratedKey {
 /// Encode a signing key as PKCS#8 v1 PEM, encrypted with PBES2 (PBKDF2-SHA256, AES-256-CBC) if
 /// a passphrase is given. v1 without the embedded public key is what `openssl genpkey` writes.
 pub fn private_key_pem(key: &SigningKey, passphrase: Option<&[u8]>) -> Result<String, String> {
-    let kp = ed25519_dalek::pkcs8::KeypairBytes { secret_key: key.to_bytes(), public_key: None };
+    let kp = ed25519_dalek::pkcs8::KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    };
     let doc = kp.to_pkcs8_der().map_err(|e| e.to_string())?;
     match passphrase {
-        None => doc.to_pem("PRIVATE KEY", LineEnding::LF).map(|p| p.to_string()).map_err(|e| e.to_string()),
+        None => doc
+            .to_pem("PRIVATE KEY", LineEnding::LF)
+            .map(|p| p.to_string())
+            .map_err(|e| e.to_string()),
         Some(pw) => {
             use rand_core::RngCore;
             let mut salt = [0u8; 16];
             let mut iv = [0u8; 16];
             rand_core::OsRng.fill_bytes(&mut salt);
             rand_core::OsRng.fill_bytes(&mut iv);
-            let params = pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(PBKDF2_ITERATIONS, &salt, &iv)
+            let params = pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(
+                PBKDF2_ITERATIONS,
+                &salt,
+                &iv,
+            )
+            .map_err(|e| e.to_string())?;
+            let info =
+                pkcs8::PrivateKeyInfo::try_from(doc.as_bytes()).map_err(|e| e.to_string())?;
+            let enc = info
+                .encrypt_with_params(params, pw)
                 .map_err(|e| e.to_string())?;
-            let info = pkcs8::PrivateKeyInfo::try_from(doc.as_bytes()).map_err(|e| e.to_string())?;
-            let enc = info.encrypt_with_params(params, pw).map_err(|e| e.to_string())?;
-            enc.to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF).map(|p| p.to_string()).map_err(|e| e.to_string())
+            enc.to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF)
+                .map(|p| p.to_string())
+                .map_err(|e| e.to_string())
         }
     }
 }
 
 /// Create `BASE.key` (mode 0600) and `BASE.pub`. Refuses to overwrite existing files.
 pub fn generate(base: &Path, passphrase: Option<&[u8]>) -> Result<GeneratedKey, KeyError> {
-    let private = base.with_file_name(format!("{}.key", base.file_name().unwrap_or_default().to_string_lossy()));
-    let public = base.with_file_name(format!("{}.pub", base.file_name().unwrap_or_default().to_string_lossy()));
+    let private = base.with_file_name(format!(
+        "{}.key",
+        base.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let public = base.with_file_name(format!(
+        "{}.pub",
+        base.file_name().unwrap_or_default().to_string_lossy()
+    ));
     if base.file_name().is_none() {
-        return Err(bad(base, "give DIR/NAME: the key files become NAME.key and NAME.pub"));
+        return Err(bad(
+            base,
+            "give DIR/NAME: the key files become NAME.key and NAME.pub",
+        ));
     }
     for p in [&private, &public] {
         if p.exists() {
@@ -130,7 +163,11 @@ pub fn generate(base: &Path, passphrase: Option<&[u8]>) -> Result<GeneratedKey, 
         .and_then(|_| f.sync_all())
         .map_err(|e| bad(&private, format!("cannot write: {e}")))?;
     fs::write(&public, pub_pem).map_err(|e| bad(&public, format!("cannot write: {e}")))?;
-    Ok(GeneratedKey { private, public, id: key_id(&key.verifying_key()) })
+    Ok(GeneratedKey {
+        private,
+        public,
+        id: key_id(&key.verifying_key()),
+    })
 }
 
 /// Load a private signing key, decrypting it with `passphrase` if it is encrypted.
@@ -142,15 +179,28 @@ pub fn load_signing_key(path: &Path, passphrase: Option<&[u8]>) -> Result<Signin
         "PRIVATE KEY" => SigningKey::from_pkcs8_der(&der)
             .map_err(|e| bad(path, format!("not an Ed25519 PKCS#8 private key: {e}")))?,
         "ENCRYPTED PRIVATE KEY" => {
-            let pw = passphrase.ok_or_else(|| bad(path, "the key is encrypted: give --passphrase-file"))?;
+            let pw = passphrase
+                .ok_or_else(|| bad(path, "the key is encrypted: give --passphrase-file"))?;
             let enc = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice())
                 .map_err(|e| bad(path, format!("malformed encrypted key: {e}")))?;
-            let doc = enc.decrypt(pw).map_err(|_| bad(path, "wrong passphrase or damaged key"))?;
+            let doc = enc
+                .decrypt(pw)
+                .map_err(|_| bad(path, "wrong passphrase or damaged key"))?;
             SigningKey::from_pkcs8_der(doc.as_bytes())
                 .map_err(|e| bad(path, format!("not an Ed25519 PKCS#8 private key: {e}")))?
         }
-        "PUBLIC KEY" => return Err(bad(path, "this is a public key; --key needs the private key (NAME.key)")),
-        other => return Err(bad(path, format!("PEM label {other:?}: expected PRIVATE KEY"))),
+        "PUBLIC KEY" => {
+            return Err(bad(
+                path,
+                "this is a public key; --key needs the private key (NAME.key)",
+            ))
+        }
+        other => {
+            return Err(bad(
+                path,
+                format!("PEM label {other:?}: expected PRIVATE KEY"),
+            ))
+        }
     };
     Ok(key)
 }
@@ -159,14 +209,28 @@ pub fn load_signing_key(path: &Path, passphrase: Option<&[u8]>) -> Result<Signin
 pub fn load_public_key(path: &Path) -> Result<TrustedKey, KeyError> {
     let text = read_small(path)?;
     if text.contains("PRIVATE KEY") {
-        return Err(bad(path, "this is a private key; the keyring takes public keys (NAME.pub)"));
+        return Err(bad(
+            path,
+            "this is a private key; the keyring takes public keys (NAME.pub)",
+        ));
     }
-    let key = VerifyingKey::from_public_key_pem(text.trim())
-        .map_err(|e| bad(path, format!("not an Ed25519 public key (SubjectPublicKeyInfo PEM): {e}")))?;
+    let key = VerifyingKey::from_public_key_pem(text.trim()).map_err(|e| {
+        bad(
+            path,
+            format!("not an Ed25519 public key (SubjectPublicKeyInfo PEM): {e}"),
+        )
+    })?;
     if key.is_weak() {
-        return Err(bad(path, "weak Ed25519 key (small order): refusing to trust it"));
+        return Err(bad(
+            path,
+            "weak Ed25519 key (small order): refusing to trust it",
+        ));
     }
-    Ok(TrustedKey { id: key_id(&key), key, source: path.to_path_buf() })
+    Ok(TrustedKey {
+        id: key_id(&key),
+        key,
+        source: path.to_path_buf(),
+    })
 }
 
 /// Load a keyring: one `.pub` file, or every `*.pub` file in a directory (sorted).
@@ -197,7 +261,11 @@ pub fn sign(key: &SigningKey, msg: &[u8]) -> [u8; 64] {
 
 /// Strict verification (rejects non-canonical signatures and weak keys): the trusted key that
 /// verifies `sig` over `msg`, if any.
-pub fn verify_any<'a>(keys: &'a [TrustedKey], msg: &[u8], sig: &[u8; 64]) -> Option<&'a TrustedKey> {
+pub fn verify_any<'a>(
+    keys: &'a [TrustedKey],
+    msg: &[u8],
+    sig: &[u8; 64],
+) -> Option<&'a TrustedKey> {
     let sig = Signature::from_bytes(sig);
     keys.iter().find(|k| k.key.verify_strict(msg, &sig).is_ok())
 }
@@ -219,14 +287,19 @@ mod tests {
         let sig = sign(&sk, b"msg");
         assert!(verify_any(&ring, b"msg", &sig).is_some());
         assert!(verify_any(&ring, b"msG", &sig).is_none());
-        assert!(generate(&dir.path().join("k"), None).is_err(), "no overwrite");
+        assert!(
+            generate(&dir.path().join("k"), None).is_err(),
+            "no overwrite"
+        );
     }
 
     #[test]
     fn encrypted_key_needs_the_right_passphrase() {
         let dir = tempfile::tempdir().unwrap();
         let g = generate(&dir.path().join("e"), Some(b"correct horse")).unwrap();
-        assert!(fs::read_to_string(&g.private).unwrap().contains("ENCRYPTED PRIVATE KEY"));
+        assert!(fs::read_to_string(&g.private)
+            .unwrap()
+            .contains("ENCRYPTED PRIVATE KEY"));
         assert!(load_signing_key(&g.private, None).is_err());
         assert!(load_signing_key(&g.private, Some(b"wrong")).is_err());
         let k = load_signing_key(&g.private, Some(b"correct horse")).unwrap();
@@ -236,12 +309,16 @@ mod tests {
     #[test]
     fn non_canonical_signature_is_rejected() {
         let sk = SigningKey::from_bytes(&[9u8; 32]);
-        let ring = vec![TrustedKey { key: sk.verifying_key(), id: String::new(), source: PathBuf::new() }];
+        let ring = vec![TrustedKey {
+            key: sk.verifying_key(),
+            id: String::new(),
+            source: PathBuf::new(),
+        }];
         let mut sig = sign(&sk, b"m");
         // s += L (the group order) gives a non-canonical encoding of the same scalar.
         const L: [u8; 32] = [
-            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
-            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+            0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
         ];
         let mut carry = 0u16;
         for i in 0..32 {
@@ -259,7 +336,9 @@ mod tests {
         let mut ident = [0u8; 32];
         ident[0] = 1;
         let spki = {
-            let mut d = vec![0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+            let mut d = vec![
+                0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+            ];
             d.extend_from_slice(&ident);
             d
         };

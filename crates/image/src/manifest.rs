@@ -182,17 +182,25 @@ pub enum ManifestError {
 }
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ManifestError {
-    ManifestError::Invalid { field: field.into(), reason: reason.into() }
+    ManifestError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
 }
 
 fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn check_guid(field: &str, s: &str) -> Result<Uuid, ManifestError> {
     let u = Uuid::parse_str(s).map_err(|e| invalid(field, format!("{s:?} is not a GUID: {e}")))?;
     if u.hyphenated().to_string() != s {
-        return Err(invalid(field, format!("{s:?} is not in lowercase hyphenated form")));
+        return Err(invalid(
+            field,
+            format!("{s:?} is not in lowercase hyphenated form"),
+        ));
     }
     Ok(u)
 }
@@ -217,13 +225,18 @@ impl Manifest {
 
     /// The ESP entry (partition 1).
     pub fn esp(&self) -> Option<&Partition> {
-        self.partitions.first().filter(|p| p.type_uuid() == TYPE_ESP)
+        self.partitions
+            .first()
+            .filter(|p| p.type_uuid() == TYPE_ESP)
     }
 
     /// Check every invariant a verifier relies on.
     pub fn validate(&self) -> Result<(), ManifestError> {
         if self.format != FORMAT {
-            return Err(invalid("format", format!("{:?} is not supported (expected {FORMAT:?})", self.format)));
+            return Err(invalid(
+                "format",
+                format!("{:?} is not supported (expected {FORMAT:?})", self.format),
+            ));
         }
         check_guid("image_id", &self.image_id)?;
         if !is_sha256_hex(&self.key_id) {
@@ -231,10 +244,16 @@ impl Manifest {
         }
         check_guid("disk.guid", &self.disk.guid)?;
         if self.disk.sector_size != SECTOR {
-            return Err(invalid("disk.sector_size", format!("{} (only 512 is supported)", self.disk.sector_size)));
+            return Err(invalid(
+                "disk.sector_size",
+                format!("{} (only 512 is supported)", self.disk.sector_size),
+            ));
         }
         if self.disk.partition_entries != gpt::NUM_ENTRIES {
-            return Err(invalid("disk.partition_entries", format!("{} (expected 128)", self.disk.partition_entries)));
+            return Err(invalid(
+                "disk.partition_entries",
+                format!("{} (expected 128)", self.disk.partition_entries),
+            ));
         }
         if self.disk.min_size_bytes % SECTOR != 0 {
             return Err(invalid("disk.min_size_bytes", "not a multiple of 512"));
@@ -242,18 +261,29 @@ impl Manifest {
         let disk_sectors = self.disk.min_size_bytes / SECTOR;
         let first_usable = 2 + gpt::ENTRY_ARRAY_SECTORS;
         // The backup entry array and header take the last 33 sectors.
-        let last_usable = disk_sectors.checked_sub(2 + gpt::ENTRY_ARRAY_SECTORS).unwrap_or(0);
+        let last_usable = disk_sectors
+            .checked_sub(2 + gpt::ENTRY_ARRAY_SECTORS)
+            .unwrap_or(0);
         if self.partitions.is_empty() || self.partitions.len() > gpt::NUM_ENTRIES as usize {
-            return Err(invalid("partitions", format!("{} partitions (expected 1..=128)", self.partitions.len())));
+            return Err(invalid(
+                "partitions",
+                format!("{} partitions (expected 1..=128)", self.partitions.len()),
+            ));
         }
         let mut prev_last = first_usable - 1;
         for (i, p) in self.partitions.iter().enumerate() {
             let f = |name: &str| format!("partitions[{i}].{name}");
             if p.number != i as u32 + 1 {
-                return Err(invalid(f("number"), format!("{} (expected {})", p.number, i + 1)));
+                return Err(invalid(
+                    f("number"),
+                    format!("{} (expected {})", p.number, i + 1),
+                ));
             }
             if p.name.is_empty() || p.name.encode_utf16().count() > 36 || p.name.contains('\0') {
-                return Err(invalid(f("name"), "must be 1 to 36 UTF-16 units without NUL"));
+                return Err(invalid(
+                    f("name"),
+                    "must be 1 to 36 UTF-16 units without NUL",
+                ));
             }
             check_guid(&f("type_guid"), &p.type_guid)?;
             check_guid(&f("guid"), &p.guid)?;
@@ -261,24 +291,42 @@ impl Manifest {
                 return Err(invalid(f("last_lba"), "is before first_lba"));
             }
             if p.first_lba <= prev_last {
-                return Err(invalid(f("first_lba"), "overlaps the GPT or the previous partition"));
+                return Err(invalid(
+                    f("first_lba"),
+                    "overlaps the GPT or the previous partition",
+                ));
             }
             if p.last_lba > last_usable {
-                return Err(invalid(f("last_lba"), format!("{} is past the last usable LBA {last_usable}", p.last_lba)));
+                return Err(invalid(
+                    f("last_lba"),
+                    format!("{} is past the last usable LBA {last_usable}", p.last_lba),
+                ));
             }
             prev_last = p.last_lba;
             let is_esp = i == 0;
             if is_esp {
                 if p.type_uuid() != TYPE_ESP {
-                    return Err(invalid(f("type_guid"), "partition 1 must be the EFI system partition"));
+                    return Err(invalid(
+                        f("type_guid"),
+                        "partition 1 must be the EFI system partition",
+                    ));
                 }
                 if p.first_lba != ESP_FIRST_LBA {
-                    return Err(invalid(f("first_lba"), format!("the ESP must start at LBA {ESP_FIRST_LBA}")));
+                    return Err(invalid(
+                        f("first_lba"),
+                        format!("the ESP must start at LBA {ESP_FIRST_LBA}"),
+                    ));
                 }
                 if p.sha256.is_some() {
-                    return Err(invalid(f("sha256"), "the ESP is checked per file, not whole"));
+                    return Err(invalid(
+                        f("sha256"),
+                        "the ESP is checked per file, not whole",
+                    ));
                 }
-                let files = p.files.as_ref().ok_or_else(|| invalid(f("files"), "missing"))?;
+                let files = p
+                    .files
+                    .as_ref()
+                    .ok_or_else(|| invalid(f("files"), "missing"))?;
                 if files.len() > MAX_FILES {
                     return Err(invalid(f("files"), format!("more than {MAX_FILES} files")));
                 }
@@ -289,16 +337,25 @@ impl Manifest {
                         return Err(invalid(format!("{ff}.path"), why));
                     }
                     if prev.is_some_and(|pp| pp >= file.path.as_str()) {
-                        return Err(invalid(format!("{ff}.path"), "files must be sorted and unique"));
+                        return Err(invalid(
+                            format!("{ff}.path"),
+                            "files must be sorted and unique",
+                        ));
                     }
                     if file.path == MANIFEST_PATH || file.path == SIGNATURE_PATH {
-                        return Err(invalid(format!("{ff}.path"), "the manifest cannot list itself"));
+                        return Err(invalid(
+                            format!("{ff}.path"),
+                            "the manifest cannot list itself",
+                        ));
                     }
                     if file.size > p.len() {
                         return Err(invalid(format!("{ff}.size"), "larger than the partition"));
                     }
                     if !is_sha256_hex(&file.sha256) {
-                        return Err(invalid(format!("{ff}.sha256"), "expected 64 lowercase hex digits"));
+                        return Err(invalid(
+                            format!("{ff}.sha256"),
+                            "expected 64 lowercase hex digits",
+                        ));
                     }
                     prev = Some(&file.path);
                 }
@@ -308,7 +365,9 @@ impl Manifest {
                 }
                 match &p.sha256 {
                     Some(h) if is_sha256_hex(h) => {}
-                    Some(_) => return Err(invalid(f("sha256"), "expected 64 lowercase hex digits")),
+                    Some(_) => {
+                        return Err(invalid(f("sha256"), "expected 64 lowercase hex digits"))
+                    }
                     None => return Err(invalid(f("sha256"), "missing")),
                 }
             }
@@ -326,13 +385,19 @@ pub(crate) mod tests {
         Manifest {
             format: FORMAT.into(),
             image_id: "0b6a7f0e-1a2b-4c3d-8e4f-0123456789ab".into(),
-            customer: Customer { id: "stadt-a".into(), name: "Stadt A".into() },
+            customer: Customer {
+                id: "stadt-a".into(),
+                name: "Stadt A".into(),
+            },
             version: "1.0".into(),
             build_time: "2026-01-01T00:00:00Z".into(),
             build_epoch: 1_767_225_600,
             rollback_index: 3,
             key_id: h.clone(),
-            base: Base { name: "demo".into(), version: "1".into() },
+            base: Base {
+                name: "demo".into(),
+                version: "1".into(),
+            },
             disk: DiskInfo {
                 guid: "11111111-2222-4333-8444-555555555555".into(),
                 sector_size: 512,
@@ -349,7 +414,11 @@ pub(crate) mod tests {
                     last_lba: 4095,
                     attributes: 0,
                     sha256: None,
-                    files: Some(vec![FileEntry { path: "EFI/BOOT/BOOTX64.EFI".into(), size: 3, sha256: h.clone() }]),
+                    files: Some(vec![FileEntry {
+                        path: "EFI/BOOT/BOOTX64.EFI".into(),
+                        size: 3,
+                        sha256: h.clone(),
+                    }]),
                 },
                 Partition {
                     number: 2,
@@ -383,19 +452,40 @@ pub(crate) mod tests {
             (|m| m.format = "homestick-manifest/9".into(), "format"),
             (|m| m.image_id = "nope".into(), "image_id"),
             (|m| m.key_id = "AB".repeat(32), "key_id"),
-            (|m| m.disk.guid = "11111111-2222-4333-8444-55555555555".into(), "disk.guid"),
+            (
+                |m| m.disk.guid = "11111111-2222-4333-8444-55555555555".into(),
+                "disk.guid",
+            ),
             (|m| m.disk.sector_size = 4096, "disk.sector_size"),
             (|m| m.disk.partition_entries = 4, "disk.partition_entries"),
             (|m| m.partitions[1].number = 5, "partitions[1].number"),
-            (|m| m.partitions[1].first_lba = 4000, "partitions[1].first_lba"),
-            (|m| m.partitions[1].last_lba = 100_000, "partitions[1].last_lba"),
+            (
+                |m| m.partitions[1].first_lba = 4000,
+                "partitions[1].first_lba",
+            ),
+            (
+                |m| m.partitions[1].last_lba = 100_000,
+                "partitions[1].last_lba",
+            ),
             (|m| m.partitions[1].last_lba = 10, "partitions[1].last_lba"),
-            (|m| m.partitions[0].first_lba = 34, "partitions[0].first_lba"),
+            (
+                |m| m.partitions[0].first_lba = 34,
+                "partitions[0].first_lba",
+            ),
             (|m| m.partitions[1].sha256 = None, "partitions[1].sha256"),
             (|m| m.partitions[0].files = None, "partitions[0].files"),
-            (|m| m.partitions[0].files.as_mut().unwrap()[0].path = "../x".into(), "partitions[0].files[0].path"),
-            (|m| m.partitions[0].files.as_mut().unwrap()[0].size = u64::MAX, "partitions[0].files[0].size"),
-            (|m| m.partitions[1].name = "x".repeat(37), "partitions[1].name"),
+            (
+                |m| m.partitions[0].files.as_mut().unwrap()[0].path = "../x".into(),
+                "partitions[0].files[0].path",
+            ),
+            (
+                |m| m.partitions[0].files.as_mut().unwrap()[0].size = u64::MAX,
+                "partitions[0].files[0].size",
+            ),
+            (
+                |m| m.partitions[1].name = "x".repeat(37),
+                "partitions[1].name",
+            ),
             (|m| m.partitions.clear(), "partitions"),
         ];
         for (patch, field) in cases {
@@ -410,12 +500,18 @@ pub(crate) mod tests {
 
     #[test]
     fn hostile_json() {
-        assert!(matches!(Manifest::parse(&vec![b' '; MAX_MANIFEST_BYTES + 1]), Err(ManifestError::TooLarge(_))));
+        assert!(matches!(
+            Manifest::parse(&vec![b' '; MAX_MANIFEST_BYTES + 1]),
+            Err(ManifestError::TooLarge(_))
+        ));
         let deep = "[".repeat(100_000);
         assert!(Manifest::parse(deep.as_bytes()).is_err());
         assert!(Manifest::parse(b"\xff\xfe").is_err());
         let mut v: serde_json::Value = serde_json::from_slice(&sample().to_bytes()).unwrap();
         v["extra"] = serde_json::json!(1);
-        assert!(Manifest::parse(v.to_string().as_bytes()).is_err(), "unknown fields are rejected");
+        assert!(
+            Manifest::parse(v.to_string().as_bytes()).is_err(),
+            "unknown fields are rejected"
+        );
     }
 }

@@ -9,10 +9,10 @@ use std::path::PathBuf;
 
 use crate::disk::{Disk, SECTOR};
 use crate::fat::{FatReader, ReadLimits};
+use crate::gpt;
 use crate::hash::{hash_range, hex};
 use crate::keys::{verify_any, TrustedKey};
 use crate::manifest::{self, Manifest, ESP_FIRST_LBA, MANIFEST_PATH, SIGNATURE_PATH};
-use crate::gpt;
 
 /// Why a target is not trusted, or cannot be judged.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +34,10 @@ pub enum VerifyError {
 }
 
 fn untrusted(msg: impl Into<String>) -> VerifyError {
-    VerifyError::Untrusted { failures: vec![msg.into()], manifest: None }
+    VerifyError::Untrusted {
+        failures: vec![msg.into()],
+        manifest: None,
+    }
 }
 
 /// Progress reporting for the hashing phase.
@@ -73,19 +76,36 @@ pub fn read_statement<D: Disk + ?Sized>(disk: &D) -> Result<Statement, VerifyErr
         )));
     }
     let fat = FatReader::open(disk, off, disk.size() - off).map_err(|e| {
-        VerifyError::Unusable(format!("not a homestick image: no readable EFI system partition at LBA {ESP_FIRST_LBA}: {e}"))
+        VerifyError::Unusable(format!(
+            "not a homestick image: no readable EFI system partition at LBA {ESP_FIRST_LBA}: {e}"
+        ))
     })?;
     let manifest = match fat.read(MANIFEST_PATH, manifest::MAX_MANIFEST_BYTES as u64) {
         Ok(Some(m)) => m,
-        Ok(None) => return Err(VerifyError::Unusable(format!("not a homestick image: the ESP has no {MANIFEST_PATH}"))),
-        Err(e) => return Err(VerifyError::Unusable(format!("ESP: cannot read {MANIFEST_PATH}: {e}"))),
+        Ok(None) => {
+            return Err(VerifyError::Unusable(format!(
+                "not a homestick image: the ESP has no {MANIFEST_PATH}"
+            )))
+        }
+        Err(e) => {
+            return Err(VerifyError::Unusable(format!(
+                "ESP: cannot read {MANIFEST_PATH}: {e}"
+            )))
+        }
     };
     let signature = match fat.read(SIGNATURE_PATH, 4096) {
         Ok(Some(s)) => s,
-        Ok(None) => return Err(untrusted(format!("ESP: {SIGNATURE_PATH} is missing: the image is not signed"))),
+        Ok(None) => {
+            return Err(untrusted(format!(
+                "ESP: {SIGNATURE_PATH} is missing: the image is not signed"
+            )))
+        }
         Err(e) => return Err(untrusted(format!("ESP: {SIGNATURE_PATH}: {e}"))),
     };
-    Ok(Statement { manifest, signature })
+    Ok(Statement {
+        manifest,
+        signature,
+    })
 }
 
 /// A successful verification.
@@ -102,9 +122,15 @@ pub struct Verified {
 }
 
 /// Check the signature of `st` and parse the manifest it covers.
-pub fn check_statement<'k>(st: &Statement, keys: &'k [TrustedKey]) -> Result<(Manifest, &'k TrustedKey), VerifyError> {
+pub fn check_statement<'k>(
+    st: &Statement,
+    keys: &'k [TrustedKey],
+) -> Result<(Manifest, &'k TrustedKey), VerifyError> {
     let sig: [u8; 64] = st.signature.as_slice().try_into().map_err(|_| {
-        untrusted(format!("{SIGNATURE_PATH}: {} bytes, an Ed25519 signature has 64", st.signature.len()))
+        untrusted(format!(
+            "{SIGNATURE_PATH}: {} bytes, an Ed25519 signature has 64",
+            st.signature.len()
+        ))
     })?;
     let key = verify_any(keys, &st.manifest, &sig).ok_or_else(|| {
         let ids: Vec<&str> = keys.iter().map(|k| &k.id[..16]).collect();
@@ -113,8 +139,11 @@ pub fn check_statement<'k>(st: &Statement, keys: &'k [TrustedKey]) -> Result<(Ma
             ids.join(", ")
         ))
     })?;
-    let m = Manifest::parse(&st.manifest)
-        .map_err(|e| VerifyError::Unusable(format!("signed manifest is not usable by this homestick: {e}")))?;
+    let m = Manifest::parse(&st.manifest).map_err(|e| {
+        VerifyError::Unusable(format!(
+            "signed manifest is not usable by this homestick: {e}"
+        ))
+    })?;
     if m.key_id != key.id {
         return Err(untrusted(format!(
             "manifest: key_id {} does not match the key that signed it ({})",
@@ -138,7 +167,10 @@ pub fn check_gpt<D: Disk + ?Sized>(disk: &D, m: &Manifest) -> Vec<String> {
         fails.push("GPT header: CRC32 mismatch".into());
     }
     if h.disk_guid.to_string() != m.disk.guid {
-        fails.push(format!("GPT header: disk GUID is {}, the signed manifest says {}", h.disk_guid, m.disk.guid));
+        fails.push(format!(
+            "GPT header: disk GUID is {}, the signed manifest says {}",
+            h.disk_guid, m.disk.guid
+        ));
     }
     if h.current_lba != 1 || h.entries_lba != 2 || h.num_entries != m.disk.partition_entries {
         fails.push(format!(
@@ -146,7 +178,10 @@ pub fn check_gpt<D: Disk + ?Sized>(disk: &D, m: &Manifest) -> Vec<String> {
             h.entries_lba, h.num_entries, m.disk.partition_entries
         ));
     }
-    if h.first_usable_lba > m.partitions[0].first_lba || h.last_usable_lba < last_part || h.last_usable_lba >= disk_sectors {
+    if h.first_usable_lba > m.partitions[0].first_lba
+        || h.last_usable_lba < last_part
+        || h.last_usable_lba >= disk_sectors
+    {
         fails.push(format!(
             "GPT header: usable range {}..={} does not fit the signed partitions (..={last_part}) and the disk",
             h.first_usable_lba, h.last_usable_lba
@@ -171,10 +206,16 @@ pub fn check_gpt<D: Disk + ?Sized>(disk: &D, m: &Manifest) -> Vec<String> {
             what.push(format!("unique GUID {} (signed: {})", e.guid, p.guid));
         }
         if e.first_lba != p.first_lba || e.last_lba != p.last_lba {
-            what.push(format!("LBA {}..={} (signed: {}..={})", e.first_lba, e.last_lba, p.first_lba, p.last_lba));
+            what.push(format!(
+                "LBA {}..={} (signed: {}..={})",
+                e.first_lba, e.last_lba, p.first_lba, p.last_lba
+            ));
         }
         if e.attributes != p.attributes {
-            what.push(format!("attributes {:#x} (signed: {:#x})", e.attributes, p.attributes));
+            what.push(format!(
+                "attributes {:#x} (signed: {:#x})",
+                e.attributes, p.attributes
+            ));
         }
         if what.is_empty() {
             what.push(format!("name {:?} (signed: {:?})", e.name, p.name));
@@ -198,8 +239,13 @@ pub fn check_gpt<D: Disk + ?Sized>(disk: &D, m: &Manifest) -> Vec<String> {
 
 /// Hash every whole-partition range and every ESP file named in `m`, in parallel. Returns
 /// (failures, warnings).
-pub fn check_contents<D: Disk + ?Sized>(disk: &D, m: &Manifest, progress: &dyn Progress) -> (Vec<String>, Vec<String>) {
-    let hashed: Vec<&manifest::Partition> = m.partitions.iter().filter(|p| p.sha256.is_some()).collect();
+pub fn check_contents<D: Disk + ?Sized>(
+    disk: &D,
+    m: &Manifest,
+    progress: &dyn Progress,
+) -> (Vec<String>, Vec<String>) {
+    let hashed: Vec<&manifest::Partition> =
+        m.partitions.iter().filter(|p| p.sha256.is_some()).collect();
     let esp_files = m.esp().and_then(|p| p.files.as_ref());
     let total: u64 = hashed.iter().map(|p| p.len()).sum::<u64>()
         + esp_files.map_or(0, |f| f.iter().map(|f| f.size).sum::<u64>());
@@ -225,9 +271,14 @@ pub fn check_contents<D: Disk + ?Sized>(disk: &D, m: &Manifest, progress: &dyn P
             .collect();
         let esp_job = s.spawn(|| check_esp_files(disk, m, &advance));
         let mut fails: Vec<String> = Vec::new();
-        let (esp_fails, warnings) = esp_job.join().unwrap_or_else(|_| (vec!["ESP: checker crashed".into()], vec![]));
+        let (esp_fails, warnings) = esp_job
+            .join()
+            .unwrap_or_else(|_| (vec!["ESP: checker crashed".into()], vec![]));
         for j in part_jobs {
-            if let Some(f) = j.join().unwrap_or_else(|_| Some("partition: checker crashed".into())) {
+            if let Some(f) = j
+                .join()
+                .unwrap_or_else(|_| Some("partition: checker crashed".into()))
+            {
                 fails.push(f);
             }
         }
@@ -236,23 +287,37 @@ pub fn check_contents<D: Disk + ?Sized>(disk: &D, m: &Manifest, progress: &dyn P
     })
 }
 
-fn check_esp_files<D: Disk + ?Sized>(disk: &D, m: &Manifest, advance: &(dyn Fn(u64) + Sync)) -> (Vec<String>, Vec<String>) {
-    let Some(esp) = m.esp() else { return (vec!["manifest: no ESP entry".into()], vec![]) };
+fn check_esp_files<D: Disk + ?Sized>(
+    disk: &D,
+    m: &Manifest,
+    advance: &(dyn Fn(u64) + Sync),
+) -> (Vec<String>, Vec<String>) {
+    let Some(esp) = m.esp() else {
+        return (vec!["manifest: no ESP entry".into()], vec![]);
+    };
     let listed = esp.files.as_deref().unwrap_or_default();
     let fat = match FatReader::open(disk, esp.offset(), esp.len()) {
         Ok(f) => f,
-        Err(e) => return (vec![format!("partition {}: FAT unreadable: {e}", esp.label())], vec![]),
+        Err(e) => {
+            return (
+                vec![format!("partition {}: FAT unreadable: {e}", esp.label())],
+                vec![],
+            )
+        }
     };
     let mut fails = Vec::new();
     for f in listed {
         match fat.hash(&f.path, f.size) {
             Ok(Some((h, n))) if n == f.size && hex(&h) == f.sha256 => {}
-            Ok(Some((_, n))) if n != f.size => {
-                fails.push(format!("ESP file {}: {n} bytes, the signed manifest says {}", f.path, f.size))
-            }
+            Ok(Some((_, n))) if n != f.size => fails.push(format!(
+                "ESP file {}: {n} bytes, the signed manifest says {}",
+                f.path, f.size
+            )),
             Ok(Some((h, _))) => fails.push(format!(
                 "ESP file {}: SHA-256 is {}, the signed manifest says {}",
-                f.path, hex(&h), f.sha256
+                f.path,
+                hex(&h),
+                f.sha256
             )),
             Ok(None) => fails.push(format!("ESP file {}: missing", f.path)),
             Err(e) => fails.push(format!("ESP file {}: {e}", f.path)),
@@ -265,9 +330,14 @@ fn check_esp_files<D: Disk + ?Sized>(disk: &D, m: &Manifest, advance: &(dyn Fn(u
             for f in all {
                 let known = f.path == MANIFEST_PATH
                     || f.path == SIGNATURE_PATH
-                    || listed.binary_search_by(|l| l.path.as_str().cmp(&f.path)).is_ok();
+                    || listed
+                        .binary_search_by(|l| l.path.as_str().cmp(&f.path))
+                        .is_ok();
                 if !known {
-                    warnings.push(format!("ESP file {}: not listed in the signed manifest ({} bytes)", f.path, f.size));
+                    warnings.push(format!(
+                        "ESP file {}: not listed in the signed manifest ({} bytes)",
+                        f.path, f.size
+                    ));
                 }
             }
         }
@@ -277,7 +347,11 @@ fn check_esp_files<D: Disk + ?Sized>(disk: &D, m: &Manifest, advance: &(dyn Fn(u
 }
 
 /// Verify `disk` against `keys`: the full check.
-pub fn verify<D: Disk + ?Sized>(disk: &D, keys: &[TrustedKey], progress: &dyn Progress) -> Result<Verified, VerifyError> {
+pub fn verify<D: Disk + ?Sized>(
+    disk: &D,
+    keys: &[TrustedKey],
+    progress: &dyn Progress,
+) -> Result<Verified, VerifyError> {
     let st = read_statement(disk)?;
     let (m, key) = check_statement(&st, keys)?;
     if disk.size() < m.disk.min_size_bytes {
@@ -291,7 +365,15 @@ pub fn verify<D: Disk + ?Sized>(disk: &D, keys: &[TrustedKey], progress: &dyn Pr
     let (content_fails, warnings) = check_contents(disk, &m, progress);
     failures.extend(content_fails);
     if !failures.is_empty() {
-        return Err(VerifyError::Untrusted { failures, manifest: Some(Box::new(m)) });
+        return Err(VerifyError::Untrusted {
+            failures,
+            manifest: Some(Box::new(m)),
+        });
     }
-    Ok(Verified { manifest: m, key_id: key.id.clone(), key_source: key.source.clone(), warnings })
+    Ok(Verified {
+        manifest: m,
+        key_id: key.id.clone(),
+        key_source: key.source.clone(),
+        warnings,
+    })
 }

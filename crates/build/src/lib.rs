@@ -1,0 +1,645 @@
+//! The builder: base + profile + signing key -> one signed, reproducible image.
+//!
+//! Phases: read and check every input; copy the system partition while hashing it; build the
+//! profile FAT; derive the image id and GUIDs from the input hashes; write the signed manifest
+//! and the ESP last; write the GPT; verify the result with the public key; only then rename the
+//! temporary file to the output name.
+
+#![forbid(unsafe_code)]
+
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use ed25519_dalek::SigningKey;
+use homestick_image::disk::{FileDisk, SECTOR};
+use homestick_image::fat::{self, FatFile, FatSpec};
+use homestick_image::gpt::{self, NewPartition};
+use homestick_image::hash::{hex, sha256_hex};
+use homestick_image::keys::{self, TrustedKey};
+use homestick_image::manifest::{self, Base, Customer, DiskInfo, FileEntry, Manifest, Partition};
+use homestick_image::verify::{self, Progress};
+use homestick_profile::{collect_files, Profile, ProfileFile};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// 1 MiB in sectors: the alignment of every partition.
+const ALIGN: u64 = 2048;
+/// Smallest ESP (FAT32 wants at least 65525 clusters).
+const MIN_ESP: u64 = 64 << 20;
+/// Smallest profile partition.
+const MIN_PROFILE: u64 = 4 << 20;
+/// Largest file in a base's esp/ tree (a UKI with a large initramfs fits).
+const MAX_ESP_FILE: u64 = 512 << 20;
+/// Largest esp/ tree.
+const MAX_ESP_TOTAL: u64 = 1 << 30;
+/// Largest system.img accepted.
+const MAX_SYSTEM: u64 = 64 << 30;
+/// Largest base.toml.
+const MAX_BASE_TOML: u64 = 64 << 10;
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Profile directory.
+    pub profile: PathBuf,
+    /// Base directory.
+    pub base: PathBuf,
+    /// Private signing key.
+    pub key: PathBuf,
+    /// Passphrase for an encrypted key.
+    pub passphrase: Option<Vec<u8>>,
+    /// Output image path.
+    pub output: PathBuf,
+    /// Image version; defaults to the base's version.
+    pub version: Option<String>,
+    /// Anti-rollback index.
+    pub rollback_index: u64,
+    /// Image file size; defaults to the smallest that holds the image.
+    pub size: Option<u64>,
+    /// Build time (SOURCE_DATE_EPOCH or now).
+    pub epoch: i64,
+}
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// An input is unusable: names the file (and field) and the reason.
+    #[error("{0}")]
+    Input(String),
+    /// Reading or writing failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        source: io::Error,
+    },
+    /// The freshly built image did not verify: a bug, never the user's fault.
+    #[error("self-check of the built image failed: {0}")]
+    SelfCheck(String),
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> BuildError {
+    let context = context.into();
+    move |source| BuildError::Io { context, source }
+}
+
+/// What a build produced.
+#[derive(Debug, Clone)]
+pub struct BuildReport {
+    /// The output file.
+    pub output: PathBuf,
+    /// Image file size in bytes.
+    pub size: u64,
+    /// The signed manifest.
+    pub manifest: Manifest,
+    /// Seconds taken.
+    pub seconds: f64,
+}
+
+/// Progress of a build: stage messages and byte counts.
+pub trait BuildProgress: Progress {
+    /// A new stage begins.
+    fn stage(&self, what: &str);
+}
+
+/// base.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaseToml {
+    /// Base name.
+    pub name: String,
+    /// Base version.
+    pub version: String,
+}
+
+/// A loaded base.
+#[derive(Debug, Clone)]
+pub struct BaseInput {
+    /// base.toml.
+    pub meta: BaseToml,
+    /// The esp/ tree.
+    pub esp: Vec<ProfileFile>,
+    /// system.img.
+    pub system: PathBuf,
+    /// Its size.
+    pub system_len: u64,
+}
+
+fn label_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._+-~".contains(&b))
+}
+
+/// Load and check a base directory.
+pub fn load_base(dir: &Path) -> Result<BaseInput, BuildError> {
+    let md = fs::metadata(dir)
+        .map_err(|e| BuildError::Input(format!("{}: base directory: {e}", dir.display())))?;
+    if !md.is_dir() {
+        return Err(BuildError::Input(format!(
+            "{}: not a directory (give the base directory)",
+            dir.display()
+        )));
+    }
+    let tp = dir.join("base.toml");
+    let meta = fs::metadata(&tp)
+        .map_err(|e| BuildError::Input(format!("{}: cannot read: {e}", tp.display())))?;
+    if meta.len() > MAX_BASE_TOML {
+        return Err(BuildError::Input(format!("{}: too large", tp.display())));
+    }
+    let text = fs::read_to_string(&tp)
+        .map_err(|e| BuildError::Input(format!("{}: cannot read: {e}", tp.display())))?;
+    let bt: BaseToml = toml::from_str(&text)
+        .map_err(|e| BuildError::Input(format!("{}: {}", tp.display(), e.message().trim())))?;
+    for (field, v) in [("name", &bt.name), ("version", &bt.version)] {
+        if !label_ok(v) {
+            return Err(BuildError::Input(format!(
+                "{}: {field}: {v:?} must be 1-64 characters of A-Z a-z 0-9 . _ + - ~",
+                tp.display()
+            )));
+        }
+    }
+    let esp_dir = dir.join("esp");
+    if !esp_dir.is_dir() {
+        return Err(BuildError::Input(format!(
+            "{}: missing (the tree copied into the ESP)",
+            esp_dir.display()
+        )));
+    }
+    let esp = collect_files(&esp_dir, MAX_ESP_FILE, MAX_ESP_TOTAL)
+        .map_err(|e| BuildError::Input(e.to_string()))?;
+    for f in &esp {
+        if f.path.to_ascii_lowercase().starts_with("homestick/") {
+            return Err(BuildError::Input(format!(
+                "{}: the ESP folder homestick/ is reserved for the manifest and README.txt",
+                esp_dir.join(&f.path).display()
+            )));
+        }
+    }
+    let system = dir.join("system.img");
+    let sm = fs::metadata(&system)
+        .map_err(|e| BuildError::Input(format!("{}: cannot read: {e}", system.display())))?;
+    if !sm.is_file() {
+        return Err(BuildError::Input(format!(
+            "{}: not a regular file",
+            system.display()
+        )));
+    }
+    if sm.len() == 0 {
+        return Err(BuildError::Input(format!("{}: empty", system.display())));
+    }
+    if sm.len() > MAX_SYSTEM {
+        return Err(BuildError::Input(format!(
+            "{}: {} bytes, over the limit of {MAX_SYSTEM}",
+            system.display(),
+            sm.len()
+        )));
+    }
+    Ok(BaseInput {
+        meta: bt,
+        esp,
+        system,
+        system_len: sm.len(),
+    })
+}
+
+fn align_up(v: u64, a: u64) -> u64 {
+    v.div_ceil(a) * a
+}
+
+/// A UUID derived from a hash: version 4 and RFC 4122 variant bits set, as systemd-repart does.
+fn derived_uuid(parts: &[&[u8]]) -> Uuid {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    let d = h.finalize();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    Uuid::from_bytes(b)
+}
+
+/// The README.txt on the ESP: for whoever plugs the stick into a Windows PC.
+pub fn readme_txt(
+    c: &homestick_profile::Customer,
+    image_id: &str,
+    version: &str,
+    key_id: &str,
+) -> String {
+    let hotline = c.hotline.as_deref().unwrap_or("-");
+    let email = c.email.as_deref().unwrap_or("-");
+    let hours = c
+        .hours
+        .as_deref()
+        .map(|h| format!(" ({h})"))
+        .unwrap_or_default();
+    let text = format!(
+        "HOMESTICK - {name}\n\
+         \n\
+         DEUTSCH\n\
+         Dies ist ein Home-Office-Stick von {name}. Er startet ein abgesichertes System\n\
+         mit dem VPN und dem Telefon Ihres Arbeitgebers - und sonst nichts.\n\
+         \n\
+         Bitte veraendern Sie nichts auf diesem Stick. Jede Aenderung wird beim Start\n\
+         erkannt; der Stick startet dann nicht mehr.\n\
+         \n\
+         Starten: Stick einstecken, PC neu starten und im Startmenue (oft F12, F11, F8\n\
+         oder Esc) den USB-Stick waehlen.\n\
+         \n\
+         Hilfe: {hotline}{hours}, {email}\n\
+         \n\
+         ENGLISH\n\
+         This is a home-office stick from {name}. It starts a locked-down system with\n\
+         your employer's VPN and phone - and nothing else.\n\
+         \n\
+         Please do not change anything on this stick. Any change is detected at start-up\n\
+         and the stick will then refuse to start.\n\
+         \n\
+         To start: plug in the stick, restart the PC and choose the USB stick in the boot\n\
+         menu (often F12, F11, F8 or Esc).\n\
+         \n\
+         Help: {hotline}{hours}, {email}\n\
+         \n\
+         Image {image_id}, version {version}\n\
+         Signing key (SHA-256 of the public key) / Signaturschluessel:\n\
+         {key_id}\n",
+        name = c.name,
+    );
+    // CRLF so that every Windows editor shows the lines.
+    text.replace('\n', "\r\n")
+}
+
+/// The positions of the partitions.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    esp: (u64, u64),
+    system: (u64, u64),
+    profile: (u64, u64),
+    min_sectors: u64,
+}
+
+fn layout(esp_bytes: u64, system_len: u64, profile_bytes: u64) -> Layout {
+    let esp_first = manifest::ESP_FIRST_LBA;
+    let esp_last = esp_first + esp_bytes / SECTOR - 1;
+    let sys_first = align_up(esp_last + 1, ALIGN);
+    let sys_last = sys_first + align_up(system_len, ALIGN * SECTOR) / SECTOR - 1;
+    let prof_first = align_up(sys_last + 1, ALIGN);
+    let prof_last = prof_first + profile_bytes / SECTOR - 1;
+    let min_sectors = align_up(prof_last + 1 + 1 + gpt::ENTRY_ARRAY_SECTORS, ALIGN);
+    Layout {
+        esp: (esp_first, esp_last),
+        system: (sys_first, sys_last),
+        profile: (prof_first, prof_last),
+        min_sectors,
+    }
+}
+
+fn fat_budget(files: impl Iterator<Item = u64>, min: u64, slack: u64) -> u64 {
+    let content: u64 = files.map(|n| align_up(n.max(1), 4096)).sum();
+    align_up((content + content / 4 + slack).max(min), ALIGN * SECTOR)
+}
+
+/// Copy `src` to `dst` at `offset`, padding with zeros to `padded_len`, hashing all of it.
+fn copy_and_hash(
+    src: &Path,
+    dst: &mut File,
+    offset: u64,
+    len: u64,
+    padded_len: u64,
+    progress: &dyn Progress,
+) -> Result<String, BuildError> {
+    let mut f = File::open(src).map_err(io_err(format!("opening {}", src.display())))?;
+    dst.seek(SeekFrom::Start(offset))
+        .map_err(io_err("seeking in the output"))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 4 << 20];
+    let mut done = 0u64;
+    while done < len {
+        let want = ((len - done) as usize).min(buf.len());
+        f.read_exact(&mut buf[..want])
+            .map_err(io_err(format!("reading {}", src.display())))?;
+        h.update(&buf[..want]);
+        dst.write_all(&buf[..want])
+            .map_err(io_err("writing the system partition"))?;
+        done += want as u64;
+        progress.advance(want as u64);
+    }
+    // The file already holds zeros past the system image; only the hash needs the padding.
+    let zeros = vec![0u8; 1 << 20];
+    let mut pad = padded_len - len;
+    while pad > 0 {
+        let n = pad.min(zeros.len() as u64) as usize;
+        h.update(&zeros[..n]);
+        pad -= n as u64;
+    }
+    Ok(hex(&h.finalize()))
+}
+
+/// Build the image described by `opts`.
+pub fn build(opts: &BuildOptions, progress: &dyn BuildProgress) -> Result<BuildReport, BuildError> {
+    let started = Instant::now();
+    progress.stage("checking inputs");
+    let profile = Profile::load(&opts.profile).map_err(|e| BuildError::Input(e.to_string()))?;
+    let base = load_base(&opts.base)?;
+    let key: SigningKey = keys::load_signing_key(&opts.key, opts.passphrase.as_deref())
+        .map_err(|e| BuildError::Input(e.to_string()))?;
+    let public = key.verifying_key();
+    let key_id = keys::key_id(&public);
+    let version = opts
+        .version
+        .clone()
+        .unwrap_or_else(|| base.meta.version.clone());
+    if !label_ok(&version) {
+        return Err(BuildError::Input(format!(
+            "--version: {version:?} must be 1-64 characters of A-Z a-z 0-9 . _ + - ~"
+        )));
+    }
+    let out_dir = match opts.output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !out_dir.is_dir() {
+        return Err(BuildError::Input(format!(
+            "--output: directory {} does not exist",
+            out_dir.display()
+        )));
+    }
+    if opts.output.is_dir() {
+        return Err(BuildError::Input(format!(
+            "--output: {} is a directory",
+            opts.output.display()
+        )));
+    }
+
+    // Profile partition: its own FAT, reproducible from the profile alone.
+    let prof_files: Vec<FatFile> = profile
+        .files
+        .iter()
+        .map(|f| FatFile {
+            path: f.path.clone(),
+            data: f.data.clone(),
+        })
+        .collect();
+    let prof_bytes = fat_budget(
+        prof_files.iter().map(|f| f.data.len() as u64),
+        MIN_PROFILE,
+        1 << 20,
+    );
+    let prof_id = derived_uuid(&[b"profile-volume", profile.customer.id.as_bytes()]);
+    let prof_fat = fat::build(
+        &FatSpec {
+            size: prof_bytes,
+            fat32: false,
+            label: "HS-PROFILE".into(),
+            volume_id: u32::from_le_bytes(prof_id.as_bytes()[..4].try_into().unwrap_or_default()),
+            epoch: opts.epoch,
+        },
+        &prof_files,
+    )
+    .map_err(io_err("building the profile FAT"))?;
+    let prof_sha = sha256_hex(&prof_fat);
+
+    let esp_sizes = base.esp.iter().map(|f| f.data.len() as u64);
+    let esp_bytes = fat_budget(esp_sizes, MIN_ESP, 8 << 20);
+    let lay = layout(esp_bytes, base.system_len, prof_bytes);
+    let min_size = lay.min_sectors * SECTOR;
+    let size = match opts.size {
+        None => min_size,
+        Some(s) if s % SECTOR != 0 => {
+            return Err(BuildError::Input(format!(
+                "--size: {s} is not a multiple of 512"
+            )))
+        }
+        Some(s) if s < min_size => {
+            return Err(BuildError::Input(format!(
+                "--size: {s} bytes is too small; this image needs at least {min_size}"
+            )))
+        }
+        Some(s) => s,
+    };
+
+    progress.stage("writing the system partition");
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(
+            ".{}.",
+            opts.output
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+        ))
+        .suffix(".partial")
+        .tempfile_in(&out_dir)
+        .map_err(io_err(format!(
+            "creating a temporary file in {}",
+            out_dir.display()
+        )))?;
+    tmp.as_file()
+        .set_len(size)
+        .map_err(io_err("sizing the output"))?;
+    let sys_len_padded = (lay.system.1 - lay.system.0 + 1) * SECTOR;
+    progress.set_total(base.system_len);
+    let sys_sha = copy_and_hash(
+        &base.system,
+        tmp.as_file_mut(),
+        lay.system.0 * SECTOR,
+        base.system_len,
+        sys_len_padded,
+        progress,
+    )?;
+    let f = tmp.as_file_mut();
+    f.seek(SeekFrom::Start(lay.profile.0 * SECTOR))
+        .map_err(io_err("seeking in the output"))?;
+    f.write_all(&prof_fat)
+        .map_err(io_err("writing the profile partition"))?;
+
+    progress.stage("signing");
+    let mut id_parts: Vec<Vec<u8>> = vec![
+        b"homestick-image-id/1".to_vec(),
+        profile.customer.id.clone().into_bytes(),
+        version.clone().into_bytes(),
+        opts.epoch.to_le_bytes().to_vec(),
+        opts.rollback_index.to_le_bytes().to_vec(),
+        base.meta.name.clone().into_bytes(),
+        base.meta.version.clone().into_bytes(),
+        key_id.clone().into_bytes(),
+        sys_sha.clone().into_bytes(),
+        prof_sha.clone().into_bytes(),
+    ];
+    for f in &base.esp {
+        id_parts.push(f.path.clone().into_bytes());
+        id_parts.push(sha256_hex(&f.data).into_bytes());
+    }
+    let id_refs: Vec<&[u8]> = id_parts.iter().map(Vec::as_slice).collect();
+    let image_id = derived_uuid(&id_refs);
+    let guid =
+        |what: &str| derived_uuid(&[b"homestick-guid", image_id.as_bytes(), what.as_bytes()]);
+
+    let readme = readme_txt(&profile.customer, &image_id.to_string(), &version, &key_id);
+    let mut esp_files: Vec<FatFile> = base
+        .esp
+        .iter()
+        .map(|f| FatFile {
+            path: f.path.clone(),
+            data: f.data.clone(),
+        })
+        .collect();
+    esp_files.push(FatFile {
+        path: "homestick/README.txt".into(),
+        data: readme.into_bytes(),
+    });
+    esp_files.sort_by(|a, b| a.path.cmp(&b.path));
+    let file_entries: Vec<FileEntry> = esp_files
+        .iter()
+        .map(|f| FileEntry {
+            path: f.path.clone(),
+            size: f.data.len() as u64,
+            sha256: sha256_hex(&f.data),
+        })
+        .collect();
+
+    let parts = [
+        (
+            "esp",
+            gpt::TYPE_ESP,
+            lay.esp,
+            0u64,
+            None,
+            Some(file_entries),
+        ),
+        (
+            "system",
+            gpt::TYPE_ROOT_X86_64,
+            lay.system,
+            gpt::ATTR_READ_ONLY,
+            Some(sys_sha),
+            None,
+        ),
+        (
+            "profile",
+            gpt::TYPE_HOMESTICK_PROFILE,
+            lay.profile,
+            gpt::ATTR_READ_ONLY,
+            Some(prof_sha),
+            None,
+        ),
+    ];
+    let partitions: Vec<Partition> = parts
+        .into_iter()
+        .enumerate()
+        .map(
+            |(i, (name, ty, (first, last), attrs, sha, files))| Partition {
+                number: i as u32 + 1,
+                name: name.into(),
+                type_guid: ty.to_string(),
+                guid: guid(name).to_string(),
+                first_lba: first,
+                last_lba: last,
+                attributes: attrs,
+                sha256: sha,
+                files,
+            },
+        )
+        .collect();
+    let disk_guid = guid("disk");
+    let m = Manifest {
+        format: manifest::FORMAT.into(),
+        image_id: image_id.to_string(),
+        customer: Customer {
+            id: profile.customer.id.clone(),
+            name: profile.customer.name.clone(),
+        },
+        version,
+        build_time: fat::rfc3339(opts.epoch),
+        build_epoch: opts.epoch,
+        rollback_index: opts.rollback_index,
+        key_id,
+        base: Base {
+            name: base.meta.name.clone(),
+            version: base.meta.version.clone(),
+        },
+        disk: DiskInfo {
+            guid: disk_guid.to_string(),
+            sector_size: SECTOR,
+            min_size_bytes: min_size,
+            partition_entries: gpt::NUM_ENTRIES,
+        },
+        partitions,
+    };
+    m.validate()
+        .map_err(|e| BuildError::SelfCheck(e.to_string()))?;
+    let manifest_bytes = m.to_bytes();
+    let sig = keys::sign(&key, &manifest_bytes);
+    esp_files.push(FatFile {
+        path: manifest::MANIFEST_PATH.into(),
+        data: manifest_bytes,
+    });
+    esp_files.push(FatFile {
+        path: manifest::SIGNATURE_PATH.into(),
+        data: sig.to_vec(),
+    });
+
+    progress.stage("writing the ESP and the GPT");
+    let esp_vol_id = derived_uuid(&[b"esp-volume", image_id.as_bytes()]);
+    let esp_fat = fat::build(
+        &FatSpec {
+            size: esp_bytes,
+            fat32: true,
+            label: "HOMESTICK".into(),
+            volume_id: u32::from_le_bytes(
+                esp_vol_id.as_bytes()[..4].try_into().unwrap_or_default(),
+            ),
+            epoch: opts.epoch,
+        },
+        &esp_files,
+    )
+    .map_err(io_err("building the ESP (FAT32)"))?;
+    let f = tmp.as_file_mut();
+    f.seek(SeekFrom::Start(lay.esp.0 * SECTOR))
+        .map_err(io_err("seeking in the output"))?;
+    f.write_all(&esp_fat).map_err(io_err("writing the ESP"))?;
+    let new_parts: Vec<NewPartition> = m
+        .partitions
+        .iter()
+        .map(|p| NewPartition {
+            type_guid: p.type_uuid(),
+            guid: p.uuid(),
+            first_lba: p.first_lba,
+            last_lba: p.last_lba,
+            attributes: p.attributes,
+            name: p.name.clone(),
+        })
+        .collect();
+    gpt::write(&mut *f, size / SECTOR, disk_guid, &new_parts).map_err(BuildError::SelfCheck)?;
+    f.sync_all().map_err(io_err("flushing the output"))?;
+
+    progress.stage("verifying the image");
+    let disk = FileDisk::open(tmp.path()).map_err(io_err("reopening the output"))?;
+    let trusted = [TrustedKey {
+        id: keys::key_id(&public),
+        key: public,
+        source: opts.key.clone(),
+    }];
+    verify::verify(&disk, &trusted, progress).map_err(|e| BuildError::SelfCheck(e.to_string()))?;
+    tmp.persist(&opts.output).map_err(|e| BuildError::Io {
+        context: format!("renaming to {}", opts.output.display()),
+        source: e.error,
+    })?;
+    if let Ok(d) = File::open(&out_dir) {
+        let _ = d.sync_all();
+    }
+    Ok(BuildReport {
+        output: opts.output.clone(),
+        size,
+        manifest: m,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}

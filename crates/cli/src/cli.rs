@@ -1,0 +1,153 @@
+//! Command-line definition.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Build, check and inspect signed home-office USB stick images.
+#[derive(Debug, Parser)]
+#[command(name = "homestick", version, about, long_about = None)]
+#[command(
+    after_help = "Exit codes: 0 success/trusted, 1 not trusted, 2 unusable input or arguments.\n\
+Documentation: README.md and docs/ in the homestick repository."
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create and manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Build one signed image for a customer.
+    #[command(
+        after_help = "Example:\n  homestick build --profile profiles/stadt-musterhausen --base out/base \\\n    --key keys/test/homestick-test.key --output out/stadt-musterhausen.img --version 2026.11.1\n\n\
+Set SOURCE_DATE_EPOCH for reproducible builds: same inputs, same key, same epoch -> same bytes."
+    )]
+    Build(BuildArgs),
+    /// Check an image file or a stick against trusted public keys.
+    #[command(
+        after_help = "Examples:\n  homestick verify out/stadt-musterhausen.img --keyring keys/test/homestick-test.pub\n  homestick verify /dev/sdc --keyring /etc/homestick/trusted/ --json\n\n\
+Exit codes: 0 trusted, 1 NOT trusted (the message names the partition, file or check), 2 unusable input."
+    )]
+    Verify(VerifyArgs),
+    /// Show what an image or stick says about itself (signature not checked).
+    #[command(
+        after_help = "Example:\n  homestick inspect out/stadt-musterhausen.img\n\nUse `homestick verify` to check the signature."
+    )]
+    Inspect(InspectArgs),
+}
+
+/// `homestick keys ...`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Generate an Ed25519 signing key pair: NAME.key (PKCS#8, mode 0600) and NAME.pub.
+    #[command(
+        after_help = "Example:\n  homestick keys generate --out /secure/keys/provider-2026\n  homestick keys generate --out /secure/keys/provider-2026 --passphrase-file /run/secrets/pw\n\n\
+Both files are PEM that `openssl pkey` reads. The printed key id is the SHA-256 of the public key's DER."
+    )]
+    Generate {
+        /// Output path without extension: DIR/NAME gives DIR/NAME.key and DIR/NAME.pub.
+        #[arg(long, value_name = "DIR/NAME")]
+        out: PathBuf,
+        /// Encrypt the private key with the passphrase in this file (first line).
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+    },
+}
+
+/// `homestick build`
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Customer profile directory (holds customer.toml).
+    #[arg(long, value_name = "DIR")]
+    pub profile: PathBuf,
+    /// Base directory (base.toml, esp/, system.img).
+    #[arg(long, value_name = "DIR")]
+    pub base: PathBuf,
+    /// Ed25519 private signing key (PKCS#8 PEM).
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// Passphrase for an encrypted signing key (first line of the file).
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Where to write the image; written to a temporary file first and renamed when verified.
+    #[arg(long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Image version (default: the base's version).
+    #[arg(long, value_name = "V")]
+    pub version: Option<String>,
+    /// Anti-rollback index recorded in the signed manifest.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub rollback_index: u64,
+    /// Image file size: bytes, or with a suffix K, M, G (powers of 1024). Default: the smallest that fits.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub size: Option<u64>,
+}
+
+/// `homestick verify`
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Image file or block device.
+    pub target: PathBuf,
+    /// A trusted public key (.pub) or a directory of them.
+    #[arg(long, value_name = "PATH")]
+    pub keyring: PathBuf,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `homestick inspect`
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Image file or block device.
+    pub target: PathBuf,
+    /// Print the manifest and findings as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parse `1073741824`, `1024M`, `1G`, `64MiB`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (bytes, or a number with K, M or G)"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?} (use K, M or G)")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512").unwrap(), 512);
+        assert_eq!(parse_size("64M").unwrap(), 64 << 20);
+        assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
+        assert!(parse_size("1T").is_err());
+        assert!(parse_size("x").is_err());
+        assert!(parse_size("99999999999999999999G").is_err());
+    }
+}

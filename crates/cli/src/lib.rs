@@ -1,0 +1,303 @@
+//! The `homestick` command: argument handling, output and exit codes around the libraries.
+//!
+//! Exit codes: 0 success or trusted; 1 not trusted; 2 unusable input or arguments.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+mod progress;
+
+use std::fs;
+use std::path::Path;
+use std::process::ExitCode;
+
+use cli::{BuildArgs, Cli, Command, InspectArgs, KeysCommand, VerifyArgs};
+use homestick_image::disk::FileDisk;
+use homestick_image::keys;
+use homestick_image::manifest::Manifest;
+use homestick_image::verify::{self, VerifyError};
+use progress::Reporter;
+use serde_json::json;
+
+/// How a command failed.
+#[derive(Debug)]
+enum Failure {
+    /// Unusable input or arguments: exit 2.
+    Usage(String),
+    /// Not trusted: exit 1 (details already printed).
+    Untrusted,
+}
+
+impl From<String> for Failure {
+    fn from(s: String) -> Self {
+        Failure::Usage(s)
+    }
+}
+
+/// Run a parsed command line and return the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Keys(KeysCommand::Generate {
+            out,
+            passphrase_file,
+        }) => keys_generate(&out, passphrase_file.as_deref()),
+        Command::Build(args) => build(&args),
+        Command::Verify(args) => verify_cmd(&args),
+        Command::Inspect(args) => inspect(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Untrusted) => ExitCode::from(1),
+        Err(Failure::Usage(msg)) => {
+            eprintln!("homestick: error: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn read_passphrase(path: &Path) -> Result<Vec<u8>, String> {
+    let meta = fs::metadata(path)
+        .map_err(|e| format!("{}: cannot read passphrase file: {e}", path.display()))?;
+    if !meta.is_file() || meta.len() > 4096 {
+        return Err(format!("{}: not a small regular file", path.display()));
+    }
+    let text = fs::read(path)
+        .map_err(|e| format!("{}: cannot read passphrase file: {e}", path.display()))?;
+    let first = text.split(|&b| b == b'\n').next().unwrap_or_default();
+    let first = first.strip_suffix(b"\r").unwrap_or(first);
+    if first.is_empty() {
+        return Err(format!(
+            "{}: the passphrase (first line) is empty",
+            path.display()
+        ));
+    }
+    Ok(first.to_vec())
+}
+
+fn keys_generate(out: &Path, passphrase_file: Option<&Path>) -> Result<(), Failure> {
+    let pw = passphrase_file.map(read_passphrase).transpose()?;
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.is_dir() {
+            return Err(format!("--out: directory {} does not exist", parent.display()).into());
+        }
+    }
+    let g = keys::generate(out, pw.as_deref()).map_err(|e| e.to_string())?;
+    println!(
+        "private key: {} (mode 0600{})",
+        g.private.display(),
+        if pw.is_some() { ", encrypted" } else { "" }
+    );
+    println!("public key:  {}", g.public.display());
+    println!("key id:      {}", g.id);
+    Ok(())
+}
+
+fn source_date_epoch() -> Result<i64, String> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) => v
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|&e| e >= 0)
+            .ok_or_else(|| {
+                format!("SOURCE_DATE_EPOCH: {v:?} is not a whole, non-negative number of seconds")
+            }),
+        Err(_) => Ok(std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)),
+    }
+}
+
+fn build(a: &BuildArgs) -> Result<(), Failure> {
+    let passphrase = a
+        .passphrase_file
+        .as_deref()
+        .map(read_passphrase)
+        .transpose()?;
+    let opts = homestick_build::BuildOptions {
+        profile: a.profile.clone(),
+        base: a.base.clone(),
+        key: a.key.clone(),
+        passphrase,
+        output: a.output.clone(),
+        version: a.version.clone(),
+        rollback_index: a.rollback_index,
+        size: a.size,
+        epoch: source_date_epoch()?,
+    };
+    let rep = Reporter::new(false);
+    let res = homestick_build::build(&opts, &rep);
+    rep.finish();
+    match res {
+        Ok(r) => {
+            let m = &r.manifest;
+            println!(
+                "built {} ({} MiB) in {:.1} s",
+                r.output.display(),
+                r.size >> 20,
+                r.seconds
+            );
+            println!("  image id  {}", m.image_id);
+            println!("  customer  {} ({})", m.customer.id, m.customer.name);
+            println!(
+                "  version   {}, rollback index {}",
+                m.version, m.rollback_index
+            );
+            println!("  key id    {}", m.key_id);
+            Ok(())
+        }
+        Err(homestick_build::BuildError::SelfCheck(e)) => {
+            eprintln!(
+                "homestick: error: {}",
+                homestick_build::BuildError::SelfCheck(e)
+            );
+            Err(Failure::Untrusted)
+        }
+        Err(e) => Err(Failure::Usage(e.to_string())),
+    }
+}
+
+fn open_target(path: &Path) -> Result<FileDisk, String> {
+    FileDisk::open(path).map_err(|e| format!("{}: cannot open: {e}", path.display()))
+}
+
+fn verify_cmd(a: &VerifyArgs) -> Result<(), Failure> {
+    let t = a.target.display().to_string();
+    let fail_json = |msg: &str| {
+        if a.json {
+            println!("{}", json!({"target": t, "trusted": false, "error": msg}));
+        }
+    };
+    let keyring = keys::load_keyring(&a.keyring).map_err(|e| {
+        let m = e.to_string();
+        fail_json(&m);
+        Failure::Usage(m)
+    })?;
+    let disk = open_target(&a.target).map_err(|m| {
+        fail_json(&m);
+        Failure::Usage(m)
+    })?;
+    let rep = Reporter::new(a.json);
+    let res = verify::verify(&disk, &keyring, &rep);
+    rep.finish();
+    match res {
+        Ok(v) => {
+            let m = &v.manifest;
+            if a.json {
+                println!(
+                    "{}",
+                    json!({"target": t, "trusted": true, "image_id": m.image_id, "customer": m.customer.id,
+                           "version": m.version, "rollback_index": m.rollback_index, "key_id": v.key_id,
+                           "failures": [], "warnings": v.warnings})
+                );
+            } else {
+                for w in &v.warnings {
+                    println!("warning: {w}");
+                }
+                println!("TRUSTED: {t}");
+                println!(
+                    "  image {} for {} ({}), version {}, rollback index {}",
+                    m.image_id, m.customer.id, m.customer.name, m.version, m.rollback_index
+                );
+                println!("  signed by key {} ({})", v.key_id, v.key_source.display());
+                println!(
+                    "  checked: signature, GPT entries, {} partition hashes, {} ESP files",
+                    m.partitions.iter().filter(|p| p.sha256.is_some()).count(),
+                    m.esp().and_then(|p| p.files.as_ref()).map_or(0, Vec::len)
+                );
+            }
+            Ok(())
+        }
+        Err(VerifyError::Untrusted { failures, manifest }) => {
+            if a.json {
+                println!(
+                    "{}",
+                    json!({"target": t, "trusted": false, "image_id": manifest.as_ref().map(|m| m.image_id.clone()),
+                           "failures": failures, "warnings": []})
+                );
+            } else {
+                println!("NOT TRUSTED: {t}");
+                for f in &failures {
+                    println!("  - {f}");
+                }
+            }
+            Err(Failure::Untrusted)
+        }
+        Err(VerifyError::Unusable(m)) => {
+            let m = format!("{t}: {m}");
+            fail_json(&m);
+            Err(Failure::Usage(m))
+        }
+        Err(e) => {
+            let m = format!("{t}: {e}");
+            fail_json(&m);
+            Err(Failure::Usage(m))
+        }
+    }
+}
+
+fn inspect(a: &InspectArgs) -> Result<(), Failure> {
+    let t = a.target.display().to_string();
+    let disk = open_target(&a.target)?;
+    let st = match verify::read_statement(&disk) {
+        Ok(st) => st,
+        Err(e) => return Err(Failure::Usage(format!("{t}: {e}"))),
+    };
+    let m = Manifest::parse(&st.manifest).map_err(|e| format!("{t}: {e}"))?;
+    let sig_note = if st.signature.len() == 64 {
+        "present, not checked (use homestick verify)"
+    } else {
+        "MALFORMED"
+    };
+    if a.json {
+        let mut v = serde_json::to_value(&m).map_err(|e| e.to_string())?;
+        v["signature"] = json!(sig_note);
+        v["target"] = json!(t);
+        v["target_size"] = json!(homestick_image::disk::Disk::size(&disk));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
+        );
+        return Ok(());
+    }
+    println!("{t}");
+    println!("  customer     {} ({})", m.customer.id, m.customer.name);
+    println!(
+        "  version      {} (rollback index {})",
+        m.version, m.rollback_index
+    );
+    println!("  image id     {}", m.image_id);
+    println!("  built        {}", m.build_time);
+    println!("  base         {} {}", m.base.name, m.base.version);
+    println!("  key id       {}", m.key_id);
+    println!("  signature    {sig_note}");
+    println!(
+        "  disk GUID    {}, needs {} bytes ({} MiB)",
+        m.disk.guid,
+        m.disk.min_size_bytes,
+        m.disk.min_size_bytes >> 20
+    );
+    println!("  partitions");
+    for p in &m.partitions {
+        println!(
+            "    {} {:8} LBA {:>8}..={:<8} {:>6} MiB  {}",
+            p.number,
+            p.name,
+            p.first_lba,
+            p.last_lba,
+            p.len() >> 20,
+            p.sha256
+                .as_deref()
+                .map(|h| format!("sha256 {h}"))
+                .unwrap_or_else(|| "files below".into())
+        );
+    }
+    if let Some(files) = m.esp().and_then(|p| p.files.as_ref()) {
+        println!("  ESP files");
+        for f in files {
+            println!("    {:>10}  {}  {}", f.size, &f.sha256[..16], f.path);
+        }
+    }
+    Ok(())
+}
