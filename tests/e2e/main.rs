@@ -1,1 +1,10 @@
-//! placeholder
+//! End-to-end tests of the real `homestick` binary, with real external checkers as oracles:
+//! sgdisk, fsck.fat, mtools, openssl, dd and sha256sum, and loop devices.
+//!
+//! A missing tool fails the test loudly: `cargo xtask test` installs them (see README).
+
+mod bad_input;
+mod common;
+mod hostile;
+mod oracles;
+mod tamper;

@@ -7,6 +7,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod fixture;
+
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
