@@ -47,13 +47,21 @@ impl Run {
 }
 
 fn finish(cmd: &mut Command, out: std::io::Result<Output>) -> Run {
-    let out = out.unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e} (is it installed? `cargo xtask test` installs test tools)"));
+    let out = out.unwrap_or_else(|e| {
+        panic!(
+            "cannot start {cmd:?}: {e} (is it installed? `cargo xtask test` installs test tools)"
+        )
+    });
     let r = Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
-    assert!(!r.stderr.contains("panicked"), "{cmd:?} panicked:\n{}", r.stderr);
+    assert!(
+        !r.stderr.contains("panicked"),
+        "{cmd:?} panicked:\n{}",
+        r.stderr
+    );
     r
 }
 
@@ -86,7 +94,8 @@ pub struct Fixture {
 impl Fixture {
     pub fn new() -> Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
-        homestick_build::fixture::write_fixture_base(&dir.path().join("base"), 8).expect("fixture base");
+        homestick_build::fixture::write_fixture_base(&dir.path().join("base"), 8)
+            .expect("fixture base");
         Fixture { dir }
     }
 
@@ -132,13 +141,28 @@ pub fn inspect_json(img: &Path) -> serde_json::Value {
 
 /// `homestick verify IMG --keyring K`.
 pub fn verify(img: &Path, keyring: &Path) -> Run {
-    hs(&["verify".as_ref(), img.as_os_str(), "--keyring".as_ref(), keyring.as_os_str()])
+    hs(&[
+        "verify".as_ref(),
+        img.as_os_str(),
+        "--keyring".as_ref(),
+        keyring.as_os_str(),
+    ])
 }
 
 /// Offset of `needle` in `hay` (exactly once).
 pub fn find_once(hay: &[u8], needle: &[u8]) -> usize {
-    let hits: Vec<usize> = hay.windows(needle.len()).enumerate().filter(|(_, w)| *w == needle).map(|(i, _)| i).collect();
-    assert_eq!(hits.len(), 1, "expected exactly one occurrence, found {}", hits.len());
+    let hits: Vec<usize> = hay
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, w)| *w == needle)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(
+        hits.len(),
+        1,
+        "expected exactly one occurrence, found {}",
+        hits.len()
+    );
     hits[0]
 }
 
@@ -156,7 +180,14 @@ pub fn esp_file(img: &Path, path: &str) -> Vec<u8> {
     let out = tempfile::NamedTempFile::new().expect("tmp");
     let r = tool(
         "mcopy",
-        &["-n", "-o", "-i", &format!("{}@@1M", img.display()), &format!("::/{path}"), &out.path().display().to_string()],
+        &[
+            "-n",
+            "-o",
+            "-i",
+            &format!("{}@@1M", img.display()),
+            &format!("::/{path}"),
+            &out.path().display().to_string(),
+        ],
     );
     assert_eq!(r.code, 0, "mcopy {path}: {}", r.all());
     fs::read(out.path()).expect("read extracted")

@@ -18,31 +18,64 @@ fn garbage_and_truncated_targets_exit_2() {
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("empty file", vec![], "too small"),
         ("one sector", bytes[..512].to_vec(), "too small"),
-        ("random 2 MiB", homestick_build::fixture::pseudo_random(7, 2 << 20), "not a homestick image"),
+        (
+            "random 2 MiB",
+            homestick_build::fixture::pseudo_random(7, 2 << 20),
+            "not a homestick image",
+        ),
         ("zeros 4 MiB", vec![0u8; 4 << 20], "not a homestick image"),
         ("GPT only", bytes[..(1 << 20)].to_vec(), "too small"),
         ("ESP cut in half", bytes[..(33 << 20)].to_vec(), "truncated"),
-        ("cut in the system partition", bytes[..(70 << 20)].to_vec(), "truncated"),
-        ("last sector missing", bytes[..bytes.len() - 512].to_vec(), "truncated"),
-        ("a text file", b"hello, I am not a disk image\n".to_vec(), "too small"),
+        (
+            "cut in the system partition",
+            bytes[..(70 << 20)].to_vec(),
+            "truncated",
+        ),
+        (
+            "last sector missing",
+            bytes[..bytes.len() - 512].to_vec(),
+            "truncated",
+        ),
+        (
+            "a text file",
+            b"hello, I am not a disk image\n".to_vec(),
+            "too small",
+        ),
     ];
     for (what, data, want) in cases {
         let p = fx.path("target.img");
         fs::write(&p, &data).unwrap();
         let r = verify(&p, &test_pub());
         assert_eq!(r.code, 2, "{what}: {}", r.all());
-        assert!(r.stderr.contains(want), "{what}: expected {want:?} in {}", r.stderr);
-        assert!(r.stderr.contains("target.img"), "{what}: message names the target: {}", r.stderr);
+        assert!(
+            r.stderr.contains(want),
+            "{what}: expected {want:?} in {}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains("target.img"),
+            "{what}: message names the target: {}",
+            r.stderr
+        );
         // inspect reads only the manifest: it still works where the manifest survived.
         let r = hs(&["inspect".as_ref(), p.as_os_str()]);
         let manifest_readable = want == "truncated";
-        assert_eq!(r.code, if manifest_readable { 0 } else { 2 }, "inspect {what}: {}", r.all());
+        assert_eq!(
+            r.code,
+            if manifest_readable { 0 } else { 2 },
+            "inspect {what}: {}",
+            r.all()
+        );
     }
     let r = verify(fx.dir.path(), &test_pub());
     assert_eq!(r.code, 2, "a directory: {}", r.all());
     let r = verify(&fx.path("missing.img"), &test_pub());
     assert_eq!(r.code, 2, "{}", r.all());
-    assert!(r.stderr.contains("missing.img: cannot open"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("missing.img: cannot open"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -53,7 +86,12 @@ fn random_mutations_of_metadata_never_panic() {
     let img = fx.build("demo.img");
     let good = fs::read(&img).unwrap();
     let keys = load_keyring(&test_pub()).unwrap();
-    let regions: [(usize, usize); 4] = [(0, 34 * 512), (1 << 20, (1 << 20) + 64 * 1024), ((1 << 20) + 64 * 1024, 3 << 20), (0, 4 << 20)];
+    let regions: [(usize, usize); 4] = [
+        (0, 34 * 512),
+        (1 << 20, (1 << 20) + 64 * 1024),
+        ((1 << 20) + 64 * 1024, 3 << 20),
+        (0, 4 << 20),
+    ];
     let mut rng = 0x1234_5678_9abc_def1u64;
     let mut next = || {
         rng ^= rng << 13;
@@ -75,7 +113,11 @@ fn random_mutations_of_metadata_never_panic() {
             undo.push((at, b[at]));
             b[at] = next() as u8;
         }
-        let len = if next() % 16 == 0 { (next() as usize) % b.len() } else { b.len() };
+        let len = if next() % 16 == 0 {
+            (next() as usize) % b.len()
+        } else {
+            b.len()
+        };
         let target: &[u8] = &b[..len];
         assert_eq!(target.size(), len as u64);
         match verify_lib(target, &keys, &NoProgress) {
@@ -90,7 +132,10 @@ fn random_mutations_of_metadata_never_panic() {
     assert!(b == good);
     eprintln!("{runs} mutated images: {verdicts:?} (trusted, not trusted, unusable)");
     assert!(runs >= 200, "too few runs in the time budget: {runs}");
-    assert!(verdicts[1] > 0 && verdicts[2] > 0, "the sweep must reach both failure kinds: {verdicts:?}");
+    assert!(
+        verdicts[1] > 0 && verdicts[2] > 0,
+        "the sweep must reach both failure kinds: {verdicts:?}"
+    );
 }
 
 #[test]
@@ -99,44 +144,83 @@ fn enormous_manifest_is_refused_without_reading_it_all() {
     let img = fx.build_with("big.img", &demo_profile(), &["--size", "100M"]);
     let big = fx.path("manifest.json");
     fs::write(&big, vec![b' '; 3 << 20]).unwrap();
-    let r = tool("mcopy", &["-o", "-i", &format!("{}@@1M", img.display()), &big.display().to_string(), "::/homestick/manifest.json"]);
+    let r = tool(
+        "mcopy",
+        &[
+            "-o",
+            "-i",
+            &format!("{}@@1M", img.display()),
+            &big.display().to_string(),
+            "::/homestick/manifest.json",
+        ],
+    );
     assert_eq!(r.code, 0, "{}", r.all());
     let r = verify(&img, &test_pub());
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(r.stderr.contains("larger than"), "{}", r.stderr);
 }
 
-#[test]
-fn killed_build_leaves_nothing_under_the_output_name() {
-    let d = tempfile::tempdir().unwrap();
-    homestick_build::fixture::write_fixture_base(&d.path().join("base"), 384).unwrap();
-    let out = d.path().join("out.img");
-    let mut child = Command::new(bin())
+/// Start a build of a large base and return once its temporary file exists.
+fn build_until_partial(d: &std::path::Path) -> (std::process::Child, std::path::PathBuf) {
+    homestick_build::fixture::write_fixture_base(&d.join("base"), 384).unwrap();
+    let child = Command::new(bin())
         .args(["build", "--profile"])
         .arg(demo_profile())
         .arg("--base")
-        .arg(d.path().join("base"))
+        .arg(d.join("base"))
         .arg("--key")
         .arg(test_key())
         .arg("--output")
-        .arg(&out)
+        .arg(d.join("out.img"))
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the temporary file exists, then kill the build mid-way.
     let started = Instant::now();
-    let partial = loop {
-        let found = fs::read_dir(d.path()).unwrap().filter_map(|e| e.ok()).find(|e| e.file_name().to_string_lossy().ends_with(".partial"));
+    let mut child = child;
+    loop {
+        let found = fs::read_dir(d)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .find(|e| e.file_name().to_string_lossy().ends_with(".partial"));
         if let Some(f) = found {
-            break f.path();
+            assert!(f.file_name().to_string_lossy().starts_with(".out.img."));
+            return (child, f.path());
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "no temporary file appeared");
-        assert!(child.try_wait().unwrap().is_none(), "build ended before it could be interrupted");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no temporary file appeared"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "build ended before it could be interrupted"
+        );
         std::thread::sleep(Duration::from_millis(2));
-    };
-    assert!(partial.file_name().unwrap().to_string_lossy().starts_with(".out.img."));
+    }
+}
+
+#[test]
+fn killed_build_leaves_nothing_under_the_output_name() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut child, _partial) = build_until_partial(d.path());
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(!out.exists(), "a killed build must not leave {}", out.display());
+    assert!(
+        !d.path().join("out.img").exists(),
+        "a killed build must not leave its output"
+    );
+}
+
+#[test]
+fn interrupted_build_cleans_up_its_temporary_file() {
+    let d = tempfile::tempdir().unwrap();
+    let (child, partial) = build_until_partial(d.path());
+    let r = tool("kill", &["-INT", &child.id().to_string()]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(!partial.exists(), "the temporary file must be removed");
+    assert!(!d.path().join("out.img").exists());
 }

@@ -3,6 +3,9 @@
 //!
 //! A missing tool fails the test loudly: `cargo xtask test` installs them (see README).
 
+// A failed unwrap in a test is a failed test with a backtrace: exactly what is wanted here.
+#![allow(clippy::unwrap_used)]
+
 mod bad_input;
 mod common;
 mod hostile;

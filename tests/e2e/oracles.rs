@@ -6,7 +6,10 @@ use std::path::Path;
 use crate::common::*;
 
 fn partitions(img: &Path) -> Vec<serde_json::Value> {
-    inspect_json(img)["partitions"].as_array().expect("partitions").clone()
+    inspect_json(img)["partitions"]
+        .as_array()
+        .expect("partitions")
+        .clone()
 }
 
 #[test]
@@ -16,30 +19,51 @@ fn built_image_passes_sgdisk_fsck_openssl_and_sha256sum() {
 
     let r = tool("sgdisk", &["-v", &img.display().to_string()]);
     assert_eq!(r.code, 0, "{}", r.all());
-    assert!(r.stdout.contains("No problems found"), "sgdisk -v: {}", r.stdout);
+    assert!(
+        r.stdout.contains("No problems found"),
+        "sgdisk -v: {}",
+        r.stdout
+    );
 
     let parts = partitions(&img);
     assert_eq!(parts.len(), 3);
     let i = img.display();
     for p in &parts {
-        let (first, last) = (p["first_lba"].as_u64().unwrap(), p["last_lba"].as_u64().unwrap());
+        let (first, last) = (
+            p["first_lba"].as_u64().unwrap(),
+            p["last_lba"].as_u64().unwrap(),
+        );
         let count = last - first + 1;
         match p["sha256"].as_str() {
             Some(want) => {
                 // The auditor's recipe from the README, verbatim.
-                let r = sh(&format!("dd if={i} bs=512 skip={first} count={count} status=none | sha256sum"));
+                let r = sh(&format!(
+                    "dd if={i} bs=512 skip={first} count={count} status=none | sha256sum"
+                ));
                 assert_eq!(r.code, 0, "{}", r.all());
-                assert_eq!(r.stdout.split_whitespace().next(), Some(want), "partition {}", p["name"]);
+                assert_eq!(
+                    r.stdout.split_whitespace().next(),
+                    Some(want),
+                    "partition {}",
+                    p["name"]
+                );
             }
             None => assert_eq!(p["name"], "esp"),
         }
         if p["name"] == "esp" || p["name"] == "profile" {
             let part = fx.path(&format!("{}.fat", p["name"].as_str().unwrap()));
-            let r = sh(&format!("dd if={i} of={} bs=512 skip={first} count={count} status=none", part.display()));
+            let r = sh(&format!(
+                "dd if={i} of={} bs=512 skip={first} count={count} status=none",
+                part.display()
+            ));
             assert_eq!(r.code, 0, "{}", r.all());
             let r = tool("fsck.fat", &["-n", &part.display().to_string()]);
             assert_eq!(r.code, 0, "fsck.fat -n on {}: {}", p["name"], r.all());
-            assert!(!r.stdout.contains("Leaving filesystem unchanged"), "{}", r.stdout);
+            assert!(
+                !r.stdout.contains("Leaving filesystem unchanged"),
+                "{}",
+                r.stdout
+            );
         }
     }
 
@@ -51,12 +75,24 @@ fn built_image_passes_sgdisk_fsck_openssl_and_sha256sum() {
     let r = tool(
         "openssl",
         &[
-            "pkeyutl", "-verify", "-pubin", "-inkey", &test_pub().display().to_string(), "-rawin", "-in",
-            &manifest.display().to_string(), "-sigfile", &sig.display().to_string(),
+            "pkeyutl",
+            "-verify",
+            "-pubin",
+            "-inkey",
+            &test_pub().display().to_string(),
+            "-rawin",
+            "-in",
+            &manifest.display().to_string(),
+            "-sigfile",
+            &sig.display().to_string(),
         ],
     );
     assert_eq!(r.code, 0, "openssl: {}", r.all());
-    assert!(r.stdout.contains("Signature Verified Successfully"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("Signature Verified Successfully"),
+        "{}",
+        r.stdout
+    );
 
     // ESP file hashes, with mtools + sha256sum.
     let esp = parts.iter().find(|p| p["name"] == "esp").unwrap();
@@ -67,15 +103,28 @@ fn built_image_passes_sgdisk_fsck_openssl_and_sha256sum() {
         let tmp = fx.path("esp-file");
         fs::write(&tmp, &data).unwrap();
         let r = tool("sha256sum", &[&tmp.display().to_string()]);
-        assert_eq!(r.stdout.split_whitespace().next(), f["sha256"].as_str(), "{path}");
+        assert_eq!(
+            r.stdout.split_whitespace().next(),
+            f["sha256"].as_str(),
+            "{path}"
+        );
     }
 
     let readme = String::from_utf8(esp_file(&img, "homestick/README.txt")).unwrap();
-    for want in ["DEUTSCH", "ENGLISH", "Stadt Musterhausen", "+49 5555 1234-100", "\r\n"] {
+    for want in [
+        "DEUTSCH",
+        "ENGLISH",
+        "Stadt Musterhausen",
+        "+49 5555 1234-100",
+        "\r\n",
+    ] {
         assert!(readme.contains(want), "README.txt lacks {want:?}");
     }
     let key_id = inspect_json(&img)["key_id"].as_str().unwrap().to_string();
-    assert!(readme.contains(&key_id), "README.txt names the key fingerprint");
+    assert!(
+        readme.contains(&key_id),
+        "README.txt names the key fingerprint"
+    );
 
     let r = verify(&img, &test_pub());
     assert_eq!(r.code, 0, "{}", r.all());
@@ -86,8 +135,14 @@ fn built_image_passes_sgdisk_fsck_openssl_and_sha256sum() {
 fn key_id_is_the_sha256_of_the_public_key_der() {
     let fx = Fixture::new();
     let img = fx.build("demo.img");
-    let r = sh(&format!("openssl pkey -pubin -in {} -outform DER | sha256sum", test_pub().display()));
-    assert_eq!(r.stdout.split_whitespace().next(), inspect_json(&img)["key_id"].as_str());
+    let r = sh(&format!(
+        "openssl pkey -pubin -in {} -outform DER | sha256sum",
+        test_pub().display()
+    ));
+    assert_eq!(
+        r.stdout.split_whitespace().next(),
+        inspect_json(&img)["key_id"].as_str()
+    );
 }
 
 #[test]
@@ -97,7 +152,10 @@ fn two_builds_are_identical_and_the_epoch_matters() {
     let b = fs::read(fx.build("b.img")).unwrap();
     assert!(a == b, "two builds of the same inputs differ");
     let c = fx.build_with("c.img", &demo_profile(), &["--version", "other"]);
-    assert!(fs::read(c).unwrap() != a, "a different version must change the image");
+    assert!(
+        fs::read(c).unwrap() != a,
+        "a different version must change the image"
+    );
 }
 
 #[test]
@@ -110,7 +168,9 @@ fn stick_with_backup_gpt_moved_to_its_real_end_still_verifies() {
     assert_eq!(tool("truncate", &["-s", "+64M", &b]).code, 0);
     let r = tool("sgdisk", &["-e", &b]);
     assert_eq!(r.code, 0, "sgdisk -e: {}", r.all());
-    assert!(tool("sgdisk", &["-v", &b]).stdout.contains("No problems found"));
+    assert!(tool("sgdisk", &["-v", &b])
+        .stdout
+        .contains("No problems found"));
     let r = verify(&big, &test_pub());
     assert_eq!(r.code, 0, "{}", r.all());
 }
@@ -120,9 +180,13 @@ fn explicit_size_pads_the_image_and_records_the_minimum() {
     let fx = Fixture::new();
     let img = fx.build_with("sized.img", &demo_profile(), &["--size", "200M"]);
     assert_eq!(fs::metadata(&img).unwrap().len(), 200 << 20);
-    let min = inspect_json(&img)["disk"]["min_size_bytes"].as_u64().unwrap();
+    let min = inspect_json(&img)["disk"]["min_size_bytes"]
+        .as_u64()
+        .unwrap();
     assert!(min < 200 << 20);
-    assert!(tool("sgdisk", &["-v", &img.display().to_string()]).stdout.contains("No problems found"));
+    assert!(tool("sgdisk", &["-v", &img.display().to_string()])
+        .stdout
+        .contains("No problems found"));
     assert_eq!(verify(&img, &test_pub()).code, 0);
 }
 
@@ -132,14 +196,27 @@ fn keyring_directory_with_several_keys() {
     let img = fx.build("demo.img");
     let ring = fx.path("ring");
     fs::create_dir(&ring).unwrap();
-    let r = hs(&["keys", "generate", "--out", &ring.join("other").display().to_string()]);
+    let r = hs(&[
+        "keys",
+        "generate",
+        "--out",
+        &ring.join("other").display().to_string(),
+    ]);
     assert_eq!(r.code, 0, "{}", r.all());
     fs::remove_file(ring.join("other.key")).unwrap();
-    assert_eq!(verify(&img, &ring).code, 1, "only an unrelated key in the ring");
+    assert_eq!(
+        verify(&img, &ring).code,
+        1,
+        "only an unrelated key in the ring"
+    );
     fs::copy(test_pub(), ring.join("test.pub")).unwrap();
     let r = verify(&img, &ring);
     assert_eq!(r.code, 0, "{}", r.all());
-    assert!(r.stdout.contains("test.pub"), "names the key that matched: {}", r.stdout);
+    assert!(
+        r.stdout.contains("test.pub"),
+        "names the key that matched: {}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -152,26 +229,76 @@ fn generated_keys_are_read_by_openssl_encrypted_or_not() {
     let r = hs(&["keys", "generate", "--out", &plain.display().to_string()]);
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(r.stdout.contains("key id:"), "{}", r.stdout);
-    let r = hs(&["keys", "generate", "--out", &enc.display().to_string(), "--passphrase-file", &pw.display().to_string()]);
+    let r = hs(&[
+        "keys",
+        "generate",
+        "--out",
+        &enc.display().to_string(),
+        "--passphrase-file",
+        &pw.display().to_string(),
+    ]);
     assert_eq!(r.code, 0, "{}", r.all());
     use std::os::unix::fs::PermissionsExt;
     for k in ["plain.key", "enc.key"] {
-        assert_eq!(fs::metadata(d.path().join(k)).unwrap().permissions().mode() & 0o777, 0o600, "{k}");
+        assert_eq!(
+            fs::metadata(d.path().join(k)).unwrap().permissions().mode() & 0o777,
+            0o600,
+            "{k}"
+        );
     }
     let p = |n: &str| d.path().join(n).display().to_string();
-    assert_eq!(tool("openssl", &["pkey", "-in", &p("plain.key"), "-noout"]).code, 0);
-    assert_eq!(tool("openssl", &["pkey", "-pubin", "-in", &p("plain.pub"), "-noout"]).code, 0);
-    let r = tool("openssl", &["pkey", "-in", &p("enc.key"), "-passin", &format!("file:{}", pw.display()), "-noout"]);
+    assert_eq!(
+        tool("openssl", &["pkey", "-in", &p("plain.key"), "-noout"]).code,
+        0
+    );
+    assert_eq!(
+        tool(
+            "openssl",
+            &["pkey", "-pubin", "-in", &p("plain.pub"), "-noout"]
+        )
+        .code,
+        0
+    );
+    let r = tool(
+        "openssl",
+        &[
+            "pkey",
+            "-in",
+            &p("enc.key"),
+            "-passin",
+            &format!("file:{}", pw.display()),
+            "-noout",
+        ],
+    );
     assert_eq!(r.code, 0, "openssl reads the encrypted key: {}", r.all());
-    let r = tool("openssl", &["pkey", "-in", &p("enc.key"), "-passin", "pass:wrong", "-noout"]);
+    let r = tool(
+        "openssl",
+        &[
+            "pkey",
+            "-in",
+            &p("enc.key"),
+            "-passin",
+            "pass:wrong",
+            "-noout",
+        ],
+    );
     assert_ne!(r.code, 0, "openssl must not accept a wrong passphrase");
 
     // The encrypted key signs a build when given its passphrase.
     let fx = Fixture::new();
     let out = fx.path("enc.img");
     let r = hs(&[
-        "build", "--profile", &demo_profile().display().to_string(), "--base", &fx.base().display().to_string(),
-        "--key", &p("enc.key"), "--passphrase-file", &pw.display().to_string(), "--output", &out.display().to_string(),
+        "build",
+        "--profile",
+        &demo_profile().display().to_string(),
+        "--base",
+        &fx.base().display().to_string(),
+        "--key",
+        &p("enc.key"),
+        "--passphrase-file",
+        &pw.display().to_string(),
+        "--output",
+        &out.display().to_string(),
     ]);
     assert_eq!(r.code, 0, "{}", r.all());
     assert_eq!(verify(&out, &d.path().join("enc.pub")).code, 0);
@@ -183,12 +310,31 @@ fn unlisted_esp_file_is_a_warning_not_a_failure() {
     let img = fx.build("demo.img");
     let extra = fx.path("desktop.ini");
     fs::write(&extra, "[.ShellClassInfo]\r\n").unwrap();
-    let r = tool("mcopy", &["-i", &format!("{}@@1M", img.display()), &extra.display().to_string(), "::/desktop.ini"]);
+    let r = tool(
+        "mcopy",
+        &[
+            "-i",
+            &format!("{}@@1M", img.display()),
+            &extra.display().to_string(),
+            "::/desktop.ini",
+        ],
+    );
     assert_eq!(r.code, 0, "{}", r.all());
     let r = verify(&img, &test_pub());
     assert_eq!(r.code, 0, "{}", r.all());
-    assert!(r.stdout.contains("warning: ESP file desktop.ini: not listed"), "{}", r.stdout);
-    let r = hs(&["verify".as_ref(), img.as_os_str(), "--keyring".as_ref(), test_pub().as_os_str(), "--json".as_ref()]);
+    assert!(
+        r.stdout
+            .contains("warning: ESP file desktop.ini: not listed"),
+        "{}",
+        r.stdout
+    );
+    let r = hs(&[
+        "verify".as_ref(),
+        img.as_os_str(),
+        "--keyring".as_ref(),
+        test_pub().as_os_str(),
+        "--json".as_ref(),
+    ]);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["trusted"], true);
     assert_eq!(v["warnings"].as_array().unwrap().len(), 1);
@@ -197,7 +343,11 @@ fn unlisted_esp_file_is_a_warning_not_a_failure() {
 #[test]
 fn inspect_shows_customer_version_key_partitions_and_files() {
     let fx = Fixture::new();
-    let img = fx.build_with("demo.img", &demo_profile(), &["--version", "2026.11.1", "--rollback-index", "7"]);
+    let img = fx.build_with(
+        "demo.img",
+        &demo_profile(),
+        &["--version", "2026.11.1", "--rollback-index", "7"],
+    );
     let r = hs(&["inspect".as_ref(), img.as_os_str()]);
     assert_eq!(r.code, 0, "{}", r.all());
     for want in [
@@ -210,7 +360,11 @@ fn inspect_shows_customer_version_key_partitions_and_files() {
         "EFI/BOOT/BOOTX64.EFI",
         "not checked",
     ] {
-        assert!(r.stdout.contains(want), "inspect lacks {want:?}:\n{}", r.stdout);
+        assert!(
+            r.stdout.contains(want),
+            "inspect lacks {want:?}:\n{}",
+            r.stdout
+        );
     }
 }
 
@@ -219,7 +373,9 @@ struct Loop(String);
 
 impl Drop for Loop {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("losetup").args(["-d", &self.0]).status();
+        let _ = std::process::Command::new("losetup")
+            .args(["-d", &self.0])
+            .status();
     }
 }
 
@@ -228,15 +384,30 @@ fn verifies_a_real_block_device() {
     let fx = Fixture::new();
     let img = fx.build("demo.img");
     let r = tool("losetup", &["--find", "--show", &img.display().to_string()]);
-    assert_eq!(r.code, 0, "losetup needs root and loop devices: {}", r.all());
+    assert_eq!(
+        r.code,
+        0,
+        "losetup needs root and loop devices: {}",
+        r.all()
+    );
     let dev = Loop(r.stdout.trim().to_string());
     let r = verify(Path::new(&dev.0), &test_pub());
     assert_eq!(r.code, 0, "{}", r.all());
-    assert!(r.stdout.contains(&format!("TRUSTED: {}", dev.0)), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("TRUSTED: {}", dev.0)),
+        "{}",
+        r.stdout
+    );
     // A byte changed through the device is caught when read back from the device.
-    let sys = partitions(&img).into_iter().find(|p| p["name"] == "system").unwrap();
+    let sys = partitions(&img)
+        .into_iter()
+        .find(|p| p["name"] == "system")
+        .unwrap();
     let at = sys["first_lba"].as_u64().unwrap() * 512 + 4096;
-    let r = sh(&format!("printf '\\x42' | dd of={} bs=1 seek={at} conv=notrunc status=none && sync", dev.0));
+    let r = sh(&format!(
+        "printf '\\x42' | dd of={} bs=1 seek={at} conv=notrunc status=none && sync",
+        dev.0
+    ));
     assert_eq!(r.code, 0, "{}", r.all());
     let r = sh(&format!("blockdev --flushbufs {}", dev.0));
     assert_eq!(r.code, 0, "{}", r.all());

@@ -10,7 +10,15 @@ fn one_changed_byte_in_each_region_is_named() {
     let img = fx.build("demo.img");
     let bytes = fs::read(&img).unwrap();
     let m = inspect_json(&img);
-    let part = |name: &str| m["partitions"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap().clone();
+    let part = |name: &str| {
+        m["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()
+            .clone()
+    };
     let lba = |name: &str, end: &str| part(name)[end].as_u64().unwrap() as usize * 512;
 
     let manifest = esp_file(&img, "homestick/manifest.json");
@@ -22,24 +30,80 @@ fn one_changed_byte_in_each_region_is_named() {
     let entry = |n: usize, field: usize| 1024 + 128 * (n - 1) + field;
 
     let cases: Vec<(&str, usize, &str)> = vec![
-        ("system, first sector", lba("system", "first_lba"), "partition 2 (system): SHA-256"),
-        ("system, middle", (lba("system", "first_lba") + lba("system", "last_lba")) / 2, "partition 2 (system): SHA-256"),
-        ("system, last byte", lba("system", "last_lba") + 511, "partition 2 (system): SHA-256"),
-        ("profile, boot sector", lba("profile", "first_lba") + 3, "partition 3 (profile): SHA-256"),
-        ("profile, last byte", lba("profile", "last_lba") + 511, "partition 3 (profile): SHA-256"),
-        ("ESP file BOOTX64.EFI", efi_at + 1000, "ESP file EFI/BOOT/BOOTX64.EFI: SHA-256"),
-        ("manifest.json", manifest_at + manifest.len() / 2, "signature:"),
+        (
+            "system, first sector",
+            lba("system", "first_lba"),
+            "partition 2 (system): SHA-256",
+        ),
+        (
+            "system, middle",
+            (lba("system", "first_lba") + lba("system", "last_lba")) / 2,
+            "partition 2 (system): SHA-256",
+        ),
+        (
+            "system, last byte",
+            lba("system", "last_lba") + 511,
+            "partition 2 (system): SHA-256",
+        ),
+        (
+            "profile, boot sector",
+            lba("profile", "first_lba") + 3,
+            "partition 3 (profile): SHA-256",
+        ),
+        (
+            "profile, last byte",
+            lba("profile", "last_lba") + 511,
+            "partition 3 (profile): SHA-256",
+        ),
+        (
+            "ESP file BOOTX64.EFI",
+            efi_at + 1000,
+            "ESP file EFI/BOOT/BOOTX64.EFI: SHA-256",
+        ),
+        (
+            "manifest.json",
+            manifest_at + manifest.len() / 2,
+            "signature:",
+        ),
         ("manifest.json, first byte", manifest_at, "signature:"),
         ("manifest.sig, R", sig_at + 5, "signature:"),
         ("manifest.sig, S", sig_at + 40, "signature:"),
         ("GPT entry 1 type", entry(1, 0), "GPT entry 1 (esp): type"),
-        ("GPT entry 2 unique GUID", entry(2, 20), "GPT entry 2 (system): unique GUID"),
-        ("GPT entry 2 first LBA", entry(2, 32), "GPT entry 2 (system): LBA"),
-        ("GPT entry 3 last LBA", entry(3, 40), "GPT entry 3 (profile): LBA"),
-        ("GPT entry 3 attributes", entry(3, 48 + 7), "GPT entry 3 (profile): attributes"),
-        ("GPT entry 2 name", entry(2, 56), "GPT entry 2 (system): name"),
-        ("GPT entry 2 name padding", entry(2, 120), "GPT entry 2 (system): name"),
-        ("GPT entry 4 (unused)", entry(4, 0), "GPT entry 4: not in the signed manifest"),
+        (
+            "GPT entry 2 unique GUID",
+            entry(2, 20),
+            "GPT entry 2 (system): unique GUID",
+        ),
+        (
+            "GPT entry 2 first LBA",
+            entry(2, 32),
+            "GPT entry 2 (system): LBA",
+        ),
+        (
+            "GPT entry 3 last LBA",
+            entry(3, 40),
+            "GPT entry 3 (profile): LBA",
+        ),
+        (
+            "GPT entry 3 attributes",
+            entry(3, 48 + 7),
+            "GPT entry 3 (profile): attributes",
+        ),
+        (
+            "GPT entry 2 name",
+            entry(2, 56),
+            "GPT entry 2 (system): name",
+        ),
+        (
+            "GPT entry 2 name padding",
+            entry(2, 120),
+            "GPT entry 2 (system): name",
+        ),
+        (
+            "GPT entry 4 (unused)",
+            entry(4, 0),
+            "GPT entry 4: not in the signed manifest",
+        ),
         ("GPT header disk GUID", 512 + 56, "GPT header"),
         ("GPT header signature", 512, "GPT: no GPT header"),
     ];
@@ -48,7 +112,11 @@ fn one_changed_byte_in_each_region_is_named() {
         let r = verify(&copy, &test_pub());
         assert_eq!(r.code, 1, "{what}: expected exit 1\n{}", r.all());
         assert!(r.stdout.contains("NOT TRUSTED"), "{what}: {}", r.stdout);
-        assert!(r.stdout.contains(want), "{what}: expected {want:?} in:\n{}", r.stdout);
+        assert!(
+            r.stdout.contains(want),
+            "{what}: expected {want:?} in:\n{}",
+            r.stdout
+        );
     }
 }
 
@@ -57,10 +125,18 @@ fn another_key_is_not_trusted() {
     let fx = Fixture::new();
     let img = fx.build("demo.img");
     let other = fx.path("other");
-    assert_eq!(hs(&["keys", "generate", "--out", &other.display().to_string()]).code, 0);
+    assert_eq!(
+        hs(&["keys", "generate", "--out", &other.display().to_string()]).code,
+        0
+    );
     let r = verify(&img, &fx.path("other.pub"));
     assert_eq!(r.code, 1, "{}", r.all());
-    assert!(r.stdout.contains("signature: homestick/manifest.sig does not verify"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("signature: homestick/manifest.sig does not verify"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -69,20 +145,44 @@ fn signature_of_the_wrong_length_is_not_trusted() {
     let img = fx.build("demo.img");
     let extra = fx.path("manifest.sig");
     fs::write(&extra, [0u8; 65]).unwrap();
-    let r = tool("mcopy", &["-o", "-i", &format!("{}@@1M", img.display()), &extra.display().to_string(), "::/homestick/manifest.sig"]);
+    let r = tool(
+        "mcopy",
+        &[
+            "-o",
+            "-i",
+            &format!("{}@@1M", img.display()),
+            &extra.display().to_string(),
+            "::/homestick/manifest.sig",
+        ],
+    );
     assert_eq!(r.code, 0, "{}", r.all());
     let r = verify(&img, &test_pub());
     assert_eq!(r.code, 1, "{}", r.all());
-    assert!(r.stdout.contains("65 bytes, an Ed25519 signature has 64"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("65 bytes, an Ed25519 signature has 64"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
 fn missing_esp_file_is_named() {
     let fx = Fixture::new();
     let img = fx.build("demo.img");
-    let r = tool("mdel", &["-i", &format!("{}@@1M", img.display()), "::/EFI/BOOT/fixture.txt"]);
+    let r = tool(
+        "mdel",
+        &[
+            "-i",
+            &format!("{}@@1M", img.display()),
+            "::/EFI/BOOT/fixture.txt",
+        ],
+    );
     assert_eq!(r.code, 0, "{}", r.all());
     let r = verify(&img, &test_pub());
     assert_eq!(r.code, 1, "{}", r.all());
-    assert!(r.stdout.contains("ESP file EFI/BOOT/fixture.txt: missing"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("ESP file EFI/BOOT/fixture.txt: missing"),
+        "{}",
+        r.stdout
+    );
 }

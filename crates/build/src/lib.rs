@@ -83,6 +83,9 @@ pub enum BuildError {
     /// The freshly built image did not verify: a bug, never the user's fault.
     #[error("self-check of the built image failed: {0}")]
     SelfCheck(String),
+    /// The build was cancelled (Ctrl-C); the temporary file has been removed.
+    #[error("interrupted; the temporary output file was removed")]
+    Interrupted,
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> BuildError {
@@ -107,6 +110,10 @@ pub struct BuildReport {
 pub trait BuildProgress: Progress {
     /// A new stage begins.
     fn stage(&self, what: &str);
+    /// Whether the user asked to stop (checked between blocks and stages).
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// base.toml.
@@ -317,7 +324,7 @@ fn copy_and_hash(
     offset: u64,
     len: u64,
     padded_len: u64,
-    progress: &dyn Progress,
+    progress: &dyn BuildProgress,
 ) -> Result<String, BuildError> {
     let mut f = File::open(src).map_err(io_err(format!("opening {}", src.display())))?;
     dst.seek(SeekFrom::Start(offset))
@@ -326,6 +333,9 @@ fn copy_and_hash(
     let mut buf = vec![0u8; 4 << 20];
     let mut done = 0u64;
     while done < len {
+        if progress.cancelled() {
+            return Err(BuildError::Interrupted);
+        }
         let want = ((len - done) as usize).min(buf.len());
         f.read_exact(&mut buf[..want])
             .map_err(io_err(format!("reading {}", src.display())))?;
@@ -463,6 +473,9 @@ pub fn build(opts: &BuildOptions, progress: &dyn BuildProgress) -> Result<BuildR
     f.write_all(&prof_fat)
         .map_err(io_err("writing the profile partition"))?;
 
+    if progress.cancelled() {
+        return Err(BuildError::Interrupted);
+    }
     progress.stage("signing");
     let mut id_parts: Vec<Vec<u8>> = vec![
         b"homestick-image-id/1".to_vec(),
@@ -589,6 +602,9 @@ pub fn build(opts: &BuildOptions, progress: &dyn BuildProgress) -> Result<BuildR
         data: sig.to_vec(),
     });
 
+    if progress.cancelled() {
+        return Err(BuildError::Interrupted);
+    }
     progress.stage("writing the ESP and the GPT");
     let esp_vol_id = derived_uuid(&[b"esp-volume", image_id.as_bytes()]);
     let esp_fat = fat::build(
@@ -623,6 +639,9 @@ pub fn build(opts: &BuildOptions, progress: &dyn BuildProgress) -> Result<BuildR
     gpt::write(&mut *f, size / SECTOR, disk_guid, &new_parts).map_err(BuildError::SelfCheck)?;
     f.sync_all().map_err(io_err("flushing the output"))?;
 
+    if progress.cancelled() {
+        return Err(BuildError::Interrupted);
+    }
     progress.stage("verifying the image");
     let disk = FileDisk::open(tmp.path()).map_err(io_err("reopening the output"))?;
     let trusted = [TrustedKey {
@@ -631,6 +650,9 @@ pub fn build(opts: &BuildOptions, progress: &dyn BuildProgress) -> Result<BuildR
         source: opts.key.clone(),
     }];
     verify::verify(&disk, &trusted, progress).map_err(|e| BuildError::SelfCheck(e.to_string()))?;
+    if progress.cancelled() {
+        return Err(BuildError::Interrupted);
+    }
     tmp.persist(&opts.output).map_err(|e| BuildError::Io {
         context: format!("renaming to {}", opts.output.display()),
         source: e.error,

@@ -26,6 +26,8 @@ enum Failure {
     Usage(String),
     /// Not trusted: exit 1 (details already printed).
     Untrusted,
+    /// Stopped by Ctrl-C: exit 130, like a shell.
+    Interrupted(String),
 }
 
 impl From<String> for Failure {
@@ -51,6 +53,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Err(Failure::Usage(msg)) => {
             eprintln!("homestick: error: {msg}");
             ExitCode::from(2)
+        }
+        Err(Failure::Interrupted(msg)) => {
+            eprintln!("homestick: {msg}");
+            ExitCode::from(130)
         }
     }
 }
@@ -127,6 +133,7 @@ fn build(a: &BuildArgs) -> Result<(), Failure> {
         epoch: source_date_epoch()?,
     };
     let rep = Reporter::new(false);
+    rep.cancel_on_interrupt();
     let res = homestick_build::build(&opts, &rep);
     rep.finish();
     match res {
@@ -153,6 +160,9 @@ fn build(a: &BuildArgs) -> Result<(), Failure> {
                 homestick_build::BuildError::SelfCheck(e)
             );
             Err(Failure::Untrusted)
+        }
+        Err(e @ homestick_build::BuildError::Interrupted) => {
+            Err(Failure::Interrupted(e.to_string()))
         }
         Err(e) => Err(Failure::Usage(e.to_string())),
     }

@@ -1,7 +1,8 @@
 //! Progress for long work: an indicatif bar on a terminal, a few plain lines otherwise.
 
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use homestick_build::BuildProgress;
 use homestick_image::verify::Progress;
@@ -15,6 +16,7 @@ pub struct Reporter {
     total: AtomicU64,
     done: AtomicU64,
     last_quarter: AtomicU64,
+    cancel: Arc<AtomicBool>,
 }
 
 impl Reporter {
@@ -37,7 +39,15 @@ impl Reporter {
             total: AtomicU64::new(0),
             done: AtomicU64::new(0),
             last_quarter: AtomicU64::new(0),
+            cancel: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Let Ctrl-C (SIGINT/SIGTERM) ask the running work to stop cleanly instead of dying.
+    pub fn cancel_on_interrupt(&self) {
+        let flag = Arc::clone(&self.cancel);
+        // One handler per process; a failed registration only means Ctrl-C kills outright.
+        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
     }
 
     /// Print a line without tearing the bar.
@@ -97,5 +107,9 @@ impl BuildProgress for Reporter {
             b.set_message(what.to_string());
         }
         self.line(&format!("homestick: {what}"));
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst)
     }
 }

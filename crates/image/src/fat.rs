@@ -326,7 +326,7 @@ fn repair(b: &mut [u8]) -> io::Result<()> {
     let root_ranges = if g.fat32 {
         g.dir_ranges(b, g.root_cluster)
     } else {
-        vec![g.root_dir.0..g.root_dir.0 + g.root_dir.1]
+        std::iter::once(g.root_dir.0..g.root_dir.0 + g.root_dir.1).collect()
     };
     let push_children = |b: &[u8],
                          ranges: &[std::ops::Range<usize>],

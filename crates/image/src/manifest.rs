@@ -261,9 +261,7 @@ impl Manifest {
         let disk_sectors = self.disk.min_size_bytes / SECTOR;
         let first_usable = 2 + gpt::ENTRY_ARRAY_SECTORS;
         // The backup entry array and header take the last 33 sectors.
-        let last_usable = disk_sectors
-            .checked_sub(2 + gpt::ENTRY_ARRAY_SECTORS)
-            .unwrap_or(0);
+        let last_usable = disk_sectors.saturating_sub(2 + gpt::ENTRY_ARRAY_SECTORS);
         if self.partitions.is_empty() || self.partitions.len() > gpt::NUM_ENTRIES as usize {
             return Err(invalid(
                 "partitions",
