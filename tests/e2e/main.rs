@@ -10,4 +10,5 @@ mod bad_input;
 mod common;
 mod hostile;
 mod oracles;
+mod profiles;
 mod tamper;

@@ -132,6 +132,13 @@ const TEST_PACKAGES: &[&str] = &[
     "openssl",
     "cryptsetup-bin",
     "coreutils",
+    "util-linux",
+    "wireguard-tools",
+    "openvpn",
+    "strongswan-swanctl",
+    "strongswan-charon",
+    "libstrongswan-standard-plugins",
+    "baresip-core",
 ];
 
 fn install_test_packages() -> Result<()> {

@@ -360,7 +360,8 @@ fn copy_and_hash(
 pub fn build(opts: &BuildOptions, progress: &dyn BuildProgress) -> Result<BuildReport, BuildError> {
     let started = Instant::now();
     progress.stage("checking inputs");
-    let profile = Profile::load(&opts.profile).map_err(|e| BuildError::Input(e.to_string()))?;
+    let profile =
+        Profile::load(&opts.profile, opts.epoch).map_err(|e| BuildError::Input(e.to_string()))?;
     let base = load_base(&opts.base)?;
     let key: SigningKey = keys::load_signing_key(&opts.key, opts.passphrase.as_deref())
         .map_err(|e| BuildError::Input(e.to_string()))?;

@@ -35,6 +35,9 @@ Set SOURCE_DATE_EPOCH for reproducible builds: same inputs, same key, same epoch
 Exit codes: 0 trusted, 1 NOT trusted (the message names the partition, file or check), 2 unusable input."
     )]
     Verify(VerifyArgs),
+    /// Check and render customer profiles.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
     /// Show what an image or stick says about itself (signature not checked).
     #[command(
         after_help = "Example:\n  homestick inspect out/stadt-musterhausen.img\n\nUse `homestick verify` to check the signature."
@@ -57,6 +60,31 @@ Both files are PEM that `openssl pkey` reads. The printed key id is the SHA-256 
         /// Encrypt the private key with the passphrase in this file (first line).
         #[arg(long, value_name = "FILE")]
         passphrase_file: Option<PathBuf>,
+    },
+}
+
+/// `homestick profile ...`
+#[derive(Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// Validate a profile and summarize what a stick for this customer will contain.
+    #[command(
+        after_help = "Example:\n  homestick profile check profiles/stadt-musterhausen\n\n\
+Certificates are checked against SOURCE_DATE_EPOCH if set, else the current time."
+    )]
+    Check {
+        /// Profile directory (holds customer.toml).
+        dir: PathBuf,
+    },
+    /// Write the rendered configuration files (what the profile partition holds).
+    #[command(
+        after_help = "Example:\n  homestick profile render profiles/stadt-musterhausen --out /tmp/rendered"
+    )]
+    Render {
+        /// Profile directory (holds customer.toml).
+        dir: PathBuf,
+        /// Output directory (created; must be empty if it exists).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
 }
 

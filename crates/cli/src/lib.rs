@@ -11,7 +11,7 @@ use std::fs;
 use std::path::Path;
 use std::process::ExitCode;
 
-use cli::{BuildArgs, Cli, Command, InspectArgs, KeysCommand, VerifyArgs};
+use cli::{BuildArgs, Cli, Command, InspectArgs, KeysCommand, ProfileCommand, VerifyArgs};
 use homestick_image::disk::FileDisk;
 use homestick_image::keys;
 use homestick_image::manifest::Manifest;
@@ -46,6 +46,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Build(args) => build(&args),
         Command::Verify(args) => verify_cmd(&args),
         Command::Inspect(args) => inspect(&args),
+        Command::Profile(ProfileCommand::Check { dir }) => profile_check(&dir),
+        Command::Profile(ProfileCommand::Render { dir, out }) => profile_render(&dir, &out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -113,6 +115,63 @@ fn source_date_epoch() -> Result<i64, String> {
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0)),
     }
+}
+
+fn load_profile(dir: &Path) -> Result<homestick_profile::Profile, Failure> {
+    let now = source_date_epoch()?;
+    let p = homestick_profile::Profile::load(dir, now).map_err(|e| e.to_string())?;
+    for w in &p.warnings {
+        eprintln!(
+            "homestick: warning: {}: {w}",
+            dir.join("customer.toml").display()
+        );
+    }
+    Ok(p)
+}
+
+fn profile_json(p: &homestick_profile::Profile) -> serde_json::Value {
+    p.files
+        .iter()
+        .find(|f| f.path == homestick_profile::PROFILE_JSON)
+        .and_then(|f| serde_json::from_slice(&f.data).ok())
+        .unwrap_or_default()
+}
+
+fn profile_check(dir: &Path) -> Result<(), Failure> {
+    let p = load_profile(dir)?;
+    println!("profile {}: OK", dir.display());
+    for line in homestick_profile::render::summary(&profile_json(&p)) {
+        println!("  {line}");
+    }
+    Ok(())
+}
+
+fn profile_render(dir: &Path, out: &Path) -> Result<(), Failure> {
+    let p = load_profile(dir)?;
+    if out.exists() {
+        let mut entries =
+            fs::read_dir(out).map_err(|e| format!("--out: {}: {e}", out.display()))?;
+        if entries.next().is_some() {
+            return Err(format!(
+                "--out: {} is not empty; give a new or empty directory",
+                out.display()
+            )
+            .into());
+        }
+    }
+    for f in &p.files {
+        let target = out.join(&f.path);
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent)
+                .map_err(|e| format!("creating {}: {e}", parent.display()))?;
+        }
+        fs::write(&target, &f.data).map_err(|e| format!("writing {}: {e}", target.display()))?;
+    }
+    println!("rendered {} files to {}", p.files.len(), out.display());
+    for f in &p.files {
+        println!("  {}", f.path);
+    }
+    Ok(())
 }
 
 fn build(a: &BuildArgs) -> Result<(), Failure> {
@@ -309,5 +368,30 @@ fn inspect(a: &InspectArgs) -> Result<(), Failure> {
             println!("    {:>10}  {}  {}", f.size, &f.sha256[..16], f.path);
         }
     }
+    match read_profile_json(&disk, &m) {
+        Ok(doc) => {
+            println!("  profile (not verified)");
+            for line in homestick_profile::render::summary(&doc) {
+                println!("    {line}");
+            }
+        }
+        Err(e) => println!("  profile      unreadable: {e}"),
+    }
     Ok(())
+}
+
+/// profile.json from the profile partition, read with the same bounds as everything else.
+fn read_profile_json(disk: &FileDisk, m: &Manifest) -> Result<serde_json::Value, String> {
+    let p = m
+        .partitions
+        .iter()
+        .find(|p| p.name == "profile")
+        .ok_or("the manifest lists no profile partition")?;
+    let fat = homestick_image::fat::FatReader::open(disk, p.offset(), p.len())
+        .map_err(|e| e.to_string())?;
+    let bytes = fat
+        .read(homestick_profile::PROFILE_JSON, 4 << 20)
+        .map_err(|e| e.to_string())?
+        .ok_or("no profile.json")?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("profile.json: {e}"))
 }

@@ -1,28 +1,43 @@
-//! Customer profiles: `customer.toml` plus the files beside it, checked and normalized.
+//! Customer profiles: `customer.toml` and the files it references, checked strictly and
+//! rendered into the configuration files the stick's system uses.
 //!
-//! A profile directory becomes the profile partition: its files as they are, plus
-//! `profile.json`, the normalized form of customer.toml (stable key order). Errors name the
-//! file, the field (TOML path) and the reason.
+//! Every error names the file, the field (TOML path such as `vpn[1].wireguard.endpoint`) and
+//! the reason. Per-user secrets are never in customer.toml: rendered files carry `{{slot}}`
+//! placeholders that a roster fills per user, and the profile lists them.
 
 #![forbid(unsafe_code)]
 
+pub mod check;
+pub mod render;
+pub mod schema;
+
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use homestick_image::fat::path_problem;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-/// Largest single file in a profile.
+pub use schema::Customer;
+use schema::{CustomerToml, IpsecAuth, OvpnAuth, Vpn};
+
+/// Largest single file in a profile or a base's esp/ tree walk (callers pass their own).
 pub const MAX_FILE_BYTES: u64 = 4 << 20;
-/// Largest profile in total.
-pub const MAX_TOTAL_BYTES: u64 = 64 << 20;
-/// Most files in a profile.
+/// Largest referenced file (certificates, keys, logo).
+const MAX_REFERENCED_BYTES: u64 = 1 << 20;
+/// Largest customer.toml.
+const MAX_TOML_BYTES: u64 = 256 << 10;
+/// Most files collected from a tree.
 const MAX_FILES: usize = 1000;
 /// Name of the generated normalized file.
 pub const PROFILE_JSON: &str = "profile.json";
+/// Where the profile partition is mounted on the running stick (rendered files refer to it).
+pub const MOUNT_POINT: &str = "/run/homestick/profile";
+/// Certificates closer to expiry than this get a warning.
+const EXPIRY_WARNING_DAYS: i64 = 90;
 
 /// A problem with a profile.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProfileError {
     /// A field or file is wrong.
@@ -30,7 +45,7 @@ pub enum ProfileError {
     Invalid {
         /// The file.
         file: PathBuf,
-        /// TOML path of the field, or `-` for the file as a whole.
+        /// TOML path of the field, `line N` for syntax errors, or `-` for the file as a whole.
         field: String,
         /// What is wrong.
         reason: String,
@@ -45,35 +60,76 @@ fn invalid(file: &Path, field: &str, reason: impl Into<String>) -> ProfileError 
     }
 }
 
-/// The `[customer]` table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Customer {
-    /// Slug: lowercase letters, digits and `-`, 2..=63 characters.
-    pub id: String,
-    /// Display name.
-    pub name: String,
-    /// Support hotline (phone number as people dial it).
-    #[serde(default)]
-    pub hotline: Option<String>,
-    /// Support e-mail address.
-    #[serde(default)]
-    pub email: Option<String>,
-    /// Support hours, free text.
-    #[serde(default)]
-    pub hours: Option<String>,
-    /// Languages for messages, e.g. `["de", "en"]`.
-    #[serde(default)]
-    pub languages: Option<Vec<String>>,
-}
-
 /// A file of the profile partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProfileFile {
-    /// `/`-separated path relative to the profile directory.
+    /// `/`-separated path relative to the partition root.
     pub path: String,
     /// Contents.
     pub data: Vec<u8>,
+}
+
+/// A per-user value that a roster must fill in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Slot {
+    /// Placeholder name; appears as `{{name}}` in `files`.
+    pub name: String,
+    /// What goes there.
+    pub description: String,
+    /// Rendered files that contain it.
+    pub files: Vec<String>,
+}
+
+/// A referenced file, read and checked.
+#[derive(Debug, Clone)]
+pub struct Referenced {
+    /// Path as written in customer.toml.
+    pub rel: String,
+    /// Contents.
+    pub data: Vec<u8>,
+    /// Certificates it holds (for CA files).
+    pub certs: Vec<check::CertInfo>,
+}
+
+/// A checked VPN connection.
+#[derive(Debug, Clone)]
+pub struct CheckedVpn {
+    /// As written.
+    pub toml: Vpn,
+    /// Whether it is the default (explicit, or the only one).
+    pub default: bool,
+    /// CA file (OpenVPN, IPsec).
+    pub ca: Option<Referenced>,
+    /// tls-crypt or tls-auth key (OpenVPN).
+    pub tls_key: Option<Referenced>,
+}
+
+impl CheckedVpn {
+    /// `wireguard`, `openvpn` or `ipsec`.
+    pub fn kind(&self) -> &'static str {
+        if self.toml.wireguard.is_some() {
+            "wireguard"
+        } else if self.toml.openvpn.is_some() {
+            "openvpn"
+        } else {
+            "ipsec"
+        }
+    }
+
+    /// Where it connects to (first remote for OpenVPN).
+    pub fn endpoint(&self) -> String {
+        let t = &self.toml;
+        if let Some(w) = &t.wireguard {
+            w.endpoint.clone()
+        } else if let Some(o) = &t.openvpn {
+            o.remotes.first().cloned().unwrap_or_default()
+        } else {
+            t.ipsec
+                .as_ref()
+                .map(|i| i.server.clone())
+                .unwrap_or_default()
+        }
+    }
 }
 
 /// A loaded, checked profile.
@@ -83,16 +139,130 @@ pub struct Profile {
     pub dir: PathBuf,
     /// The customer.
     pub customer: Customer,
-    /// Every file of the profile partition, sorted by path, `profile.json` included.
+    /// The VPN connections.
+    pub vpn: Vec<CheckedVpn>,
+    /// The softphone.
+    pub softphone: Option<schema::Softphone>,
+    /// Softphone CA file.
+    pub softphone_ca: Option<Referenced>,
+    /// Logo file.
+    pub logo: Option<Referenced>,
+    /// Things worth knowing that do not stop a build (certificates near expiry).
+    pub warnings: Vec<String>,
+    /// The rendered files of the profile partition, sorted, profile.json included.
     pub files: Vec<ProfileFile>,
+    /// Per-user slots.
+    pub slots: Vec<Slot>,
 }
 
-#[derive(Debug, Deserialize)]
-struct TopLevel {
-    customer: Customer,
+/// Checks with the file name bound in.
+struct Ctx<'a> {
+    file: &'a Path,
+    dir: &'a Path,
+    root: PathBuf,
+    now: i64,
+    warnings: Vec<String>,
 }
 
-fn check_customer(file: &Path, c: &Customer) -> Result<(), ProfileError> {
+impl Ctx<'_> {
+    fn err(&self, field: &str, reason: impl Into<String>) -> ProfileError {
+        invalid(self.file, field, reason)
+    }
+
+    fn chk(&self, field: &str, r: Result<impl Sized, String>) -> Result<(), ProfileError> {
+        r.map(|_| ()).map_err(|e| self.err(field, e))
+    }
+
+    /// Read a file named in customer.toml: inside the profile directory, regular, bounded.
+    fn referenced(&self, field: &str, rel: &str) -> Result<Referenced, ProfileError> {
+        if rel.is_empty() || Path::new(rel).is_absolute() {
+            return Err(self.err(
+                field,
+                format!("{rel:?}: give a path relative to the profile directory"),
+            ));
+        }
+        let p = self.dir.join(rel);
+        let canon = fs::canonicalize(&p)
+            .map_err(|e| self.err(field, format!("{rel:?}: {}", io_reason(&e))))?;
+        if !canon.starts_with(&self.root) {
+            return Err(self.err(field, format!("{rel:?} leaves the profile directory")));
+        }
+        let meta = fs::metadata(&canon)
+            .map_err(|e| self.err(field, format!("{rel:?}: {}", io_reason(&e))))?;
+        if !meta.is_file() {
+            return Err(self.err(field, format!("{rel:?} is not a regular file")));
+        }
+        if meta.len() > MAX_REFERENCED_BYTES {
+            return Err(self.err(
+                field,
+                format!(
+                    "{rel:?} is {} bytes, over the limit of {MAX_REFERENCED_BYTES}",
+                    meta.len()
+                ),
+            ));
+        }
+        let data =
+            fs::read(&canon).map_err(|e| self.err(field, format!("{rel:?}: {}", io_reason(&e))))?;
+        Ok(Referenced {
+            rel: rel.to_string(),
+            data,
+            certs: vec![],
+        })
+    }
+
+    /// A CA bundle: every certificate parses and is valid at build time.
+    fn ca(&mut self, field: &str, rel: &str) -> Result<Referenced, ProfileError> {
+        let mut r = self.referenced(field, rel)?;
+        let text = std::str::from_utf8(&r.data)
+            .map_err(|_| self.err(field, format!("{rel:?} is not a PEM text file")))?;
+        let certs =
+            check::pem_certificates(text).map_err(|e| self.err(field, format!("{rel:?} {e}")))?;
+        for c in &certs {
+            if c.not_after < self.now {
+                return Err(self.err(
+                    field,
+                    format!(
+                        "{rel:?}: certificate {:?} expired on {}",
+                        c.subject,
+                        homestick_image::fat::rfc3339(c.not_after)
+                    ),
+                ));
+            }
+            if c.not_before > self.now {
+                self.warnings.push(format!(
+                    "{field}: {rel:?}: certificate {:?} is not valid before {}",
+                    c.subject,
+                    homestick_image::fat::rfc3339(c.not_before)
+                ));
+            }
+            let days = (c.not_after - self.now) / 86_400;
+            if days < EXPIRY_WARNING_DAYS {
+                self.warnings.push(format!(
+                    "{field}: {rel:?}: certificate {:?} expires in {days} days",
+                    c.subject
+                ));
+            }
+        }
+        r.certs = certs;
+        Ok(r)
+    }
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "file not found".into(),
+        _ => e.to_string(),
+    }
+}
+
+fn text_field(ctx: &Ctx<'_>, field: &str, v: &str, max: usize) -> Result<(), ProfileError> {
+    if v.trim().is_empty() || v.chars().count() > max || v.chars().any(char::is_control) {
+        return Err(ctx.err(field, format!("must be 1 to {max} printable characters")));
+    }
+    Ok(())
+}
+
+fn check_customer(ctx: &mut Ctx<'_>, c: &Customer) -> Result<Option<Referenced>, ProfileError> {
     let slug_ok = (2..=63).contains(&c.id.len())
         && c.id
             .bytes()
@@ -100,8 +270,7 @@ fn check_customer(file: &Path, c: &Customer) -> Result<(), ProfileError> {
         && !c.id.starts_with('-')
         && !c.id.ends_with('-');
     if !slug_ok {
-        return Err(invalid(
-            file,
+        return Err(ctx.err(
             "customer.id",
             format!(
                 "{:?} is not a slug (2-63 of a-z, 0-9 and '-', not starting or ending with '-')",
@@ -109,64 +278,469 @@ fn check_customer(file: &Path, c: &Customer) -> Result<(), ProfileError> {
             ),
         ));
     }
-    if c.name.trim().is_empty()
-        || c.name.chars().count() > 100
-        || c.name.chars().any(char::is_control)
-    {
-        return Err(invalid(
-            file,
-            "customer.name",
-            "must be 1 to 100 printable characters",
-        ));
-    }
+    text_field(ctx, "customer.name", &c.name, 100)?;
     for (field, v) in [
         ("customer.hotline", &c.hotline),
         ("customer.email", &c.email),
         ("customer.hours", &c.hours),
     ] {
         if let Some(v) = v {
-            if v.trim().is_empty() || v.chars().count() > 200 || v.chars().any(char::is_control) {
-                return Err(invalid(
-                    file,
-                    field,
-                    "must be 1 to 200 printable characters",
-                ));
-            }
+            text_field(ctx, field, v, 200)?;
+        }
+    }
+    if let Some(e) = &c.email {
+        let ok = e
+            .split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && check::host(d).is_ok());
+        if !ok {
+            return Err(ctx.err("customer.email", format!("{e:?} is not an e-mail address")));
+        }
+    }
+    if let Some(h) = &c.hotline {
+        if !h
+            .chars()
+            .all(|ch| ch.is_ascii_digit() || " +-/()".contains(ch))
+            || !h.chars().any(|ch| ch.is_ascii_digit())
+        {
+            return Err(ctx.err(
+                "customer.hotline",
+                format!("{h:?} is not a phone number (digits, spaces and + - / ( ))"),
+            ));
         }
     }
     if let Some(langs) = &c.languages {
+        if langs.is_empty() {
+            return Err(ctx.err("customer.languages", "give at least one of \"de\", \"en\""));
+        }
         for (i, l) in langs.iter().enumerate() {
             if l != "de" && l != "en" {
-                return Err(invalid(
-                    file,
+                return Err(ctx.err(
                     &format!("customer.languages[{i}]"),
                     format!("{l:?} is not supported (de, en)"),
                 ));
             }
         }
     }
-    Ok(())
+    match &c.logo {
+        Some(rel) => {
+            let r = ctx.referenced("customer.logo", rel)?;
+            let png = r.data.starts_with(b"\x89PNG\r\n\x1a\n");
+            let svg = rel.ends_with(".svg")
+                && std::str::from_utf8(&r.data).is_ok_and(|t| t.contains("<svg"));
+            if !png && !svg {
+                return Err(ctx.err(
+                    "customer.logo",
+                    format!("{rel:?} is neither a PNG nor an SVG image"),
+                ));
+            }
+            Ok(Some(r))
+        }
+        None => Ok(None),
+    }
 }
 
-/// Convert TOML to JSON; serde_json's map keeps keys sorted, which is the normal form.
-fn to_json(v: &toml::Value) -> serde_json::Value {
-    match v {
-        toml::Value::String(s) => serde_json::Value::String(s.clone()),
-        toml::Value::Integer(i) => serde_json::Value::from(*i),
-        toml::Value::Float(f) => serde_json::Number::from_f64(*f)
-            .map_or(serde_json::Value::Null, serde_json::Value::Number),
-        toml::Value::Boolean(b) => serde_json::Value::Bool(*b),
-        toml::Value::Datetime(d) => serde_json::Value::String(d.to_string()),
-        toml::Value::Array(a) => serde_json::Value::Array(a.iter().map(to_json).collect()),
-        toml::Value::Table(t) => {
-            serde_json::Value::Object(t.iter().map(|(k, v)| (k.clone(), to_json(v))).collect())
+/// OpenVPN data ciphers homestick accepts (AEAD only).
+const OVPN_CIPHERS: &[&str] = &["AES-256-GCM", "AES-128-GCM", "CHACHA20-POLY1305"];
+/// Codecs the rendered softphone configuration supports.
+pub const CODECS: &[&str] = &["opus", "G722", "PCMA", "PCMU"];
+
+fn check_vpns(ctx: &mut Ctx<'_>, vpns: &[Vpn]) -> Result<Vec<CheckedVpn>, ProfileError> {
+    if vpns.is_empty() {
+        return Err(ctx.err("vpn", "at least one [[vpn]] connection is needed"));
+    }
+    let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut default_at: Option<usize> = None;
+    let mut out = Vec::new();
+    for (i, v) in vpns.iter().enumerate() {
+        let f = |s: &str| format!("vpn[{i}].{s}");
+        let name_ok = (1..=15).contains(&v.name.len())
+            && v.name.starts_with(|c: char| c.is_ascii_lowercase())
+            && v.name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !name_ok {
+            return Err(ctx.err(&f("name"), format!("{:?}: 1-15 of a-z, 0-9 and '-', starting with a letter (it names the network interface)", v.name)));
         }
+        if let Some(j) = names.insert(&v.name, i) {
+            return Err(ctx.err(
+                &f("name"),
+                format!("{:?} is already the name of vpn[{j}]", v.name),
+            ));
+        }
+        if v.default {
+            if let Some(j) = default_at {
+                return Err(ctx.err(
+                    &f("default"),
+                    format!("only one connection can be the default; vpn[{j}] already is"),
+                ));
+            }
+            default_at = Some(i);
+        }
+        let kinds = [
+            v.wireguard.is_some(),
+            v.openvpn.is_some(),
+            v.ipsec.is_some(),
+        ]
+        .iter()
+        .filter(|&&k| k)
+        .count();
+        if kinds != 1 {
+            return Err(ctx.err(&format!("vpn[{i}]"), format!("give exactly one of [vpn.wireguard], [vpn.openvpn], [vpn.ipsec] (found {kinds})")));
+        }
+        if v.routes.is_empty() {
+            return Err(ctx.err(
+                &f("routes"),
+                "at least one route (0.0.0.0/0 sends everything through the VPN)",
+            ));
+        }
+        for (j, r) in v.routes.iter().enumerate() {
+            ctx.chk(&f(&format!("routes[{j}]")), check::cidr(r))?;
+        }
+        for (j, d) in v.dns.iter().enumerate() {
+            ctx.chk(&f(&format!("dns[{j}]")), check::ip(d))?;
+        }
+        for (j, d) in v.dns_search.iter().enumerate() {
+            ctx.chk(&f(&format!("dns_search[{j}]")), check::domain(d))?;
+        }
+        let mut checked = CheckedVpn {
+            toml: v.clone(),
+            default: false,
+            ca: None,
+            tls_key: None,
+        };
+        if let Some(w) = &v.wireguard {
+            ctx.chk(&f("wireguard.endpoint"), check::host_port(&w.endpoint))?;
+            ctx.chk(
+                &f("wireguard.server_public_key"),
+                check::base64_key(&w.server_public_key, 32, "WireGuard key"),
+            )?;
+            if !(1280..=1500).contains(&w.mtu) {
+                return Err(ctx.err(
+                    &f("wireguard.mtu"),
+                    format!("{} is not in 1280..=1500", w.mtu),
+                ));
+            }
+            if w.persistent_keepalive != 0 && !(10..=3600).contains(&w.persistent_keepalive) {
+                return Err(ctx.err(
+                    &f("wireguard.persistent_keepalive"),
+                    format!(
+                        "{} is not 0 (off) or in 10..=3600 seconds",
+                        w.persistent_keepalive
+                    ),
+                ));
+            }
+        }
+        if let Some(o) = &v.openvpn {
+            if o.remotes.is_empty() {
+                return Err(ctx.err(&f("openvpn.remotes"), "at least one server host:port"));
+            }
+            for (j, r) in o.remotes.iter().enumerate() {
+                ctx.chk(&f(&format!("openvpn.remotes[{j}]")), check::host_port(r))?;
+            }
+            if o.ciphers.is_empty() {
+                return Err(ctx.err(
+                    &f("openvpn.ciphers"),
+                    format!("at least one of {}", OVPN_CIPHERS.join(", ")),
+                ));
+            }
+            for (j, c) in o.ciphers.iter().enumerate() {
+                if !OVPN_CIPHERS.contains(&c.as_str()) {
+                    return Err(ctx.err(
+                        &f(&format!("openvpn.ciphers[{j}]")),
+                        format!(
+                            "{c:?} is not an allowed data cipher ({})",
+                            OVPN_CIPHERS.join(", ")
+                        ),
+                    ));
+                }
+            }
+            checked.ca = Some(ctx.ca(&f("openvpn.ca"), &o.ca)?);
+            let (field, rel) = match (&o.tls_crypt, &o.tls_auth) {
+                (Some(_), Some(_)) => {
+                    return Err(
+                        ctx.err(&f("openvpn"), "give one of tls_crypt or tls_auth, not both")
+                    )
+                }
+                (Some(k), None) => ("openvpn.tls_crypt", k),
+                (None, Some(k)) => ("openvpn.tls_auth", k),
+                (None, None) => {
+                    return Err(ctx.err(
+                        &f("openvpn"),
+                        "give tls_crypt (preferred) or tls_auth: a control-channel key",
+                    ))
+                }
+            };
+            let key = ctx.referenced(&f(field), rel)?;
+            let text = String::from_utf8_lossy(&key.data);
+            ctx.chk(
+                &f(field),
+                check::openvpn_static_key(&text).map_err(|e| format!("{rel:?} {e}")),
+            )?;
+            checked.tls_key = Some(key);
+        }
+        if let Some(s) = &v.ipsec {
+            ctx.chk(&f("ipsec.server"), check::host(&s.server))?;
+            text_field(ctx, &f("ipsec.server_id"), &s.server_id, 200)?;
+            if s.server_id.contains(char::is_whitespace) || s.server_id.contains('"') {
+                return Err(ctx.err(
+                    &f("ipsec.server_id"),
+                    format!("{:?} must not contain spaces or quotes", s.server_id),
+                ));
+            }
+            for (key, list) in [
+                ("ipsec.ike_proposals", &s.ike_proposals),
+                ("ipsec.esp_proposals", &s.esp_proposals),
+            ] {
+                if list.is_empty() {
+                    return Err(ctx.err(&f(key), "at least one proposal"));
+                }
+                for (j, p) in list.iter().enumerate() {
+                    ctx.chk(&f(&format!("{key}[{j}]")), check::proposal(p))?;
+                }
+            }
+            checked.ca = Some(ctx.ca(&f("ipsec.ca"), &s.ca)?);
+        }
+        out.push(checked);
+    }
+    match (default_at, out.len()) {
+        (Some(i), _) => out[i].default = true,
+        (None, 1) => out[0].default = true,
+        (None, _) => {
+            return Err(ctx.err("vpn", "several connections: mark one with default = true"))
+        }
+    }
+    Ok(out)
+}
+
+fn check_softphone(
+    ctx: &mut Ctx<'_>,
+    s: &schema::Softphone,
+) -> Result<Option<Referenced>, ProfileError> {
+    ctx.chk("softphone.registrar", check::sip_uri(&s.registrar))?;
+    if let Some(p) = &s.outbound_proxy {
+        ctx.chk("softphone.outbound_proxy", check::sip_uri(p))?;
+    }
+    if s.codecs.is_empty() {
+        return Err(ctx.err(
+            "softphone.codecs",
+            format!("at least one of {}", CODECS.join(", ")),
+        ));
+    }
+    let mut seen = Vec::new();
+    for (i, c) in s.codecs.iter().enumerate() {
+        if !CODECS.contains(&c.as_str()) {
+            return Err(ctx.err(
+                &format!("softphone.codecs[{i}]"),
+                format!("{c:?} is not supported ({})", CODECS.join(", ")),
+            ));
+        }
+        if seen.contains(c) {
+            return Err(ctx.err(
+                &format!("softphone.codecs[{i}]"),
+                format!("{c:?} is listed twice"),
+            ));
+        }
+        seen.push(c.clone());
+    }
+    for (field, v) in [("softphone.stun", &s.stun), ("softphone.turn", &s.turn)] {
+        if let Some(v) = v {
+            ctx.chk(field, check::host_port(v))?;
+        }
+    }
+    let number_ok = |n: &str| {
+        (2..=16).contains(&n.len())
+            && n.bytes()
+                .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
+    };
+    if let Some(vm) = &s.voicemail {
+        if !number_ok(vm) {
+            return Err(ctx.err(
+                "softphone.voicemail",
+                format!("{vm:?} is not a dialable number (digits, * and #)"),
+            ));
+        }
+    }
+    if s.emergency_numbers.is_empty() {
+        return Err(ctx.err(
+            "softphone.emergency_numbers",
+            "at least one number that must always be dialable (in Germany 110 and 112)",
+        ));
+    }
+    for (i, n) in s.emergency_numbers.iter().enumerate() {
+        if !(2..=6).contains(&n.len()) || !n.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ctx.err(
+                &format!("softphone.emergency_numbers[{i}]"),
+                format!("{n:?} is not a short emergency number (2-6 digits)"),
+            ));
+        }
+    }
+    if s.srtp != schema::Srtp::Off && s.transport != schema::Transport::Tls {
+        ctx.warnings.push("softphone: SRTP keys travel in SIP messages; without transport = \"tls\" they are readable on the network".into());
+    }
+    match &s.ca {
+        Some(rel) => Ok(Some(ctx.ca("softphone.ca", rel)?)),
+        None => Ok(None),
+    }
+}
+
+/// toml's messages span lines with a source excerpt; keep the reason only.
+fn toml_reason(e: &toml::de::Error) -> String {
+    e.message()
+        .trim()
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+impl Profile {
+    /// Load, check and render the profile in `dir`. `now` (Unix seconds, the build time) is
+    /// what certificates must be valid at.
+    pub fn load(dir: &Path, now: i64) -> Result<Profile, ProfileError> {
+        let meta = fs::metadata(dir)
+            .map_err(|e| invalid(dir, "-", format!("profile directory: {}", io_reason(&e))))?;
+        if !meta.is_dir() {
+            return Err(invalid(
+                dir,
+                "-",
+                "not a directory (give the profile directory)",
+            ));
+        }
+        let file = dir.join("customer.toml");
+        let fmeta = fs::metadata(&file)
+            .map_err(|e| invalid(&file, "-", format!("cannot read: {}", io_reason(&e))))?;
+        if fmeta.len() > MAX_TOML_BYTES {
+            return Err(invalid(
+                &file,
+                "-",
+                format!("{} bytes, over the limit of {MAX_TOML_BYTES}", fmeta.len()),
+            ));
+        }
+        let bytes = fs::read(&file)
+            .map_err(|e| invalid(&file, "-", format!("cannot read: {}", io_reason(&e))))?;
+        let text = String::from_utf8(bytes).map_err(|_| invalid(&file, "-", "not UTF-8 text"))?;
+        let value: toml::Value = toml::from_str(&text).map_err(|e| {
+            let at = e.span().map_or("-".to_string(), |s| {
+                format!("line {}", line_of(&text, s.start))
+            });
+            invalid(&file, &at, toml_reason(&e))
+        })?;
+        let parsed: CustomerToml = serde_path_to_error::deserialize(value).map_err(|e| {
+            let reason = e
+                .inner()
+                .to_string()
+                .trim()
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.starts_with("in `"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let mut field = e.path().to_string();
+            if field == "." {
+                field = String::new();
+            }
+            // serde puts an unknown field's error at its table; name the field itself.
+            if let Some(rest) = reason.strip_prefix("unknown field `") {
+                let name = rest.split('`').next().unwrap_or_default();
+                if field.is_empty() {
+                    field = name.to_string();
+                } else if !field.ends_with(&format!(".{name}")) && field != name {
+                    field = format!("{field}.{name}");
+                }
+            }
+            if field.is_empty() {
+                field = "-".into();
+            }
+            let short =
+                if reason.starts_with("unknown field") || reason.starts_with("unknown variant") {
+                    reason
+                        .split(", expected")
+                        .next()
+                        .unwrap_or(&reason)
+                        .to_string()
+                        + &expected_hint(&reason)
+                } else {
+                    reason.clone()
+                };
+            invalid(&file, &field, short)
+        })?;
+        let root = fs::canonicalize(dir).map_err(|e| invalid(dir, "-", e.to_string()))?;
+        let mut ctx = Ctx {
+            file: &file,
+            dir,
+            root,
+            now,
+            warnings: Vec::new(),
+        };
+        let logo = check_customer(&mut ctx, &parsed.customer)?;
+        let vpn = check_vpns(&mut ctx, &parsed.vpn)?;
+        let softphone_ca = match &parsed.softphone {
+            Some(s) => check_softphone(&mut ctx, s)?,
+            None => None,
+        };
+        let mut p = Profile {
+            dir: dir.to_path_buf(),
+            customer: parsed.customer,
+            vpn,
+            softphone: parsed.softphone,
+            softphone_ca,
+            logo,
+            warnings: ctx.warnings,
+            files: Vec::new(),
+            slots: Vec::new(),
+        };
+        let (files, slots) = render::render(&p).map_err(|e| invalid(&file, "-", e))?;
+        p.files = files;
+        p.slots = slots;
+        Ok(p)
+    }
+
+    /// Which per-user values a roster must supply.
+    pub fn slot_names(&self) -> Vec<&str> {
+        self.slots.iter().map(|s| s.name.as_str()).collect()
+    }
+}
+
+/// Keep serde's list of allowed values where it helps (enums), compactly.
+fn expected_hint(reason: &str) -> String {
+    match reason.split_once(", expected ") {
+        Some((head, exp)) if head.starts_with("unknown variant") => {
+            format!(" (expected {})", exp.trim())
+        }
+        _ => String::new(),
+    }
+}
+
+/// Auth kinds, for summaries.
+pub fn ovpn_auth_name(a: OvpnAuth) -> &'static str {
+    match a {
+        OvpnAuth::Certificate => "certificate",
+        OvpnAuth::Password => "password",
+        OvpnAuth::CertificateAndPassword => "certificate+password",
+    }
+}
+
+/// Auth kinds, for summaries.
+pub fn ipsec_auth_name(a: IpsecAuth) -> &'static str {
+    match a {
+        IpsecAuth::EapMschapv2 => "eap-mschapv2",
+        IpsecAuth::EapTls => "eap-tls",
+        IpsecAuth::Certificate => "certificate",
     }
 }
 
 /// Read every file below `dir` for an image partition: sorted, regular files only, symlinks
 /// only if they stay inside `dir`, hidden entries (`.name`) skipped, FAT-safe names, bounded
-/// sizes. Shared by profiles and the base's `esp/` tree.
+/// sizes. Used for a base's `esp/` tree.
 pub fn collect_files(
     dir: &Path,
     max_file: u64,
@@ -176,7 +750,7 @@ pub fn collect_files(
         .map_err(|e| invalid(dir, "-", format!("cannot open directory: {e}")))?;
     let mut out = Vec::new();
     let mut total = 0u64;
-    let mut lower_seen = std::collections::BTreeMap::new();
+    let mut lower_seen = BTreeMap::new();
     let walker = walkdir::WalkDir::new(dir)
         .follow_links(false)
         .sort_by_file_name()
@@ -265,178 +839,4 @@ pub fn collect_files(
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
-}
-
-impl Profile {
-    /// Load and check the profile in `dir`.
-    pub fn load(dir: &Path) -> Result<Profile, ProfileError> {
-        let meta =
-            fs::metadata(dir).map_err(|e| invalid(dir, "-", format!("profile directory: {e}")))?;
-        if !meta.is_dir() {
-            return Err(invalid(
-                dir,
-                "-",
-                "not a directory (give the profile directory)",
-            ));
-        }
-        let toml_path = dir.join("customer.toml");
-        let text = match fs::read(&toml_path) {
-            Ok(b) => {
-                String::from_utf8(b).map_err(|_| invalid(&toml_path, "-", "not UTF-8 text"))?
-            }
-            Err(e) => return Err(invalid(&toml_path, "-", format!("cannot read: {e}"))),
-        };
-        let value: toml::Value =
-            toml::from_str(&text).map_err(|e| invalid(&toml_path, "-", toml_message(&e)))?;
-        let top: TopLevel = toml::from_str(&text).map_err(|e| {
-            let msg = toml_message(&e);
-            let field = if msg.contains("missing field `customer`") {
-                "customer".to_string()
-            } else {
-                field_of(&msg)
-            };
-            invalid(&toml_path, &field, msg)
-        })?;
-        check_customer(&toml_path, &top.customer)?;
-        let mut files = collect_files(dir, MAX_FILE_BYTES, MAX_TOTAL_BYTES)?;
-        if files.iter().any(|f| f.path == PROFILE_JSON) {
-            return Err(invalid(
-                &dir.join(PROFILE_JSON),
-                "-",
-                "is generated by homestick; remove it from the profile",
-            ));
-        }
-        let mut json = serde_json::to_vec_pretty(&to_json(&value)).unwrap_or_default();
-        json.push(b'\n');
-        files.push(ProfileFile {
-            path: PROFILE_JSON.into(),
-            data: json,
-        });
-        files.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(Profile {
-            dir: dir.to_path_buf(),
-            customer: top.customer,
-            files,
-        })
-    }
-}
-
-/// toml's messages span lines with a source excerpt; keep the first line and the reason.
-fn toml_message(e: &toml::de::Error) -> String {
-    let span = e
-        .span()
-        .map(|s| format!(" (at byte {})", s.start))
-        .unwrap_or_default();
-    format!("{}{span}", e.message().trim())
-}
-
-/// Best-effort field name from a serde message such as "unknown field `x`".
-fn field_of(msg: &str) -> String {
-    let mut parts = msg.split('`');
-    match (parts.next(), parts.next()) {
-        (Some(before), Some(name)) if before.contains("unknown field") => {
-            format!("customer.{name}")
-        }
-        _ => "customer".into(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn write(dir: &Path, name: &str, data: &str) {
-        let p = dir.join(name);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, data).unwrap();
-    }
-
-    const GOOD: &str = "[customer]\nid = \"stadt-a\"\nname = \"Stadt A\"\nhotline = \"+49 30 1234\"\n\n[extra]\nz = 1\na = [1, 2]\n";
-
-    #[test]
-    fn loads_and_normalizes() {
-        let d = tempfile::tempdir().unwrap();
-        write(d.path(), "customer.toml", GOOD);
-        write(d.path(), "certs/ca.pem", "CA");
-        write(d.path(), ".hidden", "x");
-        let p = Profile::load(d.path()).unwrap();
-        let paths: Vec<_> = p.files.iter().map(|f| f.path.as_str()).collect();
-        assert_eq!(paths, ["certs/ca.pem", "customer.toml", "profile.json"]);
-        let json = String::from_utf8(p.files[2].data.clone()).unwrap();
-        assert!(json.find("\"customer\"").unwrap() < json.find("\"extra\"").unwrap());
-        assert!(json.find("\"a\"").unwrap() < json.find("\"z\"").unwrap());
-    }
-
-    #[test]
-    fn bad_profiles_name_file_and_field() {
-        let cases: &[(&str, &str, &str)] = &[
-            (
-                "[customer]\nid = \"Stadt A\"\nname = \"x\"\n",
-                "customer.id",
-                "not a slug",
-            ),
-            (
-                "[customer]\nid = \"stadt-a\"\nname = \"\"\n",
-                "customer.name",
-                "printable",
-            ),
-            (
-                "[customer]\nid = \"stadt-a\"\nname = \"x\"\ncolour = 1\n",
-                "customer.colour",
-                "unknown field",
-            ),
-            (
-                "[customer]\nid = \"stadt-a\"\n",
-                "customer",
-                "missing field `name`",
-            ),
-            ("[other]\n", "customer", "missing field `customer`"),
-            ("[customer\n", "-", "invalid table header"),
-            (
-                "[customer]\nid = \"stadt-a\"\nname = \"x\"\nlanguages = [\"fr\"]\n",
-                "customer.languages[0]",
-                "not supported",
-            ),
-        ];
-        for (toml, field, msg) in cases {
-            let d = tempfile::tempdir().unwrap();
-            write(d.path(), "customer.toml", toml);
-            let ProfileError::Invalid {
-                file,
-                field: f,
-                reason,
-            } = Profile::load(d.path()).unwrap_err();
-            assert!(file.ends_with("customer.toml"), "{toml}: {file:?}");
-            assert_eq!(&f, field, "{toml}: {reason}");
-            assert!(reason.contains(msg), "{toml}: {reason}");
-        }
-    }
-
-    #[test]
-    fn symlink_out_of_the_profile_is_refused() {
-        let d = tempfile::tempdir().unwrap();
-        write(d.path(), "customer.toml", GOOD);
-        std::os::unix::fs::symlink("/etc/passwd", d.path().join("leak")).unwrap();
-        let e = Profile::load(d.path()).unwrap_err().to_string();
-        assert!(e.contains("symlink leaves the directory"), "{e}");
-    }
-
-    #[test]
-    fn generated_name_and_case_clash_are_refused() {
-        let d = tempfile::tempdir().unwrap();
-        write(d.path(), "customer.toml", GOOD);
-        write(d.path(), "profile.json", "{}");
-        assert!(Profile::load(d.path())
-            .unwrap_err()
-            .to_string()
-            .contains("generated"));
-        let d = tempfile::tempdir().unwrap();
-        write(d.path(), "customer.toml", GOOD);
-        write(d.path(), "a.txt", "1");
-        write(d.path(), "A.TXT", "2");
-        assert!(Profile::load(d.path())
-            .unwrap_err()
-            .to_string()
-            .contains("only in case"));
-    }
 }
