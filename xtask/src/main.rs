@@ -92,6 +92,23 @@ fn homestick_bin() -> Result<PathBuf> {
     Ok(root().join("target/release/homestick"))
 }
 
+/// Build the demo customer's image from `base`, signed with the test key, reproducibly.
+fn build_demo_image(bin: &Path, base: &Path, img: &Path, extra: &[&str]) -> Result<()> {
+    let r = root();
+    run(Command::new(bin)
+        .arg("build")
+        .arg("--profile")
+        .arg(r.join("profiles/stadt-musterhausen"))
+        .arg("--base")
+        .arg(base)
+        .arg("--key")
+        .arg(r.join("keys/test/homestick-test.key"))
+        .arg("--output")
+        .arg(img)
+        .args(extra)
+        .env("SOURCE_DATE_EPOCH", "1795000000"))
+}
+
 fn demo() -> Result<()> {
     let r = root();
     let out = r.join("out");
@@ -102,18 +119,7 @@ fn demo() -> Result<()> {
     }
     let bin = homestick_bin()?;
     let img = out.join("stadt-musterhausen.img");
-    run(Command::new(&bin)
-        .arg("build")
-        .arg("--profile")
-        .arg(r.join("profiles/stadt-musterhausen"))
-        .arg("--base")
-        .arg(&base)
-        .arg("--key")
-        .arg(r.join("keys/test/homestick-test.key"))
-        .arg("--output")
-        .arg(&img)
-        .args(["--version", "2026.11.1"])
-        .env("SOURCE_DATE_EPOCH", "1795000000"))?;
+    build_demo_image(&bin, &base, &img, &["--version", "2026.11.1"])?;
     run(Command::new(&bin).arg("inspect").arg(&img))?;
     run(Command::new(&bin)
         .arg("verify")
@@ -245,17 +251,7 @@ fn bench_verify(size_mib: u64, rounds: u32) -> Result<()> {
     let bin = homestick_bin()?;
     let img = dir.join("bench.img");
     if !img.exists() {
-        run(Command::new(&bin)
-            .arg("build")
-            .arg("--profile")
-            .arg(r.join("profiles/stadt-musterhausen"))
-            .arg("--base")
-            .arg(&base)
-            .arg("--key")
-            .arg(r.join("keys/test/homestick-test.key"))
-            .arg("--output")
-            .arg(&img)
-            .env("SOURCE_DATE_EPOCH", "1795000000"))?;
+        build_demo_image(&bin, &base, &img, &[])?;
     }
     let size = fs::metadata(&img)?.len();
     let pubkey = r.join("keys/test/homestick-test.pub");
