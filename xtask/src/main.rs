@@ -13,6 +13,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
+mod base;
+
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask")]
 struct Cli {
@@ -31,6 +33,14 @@ enum Cmd {
         #[arg(long, default_value_t = 8)]
         system_mib: u64,
     },
+    /// Build the demo base from Debian packages (cached in target/debcache).
+    Base {
+        /// Output directory (replaced).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Build the static boot verifier (target/boot/.../homestick-boot).
+    BootVerifier,
     /// Build the demo customer's signed image and verify it (the README's main job).
     Demo,
     /// Install test dependencies (apt-get), then run fmt, clippy and all tests.
@@ -59,14 +69,14 @@ enum Bench {
     },
 }
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default()
 }
 
-fn run(cmd: &mut Command) -> Result<()> {
+pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("xtask: running {cmd:?}");
     let st = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
     if !st.success() {
@@ -83,6 +93,29 @@ fn fixture_base(out: &Path, system_mib: u64) -> Result<()> {
         out.display()
     );
     Ok(())
+}
+
+/// Build homestick-boot as a static, stripped binary for the initramfs.
+pub(crate) fn boot_verifier() -> Result<PathBuf> {
+    let r = root();
+    run(Command::new("cargo")
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "homestick-boot",
+            "--target",
+            "x86_64-unknown-linux-gnu",
+            "--target-dir",
+        ])
+        .arg(r.join("target/boot"))
+        .env(
+            "RUSTFLAGS",
+            "-C target-feature=+crt-static -C strip=symbols -C debuginfo=0",
+        )
+        .current_dir(&r))?;
+    Ok(r.join("target/boot/x86_64-unknown-linux-gnu/release/homestick-boot"))
 }
 
 fn homestick_bin() -> Result<PathBuf> {
@@ -145,6 +178,7 @@ const TEST_PACKAGES: &[&str] = &[
     "strongswan-charon",
     "libstrongswan-standard-plugins",
     "baresip-core",
+    "cpio",
 ];
 
 fn install_test_packages() -> Result<()> {
@@ -339,6 +373,8 @@ fn hashed_bytes(json: &str) -> u64 {
 fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::FixtureBase { out, system_mib } => fixture_base(&out, system_mib),
+        Cmd::Base { out } => base::base(&out),
+        Cmd::BootVerifier => boot_verifier().map(|p| println!("{}", p.display())),
         Cmd::Demo => demo(),
         Cmd::Test { no_install } => test(no_install),
         Cmd::Bench {

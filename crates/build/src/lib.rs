@@ -7,7 +7,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cpio;
 pub mod fixture;
+pub mod uki;
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -63,6 +65,12 @@ pub struct BuildOptions {
     pub size: Option<u64>,
     /// Build time (SOURCE_DATE_EPOCH or now).
     pub epoch: i64,
+    /// The static boot verifier binary (bases with a kernel).
+    pub boot_verifier: Option<PathBuf>,
+    /// Public keys the boot verifier trusts (default: the signing key's).
+    pub boot_keyring: Option<PathBuf>,
+    /// Seconds the refusal message stays before power-off.
+    pub failure_delay_seconds: u32,
 }
 
 /// Why a build failed.
@@ -124,6 +132,34 @@ pub struct BaseToml {
     pub name: String,
     /// Base version.
     pub version: String,
+    /// `[boot]`: for bases with a kernel.
+    #[serde(default)]
+    pub boot: Option<BootToml>,
+}
+
+/// `[boot]` in base.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootToml {
+    /// Kernel modules to load at boot, in order: paths inside the base's initrd.
+    #[serde(default)]
+    pub modules: Vec<String>,
+    /// The system's init (default /sbin/init).
+    #[serde(default)]
+    pub init: Option<String>,
+}
+
+/// The boot files of a base with a kernel.
+#[derive(Debug, Clone)]
+pub struct BootInput {
+    /// vmlinuz.
+    pub kernel: Vec<u8>,
+    /// The base's own initramfs (may be empty).
+    pub initrd: Vec<u8>,
+    /// Kernel command line (checked).
+    pub cmdline: String,
+    /// systemd's EFI stub.
+    pub stub: Vec<u8>,
 }
 
 /// A loaded base.
@@ -137,6 +173,8 @@ pub struct BaseInput {
     pub system: PathBuf,
     /// Its size.
     pub system_len: u64,
+    /// Kernel, initrd, command line and stub, when the base has a kernel.
+    pub boot: Option<BootInput>,
 }
 
 fn label_ok(s: &str) -> bool {
@@ -210,12 +248,138 @@ pub fn load_base(dir: &Path) -> Result<BaseInput, BuildError> {
             sm.len()
         )));
     }
+    let boot = load_boot(dir, &esp)?;
+    if boot.is_none() && bt.boot.is_some() {
+        return Err(BuildError::Input(format!(
+            "{}: [boot] is set but the base has no kernel file",
+            tp.display()
+        )));
+    }
     Ok(BaseInput {
         meta: bt,
         esp,
         system,
         system_len: sm.len(),
+        boot,
     })
+}
+
+fn read_base_file(path: &Path, max: u64) -> Result<Vec<u8>, BuildError> {
+    let m = fs::metadata(path)
+        .map_err(|e| BuildError::Input(format!("{}: cannot read: {e}", path.display())))?;
+    if !m.is_file() {
+        return Err(BuildError::Input(format!(
+            "{}: not a regular file",
+            path.display()
+        )));
+    }
+    if m.len() > max {
+        return Err(BuildError::Input(format!(
+            "{}: {} bytes, over the limit of {max}",
+            path.display(),
+            m.len()
+        )));
+    }
+    fs::read(path).map_err(|e| BuildError::Input(format!("{}: cannot read: {e}", path.display())))
+}
+
+/// Kernel command-line parameters that would hand out a shell or skip the verifier.
+const FORBIDDEN_CMDLINE: &[&str] = &[
+    "init",
+    "rdinit",
+    "rd.shell",
+    "rd.break",
+    "rd.emergency",
+    "systemd.debug_shell",
+    "single",
+    "emergency",
+    "s",
+    "S",
+    "-s",
+    "1",
+    "break",
+    "systemd.unit",
+];
+
+/// Check a kernel command line: no way around the verifier, lockdown on, root read-only.
+pub fn lint_cmdline(cmdline: &str) -> Result<(), String> {
+    let mut lockdown = false;
+    let mut ro = false;
+    for tok in cmdline.split_whitespace() {
+        let key = tok.split_once('=').map_or(tok, |(k, _)| k);
+        if FORBIDDEN_CMDLINE.contains(&key) {
+            return Err(format!(
+                "forbidden parameter {tok:?}: it could bypass the boot verifier or open a shell"
+            ));
+        }
+        match tok {
+            "lockdown=integrity" | "lockdown=confidentiality" => lockdown = true,
+            "ro" => ro = true,
+            "rw" => {
+                return Err("\"rw\": the root file system must be read-only (use \"ro\")".into())
+            }
+            _ if key == "lockdown" => {
+                return Err(format!(
+                    "{tok:?}: use lockdown=integrity or lockdown=confidentiality"
+                ))
+            }
+            _ => {}
+        }
+    }
+    if !lockdown {
+        return Err("lockdown=integrity (or lockdown=confidentiality) is required".into());
+    }
+    if !ro {
+        return Err("\"ro\" is required: the root file system must be read-only".into());
+    }
+    Ok(())
+}
+
+fn load_boot(dir: &Path, esp: &[ProfileFile]) -> Result<Option<BootInput>, BuildError> {
+    let kernel_path = dir.join("kernel");
+    if !kernel_path.exists() {
+        return Ok(None);
+    }
+    let kernel = read_base_file(&kernel_path, 256 << 20)?;
+    if kernel.get(0..2) != Some(b"MZ") {
+        return Err(BuildError::Input(format!(
+            "{}: not an EFI-stub kernel (no MZ header)",
+            kernel_path.display()
+        )));
+    }
+    let initrd_path = dir.join("initrd");
+    let initrd = if initrd_path.exists() {
+        read_base_file(&initrd_path, 1 << 30)?
+    } else {
+        Vec::new()
+    };
+    let cmdline_path = dir.join("cmdline");
+    let cmdline_raw = read_base_file(&cmdline_path, 4096)?;
+    let cmdline = String::from_utf8(cmdline_raw)
+        .map_err(|_| BuildError::Input(format!("{}: not UTF-8 text", cmdline_path.display())))?
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    lint_cmdline(&cmdline)
+        .map_err(|e| BuildError::Input(format!("{}: {e}", cmdline_path.display())))?;
+    let stub_path = dir.join("linuxx64.efi.stub");
+    let stub = read_base_file(&stub_path, 16 << 20)?;
+    uki::layout(&stub).map_err(|e| BuildError::Input(format!("{}: {e}", stub_path.display())))?;
+    if esp
+        .iter()
+        .any(|f| f.path.eq_ignore_ascii_case("EFI/BOOT/BOOTX64.EFI"))
+    {
+        return Err(BuildError::Input(format!(
+            "{}: the base has a kernel, so homestick builds EFI/BOOT/BOOTX64.EFI itself; remove it from esp/",
+            dir.join("esp/EFI/BOOT/BOOTX64.EFI").display()
+        )));
+    }
+    Ok(Some(BootInput {
+        kernel,
+        initrd,
+        cmdline,
+        stub,
+    }))
 }
 
 fn align_up(v: u64, a: u64) -> u64 {
@@ -356,6 +520,178 @@ fn copy_and_hash(
     Ok(hex(&h.finalize()))
 }
 
+/// Refuse a verifier that is not statically linked: the initramfs has no dynamic loader.
+fn check_static_elf(path: &Path, b: &[u8]) -> Result<(), BuildError> {
+    let bad = |why: &str| BuildError::Input(format!("{}: {why}", path.display()));
+    if b.get(0..4) != Some(b"\x7fELF") || b.get(4) != Some(&2) {
+        return Err(bad("not a 64-bit ELF executable"));
+    }
+    let rd = |at: usize, n: usize| -> Option<u64> {
+        let s = b.get(at..at + n)?;
+        Some(
+            s.iter()
+                .rev()
+                .fold(0u64, |acc, &x| (acc << 8) | u64::from(x)),
+        )
+    };
+    let (phoff, phentsize, phnum) = match (rd(0x20, 8), rd(0x36, 2), rd(0x38, 2)) {
+        (Some(o), Some(s), Some(n)) => (o as usize, s as usize, n as usize),
+        _ => return Err(bad("truncated ELF header")),
+    };
+    for i in 0..phnum {
+        match rd(phoff + i * phentsize, 4) {
+            Some(3) => return Err(bad("dynamically linked (has an ELF interpreter); build it with -C target-feature=+crt-static")),
+            Some(_) => {}
+            None => return Err(bad("truncated ELF program headers")),
+        }
+    }
+    Ok(())
+}
+
+/// The boot-time initramfs addition and the UKI around it.
+fn build_uki(
+    opts: &BuildOptions,
+    base: &BaseInput,
+    boot: &BootInput,
+    customer: &homestick_profile::Customer,
+    version: &str,
+    disk_guid: &str,
+    signing_public: &ed25519_dalek::VerifyingKey,
+) -> Result<Vec<u8>, BuildError> {
+    use homestick_image::policy::{BootPolicy, KEYS_DIR, POLICY_FORMAT, POLICY_PATH};
+    let verifier_path = opts.boot_verifier.as_ref().ok_or_else(|| {
+        BuildError::Input(
+            "--boot-verifier: this base has a kernel; give the static homestick-boot binary".into(),
+        )
+    })?;
+    let verifier = read_base_file(verifier_path, 64 << 20)
+        .map_err(|e| BuildError::Input(format!("--boot-verifier: {e}")))?;
+    check_static_elf(verifier_path, &verifier)?;
+    let mut keys: Vec<(String, Vec<u8>)> = match &opts.boot_keyring {
+        Some(ring) => keys::load_keyring(ring)
+            .map_err(|e| BuildError::Input(format!("--boot-keyring: {e}")))?
+            .into_iter()
+            .map(|k| {
+                use ed25519_dalek::pkcs8::EncodePublicKey;
+                let pem = k
+                    .key
+                    .to_public_key_pem(Default::default())
+                    .unwrap_or_default();
+                (format!("{}.pub", &k.id[..16]), pem.into_bytes())
+            })
+            .collect(),
+        None => {
+            use ed25519_dalek::pkcs8::EncodePublicKey;
+            let pem = signing_public
+                .to_public_key_pem(Default::default())
+                .unwrap_or_default();
+            vec![(
+                format!("{}.pub", &keys::key_id(signing_public)[..16]),
+                pem.into_bytes(),
+            )]
+        }
+    };
+    keys.sort();
+    let boot_toml = base.meta.boot.clone().unwrap_or(BootToml {
+        modules: vec![],
+        init: None,
+    });
+    let policy = BootPolicy {
+        format: POLICY_FORMAT.into(),
+        disk_guid: disk_guid.into(),
+        customer_id: customer.id.clone(),
+        customer_name: customer.name.clone(),
+        hotline: customer.hotline.clone(),
+        email: customer.email.clone(),
+        hours: customer.hours.clone(),
+        modules: boot_toml.modules.clone(),
+        failure_delay_seconds: opts.failure_delay_seconds,
+        min_rollback_index: opts.rollback_index,
+        device_timeout_seconds: 30,
+        init: boot_toml
+            .init
+            .clone()
+            .unwrap_or_else(|| "/sbin/init".into()),
+        profile_mount: homestick_profile::MOUNT_POINT.into(),
+    };
+    let mut policy_json =
+        serde_json::to_vec_pretty(&policy).map_err(|e| BuildError::SelfCheck(e.to_string()))?;
+    policy_json.push(b'\n');
+    use cpio::Entry;
+    let dir = |p: &str| Entry::Dir {
+        path: p.into(),
+        mode: 0o755,
+    };
+    let mut entries = vec![
+        dir("dev"),
+        Entry::CharDev {
+            path: "dev/console".into(),
+            mode: 0o600,
+            major: 5,
+            minor: 1,
+        },
+        Entry::CharDev {
+            path: "dev/null".into(),
+            mode: 0o666,
+            major: 1,
+            minor: 3,
+        },
+        dir("etc"),
+        dir("etc/homestick"),
+        dir(KEYS_DIR),
+    ];
+    for (name, pem) in keys {
+        entries.push(Entry::File {
+            path: format!("{KEYS_DIR}/{name}"),
+            mode: 0o644,
+            data: pem,
+        });
+    }
+    entries.push(Entry::File {
+        path: POLICY_PATH.into(),
+        mode: 0o644,
+        data: policy_json,
+    });
+    entries.push(Entry::File {
+        path: "init".into(),
+        mode: 0o755,
+        data: verifier,
+    });
+    for d in ["newroot", "proc", "run", "sys"] {
+        entries.push(dir(d));
+    }
+    let mtime = opts.epoch.clamp(0, i64::from(u32::MAX)) as u32;
+    let mut initrd = boot.initrd.clone();
+    while initrd.len() % 4 != 0 {
+        initrd.push(0);
+    }
+    initrd.extend(cpio::archive(&entries, mtime));
+    let osrel = format!(
+        "NAME=\"homestick\"\nID=homestick\nPRETTY_NAME=\"homestick {} {}\"\nIMAGE_ID={}\nIMAGE_VERSION={}\nVERSION_ID={}\n",
+        customer.name, version, customer.id, version, base.meta.version
+    );
+    let sbat = format!(
+        "homestick,1,homestick,homestick,{},https://example.invalid/homestick\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    let mut cmdline = boot.cmdline.clone().into_bytes();
+    cmdline.push(0);
+    uki::assemble(
+        &boot.stub,
+        osrel.as_bytes(),
+        &cmdline,
+        &initrd,
+        &boot.kernel,
+        &sbat,
+    )
+    .map_err(|e| {
+        BuildError::Input(format!(
+            "{}: {e}",
+            opts.base.join("linuxx64.efi.stub").display()
+        ))
+    })
+}
+
 /// Build the image described by `opts`.
 pub fn build(opts: &BuildOptions, progress: &dyn BuildProgress) -> Result<BuildReport, BuildError> {
     let started = Instant::now();
@@ -490,17 +826,12 @@ pub fn build(opts: &BuildOptions, progress: &dyn BuildProgress) -> Result<BuildR
         sys_sha.clone().into_bytes(),
         prof_sha.clone().into_bytes(),
     ];
-    for f in &base.esp {
-        id_parts.push(f.path.clone().into_bytes());
-        id_parts.push(sha256_hex(&f.data).into_bytes());
-    }
-    let id_refs: Vec<&[u8]> = id_parts.iter().map(Vec::as_slice).collect();
-    let image_id = derived_uuid(&id_refs);
-    let guid =
-        |what: &str| derived_uuid(&[b"homestick-guid", image_id.as_bytes(), what.as_bytes()]);
-
-    let readme = readme_txt(&profile.customer, &image_id.to_string(), &version, &key_id);
-    let mut esp_files: Vec<FatFile> = base
+    // Disk and partition GUIDs come from everything but the ESP, because the ESP's UKI carries
+    // the disk GUID in its boot policy; the image id then covers the ESP files too.
+    let pre_refs: Vec<&[u8]> = id_parts.iter().map(Vec::as_slice).collect();
+    let disk_id = derived_uuid(&pre_refs);
+    let guid = |what: &str| derived_uuid(&[b"homestick-guid", disk_id.as_bytes(), what.as_bytes()]);
+    let mut base_esp: Vec<FatFile> = base
         .esp
         .iter()
         .map(|f| FatFile {
@@ -508,6 +839,30 @@ pub fn build(opts: &BuildOptions, progress: &dyn BuildProgress) -> Result<BuildR
             data: f.data.clone(),
         })
         .collect();
+    if let Some(boot) = &base.boot {
+        let uki = build_uki(
+            opts,
+            &base,
+            boot,
+            &profile.customer,
+            &version,
+            &guid("disk").to_string(),
+            &public,
+        )?;
+        base_esp.push(FatFile {
+            path: "EFI/BOOT/BOOTX64.EFI".into(),
+            data: uki,
+        });
+    }
+    for f in &base_esp {
+        id_parts.push(f.path.clone().into_bytes());
+        id_parts.push(sha256_hex(&f.data).into_bytes());
+    }
+    let id_refs: Vec<&[u8]> = id_parts.iter().map(Vec::as_slice).collect();
+    let image_id = derived_uuid(&id_refs);
+
+    let readme = readme_txt(&profile.customer, &image_id.to_string(), &version, &key_id);
+    let mut esp_files: Vec<FatFile> = base_esp;
     esp_files.push(FatFile {
         path: "homestick/README.txt".into(),
         data: readme.into_bytes(),

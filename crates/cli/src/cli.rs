@@ -115,6 +115,15 @@ pub struct BuildArgs {
     /// Image file size: bytes, or with a suffix K, M, G (powers of 1024). Default: the smallest that fits.
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     pub size: Option<u64>,
+    /// Static boot verifier for bases with a kernel (default: homestick-boot beside this program).
+    #[arg(long, value_name = "FILE")]
+    pub boot_verifier: Option<PathBuf>,
+    /// Public keys (.pub file or directory) the boot verifier trusts (default: the signing key's).
+    #[arg(long, value_name = "PATH")]
+    pub boot_keyring: Option<PathBuf>,
+    /// Seconds the refusal message stays on screen before the PC powers off.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub failure_delay: u32,
 }
 
 /// `homestick verify`

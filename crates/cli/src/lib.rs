@@ -190,6 +190,14 @@ fn build(a: &BuildArgs) -> Result<(), Failure> {
         rollback_index: a.rollback_index,
         size: a.size,
         epoch: source_date_epoch()?,
+        boot_verifier: a.boot_verifier.clone().or_else(|| {
+            let sibling = std::env::current_exe()
+                .ok()?
+                .with_file_name("homestick-boot");
+            sibling.is_file().then_some(sibling)
+        }),
+        boot_keyring: a.boot_keyring.clone(),
+        failure_delay_seconds: a.failure_delay,
     };
     let rep = Reporter::new(false);
     rep.cancel_on_interrupt();

@@ -12,4 +12,5 @@ pub mod gpt;
 pub mod hash;
 pub mod keys;
 pub mod manifest;
+pub mod policy;
 pub mod verify;

@@ -1,0 +1,232 @@
+//! homestick-boot: PID 1 of the initramfs in the signed UKI.
+//!
+//! Mounts the kernel's file systems, loads the modules the policy names, finds the stick by
+//! its disk GUID, verifies it before anything on it is used, then mounts the system and the
+//! profile read-only and switches to the system's init. On any failure it prints the reason
+//! and the message for the person at home, waits, and powers off. There is no shell, and no
+//! path that leads to one. Console lines (`homestick: ...`) are a contract tests rely on.
+
+use std::ffi::CString;
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use homestick_boot::{
+    candidate_disks, disk_guid, load_keys, load_policy, one_line, partition_device, verify_stick,
+};
+use homestick_image::policy::{BootPolicy, KEYS_DIR, POLICY_PATH};
+use nix::mount::{mount, MsFlags};
+
+fn say(msg: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{msg}");
+    let _ = out.flush();
+}
+
+fn mount_fs(
+    src: &str,
+    target: &str,
+    fstype: &str,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<(), String> {
+    let _ = fs::create_dir_all(target);
+    mount(Some(src), target, Some(fstype), flags, data)
+        .map_err(|e| format!("mounting {src} ({fstype}) on {target}: {e}"))
+}
+
+fn early_mounts() {
+    let nodev = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
+    let _ = mount_fs("devtmpfs", "/dev", "devtmpfs", MsFlags::MS_NOSUID, None);
+    let _ = mount_fs("proc", "/proc", "proc", nodev | MsFlags::MS_NODEV, None);
+    let _ = mount_fs("sysfs", "/sys", "sysfs", nodev | MsFlags::MS_NODEV, None);
+    // If the kernel could not give us a console (no /dev/console in the archive), take it now.
+    if let Ok(c) = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/console")
+    {
+        use std::os::fd::AsRawFd;
+        for fd in 0..3 {
+            let _ = nix::unistd::dup2(c.as_raw_fd(), fd);
+        }
+    }
+}
+
+fn load_modules(policy: &BootPolicy) {
+    for m in &policy.modules {
+        let path = Path::new("/").join(m);
+        let res = fs::File::open(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|f| {
+                nix::kmod::finit_module(
+                    &f,
+                    &CString::default(),
+                    nix::kmod::ModuleInitFlags::empty(),
+                )
+                .map_err(|e| e.to_string())
+            });
+        match res {
+            Ok(()) => {}
+            Err(e) if e.contains("EEXIST") => {}
+            Err(e) => say(&format!("homestick: note: module {m}: {e}")),
+        }
+    }
+}
+
+/// Wait for a block device whose GPT carries the policy's disk GUID.
+fn find_stick(policy: &BootPolicy) -> Result<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(u64::from(policy.device_timeout_seconds));
+    loop {
+        for name in candidate_disks(Path::new("/sys/block")) {
+            if disk_guid(&Path::new("/dev").join(&name)).as_deref()
+                == Some(policy.disk_guid.as_str())
+            {
+                return Ok(name);
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "no stick with disk GUID {} found within {} s",
+                policy.disk_guid, policy.device_timeout_seconds
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Wait briefly for a partition node (the kernel creates them right after the disk).
+fn wait_for(path: &Path) -> Result<(), String> {
+    for _ in 0..100 {
+        if path.exists() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!("{} did not appear", path.display()))
+}
+
+fn mount_system(policy: &BootPolicy, disk: &str) -> Result<(), String> {
+    let sys = partition_device(Path::new("/dev"), disk, 2);
+    let prof = partition_device(Path::new("/dev"), disk, 3);
+    wait_for(&sys)?;
+    wait_for(&prof)?;
+    let ro = MsFlags::MS_RDONLY | MsFlags::MS_NODEV;
+    mount_fs(&sys.display().to_string(), "/newroot", "squashfs", ro, None)?;
+    mount_fs(
+        "tmpfs",
+        "/newroot/run",
+        "tmpfs",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0755"),
+    )?;
+    let target = format!("/newroot{}", policy.profile_mount);
+    mount_fs(
+        &prof.display().to_string(),
+        &target,
+        "vfat",
+        ro | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("fmask=0133,dmask=0022"),
+    )?;
+    Ok(())
+}
+
+fn switch_root(policy: &BootPolicy) -> String {
+    for d in ["/dev", "/proc", "/sys"] {
+        let target = format!("/newroot{d}");
+        let _ = fs::create_dir_all(&target);
+        if let Err(e) = mount(
+            Some(d),
+            target.as_str(),
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        ) {
+            return format!("moving {d}: {e}");
+        }
+    }
+    if let Err(e) = nix::unistd::chdir("/newroot") {
+        return format!("chdir /newroot: {e}");
+    }
+    if let Err(e) = mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>) {
+        return format!("moving the new root: {e}");
+    }
+    if let Err(e) = nix::unistd::chroot(".") {
+        return format!("chroot: {e}");
+    }
+    let _ = nix::unistd::chdir("/");
+    let Ok(init) = CString::new(policy.init.clone()) else {
+        return "bad init path".into();
+    };
+    match nix::unistd::execv(&init, &[init.clone()]) {
+        Ok(never) => match never {},
+        Err(e) => format!("starting {}: {e}", policy.init),
+    }
+}
+
+fn refuse(reason: &str, policy: Option<&BootPolicy>, started: Instant) -> ! {
+    say(&format!(
+        "homestick: VERIFICATION FAILED: {}",
+        one_line(reason)
+    ));
+    say(&format!(
+        "homestick: verdict after {} ms",
+        started.elapsed().as_millis()
+    ));
+    let delay = match policy {
+        Some(p) => {
+            say(&p.refusal_message());
+            p.failure_delay_seconds
+        }
+        None => {
+            say("\n  Dieser Stick kann nicht gestartet werden. / This stick cannot be started.\n");
+            30
+        }
+    };
+    std::thread::sleep(Duration::from_secs(u64::from(delay)));
+    say("homestick: powering off");
+    nix::unistd::sync();
+    let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+fn main() {
+    let started = Instant::now();
+    early_mounts();
+    say(&format!(
+        "homestick: boot verifier {} starting",
+        env!("CARGO_PKG_VERSION")
+    ));
+    let policy = match load_policy(&Path::new("/").join(POLICY_PATH)) {
+        Ok(p) => p,
+        Err(e) => refuse(&e, None, started),
+    };
+    let outcome = std::panic::catch_unwind(|| -> Result<String, String> {
+        let keys = load_keys(&Path::new("/").join(KEYS_DIR))?;
+        load_modules(&policy);
+        let disk = find_stick(&policy)?;
+        let m = verify_stick(&Path::new("/dev").join(&disk), &keys, &policy)?;
+        say(&format!(
+            "homestick: image verified: {} {} {}",
+            m.image_id, m.customer.id, m.version
+        ));
+        say(&format!(
+            "homestick: verdict after {} ms",
+            started.elapsed().as_millis()
+        ));
+        Ok(disk)
+    });
+    let disk = match outcome {
+        Ok(Ok(d)) => d,
+        Ok(Err(reason)) => refuse(&reason, Some(&policy), started),
+        Err(_) => refuse("internal error in the verifier", Some(&policy), started),
+    };
+    if let Err(e) = mount_system(&policy, &disk) {
+        refuse(&e, Some(&policy), started);
+    }
+    let err = switch_root(&policy);
+    refuse(&err, Some(&policy), started);
+}

@@ -1,0 +1,76 @@
+//! The boot policy: what the builder tells the boot-time verifier inside the signed UKI.
+//!
+//! It travels in the initramfs as /etc/homestick/policy.json, beside the trusted public keys
+//! in /etc/homestick/keys/. Because it is inside the Secure-Boot-signed UKI, it is as trusted
+//! as the verifier itself.
+
+use serde::{Deserialize, Serialize};
+
+/// Format id of policy.json.
+pub const POLICY_FORMAT: &str = "homestick-boot-policy/1";
+/// Where the policy lives in the initramfs.
+pub const POLICY_PATH: &str = "etc/homestick/policy.json";
+/// Where the trusted keys live in the initramfs.
+pub const KEYS_DIR: &str = "etc/homestick/keys";
+
+/// What the verifier needs to know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootPolicy {
+    /// [`POLICY_FORMAT`].
+    pub format: String,
+    /// GPT disk GUID of the stick to look for.
+    pub disk_guid: String,
+    /// Customer id.
+    pub customer_id: String,
+    /// Customer name, for the refusal message.
+    pub customer_name: String,
+    /// Hotline, for the refusal message.
+    pub hotline: Option<String>,
+    /// Support e-mail, for the refusal message.
+    pub email: Option<String>,
+    /// Support hours, for the refusal message.
+    pub hours: Option<String>,
+    /// Kernel modules to load, in order (paths inside the initramfs).
+    pub modules: Vec<String>,
+    /// Seconds the refusal stays on screen before power-off.
+    pub failure_delay_seconds: u32,
+    /// Images with a lower rollback index are refused.
+    pub min_rollback_index: u64,
+    /// Seconds to wait for the stick to appear.
+    pub device_timeout_seconds: u32,
+    /// The system's init, run after switch_root.
+    pub init: String,
+    /// Where the profile partition is mounted in the system.
+    pub profile_mount: String,
+}
+
+impl BootPolicy {
+    /// The message for the person at home, German and English, with the customer's hotline.
+    pub fn refusal_message(&self) -> String {
+        let help_de = match (&self.hotline, &self.hours) {
+            (Some(h), Some(t)) => format!("Bitte rufen Sie die IT-Hotline an: {h} ({t})."),
+            (Some(h), None) => format!("Bitte rufen Sie die IT-Hotline an: {h}."),
+            _ => "Bitte wenden Sie sich an Ihre IT-Abteilung.".into(),
+        };
+        let help_en = match (&self.hotline, &self.hours) {
+            (Some(h), Some(t)) => format!("Please call the IT hotline: {h} ({t})."),
+            (Some(h), None) => format!("Please call the IT hotline: {h}."),
+            _ => "Please contact your IT department.".into(),
+        };
+        let mail = self
+            .email
+            .as_deref()
+            .map(|m| format!("\n  E-Mail: {m}"))
+            .unwrap_or_default();
+        format!(
+            "\n  DEUTSCH\n  Dieser Home-Office-Stick von {name} wurde veraendert oder ist beschaedigt.\n  \
+             Er wird aus Sicherheitsgruenden nicht gestartet. Ihre Daten sind nicht betroffen.\n  \
+             {help_de}{mail}\n\n  ENGLISH\n  This home-office stick from {name} has been changed or is damaged.\n  \
+             For your security it will not start. Your data is not affected.\n  {help_en}{mail}\n\n  \
+             Der PC schaltet sich in {d} Sekunden aus. / The PC will power off in {d} seconds.\n",
+            name = self.customer_name,
+            d = self.failure_delay_seconds
+        )
+    }
+}

@@ -1,0 +1,283 @@
+//! `cargo xtask base`: a real, small demo base from Debian packages.
+//!
+//! Fetches linux-image (kernel + modules), busybox-static and systemd-boot-efi (the EFI stub)
+//! with `apt-get download` into a cache (target/debcache), then writes a base: the kernel, an
+//! initrd with just the modules the boot verifier needs (dependencies resolved from each
+//! module's modinfo), a locked-down command line, the stub, and a squashfs system whose init
+//! prints what the profile partition holds and powers off.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use homestick_build::cpio::{archive, Entry};
+
+use crate::{root, run};
+
+/// Modules the verifier needs: virtio and USB storage, FAT, squashfs, code pages.
+const WANTED: &[&str] = &[
+    "virtio_pci",
+    "virtio_blk",
+    "virtio_scsi",
+    "xhci_pci",
+    "ehci_pci",
+    "usb_storage",
+    "uas",
+    "sd_mod",
+    "squashfs",
+    "vfat",
+    "nls_cp437",
+    "nls_iso8859_1",
+    "nls_utf8",
+    "nls_ascii",
+];
+
+/// The demo system's init: reads the mounted profile, prints the demo lines, powers off.
+const DEMO_INIT: &str = r#"#!/bin/busybox sh
+# homestick demo system: shows what the verified profile partition holds, then powers off.
+export PATH=/bin
+P=/run/homestick/profile/profile.json
+echo "homestick-demo: system started"
+if [ -r "$P" ]; then
+  awk '
+    /^  "vpn": \[/ { invpn = 1; next }
+    invpn && /^  \]/ { invpn = 0 }
+    invpn && /^      "name": / { gsub(/[",]/, "", $2); name = $2 }
+    invpn && /^      "endpoint": / { gsub(/[",]/, "", $2); print "homestick-demo: vpn " name " " $2 }
+    /^    "registrar": / { gsub(/[",]/, "", $2); print "homestick-demo: sip " $2 }
+  ' "$P"
+else
+  echo "homestick-demo: no profile at $P"
+fi
+echo "homestick-demo: powering off"
+sync
+poweroff -f
+"#;
+
+fn cache() -> PathBuf {
+    std::env::var_os("HOMESTICK_DEB_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/debcache"))
+}
+
+fn output(cmd: &mut Command) -> Result<String> {
+    let o = cmd.output().with_context(|| format!("starting {cmd:?}"))?;
+    if !o.status.success() {
+        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+/// Download and unpack a Debian package once; returns its unpacked root.
+fn fetch(pkg: &str) -> Result<PathBuf> {
+    let dir = cache().join(pkg);
+    if dir.join(".done").exists() {
+        return Ok(dir);
+    }
+    let dl = cache().join("downloads");
+    fs::create_dir_all(&dl)?;
+    run(Command::new("apt-get")
+        .args(["download", pkg])
+        .current_dir(&dl))?;
+    let deb = fs::read_dir(&dl)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{pkg}_")))
+        })
+        .with_context(|| format!("apt-get download {pkg} left no .deb"))?;
+    let _ = fs::remove_dir_all(&dir);
+    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&dir))?;
+    fs::write(dir.join(".done"), "")?;
+    Ok(dir)
+}
+
+/// The versioned kernel package linux-image-amd64 points to.
+fn kernel_package() -> Result<String> {
+    let deps = output(Command::new("apt-cache").args(["depends", "linux-image-amd64"]))?;
+    deps.lines()
+        .filter_map(|l| l.trim().strip_prefix("Depends: "))
+        .find(|d| d.starts_with("linux-image-"))
+        .map(str::to_string)
+        .context("apt-cache depends linux-image-amd64 names no kernel (run apt-get update)")
+}
+
+/// `depends=` from a module's .modinfo strings.
+fn module_depends(ko: &[u8]) -> Vec<String> {
+    ko.windows(8)
+        .position(|w| w == b"depends=")
+        .map(|i| {
+            let rest = &ko[i + 8..];
+            let end = rest.iter().position(|&b| b == 0).unwrap_or(0);
+            String::from_utf8_lossy(&rest[..end])
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn walk_modules(dir: &Path, out: &mut BTreeMap<String, PathBuf>) -> Result<()> {
+    for e in fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.is_dir() {
+            walk_modules(&p, out)?;
+        } else if let Some(name) = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".ko"))
+        {
+            out.insert(name.replace('-', "_"), p);
+        }
+    }
+    Ok(())
+}
+
+/// Modules in load order (dependencies first), as paths relative to the unpacked root.
+fn resolve_modules(linux: &Path, kv: &str) -> Result<Vec<(String, PathBuf)>> {
+    let mut all = BTreeMap::new();
+    walk_modules(&linux.join("lib/modules").join(kv).join("kernel"), &mut all)?;
+    let mut order = Vec::new();
+    let mut seen = BTreeSet::new();
+    fn visit(
+        name: &str,
+        all: &BTreeMap<String, PathBuf>,
+        seen: &mut BTreeSet<String>,
+        order: &mut Vec<String>,
+    ) -> Result<()> {
+        if !seen.insert(name.to_string()) {
+            return Ok(());
+        }
+        let Some(p) = all.get(name) else {
+            return Ok(());
+        }; // built into the kernel
+        for d in module_depends(&fs::read(p)?) {
+            visit(&d.replace('-', "_"), all, seen, order)?;
+        }
+        order.push(name.to_string());
+        Ok(())
+    }
+    for w in WANTED {
+        visit(w, &all, &mut seen, &mut order)?;
+    }
+    Ok(order
+        .into_iter()
+        .filter_map(|n| {
+            let p = all.get(&n)?;
+            let rel = p.strip_prefix(linux).ok()?.to_path_buf();
+            Some((n, rel))
+        })
+        .collect())
+}
+
+fn system_image(busybox: &Path, out: &Path) -> Result<()> {
+    let tree = out.with_extension("tree");
+    let _ = fs::remove_dir_all(&tree);
+    for d in ["bin", "sbin", "dev", "proc", "sys", "run", "tmp", "etc"] {
+        fs::create_dir_all(tree.join(d))?;
+    }
+    fs::copy(busybox, tree.join("bin/busybox"))?;
+    for applet in [
+        "sh", "awk", "cat", "echo", "mount", "poweroff", "sync", "sleep", "ls",
+    ] {
+        std::os::unix::fs::symlink("busybox", tree.join("bin").join(applet))?;
+    }
+    fs::write(tree.join("sbin/init"), DEMO_INIT)?;
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(tree.join("sbin/init"), fs::Permissions::from_mode(0o755))?;
+    fs::write(
+        tree.join("etc/os-release"),
+        "NAME=\"homestick demo system\"\nID=homestick-demo\n",
+    )?;
+    let _ = fs::remove_file(out);
+    run(Command::new("mksquashfs").arg(&tree).arg(out).args([
+        "-noappend",
+        "-all-root",
+        "-no-xattrs",
+        "-comp",
+        "gzip",
+        "-mkfs-time",
+        "0",
+        "-all-time",
+        "0",
+        "-quiet",
+    ]))?;
+    fs::remove_dir_all(&tree)?;
+    Ok(())
+}
+
+/// Write the demo base to `out`.
+pub fn base(out: &Path) -> Result<()> {
+    if Command::new("mksquashfs").arg("-version").output().is_err() {
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-qq", "squashfs-tools"])
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
+    let kpkg = kernel_package()?;
+    let linux = fetch(&kpkg)?;
+    let busybox = fetch("busybox-static")?;
+    let sdboot = fetch("systemd-boot-efi")?;
+    let kv = fs::read_dir(linux.join("lib/modules"))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .next()
+        .context("kernel package has no modules")?;
+    let _ = fs::remove_dir_all(out);
+    fs::create_dir_all(out.join("esp"))?;
+    fs::copy(linux.join(format!("boot/vmlinuz-{kv}")), out.join("kernel"))?;
+    fs::copy(
+        sdboot.join("usr/lib/systemd/boot/efi/linuxx64.efi.stub"),
+        out.join("linuxx64.efi.stub"),
+    )?;
+    fs::write(
+        out.join("cmdline"),
+        "console=tty0 console=ttyS0,115200 lockdown=integrity ro panic=-1 loglevel=4\n",
+    )?;
+
+    let modules = resolve_modules(&linux, &kv)?;
+    let mut entries = Vec::new();
+    let mut dirs = BTreeSet::new();
+    for (_, rel) in &modules {
+        let mut acc = PathBuf::new();
+        for c in rel.parent().into_iter().flat_map(|p| p.components()) {
+            acc.push(c);
+            dirs.insert(acc.clone());
+        }
+    }
+    for d in &dirs {
+        entries.push(Entry::Dir {
+            path: d.to_string_lossy().into_owned(),
+            mode: 0o755,
+        });
+    }
+    for (_, rel) in &modules {
+        entries.push(Entry::File {
+            path: rel.to_string_lossy().into_owned(),
+            mode: 0o644,
+            data: fs::read(linux.join(rel))?,
+        });
+    }
+    fs::write(out.join("initrd"), archive(&entries, 0))?;
+    let list: Vec<String> = modules
+        .iter()
+        .map(|(_, rel)| format!("  \"{}\",", rel.display()))
+        .collect();
+    fs::write(
+        out.join("base.toml"),
+        format!(
+            "# Demo base generated by `cargo xtask base` from Debian packages ({kpkg}, busybox-static, systemd-boot-efi).\n\
+             name = \"homestick-demo\"\nversion = \"{kv}\"\n\n[boot]\ninit = \"/sbin/init\"\nmodules = [\n{}\n]\n",
+            list.join("\n")
+        ),
+    )?;
+    system_image(&busybox.join("bin/busybox"), &out.join("system.img"))?;
+    eprintln!(
+        "xtask: demo base in {} (kernel {kv}, {} modules)",
+        out.display(),
+        modules.len()
+    );
+    Ok(())
+}
