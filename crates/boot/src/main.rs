@@ -159,7 +159,7 @@ fn switch_root(policy: &BootPolicy) -> String {
     let Ok(init) = CString::new(policy.init.clone()) else {
         return "bad init path".into();
     };
-    match nix::unistd::execv(&init, &[init.clone()]) {
+    match nix::unistd::execv(&init, std::slice::from_ref(&init)) {
         Ok(never) => match never {},
         Err(e) => format!("starting {}: {e}", policy.init),
     }
