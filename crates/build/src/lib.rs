@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod authenticode;
 pub mod cpio;
 pub mod fixture;
 pub mod uki;
@@ -71,6 +72,19 @@ pub struct BuildOptions {
     pub boot_keyring: Option<PathBuf>,
     /// Seconds the refusal message stays before power-off.
     pub failure_delay_seconds: u32,
+    /// Sign the UKI for Secure Boot with this RSA key and X.509 certificate.
+    pub secure_boot: Option<SecureBootOptions>,
+}
+
+/// Secure Boot signing inputs.
+#[derive(Debug, Clone)]
+pub struct SecureBootOptions {
+    /// RSA private key (PEM).
+    pub key: PathBuf,
+    /// X.509 certificate (PEM or DER).
+    pub cert: PathBuf,
+    /// Passphrase for an encrypted key.
+    pub passphrase: Option<Vec<u8>>,
 }
 
 /// Why a build failed.
@@ -557,6 +571,7 @@ fn build_uki(
     version: &str,
     disk_guid: &str,
     signing_public: &ed25519_dalek::VerifyingKey,
+    sb: Option<&authenticode::SbKey>,
 ) -> Result<Vec<u8>, BuildError> {
     use homestick_image::policy::{BootPolicy, KEYS_DIR, POLICY_FORMAT, POLICY_PATH};
     let verifier_path = opts.boot_verifier.as_ref().ok_or_else(|| {
@@ -676,7 +691,7 @@ fn build_uki(
     );
     let mut cmdline = boot.cmdline.clone().into_bytes();
     cmdline.push(0);
-    uki::assemble(
+    let uki = uki::assemble(
         &boot.stub,
         osrel.as_bytes(),
         &cmdline,
@@ -689,7 +704,11 @@ fn build_uki(
             "{}: {e}",
             opts.base.join("linuxx64.efi.stub").display()
         ))
-    })
+    })?;
+    match sb {
+        Some(k) => authenticode::sign(&uki, k).map_err(|e| BuildError::SelfCheck(e.to_string())),
+        None => Ok(uki),
+    }
 }
 
 /// Build the image described by `opts`.
@@ -699,8 +718,21 @@ pub fn build(opts: &BuildOptions, progress: &dyn BuildProgress) -> Result<BuildR
     let profile =
         Profile::load(&opts.profile, opts.epoch).map_err(|e| BuildError::Input(e.to_string()))?;
     let base = load_base(&opts.base)?;
+    if opts.secure_boot.is_some() && base.boot.is_none() {
+        return Err(BuildError::Input(format!(
+            "--secure-boot-key: {} has no kernel, so there is no UKI to sign",
+            opts.base.display()
+        )));
+    }
     let key: SigningKey = keys::load_signing_key(&opts.key, opts.passphrase.as_deref())
         .map_err(|e| BuildError::Input(e.to_string()))?;
+    let sb_key = match &opts.secure_boot {
+        Some(sb) => Some(
+            authenticode::load(&sb.key, &sb.cert, sb.passphrase.as_deref())
+                .map_err(|e| BuildError::Input(e.to_string()))?,
+        ),
+        None => None,
+    };
     let public = key.verifying_key();
     let key_id = keys::key_id(&public);
     let version = opts
@@ -848,6 +880,7 @@ pub fn build(opts: &BuildOptions, progress: &dyn BuildProgress) -> Result<BuildR
             &version,
             &guid("disk").to_string(),
             &public,
+            sb_key.as_ref(),
         )?;
         base_esp.push(FatFile {
             path: "EFI/BOOT/BOOTX64.EFI".into(),

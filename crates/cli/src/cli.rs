@@ -61,6 +61,20 @@ Both files are PEM that `openssl pkey` reads. The printed key id is the SHA-256 
         #[arg(long, value_name = "FILE")]
         passphrase_file: Option<PathBuf>,
     },
+    /// Create a Secure Boot db key: NAME.key (RSA, PKCS#8, mode 0600), NAME.crt (PEM), NAME.cer (DER).
+    #[command(
+        after_help = "Example:\n  homestick keys secure-boot --out /secure/keys/provider-db-2026\n\n\
+Enroll NAME.cer in the firmware's db (setup menu: Secure Boot > Key Management > db), or with\n\
+efi-updatevar/KeyTool; see docs/secure-boot.md. Sign images with --secure-boot-key/--secure-boot-cert."
+    )]
+    SecureBoot {
+        /// Output path without extension: DIR/NAME.
+        #[arg(long, value_name = "DIR/NAME")]
+        out: PathBuf,
+        /// Certificate common name.
+        #[arg(long, default_value = "homestick Secure Boot db key")]
+        name: String,
+    },
 }
 
 /// `homestick profile ...`
@@ -121,6 +135,15 @@ pub struct BuildArgs {
     /// Public keys (.pub file or directory) the boot verifier trusts (default: the signing key's).
     #[arg(long, value_name = "PATH")]
     pub boot_keyring: Option<PathBuf>,
+    /// Sign the UKI for Secure Boot with this RSA private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "secure_boot_cert")]
+    pub secure_boot_key: Option<PathBuf>,
+    /// The X.509 db certificate (PEM or DER) that belongs to --secure-boot-key.
+    #[arg(long, value_name = "FILE", requires = "secure_boot_key")]
+    pub secure_boot_cert: Option<PathBuf>,
+    /// Passphrase for an encrypted --secure-boot-key (first line of the file).
+    #[arg(long, value_name = "FILE")]
+    pub secure_boot_passphrase_file: Option<PathBuf>,
     /// Seconds the refusal message stays on screen before the PC powers off.
     #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub failure_delay: u32,

@@ -43,6 +43,7 @@ pub fn run(cli: Cli) -> ExitCode {
             out,
             passphrase_file,
         }) => keys_generate(&out, passphrase_file.as_deref()),
+        Command::Keys(KeysCommand::SecureBoot { out, name }) => keys_secure_boot(&out, &name),
         Command::Build(args) => build(&args),
         Command::Verify(args) => verify_cmd(&args),
         Command::Inspect(args) => inspect(&args),
@@ -97,6 +98,22 @@ fn keys_generate(out: &Path, passphrase_file: Option<&Path>) -> Result<(), Failu
     );
     println!("public key:  {}", g.public.display());
     println!("key id:      {}", g.id);
+    Ok(())
+}
+
+fn keys_secure_boot(out: &Path, name: &str) -> Result<(), Failure> {
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.is_dir() {
+            return Err(format!("--out: directory {} does not exist", parent.display()).into());
+        }
+    }
+    let g = homestick_build::authenticode::generate(out, name).map_err(|e| e.to_string())?;
+    println!("private key: {} (RSA 2048, mode 0600)", g.key.display());
+    println!(
+        "certificate: {} (PEM), {} (DER, for firmware setup menus)",
+        g.crt.display(),
+        g.cer.display()
+    );
     Ok(())
 }
 
@@ -198,6 +215,18 @@ fn build(a: &BuildArgs) -> Result<(), Failure> {
         }),
         boot_keyring: a.boot_keyring.clone(),
         failure_delay_seconds: a.failure_delay,
+        secure_boot: match (&a.secure_boot_key, &a.secure_boot_cert) {
+            (Some(key), Some(cert)) => Some(homestick_build::SecureBootOptions {
+                key: key.clone(),
+                cert: cert.clone(),
+                passphrase: a
+                    .secure_boot_passphrase_file
+                    .as_deref()
+                    .map(read_passphrase)
+                    .transpose()?,
+            }),
+            _ => None,
+        },
     };
     let rep = Reporter::new(false);
     rep.cancel_on_interrupt();
