@@ -563,16 +563,28 @@ fn check_static_elf(path: &Path, b: &[u8]) -> Result<(), BuildError> {
 }
 
 /// The boot-time initramfs addition and the UKI around it.
+/// Who and what a UKI is for.
+struct UkiFor<'a> {
+    customer: &'a homestick_profile::Customer,
+    version: &'a str,
+    disk_guid: String,
+    signing_public: &'a ed25519_dalek::VerifyingKey,
+    sb: Option<&'a authenticode::SbKey>,
+}
+
 fn build_uki(
     opts: &BuildOptions,
     base: &BaseInput,
     boot: &BootInput,
-    customer: &homestick_profile::Customer,
-    version: &str,
-    disk_guid: &str,
-    signing_public: &ed25519_dalek::VerifyingKey,
-    sb: Option<&authenticode::SbKey>,
+    f: &UkiFor<'_>,
 ) -> Result<Vec<u8>, BuildError> {
+    let (customer, version, disk_guid, signing_public, sb) = (
+        f.customer,
+        f.version,
+        f.disk_guid.as_str(),
+        f.signing_public,
+        f.sb,
+    );
     use homestick_image::policy::{BootPolicy, KEYS_DIR, POLICY_FORMAT, POLICY_PATH};
     let verifier_path = opts.boot_verifier.as_ref().ok_or_else(|| {
         BuildError::Input(
@@ -872,16 +884,14 @@ pub fn build(opts: &BuildOptions, progress: &dyn BuildProgress) -> Result<BuildR
         })
         .collect();
     if let Some(boot) = &base.boot {
-        let uki = build_uki(
-            opts,
-            &base,
-            boot,
-            &profile.customer,
-            &version,
-            &guid("disk").to_string(),
-            &public,
-            sb_key.as_ref(),
-        )?;
+        let target = UkiFor {
+            customer: &profile.customer,
+            version: &version,
+            disk_guid: guid("disk").to_string(),
+            signing_public: &public,
+            sb: sb_key.as_ref(),
+        };
+        let uki = build_uki(opts, &base, boot, &target)?;
         base_esp.push(FatFile {
             path: "EFI/BOOT/BOOTX64.EFI".into(),
             data: uki,
