@@ -28,7 +28,7 @@ pub enum Command {
         after_help = "Example:\n  homestick build --profile profiles/stadt-musterhausen --base out/base \\\n    --key keys/test/homestick-test.key --output out/stadt-musterhausen.img --version 2026.11.1\n\n\
 Set SOURCE_DATE_EPOCH for reproducible builds: same inputs, same key, same epoch -> same bytes."
     )]
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Check an image file or a stick against trusted public keys.
     #[command(
         after_help = "Examples:\n  homestick verify out/stadt-musterhausen.img --keyring keys/test/homestick-test.pub\n  homestick verify /dev/sdc --keyring /etc/homestick/trusted/ --json\n\n\
