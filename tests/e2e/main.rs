@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod bad_input;
+mod boot;
 mod common;
 mod hostile;
 mod oracles;

@@ -96,7 +96,13 @@ fn fetch(pkg: &str) -> Result<PathBuf> {
 
 /// The versioned kernel package linux-image-amd64 points to.
 fn kernel_package() -> Result<String> {
-    let deps = output(Command::new("apt-cache").args(["depends", "linux-image-amd64"]))?;
+    let deps = match output(Command::new("apt-cache").args(["depends", "linux-image-amd64"])) {
+        Ok(d) if d.contains("Depends: linux-image-") => d,
+        _ => {
+            run(Command::new("apt-get").args(["update", "-qq"]))?;
+            output(Command::new("apt-cache").args(["depends", "linux-image-amd64"]))?
+        }
+    };
     deps.lines()
         .filter_map(|l| l.trim().strip_prefix("Depends: "))
         .find(|d| d.starts_with("linux-image-"))

@@ -179,6 +179,11 @@ const TEST_PACKAGES: &[&str] = &[
     "libstrongswan-standard-plugins",
     "baresip-core",
     "cpio",
+    "qemu-system-x86",
+    "ovmf",
+    "sbsigntool",
+    "binutils",
+    "squashfs-tools",
 ];
 
 fn install_test_packages() -> Result<()> {
@@ -226,8 +231,14 @@ fn test(no_install: bool) -> Result<()> {
     // line that counts every test (cargo's own last line is often a target with none).
     use std::io::BufRead;
     eprintln!("xtask: running cargo test --workspace");
+    // The QEMU boot tests need the demo base and the static boot verifier.
+    let demo_base = r.join("target/demo-base");
+    base::base(&demo_base)?;
+    let verifier = boot_verifier()?;
     let mut child = Command::new("cargo")
         .args(["test", "--workspace"])
+        .env("HOMESTICK_DEMO_BASE", &demo_base)
+        .env("HOMESTICK_BOOT_VERIFIER", &verifier)
         .current_dir(&r)
         .stdout(std::process::Stdio::piped())
         .spawn()

@@ -274,7 +274,19 @@ pub fn generate(base: &Path, common_name: &str) -> Result<SbGenerated, SbError> 
     let subject: x509_cert::name::Name = format!("CN={common_name}")
         .parse()
         .map_err(|e: x509_cert::der::Error| SbError::Sign(e.to_string()))?;
-    let builder = CertificateBuilder::new(Profile::Root, serial, validity, subject, spki, &signer)
+    // A db key signs code: self-signed, not a CA, digitalSignature + codeSigning (OpenSSL,
+    // and so sbverify, refuse code signatures from a certificate without them).
+    let profile = Profile::Leaf {
+        issuer: subject.clone(),
+        enable_key_agreement: false,
+        enable_key_encipherment: false,
+    };
+    let mut builder = CertificateBuilder::new(profile, serial, validity, subject, spki, &signer)
+        .map_err(|e| SbError::Sign(e.to_string()))?;
+    builder
+        .add_extension(&x509_cert::ext::pkix::ExtendedKeyUsage(vec![
+            x509_cert::der::oid::db::rfc5280::ID_KP_CODE_SIGNING,
+        ]))
         .map_err(|e| SbError::Sign(e.to_string()))?;
     let cert = builder
         .build::<rsa::pkcs1v15::Signature>()

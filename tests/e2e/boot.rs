@@ -1,0 +1,577 @@
+//! QEMU boot tests: real firmware (OVMF, Secure Boot enforced with the snakeoil keys), the
+//! real Debian kernel, our UKI and boot verifier. Assertions are on console lines.
+//!
+//! Needs the demo base and the static verifier: `cargo xtask test` builds both and passes
+//! them in HOMESTICK_DEMO_BASE and HOMESTICK_BOOT_VERIFIER. Without them these tests fail.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+const OVMF_SB_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.snakeoil.fd";
+const OVMF_SB_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd";
+const SB_KEY: &str = "/usr/share/ovmf/PkKek-1-snakeoil.key";
+const SB_CERT: &str = "/usr/share/ovmf/PkKek-1-snakeoil.pem";
+
+fn env_path(var: &str) -> PathBuf {
+    let p = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
+        panic!("{var} is not set: run the boot tests through `cargo xtask test`, which builds the demo base and the static verifier")
+    });
+    assert!(p.exists(), "{var}={} does not exist", p.display());
+    p
+}
+
+fn demo_base() -> PathBuf {
+    env_path("HOMESTICK_DEMO_BASE")
+}
+
+fn verifier() -> PathBuf {
+    env_path("HOMESTICK_BOOT_VERIFIER")
+}
+
+/// Build the demo customer's image on the demo base, Secure-Boot-signed unless `extra` says otherwise.
+fn build_boot_image(dir: &Path, name: &str, secure_boot: bool, extra: &[String]) -> PathBuf {
+    let out = dir.join(name);
+    let pw = dir.join("snakeoil.pw");
+    fs::write(&pw, "snakeoil\n").unwrap();
+    let mut args: Vec<String> = vec![
+        "build".into(),
+        "--profile".into(),
+        demo_profile().display().to_string(),
+        "--base".into(),
+        demo_base().display().to_string(),
+        "--output".into(),
+        out.display().to_string(),
+        "--boot-verifier".into(),
+        verifier().display().to_string(),
+        "--failure-delay".into(),
+        "1".into(),
+    ];
+    if secure_boot {
+        for a in [
+            "--secure-boot-key",
+            SB_KEY,
+            "--secure-boot-cert",
+            SB_CERT,
+            "--secure-boot-passphrase-file",
+        ] {
+            args.push(a.into());
+        }
+        args.push(pw.display().to_string());
+    }
+    if !extra.iter().any(|a| a == "--key") {
+        args.extend(["--key".into(), test_key().display().to_string()]);
+    }
+    args.extend(extra.iter().cloned());
+    let r = hs(&args);
+    assert_eq!(r.code, 0, "build failed: {}", r.all());
+    out
+}
+
+/// A QEMU process that is killed and reaped when dropped: no QEMU is left behind.
+struct Qemu {
+    child: Child,
+    out: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Boot {
+    console: String,
+    exit: Option<i32>,
+}
+
+/// Boot `img` with Secure Boot enforced; returns the console when QEMU exits, when `stop_on`
+/// appears, or at the timeout (which fails the test).
+fn boot(dir: &Path, img: &Path, usb: bool, stop_on: Option<&str>) -> Boot {
+    let vars = dir.join(format!(
+        "vars-{}.fd",
+        img.file_name().unwrap().to_string_lossy()
+    ));
+    fs::copy(OVMF_SB_VARS, &vars).expect("OVMF (package ovmf) must be installed");
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args([
+        "-machine",
+        "q35,smm=on",
+        "-accel",
+        "tcg",
+        "-m",
+        "1024",
+        "-nographic",
+        "-no-reboot",
+        "-nic",
+        "none",
+    ])
+    .args(["-global", "driver=cfi.pflash01,property=secure,value=on"])
+    .arg("-drive")
+    .arg(format!(
+        "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_SB_CODE}"
+    ))
+    .arg("-drive")
+    .arg(format!(
+        "if=pflash,format=raw,unit=1,file={}",
+        vars.display()
+    ));
+    if usb {
+        cmd.args(["-device", "qemu-xhci,id=xhci"])
+            .arg("-drive")
+            .arg(format!(
+                "if=none,id=stick,format=raw,snapshot=on,file={}",
+                img.display()
+            ))
+            .args(["-device", "usb-storage,bus=xhci.0,drive=stick,removable=on"]);
+    } else {
+        cmd.arg("-drive").arg(format!(
+            "if=virtio,format=raw,snapshot=on,file={}",
+            img.display()
+        ));
+    }
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("qemu-system-x86_64 (package qemu-system-x86) must be installed");
+    let mut q = Qemu {
+        child,
+        out: Arc::new(Mutex::new(Vec::new())),
+    };
+    let mut stdout = q.child.stdout.take().unwrap();
+    let sink = Arc::clone(&q.out);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let started = Instant::now();
+    let timeout = Duration::from_secs(240);
+    loop {
+        let text = String::from_utf8_lossy(&q.out.lock().unwrap()).into_owned();
+        if let Some(s) = stop_on {
+            if text.contains(s) {
+                return Boot {
+                    console: text,
+                    exit: None,
+                };
+            }
+        }
+        if let Some(st) = q.child.try_wait().unwrap() {
+            std::thread::sleep(Duration::from_millis(200));
+            let text = String::from_utf8_lossy(&q.out.lock().unwrap()).into_owned();
+            return Boot {
+                console: text,
+                exit: st.code(),
+            };
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "QEMU did not finish within {timeout:?}; console:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn lines_with<'a>(console: &'a str, prefix: &str) -> Vec<&'a str> {
+    console
+        .lines()
+        .map(|l| l.trim_start_matches(|c: char| c.is_control()))
+        .filter(|l| l.starts_with(prefix))
+        .collect()
+}
+
+fn assert_clean_power_off(b: &Boot) {
+    assert!(
+        b.console.contains("reboot: Power down"),
+        "no clean power-off:\n{}",
+        b.console
+    );
+    assert_eq!(b.exit, Some(0), "QEMU exit status");
+}
+
+#[test]
+fn good_image_boots_with_secure_boot_enforced() {
+    let d = tempfile::tempdir().unwrap();
+    let img = build_boot_image(d.path(), "good.img", true, &[]);
+    let b = boot(d.path(), &img, false, None);
+    let ok = lines_with(&b.console, "homestick: image verified: ");
+    assert_eq!(ok.len(), 1, "success line:\n{}", b.console);
+    assert!(ok[0].contains(" stadt-musterhausen "), "{}", ok[0]);
+    let verdict = lines_with(&b.console, "homestick: verdict after ");
+    assert_eq!(verdict.len(), 1, "{}", b.console);
+    eprintln!("BOOT VERDICT (virtio, Secure Boot): {}", verdict[0]);
+    assert!(
+        b.console
+            .contains("homestick-demo: vpn buero vpn.musterhausen.example:51820"),
+        "{}",
+        b.console
+    );
+    assert!(
+        b.console
+            .contains("homestick-demo: sip sip:sip.musterhausen.example"),
+        "{}",
+        b.console
+    );
+    assert!(!b.console.contains("VERIFICATION FAILED"));
+    assert_clean_power_off(&b);
+}
+
+#[test]
+fn firmware_refuses_an_unsigned_or_wrongly_signed_uki() {
+    let d = tempfile::tempdir().unwrap();
+    let unsigned = build_boot_image(d.path(), "unsigned.img", false, &[]);
+    let other = d.path().join("other-db");
+    let r = hs(&["keys", "secure-boot", "--out", &other.display().to_string()]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let wrong = build_boot_image(
+        d.path(),
+        "wrong.img",
+        false,
+        &[
+            "--secure-boot-key".into(),
+            d.path().join("other-db.key").display().to_string(),
+            "--secure-boot-cert".into(),
+            d.path().join("other-db.crt").display().to_string(),
+        ],
+    );
+    // The not-enrolled key's signature is a valid Authenticode signature; only the firmware's db decides.
+    let uki = esp_file(&wrong, "EFI/BOOT/BOOTX64.EFI");
+    let p = d.path().join("wrong.efi");
+    fs::write(&p, uki).unwrap();
+    let r = tool(
+        "sbverify",
+        &[
+            "--cert",
+            &d.path().join("other-db.crt").display().to_string(),
+            &p.display().to_string(),
+        ],
+    );
+    assert_eq!(r.code, 0, "sbverify with its own cert: {}", r.all());
+    for img in [unsigned, wrong] {
+        let b = boot(d.path(), &img, false, Some("Access Denied"));
+        assert!(
+            b.console.contains("Access Denied"),
+            "{}: firmware must refuse:\n{}",
+            img.display(),
+            b.console
+        );
+        assert!(
+            !b.console.contains("homestick:"),
+            "{}: nothing of ours may run:\n{}",
+            img.display(),
+            b.console
+        );
+    }
+}
+
+fn tampered_boot(what: &str, at: impl Fn(&Path) -> usize, want: &str) {
+    let d = tempfile::tempdir().unwrap();
+    let img = build_boot_image(d.path(), "good.img", true, &[]);
+    let copy = flipped(&img, at(&img), d.path(), "tampered.img");
+    let b = boot(d.path(), &copy, false, None);
+    let failed = lines_with(&b.console, "homestick: VERIFICATION FAILED: ");
+    assert_eq!(
+        failed.len(),
+        1,
+        "{what}: expected the failure line:\n{}",
+        b.console
+    );
+    assert!(
+        failed[0].contains(want),
+        "{what}: expected {want:?} in {:?}",
+        failed[0]
+    );
+    assert!(
+        !b.console.contains("homestick-demo"),
+        "{what}: the system must not start:\n{}",
+        b.console
+    );
+    assert!(
+        b.console.contains("DEUTSCH") && b.console.contains("ENGLISH"),
+        "{what}: message for the person at home"
+    );
+    assert!(
+        b.console.contains("+49 5555 1234-100"),
+        "{what}: the hotline"
+    );
+    assert_clean_power_off(&b);
+}
+
+fn part_offset(img: &Path, name: &str) -> usize {
+    let m = inspect_json(img);
+    let p = m["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap()
+        .clone();
+    let (f, l) = (
+        p["first_lba"].as_u64().unwrap(),
+        p["last_lba"].as_u64().unwrap(),
+    );
+    ((f + l) / 2 * 512) as usize
+}
+
+#[test]
+fn changed_byte_in_the_system_partition_is_refused_at_boot() {
+    tampered_boot(
+        "system",
+        |i| part_offset(i, "system") + 100,
+        "partition 2 (system): SHA-256",
+    );
+}
+
+#[test]
+fn changed_byte_in_the_profile_partition_is_refused_at_boot() {
+    tampered_boot(
+        "profile",
+        |i| part_offset(i, "profile") + 100,
+        "partition 3 (profile): SHA-256",
+    );
+}
+
+#[test]
+fn changed_byte_in_manifest_json_is_refused_at_boot() {
+    tampered_boot(
+        "manifest.json",
+        |i| {
+            let m = esp_file(i, "homestick/manifest.json");
+            find_once(&fs::read(i).unwrap(), &m) + m.len() / 2
+        },
+        "signature:",
+    );
+}
+
+#[test]
+fn changed_byte_in_manifest_sig_is_refused_at_boot() {
+    tampered_boot(
+        "manifest.sig",
+        |i| {
+            find_once(
+                &fs::read(i).unwrap(),
+                &esp_file(i, "homestick/manifest.sig"),
+            ) + 10
+        },
+        "signature:",
+    );
+}
+
+/// Flip one byte of the primary GPT's entry array and recompute both CRCs, as an attacker
+/// would: with the CRCs left broken, OVMF restores the primary GPT from the backup before
+/// anything of ours runs (and the verifier then rightly trusts the healed table).
+fn consistent_gpt_edit(img: &Path, dir: &Path) -> PathBuf {
+    let mut b = fs::read(img).unwrap();
+    b[1024 + 128 + 20] ^= 1; // entry 2 (system), unique GUID
+    let entries_crc = crc32fast::hash(&b[1024..1024 + 128 * 128]);
+    b[512 + 88..512 + 92].copy_from_slice(&entries_crc.to_le_bytes());
+    b[512 + 16..512 + 20].fill(0);
+    let header_crc = crc32fast::hash(&b[512..512 + 92]);
+    b[512 + 16..512 + 20].copy_from_slice(&header_crc.to_le_bytes());
+    let p = dir.join("gpt-edited.img");
+    fs::write(&p, b).unwrap();
+    p
+}
+
+#[test]
+fn consistently_edited_gpt_entry_is_refused_at_boot() {
+    let d = tempfile::tempdir().unwrap();
+    let img = build_boot_image(d.path(), "good.img", true, &[]);
+    let edited = consistent_gpt_edit(&img, d.path());
+    let b = boot(d.path(), &edited, false, None);
+    let failed = lines_with(&b.console, "homestick: VERIFICATION FAILED: ");
+    assert_eq!(failed.len(), 1, "{}", b.console);
+    assert!(
+        failed[0].contains("GPT entry 2 (system): unique GUID"),
+        "{}",
+        failed[0]
+    );
+    assert!(!b.console.contains("homestick-demo"));
+    assert_clean_power_off(&b);
+}
+
+#[test]
+fn image_signed_with_an_untrusted_ed25519_key_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let other = d.path().join("other");
+    assert_eq!(
+        hs(&["keys", "generate", "--out", &other.display().to_string()]).code,
+        0
+    );
+    // The UKI trusts only the test key; the manifest is signed with another key.
+    let img = build_boot_image(
+        d.path(),
+        "other-key.img",
+        true,
+        &[
+            "--key".into(),
+            d.path().join("other.key").display().to_string(),
+            "--boot-keyring".into(),
+            test_pub().display().to_string(),
+        ],
+    );
+    let b = boot(d.path(), &img, false, None);
+    let failed = lines_with(&b.console, "homestick: VERIFICATION FAILED: ");
+    assert_eq!(failed.len(), 1, "{}", b.console);
+    assert!(
+        failed[0].contains("does not verify") && failed[0].contains("with any trusted key"),
+        "{}",
+        failed[0]
+    );
+    assert!(!b.console.contains("homestick-demo"));
+    assert_clean_power_off(&b);
+}
+
+#[test]
+fn stick_attached_as_usb_storage_boots() {
+    let d = tempfile::tempdir().unwrap();
+    let img = build_boot_image(d.path(), "usb.img", true, &[]);
+    let b = boot(d.path(), &img, true, None);
+    assert_eq!(
+        lines_with(&b.console, "homestick: image verified: ").len(),
+        1,
+        "{}",
+        b.console
+    );
+    eprintln!(
+        "BOOT VERDICT (USB storage): {:?}",
+        lines_with(&b.console, "homestick: verdict after ")
+    );
+    assert!(
+        b.console.contains("homestick-demo: vpn buero"),
+        "{}",
+        b.console
+    );
+    assert_clean_power_off(&b);
+}
+
+#[test]
+fn builder_refuses_forbidden_kernel_parameters() {
+    let cases = [
+        ("init=/bin/sh", "forbidden parameter \"init=/bin/sh\""),
+        ("rdinit=/bin/sh", "forbidden parameter \"rdinit=/bin/sh\""),
+        ("rd.shell", "forbidden parameter \"rd.shell\""),
+        (
+            "rd.break=pre-mount",
+            "forbidden parameter \"rd.break=pre-mount\"",
+        ),
+        (
+            "systemd.debug_shell=1",
+            "forbidden parameter \"systemd.debug_shell=1\"",
+        ),
+        ("single", "forbidden parameter \"single\""),
+        ("emergency", "forbidden parameter \"emergency\""),
+        (
+            "systemd.unit=rescue.target",
+            "forbidden parameter \"systemd.unit=rescue.target\"",
+        ),
+        ("lockdown=none", "\"lockdown=none\": use lockdown=integrity"),
+        ("rw", "\"rw\": the root file system must be read-only"),
+    ];
+    let d = tempfile::tempdir().unwrap();
+    let good = fs::read_to_string(demo_base().join("cmdline")).unwrap();
+    for (param, want) in cases {
+        let base = d.path().join("base");
+        let _ = fs::remove_dir_all(&base);
+        let r = sh(&format!(
+            "cp -r {} {}",
+            demo_base().display(),
+            base.display()
+        ));
+        assert_eq!(r.code, 0);
+        fs::write(base.join("cmdline"), format!("{} {param}\n", good.trim())).unwrap();
+        let out = d.path().join("x.img");
+        let r = hs(&[
+            "build",
+            "--profile",
+            &demo_profile().display().to_string(),
+            "--base",
+            &base.display().to_string(),
+            "--key",
+            &test_key().display().to_string(),
+            "--output",
+            &out.display().to_string(),
+            "--boot-verifier",
+            &verifier().display().to_string(),
+        ]);
+        assert_eq!(r.code, 2, "{param}: {}", r.all());
+        assert!(
+            r.stderr.contains("cmdline: ") && r.stderr.contains(want),
+            "{param}: expected {want:?} in {}",
+            r.stderr
+        );
+        assert!(!out.exists());
+    }
+    // Without lockdown at all.
+    let base = d.path().join("base");
+    fs::write(base.join("cmdline"), good.replace("lockdown=integrity", "")).unwrap();
+    let r = hs(&[
+        "build",
+        "--profile",
+        &demo_profile().display().to_string(),
+        "--base",
+        &base.display().to_string(),
+        "--key",
+        &test_key().display().to_string(),
+        "--output",
+        &d.path().join("y.img").display().to_string(),
+        "--boot-verifier",
+        &verifier().display().to_string(),
+    ]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("lockdown=integrity (or lockdown=confidentiality) is required"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn secure_boot_signature_passes_sbverify_and_the_uki_has_its_sections_in_order() {
+    let d = tempfile::tempdir().unwrap();
+    let img = build_boot_image(d.path(), "good.img", true, &[]);
+    let p = d.path().join("BOOTX64.EFI");
+    fs::write(&p, esp_file(&img, "EFI/BOOT/BOOTX64.EFI")).unwrap();
+    let r = tool("sbverify", &["--cert", SB_CERT, &p.display().to_string()]);
+    assert_eq!(r.code, 0, "sbverify: {}", r.all());
+    let names = homestick_build::uki::section_names(&fs::read(&p).unwrap()).unwrap();
+    let tail: Vec<&str> = names
+        .iter()
+        .rev()
+        .take(5)
+        .rev()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        tail,
+        [".osrel", ".cmdline", ".initrd", ".linux", ".sbat"],
+        "{names:?}"
+    );
+    assert_eq!(
+        names.iter().filter(|n| *n == ".sbat").count(),
+        1,
+        "exactly one .sbat: {names:?}"
+    );
+    let r = tool("objdump", &["-h", &p.display().to_string()]);
+    assert_eq!(r.code, 0, "objdump reads the UKI: {}", r.all());
+    // Reproducible: the same inputs give the same signed UKI and image.
+    let again = build_boot_image(d.path(), "again.img", true, &[]);
+    assert!(
+        fs::read(&img).unwrap() == fs::read(&again).unwrap(),
+        "two builds differ"
+    );
+}
