@@ -93,7 +93,15 @@ struct Boot {
 
 /// Boot `img` with Secure Boot enforced; returns the console when QEMU exits, when `stop_on`
 /// appears, or at the timeout (which fails the test).
-fn boot(dir: &Path, img: &Path, usb: bool, stop_on: Option<&str>) -> Boot {
+/// How the stick is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bus {
+    Virtio,
+    Usb,
+    Sata,
+}
+
+fn boot(dir: &Path, img: &Path, bus: Bus, stop_on: Option<&str>) -> Boot {
     let vars = dir.join(format!(
         "vars-{}.fd",
         img.file_name().unwrap().to_string_lossy()
@@ -122,19 +130,27 @@ fn boot(dir: &Path, img: &Path, usb: bool, stop_on: Option<&str>) -> Boot {
         "if=pflash,format=raw,unit=1,file={}",
         vars.display()
     ));
-    if usb {
-        cmd.args(["-device", "qemu-xhci,id=xhci"])
-            .arg("-drive")
-            .arg(format!(
-                "if=none,id=stick,format=raw,snapshot=on,file={}",
-                img.display()
-            ))
-            .args(["-device", "usb-storage,bus=xhci.0,drive=stick,removable=on"]);
-    } else {
-        cmd.arg("-drive").arg(format!(
-            "if=virtio,format=raw,snapshot=on,file={}",
-            img.display()
-        ));
+    let drive = format!(
+        "if=none,id=stick,format=raw,snapshot=on,file={}",
+        img.display()
+    );
+    match bus {
+        Bus::Usb => {
+            cmd.args([
+                "-device",
+                "qemu-xhci,id=xhci",
+                "-drive",
+                &drive,
+                "-device",
+                "usb-storage,bus=xhci.0,drive=stick,removable=on",
+            ]);
+        }
+        Bus::Sata => {
+            cmd.args(["-drive", &drive, "-device", "ide-hd,drive=stick,bus=ide.0"]);
+        }
+        Bus::Virtio => {
+            cmd.args(["-drive", &drive, "-device", "virtio-blk-pci,drive=stick"]);
+        }
     }
     let child = cmd
         .stdin(Stdio::null())
@@ -206,7 +222,7 @@ fn assert_clean_power_off(b: &Boot) {
 fn good_image_boots_with_secure_boot_enforced() {
     let d = tempfile::tempdir().unwrap();
     let img = build_boot_image(d.path(), "good.img", true, &[]);
-    let b = boot(d.path(), &img, false, None);
+    let b = boot(d.path(), &img, Bus::Virtio, None);
     let ok = lines_with(&b.console, "homestick: image verified: ");
     assert_eq!(ok.len(), 1, "success line:\n{}", b.console);
     assert!(ok[0].contains(" stadt-musterhausen "), "{}", ok[0]);
@@ -261,7 +277,7 @@ fn firmware_refuses_an_unsigned_or_wrongly_signed_uki() {
     );
     assert_eq!(r.code, 0, "sbverify with its own cert: {}", r.all());
     for img in [unsigned, wrong] {
-        let b = boot(d.path(), &img, false, Some("Access Denied"));
+        let b = boot(d.path(), &img, Bus::Virtio, Some("Access Denied"));
         assert!(
             b.console.contains("Access Denied"),
             "{}: firmware must refuse:\n{}",
@@ -281,7 +297,7 @@ fn tampered_boot(what: &str, at: impl Fn(&Path) -> usize, want: &str) {
     let d = tempfile::tempdir().unwrap();
     let img = build_boot_image(d.path(), "good.img", true, &[]);
     let copy = flipped(&img, at(&img), d.path(), "tampered.img");
-    let b = boot(d.path(), &copy, false, None);
+    let b = boot(d.path(), &copy, Bus::Virtio, None);
     let failed = lines_with(&b.console, "homestick: VERIFICATION FAILED: ");
     assert_eq!(
         failed.len(),
@@ -391,7 +407,7 @@ fn consistently_edited_gpt_entry_is_refused_at_boot() {
     let d = tempfile::tempdir().unwrap();
     let img = build_boot_image(d.path(), "good.img", true, &[]);
     let edited = consistent_gpt_edit(&img, d.path());
-    let b = boot(d.path(), &edited, false, None);
+    let b = boot(d.path(), &edited, Bus::Virtio, None);
     let failed = lines_with(&b.console, "homestick: VERIFICATION FAILED: ");
     assert_eq!(failed.len(), 1, "{}", b.console);
     assert!(
@@ -423,7 +439,7 @@ fn image_signed_with_an_untrusted_ed25519_key_is_refused() {
             test_pub().display().to_string(),
         ],
     );
-    let b = boot(d.path(), &img, false, None);
+    let b = boot(d.path(), &img, Bus::Virtio, None);
     let failed = lines_with(&b.console, "homestick: VERIFICATION FAILED: ");
     assert_eq!(failed.len(), 1, "{}", b.console);
     assert!(
@@ -439,7 +455,7 @@ fn image_signed_with_an_untrusted_ed25519_key_is_refused() {
 fn stick_attached_as_usb_storage_boots() {
     let d = tempfile::tempdir().unwrap();
     let img = build_boot_image(d.path(), "usb.img", true, &[]);
-    let b = boot(d.path(), &img, true, None);
+    let b = boot(d.path(), &img, Bus::Usb, None);
     assert_eq!(
         lines_with(&b.console, "homestick: image verified: ").len(),
         1,
@@ -574,4 +590,27 @@ fn secure_boot_signature_passes_sbverify_and_the_uki_has_its_sections_in_order()
         fs::read(&img).unwrap() == fs::read(&again).unwrap(),
         "two builds differ"
     );
+}
+
+#[test]
+fn stick_attached_as_sata_disk_boots() {
+    let d = tempfile::tempdir().unwrap();
+    let img = build_boot_image(d.path(), "sata.img", true, &[]);
+    let b = boot(d.path(), &img, Bus::Sata, None);
+    assert_eq!(
+        lines_with(&b.console, "homestick: image verified: ").len(),
+        1,
+        "{}",
+        b.console
+    );
+    eprintln!(
+        "BOOT VERDICT (SATA): {:?}",
+        lines_with(&b.console, "homestick: verdict after ")
+    );
+    assert!(
+        b.console.contains("homestick-demo: vpn buero"),
+        "{}",
+        b.console
+    );
+    assert_clean_power_off(&b);
 }

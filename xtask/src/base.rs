@@ -16,11 +16,12 @@ use homestick_build::cpio::{archive, Entry};
 
 use crate::{root, run};
 
-/// Modules the verifier needs: virtio and USB storage, FAT, squashfs, code pages.
+/// Modules the verifier needs: virtio, SATA (AHCI) and USB storage, FAT, squashfs, code pages.
 const WANTED: &[&str] = &[
     "virtio_pci",
     "virtio_blk",
     "virtio_scsi",
+    "ahci",
     "xhci_pci",
     "ehci_pci",
     "usb_storage",
