@@ -49,6 +49,12 @@ enum Cmd {
         #[arg(long)]
         no_install: bool,
     },
+    /// Coverage-guided fuzzing of the parsers that read sticks (cargo-fuzz, libFuzzer).
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u32,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -287,6 +293,8 @@ fn test(no_install: bool) -> Result<()> {
     // line that counts every test (cargo's own last line is often a target with none).
     use std::io::BufRead;
     eprintln!("xtask: running cargo test --workspace");
+    // Every parser that reads a stick gets a short coverage-guided run (longer: cargo xtask fuzz).
+    fuzz(20)?;
     // The QEMU boot tests need the demo base and the static boot verifier.
     let demo_base = r.join("target/demo-base");
     base::base(&demo_base)?;
@@ -325,6 +333,55 @@ fn test(no_install: bool) -> Result<()> {
     println!("{passed} passed, {failed} failed");
     if !status.success() || failed > 0 {
         bail!("cargo test failed ({status})");
+    }
+    Ok(())
+}
+
+/// Fuzz each target for `seconds`. cargo-fuzz comes from crates.io; libFuzzer's compiler flags
+/// are unstable, which RUSTC_BOOTSTRAP=1 allows on this stable toolchain.
+fn fuzz(seconds: u32) -> Result<()> {
+    let r = root();
+    if Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked", "--quiet"]))?;
+    }
+    let dir = r.join("fuzz");
+    // Seeds for the GPT reader: the primary GPT of a real image (parsers start from valid input).
+    let seeds = r.join("target/fuzz-seeds/gpt");
+    fs::create_dir_all(&seeds)?;
+    let base = r.join("target/fuzz-seeds/base");
+    if !base.join("system.img").exists() {
+        fixture_base(&base, 1)?;
+    }
+    let img = r.join("target/fuzz-seeds/seed.img");
+    let bin = homestick_bin()?;
+    build_demo_image(&bin, &base, &img, &[])?;
+    let head = fs::read(&img)?;
+    fs::write(seeds.join("primary-gpt"), &head[..34 * 512])?;
+    // (target, extra seed corpora, libFuzzer flags)
+    let targets: [(&str, Vec<PathBuf>, Vec<&str>); 3] = [
+        ("manifest", vec![], vec![]),
+        ("gpt", vec![seeds.clone()], vec!["-max_len=40000"]),
+        ("verify", vec![], vec!["-timeout=20"]),
+    ];
+    for (t, extra_corpora, flags) in targets {
+        let corpus = r.join("target/fuzz-corpus").join(t);
+        fs::create_dir_all(&corpus)?;
+        run(Command::new("cargo")
+            .args(["fuzz", "run", "-O", t])
+            .arg(&corpus)
+            .args(&extra_corpora)
+            .arg("--")
+            .arg(format!("-max_total_time={seconds}"))
+            .args(["-rss_limit_mb=4096", "-print_final_stats=1"])
+            .args(flags)
+            .env("RUSTC_BOOTSTRAP", "1")
+            .current_dir(&dir))?;
+        eprintln!("xtask: fuzz target {t}: {seconds} s, no crash");
     }
     Ok(())
 }
@@ -444,6 +501,7 @@ fn main() -> Result<()> {
         Cmd::BootVerifier => boot_verifier().map(|p| println!("{}", p.display())),
         Cmd::Demo => demo(),
         Cmd::Test { no_install } => test(no_install),
+        Cmd::Fuzz { seconds } => fuzz(seconds),
         Cmd::Bench {
             what: Bench::Verify { size_mib, rounds },
         } => bench_verify(size_mib, rounds),

@@ -112,6 +112,20 @@ impl TimeProvider for FixedTime {
     }
 }
 
+/// fatfs wants a `'static` clock. One per distinct build time, kept in a registry (so memory
+/// stays bounded over many builds, and the clocks stay reachable rather than leaked).
+fn clock_for(epoch: i64) -> &'static FixedTime {
+    static CLOCKS: std::sync::Mutex<Vec<(i64, &'static FixedTime)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut clocks = CLOCKS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, c)) = clocks.iter().find(|(e, _)| *e == epoch) {
+        return c;
+    }
+    let c: &'static FixedTime = Box::leak(Box::new(FixedTime(dos_time(epoch))));
+    clocks.push((epoch, c));
+    c
+}
+
 /// FAT can store 1980..=2107; clamp and round down to its 2-second resolution.
 fn dos_time(epoch: i64) -> DateTime {
     let (y, mo, d, h, mi, s) = utc_fields(epoch);
@@ -185,8 +199,7 @@ pub fn build(spec: &FatSpec, files: &[FatFile]) -> io::Result<Vec<u8>> {
     }
     fatfs::format_volume(&mut img, opts)?;
     img.seek(SeekFrom::Start(0))?;
-    // fatfs wants a 'static clock; one small leak per volume built is the price.
-    let clock: &'static FixedTime = Box::leak(Box::new(FixedTime(dos_time(spec.epoch))));
+    let clock = clock_for(spec.epoch);
     {
         let fs = FileSystem::new(&mut img, FsOptions::new().time_provider(clock))?;
         let mut sorted: Vec<&FatFile> = files.iter().collect();
