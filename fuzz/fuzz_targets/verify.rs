@@ -36,8 +36,12 @@ fn world() -> &'static World {
             secure_boot: None,
         };
         homestick_build::build(&opts, &Quiet).expect("build the fuzz image");
-        let keys = homestick_image::keys::load_keyring(&root.join("keys/test/homestick-test.pub")).expect("key");
-        World { image: Mutex::new(std::fs::read(out).expect("read")), keys }
+        let keys = homestick_image::keys::load_keyring(&root.join("keys/test/homestick-test.pub"))
+            .expect("key");
+        World {
+            image: Mutex::new(std::fs::read(out).expect("read")),
+            keys,
+        }
     })
 }
 
