@@ -7,14 +7,13 @@
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-const OVMF_SB_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.snakeoil.fd";
-const OVMF_SB_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd";
+const OVMF_SB_VARS: &str = homestick_build::fixture::OVMF_SNAKEOIL_VARS;
 const SB_KEY: &str = "/usr/share/ovmf/PkKek-1-snakeoil.key";
 const SB_CERT: &str = "/usr/share/ovmf/PkKek-1-snakeoil.pem";
 
@@ -107,29 +106,7 @@ fn boot(dir: &Path, img: &Path, bus: Bus, stop_on: Option<&str>) -> Boot {
         img.file_name().unwrap().to_string_lossy()
     ));
     fs::copy(OVMF_SB_VARS, &vars).expect("OVMF (package ovmf) must be installed");
-    let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args([
-        "-machine",
-        "q35,smm=on",
-        "-accel",
-        "tcg",
-        "-m",
-        "1024",
-        "-nographic",
-        "-no-reboot",
-        "-nic",
-        "none",
-    ])
-    .args(["-global", "driver=cfi.pflash01,property=secure,value=on"])
-    .arg("-drive")
-    .arg(format!(
-        "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_SB_CODE}"
-    ))
-    .arg("-drive")
-    .arg(format!(
-        "if=pflash,format=raw,unit=1,file={}",
-        vars.display()
-    ));
+    let mut cmd = homestick_build::fixture::qemu_secure_boot(&vars);
     let drive = format!(
         "if=none,id=stick,format=raw,snapshot=on,file={}",
         img.display()
@@ -451,27 +428,32 @@ fn image_signed_with_an_untrusted_ed25519_key_is_refused() {
     assert_clean_power_off(&b);
 }
 
-#[test]
-fn stick_attached_as_usb_storage_boots() {
+/// The good image boots with the stick on `bus`.
+fn boots_on(bus: Bus) {
     let d = tempfile::tempdir().unwrap();
-    let img = build_boot_image(d.path(), "usb.img", true, &[]);
-    let b = boot(d.path(), &img, Bus::Usb, None);
+    let img = build_boot_image(d.path(), "good.img", true, &[]);
+    let b = boot(d.path(), &img, bus, None);
     assert_eq!(
         lines_with(&b.console, "homestick: image verified: ").len(),
         1,
-        "{}",
+        "{bus:?}:\n{}",
         b.console
     );
     eprintln!(
-        "BOOT VERDICT (USB storage): {:?}",
+        "BOOT VERDICT ({bus:?}): {:?}",
         lines_with(&b.console, "homestick: verdict after ")
     );
     assert!(
         b.console.contains("homestick-demo: vpn buero"),
-        "{}",
+        "{bus:?}:\n{}",
         b.console
     );
     assert_clean_power_off(&b);
+}
+
+#[test]
+fn stick_attached_as_usb_storage_boots() {
+    boots_on(Bus::Usb);
 }
 
 #[test]
@@ -594,23 +576,5 @@ fn secure_boot_signature_passes_sbverify_and_the_uki_has_its_sections_in_order()
 
 #[test]
 fn stick_attached_as_sata_disk_boots() {
-    let d = tempfile::tempdir().unwrap();
-    let img = build_boot_image(d.path(), "sata.img", true, &[]);
-    let b = boot(d.path(), &img, Bus::Sata, None);
-    assert_eq!(
-        lines_with(&b.console, "homestick: image verified: ").len(),
-        1,
-        "{}",
-        b.console
-    );
-    eprintln!(
-        "BOOT VERDICT (SATA): {:?}",
-        lines_with(&b.console, "homestick: verdict after ")
-    );
-    assert!(
-        b.console.contains("homestick-demo: vpn buero"),
-        "{}",
-        b.console
-    );
-    assert_clean_power_off(&b);
+    boots_on(Bus::Sata);
 }

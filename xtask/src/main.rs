@@ -189,30 +189,8 @@ fn demo() -> Result<()> {
         .arg(r.join("keys/test/homestick-test.pub")))?;
     eprintln!("\nxtask: booting {} in QEMU with OVMF, Secure Boot enforced (about 15 s; Ctrl-A X quits)\n", img.display());
     let vars = out.join("OVMF_VARS_4M.snakeoil.fd");
-    fs::copy("/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd", &vars)?;
-    run(Command::new("qemu-system-x86_64")
-        .args([
-            "-machine",
-            "q35,smm=on",
-            "-accel",
-            "tcg",
-            "-m",
-            "1024",
-            "-nographic",
-            "-no-reboot",
-            "-nic",
-            "none",
-        ])
-        .args(["-global", "driver=cfi.pflash01,property=secure,value=on"])
-        .args([
-            "-drive",
-            "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.snakeoil.fd",
-        ])
-        .arg("-drive")
-        .arg(format!(
-            "if=pflash,format=raw,unit=1,file={}",
-            vars.display()
-        ))
+    fs::copy(homestick_build::fixture::OVMF_SNAKEOIL_VARS, &vars)?;
+    run(homestick_build::fixture::qemu_secure_boot(&vars)
         .arg("-drive")
         .arg(format!(
             "if=virtio,format=raw,snapshot=on,file={}",

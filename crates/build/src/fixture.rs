@@ -41,3 +41,38 @@ pub fn write_fixture_base(dir: &Path, system_mib: u64) -> io::Result<()> {
     }
     f.sync_all()
 }
+
+/// OVMF firmware with the snakeoil Secure Boot keys enrolled (Debian package ovmf).
+pub const OVMF_SNAKEOIL_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.snakeoil.fd";
+/// Its variable store template (copy it before use: the firmware writes to it).
+pub const OVMF_SNAKEOIL_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd";
+
+/// A QEMU command for q35 + OVMF with Secure Boot enforced, no network, serial console on
+/// stdio, powering off instead of rebooting; `vars` is a writable copy of the variable store.
+/// Callers add the stick (a -drive and, where needed, a -device).
+pub fn qemu_secure_boot(vars: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new("qemu-system-x86_64");
+    cmd.args([
+        "-machine",
+        "q35,smm=on",
+        "-accel",
+        "tcg",
+        "-m",
+        "1024",
+        "-nographic",
+        "-no-reboot",
+        "-nic",
+        "none",
+    ])
+    .args(["-global", "driver=cfi.pflash01,property=secure,value=on"])
+    .arg("-drive")
+    .arg(format!(
+        "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_SNAKEOIL_CODE}"
+    ))
+    .arg("-drive")
+    .arg(format!(
+        "if=pflash,format=raw,unit=1,file={}",
+        vars.display()
+    ));
+    cmd
+}
