@@ -29,7 +29,7 @@ fn world() -> &'static World {
             version: None,
             rollback_index: 0,
             size: None,
-            epoch: 1_795_000_000,
+            epoch: 1_796_000_000,
             boot_verifier: None,
             boot_keyring: None,
             failure_delay_seconds: 1,

@@ -353,7 +353,7 @@ fn inspect_shows_customer_version_key_partitions_and_files() {
     for want in [
         "stadt-musterhausen (Stadt Musterhausen)",
         "2026.11.1 (rollback index 7)",
-        "2026-11-18T11:06:40Z",
+        "2026-11-30T00:53:20Z",
         "key id",
         "system",
         "profile",

@@ -145,7 +145,7 @@ fn build_demo_image(bin: &Path, base: &Path, img: &Path, extra: &[&str]) -> Resu
         .arg("--output")
         .arg(img)
         .args(extra)
-        .env("SOURCE_DATE_EPOCH", "1795000000"))
+        .env("SOURCE_DATE_EPOCH", "1796000000"))
 }
 
 fn demo() -> Result<()> {

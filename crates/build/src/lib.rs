@@ -126,6 +126,8 @@ pub struct BuildReport {
     pub manifest: Manifest,
     /// Seconds taken.
     pub seconds: f64,
+    /// Warnings from the inputs (certificates close to expiry, ...).
+    pub warnings: Vec<String>,
 }
 
 /// Progress of a build: stage messages and byte counts.
@@ -1064,5 +1066,6 @@ pub fn build(opts: &BuildOptions, progress: &dyn BuildProgress) -> Result<BuildR
         size,
         manifest: m,
         seconds: started.elapsed().as_secs_f64(),
+        warnings: profile.warnings.clone(),
     })
 }

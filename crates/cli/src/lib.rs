@@ -234,6 +234,12 @@ fn build(a: &BuildArgs) -> Result<(), Failure> {
     rep.finish();
     match res {
         Ok(r) => {
+            for w in &r.warnings {
+                eprintln!(
+                    "homestick: warning: {}: {w}",
+                    a.profile.join("customer.toml").display()
+                );
+            }
             let m = &r.manifest;
             println!(
                 "built {} ({} MiB) in {:.1} s",
