@@ -172,17 +172,12 @@ pub fn load(
                 .map_err(|e| file_err(key_path, format!("not an RSA key: {e}")))?
         }
         "ENCRYPTED PRIVATE KEY" => {
-            let pw = passphrase.ok_or_else(|| {
-                file_err(
-                    key_path,
-                    "the key is encrypted: give --secure-boot-passphrase-file",
-                )
-            })?;
-            let enc = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice())
-                .map_err(|e| file_err(key_path, format!("malformed encrypted key: {e}")))?;
-            let doc = enc
-                .decrypt(pw)
-                .map_err(|_| file_err(key_path, "wrong passphrase or damaged key"))?;
+            let doc = homestick_image::keys::decrypt_pkcs8(
+                &der,
+                passphrase,
+                "--secure-boot-passphrase-file",
+            )
+            .map_err(|e| file_err(key_path, e))?;
             RsaPrivateKey::from_pkcs8_der(doc.as_bytes())
                 .map_err(|e| file_err(key_path, format!("not an RSA key: {e}")))?
         }

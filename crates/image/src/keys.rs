@@ -170,6 +170,20 @@ pub fn generate(base: &Path, passphrase: Option<&[u8]>) -> Result<GeneratedKey, 
     })
 }
 
+/// Decrypt an `ENCRYPTED PRIVATE KEY` (PKCS#8, PBES2) with `passphrase`; `flag` names the
+/// option that supplies it, for the message when it is missing.
+pub fn decrypt_pkcs8(
+    der: &[u8],
+    passphrase: Option<&[u8]>,
+    flag: &str,
+) -> Result<pkcs8::SecretDocument, String> {
+    let pw = passphrase.ok_or_else(|| format!("the key is encrypted: give {flag}"))?;
+    let enc = pkcs8::EncryptedPrivateKeyInfo::try_from(der)
+        .map_err(|e| format!("malformed encrypted key: {e}"))?;
+    enc.decrypt(pw)
+        .map_err(|_| "wrong passphrase or damaged key".to_string())
+}
+
 /// Load a private signing key, decrypting it with `passphrase` if it is encrypted.
 pub fn load_signing_key(path: &Path, passphrase: Option<&[u8]>) -> Result<SigningKey, KeyError> {
     let text = read_small(path)?;
@@ -179,13 +193,8 @@ pub fn load_signing_key(path: &Path, passphrase: Option<&[u8]>) -> Result<Signin
         "PRIVATE KEY" => SigningKey::from_pkcs8_der(&der)
             .map_err(|e| bad(path, format!("not an Ed25519 PKCS#8 private key: {e}")))?,
         "ENCRYPTED PRIVATE KEY" => {
-            let pw = passphrase
-                .ok_or_else(|| bad(path, "the key is encrypted: give --passphrase-file"))?;
-            let enc = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice())
-                .map_err(|e| bad(path, format!("malformed encrypted key: {e}")))?;
-            let doc = enc
-                .decrypt(pw)
-                .map_err(|_| bad(path, "wrong passphrase or damaged key"))?;
+            let doc =
+                decrypt_pkcs8(&der, passphrase, "--passphrase-file").map_err(|e| bad(path, e))?;
             SigningKey::from_pkcs8_der(doc.as_bytes())
                 .map_err(|e| bad(path, format!("not an Ed25519 PKCS#8 private key: {e}")))?
         }
