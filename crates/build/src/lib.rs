@@ -25,7 +25,7 @@ use homestick_image::hash::{hex, sha256_hex};
 use homestick_image::keys::{self, TrustedKey};
 use homestick_image::manifest::{self, Base, Customer, DiskInfo, FileEntry, Manifest, Partition};
 use homestick_image::verify::{self, Progress};
-use homestick_profile::{collect_files, Profile, ProfileFile};
+use homestick_profile::Profile;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -184,7 +184,7 @@ pub struct BaseInput {
     /// base.toml.
     pub meta: BaseToml,
     /// The esp/ tree.
-    pub esp: Vec<ProfileFile>,
+    pub esp: Vec<FatFile>,
     /// system.img.
     pub system: PathBuf,
     /// Its size.
@@ -235,8 +235,7 @@ pub fn load_base(dir: &Path) -> Result<BaseInput, BuildError> {
             esp_dir.display()
         )));
     }
-    let esp = collect_files(&esp_dir, MAX_ESP_FILE, MAX_ESP_TOTAL)
-        .map_err(|e| BuildError::Input(e.to_string()))?;
+    let esp = collect_files(&esp_dir, MAX_ESP_FILE, MAX_ESP_TOTAL)?;
     for f in &esp {
         if f.path.to_ascii_lowercase().starts_with("homestick/") {
             return Err(BuildError::Input(format!(
@@ -351,7 +350,7 @@ pub fn lint_cmdline(cmdline: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn load_boot(dir: &Path, esp: &[ProfileFile]) -> Result<Option<BootInput>, BuildError> {
+fn load_boot(dir: &Path, esp: &[FatFile]) -> Result<Option<BootInput>, BuildError> {
     let kernel_path = dir.join("kernel");
     if !kernel_path.exists() {
         return Ok(None);
@@ -776,14 +775,7 @@ pub fn build(opts: &BuildOptions, progress: &dyn BuildProgress) -> Result<BuildR
     }
 
     // Profile partition: its own FAT, reproducible from the profile alone.
-    let prof_files: Vec<FatFile> = profile
-        .files
-        .iter()
-        .map(|f| FatFile {
-            path: f.path.clone(),
-            data: f.data.clone(),
-        })
-        .collect();
+    let prof_files = &profile.files;
     let prof_bytes = fat_budget(
         prof_files.iter().map(|f| f.data.len() as u64),
         MIN_PROFILE,
@@ -798,7 +790,7 @@ pub fn build(opts: &BuildOptions, progress: &dyn BuildProgress) -> Result<BuildR
             volume_id: u32::from_le_bytes(prof_id.as_bytes()[..4].try_into().unwrap_or_default()),
             epoch: opts.epoch,
         },
-        &prof_files,
+        prof_files,
     )
     .map_err(io_err("building the profile FAT"))?;
     let prof_sha = sha256_hex(&prof_fat);
@@ -877,14 +869,7 @@ pub fn build(opts: &BuildOptions, progress: &dyn BuildProgress) -> Result<BuildR
     let pre_refs: Vec<&[u8]> = id_parts.iter().map(Vec::as_slice).collect();
     let disk_id = derived_uuid(&pre_refs);
     let guid = |what: &str| derived_uuid(&[b"homestick-guid", disk_id.as_bytes(), what.as_bytes()]);
-    let mut base_esp: Vec<FatFile> = base
-        .esp
-        .iter()
-        .map(|f| FatFile {
-            path: f.path.clone(),
-            data: f.data.clone(),
-        })
-        .collect();
+    let mut base_esp: Vec<FatFile> = base.esp.clone();
     if let Some(boot) = &base.boot {
         let target = UkiFor {
             customer: &profile.customer,
@@ -899,21 +884,8 @@ pub fn build(opts: &BuildOptions, progress: &dyn BuildProgress) -> Result<BuildR
             data: uki,
         });
     }
-    for f in &base_esp {
-        id_parts.push(f.path.clone().into_bytes());
-        id_parts.push(sha256_hex(&f.data).into_bytes());
-    }
-    let id_refs: Vec<&[u8]> = id_parts.iter().map(Vec::as_slice).collect();
-    let image_id = derived_uuid(&id_refs);
-
-    let readme = readme_txt(&profile.customer, &image_id.to_string(), &version, &key_id);
-    let mut esp_files: Vec<FatFile> = base_esp;
-    esp_files.push(FatFile {
-        path: "homestick/README.txt".into(),
-        data: readme.into_bytes(),
-    });
-    esp_files.sort_by(|a, b| a.path.cmp(&b.path));
-    let file_entries: Vec<FileEntry> = esp_files
+    // Each ESP file is hashed once: for the image id here and for the manifest below.
+    let mut file_entries: Vec<FileEntry> = base_esp
         .iter()
         .map(|f| FileEntry {
             path: f.path.clone(),
@@ -921,6 +893,27 @@ pub fn build(opts: &BuildOptions, progress: &dyn BuildProgress) -> Result<BuildR
             sha256: sha256_hex(&f.data),
         })
         .collect();
+    for e in &file_entries {
+        id_parts.push(e.path.clone().into_bytes());
+        id_parts.push(e.sha256.clone().into_bytes());
+    }
+    let id_refs: Vec<&[u8]> = id_parts.iter().map(Vec::as_slice).collect();
+    let image_id = derived_uuid(&id_refs);
+
+    let readme =
+        readme_txt(&profile.customer, &image_id.to_string(), &version, &key_id).into_bytes();
+    file_entries.push(FileEntry {
+        path: "homestick/README.txt".into(),
+        size: readme.len() as u64,
+        sha256: sha256_hex(&readme),
+    });
+    file_entries.sort_by(|a, b| a.path.cmp(&b.path));
+    // fat::build sorts the files itself.
+    let mut esp_files: Vec<FatFile> = base_esp;
+    esp_files.push(FatFile {
+        path: "homestick/README.txt".into(),
+        data: readme,
+    });
 
     let parts = [
         (
@@ -1068,4 +1061,105 @@ pub fn build(opts: &BuildOptions, progress: &dyn BuildProgress) -> Result<BuildR
         seconds: started.elapsed().as_secs_f64(),
         warnings: profile.warnings.clone(),
     })
+}
+
+/// Most files collected from a tree.
+const MAX_TREE_FILES: usize = 1000;
+
+fn tree_err(path: &Path, reason: impl Into<String>) -> BuildError {
+    BuildError::Input(format!("{}: {}", path.display(), reason.into()))
+}
+
+/// Read every file below `dir` for an image partition: sorted, regular files only, symlinks
+/// only if they stay inside `dir`, hidden entries (`.name`) skipped, FAT-safe names, bounded
+/// sizes. Used for a base's `esp/` tree.
+fn collect_files(dir: &Path, max_file: u64, max_total: u64) -> Result<Vec<FatFile>, BuildError> {
+    let root =
+        fs::canonicalize(dir).map_err(|e| tree_err(dir, format!("cannot open directory: {e}")))?;
+    let mut out = Vec::new();
+    let mut total = 0u64;
+    let mut lower_seen = std::collections::BTreeMap::new();
+    let walker = walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+    for entry in walker {
+        let entry = entry.map_err(|e| {
+            let p = e.path().unwrap_or(dir).to_path_buf();
+            tree_err(&p, format!("cannot read: {e}"))
+        })?;
+        if entry.depth() == 0 {
+            continue;
+        }
+        let path = entry.path();
+        let rel = path.strip_prefix(dir).unwrap_or(path);
+        let rel_str = rel
+            .to_str()
+            .ok_or_else(|| tree_err(path, "file name is not valid UTF-8"))?
+            .to_string();
+        let ft = entry.file_type();
+        let meta = if ft.is_symlink() {
+            let target = fs::canonicalize(path)
+                .map_err(|e| tree_err(path, format!("broken symlink: {e}")))?;
+            if !target.starts_with(&root) {
+                return Err(tree_err(
+                    path,
+                    format!(
+                        "symlink leaves the directory (points to {})",
+                        target.display()
+                    ),
+                ));
+            }
+            fs::metadata(&target).map_err(|e| tree_err(path, format!("cannot read: {e}")))?
+        } else {
+            entry
+                .metadata()
+                .map_err(|e| tree_err(path, format!("cannot read: {e}")))?
+        };
+        if meta.is_dir() {
+            if ft.is_symlink() {
+                return Err(tree_err(
+                    path,
+                    "symlinks to directories are not followed; copy the files",
+                ));
+            }
+            continue;
+        }
+        if !meta.is_file() {
+            return Err(tree_err(path, "not a regular file"));
+        }
+        if let Some(why) = fat::path_problem(&rel_str) {
+            return Err(tree_err(path, why));
+        }
+        if let Some(other) = lower_seen.insert(rel_str.to_lowercase(), rel_str.clone()) {
+            return Err(tree_err(
+                path,
+                format!("differs from {other:?} only in case; FAT cannot hold both"),
+            ));
+        }
+        if meta.len() > max_file {
+            return Err(tree_err(
+                path,
+                format!("{} bytes, over the limit of {max_file}", meta.len()),
+            ));
+        }
+        total += meta.len();
+        if total > max_total {
+            return Err(tree_err(
+                dir,
+                format!("files total more than {max_total} bytes"),
+            ));
+        }
+        if out.len() >= MAX_TREE_FILES {
+            return Err(tree_err(dir, format!("more than {MAX_TREE_FILES} files")));
+        }
+        let data = fs::read(path).map_err(|e| tree_err(path, format!("cannot read: {e}")))?;
+        out.push(FatFile {
+            path: rel_str,
+            data,
+        });
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
 }

@@ -15,20 +15,15 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use homestick_image::fat::path_problem;
 use serde::Serialize;
 
 pub use schema::Customer;
-use schema::{CustomerToml, IpsecAuth, OvpnAuth, Vpn};
+use schema::{CustomerToml, Vpn};
 
-/// Largest single file in a profile or a base's esp/ tree walk (callers pass their own).
-pub const MAX_FILE_BYTES: u64 = 4 << 20;
 /// Largest referenced file (certificates, keys, logo).
 const MAX_REFERENCED_BYTES: u64 = 1 << 20;
 /// Largest customer.toml.
 const MAX_TOML_BYTES: u64 = 256 << 10;
-/// Most files collected from a tree.
-const MAX_FILES: usize = 1000;
 /// Name of the generated normalized file.
 pub const PROFILE_JSON: &str = "profile.json";
 /// Where the profile partition is mounted on the running stick (rendered files refer to it).
@@ -60,14 +55,8 @@ fn invalid(file: &Path, field: &str, reason: impl Into<String>) -> ProfileError 
     }
 }
 
-/// A file of the profile partition.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProfileFile {
-    /// `/`-separated path relative to the partition root.
-    pub path: String,
-    /// Contents.
-    pub data: Vec<u8>,
-}
+/// A file of the profile partition: path and bytes, as the FAT writer takes them.
+pub use homestick_image::fat::FatFile as ProfileFile;
 
 /// A per-user value that a roster must fill in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -703,11 +692,6 @@ impl Profile {
         p.slots = slots;
         Ok(p)
     }
-
-    /// Which per-user values a roster must supply.
-    pub fn slot_names(&self) -> Vec<&str> {
-        self.slots.iter().map(|s| s.name.as_str()).collect()
-    }
 }
 
 /// Keep serde's list of allowed values where it helps (enums), compactly.
@@ -718,125 +702,4 @@ fn expected_hint(reason: &str) -> String {
         }
         _ => String::new(),
     }
-}
-
-/// Auth kinds, for summaries.
-pub fn ovpn_auth_name(a: OvpnAuth) -> &'static str {
-    match a {
-        OvpnAuth::Certificate => "certificate",
-        OvpnAuth::Password => "password",
-        OvpnAuth::CertificateAndPassword => "certificate+password",
-    }
-}
-
-/// Auth kinds, for summaries.
-pub fn ipsec_auth_name(a: IpsecAuth) -> &'static str {
-    match a {
-        IpsecAuth::EapMschapv2 => "eap-mschapv2",
-        IpsecAuth::EapTls => "eap-tls",
-        IpsecAuth::Certificate => "certificate",
-    }
-}
-
-/// Read every file below `dir` for an image partition: sorted, regular files only, symlinks
-/// only if they stay inside `dir`, hidden entries (`.name`) skipped, FAT-safe names, bounded
-/// sizes. Used for a base's `esp/` tree.
-pub fn collect_files(
-    dir: &Path,
-    max_file: u64,
-    max_total: u64,
-) -> Result<Vec<ProfileFile>, ProfileError> {
-    let root = fs::canonicalize(dir)
-        .map_err(|e| invalid(dir, "-", format!("cannot open directory: {e}")))?;
-    let mut out = Vec::new();
-    let mut total = 0u64;
-    let mut lower_seen = BTreeMap::new();
-    let walker = walkdir::WalkDir::new(dir)
-        .follow_links(false)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
-    for entry in walker {
-        let entry = entry.map_err(|e| {
-            let p = e.path().unwrap_or(dir).to_path_buf();
-            invalid(&p, "-", format!("cannot read: {e}"))
-        })?;
-        if entry.depth() == 0 {
-            continue;
-        }
-        let path = entry.path();
-        let rel = path.strip_prefix(dir).unwrap_or(path);
-        let rel_str = rel
-            .to_str()
-            .ok_or_else(|| invalid(path, "-", "file name is not valid UTF-8"))?
-            .to_string();
-        let ft = entry.file_type();
-        let meta = if ft.is_symlink() {
-            let target = fs::canonicalize(path)
-                .map_err(|e| invalid(path, "-", format!("broken symlink: {e}")))?;
-            if !target.starts_with(&root) {
-                return Err(invalid(
-                    path,
-                    "-",
-                    format!(
-                        "symlink leaves the directory (points to {})",
-                        target.display()
-                    ),
-                ));
-            }
-            fs::metadata(&target).map_err(|e| invalid(path, "-", format!("cannot read: {e}")))?
-        } else {
-            entry
-                .metadata()
-                .map_err(|e| invalid(path, "-", format!("cannot read: {e}")))?
-        };
-        if meta.is_dir() {
-            if ft.is_symlink() {
-                return Err(invalid(
-                    path,
-                    "-",
-                    "symlinks to directories are not followed; copy the files",
-                ));
-            }
-            continue;
-        }
-        if !meta.is_file() {
-            return Err(invalid(path, "-", "not a regular file"));
-        }
-        if let Some(why) = path_problem(&rel_str) {
-            return Err(invalid(path, "-", why));
-        }
-        if let Some(other) = lower_seen.insert(rel_str.to_lowercase(), rel_str.clone()) {
-            return Err(invalid(
-                path,
-                "-",
-                format!("differs from {other:?} only in case; FAT cannot hold both"),
-            ));
-        }
-        if meta.len() > max_file {
-            return Err(invalid(
-                path,
-                "-",
-                format!("{} bytes, over the limit of {max_file}", meta.len()),
-            ));
-        }
-        total += meta.len();
-        if total > max_total {
-            return Err(invalid(
-                dir,
-                "-",
-                format!("files total more than {max_total} bytes"),
-            ));
-        }
-        if out.len() >= MAX_FILES {
-            return Err(invalid(dir, "-", format!("more than {MAX_FILES} files")));
-        }
-        let data = fs::read(path).map_err(|e| invalid(path, "-", format!("cannot read: {e}")))?;
-        out.push(ProfileFile {
-            path: rel_str,
-            data,
-        });
-    }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(out)
 }

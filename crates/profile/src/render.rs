@@ -153,8 +153,7 @@ fn openvpn(c: &Customer, v: &CheckedVpn, slots: &mut Slots) -> ProfileFile {
     s.push_str("pull-filter ignore \"redirect-gateway\"\n");
     for r in &v.toml.routes {
         match check::cidr(r) {
-            Ok((std::net::IpAddr::V4(a), 0)) => {
-                let _ = a;
+            Ok((std::net::IpAddr::V4(_), 0)) => {
                 s.push_str("redirect-gateway def1\n");
             }
             Ok((std::net::IpAddr::V4(a), p)) => {
