@@ -420,12 +420,7 @@ fn bench_verify(size_mib: u64, rounds: u32) -> Result<()> {
     }
     // verify hashes the signed ranges (partitions + ESP files), sha256sum the whole file:
     // compare bytes hashed per second, not files per second.
-    let out = Command::new(&bin)
-        .arg("inspect")
-        .arg(&img)
-        .arg("--json")
-        .output()?;
-    let hashed = hashed_bytes(&String::from_utf8_lossy(&out.stdout));
+    let hashed = hashed_bytes(&img)?;
     let mib = size as f64 / (1 << 20) as f64;
     let hmib = hashed as f64 / (1 << 20) as f64;
     println!("bench verify: image {mib:.0} MiB ({hmib:.0} MiB of it signed by hash), best of {rounds} rounds, run alternately");
@@ -445,31 +440,24 @@ fn bench_verify(size_mib: u64, rounds: u32) -> Result<()> {
     Ok(())
 }
 
-/// Sum of the `size` of ESP files and the lengths of hashed partitions in inspect's JSON.
-/// (A tiny scan instead of a JSON dependency: xtask stays light.)
-fn hashed_bytes(json: &str) -> u64 {
-    let num_after = |s: &str, key: &str| -> Vec<u64> {
-        s.match_indices(key)
-            .filter_map(|(i, _)| {
-                let rest = s[i + key.len()..].trim_start_matches([':', ' ']);
-                rest.split(|c: char| !c.is_ascii_digit())
-                    .next()?
-                    .parse()
-                    .ok()
-            })
-            .collect()
-    };
-    let files: u64 = num_after(json, "\"size\"").iter().sum();
-    let firsts = num_after(json, "\"first_lba\"");
-    let lasts = num_after(json, "\"last_lba\"");
-    // Partition 1 is the ESP, checked per file; the others are hashed whole.
-    let parts: u64 = firsts
+/// Bytes `verify` hashes: the whole-hashed partitions plus the ESP files, from the image's
+/// manifest (read the way `homestick inspect` reads it).
+fn hashed_bytes(img: &Path) -> Result<u64> {
+    let disk = homestick_image::disk::FileDisk::open(img)
+        .with_context(|| format!("opening {}", img.display()))?;
+    let st = homestick_image::verify::read_statement(&disk)?;
+    let m = homestick_image::manifest::Manifest::parse(&st.manifest)?;
+    let parts: u64 = m
+        .partitions
         .iter()
-        .zip(&lasts)
-        .skip(1)
-        .map(|(f, l)| (l - f + 1) * 512)
+        .filter(|p| p.sha256.is_some())
+        .map(|p| p.len())
         .sum();
-    files + parts
+    let files: u64 = m
+        .esp()
+        .and_then(|p| p.files.as_ref())
+        .map_or(0, |f| f.iter().map(|f| f.size).sum());
+    Ok(parts + files)
 }
 
 fn main() -> Result<()> {
