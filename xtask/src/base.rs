@@ -16,8 +16,10 @@ use homestick_build::cpio::{archive, Entry};
 
 use crate::{root, run};
 
-/// Modules the verifier needs: virtio, SATA (AHCI) and USB storage, FAT, squashfs, code pages.
+/// Modules the verifier needs: virtio, SATA (AHCI) and USB storage, FAT, squashfs, code pages,
+/// and device-mapper (the verifier maps the verified sector ranges itself).
 const WANTED: &[&str] = &[
+    "dm_mod",
     "virtio_pci",
     "virtio_blk",
     "virtio_scsi",
@@ -41,6 +43,10 @@ const DEMO_INIT: &str = r#"#!/bin/busybox sh
 export PATH=/bin
 P=/run/homestick/profile/profile.json
 echo "homestick-demo: system started"
+# What the system runs from: the verifier's device-mapper node, and no partition of the stick
+# that the kernel found by itself.
+echo "homestick-demo: root $(awk '$2 == "/" { print $1 }' /proc/mounts)"
+echo "homestick-demo: block devices" $(ls /sys/class/block)
 if [ -r "$P" ]; then
   awk '
     /^  "vpn": \[/ { invpn = 1; next }

@@ -1,19 +1,26 @@
 //! The boot-time verifier's logic, apart from the PID-1 plumbing in main.rs.
 //!
 //! It finds the stick by the disk GUID in its policy, verifies it with the same library as
-//! `homestick verify` (signature, GPT, partition hashes, ESP files), and checks the rollback
-//! index and customer. Everything here works on ordinary files so it can be tested off-boot.
+//! `homestick verify` (LBA 0 and the sector size, signature, GPT, partition hashes, ESP files)
+//! and the policy's checks (customer, minimum rollback index, disk GUID), and then says exactly
+//! which sector ranges to map: the verified ones, from the signed manifest. The kernel's own
+//! partition scan is never used. Everything here works on ordinary files so it can be tested
+//! off-boot.
 
 #![forbid(unsafe_code)]
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
-use homestick_image::disk::FileDisk;
+use homestick_image::disk::{Disk, FileDisk, SECTOR};
+use homestick_image::gpt::{TYPE_HOMESTICK_PROFILE, TYPE_ROOT_X86_64};
 use homestick_image::keys::{load_keyring, TrustedKey};
 use homestick_image::manifest::Manifest;
-use homestick_image::policy::{BootPolicy, POLICY_FORMAT};
-use homestick_image::verify::{verify, NoProgress, VerifyError};
+use homestick_image::policy::{BootPolicy, Expectations, POLICY_FORMAT};
+use homestick_image::verify::{verify_with, NoProgress, VerifyError};
 
 /// Read and check the policy.
 pub fn load_policy(path: &Path) -> Result<BootPolicy, String> {
@@ -61,46 +68,114 @@ pub fn disk_guid(dev: &Path) -> Option<String> {
         .map(|g| g.header.disk_guid.to_string())
 }
 
-/// Partition `n` of disk `name`: `vda2`, or `nvme0n1p2` for names ending in a digit.
-pub fn partition_device(dev_dir: &Path, name: &str, n: u32) -> PathBuf {
-    if name.ends_with(|c: char| c.is_ascii_digit()) {
-        dev_dir.join(format!("{name}p{n}"))
-    } else {
-        dev_dir.join(format!("{name}{n}"))
-    }
+/// The boot verifier's whole decision on a disk: the full verification plus the policy's
+/// checks. The reason on failure is one line. (A block device's logical sector size comes
+/// with the disk: [`FileDisk`] reads it from sysfs.)
+pub fn decide<D: Disk + ?Sized>(
+    disk: &D,
+    keys: &[TrustedKey],
+    policy: &BootPolicy,
+) -> Result<Manifest, String> {
+    let v =
+        verify_with(disk, keys, &Expectations::from(policy), &NoProgress).map_err(|e| match e {
+            VerifyError::Untrusted { failures, .. } => failures.join("; "),
+            other => other.to_string(),
+        })?;
+    Ok(v.manifest)
 }
 
-/// Verify the stick at `dev` against the keys and the policy; the reason on failure is one line.
+/// Verify the stick at `dev` against the keys and the policy.
 pub fn verify_stick(
     dev: &Path,
     keys: &[TrustedKey],
     policy: &BootPolicy,
 ) -> Result<Manifest, String> {
     let disk = FileDisk::open(dev).map_err(|e| format!("{}: cannot open: {e}", dev.display()))?;
-    let v = verify(&disk, keys, &NoProgress).map_err(|e| match e {
-        VerifyError::Untrusted { failures, .. } => failures.join("; "),
-        other => other.to_string(),
-    })?;
-    let m = v.manifest;
-    if m.rollback_index < policy.min_rollback_index {
-        return Err(format!(
-            "rollback index {} is below the minimum {} of this boot image",
-            m.rollback_index, policy.min_rollback_index
-        ));
+    decide(&disk, keys, policy)
+}
+
+/// One range of the stick to map and mount: exactly a partition the signed manifest describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    /// device-mapper name, also the node's name under /dev.
+    pub name: &'static str,
+    /// First sector on the whole disk.
+    pub start: u64,
+    /// Length in sectors.
+    pub sectors: u64,
+}
+
+/// Name of the mapped system partition.
+pub const SYSTEM_MAP: &str = "homestick-system";
+/// Name of the mapped profile partition.
+pub const PROFILE_MAP: &str = "homestick-profile";
+
+/// The system and profile ranges to map, from the verified manifest (by partition type, not
+/// by number or by anything the kernel found on the disk).
+pub fn mappings(m: &Manifest) -> Result<[Mapping; 2], String> {
+    let find = |ty, name: &'static str| {
+        let p = m
+            .partitions
+            .iter()
+            .find(|p| p.type_uuid() == ty)
+            .ok_or_else(|| format!("the signed manifest has no {name} partition"))?;
+        Ok::<_, String>(Mapping {
+            name,
+            start: p.first_lba,
+            sectors: p.len() / SECTOR,
+        })
+    };
+    Ok([
+        find(TYPE_ROOT_X86_64, SYSTEM_MAP)?,
+        find(TYPE_HOMESTICK_PROFILE, PROFILE_MAP)?,
+    ])
+}
+
+/// The partitions the kernel found on `disk` (from sysfs): their numbers, so they can be
+/// removed from its view before anything else can use them.
+pub fn kernel_partitions(sys_block: &Path, disk: &str) -> Vec<u32> {
+    let mut out: Vec<u32> = fs::read_dir(sys_block.join(disk))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().starts_with(disk))
+                .filter_map(|e| fs::read_to_string(e.path().join("partition")).ok())
+                .filter_map(|s| s.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_unstable();
+    out
+}
+
+/// The whole-disk device node under `dev_dir`.
+pub fn disk_device(dev_dir: &Path, name: &str) -> PathBuf {
+    dev_dir.join(name)
+}
+
+/// A watchdog: unless disarmed within `timeout`, runs `on_expire` on its own thread.
+#[derive(Debug)]
+pub struct Watchdog {
+    disarmed: Arc<AtomicBool>,
+}
+
+impl Watchdog {
+    /// Start the clock.
+    pub fn start(timeout: Duration, on_expire: impl FnOnce() + Send + 'static) -> Watchdog {
+        let disarmed = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&disarmed);
+        std::thread::spawn(move || {
+            std::thread::sleep(timeout);
+            if !flag.load(Ordering::SeqCst) {
+                on_expire();
+            }
+        });
+        Watchdog { disarmed }
     }
-    if m.customer.id != policy.customer_id {
-        return Err(format!(
-            "the image is for customer {:?}, this boot image for {:?}",
-            m.customer.id, policy.customer_id
-        ));
+
+    /// Stop the clock: `on_expire` will not run.
+    pub fn disarm(&self) {
+        self.disarmed.store(true, Ordering::SeqCst);
     }
-    if m.disk.guid != policy.disk_guid {
-        return Err(format!(
-            "disk GUID {} is not {}",
-            m.disk.guid, policy.disk_guid
-        ));
-    }
-    Ok(m)
 }
 
 /// One line without control characters, for the console.
@@ -113,29 +188,41 @@ pub fn one_line(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn partition_names() {
-        let d = Path::new("/dev");
-        assert_eq!(partition_device(d, "vda", 2), Path::new("/dev/vda2"));
-        assert_eq!(partition_device(d, "sda", 3), Path::new("/dev/sda3"));
-        assert_eq!(
-            partition_device(d, "nvme0n1", 2),
-            Path::new("/dev/nvme0n1p2")
-        );
-        assert_eq!(
-            partition_device(d, "mmcblk0", 1),
-            Path::new("/dev/mmcblk0p1")
-        );
-    }
+    use std::sync::mpsc;
 
     #[test]
     fn candidates_skip_virtual_devices() {
-        let dir = std::env::temp_dir().join(format!("hs-sysblock-{}", std::process::id()));
+        let dir = tempfile::tempdir().unwrap();
         for n in ["vda", "loop0", "sda", "ram0", "dm-1", "sr0"] {
-            fs::create_dir_all(dir.join(n)).unwrap();
+            fs::create_dir_all(dir.path().join(n)).unwrap();
         }
-        assert_eq!(candidate_disks(&dir), ["sda", "vda"]);
-        let _ = fs::remove_dir_all(&dir);
+        assert_eq!(candidate_disks(dir.path()), ["sda", "vda"]);
+    }
+
+    #[test]
+    fn kernel_partitions_come_from_sysfs() {
+        let dir = tempfile::tempdir().unwrap();
+        for (n, pno) in [("vda1", "1"), ("vda3", "3\n"), ("vda2", "2")] {
+            fs::create_dir_all(dir.path().join("vda").join(n)).unwrap();
+            fs::write(dir.path().join("vda").join(n).join("partition"), pno).unwrap();
+        }
+        fs::create_dir_all(dir.path().join("vda/queue")).unwrap();
+        assert_eq!(kernel_partitions(dir.path(), "vda"), [1, 2, 3]);
+        assert!(kernel_partitions(dir.path(), "sdz").is_empty());
+    }
+
+    #[test]
+    fn watchdog_fires_unless_disarmed() {
+        let (tx, rx) = mpsc::channel();
+        let tx2 = tx.clone();
+        let _fires = Watchdog::start(Duration::from_millis(50), move || {
+            let _ = tx.send("fired");
+        });
+        let quiet = Watchdog::start(Duration::from_millis(50), move || {
+            let _ = tx2.send("disarmed one fired");
+        });
+        quiet.disarm();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok("fired"));
+        assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
     }
 }

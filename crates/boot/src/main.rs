@@ -1,22 +1,29 @@
 //! homestick-boot: PID 1 of the initramfs in the signed UKI.
 //!
 //! Mounts the kernel's file systems, loads the modules the policy names, finds the stick by
-//! its disk GUID, verifies it before anything on it is used, then mounts the system and the
-//! profile read-only and switches to the system's init. On any failure it prints the reason
-//! and the message for the person at home, waits, and powers off. There is no shell, and no
-//! path that leads to one. Console lines (`homestick: ...`) are a contract tests rely on.
+//! its disk GUID, verifies it before anything on it is used, then removes the kernel's own
+//! partitions of the stick, maps exactly the verified sector ranges with device-mapper, mounts
+//! those read-only and switches to the system's init. On any failure, or when no verdict comes
+//! within the policy's time, it prints the reason and the message for the person at home,
+//! waits, and powers off. There is no shell, and no path that leads to one. Console lines
+//! (`homestick: ...`) are a contract tests rely on.
 
 use std::ffi::CString;
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use homestick_boot::{
-    candidate_disks, disk_guid, load_keys, load_policy, one_line, partition_device, verify_stick,
+    candidate_disks, disk_device, disk_guid, kernel_partitions, load_keys, load_policy, mappings,
+    one_line, verify_stick, Mapping, Watchdog,
 };
+use homestick_image::manifest::Manifest;
 use homestick_image::policy::{BootPolicy, KEYS_DIR, POLICY_PATH};
 use nix::mount::{mount, MsFlags};
+use nix::sys::stat::{Mode, SFlag};
 
 fn say(msg: &str) {
     let mut out = std::io::stdout().lock();
@@ -96,24 +103,54 @@ fn find_stick(policy: &BootPolicy) -> Result<String, String> {
     }
 }
 
-/// Wait briefly for a partition node (the kernel creates them right after the disk).
-fn wait_for(path: &Path) -> Result<(), String> {
-    for _ in 0..100 {
-        if path.exists() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
+/// Remove the kernel's partitions of the stick: what it found by its own scan (of LBA 0, the
+/// GPT, or any other format it knows) is never used, and no node of it is left for anyone else.
+fn drop_kernel_partitions(disk: &str) -> Result<(), String> {
+    let dev = disk_device(Path::new("/dev"), disk);
+    let f = fs::File::open(&dev).map_err(|e| format!("{}: {e}", dev.display()))?;
+    for pno in kernel_partitions(Path::new("/sys/block"), disk) {
+        homestick_sys::delete_partition(&f, pno).map_err(|e| format!("{}: {e}", dev.display()))?;
     }
-    Err(format!("{} did not appear", path.display()))
+    Ok(())
 }
 
-fn mount_system(policy: &BootPolicy, disk: &str) -> Result<(), String> {
-    let sys = partition_device(Path::new("/dev"), disk, 2);
-    let prof = partition_device(Path::new("/dev"), disk, 3);
-    wait_for(&sys)?;
-    wait_for(&prof)?;
+/// Map `m` of the whole disk `disk` read-only and make its node /dev/NAME.
+fn map_range(disk: &str, m: &Mapping) -> Result<String, String> {
+    let dev = disk_device(Path::new("/dev"), disk);
+    let rdev = fs::metadata(&dev)
+        .map_err(|e| format!("{}: {e}", dev.display()))?
+        .rdev();
+    let mapped = homestick_sys::create_linear(
+        Path::new("/dev/mapper/control"),
+        &homestick_sys::LinearMap {
+            name: m.name,
+            disk: rdev,
+            start: m.start,
+            sectors: m.sectors,
+        },
+    )
+    .map_err(|e| {
+        format!(
+            "mapping sectors {}+{} of {}: {e}",
+            m.start,
+            m.sectors,
+            dev.display()
+        )
+    })?;
+    let node = format!("/dev/{}", m.name);
+    let _ = fs::remove_file(&node);
+    nix::sys::stat::mknod(node.as_str(), SFlag::S_IFBLK, Mode::S_IRUSR, mapped)
+        .map_err(|e| format!("creating {node}: {e}"))?;
+    Ok(node)
+}
+
+fn mount_system(policy: &BootPolicy, disk: &str, m: &Manifest) -> Result<(), String> {
+    let [sys_map, prof_map] = mappings(m)?;
+    drop_kernel_partitions(disk)?;
+    let sys = map_range(disk, &sys_map)?;
+    let prof = map_range(disk, &prof_map)?;
     let ro = MsFlags::MS_RDONLY | MsFlags::MS_NODEV;
-    mount_fs(&sys.display().to_string(), "/newroot", "squashfs", ro, None)?;
+    mount_fs(&sys, "/newroot", "squashfs", ro, None)?;
     mount_fs(
         "tmpfs",
         "/newroot/run",
@@ -123,7 +160,7 @@ fn mount_system(policy: &BootPolicy, disk: &str) -> Result<(), String> {
     )?;
     let target = format!("/newroot{}", policy.profile_mount);
     mount_fs(
-        &prof.display().to_string(),
+        &prof,
         &target,
         "vfat",
         ro | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
@@ -166,6 +203,13 @@ fn switch_root(policy: &BootPolicy) -> String {
 }
 
 fn refuse(reason: &str, policy: Option<&BootPolicy>, started: Instant) -> ! {
+    // The watchdog and the main thread may both get here: the first one speaks and powers off.
+    static REFUSING: AtomicBool = AtomicBool::new(false);
+    if REFUSING.swap(true, Ordering::SeqCst) {
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
     say(&format!(
         "homestick: VERIFICATION FAILED: {}",
         one_line(reason)
@@ -204,7 +248,20 @@ fn main() {
         Ok(p) => p,
         Err(e) => refuse(&e, None, started),
     };
-    let outcome = std::panic::catch_unwind(|| -> Result<String, String> {
+    // No verdict (and no start of the system) in time is a refusal, whatever the stick does.
+    let limit =
+        u64::from(policy.device_timeout_seconds) + u64::from(policy.verdict_timeout_seconds);
+    let watchdog = {
+        let policy = policy.clone();
+        Watchdog::start(Duration::from_secs(limit), move || {
+            refuse(
+                &format!("no verdict within {limit} s: the stick is too slow, damaged or changed"),
+                Some(&policy),
+                started,
+            )
+        })
+    };
+    let outcome = std::panic::catch_unwind(|| -> Result<(String, Manifest), String> {
         let keys = load_keys(&Path::new("/").join(KEYS_DIR))?;
         load_modules(&policy);
         let disk = find_stick(&policy)?;
@@ -217,16 +274,17 @@ fn main() {
             "homestick: verdict after {} ms",
             started.elapsed().as_millis()
         ));
-        Ok(disk)
+        Ok((disk, m))
     });
-    let disk = match outcome {
+    let (disk, m) = match outcome {
         Ok(Ok(d)) => d,
         Ok(Err(reason)) => refuse(&reason, Some(&policy), started),
         Err(_) => refuse("internal error in the verifier", Some(&policy), started),
     };
-    if let Err(e) = mount_system(&policy, &disk) {
+    if let Err(e) = mount_system(&policy, &disk, &m) {
         refuse(&e, Some(&policy), started);
     }
+    watchdog.disarm();
     let err = switch_root(&policy);
     refuse(&err, Some(&policy), started);
 }

@@ -163,6 +163,10 @@ pub struct BootToml {
     /// The system's init (default /sbin/init).
     #[serde(default)]
     pub init: Option<String>,
+    /// Seconds the boot verifier may take from its start to a verdict before it refuses
+    /// (default 300: enough to hash a large system from a slow stick).
+    #[serde(default)]
+    pub verdict_timeout_seconds: Option<u32>,
 }
 
 /// The boot files of a base with a kernel.
@@ -314,6 +318,8 @@ const FORBIDDEN_CMDLINE: &[&str] = &[
     "1",
     "break",
     "systemd.unit",
+    // Partition tables from the command line come before the GPT in the kernel's scan.
+    "blkdevparts",
 ];
 
 /// Check a kernel command line: no way around the verifier, lockdown on, root read-only.
@@ -623,6 +629,7 @@ fn build_uki(
     let boot_toml = base.meta.boot.clone().unwrap_or(BootToml {
         modules: vec![],
         init: None,
+        verdict_timeout_seconds: None,
     });
     let policy = BootPolicy {
         format: POLICY_FORMAT.into(),
@@ -636,6 +643,9 @@ fn build_uki(
         failure_delay_seconds: opts.failure_delay_seconds,
         min_rollback_index: opts.rollback_index,
         device_timeout_seconds: 30,
+        verdict_timeout_seconds: boot_toml
+            .verdict_timeout_seconds
+            .unwrap_or(homestick_image::policy::DEFAULT_VERDICT_TIMEOUT),
         init: boot_toml
             .init
             .clone()

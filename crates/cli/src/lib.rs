@@ -430,8 +430,13 @@ fn read_profile_json(disk: &FileDisk, m: &Manifest) -> Result<serde_json::Value,
         .iter()
         .find(|p| p.name == "profile")
         .ok_or("the manifest lists no profile partition")?;
-    let fat = homestick_image::fat::FatReader::open(disk, p.offset(), p.len())
-        .map_err(|e| e.to_string())?;
+    let fat = homestick_image::fat::FatReader::open(
+        disk,
+        p.offset(),
+        p.len(),
+        homestick_image::fat::budget_for(p.len()),
+    )
+    .map_err(|e| e.to_string())?;
     let bytes = fat
         .read(homestick_profile::PROFILE_JSON, 4 << 20)
         .map_err(|e| e.to_string())?

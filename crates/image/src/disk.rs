@@ -17,6 +17,11 @@ pub trait Disk: Sync {
     fn size(&self) -> u64;
     /// Fill `buf` from `offset`; fails with `UnexpectedEof` if the range passes the end.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// The logical sector size a block device reports; `None` for files and buffers, which
+    /// firmware and kernels only ever see with 512-byte sectors once written to a stick.
+    fn logical_block_size(&self) -> Option<u64> {
+        None
+    }
 }
 
 fn check_range(size: u64, offset: u64, len: usize) -> io::Result<()> {
@@ -56,6 +61,28 @@ pub struct FileDisk {
     file: File,
     size: u64,
     path: PathBuf,
+    block_size: Option<u64>,
+}
+
+/// The logical block size the kernel reports for the block device `rdev`, from sysfs
+/// (`/sys/dev/block/MAJ:MIN/queue/logical_block_size`; a partition's queue is its disk's).
+pub fn sysfs_logical_block_size(sys: &Path, rdev: u64) -> io::Result<u64> {
+    let (major, minor) = homestick_sys::split_dev(rdev);
+    let dev = sys.join(format!("dev/block/{major}:{minor}"));
+    let own = dev.join("queue/logical_block_size");
+    let path = if own.exists() {
+        own
+    } else {
+        dev.join("../queue/logical_block_size")
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    text.trim().parse().map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {:?} is not a number", path.display(), text.trim()),
+        )
+    })
 }
 
 impl FileDisk {
@@ -70,10 +97,24 @@ impl FileDisk {
             ));
         }
         let size = file.seek(SeekFrom::End(0))?;
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let block_size = if meta.file_type().is_block_device() {
+            Some(
+                sysfs_logical_block_size(Path::new("/sys"), meta.rdev()).map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("cannot tell the device's logical sector size: {e}"),
+                    )
+                })?,
+            )
+        } else {
+            None
+        };
         Ok(FileDisk {
             file,
             size,
             path: path.to_path_buf(),
+            block_size,
         })
     }
 
@@ -91,22 +132,51 @@ impl Disk for FileDisk {
         check_range(self.size, offset, buf.len())?;
         self.file.read_exact_at(buf, offset)
     }
+    fn logical_block_size(&self) -> Option<u64> {
+        self.block_size
+    }
 }
 
-/// A window `[start, start+len)` of a [`Disk`] as a `Read + Seek` stream (for fatfs).
+/// Bytes fetched at a time by [`Window`]: fatfs reads 4-byte FAT entries and 32-byte
+/// directory entries one by one, so reading whole blocks keeps system calls few.
+const WINDOW_BLOCK: u64 = 4096;
+
+/// A window `[start, start+len)` of a [`Disk`] as a `Read + Seek` stream (for fatfs), with a
+/// read budget.
 ///
 /// Writes are refused: verification never changes the medium. Reads past the window's end
-/// return end-of-file, so a FAT that claims to be larger than its window fails cleanly.
+/// return end-of-file, so a FAT that claims to be larger than its window fails cleanly. Every
+/// byte handed to the reader counts against the budget: a hostile FAT whose cluster chains loop
+/// makes fatfs read forever, and the budget turns that into an error after a bounded amount of
+/// work (see [`BudgetExhausted`]).
 pub struct Window<'a, D: Disk + ?Sized> {
     disk: &'a D,
     start: u64,
     len: u64,
     pos: u64,
+    budget: u64,
+    limit: u64,
+    block: Vec<u8>,
+    block_at: u64,
+}
+
+/// The error a [`Window`] returns when its read budget is used up.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped after reading {} MiB without finishing: a cluster chain loops or files are cross-linked", .budget >> 20)]
+pub struct BudgetExhausted {
+    /// The budget in bytes.
+    pub budget: u64,
+}
+
+/// Whether `e` (or an error it wraps) is a [`BudgetExhausted`].
+pub fn is_budget_exhausted(e: &io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<BudgetExhausted>().is_some())
 }
 
 impl<'a, D: Disk + ?Sized> Window<'a, D> {
-    /// A window clamped to the disk's size.
-    pub fn new(disk: &'a D, start: u64, len: u64) -> Self {
+    /// A window clamped to the disk's size that may hand out at most `budget` bytes in total.
+    pub fn new(disk: &'a D, start: u64, len: u64, budget: u64) -> Self {
         let start = start.min(disk.size());
         let len = len.min(disk.size() - start);
         Window {
@@ -114,7 +184,28 @@ impl<'a, D: Disk + ?Sized> Window<'a, D> {
             start,
             len,
             pos: 0,
+            budget,
+            limit: budget,
+            block: Vec::new(),
+            block_at: 0,
         }
+    }
+
+    fn fill_block(&mut self, at: u64) -> io::Result<()> {
+        let block_at = at - at % WINDOW_BLOCK;
+        if !self.block.is_empty() && self.block_at == block_at {
+            return Ok(());
+        }
+        let n = WINDOW_BLOCK.min(self.len - block_at) as usize;
+        self.block.resize(n, 0);
+        self.block_at = block_at;
+        let res = self
+            .disk
+            .read_exact_at(&mut self.block, self.start + block_at);
+        if res.is_err() {
+            self.block.clear();
+        }
+        res
     }
 }
 
@@ -126,12 +217,28 @@ impl<D: Disk + ?Sized> std::fmt::Debug for Window<'_, D> {
 
 impl<D: Disk + ?Sized> Read for Window<'_, D> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.pos >= self.len {
+        if self.pos >= self.len || buf.is_empty() {
             return Ok(0);
         }
-        let n = (buf.len() as u64).min(self.len - self.pos) as usize;
-        self.disk
-            .read_exact_at(&mut buf[..n], self.start + self.pos)?;
+        let want = (buf.len() as u64).min(self.len - self.pos);
+        if want > self.budget {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                BudgetExhausted { budget: self.limit },
+            ));
+        }
+        let n = if want >= WINDOW_BLOCK {
+            self.disk
+                .read_exact_at(&mut buf[..want as usize], self.start + self.pos)?;
+            want as usize
+        } else {
+            self.fill_block(self.pos)?;
+            let off = (self.pos - self.block_at) as usize;
+            let n = (want as usize).min(self.block.len() - off);
+            buf[..n].copy_from_slice(&self.block[off..off + n]);
+            n
+        };
+        self.budget -= n as u64;
         self.pos += n as u64;
         Ok(n)
     }
@@ -172,6 +279,7 @@ impl<D: Disk + ?Sized> Write for Window<'_, D> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn reads_past_the_end_fail() {
@@ -185,10 +293,70 @@ mod tests {
     #[test]
     fn window_is_clamped_and_read_only() {
         let d: Vec<u8> = (0..=255).collect();
-        let mut w = Window::new(&d, 250, 100);
+        let mut w = Window::new(&d, 250, 100, 1000);
         let mut b = Vec::new();
         w.read_to_end(&mut b).unwrap();
         assert_eq!(b, vec![250, 251, 252, 253, 254, 255]);
         assert!(w.write(&[0]).is_err());
+    }
+
+    #[test]
+    fn logical_block_size_comes_from_the_disk_or_its_parent() {
+        let sys = tempfile::tempdir().unwrap();
+        let disk = sys.path().join("devices/vda");
+        fs::create_dir_all(disk.join("queue")).unwrap();
+        fs::create_dir_all(disk.join("vda2")).unwrap();
+        fs::write(disk.join("queue/logical_block_size"), "4096\n").unwrap();
+        fs::create_dir_all(sys.path().join("dev/block")).unwrap();
+        std::os::unix::fs::symlink(&disk, sys.path().join("dev/block/254:0")).unwrap();
+        std::os::unix::fs::symlink(disk.join("vda2"), sys.path().join("dev/block/254:2")).unwrap();
+        // glibc's dev_t encoding of 254:0 and 254:2, and of 259:65536 (large minor).
+        assert_eq!(
+            sysfs_logical_block_size(sys.path(), 254 << 8).unwrap(),
+            4096
+        );
+        assert_eq!(
+            sysfs_logical_block_size(sys.path(), (254 << 8) | 2).unwrap(),
+            4096
+        );
+        let err = sysfs_logical_block_size(sys.path(), (259 << 8) | (0x100 << 12)).unwrap_err();
+        assert!(err.to_string().contains("dev/block/259:256/"), "{err}");
+    }
+
+    #[test]
+    fn window_reads_through_its_block_cache_exactly() {
+        let d: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut w = Window::new(&d, 100, 19_000, u64::MAX);
+        for (at, len) in [
+            (0u64, 4usize),
+            (4090, 32),
+            (4095, 2),
+            (8000, 5000),
+            (18_990, 10),
+        ] {
+            w.seek(SeekFrom::Start(at)).unwrap();
+            let mut b = vec![0u8; len];
+            w.read_exact(&mut b).unwrap();
+            let s = (100 + at) as usize;
+            assert_eq!(b, d[s..s + len], "at {at} len {len}");
+        }
+    }
+
+    #[test]
+    fn window_budget_ends_an_endless_reader() {
+        let d = vec![0u8; 4096];
+        let mut w = Window::new(&d, 0, 4096, 10_000);
+        let mut b = [0u8; 32];
+        let mut reads = 0;
+        let err = loop {
+            // A reader that goes round in circles, as fatfs does on a cyclic cluster chain.
+            w.seek(SeekFrom::Start(64)).unwrap();
+            match w.read_exact(&mut b) {
+                Ok(()) => reads += 1,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(reads, 10_000 / 32);
+        assert!(is_budget_exhausted(&err), "{err}");
     }
 }

@@ -423,9 +423,20 @@ impl Default for ReadLimits {
     }
 }
 
+/// A read budget for walking a FAT volume of `len` bytes: enough to read every byte of it
+/// twice (directories, FAT entries and files are each read once by a full check) plus the
+/// metadata of a few lookups, and never enough for a walk around a cyclic cluster chain to go
+/// on for long.
+pub fn budget_for(len: u64) -> u64 {
+    len.saturating_mul(2).saturating_add(16 << 20)
+}
+
 /// A FAT volume opened read-only from a window of a disk.
 pub struct FatReader<'a, D: Disk + ?Sized> {
     fs: FileSystem<Window<'a, D>>,
+    disk: &'a D,
+    offset: u64,
+    len: u64,
 }
 
 impl<D: Disk + ?Sized> std::fmt::Debug for FatReader<'_, D> {
@@ -437,54 +448,180 @@ impl<D: Disk + ?Sized> std::fmt::Debug for FatReader<'_, D> {
 /// A file found by [`FatReader::list`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedFile {
-    /// `/`-separated path.
+    /// `/`-separated path, with long names where the directory entries have them.
     pub path: String,
+    /// The same path in the 8.3 short names every FAT entry also carries (firmware and other
+    /// readers may look a file up by either).
+    pub short_path: String,
     /// Size in bytes as recorded in the directory entry.
     pub size: u64,
 }
 
+fn invalid_data(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+/// The name a FAT reader compares: case folded, trailing dots and spaces dropped (Windows and
+/// some firmware drop them when they look names up).
+fn fold_name(name: &str) -> String {
+    name.trim_end_matches(['.', ' ']).to_lowercase()
+}
+
+/// Why the boot chain would read the ESP file at `path` (any case, long or short name), or
+/// `None` for a file nothing in the boot chain reads. A file the firmware, systemd-stub or a
+/// UEFI shell reads must be listed in the signed manifest: see docs/threat-model.md.
+pub fn read_by_boot_chain(path: &str) -> Option<&'static str> {
+    let comps: Vec<String> = path.split('/').map(fold_name).collect();
+    let (name, dirs) = comps.split_last()?;
+    if dirs.first().map(String::as_str) == Some("efi") {
+        return Some("UEFI firmware and boot loaders load programs from EFI/");
+    }
+    if dirs.first().map(String::as_str) == Some("loader") {
+        return Some("systemd-stub and systemd-boot read loader/ (credentials, add-ons, entries)");
+    }
+    if dirs.iter().any(|d| d.ends_with(".extra.d")) {
+        return Some("systemd-stub packs *.extra.d/ beside a UKI into the initramfs");
+    }
+    if name.ends_with(".addon.efi") {
+        return Some("systemd-stub loads *.addon.efi add-ons");
+    }
+    if name == "startup.nsh" {
+        return Some("a UEFI shell runs startup.nsh");
+    }
+    None
+}
+
+fn le_at(b: &[u8], at: usize, n: usize) -> u64 {
+    b[at..at + n]
+        .iter()
+        .rev()
+        .fold(0u64, |acc, &x| (acc << 8) | u64::from(x))
+}
+
 impl<'a, D: Disk + ?Sized> FatReader<'a, D> {
-    /// Open the FAT at `[offset, offset+len)` of `disk`.
-    pub fn open(disk: &'a D, offset: u64, len: u64) -> io::Result<Self> {
-        let fs = FileSystem::new(Window::new(disk, offset, len), FsOptions::new())?;
-        Ok(FatReader { fs })
+    /// Open the FAT at `[offset, offset+len)` of `disk`; all reads through this reader together
+    /// may fetch at most `budget` bytes (see [`budget_for`]).
+    pub fn open(disk: &'a D, offset: u64, len: u64, budget: u64) -> io::Result<Self> {
+        let fs = FileSystem::new(Window::new(disk, offset, len, budget), FsOptions::new())?;
+        Ok(FatReader {
+            fs,
+            disk,
+            offset,
+            len,
+        })
     }
 
-    /// Every regular file, sorted by path. Fails if the limits are exceeded.
+    /// Refuse a volume whose readers could disagree about which clusters a file has: FAT32
+    /// with mirroring switched off (BPB_ExtFlags bit 7; fatfs then reads the "active" FAT, Linux
+    /// and fsck.fat the first), or FAT copies that differ. Reads each copy once, in 1 MiB pieces.
+    pub fn check_fat_copies(&self) -> io::Result<()> {
+        let mut bs = [0u8; 512];
+        self.disk.read_exact_at(&mut bs, self.offset)?;
+        let sector = le_at(&bs, 11, 2);
+        let reserved = le_at(&bs, 14, 2);
+        let fats = le_at(&bs, 16, 1);
+        let fat16_sectors = le_at(&bs, 22, 2);
+        let fat32 = fat16_sectors == 0;
+        let fat_sectors = if fat32 {
+            le_at(&bs, 36, 4)
+        } else {
+            fat16_sectors
+        };
+        if fat32 && le_at(&bs, 40, 2) & 0x80 != 0 {
+            return Err(invalid_data(format!(
+                "FAT mirroring is switched off (BPB_ExtFlags {:#06x}): readers would disagree on which FAT counts",
+                le_at(&bs, 40, 2)
+            )));
+        }
+        let fat_bytes = fat_sectors * sector;
+        let end = (reserved + fats * fat_sectors) * sector;
+        if fats == 0 || fat_bytes == 0 || end > self.len {
+            return Err(invalid_data(format!(
+                "boot sector: {fats} FATs of {fat_sectors} sectors do not fit the volume"
+            )));
+        }
+        let chunk = 1u64 << 20;
+        let mut first = vec![0u8; chunk.min(fat_bytes) as usize];
+        let mut other = first.clone();
+        let mut at = 0u64;
+        while at < fat_bytes {
+            let n = chunk.min(fat_bytes - at) as usize;
+            let base = self.offset + reserved * sector + at;
+            self.disk.read_exact_at(&mut first[..n], base)?;
+            for copy in 1..fats {
+                self.disk
+                    .read_exact_at(&mut other[..n], base + copy * fat_bytes)?;
+                if let Some(i) = first[..n].iter().zip(&other[..n]).position(|(a, b)| a != b) {
+                    return Err(invalid_data(format!(
+                        "FAT copy {} differs from FAT 1 at byte {}: readers would disagree on which clusters a file has",
+                        copy + 1,
+                        at + i as u64
+                    )));
+                }
+            }
+            at += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Every regular file, sorted by path. Fails if the limits are exceeded, or if one
+    /// directory holds two entries that a reader could confuse (the same long or short name
+    /// in any case): which of the two a reader takes would then decide what it reads.
     pub fn list(&self, limits: ReadLimits) -> io::Result<Vec<ListedFile>> {
         let mut out = Vec::new();
         let mut seen = 0usize;
-        let mut stack = vec![(self.fs.root_dir(), String::new(), 0usize)];
-        while let Some((dir, prefix, depth)) = stack.pop() {
+        let mut stack = vec![(self.fs.root_dir(), String::new(), String::new(), 0usize)];
+        while let Some((dir, prefix, short_prefix, depth)) = stack.pop() {
+            let mut names: std::collections::BTreeMap<String, String> = Default::default();
             for entry in dir.iter() {
                 let entry = entry?;
                 seen += 1;
                 if seen > limits.max_entries {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("more than {} directory entries", limits.max_entries),
-                    ));
+                    return Err(invalid_data(format!(
+                        "more than {} directory entries",
+                        limits.max_entries
+                    )));
                 }
                 let name = entry.file_name();
                 if name == "." || name == ".." {
                     continue;
                 }
-                let path = if prefix.is_empty() {
-                    name
-                } else {
-                    format!("{prefix}/{name}")
+                if !entry.is_dir() && !entry.is_file() {
+                    continue; // the volume label
+                }
+                let short = entry.short_file_name();
+                let join = |p: &str, n: &str| {
+                    if p.is_empty() {
+                        n.to_string()
+                    } else {
+                        format!("{p}/{n}")
+                    }
                 };
+                let path = join(&prefix, &name);
+                let short_path = join(&short_prefix, &short);
+                for key in [fold_name(&name), fold_name(&short)] {
+                    if let Some(other) = names.get(&key) {
+                        if *other != path {
+                            return Err(invalid_data(format!(
+                                "{:?} and {other:?} have the same name for a FAT reader ({key:?})",
+                                path
+                            )));
+                        }
+                    }
+                    names.insert(key, path.clone());
+                }
                 if entry.is_dir() {
                     if depth + 1 > limits.max_depth {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!("directories nested deeper than {}", limits.max_depth),
-                        ));
+                        return Err(invalid_data(format!(
+                            "directories nested deeper than {}",
+                            limits.max_depth
+                        )));
                     }
-                    stack.push((entry.to_dir(), path, depth + 1));
-                } else if entry.is_file() {
+                    stack.push((entry.to_dir(), path, short_path, depth + 1));
+                } else {
                     out.push(ListedFile {
                         path,
+                        short_path,
                         size: entry.len(),
                     });
                 }
@@ -506,10 +643,7 @@ impl<'a, D: Disk + ?Sized> FatReader<'a, D> {
             .take(max + 1)
             .read_to_end(&mut data)?;
         if n as u64 > max {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{path} is larger than {max} bytes"),
-            ));
+            return Err(invalid_data(format!("{path} is larger than {max} bytes")));
         }
         Ok(Some(data))
     }
@@ -532,10 +666,7 @@ impl<'a, D: Disk + ?Sized> FatReader<'a, D> {
             }
             total += n as u64;
             if total > max {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "file larger than expected",
-                ));
+                return Err(invalid_data("file larger than expected".into()));
             }
             h.update(&buf[..n]);
         }
@@ -600,7 +731,7 @@ mod tests {
                 a == b,
                 "same files in another order must give the same bytes"
             );
-            let r = FatReader::open(&a, 0, size).unwrap();
+            let r = FatReader::open(&a, 0, size, budget_for(size)).unwrap();
             let listed = r.list(ReadLimits::default()).unwrap();
             let paths: Vec<_> = listed.iter().map(|f| f.path.as_str()).collect();
             assert_eq!(
@@ -627,7 +758,7 @@ mod tests {
     #[test]
     fn list_limits_hold() {
         let img = build(&spec(4 << 20, false), &files()).unwrap();
-        let r = FatReader::open(&img, 0, img.len() as u64).unwrap();
+        let r = FatReader::open(&img, 0, img.len() as u64, u64::MAX).unwrap();
         assert!(r
             .list(ReadLimits {
                 max_depth: 1,

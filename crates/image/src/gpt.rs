@@ -267,6 +267,52 @@ pub struct NewPartition {
     pub name: String,
 }
 
+/// Offset of the protective partition's size field in LBA 0.
+pub const PMBR_SIZE_FIELD: std::ops::Range<usize> = 458..462;
+/// Offset of the protective partition's CHS end address in LBA 0.
+pub const PMBR_CHS_END: std::ops::Range<usize> = 451..454;
+
+/// The 0xEE entry's size field for a disk of `total_sectors`: the disk's size less LBA 0, or
+/// 0xFFFFFFFF when that does not fit (UEFI 2.10, 5.2.3).
+pub fn pmbr_size_field(total_sectors: u64) -> u32 {
+    u32::try_from(total_sectors.saturating_sub(1)).unwrap_or(u32::MAX)
+}
+
+/// The protective MBR homestick writes at LBA 0, byte for byte: no boot code, no disk
+/// signature, one partition entry (status 0, CHS start 0/0/2, type 0xEE, CHS end FF FF FF,
+/// first LBA 1, `size_field` sectors), three empty entries, and the 55 AA signature.
+///
+/// Nothing else is allowed there: firmware and the kernel read LBA 0 before the GPT, and any
+/// other content (a DOS partition table, a hybrid MBR, another system's label) would give them a
+/// partition view that nobody signed.
+pub fn protective_mbr(size_field: u32) -> [u8; 512] {
+    let mut b = [0u8; 512];
+    b[446..458].copy_from_slice(&[0x00, 0x00, 0x02, 0x00, 0xEE, 0xFF, 0xFF, 0xFF, 1, 0, 0, 0]);
+    b[PMBR_SIZE_FIELD].copy_from_slice(&size_field.to_le_bytes());
+    b[510] = 0x55;
+    b[511] = 0xAA;
+    b
+}
+
+/// Check that `lba0` is the protective MBR of [`protective_mbr`], allowing only the two fields
+/// that describe the disk's size to differ (a partitioning tool such as `sgdisk -e` rewrites
+/// them, with a CHS address computed from its idea of the geometry, when it moves the backup
+/// GPT to a larger stick's end; neither can describe a partition). Returns the size field, or
+/// the first byte that differs.
+pub fn check_protective_mbr(lba0: &[u8; 512]) -> Result<u32, usize> {
+    let mut size = [0u8; 4];
+    size.copy_from_slice(&lba0[PMBR_SIZE_FIELD]);
+    let size = u32::from_le_bytes(size);
+    let want = protective_mbr(size);
+    match (0..512).find(|i| !PMBR_CHS_END.contains(i) && lba0[*i] != want[*i]) {
+        Some(i) => Err(i),
+        None => Ok(size),
+    }
+}
+
+/// Size of the GPT header homestick writes; the rest of LBA 1 is zero.
+pub const HEADER_SIZE: u32 = 92;
+
 /// Write a protective MBR, primary and backup GPT to `device` (whose size is the disk's size).
 /// Output depends only on the arguments and the device size: no random GUIDs.
 pub fn write<D: Read + Write + Seek + std::fmt::Debug>(
@@ -276,9 +322,9 @@ pub fn write<D: Read + Write + Seek + std::fmt::Debug>(
     partitions: &[NewPartition],
 ) -> Result<D, String> {
     let mut device = device;
-    let pmbr =
-        gpt::mbr::ProtectiveMBR::with_lb_size(u32::try_from(total_sectors - 1).unwrap_or(u32::MAX));
-    pmbr.overwrite_lba0(&mut device)
+    device
+        .seek(std::io::SeekFrom::Start(0))
+        .and_then(|_| device.write_all(&protective_mbr(pmbr_size_field(total_sectors))))
         .map_err(|e| format!("protective MBR: {e}"))?;
     let mut disk = gpt::GptConfig::new()
         .writable(true)
@@ -364,6 +410,31 @@ mod tests {
         );
         assert_eq!(img[510..512], [0x55, 0xAA]);
         assert_eq!(img[450], 0xEE);
+        assert_eq!(img[..512], protective_mbr(8 * 2048 - 1));
+    }
+
+    #[test]
+    fn protective_mbr_is_what_the_gpt_crate_writes() {
+        for n in [1u32, 16383, 0x1234_5678, u32::MAX] {
+            let theirs = gpt::mbr::ProtectiveMBR::with_lb_size(n).to_bytes();
+            assert_eq!(protective_mbr(n), theirs, "size field {n}");
+        }
+        assert_eq!(pmbr_size_field(1 << 40), u32::MAX);
+        assert_eq!(pmbr_size_field(2048), 2047);
+    }
+
+    #[test]
+    fn protective_mbr_check_allows_only_the_size_fields() {
+        let good = protective_mbr(1000);
+        assert_eq!(check_protective_mbr(&good), Ok(1000));
+        let mut chs = good;
+        chs[451..454].copy_from_slice(&[0x97, 0x18, 0x11]);
+        assert_eq!(check_protective_mbr(&chs), Ok(1000));
+        for at in [0usize, 440, 446, 450, 454, 462, 470, 510] {
+            let mut bad = good;
+            bad[at] ^= 0x80;
+            assert_eq!(check_protective_mbr(&bad), Err(at), "byte {at}");
+        }
     }
 
     #[test]

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::manifest::Manifest;
+
 /// Format id of policy.json.
 pub const POLICY_FORMAT: &str = "homestick-boot-policy/1";
 /// Where the policy lives in the initramfs.
@@ -39,10 +41,81 @@ pub struct BootPolicy {
     pub min_rollback_index: u64,
     /// Seconds to wait for the stick to appear.
     pub device_timeout_seconds: u32,
+    /// Seconds from the verifier's start to its verdict after which it refuses anyway: a
+    /// hostile stick must never keep the PC waiting without a message.
+    #[serde(default = "default_verdict_timeout")]
+    pub verdict_timeout_seconds: u32,
     /// The system's init, run after switch_root.
     pub init: String,
     /// Where the profile partition is mounted in the system.
     pub profile_mount: String,
+}
+
+/// The verdict timeout when the base names none: the device wait plus time to hash a large
+/// system partition from a slow USB 2 stick.
+pub const DEFAULT_VERDICT_TIMEOUT: u32 = 300;
+
+fn default_verdict_timeout() -> u32 {
+    DEFAULT_VERDICT_TIMEOUT
+}
+
+/// What a verifier requires of a signed manifest beyond the signature and the hashes: the
+/// boot policy's checks, which an auditor or the flasher can apply offline as well.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expectations {
+    /// The image must be for this customer.
+    pub customer_id: Option<String>,
+    /// The image's rollback index must be at least this.
+    pub min_rollback_index: Option<u64>,
+    /// The image's GPT disk GUID must be this (lowercase hyphenated form).
+    pub disk_guid: Option<String>,
+}
+
+impl Expectations {
+    /// Nothing required.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// What each requirement finds wrong with `m`, in a fixed order.
+    pub fn check(&self, m: &Manifest) -> Vec<String> {
+        let mut fails = Vec::new();
+        if let Some(c) = &self.customer_id {
+            if &m.customer.id != c {
+                fails.push(format!(
+                    "policy: the image is for customer {:?}, required is {c:?}",
+                    m.customer.id
+                ));
+            }
+        }
+        if let Some(min) = self.min_rollback_index {
+            if m.rollback_index < min {
+                fails.push(format!(
+                    "policy: rollback index {} is below the required minimum {min}",
+                    m.rollback_index
+                ));
+            }
+        }
+        if let Some(g) = &self.disk_guid {
+            if !m.disk.guid.eq_ignore_ascii_case(g) {
+                fails.push(format!(
+                    "policy: disk GUID {} is not the required {g}",
+                    m.disk.guid
+                ));
+            }
+        }
+        fails
+    }
+}
+
+impl From<&BootPolicy> for Expectations {
+    fn from(p: &BootPolicy) -> Self {
+        Expectations {
+            customer_id: Some(p.customer_id.clone()),
+            min_rollback_index: Some(p.min_rollback_index),
+            disk_guid: Some(p.disk_guid.clone()),
+        }
+    }
 }
 
 impl BootPolicy {

@@ -8,11 +8,12 @@
 use std::path::PathBuf;
 
 use crate::disk::{Disk, SECTOR};
-use crate::fat::{FatReader, ReadLimits};
+use crate::fat::{self, FatReader, ReadLimits};
 use crate::gpt;
 use crate::hash::{hash_range, hex};
 use crate::keys::{verify_any, TrustedKey};
 use crate::manifest::{self, Manifest, ESP_FIRST_LBA, MANIFEST_PATH, SIGNATURE_PATH};
+use crate::policy::Expectations;
 
 /// Why a target is not trusted, or cannot be judged.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +67,10 @@ pub struct Statement {
     pub signature: Vec<u8>,
 }
 
+/// Most bytes read from the ESP to find the statement (before anything is trusted): the
+/// manifest's size limit, the signature and a generous amount of directory metadata.
+const STATEMENT_READ_BUDGET: u64 = 64 << 20;
+
 /// Read manifest.json and manifest.sig from the FAT that starts at LBA 2048.
 pub fn read_statement<D: Disk + ?Sized>(disk: &D) -> Result<Statement, VerifyError> {
     let off = ESP_FIRST_LBA * SECTOR;
@@ -75,11 +80,12 @@ pub fn read_statement<D: Disk + ?Sized>(disk: &D) -> Result<Statement, VerifyErr
             disk.size()
         )));
     }
-    let fat = FatReader::open(disk, off, disk.size() - off).map_err(|e| {
-        VerifyError::Unusable(format!(
+    let fat =
+        FatReader::open(disk, off, disk.size() - off, STATEMENT_READ_BUDGET).map_err(|e| {
+            VerifyError::Unusable(format!(
             "not a homestick image: no readable EFI system partition at LBA {ESP_FIRST_LBA}: {e}"
         ))
-    })?;
+        })?;
     let manifest = match fat.read(MANIFEST_PATH, manifest::MAX_MANIFEST_BYTES as u64) {
         Ok(Some(m)) => m,
         Ok(None) => {
@@ -151,6 +157,88 @@ pub fn check_statement<'k>(
         )));
     }
     Ok((m, key))
+}
+
+/// What a 512-byte LBA 0 that is not a protective MBR holds, in words, for the finding.
+fn describe_lba0(b: &[u8; 512], first_bad: usize) -> String {
+    if b[510..512] != [0x55, 0xAA] {
+        return "no 55 AA boot signature".into();
+    }
+    let types: Vec<String> = (0..4)
+        .map(|i| b[446 + 16 * i + 4])
+        .filter(|&t| t != 0)
+        .map(|t| format!("{t:#04x}"))
+        .collect();
+    if types.len() != 1 || types[0] != "0xee" {
+        return format!(
+            "an MBR partition table with partition types [{}]",
+            types.join(", ")
+        );
+    }
+    format!(
+        "byte {first_bad} is {:#04x}, the protective MBR has {:#04x} there",
+        b[first_bad],
+        gpt::protective_mbr(0)[first_bad]
+    )
+}
+
+/// Check what firmware and kernels read before the GPT entries: the logical sector size of a
+/// block device (with 4096-byte sectors they would look for a GPT at byte 4096), LBA 0 (it must
+/// be exactly the protective MBR of docs/format.md, whose only free field is the size that
+/// covers the disk) and LBA 1 (the GPT header and zeros). Returns the failures.
+pub fn check_boot_sectors<D: Disk + ?Sized>(disk: &D, m: &Manifest) -> Vec<String> {
+    let mut fails = Vec::new();
+    if let Some(bs) = disk.logical_block_size() {
+        if bs != SECTOR {
+            fails.push(format!(
+                "device: it reports {bs}-byte logical sectors; firmware and Linux would read a partition table at byte {bs}, \
+                 which is not signed (homestick sticks have 512-byte sectors)"
+            ));
+        }
+    }
+    let mut b = [0u8; 1024];
+    if let Err(e) = disk.read_exact_at(&mut b, 0) {
+        fails.push(format!("LBA 0: cannot read: {e}"));
+        return fails;
+    }
+    let mut lba0 = [0u8; 512];
+    lba0.copy_from_slice(&b[..512]);
+    match gpt::check_protective_mbr(&lba0) {
+        Err(first_bad) => fails.push(format!(
+            "LBA 0: not the protective MBR homestick writes ({}); firmware and Linux would take partitions from it that nobody signed",
+            describe_lba0(&lba0, first_bad)
+        )),
+        Ok(size) => {
+        let disk_sectors = disk.size() / SECTOR;
+        let last_signed = m.partitions.iter().map(|p| p.last_lba).max().unwrap_or(0);
+        if size != u32::MAX && (u64::from(size) < last_signed || u64::from(size) >= disk_sectors) {
+            fails.push(format!(
+                "LBA 0: the protective partition covers sectors 1..={size}, which must reach past the signed partitions (..={last_signed}) and stay on the disk ({disk_sectors} sectors)"
+            ));
+        }
+        }
+    }
+    let lba1 = &b[512..];
+    if lba1[..8] == *b"EFI PART" {
+        let header_size = u32::from_le_bytes([lba1[12], lba1[13], lba1[14], lba1[15]]);
+        let revision = u32::from_le_bytes([lba1[8], lba1[9], lba1[10], lba1[11]]);
+        if header_size != gpt::HEADER_SIZE || revision != 0x0001_0000 || lba1[20..24] != [0; 4] {
+            fails.push(format!(
+                "GPT header: revision {revision:#010x}, size {header_size}, reserved {:02x?}; homestick writes 0x00010000, {}, zeros",
+                &lba1[20..24],
+                gpt::HEADER_SIZE
+            ));
+        } else if let Some(i) = lba1[gpt::HEADER_SIZE as usize..]
+            .iter()
+            .position(|&x| x != 0)
+        {
+            fails.push(format!(
+                "LBA 1: byte {} after the GPT header is not zero",
+                gpt::HEADER_SIZE as usize + i
+            ));
+        }
+    }
+    fails
 }
 
 /// Compare the primary GPT with the manifest. Returns the failures.
@@ -296,7 +384,7 @@ fn check_esp_files<D: Disk + ?Sized>(
         return (vec!["manifest: no ESP entry".into()], vec![]);
     };
     let listed = esp.files.as_deref().unwrap_or_default();
-    let fat = match FatReader::open(disk, esp.offset(), esp.len()) {
+    let fat = match FatReader::open(disk, esp.offset(), esp.len(), fat::budget_for(esp.len())) {
         Ok(f) => f,
         Err(e) => {
             return (
@@ -305,6 +393,9 @@ fn check_esp_files<D: Disk + ?Sized>(
             )
         }
     };
+    if let Err(e) = fat.check_fat_copies() {
+        return (vec![format!("partition {}: {e}", esp.label())], vec![]);
+    }
     let mut fails = Vec::new();
     for f in listed {
         match fat.hash(&f.path, f.size) {
@@ -325,19 +416,27 @@ fn check_esp_files<D: Disk + ?Sized>(
         advance(f.size);
     }
     let mut warnings = Vec::new();
+    let known: std::collections::BTreeSet<String> = listed
+        .iter()
+        .map(|l| l.path.as_str())
+        .chain([MANIFEST_PATH, SIGNATURE_PATH])
+        .map(|p| p.to_lowercase())
+        .collect();
     match fat.list(ReadLimits::default()) {
         Ok(all) => {
             for f in all {
-                let known = f.path == MANIFEST_PATH
-                    || f.path == SIGNATURE_PATH
-                    || listed
-                        .binary_search_by(|l| l.path.as_str().cmp(&f.path))
-                        .is_ok();
-                if !known {
-                    warnings.push(format!(
+                if known.contains(&f.path.to_lowercase()) {
+                    continue;
+                }
+                match fat::read_by_boot_chain(&f.path).or(fat::read_by_boot_chain(&f.short_path)) {
+                    Some(why) => fails.push(format!(
+                        "ESP file {}: not listed in the signed manifest, and {why}",
+                        f.path
+                    )),
+                    None => warnings.push(format!(
                         "ESP file {}: not listed in the signed manifest ({} bytes)",
                         f.path, f.size
-                    ));
+                    )),
                 }
             }
         }
@@ -352,6 +451,17 @@ pub fn verify<D: Disk + ?Sized>(
     keys: &[TrustedKey],
     progress: &dyn Progress,
 ) -> Result<Verified, VerifyError> {
+    verify_with(disk, keys, &Expectations::none(), progress)
+}
+
+/// Verify `disk` against `keys`, and require what `expect` says of the signed manifest (the
+/// boot policy's checks: customer, minimum rollback index, disk GUID).
+pub fn verify_with<D: Disk + ?Sized>(
+    disk: &D,
+    keys: &[TrustedKey],
+    expect: &Expectations,
+    progress: &dyn Progress,
+) -> Result<Verified, VerifyError> {
     let st = read_statement(disk)?;
     let (m, key) = check_statement(&st, keys)?;
     if disk.size() < m.disk.min_size_bytes {
@@ -361,7 +471,9 @@ pub fn verify<D: Disk + ?Sized>(
             m.disk.min_size_bytes
         )));
     }
-    let mut failures = check_gpt(disk, &m);
+    let mut failures = expect.check(&m);
+    failures.extend(check_boot_sectors(disk, &m));
+    failures.extend(check_gpt(disk, &m));
     let (content_fails, warnings) = check_contents(disk, &m, progress);
     failures.extend(content_fails);
     if !failures.is_empty() {

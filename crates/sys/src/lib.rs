@@ -1,0 +1,74 @@
+//! The Linux interfaces homestick needs that have no safe wrapper in a well-kept crate:
+//! device-mapper (the boot verifier maps exactly the verified sectors of the stick) and
+//! partition removal (so no node from the kernel's own partition scan is left to be used).
+//!
+//! All `unsafe` code of homestick lives in [`ioctl`], each call with a `// SAFETY:` comment;
+//! everything else in the workspace denies it.
+
+pub mod ioctl;
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+/// A device-mapper device that maps one range of another block device, read-only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinearMap<'a> {
+    /// Name of the new device (also its node under /dev/mapper when udev runs; we make our own).
+    pub name: &'a str,
+    /// `dev_t` of the whole disk the range is on.
+    pub disk: u64,
+    /// First 512-byte sector of the range on the disk.
+    pub start: u64,
+    /// Length in 512-byte sectors.
+    pub sectors: u64,
+}
+
+/// Create a read-only linear device-mapper device for `map` through `control`
+/// (`/dev/mapper/control`) and activate it. Returns the new device's `dev_t`.
+pub fn create_linear(control: &Path, map: &LinearMap<'_>) -> io::Result<u64> {
+    let ctl = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(control)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", control.display())))?;
+    let (major, minor) = split_dev(map.disk);
+    let params = format!("{major}:{minor} {}", map.start);
+    let fd = ctl.as_raw_fd();
+    ioctl::dm_dev_create(fd, map.name)?;
+    let res = ioctl::dm_table_load(fd, map.name, "linear", map.sectors, &params)
+        .and_then(|()| ioctl::dm_resume(fd, map.name));
+    match res {
+        Ok(dev) => Ok(dev),
+        Err(e) => {
+            let _ = ioctl::dm_dev_remove(fd, map.name);
+            Err(e)
+        }
+    }
+}
+
+/// Remove partition `number` from the kernel's view of the disk open in `disk` (BLKPG).
+pub fn delete_partition(disk: &File, number: u32) -> io::Result<()> {
+    ioctl::blkpg_del_partition(disk.as_raw_fd(), number)
+}
+
+/// (major, minor) of a glibc-encoded `dev_t`.
+pub fn split_dev(dev: u64) -> (u64, u64) {
+    (
+        ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0xfff),
+        ((dev >> 12) & 0xffff_ff00) | (dev & 0xff),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_numbers_split_like_glibc() {
+        assert_eq!(split_dev((254 << 8) | 3), (254, 3));
+        assert_eq!(split_dev((259 << 8) | (0x100 << 12) | 0x01), (259, 0x101));
+        assert_eq!(split_dev((0x1000 << 32) | (1 << 8)), (0x1001, 0));
+    }
+}
