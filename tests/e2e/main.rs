@@ -12,4 +12,5 @@ mod common;
 mod hostile;
 mod oracles;
 mod profiles;
+mod stick_gaps;
 mod tamper;

@@ -368,29 +368,11 @@ fn inspect_shows_customer_version_key_partitions_and_files() {
     }
 }
 
-/// Detaches a loop device when dropped.
-struct Loop(String);
-
-impl Drop for Loop {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("losetup")
-            .args(["-d", &self.0])
-            .status();
-    }
-}
-
 #[test]
 fn verifies_a_real_block_device() {
     let fx = Fixture::new();
     let img = fx.build("demo.img");
-    let r = tool("losetup", &["--find", "--show", &img.display().to_string()]);
-    assert_eq!(
-        r.code,
-        0,
-        "losetup needs root and loop devices: {}",
-        r.all()
-    );
-    let dev = Loop(r.stdout.trim().to_string());
+    let dev = Loop::attach(&img, &[]);
     let r = verify(Path::new(&dev.0), &test_pub());
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(

@@ -19,22 +19,13 @@ use homestick_image::disk::{Disk, FileDisk, SECTOR};
 use homestick_image::gpt::{TYPE_HOMESTICK_PROFILE, TYPE_ROOT_X86_64};
 use homestick_image::keys::{load_keyring, TrustedKey};
 use homestick_image::manifest::Manifest;
-use homestick_image::policy::{BootPolicy, Expectations, POLICY_FORMAT};
+use homestick_image::policy::{BootPolicy, Expectations};
 use homestick_image::verify::{verify_with, NoProgress, VerifyError};
 
 /// Read and check the policy.
 pub fn load_policy(path: &Path) -> Result<BootPolicy, String> {
     let b = fs::read(path).map_err(|e| format!("policy {}: {e}", path.display()))?;
-    let p: BootPolicy =
-        serde_json::from_slice(&b).map_err(|e| format!("policy {}: {e}", path.display()))?;
-    if p.format != POLICY_FORMAT {
-        return Err(format!(
-            "policy {}: format {:?} not supported",
-            path.display(),
-            p.format
-        ));
-    }
-    Ok(p)
+    BootPolicy::from_json(&b).map_err(|e| format!("policy {}: {e}", path.display()))
 }
 
 /// Load the trusted keys.

@@ -31,7 +31,11 @@ Set SOURCE_DATE_EPOCH for reproducible builds: same inputs, same key, same epoch
     Build(Box<BuildArgs>),
     /// Check an image file or a stick against trusted public keys.
     #[command(
-        after_help = "Examples:\n  homestick verify out/stadt-musterhausen.img --keyring keys/test/homestick-test.pub\n  homestick verify /dev/sdc --keyring /etc/homestick/trusted/ --json\n\n\
+        after_help = "Examples:\n  homestick verify out/stadt-musterhausen.img --keyring keys/test/homestick-test.pub\n  homestick verify /dev/sdc --keyring /etc/homestick/trusted/ --json\n  \
+homestick verify /dev/sdc --keyring provider.pub --customer stadt-musterhausen --min-rollback 3\n  \
+homestick verify stick.img --keyring provider.pub --policy policy.json\n\n\
+With --customer, --min-rollback, --disk-guid or --policy, verify applies the boot verifier's checks\n\
+too: without them any image signed by a trusted key is trusted, for whichever customer.\n\n\
 Exit codes: 0 trusted, 1 NOT trusted (the message names the partition, file or check), 2 unusable input."
     )]
     Verify(VerifyArgs),
@@ -160,6 +164,26 @@ pub struct VerifyArgs {
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Require the image to be for this customer id (as the boot verifier does).
+    #[arg(long, value_name = "ID")]
+    pub customer: Option<String>,
+    /// Require a rollback index of at least N (as the boot verifier does).
+    #[arg(long, value_name = "N")]
+    pub min_rollback: Option<u64>,
+    /// Require this GPT disk GUID (as the boot verifier does).
+    #[arg(long, value_name = "GUID", value_parser = parse_guid)]
+    pub disk_guid: Option<String>,
+    /// Apply a boot policy (policy.json, as in a UKI's initramfs): its customer, minimum
+    /// rollback index and disk GUID.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["customer", "min_rollback", "disk_guid"])]
+    pub policy: Option<PathBuf>,
+}
+
+/// Parse a GUID into its lowercase hyphenated form.
+pub fn parse_guid(s: &str) -> Result<String, String> {
+    uuid::Uuid::parse_str(s.trim())
+        .map(|u| u.hyphenated().to_string())
+        .map_err(|e| format!("{s:?} is not a GUID: {e}"))
 }
 
 /// `homestick inspect`

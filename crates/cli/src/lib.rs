@@ -15,6 +15,7 @@ use cli::{BuildArgs, Cli, Command, InspectArgs, KeysCommand, ProfileCommand, Ver
 use homestick_image::disk::FileDisk;
 use homestick_image::keys;
 use homestick_image::manifest::Manifest;
+use homestick_image::policy::{BootPolicy, Expectations};
 use homestick_image::verify::{self, VerifyError};
 use progress::Reporter;
 use serde_json::json;
@@ -274,6 +275,48 @@ fn open_target(path: &Path) -> Result<FileDisk, String> {
     FileDisk::open(path).map_err(|e| format!("{}: cannot open: {e}", path.display()))
 }
 
+/// What `verify` requires besides the signature: from --policy, or from the single options.
+fn expectations(a: &VerifyArgs) -> Result<Expectations, String> {
+    if let Some(path) = &a.policy {
+        let b = read_limited(path, 1 << 20)?;
+        let p = BootPolicy::from_json(&b).map_err(|e| format!("{}: {e}", path.display()))?;
+        return Ok(Expectations::from(&p));
+    }
+    Ok(Expectations {
+        customer_id: a.customer.clone(),
+        min_rollback_index: a.min_rollback,
+        disk_guid: a.disk_guid.clone(),
+    })
+}
+
+fn describe_expectations(e: &Expectations) -> String {
+    let mut parts = Vec::new();
+    if let Some(c) = &e.customer_id {
+        parts.push(format!("customer {c}"));
+    }
+    if let Some(n) = e.min_rollback_index {
+        parts.push(format!("rollback index >= {n}"));
+    }
+    if let Some(g) = &e.disk_guid {
+        parts.push(format!("disk GUID {g}"));
+    }
+    parts.join(", ")
+}
+
+/// Read a small file, refusing one larger than `max` bytes (checked while reading).
+fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let f = fs::File::open(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let mut b = Vec::new();
+    f.take(max + 1)
+        .read_to_end(&mut b)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    if b.len() as u64 > max {
+        return Err(format!("{}: larger than {max} bytes", path.display()));
+    }
+    Ok(b)
+}
+
 fn verify_cmd(a: &VerifyArgs) -> Result<(), Failure> {
     let t = a.target.display().to_string();
     let fail_json = |msg: &str| {
@@ -286,12 +329,16 @@ fn verify_cmd(a: &VerifyArgs) -> Result<(), Failure> {
         fail_json(&m);
         Failure::Usage(m)
     })?;
+    let expect = expectations(a).map_err(|m| {
+        fail_json(&m);
+        Failure::Usage(m)
+    })?;
     let disk = open_target(&a.target).map_err(|m| {
         fail_json(&m);
         Failure::Usage(m)
     })?;
     let rep = Reporter::new(a.json);
-    let res = verify::verify(&disk, &keyring, &rep);
+    let res = verify::verify_with(&disk, &keyring, &expect, &rep);
     rep.finish();
     match res {
         Ok(v) => {
@@ -314,10 +361,15 @@ fn verify_cmd(a: &VerifyArgs) -> Result<(), Failure> {
                 );
                 println!("  signed by key {} ({})", v.key_id, v.key_source.display());
                 println!(
-                    "  checked: signature, GPT entries, {} partition hashes, {} ESP files",
+                    "  checked: LBA 0 and 1, signature, GPT entries, {} partition hashes, {} ESP files, no unlisted file the boot chain reads",
                     m.partitions.iter().filter(|p| p.sha256.is_some()).count(),
                     m.esp().and_then(|p| p.files.as_ref()).map_or(0, Vec::len)
                 );
+                if expect == Expectations::none() {
+                    println!("  not checked: customer, minimum rollback index, disk GUID (use --policy or --customer, --min-rollback, --disk-guid)");
+                } else {
+                    println!("  policy: {}", describe_expectations(&expect));
+                }
             }
             Ok(())
         }

@@ -491,6 +491,79 @@ pub fn read_by_boot_chain(path: &str) -> Option<&'static str> {
     None
 }
 
+/// Largest FAT [`FatReader::check_fat_tables`] holds in memory (a 4 GiB FAT32 ESP with 512-byte
+/// clusters has a 32 MiB FAT).
+pub const MAX_FAT_BYTES: u64 = 64 << 20;
+
+/// Check that no cluster chain in `fat` (FAT 1 of a volume with `clusters` data clusters)
+/// loops or points outside the volume. Every cluster is visited once.
+fn check_chains(fat: &[u8], clusters: u64, fat32: bool) -> io::Result<()> {
+    let fat12 = !fat32 && clusters < 4085;
+    let (bits, end_min) = match (fat32, fat12) {
+        (true, _) => (32, 0x0FFF_FFF7u64),
+        (false, true) => (12, 0xFF7),
+        (false, false) => (16, 0xFFF7),
+    };
+    let entry = |c: u64| -> Option<u64> {
+        let v = match bits {
+            32 => le_at(fat, usize::try_from(c * 4).ok()?, 4) & 0x0FFF_FFFF,
+            16 => le_at(fat, usize::try_from(c * 2).ok()?, 2),
+            _ => {
+                let at = usize::try_from(c + c / 2).ok()?;
+                let v = le_at(fat, at, 2);
+                if c % 2 == 1 {
+                    v >> 4
+                } else {
+                    v & 0xFFF
+                }
+            }
+        };
+        Some(v)
+    };
+    let last = clusters + 1;
+    let entries = (fat.len() as u64 * 8) / bits;
+    if last >= entries {
+        return Err(invalid_data(format!(
+            "the FAT has {entries} entries, too few for {clusters} clusters"
+        )));
+    }
+    // 0: not yet seen, 1: on the chain being walked, 2: known to end.
+    let mut state = vec![0u8; (last + 1) as usize];
+    let mut path = Vec::new();
+    for start in 2..=last {
+        let mut c = start;
+        path.clear();
+        loop {
+            match state[c as usize] {
+                1 => {
+                    return Err(invalid_data(format!(
+                        "the cluster chain through cluster {c} loops: a reader would go round in circles"
+                    )))
+                }
+                2 => break,
+                _ => {}
+            }
+            state[c as usize] = 1;
+            path.push(c);
+            let next = entry(c).unwrap_or(0);
+            match next {
+                0 => break,
+                n if n >= end_min => break,
+                n if (2..=last).contains(&n) => c = n,
+                n => {
+                    return Err(invalid_data(format!(
+                        "cluster {c} points to cluster {n}, outside the volume (clusters 2..={last})"
+                    )))
+                }
+            }
+        }
+        for &p in &path {
+            state[p as usize] = 2;
+        }
+    }
+    Ok(())
+}
+
 fn le_at(b: &[u8], at: usize, n: usize) -> u64 {
     b[at..at + n]
         .iter()
@@ -511,22 +584,26 @@ impl<'a, D: Disk + ?Sized> FatReader<'a, D> {
         })
     }
 
-    /// Refuse a volume whose readers could disagree about which clusters a file has: FAT32
-    /// with mirroring switched off (BPB_ExtFlags bit 7; fatfs then reads the "active" FAT, Linux
-    /// and fsck.fat the first), or FAT copies that differ. Reads each copy once, in 1 MiB pieces.
-    pub fn check_fat_copies(&self) -> io::Result<()> {
+    /// Refuse a volume whose readers could disagree about which clusters a file has, or on
+    /// which a reader could go round in circles: FAT32 with mirroring switched off
+    /// (BPB_ExtFlags bit 7; fatfs then reads the "active" FAT, Linux and fsck.fat the first), FAT
+    /// copies that differ, and a FAT in which any cluster chain loops or points outside the
+    /// volume. Reads each copy once, in 1 MiB pieces; holds FAT 1 (at most [`MAX_FAT_BYTES`]).
+    pub fn check_fat_tables(&self) -> io::Result<()> {
         let mut bs = [0u8; 512];
         self.disk.read_exact_at(&mut bs, self.offset)?;
         let sector = le_at(&bs, 11, 2);
+        let spc = le_at(&bs, 13, 1);
         let reserved = le_at(&bs, 14, 2);
         let fats = le_at(&bs, 16, 1);
+        let root_entries = le_at(&bs, 17, 2);
+        let total = match le_at(&bs, 19, 2) {
+            0 => le_at(&bs, 32, 4),
+            n => n,
+        };
         let fat16_sectors = le_at(&bs, 22, 2);
         let fat32 = fat16_sectors == 0;
-        let fat_sectors = if fat32 {
-            le_at(&bs, 36, 4)
-        } else {
-            fat16_sectors
-        };
+        let fat_sectors = if fat32 { le_at(&bs, 36, 4) } else { fat16_sectors };
         if fat32 && le_at(&bs, 40, 2) & 0x80 != 0 {
             return Err(invalid_data(format!(
                 "FAT mirroring is switched off (BPB_ExtFlags {:#06x}): readers would disagree on which FAT counts",
@@ -534,24 +611,31 @@ impl<'a, D: Disk + ?Sized> FatReader<'a, D> {
             )));
         }
         let fat_bytes = fat_sectors * sector;
-        let end = (reserved + fats * fat_sectors) * sector;
-        if fats == 0 || fat_bytes == 0 || end > self.len {
+        let fats_end = reserved + fats * fat_sectors;
+        let data_start = fats_end + (root_entries * 32).div_ceil(sector.max(1));
+        if sector == 0 || spc == 0 || fats == 0 || fat_bytes == 0 || data_start >= total || total * sector > self.len {
             return Err(invalid_data(format!(
-                "boot sector: {fats} FATs of {fat_sectors} sectors do not fit the volume"
+                "boot sector: {fats} FATs of {fat_sectors} sectors and {total} sectors in all do not fit the volume"
             )));
         }
-        let chunk = 1u64 << 20;
-        let mut first = vec![0u8; chunk.min(fat_bytes) as usize];
-        let mut other = first.clone();
+        if fat_bytes > MAX_FAT_BYTES {
+            return Err(invalid_data(format!(
+                "a FAT of {fat_bytes} bytes is larger than this verifier reads ({MAX_FAT_BYTES})"
+            )));
+        }
+        let clusters = (total - data_start) / spc;
+        let mut fat1 = vec![0u8; fat_bytes as usize];
+        let mut other = vec![0u8; (1u64 << 20).min(fat_bytes) as usize];
         let mut at = 0u64;
         while at < fat_bytes {
-            let n = chunk.min(fat_bytes - at) as usize;
+            let n = (other.len() as u64).min(fat_bytes - at) as usize;
             let base = self.offset + reserved * sector + at;
-            self.disk.read_exact_at(&mut first[..n], base)?;
+            let first = &mut fat1[at as usize..at as usize + n];
+            self.disk.read_exact_at(first, base)?;
             for copy in 1..fats {
                 self.disk
                     .read_exact_at(&mut other[..n], base + copy * fat_bytes)?;
-                if let Some(i) = first[..n].iter().zip(&other[..n]).position(|(a, b)| a != b) {
+                if let Some(i) = first.iter().zip(&other[..n]).position(|(a, b)| a != b) {
                     return Err(invalid_data(format!(
                         "FAT copy {} differs from FAT 1 at byte {}: readers would disagree on which clusters a file has",
                         copy + 1,
@@ -561,7 +645,7 @@ impl<'a, D: Disk + ?Sized> FatReader<'a, D> {
             }
             at += n as u64;
         }
-        Ok(())
+        check_chains(&fat1, clusters, fat32)
     }
 
     /// Every regular file, sorted by path. Fails if the limits are exceeded, or if one
@@ -771,6 +855,103 @@ mod tests {
                 max_entries: 3
             })
             .is_err());
+    }
+
+    #[test]
+    fn chains_that_loop_or_leave_the_volume_are_found() {
+        // FAT32: 2 -> 3 -> EOC, 4 -> 4 (a loop), clusters 2..=5.
+        let mut f32 = vec![0u8; 4 * 8];
+        for (c, v) in [(2usize, 3u32), (3, 0x0FFF_FFFF), (4, 4), (5, 0)] {
+            f32[c * 4..c * 4 + 4].copy_from_slice(&v.to_le_bytes());
+        }
+        let e = check_chains(&f32, 4, true).unwrap_err();
+        assert!(e.to_string().contains("cluster 4 loops"), "{e}");
+        f32[16..20].copy_from_slice(&2u32.to_le_bytes()); // 4 -> 2 -> 3 -> EOC
+        check_chains(&f32, 4, true).unwrap();
+        f32[20..24].copy_from_slice(&9u32.to_le_bytes()); // 5 -> 9: outside
+        assert!(check_chains(&f32, 4, true).unwrap_err().to_string().contains("outside"));
+        // A longer loop: 2 -> 3 -> 4 -> 2.
+        let mut f16 = vec![0u8; 2 * 8];
+        for (c, v) in [(2usize, 3u16), (3, 4), (4, 2)] {
+            f16[c * 2..c * 2 + 2].copy_from_slice(&v.to_le_bytes());
+        }
+        assert!(check_chains(&f16, 5000, false).is_err(), "too few entries");
+        let mut big16 = vec![0u8; 2 * 5002];
+        big16[..16].copy_from_slice(&f16);
+        assert!(check_chains(&big16, 5000, false).unwrap_err().to_string().contains("loops"));
+        // FAT12 packs two entries in three bytes: 2 -> 3, 3 -> EOC; then 3 -> 2.
+        let mut f12 = vec![0u8; 12];
+        f12[3] = 0x03; // entry 2 = 0x003
+        f12[4] = 0xF0; // entry 3 low nibble 0xF
+        f12[5] = 0xFF; // entry 3 = 0xFFF
+        check_chains(&f12, 4, false).unwrap();
+        f12[4] = 0x20;
+        f12[5] = 0x00; // entry 3 = 0x002
+        assert!(check_chains(&f12, 4, false).unwrap_err().to_string().contains("loops"));
+    }
+
+    #[test]
+    fn fat_tables_must_agree_and_be_mirrored() {
+        let img = build(&spec(40 << 20, true), &files()).unwrap();
+        let len = img.len() as u64;
+        let r = FatReader::open(&img, 0, len, u64::MAX).unwrap();
+        r.check_fat_tables().unwrap();
+        let reserved = le16(&img, 14) as usize;
+        let fat_bytes = le32(&img, 36) as usize * 512;
+        let mut off = img.clone();
+        off[40] = 0x81;
+        let r = FatReader::open(&off, 0, len, u64::MAX).unwrap();
+        assert!(r.check_fat_tables().unwrap_err().to_string().contains("mirroring"));
+        let mut split = img.clone();
+        split[reserved * 512 + fat_bytes + 4000] ^= 1;
+        let r = FatReader::open(&split, 0, len, u64::MAX).unwrap();
+        let e = r.check_fat_tables().unwrap_err().to_string();
+        assert!(e.contains("FAT copy 2 differs from FAT 1 at byte 4000"), "{e}");
+    }
+
+    #[test]
+    fn a_cyclic_directory_ends_in_an_error_not_a_hang() {
+        let img = build(&spec(4 << 20, false), &files()).unwrap();
+        let g = Geometry::read(&img).unwrap();
+        // Directory "b": its entry in the root holds its first cluster.
+        let root = &img[g.root_dir.0..g.root_dir.0 + g.root_dir.1];
+        let at = root.chunks_exact(32).position(|e| &e[..11] == b"B          ").unwrap();
+        let cl = le16(root, at * 32 + 26) as usize;
+        let mut bad = img.clone();
+        for k in 0..2 {
+            let fat = g.fat_offset + k * (le16(&img, 22) as usize * 512);
+            bad[fat + cl * 2..fat + cl * 2 + 2].copy_from_slice(&(cl as u16).to_le_bytes());
+        }
+        // Every entry deleted, so no live entry counts against the entry limit.
+        let r0 = g.cluster_range(cl as u64);
+        for e in (r0.start..r0.end).step_by(32) {
+            bad[e] = 0xE5;
+        }
+        let len = bad.len() as u64;
+        let r = FatReader::open(&bad, 0, len, budget_for(len)).unwrap();
+        let e = r.list(ReadLimits::default()).unwrap_err();
+        assert!(crate::disk::is_budget_exhausted(&e), "{e}");
+        assert!(r.check_fat_tables().unwrap_err().to_string().contains("loops"));
+    }
+
+    #[test]
+    fn boot_chain_paths_any_case_and_form() {
+        for p in [
+            "EFI/BOOT/BOOTX64.EFI",
+            "efi/linux/x.efi",
+            "EFI./BOOT/x",
+            "loader/credentials/a.cred",
+            "LOADER/addons/b.addon.efi",
+            "x.addon.efi",
+            "a/b.EXTRA.D/c.raw",
+            "startup.nsh",
+            "deep/StartUp.Nsh",
+        ] {
+            assert!(read_by_boot_chain(p).is_some(), "{p}");
+        }
+        for p in ["homestick/README.txt", "notes.txt", "efi.txt", "x.extra.d", "addon.efi.txt"] {
+            assert!(read_by_boot_chain(p).is_none(), "{p}");
+        }
     }
 
     #[test]

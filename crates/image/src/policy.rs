@@ -119,6 +119,15 @@ impl From<&BootPolicy> for Expectations {
 }
 
 impl BootPolicy {
+    /// Parse and check a policy.json.
+    pub fn from_json(bytes: &[u8]) -> Result<BootPolicy, String> {
+        let p: BootPolicy = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if p.format != POLICY_FORMAT {
+            return Err(format!("format {:?} is not {POLICY_FORMAT:?}", p.format));
+        }
+        Ok(p)
+    }
+
     /// The message for the person at home, German and English, with the customer's hotline.
     pub fn refusal_message(&self) -> String {
         let help_de = match (&self.hotline, &self.hours) {

@@ -393,7 +393,7 @@ fn check_esp_files<D: Disk + ?Sized>(
             )
         }
     };
-    if let Err(e) = fat.check_fat_copies() {
+    if let Err(e) = fat.check_fat_tables() {
         return (vec![format!("partition {}: {e}", esp.label())], vec![]);
     }
     let mut fails = Vec::new();
