@@ -96,6 +96,8 @@ struct Boot {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Bus {
     Virtio,
+    /// virtio-blk reporting 4096-byte logical sectors.
+    Virtio4k,
     Usb,
     Sata,
 }
@@ -127,6 +129,14 @@ fn boot(dir: &Path, img: &Path, bus: Bus, stop_on: Option<&str>) -> Boot {
         }
         Bus::Virtio => {
             cmd.args(["-drive", &drive, "-device", "virtio-blk-pci,drive=stick"]);
+        }
+        Bus::Virtio4k => {
+            cmd.args([
+                "-drive",
+                &drive,
+                "-device",
+                "virtio-blk-pci,drive=stick,logical_block_size=4096,physical_block_size=4096",
+            ]);
         }
     }
     let child = cmd
@@ -219,6 +229,248 @@ fn good_image_boots_with_secure_boot_enforced() {
         b.console
     );
     assert!(!b.console.contains("VERIFICATION FAILED"));
+    // The system runs from the verifier's device-mapper node of the verified sectors, and the
+    // kernel's own partitions of the stick are gone.
+    assert!(
+        b.console
+            .contains("homestick-demo: root /dev/homestick-system"),
+        "{}",
+        b.console
+    );
+    let devices = lines_with(&b.console, "homestick-demo: block devices ");
+    assert_eq!(devices.len(), 1, "{}", b.console);
+    assert_eq!(devices[0], "homestick-demo: block devices dm-0 dm-1 vda");
+    assert_clean_power_off(&b);
+}
+
+/// The stick as an attacker without a key makes it: LBA 0 becomes a DOS partition table whose
+/// 0xEF entry covers the real ESP (the firmware still boots the signed UKI) and whose entries
+/// 2 and 3 point past the image's end, at the attacker's squashfs (whose init prints
+/// `ATTACKER-INIT-RUNS`) and a copy of the profile partition.
+fn dos_table_attack(img: &Path, dir: &Path) -> PathBuf {
+    let root = attacker_root(dir);
+    let mut b = fs::read(img).unwrap();
+    let m = inspect_json(img);
+    let part = |name: &str| {
+        let p = m["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()
+            .clone();
+        (
+            p["first_lba"].as_u64().unwrap() as usize,
+            p["last_lba"].as_u64().unwrap() as usize,
+        )
+    };
+    let esp = part("esp");
+    let prof = part("profile");
+    let profile_bytes = b[prof.0 * 512..(prof.1 + 1) * 512].to_vec();
+    let sys_first = b.len() / 512;
+    b.extend_from_slice(&root);
+    let prof_first = b.len() / 512;
+    b.extend_from_slice(&profile_bytes);
+    crate::stick_gaps::dos_table(
+        &mut b,
+        (esp.1 - esp.0 + 1) as u32,
+        (sys_first as u32, (root.len() / 512) as u32),
+        (prof_first as u32, (profile_bytes.len() / 512) as u32),
+    );
+    let p = dir.join("dos-attack.img");
+    fs::write(&p, b).unwrap();
+    p
+}
+
+/// The attacker's system: the demo system with an init that prints `ATTACKER-INIT-RUNS`, as a
+/// squashfs padded to whole MiB.
+fn attacker_root(dir: &Path) -> Vec<u8> {
+    let tree = dir.join("attacker-tree");
+    let sys = demo_base().join("system.img");
+    let r = tool(
+        "unsquashfs",
+        &[
+            "-q",
+            "-d",
+            &tree.display().to_string(),
+            &sys.display().to_string(),
+        ],
+    );
+    assert_eq!(r.code, 0, "unsquashfs: {}", r.all());
+    fs::write(
+        tree.join("sbin/init"),
+        "#!/bin/busybox sh\necho ATTACKER-INIT-RUNS\n/bin/busybox poweroff -f\n",
+    )
+    .unwrap();
+    let squash = dir.join("attacker.squashfs");
+    let r = tool(
+        "mksquashfs",
+        &[
+            &tree.display().to_string(),
+            &squash.display().to_string(),
+            "-noappend",
+            "-all-root",
+            "-quiet",
+        ],
+    );
+    assert_eq!(r.code, 0, "mksquashfs: {}", r.all());
+    let mut root = fs::read(&squash).unwrap();
+    root.resize(root.len().div_ceil(1 << 20) << 20, 0);
+    root
+}
+
+/// A 4K-sector view only a device with 4096-byte logical sectors shows: the 512-byte view
+/// stays exactly as signed, and a valid *backup* GPT in 4096-byte units at the disk's new end
+/// (firmware and Linux fall back to it, since there is no 4K primary at byte 4096) holds the
+/// real ESP, the attacker's root and a copy of the profile.
+fn forged_4k_view(img: &Path, dir: &Path) -> PathBuf {
+    let root = attacker_root(dir);
+    let mut b = fs::read(img).unwrap();
+    let m = inspect_json(img);
+    let lba = |name: &str, f: &str| {
+        m["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()[f]
+            .as_u64()
+            .unwrap()
+    };
+    let prof = b[lba("profile", "first_lba") as usize * 512
+        ..(lba("profile", "last_lba") as usize + 1) * 512]
+        .to_vec();
+    b.resize(b.len().div_ceil(1 << 20) << 20, 0);
+    let sys = (
+        b.len() as u64 / 4096,
+        (b.len() + root.len()) as u64 / 4096 - 1,
+    );
+    b.extend_from_slice(&root);
+    let pf = (
+        b.len() as u64 / 4096,
+        (b.len() + prof.len()) as u64 / 4096 - 1,
+    );
+    b.extend_from_slice(&prof);
+    b.resize(b.len().div_ceil(4096) * 4096 + (1 << 20), 0);
+    let last = b.len() as u64 / 4096 - 1;
+    let esp_last = (lba("esp", "last_lba") + 1) * 512 / 4096 - 1;
+    let mut arr = vec![0u8; 128 * 128];
+    for (i, (ty, first, end)) in [
+        (homestick_image::gpt::TYPE_ESP, 256, esp_last),
+        (homestick_image::gpt::TYPE_ROOT_X86_64, sys.0, sys.1),
+        (homestick_image::gpt::TYPE_HOMESTICK_PROFILE, pf.0, pf.1),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let e = homestick_image::gpt::encode_entry(
+            ty,
+            uuid::Uuid::from_u128(i as u128 + 1),
+            first,
+            end,
+            0,
+            "forged",
+        );
+        arr[i * 128..(i + 1) * 128].copy_from_slice(&e);
+    }
+    let entries_lba = last - 4;
+    let mut h = vec![0u8; 92];
+    h[0..8].copy_from_slice(b"EFI PART");
+    h[8..12].copy_from_slice(&0x0001_0000u32.to_le_bytes());
+    h[12..16].copy_from_slice(&92u32.to_le_bytes());
+    for (at, v) in [
+        (24, last),
+        (32, 1),
+        (40, 6),
+        (48, last - 5),
+        (72, entries_lba),
+    ] {
+        h[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    h[56..72].copy_from_slice(&uuid::Uuid::from_u128(0xfeed).to_bytes_le());
+    h[80..84].copy_from_slice(&128u32.to_le_bytes());
+    h[84..88].copy_from_slice(&128u32.to_le_bytes());
+    h[88..92].copy_from_slice(&crc32fast::hash(&arr).to_le_bytes());
+    let crc = crc32fast::hash(&h);
+    h[16..20].copy_from_slice(&crc.to_le_bytes());
+    let at = entries_lba as usize * 4096;
+    b[at..at + arr.len()].copy_from_slice(&arr);
+    let at = last as usize * 4096;
+    b[at..at + 92].copy_from_slice(&h);
+    let p = dir.join("forged-4k.img");
+    fs::write(&p, b).unwrap();
+    p
+}
+
+#[test]
+fn forged_4k_sector_view_is_refused_at_boot() {
+    let d = tempfile::tempdir().unwrap();
+    let img = build_boot_image(d.path(), "good.img", true, &[]);
+    let forged = forged_4k_view(&img, d.path());
+    // With 512-byte sectors the forged bytes are outside everything that is read: trusted.
+    assert_eq!(verify(&forged, &test_pub()).code, 0);
+    let b = boot(d.path(), &forged, Bus::Virtio4k, None);
+    assert!(
+        !b.console.contains("ATTACKER-INIT-RUNS"),
+        "the attacker's init ran:\n{}",
+        b.console
+    );
+    let failed = lines_with(&b.console, "homestick: VERIFICATION FAILED: ");
+    assert_eq!(failed.len(), 1, "{}", b.console);
+    assert!(
+        failed[0].contains("4096-byte logical sectors"),
+        "{}",
+        failed[0]
+    );
+    assert!(!b.console.contains("homestick-demo"));
+    assert_clean_power_off(&b);
+}
+
+#[test]
+fn dos_partition_table_attack_is_refused_at_boot() {
+    let d = tempfile::tempdir().unwrap();
+    let img = build_boot_image(d.path(), "good.img", true, &[]);
+    let attack = dos_table_attack(&img, d.path());
+    let r = verify(&attack, &test_pub());
+    assert_eq!(r.code, 1, "offline: {}", r.all());
+    assert!(
+        r.stdout.contains("LBA 0: not the protective MBR"),
+        "{}",
+        r.stdout
+    );
+    let b = boot(d.path(), &attack, Bus::Virtio, None);
+    assert!(
+        !b.console.contains("ATTACKER-INIT-RUNS"),
+        "the attacker's init ran:\n{}",
+        b.console
+    );
+    let failed = lines_with(&b.console, "homestick: VERIFICATION FAILED: ");
+    assert_eq!(failed.len(), 1, "{}", b.console);
+    assert!(
+        failed[0].contains("LBA 0: not the protective MBR"),
+        "{}",
+        failed[0]
+    );
+    assert!(!b.console.contains("homestick-demo"), "{}", b.console);
+    assert_clean_power_off(&b);
+}
+
+#[test]
+fn cyclic_fat_is_refused_at_boot_with_the_message() {
+    let d = tempfile::tempdir().unwrap();
+    let img = build_boot_image(d.path(), "good.img", true, &[]);
+    let cyc = edited(
+        &img,
+        d.path(),
+        "cyclic.img",
+        crate::stick_gaps::cyclic_homestick_dir,
+    );
+    let b = boot(d.path(), &cyc, Bus::Virtio, None);
+    let failed = lines_with(&b.console, "homestick: VERIFICATION FAILED: ");
+    assert_eq!(failed.len(), 1, "{}", b.console);
+    assert!(failed[0].contains("cluster chain loops"), "{}", failed[0]);
+    assert!(b.console.contains("DEUTSCH") && b.console.contains("+49 5555 1234-100"));
+    assert!(!b.console.contains("homestick-demo"));
     assert_clean_power_off(&b);
 }
 

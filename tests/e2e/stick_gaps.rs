@@ -279,12 +279,38 @@ pub fn cyclic_root(b: &mut Vec<u8>) {
     }
 }
 
+/// The homestick/ folder's cluster chains to itself and every entry in it is deleted: the
+/// firmware never reads that folder and boots the UKI as usual, while a reader looking for
+/// homestick/manifest.json walks it forever without the read budget.
+pub fn cyclic_homestick_dir(b: &mut Vec<u8>) {
+    let f = EspFat::read(b);
+    let root = f.cluster_at(f.root);
+    let entry = (root..root + f.cluster)
+        .step_by(32)
+        .find(|&e| &b[e..e + 6] == b"HOMEST" && b[e + 11] & 0x10 != 0)
+        .expect("the homestick/ folder's entry in the root directory");
+    let hi = u16::from_le_bytes([b[entry + 20], b[entry + 21]]) as u32;
+    let lo = u16::from_le_bytes([b[entry + 26], b[entry + 27]]) as u32;
+    let c = (hi << 16) | lo;
+    f.set_entry(b, c, c);
+    let at = f.cluster_at(c);
+    for e in (at..at + f.cluster).step_by(32) {
+        b[e] = 0xE5;
+    }
+}
+
 #[test]
 fn cyclic_fat_is_unusable_within_seconds() {
     let fx = Fixture::new();
     let img = fx.build("demo.img");
-    let cyc = edited(&img, fx.dir.path(), "cyclic.img", cyclic_root);
-    for cmd in ["verify", "inspect"] {
+    let root = edited(&img, fx.dir.path(), "cyclic-root.img", cyclic_root);
+    let folder = edited(&img, fx.dir.path(), "cyclic-dir.img", cyclic_homestick_dir);
+    for (cmd, cyc) in [
+        ("verify", &root),
+        ("inspect", &root),
+        ("verify", &folder),
+        ("inspect", &folder),
+    ] {
         let started = Instant::now();
         let c = cyc.display().to_string();
         let k = test_pub().display().to_string();
@@ -294,7 +320,7 @@ fn cyclic_fat_is_unusable_within_seconds() {
         }
         let r = run_with_timeout(&args, Duration::from_secs(120));
         let took = started.elapsed();
-        eprintln!("{cmd} on a cyclic FAT: exit {} after {took:?}", r.code);
+        eprintln!("{cmd} on {}: exit {} after {took:?}", cyc.display(), r.code);
         assert_eq!(r.code, 2, "{cmd}: {}", r.all());
         assert!(
             r.stderr.contains("cluster chain loops"),

@@ -552,8 +552,8 @@ fn check_chains(fat: &[u8], clusters: u64, fat32: bool) -> io::Result<()> {
                 n if (2..=last).contains(&n) => c = n,
                 n => {
                     return Err(invalid_data(format!(
-                        "cluster {c} points to cluster {n}, outside the volume (clusters 2..={last})"
-                    )))
+                    "cluster {c} points to cluster {n}, outside the volume (clusters 2..={last})"
+                )))
                 }
             }
         }
@@ -603,7 +603,11 @@ impl<'a, D: Disk + ?Sized> FatReader<'a, D> {
         };
         let fat16_sectors = le_at(&bs, 22, 2);
         let fat32 = fat16_sectors == 0;
-        let fat_sectors = if fat32 { le_at(&bs, 36, 4) } else { fat16_sectors };
+        let fat_sectors = if fat32 {
+            le_at(&bs, 36, 4)
+        } else {
+            fat16_sectors
+        };
         if fat32 && le_at(&bs, 40, 2) & 0x80 != 0 {
             return Err(invalid_data(format!(
                 "FAT mirroring is switched off (BPB_ExtFlags {:#06x}): readers would disagree on which FAT counts",
@@ -613,7 +617,13 @@ impl<'a, D: Disk + ?Sized> FatReader<'a, D> {
         let fat_bytes = fat_sectors * sector;
         let fats_end = reserved + fats * fat_sectors;
         let data_start = fats_end + (root_entries * 32).div_ceil(sector.max(1));
-        if sector == 0 || spc == 0 || fats == 0 || fat_bytes == 0 || data_start >= total || total * sector > self.len {
+        if sector == 0
+            || spc == 0
+            || fats == 0
+            || fat_bytes == 0
+            || data_start >= total
+            || total * sector > self.len
+        {
             return Err(invalid_data(format!(
                 "boot sector: {fats} FATs of {fat_sectors} sectors and {total} sectors in all do not fit the volume"
             )));
@@ -869,7 +879,10 @@ mod tests {
         f32[16..20].copy_from_slice(&2u32.to_le_bytes()); // 4 -> 2 -> 3 -> EOC
         check_chains(&f32, 4, true).unwrap();
         f32[20..24].copy_from_slice(&9u32.to_le_bytes()); // 5 -> 9: outside
-        assert!(check_chains(&f32, 4, true).unwrap_err().to_string().contains("outside"));
+        assert!(check_chains(&f32, 4, true)
+            .unwrap_err()
+            .to_string()
+            .contains("outside"));
         // A longer loop: 2 -> 3 -> 4 -> 2.
         let mut f16 = vec![0u8; 2 * 8];
         for (c, v) in [(2usize, 3u16), (3, 4), (4, 2)] {
@@ -878,7 +891,10 @@ mod tests {
         assert!(check_chains(&f16, 5000, false).is_err(), "too few entries");
         let mut big16 = vec![0u8; 2 * 5002];
         big16[..16].copy_from_slice(&f16);
-        assert!(check_chains(&big16, 5000, false).unwrap_err().to_string().contains("loops"));
+        assert!(check_chains(&big16, 5000, false)
+            .unwrap_err()
+            .to_string()
+            .contains("loops"));
         // FAT12 packs two entries in three bytes: 2 -> 3, 3 -> EOC; then 3 -> 2.
         let mut f12 = vec![0u8; 12];
         f12[3] = 0x03; // entry 2 = 0x003
@@ -887,7 +903,10 @@ mod tests {
         check_chains(&f12, 4, false).unwrap();
         f12[4] = 0x20;
         f12[5] = 0x00; // entry 3 = 0x002
-        assert!(check_chains(&f12, 4, false).unwrap_err().to_string().contains("loops"));
+        assert!(check_chains(&f12, 4, false)
+            .unwrap_err()
+            .to_string()
+            .contains("loops"));
     }
 
     #[test]
@@ -901,12 +920,19 @@ mod tests {
         let mut off = img.clone();
         off[40] = 0x81;
         let r = FatReader::open(&off, 0, len, u64::MAX).unwrap();
-        assert!(r.check_fat_tables().unwrap_err().to_string().contains("mirroring"));
+        assert!(r
+            .check_fat_tables()
+            .unwrap_err()
+            .to_string()
+            .contains("mirroring"));
         let mut split = img.clone();
         split[reserved * 512 + fat_bytes + 4000] ^= 1;
         let r = FatReader::open(&split, 0, len, u64::MAX).unwrap();
         let e = r.check_fat_tables().unwrap_err().to_string();
-        assert!(e.contains("FAT copy 2 differs from FAT 1 at byte 4000"), "{e}");
+        assert!(
+            e.contains("FAT copy 2 differs from FAT 1 at byte 4000"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -915,7 +941,10 @@ mod tests {
         let g = Geometry::read(&img).unwrap();
         // Directory "b": its entry in the root holds its first cluster.
         let root = &img[g.root_dir.0..g.root_dir.0 + g.root_dir.1];
-        let at = root.chunks_exact(32).position(|e| &e[..11] == b"B          ").unwrap();
+        let at = root
+            .chunks_exact(32)
+            .position(|e| &e[..11] == b"B          ")
+            .unwrap();
         let cl = le16(root, at * 32 + 26) as usize;
         let mut bad = img.clone();
         for k in 0..2 {
@@ -931,7 +960,11 @@ mod tests {
         let r = FatReader::open(&bad, 0, len, budget_for(len)).unwrap();
         let e = r.list(ReadLimits::default()).unwrap_err();
         assert!(crate::disk::is_budget_exhausted(&e), "{e}");
-        assert!(r.check_fat_tables().unwrap_err().to_string().contains("loops"));
+        assert!(r
+            .check_fat_tables()
+            .unwrap_err()
+            .to_string()
+            .contains("loops"));
     }
 
     #[test]
@@ -949,7 +982,13 @@ mod tests {
         ] {
             assert!(read_by_boot_chain(p).is_some(), "{p}");
         }
-        for p in ["homestick/README.txt", "notes.txt", "efi.txt", "x.extra.d", "addon.efi.txt"] {
+        for p in [
+            "homestick/README.txt",
+            "notes.txt",
+            "efi.txt",
+            "x.extra.d",
+            "addon.efi.txt",
+        ] {
             assert!(read_by_boot_chain(p).is_none(), "{p}");
         }
     }
