@@ -1,77 +1,14 @@
-//! The whole verifier on hostile sticks. A real signed image is built once (fixture base, demo
-//! profile, test key); each input is a list of (offset, byte) edits to its GPT and ESP
-//! metadata, applied, verified, and undone. Any verdict is fine; a panic or hang is a bug.
+//! The whole verifier on hostile sticks: structure-aware edits of a real signed image (see
+//! common.rs), verified. Any verdict is fine; a panic or a hang (libFuzzer's -timeout) is a bug.
 #![no_main]
-use std::sync::{Mutex, OnceLock};
-
-use homestick_image::keys::TrustedKey;
 use libfuzzer_sys::fuzz_target;
 
-struct World {
-    image: Mutex<Vec<u8>>,
-    keys: Vec<TrustedKey>,
-}
-
-fn world() -> &'static World {
-    static W: OnceLock<World> = OnceLock::new();
-    W.get_or_init(|| {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let base = dir.path().join("base");
-        homestick_build::fixture::write_fixture_base(&base, 1).expect("fixture");
-        let out = dir.path().join("fuzz.img");
-        let opts = homestick_build::BuildOptions {
-            profile: root.join("profiles/stadt-musterhausen"),
-            base,
-            key: root.join("keys/test/homestick-test.key"),
-            passphrase: None,
-            output: out.clone(),
-            version: None,
-            rollback_index: 0,
-            size: None,
-            epoch: 1_796_000_000,
-            boot_verifier: None,
-            boot_keyring: None,
-            failure_delay_seconds: 1,
-            secure_boot: None,
-        };
-        homestick_build::build(&opts, &Quiet).expect("build the fuzz image");
-        let keys = homestick_image::keys::load_keyring(&root.join("keys/test/homestick-test.pub"))
-            .expect("key");
-        World {
-            image: Mutex::new(std::fs::read(out).expect("read")),
-            keys,
-        }
-    })
-}
-
-struct Quiet;
-impl homestick_image::verify::Progress for Quiet {
-    fn set_total(&self, _: u64) {}
-    fn advance(&self, _: u64) {}
-}
-impl homestick_build::BuildProgress for Quiet {
-    fn stage(&self, _: &str) {}
-}
-
-/// Regions worth mutating: MBR + primary GPT, and the start of the ESP (boot sector, FSInfo,
-/// FATs, root directory, the manifest's clusters).
-const REGIONS: [(usize, usize); 2] = [(0, 34 * 512), (1 << 20, (1 << 20) + (3 << 20))];
+mod common;
 
 fuzz_target!(|data: &[u8]| {
-    let w = world();
+    let w = common::world();
     let mut img = w.image.lock().unwrap_or_else(|e| e.into_inner());
-    let mut undo = Vec::new();
-    for chunk in data.chunks_exact(5).take(64) {
-        let raw = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]) as usize;
-        let (lo, hi) = REGIONS[raw & 1];
-        let at = lo + (raw >> 1) % (hi - lo);
-        undo.push((at, img[at]));
-        img[at] = chunk[4];
-    }
-    let target: &[u8] = &img;
-    let _ = homestick_image::verify::verify(target, &w.keys, &homestick_image::verify::NoProgress);
-    for (at, v) in undo.into_iter().rev() {
-        img[at] = v;
-    }
+    common::with_edits(&mut img, &common::DISK_REGIONS, data, |target| {
+        let _ = homestick_image::verify::verify(target, &w.keys, &homestick_image::verify::NoProgress);
+    });
 });

@@ -459,12 +459,9 @@ fn dos_partition_table_attack_is_refused_at_boot() {
 fn cyclic_fat_is_refused_at_boot_with_the_message() {
     let d = tempfile::tempdir().unwrap();
     let img = build_boot_image(d.path(), "good.img", true, &[]);
-    let cyc = edited(
-        &img,
-        d.path(),
-        "cyclic.img",
-        crate::stick_gaps::cyclic_homestick_dir,
-    );
+    let cyc = edited(&img, d.path(), "cyclic.img", |b| {
+        crate::stick_gaps::cyclic_homestick_dir(b)
+    });
     let b = boot(d.path(), &cyc, Bus::Virtio, None);
     let failed = lines_with(&b.console, "homestick: VERIFICATION FAILED: ");
     assert_eq!(failed.len(), 1, "{}", b.console);

@@ -51,7 +51,7 @@ fn le32(b: &[u8], at: usize) -> u32 {
 /// The DOS-table attack: LBA 0 becomes an MBR whose 0xEF entry covers the real ESP (so the
 /// firmware still boots the signed UKI) and whose entries 2 and 3 point at `sys` and `prof`
 /// sector ranges of the attacker's choosing (here past the image's end).
-pub fn dos_table(b: &mut Vec<u8>, esp_sectors: u32, sys: (u32, u32), prof: (u32, u32)) {
+pub fn dos_table(b: &mut [u8], esp_sectors: u32, sys: (u32, u32), prof: (u32, u32)) {
     let mut lba0 = [0u8; 512];
     let mut entry = |i: usize, ty: u8, start: u32, len: u32| {
         let e = 446 + 16 * i;
@@ -270,7 +270,7 @@ fn forged_4k_sector_view_is_not_trusted() {
 
 /// The root directory's cluster chains to itself and every entry in it is deleted: fatfs
 /// walks it forever without the read budget.
-pub fn cyclic_root(b: &mut Vec<u8>) {
+pub fn cyclic_root(b: &mut [u8]) {
     let f = EspFat::read(b);
     f.set_entry(b, f.root, f.root);
     let at = f.cluster_at(f.root);
@@ -282,7 +282,7 @@ pub fn cyclic_root(b: &mut Vec<u8>) {
 /// The homestick/ folder's cluster chains to itself and every entry in it is deleted: the
 /// firmware never reads that folder and boots the UKI as usual, while a reader looking for
 /// homestick/manifest.json walks it forever without the read budget.
-pub fn cyclic_homestick_dir(b: &mut Vec<u8>) {
+pub fn cyclic_homestick_dir(b: &mut [u8]) {
     let f = EspFat::read(b);
     let root = f.cluster_at(f.root);
     let entry = (root..root + f.cluster)
@@ -303,8 +303,10 @@ pub fn cyclic_homestick_dir(b: &mut Vec<u8>) {
 fn cyclic_fat_is_unusable_within_seconds() {
     let fx = Fixture::new();
     let img = fx.build("demo.img");
-    let root = edited(&img, fx.dir.path(), "cyclic-root.img", cyclic_root);
-    let folder = edited(&img, fx.dir.path(), "cyclic-dir.img", cyclic_homestick_dir);
+    let root = edited(&img, fx.dir.path(), "cyclic-root.img", |b| cyclic_root(b));
+    let folder = edited(&img, fx.dir.path(), "cyclic-dir.img", |b| {
+        cyclic_homestick_dir(b)
+    });
     for (cmd, cyc) in [
         ("verify", &root),
         ("inspect", &root),

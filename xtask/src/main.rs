@@ -315,7 +315,7 @@ fn test(no_install: bool) -> Result<()> {
     Ok(())
 }
 
-/// Fuzz each target for `seconds`. cargo-fuzz comes from crates.io; libFuzzer's compiler flags
+/// Fuzz each target for `seconds`. cargo-fuzz comes from the Rust crate registry; libFuzzer's compiler flags
 /// are unstable, which RUSTC_BOOTSTRAP=1 allows on this stable toolchain.
 fn fuzz(seconds: u32) -> Result<()> {
     let r = root();
@@ -340,11 +340,18 @@ fn fuzz(seconds: u32) -> Result<()> {
     build_demo_image(&bin, &base, &img, &[])?;
     let head = fs::read(&img)?;
     fs::write(seeds.join("primary-gpt"), &head[..34 * 512])?;
-    // (target, extra seed corpora, libFuzzer flags)
-    let targets: [(&str, Vec<PathBuf>, Vec<&str>); 3] = [
-        ("manifest", vec![], vec![]),
-        ("gpt", vec![seeds.clone()], vec!["-max_len=40000"]),
+    // (target, extra seed corpora, libFuzzer flags). Every target runs with a timeout: an
+    // input that takes longer is reported like a crash, because a hang at boot is a finding.
+    let targets: [(&str, Vec<PathBuf>, Vec<&str>); 5] = [
+        ("manifest", vec![], vec!["-timeout=10"]),
+        (
+            "gpt",
+            vec![seeds.clone()],
+            vec!["-max_len=40000", "-timeout=10"],
+        ),
+        ("fat", vec![], vec!["-timeout=10"]),
         ("verify", vec![], vec!["-timeout=20"]),
+        ("boot", vec![], vec!["-timeout=20"]),
     ];
     for (t, extra_corpora, flags) in targets {
         let corpus = r.join("target/fuzz-corpus").join(t);
