@@ -205,6 +205,40 @@ fn assert_clean_power_off(b: &Boot) {
     assert_eq!(b.exit, Some(0), "QEMU exit status");
 }
 
+/// The boot ended in exactly one refusal naming `want`; neither our system nor an attacker's
+/// started; the PC powered off.
+fn assert_refused(b: &Boot, want: &str) {
+    let failed = lines_with(&b.console, "homestick: VERIFICATION FAILED: ");
+    assert_eq!(failed.len(), 1, "expected one failure line:\n{}", b.console);
+    assert!(
+        failed[0].contains(want),
+        "expected {want:?} in {:?}",
+        failed[0]
+    );
+    assert!(
+        !b.console.contains("homestick-demo"),
+        "the system must not start:\n{}",
+        b.console
+    );
+    assert!(
+        !b.console.contains("ATTACKER-INIT-RUNS"),
+        "the attacker's init ran:\n{}",
+        b.console
+    );
+    assert_clean_power_off(b);
+}
+
+/// Build the good image, change it with `edit` (image, temporary directory -> changed copy),
+/// boot the copy on `bus` and require a refusal naming `want`.
+fn refused_at_boot(edit: impl FnOnce(&Path, &Path) -> PathBuf, bus: Bus, want: &str) -> Boot {
+    let d = tempfile::tempdir().unwrap();
+    let img = build_boot_image(d.path(), "good.img", true, &[]);
+    let changed = edit(&img, d.path());
+    let b = boot(d.path(), &changed, bus, None);
+    assert_refused(&b, want);
+    b
+}
+
 #[test]
 fn good_image_boots_with_secure_boot_enforced() {
     let d = tempfile::tempdir().unwrap();
@@ -250,19 +284,9 @@ fn good_image_boots_with_secure_boot_enforced() {
 fn dos_table_attack(img: &Path, dir: &Path) -> PathBuf {
     let root = attacker_root(dir);
     let mut b = fs::read(img).unwrap();
-    let m = inspect_json(img);
     let part = |name: &str| {
-        let p = m["partitions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == name)
-            .unwrap()
-            .clone();
-        (
-            p["first_lba"].as_u64().unwrap() as usize,
-            p["last_lba"].as_u64().unwrap() as usize,
-        )
+        let (f, l) = partition_lbas(img, name);
+        (f as usize, l as usize)
     };
     let esp = part("esp");
     let prof = part("profile");
@@ -326,20 +350,8 @@ fn attacker_root(dir: &Path) -> Vec<u8> {
 fn forged_4k_view(img: &Path, dir: &Path) -> PathBuf {
     let root = attacker_root(dir);
     let mut b = fs::read(img).unwrap();
-    let m = inspect_json(img);
-    let lba = |name: &str, f: &str| {
-        m["partitions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == name)
-            .unwrap()[f]
-            .as_u64()
-            .unwrap()
-    };
-    let prof = b[lba("profile", "first_lba") as usize * 512
-        ..(lba("profile", "last_lba") as usize + 1) * 512]
-        .to_vec();
+    let (prof_first, prof_last) = partition_lbas(img, "profile");
+    let prof = b[prof_first as usize * 512..(prof_last as usize + 1) * 512].to_vec();
     b.resize(b.len().div_ceil(1 << 20) << 20, 0);
     let sys = (
         b.len() as u64 / 4096,
@@ -353,7 +365,7 @@ fn forged_4k_view(img: &Path, dir: &Path) -> PathBuf {
     b.extend_from_slice(&prof);
     b.resize(b.len().div_ceil(4096) * 4096 + (1 << 20), 0);
     let last = b.len() as u64 / 4096 - 1;
-    let esp_last = (lba("esp", "last_lba") + 1) * 512 / 4096 - 1;
+    let esp_last = (partition_lbas(img, "esp").1 + 1) * 512 / 4096 - 1;
     let mut arr = vec![0u8; 128 * 128];
     for (i, (ty, first, end)) in [
         (homestick_image::gpt::TYPE_ESP, 256, esp_last),
@@ -404,71 +416,40 @@ fn forged_4k_view(img: &Path, dir: &Path) -> PathBuf {
 
 #[test]
 fn forged_4k_sector_view_is_refused_at_boot() {
-    let d = tempfile::tempdir().unwrap();
-    let img = build_boot_image(d.path(), "good.img", true, &[]);
-    let forged = forged_4k_view(&img, d.path());
-    // With 512-byte sectors the forged bytes are outside everything that is read: trusted.
-    assert_eq!(verify(&forged, &test_pub()).code, 0);
-    let b = boot(d.path(), &forged, Bus::Virtio4k, None);
-    assert!(
-        !b.console.contains("ATTACKER-INIT-RUNS"),
-        "the attacker's init ran:\n{}",
-        b.console
-    );
-    let failed = lines_with(&b.console, "homestick: VERIFICATION FAILED: ");
-    assert_eq!(failed.len(), 1, "{}", b.console);
-    assert!(
-        failed[0].contains("4096-byte logical sectors"),
-        "{}",
-        failed[0]
-    );
-    assert!(!b.console.contains("homestick-demo"));
-    assert_clean_power_off(&b);
+    let forge = |img: &Path, dir: &Path| {
+        let forged = forged_4k_view(img, dir);
+        // With 512-byte sectors the forged bytes are outside everything that is read: trusted.
+        assert_eq!(verify(&forged, &test_pub()).code, 0);
+        forged
+    };
+    refused_at_boot(forge, Bus::Virtio4k, "4096-byte logical sectors");
 }
 
 #[test]
 fn dos_partition_table_attack_is_refused_at_boot() {
-    let d = tempfile::tempdir().unwrap();
-    let img = build_boot_image(d.path(), "good.img", true, &[]);
-    let attack = dos_table_attack(&img, d.path());
-    let r = verify(&attack, &test_pub());
-    assert_eq!(r.code, 1, "offline: {}", r.all());
-    assert!(
-        r.stdout.contains("LBA 0: not the protective MBR"),
-        "{}",
-        r.stdout
-    );
-    let b = boot(d.path(), &attack, Bus::Virtio, None);
-    assert!(
-        !b.console.contains("ATTACKER-INIT-RUNS"),
-        "the attacker's init ran:\n{}",
-        b.console
-    );
-    let failed = lines_with(&b.console, "homestick: VERIFICATION FAILED: ");
-    assert_eq!(failed.len(), 1, "{}", b.console);
-    assert!(
-        failed[0].contains("LBA 0: not the protective MBR"),
-        "{}",
-        failed[0]
-    );
-    assert!(!b.console.contains("homestick-demo"), "{}", b.console);
-    assert_clean_power_off(&b);
+    let attack = |img: &Path, dir: &Path| {
+        let attack = dos_table_attack(img, dir);
+        let r = verify(&attack, &test_pub());
+        assert_eq!(r.code, 1, "offline: {}", r.all());
+        assert!(
+            r.stdout.contains("LBA 0: not the protective MBR"),
+            "{}",
+            r.stdout
+        );
+        attack
+    };
+    refused_at_boot(attack, Bus::Virtio, "LBA 0: not the protective MBR");
 }
 
 #[test]
 fn cyclic_fat_is_refused_at_boot_with_the_message() {
-    let d = tempfile::tempdir().unwrap();
-    let img = build_boot_image(d.path(), "good.img", true, &[]);
-    let cyc = edited(&img, d.path(), "cyclic.img", |b| {
-        crate::stick_gaps::cyclic_homestick_dir(b)
-    });
-    let b = boot(d.path(), &cyc, Bus::Virtio, None);
-    let failed = lines_with(&b.console, "homestick: VERIFICATION FAILED: ");
-    assert_eq!(failed.len(), 1, "{}", b.console);
-    assert!(failed[0].contains("cluster chain loops"), "{}", failed[0]);
+    let cyclic = |img: &Path, dir: &Path| {
+        edited(img, dir, "cyclic.img", |b| {
+            crate::stick_gaps::cyclic_homestick_dir(b)
+        })
+    };
+    let b = refused_at_boot(cyclic, Bus::Virtio, "cluster chain loops");
     assert!(b.console.contains("DEUTSCH") && b.console.contains("+49 5555 1234-100"));
-    assert!(!b.console.contains("homestick-demo"));
-    assert_clean_power_off(&b);
 }
 
 #[test]
@@ -520,27 +501,9 @@ fn firmware_refuses_an_unsigned_or_wrongly_signed_uki() {
 }
 
 fn tampered_boot(what: &str, at: impl Fn(&Path) -> usize, want: &str) {
-    let d = tempfile::tempdir().unwrap();
-    let img = build_boot_image(d.path(), "good.img", true, &[]);
-    let copy = flipped(&img, at(&img), d.path(), "tampered.img");
-    let b = boot(d.path(), &copy, Bus::Virtio, None);
-    let failed = lines_with(&b.console, "homestick: VERIFICATION FAILED: ");
-    assert_eq!(
-        failed.len(),
-        1,
-        "{what}: expected the failure line:\n{}",
-        b.console
-    );
-    assert!(
-        failed[0].contains(want),
-        "{what}: expected {want:?} in {:?}",
-        failed[0]
-    );
-    assert!(
-        !b.console.contains("homestick-demo"),
-        "{what}: the system must not start:\n{}",
-        b.console
-    );
+    eprintln!("tampered: {what}");
+    let flip = |img: &Path, dir: &Path| flipped(img, at(img), dir, "tampered.img");
+    let b = refused_at_boot(flip, Bus::Virtio, want);
     assert!(
         b.console.contains("DEUTSCH") && b.console.contains("ENGLISH"),
         "{what}: message for the person at home"
@@ -549,22 +512,10 @@ fn tampered_boot(what: &str, at: impl Fn(&Path) -> usize, want: &str) {
         b.console.contains("+49 5555 1234-100"),
         "{what}: the hotline"
     );
-    assert_clean_power_off(&b);
 }
 
 fn part_offset(img: &Path, name: &str) -> usize {
-    let m = inspect_json(img);
-    let p = m["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == name)
-        .unwrap()
-        .clone();
-    let (f, l) = (
-        p["first_lba"].as_u64().unwrap(),
-        p["last_lba"].as_u64().unwrap(),
-    );
+    let (f, l) = partition_lbas(img, name);
     ((f + l) / 2 * 512) as usize
 }
 
@@ -630,19 +581,11 @@ fn consistent_gpt_edit(img: &Path, dir: &Path) -> PathBuf {
 
 #[test]
 fn consistently_edited_gpt_entry_is_refused_at_boot() {
-    let d = tempfile::tempdir().unwrap();
-    let img = build_boot_image(d.path(), "good.img", true, &[]);
-    let edited = consistent_gpt_edit(&img, d.path());
-    let b = boot(d.path(), &edited, Bus::Virtio, None);
-    let failed = lines_with(&b.console, "homestick: VERIFICATION FAILED: ");
-    assert_eq!(failed.len(), 1, "{}", b.console);
-    assert!(
-        failed[0].contains("GPT entry 2 (system): unique GUID"),
-        "{}",
-        failed[0]
+    refused_at_boot(
+        consistent_gpt_edit,
+        Bus::Virtio,
+        "GPT entry 2 (system): unique GUID",
     );
-    assert!(!b.console.contains("homestick-demo"));
-    assert_clean_power_off(&b);
 }
 
 #[test]
@@ -666,15 +609,8 @@ fn image_signed_with_an_untrusted_ed25519_key_is_refused() {
         ],
     );
     let b = boot(d.path(), &img, Bus::Virtio, None);
-    let failed = lines_with(&b.console, "homestick: VERIFICATION FAILED: ");
-    assert_eq!(failed.len(), 1, "{}", b.console);
-    assert!(
-        failed[0].contains("does not verify") && failed[0].contains("with any trusted key"),
-        "{}",
-        failed[0]
-    );
-    assert!(!b.console.contains("homestick-demo"));
-    assert_clean_power_off(&b);
+    assert_refused(&b, "does not verify");
+    assert!(b.console.contains("with any trusted key"), "{}", b.console);
 }
 
 /// The good image boots with the stick on `bus`.

@@ -140,6 +140,22 @@ pub fn inspect_json(img: &Path) -> serde_json::Value {
     serde_json::from_str(&r.stdout).expect("inspect --json is JSON")
 }
 
+/// First and last LBA of the partition called `name`, from `inspect --json`.
+pub fn partition_lbas(img: &Path, name: &str) -> (u64, u64) {
+    let m = inspect_json(img);
+    let p = m["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no partition {name}"))
+        .clone();
+    (
+        p["first_lba"].as_u64().expect("first_lba"),
+        p["last_lba"].as_u64().expect("last_lba"),
+    )
+}
+
 /// `homestick verify IMG --keyring K`.
 pub fn verify(img: &Path, keyring: &Path) -> Run {
     hs(&[

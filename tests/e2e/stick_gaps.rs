@@ -202,13 +202,7 @@ fn pmbr_masked_sha256() -> String {
 
 /// The last LBA of the image's last partition, from its manifest.
 fn last_lba(img: &Path) -> u64 {
-    inspect_json(img)["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["last_lba"].as_u64().unwrap())
-        .max()
-        .unwrap()
+    partition_lbas(img, "profile").1
 }
 
 /// The README's LBA 0 audit step for `img` with `sectors` sectors whose last signed sector is
