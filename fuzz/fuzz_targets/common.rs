@@ -19,7 +19,7 @@ pub fn world() -> &'static World {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let dir = tempfile::tempdir().expect("tempdir");
         let base = dir.path().join("base");
-        homestick_build::fixture::write_fixture_base(&base, 1).expect("fixture");
+        homestick_testkit::write_fixture_base(&base, 1).expect("fixture");
         let out = dir.path().join("fuzz.img");
         let opts = homestick_build::BuildOptions {
             profile: root.join("profiles/stadt-musterhausen"),

@@ -23,7 +23,7 @@ fn volumes() -> &'static [Mutex<Vec<u8>>; 2] {
         .iter()
         .map(|(p, n)| FatFile {
             path: p.to_string(),
-            data: homestick_build::fixture::pseudo_random(*n as u64, *n),
+            data: homestick_testkit::pseudo_random(*n as u64, *n),
         })
         .collect();
         let vol = |size: u64, fat32: bool| {

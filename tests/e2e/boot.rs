@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-const OVMF_SB_VARS: &str = homestick_build::fixture::OVMF_SNAKEOIL_VARS;
+const OVMF_SB_VARS: &str = homestick_testkit::OVMF_SNAKEOIL_VARS;
 const SB_KEY: &str = "/usr/share/ovmf/PkKek-1-snakeoil.key";
 const SB_CERT: &str = "/usr/share/ovmf/PkKek-1-snakeoil.pem";
 
@@ -108,7 +108,7 @@ fn boot(dir: &Path, img: &Path, bus: Bus, stop_on: Option<&str>) -> Boot {
         img.file_name().unwrap().to_string_lossy()
     ));
     fs::copy(OVMF_SB_VARS, &vars).expect("OVMF (package ovmf) must be installed");
-    let mut cmd = homestick_build::fixture::qemu_secure_boot(&vars);
+    let mut cmd = homestick_testkit::qemu_secure_boot(&vars);
     let drive = format!(
         "if=none,id=stick,format=raw,snapshot=on,file={}",
         img.display()

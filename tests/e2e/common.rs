@@ -95,8 +95,7 @@ pub struct Fixture {
 impl Fixture {
     pub fn new() -> Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
-        homestick_build::fixture::write_fixture_base(&dir.path().join("base"), 8)
-            .expect("fixture base");
+        homestick_testkit::write_fixture_base(&dir.path().join("base"), 8).expect("fixture base");
         Fixture { dir }
     }
 

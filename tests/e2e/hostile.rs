@@ -20,7 +20,7 @@ fn garbage_and_truncated_targets_exit_2() {
         ("one sector", bytes[..512].to_vec(), "too small"),
         (
             "random 2 MiB",
-            homestick_build::fixture::pseudo_random(7, 2 << 20),
+            homestick_testkit::pseudo_random(7, 2 << 20),
             "not a homestick image",
         ),
         ("zeros 4 MiB", vec![0u8; 4 << 20], "not a homestick image"),
@@ -162,7 +162,7 @@ fn enormous_manifest_is_refused_without_reading_it_all() {
 
 /// Start a build of a large base and return once its temporary file exists.
 fn build_until_partial(d: &std::path::Path) -> (std::process::Child, std::path::PathBuf) {
-    homestick_build::fixture::write_fixture_base(&d.join("base"), 384).unwrap();
+    homestick_testkit::write_fixture_base(&d.join("base"), 384).unwrap();
     let child = Command::new(bin())
         .args(["build", "--profile"])
         .arg(demo_profile())

@@ -23,7 +23,7 @@ fn one_changed_byte_in_each_region_is_named() {
 
     let manifest = esp_file(&img, "homestick/manifest.json");
     let sig = esp_file(&img, "homestick/manifest.sig");
-    let efi_at = find_once(&bytes, homestick_build::fixture::EFI_MARKER);
+    let efi_at = find_once(&bytes, homestick_testkit::EFI_MARKER);
     let manifest_at = find_once(&bytes, &manifest);
     let sig_at = find_once(&bytes, &sig);
     // GPT entries start at LBA 2; entry n (1-based) at 1024 + 128 * (n - 1).

@@ -92,7 +92,7 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
 }
 
 fn fixture_base(out: &Path, system_mib: u64) -> Result<()> {
-    homestick_build::fixture::write_fixture_base(out, system_mib)
+    homestick_testkit::write_fixture_base(out, system_mib)
         .with_context(|| format!("writing {}", out.display()))?;
     eprintln!(
         "xtask: fixture base in {} (system.img {system_mib} MiB)",
@@ -189,8 +189,8 @@ fn demo() -> Result<()> {
         .arg(r.join("keys/test/homestick-test.pub")))?;
     eprintln!("\nxtask: booting {} in QEMU with OVMF, Secure Boot enforced (about 15 s; Ctrl-A X quits)\n", img.display());
     let vars = out.join("OVMF_VARS_4M.snakeoil.fd");
-    fs::copy(homestick_build::fixture::OVMF_SNAKEOIL_VARS, &vars)?;
-    run(homestick_build::fixture::qemu_secure_boot(&vars)
+    fs::copy(homestick_testkit::OVMF_SNAKEOIL_VARS, &vars)?;
+    run(homestick_testkit::qemu_secure_boot(&vars)
         .arg("-drive")
         .arg(format!(
             "if=virtio,format=raw,snapshot=on,file={}",

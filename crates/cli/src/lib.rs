@@ -257,17 +257,14 @@ fn build(a: &BuildArgs) -> Result<(), Failure> {
             println!("  key id    {}", m.key_id);
             Ok(())
         }
-        Err(homestick_build::BuildError::SelfCheck(e)) => {
-            eprintln!(
-                "homestick: error: {}",
-                homestick_build::BuildError::SelfCheck(e)
-            );
-            Err(Failure::Untrusted)
-        }
-        Err(e @ homestick_build::BuildError::Interrupted) => {
-            Err(Failure::Interrupted(e.to_string()))
-        }
-        Err(e) => Err(Failure::Usage(e.to_string())),
+        Err(e) => match e.kind() {
+            homestick_build::ErrorKind::Untrusted => {
+                eprintln!("homestick: error: {e}");
+                Err(Failure::Untrusted)
+            }
+            homestick_build::ErrorKind::Interrupted => Err(Failure::Interrupted(e.to_string())),
+            _ => Err(Failure::Usage(e.to_string())),
+        },
     }
 }
 

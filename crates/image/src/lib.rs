@@ -6,8 +6,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bytes;
 pub mod disk;
 pub mod fat;
+pub mod files;
 pub mod gpt;
 pub mod hash;
 pub mod keys;

@@ -1,7 +1,10 @@
-//! The test fixture base: small, deterministic, generated rather than committed.
+//! Test support, kept out of the libraries the product ships: the test fixture base (small,
+//! deterministic, generated rather than committed) and the QEMU/OVMF Secure Boot command.
 //!
-//! Used by the end-to-end tests and by `cargo xtask fixture-base`. It is not bootable: the
-//! "EFI program" is a marked placeholder and system.img is pseudo-random bytes.
+//! Used by the end-to-end tests, `cargo xtask` and the fuzz targets. The fixture base is not
+//! bootable: the "EFI program" is a marked placeholder and system.img is pseudo-random bytes.
+
+#![forbid(unsafe_code)]
 
 use std::fs;
 use std::io::{self, Write};

@@ -16,7 +16,7 @@ use rsa::RsaPrivateKey;
 use sha2::{Digest, Sha256};
 use x509_cert::der::{Decode, DecodePem, Encode, EncodePem};
 
-use crate::uki::layout;
+use crate::pe::{self, u32_at};
 
 /// A problem with Secure Boot keys or signing.
 #[derive(Debug, thiserror::Error)]
@@ -97,17 +97,15 @@ const NULL: &[u8] = &[0x05, 0x00];
 // --- the Authenticode image hash -------------------------------------------------------------
 
 fn rd32(b: &[u8], at: usize) -> Result<u32, SbError> {
-    b.get(at..at + 4)
-        .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-        .ok_or_else(|| SbError::Sign("truncated PE header".into()))
+    u32_at(b, at).map_err(|e| SbError::Sign(e.to_string()))
 }
 
 /// SHA-256 Authenticode digest of an unsigned PE image: everything but the checksum, the
 /// certificate-table directory entry and the certificate table itself, sections in file order.
 pub fn pe_digest(pe: &[u8]) -> Result<[u8; 32], SbError> {
-    let l = layout(pe).map_err(|e| SbError::Sign(e.to_string()))?;
-    let checksum = l.opt + 64;
-    let cert_dir = l.opt + 112 + 4 * 8;
+    let l = pe::layout(pe).map_err(|e| SbError::Sign(e.to_string()))?;
+    let checksum = l.checksum();
+    let cert_dir = l.cert_dir();
     let headers = rd32(pe, l.opt + 60)? as usize;
     let cert_size = rd32(pe, cert_dir + 4)? as usize;
     if headers > pe.len() || cert_dir + 8 > headers {
@@ -119,7 +117,7 @@ pub fn pe_digest(pe: &[u8]) -> Result<[u8; 32], SbError> {
     h.update(&pe[cert_dir + 8..headers]);
     let mut sections = Vec::new();
     for i in 0..l.nsections {
-        let s = l.sections + 40 * i;
+        let s = l.section(i);
         let size = rd32(pe, s + 16)? as usize;
         let ptr = rd32(pe, s + 20)? as usize;
         if size > 0 {
@@ -313,8 +311,8 @@ pub fn generate(base: &Path, common_name: &str) -> Result<SbGenerated, SbError> 
 
 /// Sign an unsigned PE image: returns the image with an Authenticode certificate table.
 pub fn sign(pe: &[u8], k: &SbKey) -> Result<Vec<u8>, SbError> {
-    let l = layout(pe).map_err(|e| SbError::Sign(e.to_string()))?;
-    let cert_dir = l.opt + 112 + 4 * 8;
+    let l = pe::layout(pe).map_err(|e| SbError::Sign(e.to_string()))?;
+    let cert_dir = l.cert_dir();
     if rd32(pe, cert_dir)? != 0 || rd32(pe, cert_dir + 4)? != 0 {
         return Err(SbError::Sign("the image is already signed".into()));
     }

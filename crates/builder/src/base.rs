@@ -1,0 +1,233 @@
+//! Loading a base: base.toml, the esp/ tree, system.img, and for bases with a kernel the
+//! kernel, initrd, command line and EFI stub. Everything is read and checked here, before the
+//! builder writes a byte.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use homestick_image::fat::FatFile;
+use homestick_image::files::read_bounded;
+use serde::Deserialize;
+
+use crate::error::{input, input_file, read_err, BuildError};
+use crate::{cmdline, tree, uki};
+
+/// Largest file in a base's esp/ tree (a UKI with a large initramfs fits).
+const MAX_ESP_FILE: u64 = 512 << 20;
+/// Largest esp/ tree.
+const MAX_ESP_TOTAL: u64 = 1 << 30;
+/// Largest system.img accepted.
+const MAX_SYSTEM: u64 = 64 << 30;
+/// Largest base.toml.
+const MAX_BASE_TOML: u64 = 64 << 10;
+
+/// base.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaseToml {
+    /// Base name.
+    pub name: String,
+    /// Base version.
+    pub version: String,
+    /// `[boot]`: for bases with a kernel.
+    #[serde(default)]
+    pub boot: Option<BootToml>,
+}
+
+/// `[boot]` in base.toml.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootToml {
+    /// Kernel modules to load at boot, in order: paths inside the base's initrd.
+    #[serde(default)]
+    pub modules: Vec<String>,
+    /// The system's init (default /sbin/init).
+    #[serde(default)]
+    pub init: Option<String>,
+    /// Seconds the boot verifier may take from its start to a verdict before it refuses
+    /// (default 300: enough to hash a large system from a slow stick).
+    #[serde(default)]
+    pub verdict_timeout_seconds: Option<u32>,
+}
+
+/// The boot files of a base with a kernel.
+#[derive(Debug, Clone)]
+pub struct BootInput {
+    /// vmlinuz.
+    pub kernel: Vec<u8>,
+    /// The base's own initramfs (may be empty).
+    pub initrd: Vec<u8>,
+    /// Kernel command line (checked).
+    pub cmdline: String,
+    /// systemd's EFI stub.
+    pub stub: Vec<u8>,
+    /// `[boot]` of base.toml.
+    pub config: BootToml,
+}
+
+/// A loaded base.
+#[derive(Debug, Clone)]
+pub struct BaseInput {
+    /// base.toml.
+    pub meta: BaseToml,
+    /// The esp/ tree.
+    pub esp: Vec<FatFile>,
+    /// system.img.
+    pub system: PathBuf,
+    /// Its size.
+    pub system_len: u64,
+    /// Kernel, initrd, command line and stub, when the base has a kernel.
+    pub boot: Option<BootInput>,
+}
+
+/// Whether `s` is a valid base name or version (and image version).
+pub fn label_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._+-~".contains(&b))
+}
+
+/// The rule [`label_ok`] checks, for messages.
+pub const LABEL_RULE: &str = "must be 1-64 characters of A-Z a-z 0-9 . _ + - ~";
+
+/// Load and check a base directory.
+pub fn load_base(dir: &Path) -> Result<BaseInput, BuildError> {
+    let md = fs::metadata(dir).map_err(|e| input_file(dir, format!("base directory: {e}")))?;
+    if !md.is_dir() {
+        return Err(input_file(dir, "not a directory (give the base directory)"));
+    }
+    let meta = read_base_toml(&dir.join("base.toml"))?;
+    let esp = load_esp_tree(&dir.join("esp"))?;
+    let (system, system_len) = check_system(&dir.join("system.img"))?;
+    let boot = load_boot(dir, &esp, meta.boot.clone())?;
+    if boot.is_none() && meta.boot.is_some() {
+        return Err(input_file(
+            &dir.join("base.toml"),
+            "[boot] is set but the base has no kernel file",
+        ));
+    }
+    Ok(BaseInput {
+        meta,
+        esp,
+        system,
+        system_len,
+        boot,
+    })
+}
+
+fn read_base_toml(tp: &Path) -> Result<BaseToml, BuildError> {
+    let raw = read_bounded(tp, MAX_BASE_TOML).map_err(read_err(tp))?;
+    let text = String::from_utf8(raw).map_err(|_| input_file(tp, "not UTF-8 text"))?;
+    let bt: BaseToml =
+        toml::from_str(&text).map_err(|e| input_file(tp, e.message().trim().to_string()))?;
+    for (field, v) in [("name", &bt.name), ("version", &bt.version)] {
+        if !label_ok(v) {
+            return Err(input(
+                format!("{}: {field}", tp.display()),
+                format!("{v:?} {LABEL_RULE}"),
+            ));
+        }
+    }
+    Ok(bt)
+}
+
+fn load_esp_tree(esp_dir: &Path) -> Result<Vec<FatFile>, BuildError> {
+    if !esp_dir.is_dir() {
+        return Err(input_file(
+            esp_dir,
+            "missing (the tree copied into the ESP)",
+        ));
+    }
+    let esp = tree::collect_files(esp_dir, MAX_ESP_FILE, MAX_ESP_TOTAL)?;
+    if let Some(f) = esp
+        .iter()
+        .find(|f| f.path.to_ascii_lowercase().starts_with("homestick/"))
+    {
+        return Err(input_file(
+            &esp_dir.join(&f.path),
+            "the ESP folder homestick/ is reserved for the manifest and README.txt",
+        ));
+    }
+    Ok(esp)
+}
+
+fn check_system(system: &Path) -> Result<(PathBuf, u64), BuildError> {
+    let sm = fs::metadata(system).map_err(|e| input_file(system, format!("cannot read: {e}")))?;
+    if !sm.is_file() {
+        return Err(input_file(system, "not a regular file"));
+    }
+    if sm.len() == 0 {
+        return Err(input_file(system, "empty"));
+    }
+    if sm.len() > MAX_SYSTEM {
+        return Err(input_file(
+            system,
+            format!("{} bytes, over the limit of {MAX_SYSTEM}", sm.len()),
+        ));
+    }
+    Ok((system.to_path_buf(), sm.len()))
+}
+
+fn load_boot(
+    dir: &Path,
+    esp: &[FatFile],
+    config: Option<BootToml>,
+) -> Result<Option<BootInput>, BuildError> {
+    let kernel_path = dir.join("kernel");
+    if !kernel_path.exists() {
+        return Ok(None);
+    }
+    let kernel = read_bounded(&kernel_path, 256 << 20).map_err(read_err(&kernel_path))?;
+    if kernel.get(0..2) != Some(b"MZ") {
+        return Err(input_file(
+            &kernel_path,
+            "not an EFI-stub kernel (no MZ header)",
+        ));
+    }
+    let initrd_path = dir.join("initrd");
+    let initrd = if initrd_path.exists() {
+        read_bounded(&initrd_path, 1 << 30).map_err(read_err(&initrd_path))?
+    } else {
+        Vec::new()
+    };
+    let cmdline_path = dir.join("cmdline");
+    let raw = read_bounded(&cmdline_path, 4096).map_err(read_err(&cmdline_path))?;
+    let text = String::from_utf8(raw).map_err(|_| input_file(&cmdline_path, "not UTF-8 text"))?;
+    let cmdline = cmdline::normalize(&text);
+    cmdline::lint(&cmdline).map_err(|e| input_file(&cmdline_path, e.to_string()))?;
+    let stub_path = dir.join("linuxx64.efi.stub");
+    let stub = read_bounded(&stub_path, 16 << 20).map_err(read_err(&stub_path))?;
+    uki::check_stub(&stub).map_err(|e| input_file(&stub_path, e.to_string()))?;
+    if esp
+        .iter()
+        .any(|f| f.path.eq_ignore_ascii_case("EFI/BOOT/BOOTX64.EFI"))
+    {
+        return Err(input_file(
+            &dir.join("esp/EFI/BOOT/BOOTX64.EFI"),
+            "the base has a kernel, so homestick builds EFI/BOOT/BOOTX64.EFI itself; remove it from esp/",
+        ));
+    }
+    Ok(Some(BootInput {
+        kernel,
+        initrd,
+        cmdline,
+        stub,
+        config: config.unwrap_or_default(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels() {
+        for ok in ["1.0", "2026.11.1", "a-b_c+d~e", &"x".repeat(64)] {
+            assert!(label_ok(ok), "{ok}");
+        }
+        for bad in ["", "a b", "ä", "a/b", &"x".repeat(65)] {
+            assert!(!label_ok(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The builder: base + profile + signing key -> one signed, reproducible image.
+//!
+//! [`build`] runs the steps in [`pipeline`]: read and check every input; copy the system
+//! partition while hashing it; build the profile FAT; derive the image id and GUIDs from the
+//! input hashes; compose the ESP (UKI, README) and sign the manifest; write the ESP and the
+//! GPT; verify the result with the public key; only then rename the temporary file to the
+//! output name.
+
+#![forbid(unsafe_code)]
+
+pub mod authenticode;
+pub mod base;
+pub mod boot;
+pub mod cmdline;
+pub mod cpio;
+pub mod error;
+pub mod layout;
+pub mod pe;
+pub mod pipeline;
+pub mod readme;
+pub mod tree;
+pub mod uki;
+
+use std::path::PathBuf;
+
+use homestick_image::manifest::Manifest;
+use homestick_image::verify::Progress;
+
+pub use base::{load_base, BaseInput, BaseToml, BootInput, BootToml};
+pub use error::{BuildError, ErrorKind};
+pub use pipeline::build;
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Profile directory.
+    pub profile: PathBuf,
+    /// Base directory.
+    pub base: PathBuf,
+    /// Private signing key.
+    pub key: PathBuf,
+    /// Passphrase for an encrypted key.
+    pub passphrase: Option<Vec<u8>>,
+    /// Output image path.
+    pub output: PathBuf,
+    /// Image version; defaults to the base's version.
+    pub version: Option<String>,
+    /// Anti-rollback index.
+    pub rollback_index: u64,
+    /// Image file size; defaults to the smallest that holds the image.
+    pub size: Option<u64>,
+    /// Build time (SOURCE_DATE_EPOCH or now).
+    pub epoch: i64,
+    /// The static boot verifier binary (bases with a kernel).
+    pub boot_verifier: Option<PathBuf>,
+    /// Public keys the boot verifier trusts (default: the signing key's).
+    pub boot_keyring: Option<PathBuf>,
+    /// Seconds the refusal message stays before power-off.
+    pub failure_delay_seconds: u32,
+    /// Sign the UKI for Secure Boot with this RSA key and X.509 certificate.
+    pub secure_boot: Option<SecureBootOptions>,
+}
+
+/// Secure Boot signing inputs.
+#[derive(Debug, Clone)]
+pub struct SecureBootOptions {
+    /// RSA private key (PEM).
+    pub key: PathBuf,
+    /// X.509 certificate (PEM or DER).
+    pub cert: PathBuf,
+    /// Passphrase for an encrypted key.
+    pub passphrase: Option<Vec<u8>>,
+}
+
+/// What a build produced.
+#[derive(Debug, Clone)]
+pub struct BuildReport {
+    /// The output file.
+    pub output: PathBuf,
+    /// Image file size in bytes.
+    pub size: u64,
+    /// The signed manifest.
+    pub manifest: Manifest,
+    /// Seconds taken.
+    pub seconds: f64,
+    /// Warnings from the inputs (certificates close to expiry, ...).
+    pub warnings: Vec<String>,
+}
+
+/// Progress of a build: stage messages and byte counts.
+pub trait BuildProgress: Progress {
+    /// A new stage begins.
+    fn stage(&self, what: &str);
+    /// Whether the user asked to stop (checked between blocks and stages).
+    fn cancelled(&self) -> bool {
+        false
+    }
+}

@@ -1,0 +1,543 @@
+//! The build, as a list of named steps (in the style of coreos-installer's `write_disk`):
+//! check every input; copy the system partition while hashing it; write the profile partition;
+//! derive the identities; compose the ESP (UKI, README) and sign the manifest; write the ESP and
+//! the GPT; verify the result; rename it to the output name.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use homestick_image::disk::{FileDisk, SECTOR};
+use homestick_image::fat::{self, FatFile, FatSpec};
+use homestick_image::gpt::{self, NewPartition};
+use homestick_image::hash::{hex, sha256_hex};
+use homestick_image::keys::{self, TrustedKey};
+use homestick_image::manifest::{self, Base, Customer, DiskInfo, FileEntry, Manifest, Partition};
+use homestick_image::verify;
+use homestick_profile::Profile;
+use sha2::{Digest, Sha256};
+use tempfile::NamedTempFile;
+use uuid::Uuid;
+
+use crate::base::{self, BaseInput, LABEL_RULE};
+use crate::boot::{self, BootFiles, UkiFor};
+use crate::error::{input, io_err, BuildError};
+use crate::layout::{self, derived_uuid, Layout, MIN_ESP, MIN_PROFILE};
+use crate::{authenticode, readme, BuildOptions, BuildProgress, BuildReport};
+
+/// Everything the build needs, read and checked before the first byte is written.
+struct Inputs {
+    profile: Profile,
+    base: BaseInput,
+    key: SigningKey,
+    sb_key: Option<authenticode::SbKey>,
+    boot_files: Option<BootFiles>,
+    version: String,
+    out_dir: PathBuf,
+    profile_fat: Vec<u8>,
+    profile_sha: String,
+    esp_bytes: u64,
+    layout: Layout,
+    size: u64,
+}
+
+/// Build the image described by `opts`.
+pub fn build(opts: &BuildOptions, progress: &dyn BuildProgress) -> Result<BuildReport, BuildError> {
+    let started = Instant::now();
+    progress.stage("checking inputs");
+    let inp = check_inputs(opts)?;
+    progress.stage("writing the system partition");
+    let mut tmp = create_output(opts, &inp)?;
+    let sys_sha = write_system(&inp, tmp.as_file_mut(), progress)?;
+    write_at(
+        tmp.as_file_mut(),
+        inp.layout.profile.0,
+        &inp.profile_fat,
+        "the profile partition",
+    )?;
+    cancelled(progress)?;
+    progress.stage("signing");
+    let ids = Ids::derive(opts, &inp, &sys_sha);
+    let esp = esp_contents(opts, &inp, &ids)?;
+    let m = manifest(opts, &inp, &ids, esp.entries, esp.image_id, sys_sha)?;
+    let esp_files = sign_into(&inp.key, &m, esp.files);
+    cancelled(progress)?;
+    progress.stage("writing the ESP and the GPT");
+    write_esp_and_gpt(opts, &inp, &ids, &m, &esp_files, tmp.as_file_mut())?;
+    cancelled(progress)?;
+    progress.stage("verifying the image");
+    self_check(opts, &inp.key.verifying_key(), tmp.path(), progress)?;
+    cancelled(progress)?;
+    persist(tmp, &opts.output, &inp.out_dir)?;
+    Ok(BuildReport {
+        output: opts.output.clone(),
+        size: inp.size,
+        manifest: m,
+        seconds: started.elapsed().as_secs_f64(),
+        warnings: inp.profile.warnings.clone(),
+    })
+}
+
+fn cancelled(progress: &dyn BuildProgress) -> Result<(), BuildError> {
+    if progress.cancelled() {
+        return Err(BuildError::Interrupted);
+    }
+    Ok(())
+}
+
+/// Read and check every input: profile, base, keys, boot verifier, version, output, sizes.
+fn check_inputs(opts: &BuildOptions) -> Result<Inputs, BuildError> {
+    let profile = Profile::load(&opts.profile, opts.epoch)?;
+    let base = base::load_base(&opts.base)?;
+    if opts.secure_boot.is_some() && base.boot.is_none() {
+        return Err(input(
+            "--secure-boot-key",
+            format!(
+                "{} has no kernel, so there is no UKI to sign",
+                opts.base.display()
+            ),
+        ));
+    }
+    let key = keys::load_signing_key(&opts.key, opts.passphrase.as_deref())
+        .map_err(|source| BuildError::Key { option: "", source })?;
+    let sb_key = match &opts.secure_boot {
+        Some(sb) => Some(
+            authenticode::load(&sb.key, &sb.cert, sb.passphrase.as_deref())
+                .map_err(BuildError::SecureBootKey)?,
+        ),
+        None => None,
+    };
+    let boot_files = match base.boot {
+        Some(_) => Some(BootFiles::load(
+            opts.boot_verifier.as_deref(),
+            opts.boot_keyring.as_deref(),
+        )?),
+        None => None,
+    };
+    let version = opts
+        .version
+        .clone()
+        .unwrap_or_else(|| base.meta.version.clone());
+    if !base::label_ok(&version) {
+        return Err(input("--version", format!("{version:?} {LABEL_RULE}")));
+    }
+    let out_dir = check_output(&opts.output)?;
+    let profile_fat = profile_fat(&profile, opts.epoch)?;
+    let profile_sha = sha256_hex(&profile_fat);
+    let esp_bytes = layout::fat_budget(
+        base.esp.iter().map(|f| f.data.len() as u64),
+        MIN_ESP,
+        8 << 20,
+    );
+    let layout = Layout::new(esp_bytes, base.system_len, profile_fat.len() as u64);
+    let size = image_size(opts.size, layout.min_sectors * SECTOR)?;
+    Ok(Inputs {
+        profile,
+        base,
+        key,
+        sb_key,
+        boot_files,
+        version,
+        out_dir,
+        profile_fat,
+        profile_sha,
+        esp_bytes,
+        layout,
+        size,
+    })
+}
+
+/// The output's directory, which must exist; the output must not be a directory.
+fn check_output(output: &Path) -> Result<PathBuf, BuildError> {
+    let out_dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !out_dir.is_dir() {
+        return Err(input(
+            "--output",
+            format!("directory {} does not exist", out_dir.display()),
+        ));
+    }
+    if output.is_dir() {
+        return Err(input(
+            "--output",
+            format!("{} is a directory", output.display()),
+        ));
+    }
+    Ok(out_dir)
+}
+
+fn image_size(requested: Option<u64>, min_size: u64) -> Result<u64, BuildError> {
+    match requested {
+        None => Ok(min_size),
+        Some(s) if s % SECTOR != 0 => Err(input("--size", format!("{s} is not a multiple of 512"))),
+        Some(s) if s < min_size => Err(input(
+            "--size",
+            format!("{s} bytes is too small; this image needs at least {min_size}"),
+        )),
+        Some(s) => Ok(s),
+    }
+}
+
+/// The profile partition: its own FAT, reproducible from the profile alone.
+fn profile_fat(profile: &Profile, epoch: i64) -> Result<Vec<u8>, BuildError> {
+    let size = layout::fat_budget(
+        profile.files.iter().map(|f| f.data.len() as u64),
+        MIN_PROFILE,
+        1 << 20,
+    );
+    let spec = FatSpec {
+        size,
+        fat32: false,
+        label: "HS-PROFILE".into(),
+        volume_id: layout::volume_id(b"profile-volume", profile.customer.id.as_bytes()),
+        epoch,
+    };
+    fat::build(&spec, &profile.files).map_err(io_err("building the profile FAT"))
+}
+
+/// A hidden temporary file beside the output, of the image's size.
+fn create_output(opts: &BuildOptions, inp: &Inputs) -> Result<NamedTempFile, BuildError> {
+    let name = opts
+        .output
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy();
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".partial")
+        .tempfile_in(&inp.out_dir)
+        .map_err(io_err(format!(
+            "creating a temporary file in {}",
+            inp.out_dir.display()
+        )))?;
+    tmp.as_file()
+        .set_len(inp.size)
+        .map_err(io_err("sizing the output"))?;
+    Ok(tmp)
+}
+
+fn write_at(f: &mut File, lba: u64, data: &[u8], what: &str) -> Result<(), BuildError> {
+    f.seek(SeekFrom::Start(lba * SECTOR))
+        .map_err(io_err("seeking in the output"))?;
+    f.write_all(data).map_err(io_err(format!("writing {what}")))
+}
+
+/// Copy system.img into the system partition, hashing it (and its zero padding) on the way.
+fn write_system(
+    inp: &Inputs,
+    dst: &mut File,
+    progress: &dyn BuildProgress,
+) -> Result<[u8; 32], BuildError> {
+    let src = &inp.base.system;
+    let len = inp.base.system_len;
+    let mut f = File::open(src).map_err(io_err(format!("opening {}", src.display())))?;
+    dst.seek(SeekFrom::Start(inp.layout.system.0 * SECTOR))
+        .map_err(io_err("seeking in the output"))?;
+    progress.set_total(len);
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 4 << 20];
+    let mut done = 0u64;
+    while done < len {
+        cancelled(progress)?;
+        let want = ((len - done) as usize).min(buf.len());
+        f.read_exact(&mut buf[..want])
+            .map_err(io_err(format!("reading {}", src.display())))?;
+        h.update(&buf[..want]);
+        dst.write_all(&buf[..want])
+            .map_err(io_err("writing the system partition"))?;
+        done += want as u64;
+        progress.advance(want as u64);
+    }
+    // The file already holds zeros past the system image; only the hash needs the padding.
+    let zeros = vec![0u8; 1 << 20];
+    let mut pad = inp.layout.system_bytes() - len;
+    while pad > 0 {
+        let n = pad.min(zeros.len() as u64) as usize;
+        h.update(&zeros[..n]);
+        pad -= n as u64;
+    }
+    Ok(h.finalize().into())
+}
+
+/// The identities derived from the inputs.
+struct Ids {
+    /// Inputs of the image id so far (the ESP files are added to them).
+    parts: Vec<Vec<u8>>,
+    /// Hash of everything but the ESP: the disk and partition GUIDs derive from it.
+    base: Uuid,
+    /// Disk GUID.
+    disk: Uuid,
+}
+
+impl Ids {
+    fn derive(opts: &BuildOptions, inp: &Inputs, sys_sha: &[u8; 32]) -> Ids {
+        let parts: Vec<Vec<u8>> = vec![
+            b"homestick-image-id/1".to_vec(),
+            inp.profile.customer.id.clone().into_bytes(),
+            inp.version.clone().into_bytes(),
+            opts.epoch.to_le_bytes().to_vec(),
+            opts.rollback_index.to_le_bytes().to_vec(),
+            inp.base.meta.name.clone().into_bytes(),
+            inp.base.meta.version.clone().into_bytes(),
+            keys::key_id(&inp.key.verifying_key()).into_bytes(),
+            hex(sys_sha).into_bytes(),
+            inp.profile_sha.clone().into_bytes(),
+        ];
+        // Disk and partition GUIDs come from everything but the ESP, because the ESP's UKI
+        // carries the disk GUID in its boot policy; the image id then covers the ESP files too.
+        let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        let base = derived_uuid(&refs);
+        let disk = guid(base, "disk");
+        Ids { parts, base, disk }
+    }
+
+    /// The GUID of partition `what`.
+    fn guid(&self, what: &str) -> Uuid {
+        guid(self.base, what)
+    }
+}
+
+fn guid(base: Uuid, what: &str) -> Uuid {
+    derived_uuid(&[b"homestick-guid", base.as_bytes(), what.as_bytes()])
+}
+
+/// The ESP's files (the base's, the UKI, README.txt), their manifest entries (sorted), and the
+/// image id, which covers them.
+struct EspContents {
+    files: Vec<FatFile>,
+    entries: Vec<FileEntry>,
+    image_id: Uuid,
+}
+
+fn esp_contents(opts: &BuildOptions, inp: &Inputs, ids: &Ids) -> Result<EspContents, BuildError> {
+    let mut files: Vec<FatFile> = inp.base.esp.clone();
+    if let (Some(boot), Some(boot_files)) = (&inp.base.boot, &inp.boot_files) {
+        let target = UkiFor {
+            customer: &inp.profile.customer,
+            version: &inp.version,
+            disk_guid: ids.disk.to_string(),
+            signing_public: &inp.key.verifying_key(),
+            min_rollback_index: opts.rollback_index,
+            failure_delay_seconds: opts.failure_delay_seconds,
+            epoch: opts.epoch,
+        };
+        let uki = boot::compose_uki(
+            &inp.base,
+            boot,
+            boot_files,
+            &target,
+            inp.sb_key.as_ref(),
+            opts.base.join("linuxx64.efi.stub"),
+        )?;
+        files.push(FatFile {
+            path: "EFI/BOOT/BOOTX64.EFI".into(),
+            data: uki,
+        });
+    }
+    // Each ESP file is hashed once: for the image id here and for the manifest.
+    let mut entries: Vec<FileEntry> = files.iter().map(file_entry).collect();
+    let mut id_parts = ids.parts.clone();
+    for e in &entries {
+        id_parts.push(e.path.clone().into_bytes());
+        id_parts.push(e.sha256.clone().into_bytes());
+    }
+    let refs: Vec<&[u8]> = id_parts.iter().map(Vec::as_slice).collect();
+    let image_id = derived_uuid(&refs);
+    let key_id = keys::key_id(&inp.key.verifying_key());
+    let readme = readme::readme_txt(
+        &inp.profile.customer,
+        &image_id.to_string(),
+        &inp.version,
+        &key_id,
+    );
+    let readme = FatFile {
+        path: "homestick/README.txt".into(),
+        data: readme.into_bytes(),
+    };
+    entries.push(file_entry(&readme));
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    files.push(readme);
+    Ok(EspContents {
+        files,
+        entries,
+        image_id,
+    })
+}
+
+fn file_entry(f: &FatFile) -> FileEntry {
+    FileEntry {
+        path: f.path.clone(),
+        size: f.data.len() as u64,
+        sha256: sha256_hex(&f.data),
+    }
+}
+
+/// The signed statement.
+fn manifest(
+    opts: &BuildOptions,
+    inp: &Inputs,
+    ids: &Ids,
+    file_entries: Vec<FileEntry>,
+    image_id: Uuid,
+    sys_sha: [u8; 32],
+) -> Result<Manifest, BuildError> {
+    let l = &inp.layout;
+    let ro = gpt::ATTR_READ_ONLY;
+    let parts = [
+        ("esp", gpt::TYPE_ESP, l.esp, 0u64, None, Some(file_entries)),
+        (
+            "system",
+            gpt::TYPE_ROOT_X86_64,
+            l.system,
+            ro,
+            Some(hex(&sys_sha)),
+            None,
+        ),
+        (
+            "profile",
+            gpt::TYPE_HOMESTICK_PROFILE,
+            l.profile,
+            ro,
+            Some(inp.profile_sha.clone()),
+            None,
+        ),
+    ];
+    let partitions = parts
+        .into_iter()
+        .enumerate()
+        .map(
+            |(i, (name, ty, (first, last), attributes, sha256, files))| Partition {
+                number: i as u32 + 1,
+                name: name.into(),
+                type_guid: ty.to_string(),
+                guid: ids.guid(name).to_string(),
+                first_lba: first,
+                last_lba: last,
+                attributes,
+                sha256,
+                files,
+            },
+        )
+        .collect();
+    let m = Manifest {
+        format: manifest::FORMAT.into(),
+        image_id: image_id.to_string(),
+        customer: Customer {
+            id: inp.profile.customer.id.clone(),
+            name: inp.profile.customer.name.clone(),
+        },
+        version: inp.version.clone(),
+        build_time: fat::rfc3339(opts.epoch),
+        build_epoch: opts.epoch,
+        rollback_index: opts.rollback_index,
+        key_id: keys::key_id(&inp.key.verifying_key()),
+        base: Base {
+            name: inp.base.meta.name.clone(),
+            version: inp.base.meta.version.clone(),
+        },
+        disk: DiskInfo {
+            guid: ids.disk.to_string(),
+            sector_size: SECTOR,
+            min_size_bytes: l.min_sectors * SECTOR,
+            partition_entries: gpt::NUM_ENTRIES,
+        },
+        partitions,
+    };
+    m.validate().map_err(|e| BuildError::Internal {
+        context: "the manifest the builder made",
+        detail: e.to_string(),
+    })?;
+    Ok(m)
+}
+
+/// Add manifest.json and its signature to the ESP's files.
+fn sign_into(key: &SigningKey, m: &Manifest, mut esp_files: Vec<FatFile>) -> Vec<FatFile> {
+    let bytes = m.to_bytes();
+    let sig = keys::sign(key, &bytes);
+    esp_files.push(FatFile {
+        path: manifest::MANIFEST_PATH.into(),
+        data: bytes,
+    });
+    esp_files.push(FatFile {
+        path: manifest::SIGNATURE_PATH.into(),
+        data: sig.to_vec(),
+    });
+    esp_files
+}
+
+/// Write the ESP (FAT32, last: it holds the signed statement) and the GPT, and flush.
+fn write_esp_and_gpt(
+    opts: &BuildOptions,
+    inp: &Inputs,
+    ids: &Ids,
+    m: &Manifest,
+    esp_files: &[FatFile],
+    f: &mut File,
+) -> Result<(), BuildError> {
+    let image_id = Uuid::parse_str(&m.image_id).map_err(|e| BuildError::Internal {
+        context: "the image id",
+        detail: e.to_string(),
+    })?;
+    let spec = FatSpec {
+        size: inp.esp_bytes,
+        fat32: true,
+        label: "HOMESTICK".into(),
+        volume_id: layout::volume_id(b"esp-volume", image_id.as_bytes()),
+        epoch: opts.epoch,
+    };
+    let esp = fat::build(&spec, esp_files).map_err(io_err("building the ESP (FAT32)"))?;
+    write_at(f, inp.layout.esp.0, &esp, "the ESP")?;
+    let parts: Vec<NewPartition> = m
+        .partitions
+        .iter()
+        .map(|p| NewPartition {
+            type_guid: p.type_uuid(),
+            guid: p.uuid(),
+            first_lba: p.first_lba,
+            last_lba: p.last_lba,
+            attributes: p.attributes,
+            name: p.name.clone(),
+        })
+        .collect();
+    gpt::write(&mut *f, inp.size / SECTOR, ids.disk, &parts).map_err(|detail| {
+        BuildError::Internal {
+            context: "writing the GPT",
+            detail,
+        }
+    })?;
+    f.sync_all().map_err(io_err("flushing the output"))
+}
+
+/// Verify the written file with the public key, reading it back from the file system.
+fn self_check(
+    opts: &BuildOptions,
+    public: &VerifyingKey,
+    path: &Path,
+    progress: &dyn BuildProgress,
+) -> Result<(), BuildError> {
+    let disk = FileDisk::open(path).map_err(io_err("reopening the output"))?;
+    let trusted = [TrustedKey {
+        id: keys::key_id(public),
+        key: *public,
+        source: opts.key.clone(),
+    }];
+    verify::verify(&disk, &trusted, progress).map_err(BuildError::SelfCheck)?;
+    Ok(())
+}
+
+/// Rename the temporary file to the output name and flush the directory.
+fn persist(tmp: NamedTempFile, output: &Path, out_dir: &Path) -> Result<(), BuildError> {
+    tmp.persist(output).map_err(|e| BuildError::Io {
+        context: format!("renaming to {}", output.display()),
+        source: e.error,
+    })?;
+    // Best effort: the rename is durable once the directory is flushed.
+    if let Ok(d) = File::open(out_dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
