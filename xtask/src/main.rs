@@ -73,6 +73,15 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         rounds: u32,
     },
+    /// `homestick build` against `cp` + `sync` of the same output size, cold and warm cache.
+    Build {
+        /// System image size in MiB.
+        #[arg(long, default_value_t = 1024)]
+        size_mib: u64,
+        /// Rounds per cache state (alternating the two).
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+    },
 }
 
 pub(crate) fn root() -> PathBuf {
@@ -398,13 +407,6 @@ fn bench_verify(size_mib: u64, rounds: u32) -> Result<()> {
     }
     let size = fs::metadata(&img)?.len();
     let pubkey = r.join("keys/test/homestick-test.pub");
-    let quiet = |c: &mut Command| -> Result<()> {
-        let o = c.output().with_context(|| format!("starting {c:?}"))?;
-        if !o.status.success() {
-            bail!("{c:?} failed: {}", String::from_utf8_lossy(&o.stderr));
-        }
-        Ok(())
-    };
     // Warm the page cache so both tools read from memory, not from the (shared, noisy) disk.
     quiet(
         Command::new("cat")
@@ -447,6 +449,107 @@ fn bench_verify(size_mib: u64, rounds: u32) -> Result<()> {
     Ok(())
 }
 
+/// Run `c` with its output captured; fail with its stderr.
+fn quiet(c: &mut Command) -> Result<()> {
+    let o = c.output().with_context(|| format!("starting {c:?}"))?;
+    if !o.status.success() {
+        bail!("{c:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    Ok(())
+}
+
+/// Drop the page cache (root only), so the next run reads from the disk.
+fn drop_caches() -> Result<()> {
+    quiet(&mut Command::new("sync"))?;
+    fs::write("/proc/sys/vm/drop_caches", "3\n")
+        .context("dropping the page cache needs root (/proc/sys/vm/drop_caches)")
+}
+
+/// `homestick build` of a `size_mib` base against `cp` of a file of the output's size followed
+/// by `sync`: the least any tool must do to put that many bytes on the disk. Cold: the page
+/// cache is dropped before each run; warm: the base was just read.
+fn bench_build(size_mib: u64, rounds: u32) -> Result<()> {
+    let r = root();
+    let dir = r.join("target/bench-build");
+    let base = dir.join("base");
+    if !base.join("system.img").exists()
+        || fs::metadata(base.join("system.img"))?.len() != size_mib << 20
+    {
+        let _ = fs::remove_dir_all(&base);
+        fixture_base(&base, size_mib)?;
+    }
+    let bin = homestick_bin()?;
+    let img = dir.join("bench.img");
+    let copy_src = dir.join("copy-source.img");
+    let copy_dst = dir.join("copy.img");
+    let _ = fs::remove_file(&img);
+    build_demo_image(&bin, &base, &img, &[])?;
+    let size = fs::metadata(&img)?.len();
+    // cp's source: a file of the same size with the base's system image at its start, so both
+    // tools read as many real bytes.
+    run(Command::new("cp")
+        .arg(base.join("system.img"))
+        .arg(&copy_src))?;
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&copy_src)?
+        .set_len(size)?;
+    let k = r.join("keys/test/homestick-test.key");
+    let p = r.join("profiles/stadt-musterhausen");
+    let mut build = || -> Result<()> {
+        let _ = fs::remove_file(&img);
+        quiet(
+            Command::new(&bin)
+                .arg("build")
+                .args([
+                    "--profile".as_ref(),
+                    p.as_os_str(),
+                    "--base".as_ref(),
+                    base.as_os_str(),
+                ])
+                .args([
+                    "--key".as_ref(),
+                    k.as_os_str(),
+                    "--output".as_ref(),
+                    img.as_os_str(),
+                ])
+                .env("SOURCE_DATE_EPOCH", "1796000000"),
+        )?;
+        quiet(&mut Command::new("sync"))
+    };
+    let mut cp = || -> Result<()> {
+        let _ = fs::remove_file(&copy_dst);
+        quiet(Command::new("cp").arg(&copy_src).arg(&copy_dst))?;
+        quiet(&mut Command::new("sync"))
+    };
+    let mut results = Vec::new();
+    for cold in [true, false] {
+        let (mut hs, mut c) = (f64::MAX, f64::MAX);
+        for _ in 0..rounds {
+            if cold {
+                drop_caches()?;
+            }
+            hs = hs.min(best_of(1, &mut build)?);
+            if cold {
+                drop_caches()?;
+            }
+            c = c.min(best_of(1, &mut cp)?);
+        }
+        results.push((if cold { "cold" } else { "warm" }, hs, c));
+    }
+    let mib = size as f64 / (1 << 20) as f64;
+    println!("bench build: base system {size_mib} MiB, image {mib:.0} MiB, best of {rounds} rounds each, alternating");
+    for (what, hs, c) in results {
+        println!(
+            "  {what}: homestick build {hs:6.2} s, cp + sync {c:6.2} s, ratio {:.2}x (target <= {})",
+            hs / c,
+            if what == "cold" { "1.5x" } else { "1.2x" }
+        );
+    }
+    let _ = fs::remove_file(&copy_dst);
+    Ok(())
+}
+
 /// Bytes `verify` hashes: the whole-hashed partitions plus the ESP files, from the image's
 /// manifest (read the way `homestick inspect` reads it).
 fn hashed_bytes(img: &Path) -> Result<u64> {
@@ -478,5 +581,8 @@ fn main() -> Result<()> {
         Cmd::Bench {
             what: Bench::Verify { size_mib, rounds },
         } => bench_verify(size_mib, rounds),
+        Cmd::Bench {
+            what: Bench::Build { size_mib, rounds },
+        } => bench_build(size_mib, rounds),
     }
 }

@@ -22,15 +22,63 @@ use homestick_image::manifest::Manifest;
 use homestick_image::policy::{BootPolicy, Expectations};
 use homestick_image::verify::{verify_with, NoProgress, VerifyError};
 
+/// Why the boot verifier refuses, before or after looking at the stick.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BootError {
+    /// The policy in the initramfs cannot be read.
+    #[error("policy {}: {source}", path.display())]
+    PolicyRead {
+        /// Its path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The policy in the initramfs is not usable.
+    #[error("policy {}: {source}", path.display())]
+    Policy {
+        /// Its path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: homestick_image::policy::PolicyError,
+    },
+    /// The trusted keys in the initramfs are not usable.
+    #[error("trusted keys: {0}")]
+    Keys(#[source] homestick_image::keys::KeyError),
+    /// The stick cannot be opened.
+    #[error("{}: cannot open: {source}", dev.display())]
+    Open {
+        /// The device.
+        dev: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The stick is not trusted, or cannot be judged.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    /// A trusted manifest without a system or profile partition: nothing to start.
+    #[error("the signed manifest has no {0} partition")]
+    NoPartition(&'static str),
+}
+
 /// Read and check the policy.
-pub fn load_policy(path: &Path) -> Result<BootPolicy, String> {
-    let b = fs::read(path).map_err(|e| format!("policy {}: {e}", path.display()))?;
-    BootPolicy::from_json(&b).map_err(|e| format!("policy {}: {e}", path.display()))
+pub fn load_policy(path: &Path) -> Result<BootPolicy, BootError> {
+    let b = fs::read(path).map_err(|source| BootError::PolicyRead {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    BootPolicy::from_json(&b).map_err(|source| BootError::Policy {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Load the trusted keys.
-pub fn load_keys(dir: &Path) -> Result<Vec<TrustedKey>, String> {
-    load_keyring(dir).map_err(|e| format!("trusted keys: {e}"))
+pub fn load_keys(dir: &Path) -> Result<Vec<TrustedKey>, BootError> {
+    load_keyring(dir).map_err(BootError::Keys)
 }
 
 /// Block devices worth looking at (no loop, ram, device-mapper or optical devices).
@@ -60,18 +108,14 @@ pub fn disk_guid(dev: &Path) -> Option<String> {
 }
 
 /// The boot verifier's whole decision on a disk: the full verification plus the policy's
-/// checks. The reason on failure is one line. (A block device's logical sector size comes
-/// with the disk: [`FileDisk`] reads it from sysfs.)
+/// checks. (A block device's logical sector size comes with the disk: [`FileDisk`] reads it
+/// from sysfs.)
 pub fn decide<D: Disk + ?Sized>(
     disk: &D,
     keys: &[TrustedKey],
     policy: &BootPolicy,
-) -> Result<Manifest, String> {
-    let v =
-        verify_with(disk, keys, &Expectations::from(policy), &NoProgress).map_err(|e| match e {
-            VerifyError::Untrusted { failures, .. } => failures.join("; "),
-            other => other.to_string(),
-        })?;
+) -> Result<Manifest, BootError> {
+    let v = verify_with(disk, keys, &Expectations::from(policy), &NoProgress)?;
     Ok(v.manifest)
 }
 
@@ -80,8 +124,11 @@ pub fn verify_stick(
     dev: &Path,
     keys: &[TrustedKey],
     policy: &BootPolicy,
-) -> Result<Manifest, String> {
-    let disk = FileDisk::open(dev).map_err(|e| format!("{}: cannot open: {e}", dev.display()))?;
+) -> Result<Manifest, BootError> {
+    let disk = FileDisk::open(dev).map_err(|source| BootError::Open {
+        dev: dev.to_path_buf(),
+        source,
+    })?;
     decide(&disk, keys, policy)
 }
 
@@ -103,22 +150,22 @@ pub const PROFILE_MAP: &str = "homestick-profile";
 
 /// The system and profile ranges to map, from the verified manifest (by partition type, not
 /// by number or by anything the kernel found on the disk).
-pub fn mappings(m: &Manifest) -> Result<[Mapping; 2], String> {
-    let find = |ty, name: &'static str| {
+pub fn mappings(m: &Manifest) -> Result<[Mapping; 2], BootError> {
+    let find = |ty, name: &'static str, what: &'static str| {
         let p = m
             .partitions
             .iter()
             .find(|p| p.type_uuid() == ty)
-            .ok_or_else(|| format!("the signed manifest has no {name} partition"))?;
-        Ok::<_, String>(Mapping {
+            .ok_or(BootError::NoPartition(what))?;
+        Ok::<_, BootError>(Mapping {
             name,
             start: p.first_lba,
             sectors: p.len() / SECTOR,
         })
     };
     Ok([
-        find(TYPE_ROOT_X86_64, SYSTEM_MAP)?,
-        find(TYPE_HOMESTICK_PROFILE, PROFILE_MAP)?,
+        find(TYPE_ROOT_X86_64, SYSTEM_MAP, "system")?,
+        find(TYPE_HOMESTICK_PROFILE, PROFILE_MAP, "profile")?,
     ])
 }
 

@@ -145,7 +145,7 @@ fn map_range(disk: &str, m: &Mapping) -> Result<String, String> {
 }
 
 fn mount_system(policy: &BootPolicy, disk: &str, m: &Manifest) -> Result<(), String> {
-    let [sys_map, prof_map] = mappings(m)?;
+    let [sys_map, prof_map] = mappings(m).map_err(|e| e.to_string())?;
     drop_kernel_partitions(disk)?;
     let sys = map_range(disk, &sys_map)?;
     let prof = map_range(disk, &prof_map)?;
@@ -246,7 +246,7 @@ fn main() {
     ));
     let policy = match load_policy(&Path::new("/").join(POLICY_PATH)) {
         Ok(p) => p,
-        Err(e) => refuse(&e, None, started),
+        Err(e) => refuse(&e.to_string(), None, started),
     };
     // No verdict (and no start of the system) in time is a refusal, whatever the stick does.
     let limit =
@@ -262,10 +262,11 @@ fn main() {
         })
     };
     let outcome = std::panic::catch_unwind(|| -> Result<(String, Manifest), String> {
-        let keys = load_keys(&Path::new("/").join(KEYS_DIR))?;
+        let keys = load_keys(&Path::new("/").join(KEYS_DIR)).map_err(|e| e.to_string())?;
         load_modules(&policy);
         let disk = find_stick(&policy)?;
-        let m = verify_stick(&Path::new("/dev").join(&disk), &keys, &policy)?;
+        let m = verify_stick(&Path::new("/dev").join(&disk), &keys, &policy)
+            .map_err(|e| e.to_string())?;
         say(&format!(
             "homestick: image verified: {} {} {}",
             m.image_id, m.customer.id, m.version

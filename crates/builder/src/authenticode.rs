@@ -175,7 +175,7 @@ pub fn load(
                 passphrase,
                 "--secure-boot-passphrase-file",
             )
-            .map_err(|e| file_err(key_path, e))?;
+            .map_err(|e| file_err(key_path, e.to_string()))?;
             RsaPrivateKey::from_pkcs8_der(doc.as_bytes())
                 .map_err(|e| file_err(key_path, format!("not an RSA key: {e}")))?
         }

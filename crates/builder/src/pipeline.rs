@@ -503,11 +503,9 @@ fn write_esp_and_gpt(
             name: p.name.clone(),
         })
         .collect();
-    gpt::write(&mut *f, inp.size / SECTOR, ids.disk, &parts).map_err(|detail| {
-        BuildError::Internal {
-            context: "writing the GPT",
-            detail,
-        }
+    gpt::write(&mut *f, inp.size / SECTOR, ids.disk, &parts).map_err(|e| BuildError::Internal {
+        context: "writing the GPT",
+        detail: e.to_string(),
     })?;
     f.sync_all().map_err(io_err("flushing the output"))
 }

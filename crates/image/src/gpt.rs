@@ -313,6 +313,24 @@ pub fn check_protective_mbr(lba0: &[u8; 512]) -> Result<u32, usize> {
 /// Size of the GPT header homestick writes; the rest of LBA 1 is zero.
 pub const HEADER_SIZE: u32 = 92;
 
+/// Why a GPT could not be written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GptWriteError {
+    /// Writing LBA 0 failed.
+    #[error("protective MBR: {0}")]
+    Mbr(#[source] std::io::Error),
+    /// The gpt crate refused the header.
+    #[error("GPT header: {0}")]
+    Header(#[source] gpt::GptError),
+    /// The gpt crate refused the entries.
+    #[error("GPT entries: {0}")]
+    Entries(#[source] gpt::GptError),
+    /// Writing the tables failed.
+    #[error("writing GPT: {0}")]
+    Write(#[source] gpt::GptError),
+}
+
 /// Write a protective MBR, primary and backup GPT to `device` (whose size is the disk's size).
 /// Output depends only on the arguments and the device size: no random GUIDs.
 pub fn write<D: Read + Write + Seek + std::fmt::Debug>(
@@ -320,17 +338,17 @@ pub fn write<D: Read + Write + Seek + std::fmt::Debug>(
     total_sectors: u64,
     disk_guid: Uuid,
     partitions: &[NewPartition],
-) -> Result<D, String> {
+) -> Result<D, GptWriteError> {
     let mut device = device;
     device
         .seek(std::io::SeekFrom::Start(0))
         .and_then(|_| device.write_all(&protective_mbr(pmbr_size_field(total_sectors))))
-        .map_err(|e| format!("protective MBR: {e}"))?;
+        .map_err(GptWriteError::Mbr)?;
     let mut disk = gpt::GptConfig::new()
         .writable(true)
         .logical_block_size(gpt::disk::LogicalBlockSize::Lb512)
         .create_from_device(device, Some(disk_guid))
-        .map_err(|e| format!("GPT header: {e}"))?;
+        .map_err(GptWriteError::Header)?;
     let mut map = BTreeMap::new();
     for (i, p) in partitions.iter().enumerate() {
         map.insert(
@@ -349,8 +367,8 @@ pub fn write<D: Read + Write + Seek + std::fmt::Debug>(
         );
     }
     disk.update_partitions(map)
-        .map_err(|e| format!("GPT entries: {e}"))?;
-    disk.write().map_err(|e| format!("writing GPT: {e}"))
+        .map_err(GptWriteError::Entries)?;
+    disk.write().map_err(GptWriteError::Write)
 }
 
 #[cfg(test)]

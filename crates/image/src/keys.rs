@@ -91,17 +91,17 @@ pub struct GeneratedKey {
 
 /// Encode a signing key as PKCS#8 v1 PEM, encrypted with PBES2 (PBKDF2-SHA256, AES-256-CBC) if
 /// a passphrase is given. v1 without the embedded public key is what `openssl genpkey` writes.
-pub fn private_key_pem(key: &SigningKey, passphrase: Option<&[u8]>) -> Result<String, String> {
+pub fn private_key_pem(key: &SigningKey, passphrase: Option<&[u8]>) -> Result<String, EncodeError> {
     let kp = ed25519_dalek::pkcs8::KeypairBytes {
         secret_key: key.to_bytes(),
         public_key: None,
     };
-    let doc = kp.to_pkcs8_der().map_err(|e| e.to_string())?;
+    let doc = kp.to_pkcs8_der().map_err(EncodeError::from)?;
     match passphrase {
         None => doc
             .to_pem("PRIVATE KEY", LineEnding::LF)
             .map(|p| p.to_string())
-            .map_err(|e| e.to_string()),
+            .map_err(EncodeError::from),
         Some(pw) => {
             use rand_core::RngCore;
             let mut salt = [0u8; 16];
@@ -113,15 +113,15 @@ pub fn private_key_pem(key: &SigningKey, passphrase: Option<&[u8]>) -> Result<St
                 &salt,
                 &iv,
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(EncodeError::Pkcs5)?;
             let info =
-                pkcs8::PrivateKeyInfo::try_from(doc.as_bytes()).map_err(|e| e.to_string())?;
+                pkcs8::PrivateKeyInfo::try_from(doc.as_bytes()).map_err(EncodeError::from)?;
             let enc = info
                 .encrypt_with_params(params, pw)
-                .map_err(|e| e.to_string())?;
+                .map_err(EncodeError::from)?;
             enc.to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF)
                 .map(|p| p.to_string())
-                .map_err(|e| e.to_string())
+                .map_err(EncodeError::from)
         }
     }
 }
@@ -148,7 +148,7 @@ pub fn generate(base: &Path, passphrase: Option<&[u8]>) -> Result<GeneratedKey, 
         }
     }
     let key = SigningKey::generate(&mut rand_core::OsRng);
-    let pem = private_key_pem(&key, passphrase).map_err(|e| bad(&private, e))?;
+    let pem = private_key_pem(&key, passphrase).map_err(|e| bad(&private, e.to_string()))?;
     let pub_pem = key
         .verifying_key()
         .to_public_key_pem(LineEnding::LF)
@@ -170,18 +170,46 @@ pub fn generate(base: &Path, passphrase: Option<&[u8]>) -> Result<GeneratedKey, 
     })
 }
 
+/// Why a private key could not be encoded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// PKCS#8 encoding or encryption failed.
+    #[error("{0}")]
+    Pkcs8(#[from] pkcs8::Error),
+    /// DER encoding failed.
+    #[error("{0}")]
+    Der(#[from] pkcs8::der::Error),
+    /// PBES2 parameters could not be made (pkcs5's error is not a `std::error::Error`).
+    #[error("{0}")]
+    Pkcs5(pkcs8::pkcs5::Error),
+}
+
+/// Why an encrypted private key could not be decrypted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecryptError {
+    /// No passphrase was given; names the option that gives one.
+    #[error("the key is encrypted: give {0}")]
+    NoPassphrase(String),
+    /// Not a PKCS#8 EncryptedPrivateKeyInfo.
+    #[error("malformed encrypted key: {0}")]
+    Malformed(#[source] pkcs8::Error),
+    /// Decryption failed.
+    #[error("wrong passphrase or damaged key")]
+    WrongPassphrase,
+}
+
 /// Decrypt an `ENCRYPTED PRIVATE KEY` (PKCS#8, PBES2) with `passphrase`; `flag` names the
 /// option that supplies it, for the message when it is missing.
 pub fn decrypt_pkcs8(
     der: &[u8],
     passphrase: Option<&[u8]>,
     flag: &str,
-) -> Result<pkcs8::SecretDocument, String> {
-    let pw = passphrase.ok_or_else(|| format!("the key is encrypted: give {flag}"))?;
-    let enc = pkcs8::EncryptedPrivateKeyInfo::try_from(der)
-        .map_err(|e| format!("malformed encrypted key: {e}"))?;
-    enc.decrypt(pw)
-        .map_err(|_| "wrong passphrase or damaged key".to_string())
+) -> Result<pkcs8::SecretDocument, DecryptError> {
+    let pw = passphrase.ok_or_else(|| DecryptError::NoPassphrase(flag.into()))?;
+    let enc = pkcs8::EncryptedPrivateKeyInfo::try_from(der).map_err(DecryptError::Malformed)?;
+    enc.decrypt(pw).map_err(|_| DecryptError::WrongPassphrase)
 }
 
 /// Load a private signing key, decrypting it with `passphrase` if it is encrypted.
@@ -193,8 +221,8 @@ pub fn load_signing_key(path: &Path, passphrase: Option<&[u8]>) -> Result<Signin
         "PRIVATE KEY" => SigningKey::from_pkcs8_der(&der)
             .map_err(|e| bad(path, format!("not an Ed25519 PKCS#8 private key: {e}")))?,
         "ENCRYPTED PRIVATE KEY" => {
-            let doc =
-                decrypt_pkcs8(&der, passphrase, "--passphrase-file").map_err(|e| bad(path, e))?;
+            let doc = decrypt_pkcs8(&der, passphrase, "--passphrase-file")
+                .map_err(|e| bad(path, e.to_string()))?;
             SigningKey::from_pkcs8_der(doc.as_bytes())
                 .map_err(|e| bad(path, format!("not an Ed25519 PKCS#8 private key: {e}")))?
         }

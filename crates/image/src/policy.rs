@@ -51,6 +51,18 @@ pub struct BootPolicy {
     pub profile_mount: String,
 }
 
+/// Why a policy.json is not usable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// Not JSON of this schema.
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    /// Another format.
+    #[error("format {0:?} is not {POLICY_FORMAT:?}")]
+    Format(String),
+}
+
 /// The verdict timeout when the base names none: the device wait plus time to hash a large
 /// system partition from a slow USB 2 stick.
 pub const DEFAULT_VERDICT_TIMEOUT: u32 = 300;
@@ -120,10 +132,10 @@ impl From<&BootPolicy> for Expectations {
 
 impl BootPolicy {
     /// Parse and check a policy.json.
-    pub fn from_json(bytes: &[u8]) -> Result<BootPolicy, String> {
-        let p: BootPolicy = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    pub fn from_json(bytes: &[u8]) -> Result<BootPolicy, PolicyError> {
+        let p: BootPolicy = serde_json::from_slice(bytes)?;
         if p.format != POLICY_FORMAT {
-            return Err(format!("format {:?} is not {POLICY_FORMAT:?}", p.format));
+            return Err(PolicyError::Format(p.format));
         }
         Ok(p)
     }

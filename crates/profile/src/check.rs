@@ -2,13 +2,30 @@
 //!
 //! Each returns `Err(reason)` with a reason that reads well after "file: field: ".
 
+/// Why a value is not valid; reads well after "file: field: ".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+impl From<String> for Invalid {
+    fn from(s: String) -> Self {
+        Invalid(s)
+    }
+}
+
+impl From<&str> for Invalid {
+    fn from(s: &str) -> Self {
+        Invalid(s.to_string())
+    }
+}
+
 use std::net::IpAddr;
 
 use base64::Engine;
 use x509_cert::der::DecodePem;
 
 /// A host name (RFC 1123) or an IP address (IPv6 in brackets when followed by a port).
-pub fn host(s: &str) -> Result<(), String> {
+pub fn host(s: &str) -> Result<(), Invalid> {
     let bare = s
         .strip_prefix('[')
         .and_then(|r| r.strip_suffix(']'))
@@ -32,24 +49,24 @@ pub fn host(s: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("{s:?} is not a valid host name or IP address"))
+        Err(format!("{s:?} is not a valid host name or IP address").into())
     }
 }
 
 /// `host:port` (IPv6 as `[addr]:port`). Returns (host, port).
-pub fn host_port(s: &str) -> Result<(String, u16), String> {
+pub fn host_port(s: &str) -> Result<(String, u16), Invalid> {
     let (h, p) = if let Some(rest) = s.strip_prefix('[') {
         match rest.split_once("]:") {
             Some((h, p)) => (format!("[{h}]"), p),
-            None => return Err(format!("{s:?} has no port (expected [IPv6]:port)")),
+            None => return Err(format!("{s:?} has no port (expected [IPv6]:port)").into()),
         }
     } else {
         match s.rsplit_once(':') {
             Some((h, _)) if h.contains(':') => {
-                return Err(format!("{s:?}: write IPv6 addresses as [addr]:port"))
+                return Err(format!("{s:?}: write IPv6 addresses as [addr]:port").into())
             }
             Some((h, p)) => (h.to_string(), p),
-            None => return Err(format!("{s:?} has no port (expected host:port)")),
+            None => return Err(format!("{s:?} has no port (expected host:port)").into()),
         }
     };
     host(&h)?;
@@ -62,7 +79,7 @@ pub fn host_port(s: &str) -> Result<(String, u16), String> {
 }
 
 /// An IP network in CIDR form with no host bits set, e.g. `10.20.0.0/16`.
-pub fn cidr(s: &str) -> Result<(IpAddr, u8), String> {
+pub fn cidr(s: &str) -> Result<(IpAddr, u8), Invalid> {
     let (a, p) = s
         .split_once('/')
         .ok_or_else(|| format!("{s:?} is not in CIDR form (address/prefix)"))?;
@@ -80,23 +97,22 @@ pub fn cidr(s: &str) -> Result<(IpAddr, u8), String> {
         IpAddr::V6(v) => prefix < 128 && u128::from(v) & (u128::MAX >> prefix) != 0,
     };
     if host_bits_set {
-        return Err(format!(
-            "{s:?} has host bits set (did you mean the network address?)"
-        ));
+        return Err(format!("{s:?} has host bits set (did you mean the network address?)").into());
     }
     Ok((addr, prefix))
 }
 
 /// A plain IP address.
-pub fn ip(s: &str) -> Result<IpAddr, String> {
-    s.parse().map_err(|_| format!("{s:?} is not an IP address"))
+pub fn ip(s: &str) -> Result<IpAddr, Invalid> {
+    s.parse()
+        .map_err(|_| Invalid(format!("{s:?} is not an IP address")))
 }
 
 /// A DNS search domain.
-pub fn domain(s: &str) -> Result<(), String> {
+pub fn domain(s: &str) -> Result<(), Invalid> {
     host(s).and_then(|_| {
         if s.parse::<IpAddr>().is_ok() {
-            Err(format!("{s:?} is an address, not a domain"))
+            Err(format!("{s:?} is an address, not a domain").into())
         } else {
             Ok(())
         }
@@ -104,21 +120,18 @@ pub fn domain(s: &str) -> Result<(), String> {
 }
 
 /// A base64 key of exactly `len` bytes (WireGuard keys: 32).
-pub fn base64_key(s: &str, len: usize, what: &str) -> Result<(), String> {
+pub fn base64_key(s: &str, len: usize, what: &str) -> Result<(), Invalid> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(s)
         .map_err(|_| format!("{s:?} is not base64"))?;
     if bytes.len() != len {
-        return Err(format!(
-            "decodes to {} bytes, a {what} has {len}",
-            bytes.len()
-        ));
+        return Err(format!("decodes to {} bytes, a {what} has {len}", bytes.len()).into());
     }
     Ok(())
 }
 
 /// A SIP URI `sip:[user@]host[:port][;params]` or `sips:...`. Returns (host, port).
-pub fn sip_uri(s: &str) -> Result<(String, Option<u16>), String> {
+pub fn sip_uri(s: &str) -> Result<(String, Option<u16>), Invalid> {
     let rest = s
         .strip_prefix("sip:")
         .or_else(|| s.strip_prefix("sips:"))
@@ -132,7 +145,7 @@ pub fn sip_uri(s: &str) -> Result<(String, Option<u16>), String> {
     host(hostpart).map_err(|e| format!("{s:?}: {e}"))?;
     for param in rest.split(';').skip(1) {
         if param.is_empty() || param.contains(char::is_whitespace) {
-            return Err(format!("{s:?}: malformed URI parameter {param:?}"));
+            return Err(format!("{s:?}: malformed URI parameter {param:?}").into());
         }
     }
     Ok((hostpart.to_string(), None))
@@ -150,7 +163,7 @@ pub struct CertInfo {
 }
 
 /// Every certificate in a PEM bundle parses; returns their facts (at least one).
-pub fn pem_certificates(text: &str) -> Result<Vec<CertInfo>, String> {
+pub fn pem_certificates(text: &str) -> Result<Vec<CertInfo>, Invalid> {
     let mut out = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find("-----BEGIN ") {
@@ -158,9 +171,9 @@ pub fn pem_certificates(text: &str) -> Result<Vec<CertInfo>, String> {
         let end_marker = "-----END CERTIFICATE-----";
         if !block.starts_with("-----BEGIN CERTIFICATE-----") {
             let label: String = block.chars().skip(11).take_while(|&c| c != '-').collect();
-            return Err(format!(
-                "holds a {label:?} PEM block; expected only CERTIFICATE blocks"
-            ));
+            return Err(
+                format!("holds a {label:?} PEM block; expected only CERTIFICATE blocks").into(),
+            );
         }
         let end = block
             .find(end_marker)
@@ -183,7 +196,7 @@ pub fn pem_certificates(text: &str) -> Result<Vec<CertInfo>, String> {
 }
 
 /// An OpenVPN static key (tls-crypt / tls-auth): 256 bytes of hex between the V1 markers.
-pub fn openvpn_static_key(text: &str) -> Result<(), String> {
+pub fn openvpn_static_key(text: &str) -> Result<(), Invalid> {
     let begin = "-----BEGIN OpenVPN Static key V1-----";
     let end = "-----END OpenVPN Static key V1-----";
     let body = text
@@ -197,16 +210,13 @@ pub fn openvpn_static_key(text: &str) -> Result<(), String> {
         .filter(|l| !l.starts_with('#'))
         .collect();
     if hex.len() != 512 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!(
-            "the key block holds {} hex digits, expected 512",
-            hex.len()
-        ));
+        return Err(format!("the key block holds {} hex digits, expected 512", hex.len()).into());
     }
     Ok(())
 }
 
 /// An IKE or ESP proposal in strongSwan syntax: algorithm tokens joined by '-'.
-pub fn proposal(s: &str) -> Result<(), String> {
+pub fn proposal(s: &str) -> Result<(), Invalid> {
     let ok = !s.is_empty()
         && s.len() <= 200
         && s.split('-').all(|t| {
@@ -217,7 +227,8 @@ pub fn proposal(s: &str) -> Result<(), String> {
     if !ok {
         return Err(format!(
             "{s:?} is not a strongSwan proposal (e.g. aes256gcm16-prfsha384-ecp384)"
-        ));
+        )
+        .into());
     }
     Ok(())
 }
@@ -244,7 +255,7 @@ mod tests {
         }
         assert_eq!(
             host_port("vpn.stadt-a.de").unwrap_err(),
-            "\"vpn.stadt-a.de\" has no port (expected host:port)"
+            "\"vpn.stadt-a.de\" has no port (expected host:port)".into()
         );
     }
 
@@ -253,7 +264,7 @@ mod tests {
         assert!(cidr("10.20.0.0/16").is_ok());
         assert!(cidr("0.0.0.0/0").is_ok());
         assert!(cidr("2001:db8::/32").is_ok());
-        assert!(cidr("10.20.0.1/16").unwrap_err().contains("host bits"));
+        assert!(cidr("10.20.0.1/16").unwrap_err().0.contains("host bits"));
         assert!(cidr("10.0.0.0/33").is_err());
         assert!(cidr("10.0.0.0").is_err());
     }
@@ -269,6 +280,7 @@ mod tests {
         assert!(
             base64_key("R3uNFg1u+ma99XAh69Zo3m8C8gXNSjXF3jCaKSl6VQ==", 32, "k")
                 .unwrap_err()
+                .0
                 .contains("31 bytes")
         );
         assert!(sip_uri("sip:sip.stadt-a.de").is_ok());

@@ -158,8 +158,8 @@ impl Ctx<'_> {
         invalid(self.file, field, reason)
     }
 
-    fn chk(&self, field: &str, r: Result<impl Sized, String>) -> Result<(), ProfileError> {
-        r.map(|_| ()).map_err(|e| self.err(field, e))
+    fn chk(&self, field: &str, r: Result<impl Sized, check::Invalid>) -> Result<(), ProfileError> {
+        r.map(|_| ()).map_err(|e| self.err(field, e.0))
     }
 
     /// Read a file named in customer.toml: inside the profile directory, regular, bounded.
@@ -463,7 +463,8 @@ fn check_vpns(ctx: &mut Ctx<'_>, vpns: &[Vpn]) -> Result<Vec<CheckedVpn>, Profil
             let text = String::from_utf8_lossy(&key.data);
             ctx.chk(
                 &f(field),
-                check::openvpn_static_key(&text).map_err(|e| format!("{rel:?} {e}")),
+                check::openvpn_static_key(&text)
+                    .map_err(|e| check::Invalid(format!("{rel:?} {e}"))),
             )?;
             checked.tls_key = Some(key);
         }
