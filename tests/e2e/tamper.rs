@@ -97,7 +97,8 @@ fn one_changed_byte_in_each_region_is_named() {
         (
             "GPT entry 2 name padding",
             entry(2, 120),
-            "GPT entry 2 (system): name",
+            // The change after the name's end shows, escaped.
+            "GPT entry 2 (system): name field \"system\\0",
         ),
         (
             "GPT entry 4 (unused)",

@@ -148,6 +148,21 @@ fn decode_name(b: &[u8]) -> String {
     String::from_utf16_lossy(&units)
 }
 
+/// An entry's whole 72-byte name field as text: every UTF-16 unit, NULs included (unpaired
+/// surrogates as U+FFFD), without the trailing NULs. With `{:?}` every unit that is not
+/// printable shows escaped.
+pub fn name_field(raw: &[u8]) -> String {
+    let units: Vec<u16> = raw
+        .get(56..128)
+        .unwrap_or_default()
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    String::from_utf16_lossy(&units)
+        .trim_end_matches('\0')
+        .to_string()
+}
+
 /// Encode a partition entry exactly as the builder writes it.
 pub fn encode_entry(
     type_guid: Uuid,
@@ -453,6 +468,16 @@ mod tests {
             bad[at] ^= 0x80;
             assert_eq!(check_protective_mbr(&bad), Err(at), "byte {at}");
         }
+    }
+
+    #[test]
+    fn name_field_shows_what_follows_the_name() {
+        let mut e = encode_entry(TYPE_ESP, Uuid::nil(), 1, 2, 0, "esp");
+        assert_eq!(name_field(&e), "esp");
+        e[56 + 2 * 5 + 1] = 0x01; // the high byte of the sixth unit, after the name's NUL
+        assert_eq!(format!("{:?}", name_field(&e)), "\"esp\\0\\0\u{100}\"");
+        e[57] = 0xD8; // an unpaired surrogate
+        assert!(name_field(&e).starts_with('\u{fffd}'));
     }
 
     #[test]

@@ -306,7 +306,13 @@ pub fn check_gpt<D: Disk + ?Sized>(disk: &D, m: &Manifest) -> Vec<String> {
             ));
         }
         if what.is_empty() {
-            what.push(format!("name {:?} (signed: {:?})", e.name, p.name));
+            // The whole 72-byte field, NULs and all, escaped: a change after the name's end
+            // must be visible too.
+            what.push(format!(
+                "name field {:?} (signed: {:?})",
+                gpt::name_field(&e.raw),
+                p.name
+            ));
         }
         fails.push(format!("GPT entry {}: {}", p.label(), what.join(", ")));
     }
