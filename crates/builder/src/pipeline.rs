@@ -6,9 +6,10 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::Instant;
 
-use ed25519_dalek::{SigningKey, VerifyingKey};
+use ed25519_dalek::SigningKey;
 use homestick_image::disk::{FileDisk, SECTOR};
 use homestick_image::fat::{self, FatFile, FatSpec};
 use homestick_image::gpt::{self, NewPartition};
@@ -50,7 +51,7 @@ pub fn build(opts: &BuildOptions, progress: &dyn BuildProgress) -> Result<BuildR
     let inp = check_inputs(opts)?;
     progress.stage("writing the system partition");
     let mut tmp = create_output(opts, &inp)?;
-    let sys_sha = write_system(&inp, tmp.as_file_mut(), progress)?;
+    let sys_sha = write_system(&inp, &tmp, progress)?;
     write_at(
         tmp.as_file_mut(),
         inp.layout.profile.0,
@@ -61,14 +62,14 @@ pub fn build(opts: &BuildOptions, progress: &dyn BuildProgress) -> Result<BuildR
     progress.stage("signing");
     let ids = Ids::derive(opts, &inp, &sys_sha);
     let esp = esp_contents(opts, &inp, &ids)?;
-    let m = manifest(opts, &inp, &ids, esp.entries, esp.image_id, sys_sha)?;
+    let m = manifest(opts, &inp, &ids, esp.entries, esp.image_id, &sys_sha)?;
     let esp_files = sign_into(&inp.key, &m, esp.files);
     cancelled(progress)?;
     progress.stage("writing the ESP and the GPT");
     write_esp_and_gpt(opts, &inp, &ids, &m, &esp_files, tmp.as_file_mut())?;
     cancelled(progress)?;
     progress.stage("verifying the image");
-    self_check(opts, &inp.key.verifying_key(), tmp.path(), progress)?;
+    self_check(opts, &inp, &sys_sha, tmp.path(), progress)?;
     cancelled(progress)?;
     persist(tmp, &opts.output, &inp.out_dir)?;
     Ok(BuildReport {
@@ -226,33 +227,115 @@ fn write_at(f: &mut File, lba: u64, data: &[u8], what: &str) -> Result<(), Build
     f.write_all(data).map_err(io_err(format!("writing {what}")))
 }
 
-/// Copy system.img into the system partition, hashing it (and its zero padding) on the way.
+/// Bytes per read of the system image; three such buffers are in flight at most.
+const CHUNK: usize = 8 << 20;
+/// Alignment of O_DIRECT writes (buffer address, length and file offset).
+const DIRECT_ALIGN: usize = 4096;
+
+/// A chunk buffer whose data starts at a `DIRECT_ALIGN`ed address (O_DIRECT wants that).
+struct Chunk {
+    mem: Vec<u8>,
+    start: usize,
+    /// Bytes of data in it.
+    len: usize,
+}
+
+impl Chunk {
+    fn new() -> Chunk {
+        let mem = vec![0u8; CHUNK + DIRECT_ALIGN];
+        let start = mem.as_ptr().align_offset(DIRECT_ALIGN).min(DIRECT_ALIGN);
+        Chunk { mem, start, len: 0 }
+    }
+
+    fn data_mut(&mut self, len: usize) -> &mut [u8] {
+        self.len = len;
+        &mut self.mem[self.start..self.start + len]
+    }
+
+    fn data(&self) -> &[u8] {
+        &self.mem[self.start..self.start + self.len]
+    }
+
+    /// The data padded with zeros to a multiple of `DIRECT_ALIGN` (the partition is padded
+    /// with zeros anyway, and it ends on a MiB boundary).
+    fn padded(&mut self) -> &[u8] {
+        let end = self.len.div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
+        self.mem[self.start + self.len..self.start + end].fill(0);
+        &self.mem[self.start..self.start + end]
+    }
+}
+
+/// Where the system partition's chunks go: the output opened again with O_DIRECT, so the
+/// bytes go to the disk as they are written instead of piling up as dirty pages (which the
+/// kernel makes the writer pay for), or, where the file system has no O_DIRECT (tmpfs), the
+/// output itself.
+fn direct_writer(path: &Path) -> Option<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(nix::fcntl::OFlag::O_DIRECT.bits())
+        .open(path)
+        .ok()
+}
+
+/// Copy system.img into the system partition in one pass: this thread reads and hashes each
+/// chunk while a second thread writes the previous one. The hash is over the very buffers
+/// written, plus the zero padding to the partition's end (the file already holds zeros there).
 fn write_system(
     inp: &Inputs,
-    dst: &mut File,
+    out: &NamedTempFile,
     progress: &dyn BuildProgress,
 ) -> Result<[u8; 32], BuildError> {
-    let src = &inp.base.system;
+    let src_path = &inp.base.system;
     let len = inp.base.system_len;
-    let mut f = File::open(src).map_err(io_err(format!("opening {}", src.display())))?;
-    dst.seek(SeekFrom::Start(inp.layout.system.0 * SECTOR))
-        .map_err(io_err("seeking in the output"))?;
+    let mut src =
+        File::open(src_path).map_err(io_err(format!("opening {}", src_path.display())))?;
+    let start = inp.layout.system.0 * SECTOR;
+    let direct = direct_writer(out.path());
+    let dst: &File = direct.as_ref().unwrap_or(out.as_file());
     progress.set_total(len);
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 4 << 20];
-    let mut done = 0u64;
-    while done < len {
-        cancelled(progress)?;
-        let want = ((len - done) as usize).min(buf.len());
-        f.read_exact(&mut buf[..want])
-            .map_err(io_err(format!("reading {}", src.display())))?;
-        h.update(&buf[..want]);
-        dst.write_all(&buf[..want])
-            .map_err(io_err("writing the system partition"))?;
-        done += want as u64;
-        progress.advance(want as u64);
+    let (full_tx, full_rx) = mpsc::sync_channel::<Chunk>(2);
+    let (free_tx, free_rx) = mpsc::channel::<Chunk>();
+    for _ in 0..3 {
+        let _ = free_tx.send(Chunk::new());
     }
-    // The file already holds zeros past the system image; only the hash needs the padding.
+    let mut h = Sha256::new();
+    std::thread::scope(|s| {
+        let writer = s.spawn(move || -> std::io::Result<()> {
+            use std::os::unix::fs::FileExt;
+            let mut at = start;
+            for mut chunk in full_rx {
+                let n = chunk.len as u64;
+                dst.write_all_at(chunk.padded(), at)?;
+                at += n;
+                let _ = free_tx.send(chunk);
+            }
+            Ok(())
+        });
+        let mut done = 0u64;
+        let read = (|| {
+            while done < len {
+                cancelled(progress)?;
+                let Ok(mut chunk) = free_rx.recv() else { break };
+                let buf = chunk.data_mut(((len - done) as usize).min(CHUNK));
+                src.read_exact(buf)
+                    .map_err(io_err(format!("reading {}", src_path.display())))?;
+                h.update(chunk.data());
+                done += chunk.len as u64;
+                progress.advance(chunk.len as u64);
+                if full_tx.send(chunk).is_err() {
+                    break; // the writer stopped: its error is reported below
+                }
+            }
+            Ok::<(), BuildError>(())
+        })();
+        drop(full_tx);
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the writer thread panicked")));
+        read?;
+        written.map_err(io_err("writing the system partition"))
+    })?;
     let zeros = vec![0u8; 1 << 20];
     let mut pad = inp.layout.system_bytes() - len;
     while pad > 0 {
@@ -383,7 +466,7 @@ fn manifest(
     ids: &Ids,
     file_entries: Vec<FileEntry>,
     image_id: Uuid,
-    sys_sha: [u8; 32],
+    sys_sha: &[u8; 32],
 ) -> Result<Manifest, BuildError> {
     let l = &inp.layout;
     let ro = gpt::ATTR_READ_ONLY;
@@ -394,7 +477,7 @@ fn manifest(
             gpt::TYPE_ROOT_X86_64,
             l.system,
             ro,
-            Some(hex(&sys_sha)),
+            Some(hex(sys_sha)),
             None,
         ),
         (
@@ -510,22 +593,31 @@ fn write_esp_and_gpt(
     f.sync_all().map_err(io_err("flushing the output"))
 }
 
-/// Verify the written file with the public key, reading it back from the file system.
+/// Verify the written file with the public key, reading it back from the file system: LBA 0
+/// and 1, the signature, the GPT, the ESP's files and tables and the profile partition. The
+/// system partition alone is not read again, on purpose: its hash was computed over the very
+/// buffers written (a later change on the disk is what `homestick verify` finds).
 fn self_check(
     opts: &BuildOptions,
-    public: &VerifyingKey,
+    inp: &Inputs,
+    sys_sha: &[u8; 32],
     path: &Path,
     progress: &dyn BuildProgress,
 ) -> Result<(), BuildError> {
+    let public = inp.key.verifying_key();
     let disk = FileDisk::open(path).map_err(io_err("reopening the output"))?;
     let trusted = [TrustedKey {
-        id: keys::key_id(public),
-        key: *public,
+        id: keys::key_id(&public),
+        key: public,
         source: opts.key.clone(),
     }];
-    verify::verify(&disk, &trusted, progress).map_err(BuildError::SelfCheck)?;
+    verify::verify_built(&disk, &trusted, &[(SYSTEM_PARTITION, *sys_sha)], progress)
+        .map_err(BuildError::SelfCheck)?;
     Ok(())
 }
+
+/// The system partition's number.
+const SYSTEM_PARTITION: u32 = 2;
 
 /// Rename the temporary file to the output name and flush the directory.
 fn persist(tmp: NamedTempFile, output: &Path, out_dir: &Path) -> Result<(), BuildError> {

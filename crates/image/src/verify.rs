@@ -338,8 +338,35 @@ pub fn check_contents<D: Disk + ?Sized>(
     m: &Manifest,
     progress: &dyn Progress,
 ) -> (Vec<String>, Vec<String>) {
-    let hashed: Vec<&manifest::Partition> =
-        m.partitions.iter().filter(|p| p.sha256.is_some()).collect();
+    check_contents_known(disk, m, &[], progress)
+}
+
+/// [`check_contents`], except that the partitions in `known` (number, SHA-256) are compared by
+/// the hash the caller computed over the bytes it wrote, without reading them again.
+fn check_contents_known<D: Disk + ?Sized>(
+    disk: &D,
+    m: &Manifest,
+    known: &[(u32, [u8; 32])],
+    progress: &dyn Progress,
+) -> (Vec<String>, Vec<String>) {
+    let mut fails = Vec::new();
+    for (number, sha) in known {
+        match m.partitions.iter().find(|p| p.number == *number) {
+            Some(p) if p.sha256.as_deref() == Some(hex(sha).as_str()) => {}
+            Some(p) => fails.push(format!(
+                "partition {}: SHA-256 of the bytes written is {}, the signed manifest says {}",
+                p.label(),
+                hex(sha),
+                p.sha256.as_deref().unwrap_or("nothing")
+            )),
+            None => fails.push(format!("partition {number}: not in the manifest")),
+        }
+    }
+    let hashed: Vec<&manifest::Partition> = m
+        .partitions
+        .iter()
+        .filter(|p| p.sha256.is_some() && !known.iter().any(|(n, _)| *n == p.number))
+        .collect();
     let esp_files = m.esp().and_then(|p| p.files.as_ref());
     let total: u64 = hashed.iter().map(|p| p.len()).sum::<u64>()
         + esp_files.map_or(0, |f| f.iter().map(|f| f.size).sum::<u64>());
@@ -364,7 +391,6 @@ pub fn check_contents<D: Disk + ?Sized>(
             })
             .collect();
         let esp_job = s.spawn(|| check_esp_files(disk, m, &advance));
-        let mut fails: Vec<String> = Vec::new();
         let (esp_fails, warnings) = esp_job
             .join()
             .unwrap_or_else(|_| (vec!["ESP: checker crashed".into()], vec![]));
@@ -468,6 +494,28 @@ pub fn verify_with<D: Disk + ?Sized>(
     expect: &Expectations,
     progress: &dyn Progress,
 ) -> Result<Verified, VerifyError> {
+    verify_inner(disk, keys, expect, &[], progress)
+}
+
+/// The builder's self-check: [`verify`], except that the partitions in `written` (number,
+/// SHA-256 computed over the very buffers the builder wrote) are not read back; everything
+/// else (LBA 0 and 1, signature, GPT, the other partitions, the ESP) is read from `disk`.
+pub fn verify_built<D: Disk + ?Sized>(
+    disk: &D,
+    keys: &[TrustedKey],
+    written: &[(u32, [u8; 32])],
+    progress: &dyn Progress,
+) -> Result<Verified, VerifyError> {
+    verify_inner(disk, keys, &Expectations::none(), written, progress)
+}
+
+fn verify_inner<D: Disk + ?Sized>(
+    disk: &D,
+    keys: &[TrustedKey],
+    expect: &Expectations,
+    known: &[(u32, [u8; 32])],
+    progress: &dyn Progress,
+) -> Result<Verified, VerifyError> {
     let st = read_statement(disk)?;
     let (m, key) = check_statement(&st, keys)?;
     if disk.size() < m.disk.min_size_bytes {
@@ -480,7 +528,7 @@ pub fn verify_with<D: Disk + ?Sized>(
     let mut failures = expect.check(&m);
     failures.extend(check_boot_sectors(disk, &m));
     failures.extend(check_gpt(disk, &m));
-    let (content_fails, warnings) = check_contents(disk, &m, progress);
+    let (content_fails, warnings) = check_contents_known(disk, &m, known, progress);
     failures.extend(content_fails);
     if !failures.is_empty() {
         return Err(VerifyError::Untrusted {
