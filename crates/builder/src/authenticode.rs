@@ -5,16 +5,14 @@
 //! by `sbverify` and by OVMF with Secure Boot enforced in the tests.
 
 use std::fs;
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rsa::pkcs1v15::SigningKey;
-use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
+use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey};
 use rsa::signature::{SignatureEncoding, Signer};
 use rsa::RsaPrivateKey;
 use sha2::{Digest, Sha256};
-use x509_cert::der::{Decode, DecodePem, Encode, EncodePem};
+use x509_cert::der::{Decode, DecodePem, Encode};
 
 use crate::pe::{self, u32_at};
 
@@ -216,95 +214,6 @@ pub fn load(
         cert_der,
         cert,
     })
-}
-
-/// Files written by [`generate`].
-#[derive(Debug, Clone)]
-pub struct SbGenerated {
-    /// RSA private key, PKCS#8 PEM, mode 0600.
-    pub key: PathBuf,
-    /// Self-signed certificate, PEM.
-    pub crt: PathBuf,
-    /// The same certificate, DER (for firmware setup menus).
-    pub cer: PathBuf,
-}
-
-/// Create an RSA-2048 key and a self-signed db certificate valid for 20 years.
-pub fn generate(base: &Path, common_name: &str) -> Result<SbGenerated, SbError> {
-    use x509_cert::builder::{Builder, CertificateBuilder, Profile};
-    let name = base
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let with = |ext: &str| base.with_file_name(format!("{name}.{ext}"));
-    let out = SbGenerated {
-        key: with("key"),
-        crt: with("crt"),
-        cer: with("cer"),
-    };
-    for p in [&out.key, &out.crt, &out.cer] {
-        if p.exists() {
-            return Err(file_err(p, "already exists; refusing to overwrite a key"));
-        }
-    }
-    let key = RsaPrivateKey::new(&mut rand_core::OsRng, 2048)
-        .map_err(|e| SbError::Sign(e.to_string()))?;
-    let signer = SigningKey::<Sha256>::new(key.clone());
-    let spki_der = key
-        .to_public_key()
-        .to_public_key_der()
-        .map_err(|e| SbError::Sign(e.to_string()))?;
-    let spki = x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(spki_der.as_bytes())
-        .map_err(|e| SbError::Sign(e.to_string()))?;
-    let mut serial = [0u8; 16];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut serial);
-    serial[0] &= 0x7f;
-    let serial = x509_cert::serial_number::SerialNumber::new(&serial)
-        .map_err(|e| SbError::Sign(e.to_string()))?;
-    let validity =
-        x509_cert::time::Validity::from_now(std::time::Duration::from_secs(20 * 365 * 86_400))
-            .map_err(|e| SbError::Sign(e.to_string()))?;
-    let subject: x509_cert::name::Name = format!("CN={common_name}")
-        .parse()
-        .map_err(|e: x509_cert::der::Error| SbError::Sign(e.to_string()))?;
-    // A db key signs code: self-signed, not a CA, digitalSignature + codeSigning (OpenSSL,
-    // and so sbverify, refuse code signatures from a certificate without them).
-    let profile = Profile::Leaf {
-        issuer: subject.clone(),
-        enable_key_agreement: false,
-        enable_key_encipherment: false,
-    };
-    let mut builder = CertificateBuilder::new(profile, serial, validity, subject, spki, &signer)
-        .map_err(|e| SbError::Sign(e.to_string()))?;
-    builder
-        .add_extension(&x509_cert::ext::pkix::ExtendedKeyUsage(vec![
-            x509_cert::der::oid::db::rfc5280::ID_KP_CODE_SIGNING,
-        ]))
-        .map_err(|e| SbError::Sign(e.to_string()))?;
-    let cert = builder
-        .build::<rsa::pkcs1v15::Signature>()
-        .map_err(|e| SbError::Sign(e.to_string()))?;
-    let key_pem = key
-        .to_pkcs8_pem(pkcs8::LineEnding::LF)
-        .map_err(|e| SbError::Sign(e.to_string()))?;
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&out.key)
-        .map_err(|e| file_err(&out.key, format!("cannot create: {e}")))?;
-    f.write_all(key_pem.as_bytes())
-        .map_err(|e| file_err(&out.key, e.to_string()))?;
-    let pem = cert
-        .to_pem(pkcs8::LineEnding::LF)
-        .map_err(|e| SbError::Sign(e.to_string()))?;
-    fs::write(&out.crt, pem).map_err(|e| file_err(&out.crt, e.to_string()))?;
-    fs::write(
-        &out.cer,
-        cert.to_der().map_err(|e| SbError::Sign(e.to_string()))?,
-    )
-    .map_err(|e| file_err(&out.cer, e.to_string()))?;
-    Ok(out)
 }
 
 // --- signing ---------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ pub mod boot;
 pub mod cmdline;
 pub mod cpio;
 pub mod error;
+pub mod keygen;
 pub mod layout;
 pub mod pe;
 pub mod pipeline;

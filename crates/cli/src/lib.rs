@@ -91,7 +91,7 @@ fn keys_generate(out: &Path, passphrase_file: Option<&Path>) -> Result<(), Failu
             return Err(format!("--out: directory {} does not exist", parent.display()).into());
         }
     }
-    let g = keys::generate(out, pw.as_deref()).map_err(|e| e.to_string())?;
+    let g = homestick_build::keygen::ed25519(out, pw.as_deref()).map_err(|e| e.to_string())?;
     println!(
         "private key: {} (mode 0600{})",
         g.private.display(),
@@ -108,7 +108,7 @@ fn keys_secure_boot(out: &Path, name: &str) -> Result<(), Failure> {
             return Err(format!("--out: directory {} does not exist", parent.display()).into());
         }
     }
-    let g = homestick_build::authenticode::generate(out, name).map_err(|e| e.to_string())?;
+    let g = homestick_build::keygen::secure_boot(out, name).map_err(|e| e.to_string())?;
     println!("private key: {} (RSA 2048, mode 0600)", g.key.display());
     println!(
         "certificate: {} (PEM), {} (DER, for firmware setup menus)",

@@ -4,8 +4,6 @@
 //! with `openssl pkey -pubin -in K.pub -outform DER | sha256sum`.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::pkcs8::{DecodePublicKey, EncodePublicKey};
@@ -78,17 +76,6 @@ fn read_small(path: &Path) -> Result<String, KeyError> {
     String::from_utf8(bytes).map_err(|_| bad(path, "not a PEM file (not text)"))
 }
 
-/// Paths of the files written by [`generate`].
-#[derive(Debug, Clone)]
-pub struct GeneratedKey {
-    /// Private key file (`NAME.key`).
-    pub private: PathBuf,
-    /// Public key file (`NAME.pub`).
-    pub public: PathBuf,
-    /// Key id.
-    pub id: String,
-}
-
 /// Encode a signing key as PKCS#8 v1 PEM, encrypted with PBES2 (PBKDF2-SHA256, AES-256-CBC) if
 /// a passphrase is given. v1 without the embedded public key is what `openssl genpkey` writes.
 pub fn private_key_pem(key: &SigningKey, passphrase: Option<&[u8]>) -> Result<String, EncodeError> {
@@ -124,50 +111,6 @@ pub fn private_key_pem(key: &SigningKey, passphrase: Option<&[u8]>) -> Result<St
                 .map_err(EncodeError::from)
         }
     }
-}
-
-/// Create `BASE.key` (mode 0600) and `BASE.pub`. Refuses to overwrite existing files.
-pub fn generate(base: &Path, passphrase: Option<&[u8]>) -> Result<GeneratedKey, KeyError> {
-    let private = base.with_file_name(format!(
-        "{}.key",
-        base.file_name().unwrap_or_default().to_string_lossy()
-    ));
-    let public = base.with_file_name(format!(
-        "{}.pub",
-        base.file_name().unwrap_or_default().to_string_lossy()
-    ));
-    if base.file_name().is_none() {
-        return Err(bad(
-            base,
-            "give DIR/NAME: the key files become NAME.key and NAME.pub",
-        ));
-    }
-    for p in [&private, &public] {
-        if p.exists() {
-            return Err(bad(p, "already exists; refusing to overwrite a key"));
-        }
-    }
-    let key = SigningKey::generate(&mut rand_core::OsRng);
-    let pem = private_key_pem(&key, passphrase).map_err(|e| bad(&private, e.to_string()))?;
-    let pub_pem = key
-        .verifying_key()
-        .to_public_key_pem(LineEnding::LF)
-        .map_err(|e| bad(&public, e.to_string()))?;
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&private)
-        .map_err(|e| bad(&private, format!("cannot create: {e}")))?;
-    f.write_all(pem.as_bytes())
-        .and_then(|_| f.sync_all())
-        .map_err(|e| bad(&private, format!("cannot write: {e}")))?;
-    fs::write(&public, pub_pem).map_err(|e| bad(&public, format!("cannot write: {e}")))?;
-    Ok(GeneratedKey {
-        private,
-        public,
-        id: key_id(&key.verifying_key()),
-    })
 }
 
 /// Why a private key could not be encoded.
@@ -311,16 +254,30 @@ pub fn verify_any<'a>(
 mod tests {
     use super::*;
 
+    /// What `homestick keys generate` writes (the generator itself lives in the builder's
+    /// keygen module): NAME.key and NAME.pub; returns (private path, key id).
+    fn generate(base: &Path, passphrase: Option<&[u8]>) -> Result<(PathBuf, String), KeyError> {
+        let private = base.with_extension("key");
+        if private.exists() {
+            return Err(bad(&private, "already exists"));
+        }
+        let key = SigningKey::generate(&mut rand_core::OsRng);
+        fs::write(&private, private_key_pem(&key, passphrase).unwrap()).unwrap();
+        let pem = key
+            .verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap();
+        fs::write(base.with_extension("pub"), pem).unwrap();
+        Ok((private, key_id(&key.verifying_key())))
+    }
+
     #[test]
     fn generate_load_sign_verify() {
         let dir = tempfile::tempdir().unwrap();
-        let g = generate(&dir.path().join("k"), None).unwrap();
-        let mode = fs::metadata(&g.private).unwrap().permissions();
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(mode.mode() & 0o777, 0o600);
-        let sk = load_signing_key(&g.private, None).unwrap();
+        let (private, id) = generate(&dir.path().join("k"), None).unwrap();
+        let sk = load_signing_key(&private, None).unwrap();
         let ring = load_keyring(dir.path()).unwrap();
-        assert_eq!(ring[0].id, g.id);
+        assert_eq!(ring[0].id, id);
         let sig = sign(&sk, b"msg");
         assert!(verify_any(&ring, b"msg", &sig).is_some());
         assert!(verify_any(&ring, b"msG", &sig).is_none());
@@ -333,14 +290,14 @@ mod tests {
     #[test]
     fn encrypted_key_needs_the_right_passphrase() {
         let dir = tempfile::tempdir().unwrap();
-        let g = generate(&dir.path().join("e"), Some(b"correct horse")).unwrap();
-        assert!(fs::read_to_string(&g.private)
+        let (private, id) = generate(&dir.path().join("e"), Some(b"correct horse")).unwrap();
+        assert!(fs::read_to_string(&private)
             .unwrap()
             .contains("ENCRYPTED PRIVATE KEY"));
-        assert!(load_signing_key(&g.private, None).is_err());
-        assert!(load_signing_key(&g.private, Some(b"wrong")).is_err());
-        let k = load_signing_key(&g.private, Some(b"correct horse")).unwrap();
-        assert_eq!(key_id(&k.verifying_key()), g.id);
+        assert!(load_signing_key(&private, None).is_err());
+        assert!(load_signing_key(&private, Some(b"wrong")).is_err());
+        let k = load_signing_key(&private, Some(b"correct horse")).unwrap();
+        assert_eq!(key_id(&k.verifying_key()), id);
     }
 
     #[test]
