@@ -360,38 +360,42 @@ fn bad_inputs_get_one_clear_message_and_the_right_exit_code() {
         ),
     ];
     assert!(cases.len() >= 25);
-    for (what, setup, code, want) in cases {
-        let w = World::new();
-        let mut args = w.build_args();
-        setup(&w, &mut args);
-        let r = hs(&args);
-        assert_eq!(r.code, code, "{what}: {}", r.all());
-        assert!(
-            r.stderr.contains(want),
-            "{what}: expected {want:?} in:\n{}",
-            r.stderr
-        );
-        let errors = r
-            .stderr
-            .lines()
-            .filter(|l| l.starts_with("homestick: error:") || l.starts_with("error:"))
-            .count();
-        assert_eq!(
-            errors, 1,
-            "{what}: one message, not {errors}:\n{}",
-            r.stderr
-        );
-        assert!(
-            !w.p("out.img").exists(),
-            "{what}: no output file after a failed build"
-        );
-        let leftovers: Vec<_> = fs::read_dir(w.fx.dir.path())
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".partial"))
-            .collect();
-        assert!(leftovers.is_empty(), "{what}: temporary file left behind");
-    }
+    table(
+        &cases,
+        |c| c.0.to_string(),
+        |(_, setup, code, want)| {
+            let w = World::new();
+            let mut args = w.build_args();
+            setup(&w, &mut args);
+            let r = hs(&args);
+            if r.code != *code || !r.stderr.contains(want) {
+                return Err(format!(
+                    "exit {} (wanted {code}), expected {want:?} in:\n{}",
+                    r.code, r.stderr
+                ));
+            }
+            let errors = r
+                .stderr
+                .lines()
+                .filter(|l| l.starts_with("homestick: error:") || l.starts_with("error:"))
+                .count();
+            if errors != 1 {
+                return Err(format!("one message, not {errors}:\n{}", r.stderr));
+            }
+            if w.p("out.img").exists() {
+                return Err("an output file after a failed build".into());
+            }
+            let leftovers = fs::read_dir(w.fx.dir.path())
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+                .count();
+            if leftovers > 0 {
+                return Err("temporary file left behind".into());
+            }
+            Ok(())
+        },
+    );
 }
 
 #[test]
@@ -486,15 +490,20 @@ fn bad_verify_and_keys_arguments() {
             "nothing.img: cannot open".into(),
         ),
     ];
-    for (args, code, want) in cases {
-        let r = hs(&args);
-        assert_eq!(r.code, code, "{args:?}: {}", r.all());
-        assert!(
-            r.stderr.contains(&want),
-            "{args:?}: expected {want:?} in:\n{}",
-            r.stderr
-        );
-    }
+    table(
+        &cases,
+        |c| format!("{:?}", c.0),
+        |(args, code, want)| {
+            let r = hs(args);
+            if r.code != *code || !r.stderr.contains(want.as_str()) {
+                return Err(format!(
+                    "exit {} (wanted {code}), expected {want:?} in:\n{}",
+                    r.code, r.stderr
+                ));
+            }
+            Ok(())
+        },
+    );
     // --json reports unusable input as JSON too.
     let r = hs(&[
         "verify",

@@ -11,27 +11,6 @@ use sha2::{Digest, Sha256};
 
 use crate::common::*;
 
-/// Run `cases`, collecting every failure instead of stopping at the first.
-fn table<T>(cases: &[T], name: impl Fn(&T) -> String, check: impl Fn(&T) -> Result<(), String>) {
-    let mut failed = Vec::new();
-    for c in cases {
-        match check(c) {
-            Ok(()) => eprintln!("case {}: ok", name(c)),
-            Err(e) => {
-                eprintln!("case {}: FAILED: {e}", name(c));
-                failed.push(format!("{}: {e}", name(c)));
-            }
-        }
-    }
-    assert!(
-        failed.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failed.len(),
-        cases.len(),
-        failed.join("\n")
-    );
-}
-
 /// `verify` must say NOT TRUSTED (exit 1) with `want` in a finding, or fail with the reason.
 fn expect_untrusted(img: &Path, want: &str) -> Result<(), String> {
     let r = verify(img, &test_pub());
