@@ -66,22 +66,7 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 fn read_passphrase(path: &Path) -> Result<Vec<u8>, String> {
-    let meta = fs::metadata(path)
-        .map_err(|e| format!("{}: cannot read passphrase file: {e}", path.display()))?;
-    if !meta.is_file() || meta.len() > 4096 {
-        return Err(format!("{}: not a small regular file", path.display()));
-    }
-    let text = fs::read(path)
-        .map_err(|e| format!("{}: cannot read passphrase file: {e}", path.display()))?;
-    let first = text.split(|&b| b == b'\n').next().unwrap_or_default();
-    let first = first.strip_suffix(b"\r").unwrap_or(first);
-    if first.is_empty() {
-        return Err(format!(
-            "{}: the passphrase (first line) is empty",
-            path.display()
-        ));
-    }
-    Ok(first.to_vec())
+    keys::read_passphrase_file(path).map_err(|e| e.to_string())
 }
 
 fn keys_generate(out: &Path, passphrase_file: Option<&Path>) -> Result<(), Failure> {
@@ -119,20 +104,7 @@ fn keys_secure_boot(out: &Path, name: &str) -> Result<(), Failure> {
 }
 
 fn source_date_epoch() -> Result<i64, String> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) => v
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|&e| e >= 0)
-            .ok_or_else(|| {
-                format!("SOURCE_DATE_EPOCH: {v:?} is not a whole, non-negative number of seconds")
-            }),
-        Err(_) => Ok(std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0)),
-    }
+    homestick_build::build_epoch().map_err(|e| e.to_string())
 }
 
 fn load_profile(dir: &Path) -> Result<homestick_profile::Profile, Failure> {
@@ -460,7 +432,7 @@ fn inspect(a: &InspectArgs) -> Result<(), Failure> {
             println!("    {:>10}  {}  {}", f.size, &f.sha256[..16], f.path);
         }
     }
-    match read_profile_json(&disk, &m) {
+    match homestick_profile::read_profile_json(&disk, &m) {
         Ok(doc) => {
             println!("  profile (not verified)");
             for line in homestick_profile::render::summary(&doc) {
@@ -470,25 +442,4 @@ fn inspect(a: &InspectArgs) -> Result<(), Failure> {
         Err(e) => println!("  profile      unreadable: {e}"),
     }
     Ok(())
-}
-
-/// profile.json from the profile partition, read with the same bounds as everything else.
-fn read_profile_json(disk: &FileDisk, m: &Manifest) -> Result<serde_json::Value, String> {
-    let p = m
-        .partitions
-        .iter()
-        .find(|p| p.name == "profile")
-        .ok_or("the manifest lists no profile partition")?;
-    let fat = homestick_image::fat::FatReader::open(
-        disk,
-        p.offset(),
-        p.len(),
-        homestick_image::fat::budget_for(p.len()),
-    )
-    .map_err(|e| e.to_string())?;
-    let bytes = fat
-        .read(homestick_profile::PROFILE_JSON, 4 << 20)
-        .map_err(|e| e.to_string())?
-        .ok_or("no profile.json")?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("profile.json: {e}"))
 }

@@ -113,6 +113,20 @@ pub fn private_key_pem(key: &SigningKey, passphrase: Option<&[u8]>) -> Result<St
     }
 }
 
+/// Read a passphrase: the first line of `path` (a small regular file), without its line end.
+pub fn read_passphrase_file(path: &Path) -> Result<Vec<u8>, KeyError> {
+    let text = crate::files::read_bounded(path, 4096).map_err(|e| match e {
+        crate::files::ReadError::Io(e) => bad(path, format!("cannot read passphrase file: {e}")),
+        _ => bad(path, "not a small regular file"),
+    })?;
+    let first = text.split(|&b| b == b'\n').next().unwrap_or_default();
+    let first = first.strip_suffix(b"\r").unwrap_or(first);
+    if first.is_empty() {
+        return Err(bad(path, "the passphrase (first line) is empty"));
+    }
+    Ok(first.to_vec())
+}
+
 /// Why a private key could not be encoded.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -298,6 +312,33 @@ mod tests {
         assert!(load_signing_key(&private, Some(b"wrong")).is_err());
         let k = load_signing_key(&private, Some(b"correct horse")).unwrap();
         assert_eq!(key_id(&k.verifying_key()), id);
+    }
+
+    #[test]
+    fn passphrase_files() {
+        let dir = tempfile::tempdir().unwrap();
+        type Want = Result<&'static [u8], &'static str>;
+        let cases: &[(&[u8], Want)] = &[
+            (b"secret\n", Ok(b"secret")),
+            (b"secret\r\nsecond line\n", Ok(b"secret")),
+            (b"no newline", Ok(b"no newline")),
+            (b"\nsecret\n", Err("the passphrase (first line) is empty")),
+            (b"", Err("the passphrase (first line) is empty")),
+        ];
+        for (i, (content, want)) in cases.iter().enumerate() {
+            let p = dir.path().join(format!("pw{i}"));
+            fs::write(&p, content).unwrap();
+            match (read_passphrase_file(&p), want) {
+                (Ok(got), Ok(w)) => assert_eq!(got, *w, "case {i}"),
+                (Err(e), Err(w)) => assert!(e.to_string().contains(w), "case {i}: {e}"),
+                (got, want) => panic!("case {i}: {got:?} vs {want:?}"),
+            }
+        }
+        fs::write(dir.path().join("big"), vec![b'x'; 5000]).unwrap();
+        let e = read_passphrase_file(&dir.path().join("big")).unwrap_err();
+        assert!(e.to_string().contains("not a small regular file"), "{e}");
+        let e = read_passphrase_file(&dir.path().join("missing")).unwrap_err();
+        assert!(e.to_string().contains("cannot read passphrase file"), "{e}");
     }
 
     #[test]

@@ -704,3 +704,42 @@ fn expected_hint(reason: &str) -> String {
         _ => String::new(),
     }
 }
+
+/// Why the profile summary of an image could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProfileJsonError {
+    /// The manifest has no profile partition.
+    #[error("the manifest lists no profile partition")]
+    NoPartition,
+    /// The profile partition's FAT or file cannot be read.
+    #[error("{0}")]
+    Fat(#[source] std::io::Error),
+    /// There is no profile.json.
+    #[error("no profile.json")]
+    Missing,
+    /// profile.json is not JSON.
+    #[error("profile.json: {0}")]
+    Json(#[source] serde_json::Error),
+}
+
+/// Read `profile.json` from the profile partition that `m` describes on `disk` (not verified:
+/// for `inspect`).
+pub fn read_profile_json<D: homestick_image::disk::Disk + ?Sized>(
+    disk: &D,
+    m: &homestick_image::manifest::Manifest,
+) -> Result<serde_json::Value, ProfileJsonError> {
+    use homestick_image::fat::{budget_for, FatReader};
+    let p = m
+        .partitions
+        .iter()
+        .find(|p| p.name == "profile")
+        .ok_or(ProfileJsonError::NoPartition)?;
+    let fat = FatReader::open(disk, p.offset(), p.len(), budget_for(p.len()))
+        .map_err(ProfileJsonError::Fat)?;
+    let bytes = fat
+        .read(PROFILE_JSON, 4 << 20)
+        .map_err(ProfileJsonError::Fat)?
+        .ok_or(ProfileJsonError::Missing)?;
+    serde_json::from_slice(&bytes).map_err(ProfileJsonError::Json)
+}
