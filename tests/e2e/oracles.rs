@@ -338,6 +338,21 @@ fn unlisted_esp_file_is_a_warning_not_a_failure() {
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["trusted"], true);
     assert_eq!(v["warnings"].as_array().unwrap().len(), 1);
+    // The JSON findings and the text lines come from the same values.
+    let f = &v["findings"][0];
+    assert_eq!(f["severity"], "warning");
+    assert!(
+        f["region"].as_str().unwrap().starts_with("ESP file "),
+        "{f}"
+    );
+    assert_eq!(
+        v["warnings"][0].as_str().unwrap(),
+        format!(
+            "{}: {}",
+            f["region"].as_str().unwrap(),
+            f["what"].as_str().unwrap()
+        )
+    );
 }
 
 #[test]

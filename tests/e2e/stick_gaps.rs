@@ -455,6 +455,22 @@ fn two_entries_with_one_name_are_not_trusted() {
         "{}",
         r.stdout
     );
+    // --json: the same finding, as region and what.
+    let c = copy.display().to_string();
+    let k = test_pub().display().to_string();
+    let r = hs(&["verify", &c, "--keyring", &k, "--json"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let f = &v["findings"][0];
+    assert_eq!(f["severity"], "failure", "{v}");
+    assert_eq!(f["region"], "partition 1 (esp)", "{v}");
+    assert!(
+        f["what"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot list files: "),
+        "{v}"
+    );
 }
 
 #[test]

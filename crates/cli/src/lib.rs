@@ -286,6 +286,52 @@ fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>, String> {
     Ok(b)
 }
 
+fn texts(findings: &[verify::Finding]) -> Vec<String> {
+    findings.iter().map(ToString::to_string).collect()
+}
+
+/// Every finding as `{region, what, severity}`: the JSON made from the same values as the text.
+fn findings_json(failures: &[verify::Finding], warnings: &[verify::Finding]) -> serde_json::Value {
+    let tagged = |f: &verify::Finding, severity: &str| json!({"region": f.region, "what": f.what, "severity": severity});
+    failures
+        .iter()
+        .map(|f| tagged(f, "failure"))
+        .chain(warnings.iter().map(|f| tagged(f, "warning")))
+        .collect()
+}
+
+fn report_trusted(a: &VerifyArgs, t: &str, v: &verify::Verified, expect: &Expectations) {
+    let m = &v.manifest;
+    if a.json {
+        println!(
+            "{}",
+            json!({"target": t, "trusted": true, "image_id": m.image_id, "customer": m.customer.id,
+                   "version": m.version, "rollback_index": m.rollback_index, "key_id": v.key_id,
+                   "failures": [], "warnings": texts(&v.warnings), "findings": findings_json(&[], &v.warnings)})
+        );
+        return;
+    }
+    for w in &v.warnings {
+        println!("warning: {w}");
+    }
+    println!("TRUSTED: {t}");
+    println!(
+        "  image {} for {} ({}), version {}, rollback index {}",
+        m.image_id, m.customer.id, m.customer.name, m.version, m.rollback_index
+    );
+    println!("  signed by key {} ({})", v.key_id, v.key_source.display());
+    println!(
+        "  checked: LBA 0 and 1, signature, GPT entries, {} partition hashes, {} ESP files, no unlisted file the boot chain reads",
+        m.partitions.iter().filter(|p| p.sha256.is_some()).count(),
+        m.esp().and_then(|p| p.files.as_ref()).map_or(0, Vec::len)
+    );
+    if *expect == Expectations::none() {
+        println!("  not checked: customer, minimum rollback index, disk GUID (use --policy or --customer, --min-rollback, --disk-guid)");
+    } else {
+        println!("  policy: {}", describe_expectations(expect));
+    }
+}
+
 fn verify_cmd(a: &VerifyArgs) -> Result<(), Failure> {
     let t = a.target.display().to_string();
     let fail_json = |msg: &str| {
@@ -311,35 +357,7 @@ fn verify_cmd(a: &VerifyArgs) -> Result<(), Failure> {
     rep.finish();
     match res {
         Ok(v) => {
-            let m = &v.manifest;
-            if a.json {
-                println!(
-                    "{}",
-                    json!({"target": t, "trusted": true, "image_id": m.image_id, "customer": m.customer.id,
-                           "version": m.version, "rollback_index": m.rollback_index, "key_id": v.key_id,
-                           "failures": [], "warnings": v.warnings})
-                );
-            } else {
-                for w in &v.warnings {
-                    println!("warning: {w}");
-                }
-                println!("TRUSTED: {t}");
-                println!(
-                    "  image {} for {} ({}), version {}, rollback index {}",
-                    m.image_id, m.customer.id, m.customer.name, m.version, m.rollback_index
-                );
-                println!("  signed by key {} ({})", v.key_id, v.key_source.display());
-                println!(
-                    "  checked: LBA 0 and 1, signature, GPT entries, {} partition hashes, {} ESP files, no unlisted file the boot chain reads",
-                    m.partitions.iter().filter(|p| p.sha256.is_some()).count(),
-                    m.esp().and_then(|p| p.files.as_ref()).map_or(0, Vec::len)
-                );
-                if expect == Expectations::none() {
-                    println!("  not checked: customer, minimum rollback index, disk GUID (use --policy or --customer, --min-rollback, --disk-guid)");
-                } else {
-                    println!("  policy: {}", describe_expectations(&expect));
-                }
-            }
+            report_trusted(a, &t, &v, &expect);
             Ok(())
         }
         Err(VerifyError::Untrusted { failures, manifest }) => {
@@ -347,7 +365,7 @@ fn verify_cmd(a: &VerifyArgs) -> Result<(), Failure> {
                 println!(
                     "{}",
                     json!({"target": t, "trusted": false, "image_id": manifest.as_ref().map(|m| m.image_id.clone()),
-                           "failures": failures, "warnings": []})
+                           "failures": texts(&failures), "warnings": [], "findings": findings_json(&failures, &[])})
                 );
             } else {
                 println!("NOT TRUSTED: {t}");

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::manifest::Manifest;
+use crate::verify::Finding;
 
 /// Format id of policy.json.
 pub const POLICY_FORMAT: &str = "homestick-boot-policy/1";
@@ -90,29 +91,35 @@ impl Expectations {
     }
 
     /// What each requirement finds wrong with `m`, in a fixed order.
-    pub fn check(&self, m: &Manifest) -> Vec<String> {
+    pub fn check(&self, m: &Manifest) -> Vec<Finding> {
         let mut fails = Vec::new();
         if let Some(c) = &self.customer_id {
             if &m.customer.id != c {
-                fails.push(format!(
-                    "policy: the image is for customer {:?}, required is {c:?}",
-                    m.customer.id
+                fails.push(Finding::new(
+                    "policy",
+                    format!(
+                        "the image is for customer {:?}, required is {c:?}",
+                        m.customer.id
+                    ),
                 ));
             }
         }
         if let Some(min) = self.min_rollback_index {
             if m.rollback_index < min {
-                fails.push(format!(
-                    "policy: rollback index {} is below the required minimum {min}",
-                    m.rollback_index
+                fails.push(Finding::new(
+                    "policy",
+                    format!(
+                        "rollback index {} is below the required minimum {min}",
+                        m.rollback_index
+                    ),
                 ));
             }
         }
         if let Some(g) = &self.disk_guid {
             if !m.disk.guid.eq_ignore_ascii_case(g) {
-                fails.push(format!(
-                    "policy: disk GUID {} is not the required {g}",
-                    m.disk.guid
+                fails.push(Finding::new(
+                    "policy",
+                    format!("disk GUID {} is not the required {g}", m.disk.guid),
                 ));
             }
         }

@@ -15,6 +15,42 @@ use crate::keys::{verify_any, TrustedKey};
 use crate::manifest::{self, Manifest, ESP_FIRST_LBA, MANIFEST_PATH, SIGNATURE_PATH};
 use crate::policy::Expectations;
 
+/// One thing found wrong (or worth a warning) about a target: where, and what. Both the text
+/// and the JSON output of `verify` are made from it; its text form is `region: what`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    /// Where: `LBA 0`, `GPT header`, `GPT entry 2 (system)`, `partition 3 (profile)`,
+    /// `ESP file EFI/BOOT/BOOTX64.EFI`, `signature`, `manifest`, `policy`, `device`, ...
+    pub region: String,
+    /// What is wrong there, in words, with the values found and signed.
+    pub what: String,
+}
+
+impl Finding {
+    /// A finding about `region`.
+    pub fn new(region: impl Into<String>, what: impl Into<String>) -> Finding {
+        Finding {
+            region: region.into(),
+            what: what.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.region, self.what)
+    }
+}
+
+/// The findings as one line, `; `-separated.
+pub fn join(findings: &[Finding]) -> String {
+    findings
+        .iter()
+        .map(Finding::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Why a target is not trusted, or cannot be judged.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -25,18 +61,18 @@ pub enum VerifyError {
     Unusable(String),
     /// The target was judged and is not trusted. Each entry names the partition, file or check.
     /// Exit code 1.
-    #[error("{}", .failures.join("; "))]
+    #[error("{}", join(.failures))]
     Untrusted {
         /// What failed, in check order.
-        failures: Vec<String>,
+        failures: Vec<Finding>,
         /// The manifest, when the signature held.
         manifest: Option<Box<Manifest>>,
     },
 }
 
-fn untrusted(msg: impl Into<String>) -> VerifyError {
+fn untrusted(finding: Finding) -> VerifyError {
     VerifyError::Untrusted {
-        failures: vec![msg.into()],
+        failures: vec![finding],
         manifest: None,
     }
 }
@@ -102,11 +138,17 @@ pub fn read_statement<D: Disk + ?Sized>(disk: &D) -> Result<Statement, VerifyErr
     let signature = match fat.read(SIGNATURE_PATH, 4096) {
         Ok(Some(s)) => s,
         Ok(None) => {
-            return Err(untrusted(format!(
-                "ESP: {SIGNATURE_PATH} is missing: the image is not signed"
+            return Err(untrusted(Finding::new(
+                "ESP",
+                format!("{SIGNATURE_PATH} is missing: the image is not signed"),
             )))
         }
-        Err(e) => return Err(untrusted(format!("ESP: {SIGNATURE_PATH}: {e}"))),
+        Err(e) => {
+            return Err(untrusted(Finding::new(
+                "ESP",
+                format!("{SIGNATURE_PATH}: {e}"),
+            )))
+        }
     };
     Ok(Statement {
         manifest,
@@ -124,7 +166,7 @@ pub struct Verified {
     /// The trusted key file it matched.
     pub key_source: PathBuf,
     /// Findings that do not break trust (files on the ESP that the manifest does not list).
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Finding>,
 }
 
 /// Check the signature of `st` and parse the manifest it covers.
@@ -133,17 +175,14 @@ pub fn check_statement<'k>(
     keys: &'k [TrustedKey],
 ) -> Result<(Manifest, &'k TrustedKey), VerifyError> {
     let sig: [u8; 64] = st.signature.as_slice().try_into().map_err(|_| {
-        untrusted(format!(
-            "{SIGNATURE_PATH}: {} bytes, an Ed25519 signature has 64",
-            st.signature.len()
+        untrusted(Finding::new(
+            SIGNATURE_PATH,
+            format!("{} bytes, an Ed25519 signature has 64", st.signature.len()),
         ))
     })?;
     let key = verify_any(keys, &st.manifest, &sig).ok_or_else(|| {
         let ids: Vec<&str> = keys.iter().map(|k| &k.id[..16]).collect();
-        untrusted(format!(
-            "signature: {SIGNATURE_PATH} does not verify {MANIFEST_PATH} with any trusted key (key ids {})",
-            ids.join(", ")
-        ))
+        untrusted(Finding::new("signature", format!("{SIGNATURE_PATH} does not verify {MANIFEST_PATH} with any trusted key (key ids {})", ids.join(", "))))
     })?;
     let m = Manifest::parse(&st.manifest).map_err(|e| {
         VerifyError::Unusable(format!(
@@ -151,9 +190,12 @@ pub fn check_statement<'k>(
         ))
     })?;
     if m.key_id != key.id {
-        return Err(untrusted(format!(
-            "manifest: key_id {} does not match the key that signed it ({})",
-            m.key_id, key.id
+        return Err(untrusted(Finding::new(
+            "manifest",
+            format!(
+                "key_id {} does not match the key that signed it ({})",
+                m.key_id, key.id
+            ),
         )));
     }
     Ok((m, key))
@@ -186,35 +228,28 @@ fn describe_lba0(b: &[u8; 512], first_bad: usize) -> String {
 /// block device (with 4096-byte sectors they would look for a GPT at byte 4096), LBA 0 (it must
 /// be exactly the protective MBR of docs/format.md, whose only free field is the size that
 /// covers the disk) and LBA 1 (the GPT header and zeros). Returns the failures.
-pub fn check_boot_sectors<D: Disk + ?Sized>(disk: &D, m: &Manifest) -> Vec<String> {
+pub fn check_boot_sectors<D: Disk + ?Sized>(disk: &D, m: &Manifest) -> Vec<Finding> {
     let mut fails = Vec::new();
     if let Some(bs) = disk.logical_block_size() {
         if bs != SECTOR {
-            fails.push(format!(
-                "device: it reports {bs}-byte logical sectors; firmware and Linux would read a partition table at byte {bs}, \
-                 which is not signed (homestick sticks have 512-byte sectors)"
-            ));
+            fails.push(Finding::new("device", format!("it reports {bs}-byte logical sectors; firmware and Linux would read a partition table at byte {bs}, \
+                 which is not signed (homestick sticks have 512-byte sectors)")));
         }
     }
     let mut b = [0u8; 1024];
     if let Err(e) = disk.read_exact_at(&mut b, 0) {
-        fails.push(format!("LBA 0: cannot read: {e}"));
+        fails.push(Finding::new("LBA 0", format!("cannot read: {e}")));
         return fails;
     }
     let mut lba0 = [0u8; 512];
     lba0.copy_from_slice(&b[..512]);
     match gpt::check_protective_mbr(&lba0) {
-        Err(first_bad) => fails.push(format!(
-            "LBA 0: not the protective MBR homestick writes ({}); firmware and Linux would take partitions from it that nobody signed",
-            describe_lba0(&lba0, first_bad)
-        )),
+        Err(first_bad) => fails.push(Finding::new("LBA 0", format!("not the protective MBR homestick writes ({}); firmware and Linux would take partitions from it that nobody signed", describe_lba0(&lba0, first_bad)))),
         Ok(size) => {
         let disk_sectors = disk.size() / SECTOR;
         let last_signed = m.partitions.iter().map(|p| p.last_lba).max().unwrap_or(0);
         if size != u32::MAX && (u64::from(size) < last_signed || u64::from(size) >= disk_sectors) {
-            fails.push(format!(
-                "LBA 0: the protective partition covers sectors 1..={size}, which must reach past the signed partitions (..={last_signed}) and stay on the disk ({disk_sectors} sectors)"
-            ));
+            fails.push(Finding::new("LBA 0", format!("the protective partition covers sectors 1..={size}, which must reach past the signed partitions (..={last_signed}) and stay on the disk ({disk_sectors} sectors)")));
         }
         }
     }
@@ -223,18 +258,17 @@ pub fn check_boot_sectors<D: Disk + ?Sized>(disk: &D, m: &Manifest) -> Vec<Strin
         let header_size = u32::from_le_bytes([lba1[12], lba1[13], lba1[14], lba1[15]]);
         let revision = u32::from_le_bytes([lba1[8], lba1[9], lba1[10], lba1[11]]);
         if header_size != gpt::HEADER_SIZE || revision != 0x0001_0000 || lba1[20..24] != [0; 4] {
-            fails.push(format!(
-                "GPT header: revision {revision:#010x}, size {header_size}, reserved {:02x?}; homestick writes 0x00010000, {}, zeros",
-                &lba1[20..24],
-                gpt::HEADER_SIZE
-            ));
+            fails.push(Finding::new("GPT header", format!("revision {revision:#010x}, size {header_size}, reserved {:02x?}; homestick writes 0x00010000, {}, zeros", &lba1[20..24], gpt::HEADER_SIZE)));
         } else if let Some(i) = lba1[gpt::HEADER_SIZE as usize..]
             .iter()
             .position(|&x| x != 0)
         {
-            fails.push(format!(
-                "LBA 1: byte {} after the GPT header is not zero",
-                gpt::HEADER_SIZE as usize + i
+            fails.push(Finding::new(
+                "LBA 1",
+                format!(
+                    "byte {} after the GPT header is not zero",
+                    gpt::HEADER_SIZE as usize + i
+                ),
             ));
         }
     }
@@ -242,43 +276,46 @@ pub fn check_boot_sectors<D: Disk + ?Sized>(disk: &D, m: &Manifest) -> Vec<Strin
 }
 
 /// Compare the primary GPT with the manifest. Returns the failures.
-pub fn check_gpt<D: Disk + ?Sized>(disk: &D, m: &Manifest) -> Vec<String> {
+pub fn check_gpt<D: Disk + ?Sized>(disk: &D, m: &Manifest) -> Vec<Finding> {
     let g = match gpt::read_primary(disk) {
         Ok(g) => g,
-        Err(e) => return vec![format!("GPT: {e}")],
+        Err(e) => return vec![Finding::new("GPT", e.to_string())],
     };
     let mut fails = Vec::new();
     let h = &g.header;
     let last_part = m.partitions.last().map_or(0, |p| p.last_lba);
     let disk_sectors = disk.size() / SECTOR;
     if !h.header_crc_ok {
-        fails.push("GPT header: CRC32 mismatch".into());
+        fails.push(Finding::new("GPT header", "CRC32 mismatch"));
     }
     if h.disk_guid.to_string() != m.disk.guid {
-        fails.push(format!(
-            "GPT header: disk GUID is {}, the signed manifest says {}",
-            h.disk_guid, m.disk.guid
+        fails.push(Finding::new(
+            "GPT header",
+            format!(
+                "disk GUID is {}, the signed manifest says {}",
+                h.disk_guid, m.disk.guid
+            ),
         ));
     }
     if h.current_lba != 1 || h.entries_lba != 2 || h.num_entries != m.disk.partition_entries {
-        fails.push(format!(
-            "GPT header: entry array at LBA {} with {} entries, expected LBA 2 with {}",
-            h.entries_lba, h.num_entries, m.disk.partition_entries
+        fails.push(Finding::new(
+            "GPT header",
+            format!(
+                "entry array at LBA {} with {} entries, expected LBA 2 with {}",
+                h.entries_lba, h.num_entries, m.disk.partition_entries
+            ),
         ));
     }
     if h.first_usable_lba > m.partitions[0].first_lba
         || h.last_usable_lba < last_part
         || h.last_usable_lba >= disk_sectors
     {
-        fails.push(format!(
-            "GPT header: usable range {}..={} does not fit the signed partitions (..={last_part}) and the disk",
-            h.first_usable_lba, h.last_usable_lba
-        ));
+        fails.push(Finding::new("GPT header", format!("usable range {}..={} does not fit the signed partitions (..={last_part}) and the disk", h.first_usable_lba, h.last_usable_lba)));
     }
     let mut entry_failed = false;
     for p in &m.partitions {
         let Some(e) = g.entries.get(p.number as usize - 1) else {
-            fails.push(format!("GPT entry {}: missing", p.label()));
+            fails.push(Finding::new(format!("GPT entry {}", p.label()), "missing"));
             entry_failed = true;
             continue;
         };
@@ -314,19 +351,28 @@ pub fn check_gpt<D: Disk + ?Sized>(disk: &D, m: &Manifest) -> Vec<String> {
                 p.name
             ));
         }
-        fails.push(format!("GPT entry {}: {}", p.label(), what.join(", ")));
+        fails.push(Finding::new(
+            format!("GPT entry {}", p.label()),
+            what.join(", "),
+        ));
     }
     for e in g.entries.iter().skip(m.partitions.len()) {
         if e.raw.iter().any(|&b| b != 0) {
             entry_failed = true;
-            fails.push(format!(
-                "GPT entry {}: not in the signed manifest (type {}, LBA {}..={})",
-                e.number, e.type_guid, e.first_lba, e.last_lba
+            fails.push(Finding::new(
+                format!("GPT entry {}", e.number),
+                format!(
+                    "not in the signed manifest (type {}, LBA {}..={})",
+                    e.type_guid, e.first_lba, e.last_lba
+                ),
             ));
         }
     }
     if !entry_failed && !g.entries_crc_ok {
-        fails.push("GPT header: partition entry array CRC32 mismatch".into());
+        fails.push(Finding::new(
+            "GPT header",
+            "partition entry array CRC32 mismatch",
+        ));
     }
     fails
 }
@@ -337,7 +383,7 @@ pub fn check_contents<D: Disk + ?Sized>(
     disk: &D,
     m: &Manifest,
     progress: &dyn Progress,
-) -> (Vec<String>, Vec<String>) {
+) -> (Vec<Finding>, Vec<Finding>) {
     check_contents_known(disk, m, &[], progress)
 }
 
@@ -348,18 +394,23 @@ fn check_contents_known<D: Disk + ?Sized>(
     m: &Manifest,
     known: &[(u32, [u8; 32])],
     progress: &dyn Progress,
-) -> (Vec<String>, Vec<String>) {
+) -> (Vec<Finding>, Vec<Finding>) {
     let mut fails = Vec::new();
     for (number, sha) in known {
         match m.partitions.iter().find(|p| p.number == *number) {
             Some(p) if p.sha256.as_deref() == Some(hex(sha).as_str()) => {}
-            Some(p) => fails.push(format!(
-                "partition {}: SHA-256 of the bytes written is {}, the signed manifest says {}",
-                p.label(),
-                hex(sha),
-                p.sha256.as_deref().unwrap_or("nothing")
+            Some(p) => fails.push(Finding::new(
+                format!("partition {}", p.label()),
+                format!(
+                    "SHA-256 of the bytes written is {}, the signed manifest says {}",
+                    hex(sha),
+                    p.sha256.as_deref().unwrap_or("nothing")
+                ),
             )),
-            None => fails.push(format!("partition {number}: not in the manifest")),
+            None => fails.push(Finding::new(
+                format!("partition {number}"),
+                "not in the manifest",
+            )),
         }
     }
     let hashed: Vec<&manifest::Partition> = m
@@ -381,11 +432,20 @@ fn check_contents_known<D: Disk + ?Sized>(
                     let want = p.sha256.as_deref().unwrap_or_default();
                     match hash_range(disk, p.offset(), p.len(), advance) {
                         Ok(h) if hex(&h) == want => None,
-                        Ok(h) => Some(format!(
-                            "partition {}: SHA-256 of sectors {}..={} is {}, the signed manifest says {}",
-                            p.label(), p.first_lba, p.last_lba, hex(&h), want
+                        Ok(h) => Some(Finding::new(
+                            format!("partition {}", p.label()),
+                            format!(
+                                "SHA-256 of sectors {}..={} is {}, the signed manifest says {}",
+                                p.first_lba,
+                                p.last_lba,
+                                hex(&h),
+                                want
+                            ),
                         )),
-                        Err(e) => Some(format!("partition {}: cannot read: {e}", p.label())),
+                        Err(e) => Some(Finding::new(
+                            format!("partition {}", p.label()),
+                            format!("cannot read: {e}"),
+                        )),
                     }
                 })
             })
@@ -393,11 +453,11 @@ fn check_contents_known<D: Disk + ?Sized>(
         let esp_job = s.spawn(|| check_esp_files(disk, m, &advance));
         let (esp_fails, warnings) = esp_job
             .join()
-            .unwrap_or_else(|_| (vec!["ESP: checker crashed".into()], vec![]));
+            .unwrap_or_else(|_| (vec![Finding::new("ESP", "checker crashed")], vec![]));
         for j in part_jobs {
             if let Some(f) = j
                 .join()
-                .unwrap_or_else(|_| Some("partition: checker crashed".into()))
+                .unwrap_or_else(|_| Some(Finding::new("partition", "checker crashed")))
             {
                 fails.push(f);
             }
@@ -411,39 +471,50 @@ fn check_esp_files<D: Disk + ?Sized>(
     disk: &D,
     m: &Manifest,
     advance: &(dyn Fn(u64) + Sync),
-) -> (Vec<String>, Vec<String>) {
+) -> (Vec<Finding>, Vec<Finding>) {
     let Some(esp) = m.esp() else {
-        return (vec!["manifest: no ESP entry".into()], vec![]);
+        return (vec![Finding::new("manifest", "no ESP entry")], vec![]);
     };
     let listed = esp.files.as_deref().unwrap_or_default();
     let fat = match FatReader::open(disk, esp.offset(), esp.len(), fat::budget_for(esp.len())) {
         Ok(f) => f,
         Err(e) => {
             return (
-                vec![format!("partition {}: FAT unreadable: {e}", esp.label())],
+                vec![Finding::new(
+                    format!("partition {}", esp.label()),
+                    format!("FAT unreadable: {e}"),
+                )],
                 vec![],
             )
         }
     };
     if let Err(e) = fat.check_fat_tables() {
-        return (vec![format!("partition {}: {e}", esp.label())], vec![]);
+        return (
+            vec![Finding::new(
+                format!("partition {}", esp.label()),
+                e.to_string(),
+            )],
+            vec![],
+        );
     }
     let mut fails = Vec::new();
     for f in listed {
         match fat.hash(&f.path, f.size) {
             Ok(Some((h, n))) if n == f.size && hex(&h) == f.sha256 => {}
-            Ok(Some((_, n))) if n != f.size => fails.push(format!(
-                "ESP file {}: {n} bytes, the signed manifest says {}",
-                f.path, f.size
+            Ok(Some((_, n))) if n != f.size => fails.push(Finding::new(
+                format!("ESP file {}", f.path),
+                format!("{n} bytes, the signed manifest says {}", f.size),
             )),
-            Ok(Some((h, _))) => fails.push(format!(
-                "ESP file {}: SHA-256 is {}, the signed manifest says {}",
-                f.path,
-                hex(&h),
-                f.sha256
+            Ok(Some((h, _))) => fails.push(Finding::new(
+                format!("ESP file {}", f.path),
+                format!(
+                    "SHA-256 is {}, the signed manifest says {}",
+                    hex(&h),
+                    f.sha256
+                ),
             )),
-            Ok(None) => fails.push(format!("ESP file {}: missing", f.path)),
-            Err(e) => fails.push(format!("ESP file {}: {e}", f.path)),
+            Ok(None) => fails.push(Finding::new(format!("ESP file {}", f.path), "missing")),
+            Err(e) => fails.push(Finding::new(format!("ESP file {}", f.path), e.to_string())),
         }
         advance(f.size);
     }
@@ -461,18 +532,21 @@ fn check_esp_files<D: Disk + ?Sized>(
                     continue;
                 }
                 match fat::read_by_boot_chain(&f.path).or(fat::read_by_boot_chain(&f.short_path)) {
-                    Some(why) => fails.push(format!(
-                        "ESP file {}: not listed in the signed manifest, and {why}",
-                        f.path
+                    Some(why) => fails.push(Finding::new(
+                        format!("ESP file {}", f.path),
+                        format!("not listed in the signed manifest, and {why}"),
                     )),
-                    None => warnings.push(format!(
-                        "ESP file {}: not listed in the signed manifest ({} bytes)",
-                        f.path, f.size
+                    None => warnings.push(Finding::new(
+                        format!("ESP file {}", f.path),
+                        format!("not listed in the signed manifest ({} bytes)", f.size),
                     )),
                 }
             }
         }
-        Err(e) => fails.push(format!("partition {}: cannot list files: {e}", esp.label())),
+        Err(e) => fails.push(Finding::new(
+            format!("partition {}", esp.label()),
+            format!("cannot list files: {e}"),
+        )),
     }
     (fails, warnings)
 }
