@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub use schema::Customer;
-use schema::{CustomerToml, Vpn};
+use schema::{CustomerToml, Ipsec, OpenVpn, Vpn, WireGuard};
 
 /// Largest referenced file (certificates, keys, logo).
 const MAX_REFERENCED_BYTES: u64 = 1 << 20;
@@ -85,6 +85,8 @@ pub struct Referenced {
 pub struct CheckedVpn {
     /// As written.
     pub toml: Vpn,
+    /// Which VPN it is, with its settings (exactly one, checked).
+    pub kind: VpnKind,
     /// Whether it is the default (explicit, or the only one).
     pub default: bool,
     /// CA file (OpenVPN, IPsec).
@@ -93,16 +95,54 @@ pub struct CheckedVpn {
     pub tls_key: Option<Referenced>,
 }
 
+/// Which VPN a connection is, with its settings.
+#[derive(Debug, Clone)]
+pub enum VpnKind {
+    /// WireGuard.
+    WireGuard(WireGuard),
+    /// OpenVPN.
+    OpenVpn(OpenVpn),
+    /// IPsec/IKEv2 with strongSwan.
+    Ipsec(Ipsec),
+}
+
+impl VpnKind {
+    /// The kind, if `v` gives exactly one.
+    pub fn from_toml(v: &Vpn) -> Option<VpnKind> {
+        match (&v.wireguard, &v.openvpn, &v.ipsec) {
+            (Some(w), None, None) => Some(VpnKind::WireGuard(w.clone())),
+            (None, Some(o), None) => Some(VpnKind::OpenVpn(o.clone())),
+            (None, None, Some(i)) => Some(VpnKind::Ipsec(i.clone())),
+            _ => None,
+        }
+    }
+
+    /// How many kind tables `v` gives.
+    pub fn given(v: &Vpn) -> usize {
+        [
+            v.wireguard.is_some(),
+            v.openvpn.is_some(),
+            v.ipsec.is_some(),
+        ]
+        .iter()
+        .filter(|&&k| k)
+        .count()
+    }
+
+    /// `wireguard`, `openvpn` or `ipsec`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            VpnKind::WireGuard(_) => "wireguard",
+            VpnKind::OpenVpn(_) => "openvpn",
+            VpnKind::Ipsec(_) => "ipsec",
+        }
+    }
+}
+
 impl CheckedVpn {
     /// `wireguard`, `openvpn` or `ipsec`.
     pub fn kind(&self) -> &'static str {
-        if self.toml.wireguard.is_some() {
-            "wireguard"
-        } else if self.toml.openvpn.is_some() {
-            "openvpn"
-        } else {
-            "ipsec"
-        }
+        self.kind.name()
     }
 
     /// Where it connects to (first remote for OpenVPN).
@@ -342,14 +382,7 @@ fn check_vpns(ctx: &mut Ctx<'_>, vpns: &[Vpn]) -> Result<Vec<CheckedVpn>, Profil
     let mut out = Vec::new();
     for (i, v) in vpns.iter().enumerate() {
         let f = |s: &str| format!("vpn[{i}].{s}");
-        let name_ok = (1..=15).contains(&v.name.len())
-            && v.name.starts_with(|c: char| c.is_ascii_lowercase())
-            && v.name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !name_ok {
-            return Err(ctx.err(&f("name"), format!("{:?}: 1-15 of a-z, 0-9 and '-', starting with a letter (it names the network interface)", v.name)));
-        }
+        check_vpn_name(ctx, &f("name"), &v.name)?;
         if let Some(j) = names.insert(&v.name, i) {
             return Err(ctx.err(
                 &f("name"),
@@ -365,132 +398,34 @@ fn check_vpns(ctx: &mut Ctx<'_>, vpns: &[Vpn]) -> Result<Vec<CheckedVpn>, Profil
             }
             default_at = Some(i);
         }
-        let kinds = [
-            v.wireguard.is_some(),
-            v.openvpn.is_some(),
-            v.ipsec.is_some(),
-        ]
-        .iter()
-        .filter(|&&k| k)
-        .count();
-        if kinds != 1 {
-            return Err(ctx.err(&format!("vpn[{i}]"), format!("give exactly one of [vpn.wireguard], [vpn.openvpn], [vpn.ipsec] (found {kinds})")));
-        }
-        if v.routes.is_empty() {
-            return Err(ctx.err(
-                &f("routes"),
-                "at least one route (0.0.0.0/0 sends everything through the VPN)",
-            ));
-        }
-        for (j, r) in v.routes.iter().enumerate() {
-            ctx.chk(&f(&format!("routes[{j}]")), check::cidr(r))?;
-        }
-        for (j, d) in v.dns.iter().enumerate() {
-            ctx.chk(&f(&format!("dns[{j}]")), check::ip(d))?;
-        }
-        for (j, d) in v.dns_search.iter().enumerate() {
-            ctx.chk(&f(&format!("dns_search[{j}]")), check::domain(d))?;
-        }
-        let mut checked = CheckedVpn {
-            toml: v.clone(),
-            default: false,
-            ca: None,
-            tls_key: None,
+        let kind = VpnKind::from_toml(v).ok_or_else(|| {
+            ctx.err(
+                &format!("vpn[{i}]"),
+                format!(
+                    "give exactly one of [vpn.wireguard], [vpn.openvpn], [vpn.ipsec] (found {})",
+                    VpnKind::given(v)
+                ),
+            )
+        })?;
+        check_routes(ctx, &f, v)?;
+        let (ca, tls_key) = match &kind {
+            VpnKind::WireGuard(w) => {
+                check_wireguard(ctx, &f, w)?;
+                (None, None)
+            }
+            VpnKind::OpenVpn(o) => {
+                let (ca, key) = check_openvpn(ctx, &f, o)?;
+                (Some(ca), Some(key))
+            }
+            VpnKind::Ipsec(s) => (Some(check_ipsec(ctx, &f, s)?), None),
         };
-        if let Some(w) = &v.wireguard {
-            ctx.chk(&f("wireguard.endpoint"), check::host_port(&w.endpoint))?;
-            ctx.chk(
-                &f("wireguard.server_public_key"),
-                check::base64_key(&w.server_public_key, 32, "WireGuard key"),
-            )?;
-            if !(1280..=1500).contains(&w.mtu) {
-                return Err(ctx.err(
-                    &f("wireguard.mtu"),
-                    format!("{} is not in 1280..=1500", w.mtu),
-                ));
-            }
-            if w.persistent_keepalive != 0 && !(10..=3600).contains(&w.persistent_keepalive) {
-                return Err(ctx.err(
-                    &f("wireguard.persistent_keepalive"),
-                    format!(
-                        "{} is not 0 (off) or in 10..=3600 seconds",
-                        w.persistent_keepalive
-                    ),
-                ));
-            }
-        }
-        if let Some(o) = &v.openvpn {
-            if o.remotes.is_empty() {
-                return Err(ctx.err(&f("openvpn.remotes"), "at least one server host:port"));
-            }
-            for (j, r) in o.remotes.iter().enumerate() {
-                ctx.chk(&f(&format!("openvpn.remotes[{j}]")), check::host_port(r))?;
-            }
-            if o.ciphers.is_empty() {
-                return Err(ctx.err(
-                    &f("openvpn.ciphers"),
-                    format!("at least one of {}", OVPN_CIPHERS.join(", ")),
-                ));
-            }
-            for (j, c) in o.ciphers.iter().enumerate() {
-                if !OVPN_CIPHERS.contains(&c.as_str()) {
-                    return Err(ctx.err(
-                        &f(&format!("openvpn.ciphers[{j}]")),
-                        format!(
-                            "{c:?} is not an allowed data cipher ({})",
-                            OVPN_CIPHERS.join(", ")
-                        ),
-                    ));
-                }
-            }
-            checked.ca = Some(ctx.ca(&f("openvpn.ca"), &o.ca)?);
-            let (field, rel) = match (&o.tls_crypt, &o.tls_auth) {
-                (Some(_), Some(_)) => {
-                    return Err(
-                        ctx.err(&f("openvpn"), "give one of tls_crypt or tls_auth, not both")
-                    )
-                }
-                (Some(k), None) => ("openvpn.tls_crypt", k),
-                (None, Some(k)) => ("openvpn.tls_auth", k),
-                (None, None) => {
-                    return Err(ctx.err(
-                        &f("openvpn"),
-                        "give tls_crypt (preferred) or tls_auth: a control-channel key",
-                    ))
-                }
-            };
-            let key = ctx.referenced(&f(field), rel)?;
-            let text = String::from_utf8_lossy(&key.data);
-            ctx.chk(
-                &f(field),
-                check::openvpn_static_key(&text)
-                    .map_err(|e| check::Invalid(format!("{rel:?} {e}"))),
-            )?;
-            checked.tls_key = Some(key);
-        }
-        if let Some(s) = &v.ipsec {
-            ctx.chk(&f("ipsec.server"), check::host(&s.server))?;
-            text_field(ctx, &f("ipsec.server_id"), &s.server_id, 200)?;
-            if s.server_id.contains(char::is_whitespace) || s.server_id.contains('"') {
-                return Err(ctx.err(
-                    &f("ipsec.server_id"),
-                    format!("{:?} must not contain spaces or quotes", s.server_id),
-                ));
-            }
-            for (key, list) in [
-                ("ipsec.ike_proposals", &s.ike_proposals),
-                ("ipsec.esp_proposals", &s.esp_proposals),
-            ] {
-                if list.is_empty() {
-                    return Err(ctx.err(&f(key), "at least one proposal"));
-                }
-                for (j, p) in list.iter().enumerate() {
-                    ctx.chk(&f(&format!("{key}[{j}]")), check::proposal(p))?;
-                }
-            }
-            checked.ca = Some(ctx.ca(&f("ipsec.ca"), &s.ca)?);
-        }
-        out.push(checked);
+        out.push(CheckedVpn {
+            toml: v.clone(),
+            kind,
+            default: false,
+            ca,
+            tls_key,
+        });
     }
     match (default_at, out.len()) {
         (Some(i), _) => out[i].default = true,
@@ -500,6 +435,145 @@ fn check_vpns(ctx: &mut Ctx<'_>, vpns: &[Vpn]) -> Result<Vec<CheckedVpn>, Profil
         }
     }
     Ok(out)
+}
+
+fn check_vpn_name(ctx: &Ctx<'_>, field: &str, name: &str) -> Result<(), ProfileError> {
+    let ok = (1..=15).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !ok {
+        return Err(ctx.err(field, format!("{name:?}: 1-15 of a-z, 0-9 and '-', starting with a letter (it names the network interface)")));
+    }
+    Ok(())
+}
+
+fn check_routes(ctx: &Ctx<'_>, f: &dyn Fn(&str) -> String, v: &Vpn) -> Result<(), ProfileError> {
+    if v.routes.is_empty() {
+        return Err(ctx.err(
+            &f("routes"),
+            "at least one route (0.0.0.0/0 sends everything through the VPN)",
+        ));
+    }
+    for (j, r) in v.routes.iter().enumerate() {
+        ctx.chk(&f(&format!("routes[{j}]")), check::cidr(r))?;
+    }
+    for (j, d) in v.dns.iter().enumerate() {
+        ctx.chk(&f(&format!("dns[{j}]")), check::ip(d))?;
+    }
+    for (j, d) in v.dns_search.iter().enumerate() {
+        ctx.chk(&f(&format!("dns_search[{j}]")), check::domain(d))?;
+    }
+    Ok(())
+}
+
+fn check_wireguard(
+    ctx: &Ctx<'_>,
+    f: &dyn Fn(&str) -> String,
+    w: &WireGuard,
+) -> Result<(), ProfileError> {
+    ctx.chk(&f("wireguard.endpoint"), check::host_port(&w.endpoint))?;
+    ctx.chk(
+        &f("wireguard.server_public_key"),
+        check::base64_key(&w.server_public_key, 32, "WireGuard key"),
+    )?;
+    if !(1280..=1500).contains(&w.mtu) {
+        return Err(ctx.err(
+            &f("wireguard.mtu"),
+            format!("{} is not in 1280..=1500", w.mtu),
+        ));
+    }
+    if w.persistent_keepalive != 0 && !(10..=3600).contains(&w.persistent_keepalive) {
+        return Err(ctx.err(
+            &f("wireguard.persistent_keepalive"),
+            format!(
+                "{} is not 0 (off) or in 10..=3600 seconds",
+                w.persistent_keepalive
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The CA and the control-channel key of an OpenVPN connection.
+fn check_openvpn(
+    ctx: &mut Ctx<'_>,
+    f: &dyn Fn(&str) -> String,
+    o: &OpenVpn,
+) -> Result<(Referenced, Referenced), ProfileError> {
+    if o.remotes.is_empty() {
+        return Err(ctx.err(&f("openvpn.remotes"), "at least one server host:port"));
+    }
+    for (j, r) in o.remotes.iter().enumerate() {
+        ctx.chk(&f(&format!("openvpn.remotes[{j}]")), check::host_port(r))?;
+    }
+    if o.ciphers.is_empty() {
+        return Err(ctx.err(
+            &f("openvpn.ciphers"),
+            format!("at least one of {}", OVPN_CIPHERS.join(", ")),
+        ));
+    }
+    for (j, c) in o.ciphers.iter().enumerate() {
+        if !OVPN_CIPHERS.contains(&c.as_str()) {
+            return Err(ctx.err(
+                &f(&format!("openvpn.ciphers[{j}]")),
+                format!(
+                    "{c:?} is not an allowed data cipher ({})",
+                    OVPN_CIPHERS.join(", ")
+                ),
+            ));
+        }
+    }
+    let ca = ctx.ca(&f("openvpn.ca"), &o.ca)?;
+    let (field, rel) = match (&o.tls_crypt, &o.tls_auth) {
+        (Some(_), Some(_)) => {
+            return Err(ctx.err(&f("openvpn"), "give one of tls_crypt or tls_auth, not both"))
+        }
+        (Some(k), None) => ("openvpn.tls_crypt", k),
+        (None, Some(k)) => ("openvpn.tls_auth", k),
+        (None, None) => {
+            return Err(ctx.err(
+                &f("openvpn"),
+                "give tls_crypt (preferred) or tls_auth: a control-channel key",
+            ))
+        }
+    };
+    let key = ctx.referenced(&f(field), rel)?;
+    let text = String::from_utf8_lossy(&key.data);
+    ctx.chk(
+        &f(field),
+        check::openvpn_static_key(&text).map_err(|e| check::Invalid(format!("{rel:?} {e}"))),
+    )?;
+    Ok((ca, key))
+}
+
+/// The CA of an IPsec connection.
+fn check_ipsec(
+    ctx: &mut Ctx<'_>,
+    f: &dyn Fn(&str) -> String,
+    s: &Ipsec,
+) -> Result<Referenced, ProfileError> {
+    ctx.chk(&f("ipsec.server"), check::host(&s.server))?;
+    text_field(ctx, &f("ipsec.server_id"), &s.server_id, 200)?;
+    if s.server_id.contains(char::is_whitespace) || s.server_id.contains('"') {
+        return Err(ctx.err(
+            &f("ipsec.server_id"),
+            format!("{:?} must not contain spaces or quotes", s.server_id),
+        ));
+    }
+    for (key, list) in [
+        ("ipsec.ike_proposals", &s.ike_proposals),
+        ("ipsec.esp_proposals", &s.esp_proposals),
+    ] {
+        if list.is_empty() {
+            return Err(ctx.err(&f(key), "at least one proposal"));
+        }
+        for (j, p) in list.iter().enumerate() {
+            ctx.chk(&f(&format!("{key}[{j}]")), check::proposal(p))?;
+        }
+    }
+    ctx.ca(&f("ipsec.ca"), &s.ca)
 }
 
 fn check_softphone(
@@ -688,7 +762,7 @@ impl Profile {
             files: Vec::new(),
             slots: Vec::new(),
         };
-        let (files, slots) = render::render(&p).map_err(|e| invalid(&file, "-", e))?;
+        let (files, slots) = render::render(&p).map_err(|e| invalid(&file, "-", e.to_string()))?;
         p.files = files;
         p.slots = slots;
         Ok(p)

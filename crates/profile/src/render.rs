@@ -16,8 +16,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::schema::{IpsecAuth, OvpnAuth, OvpnProto, Srtp, Transport};
-use crate::{check, CheckedVpn, Customer, Profile, ProfileFile, Slot, MOUNT_POINT, PROFILE_JSON};
+use crate::schema::{Ipsec, IpsecAuth, OpenVpn, OvpnAuth, OvpnProto, Srtp, Transport, WireGuard};
+use crate::{
+    check, CheckedVpn, Customer, Profile, ProfileFile, Slot, VpnKind, MOUNT_POINT, PROFILE_JSON,
+};
 
 /// Format id of profile.json.
 pub const PROFILE_FORMAT: &str = "homestick-profile/1";
@@ -70,8 +72,7 @@ fn netmask(prefix: u8) -> String {
     std::net::Ipv4Addr::from(m).to_string()
 }
 
-fn wireguard(c: &Customer, v: &CheckedVpn, slots: &mut Slots) -> ProfileFile {
-    let w = v.toml.wireguard.as_ref().expect("checked: wireguard");
+fn wireguard(c: &Customer, v: &CheckedVpn, w: &WireGuard, slots: &mut Slots) -> ProfileFile {
     let path = format!("wireguard/{}.conf", v.toml.name);
     let n = &v.toml.name;
     let mut s = header(c, &format!("WireGuard connection \"{n}\""), "#");
@@ -130,8 +131,7 @@ fn pem_text(data: &[u8]) -> String {
     format!("{t}\n")
 }
 
-fn openvpn(c: &Customer, v: &CheckedVpn, slots: &mut Slots) -> ProfileFile {
-    let o = v.toml.openvpn.as_ref().expect("checked: openvpn");
+fn openvpn(c: &Customer, v: &CheckedVpn, o: &OpenVpn, slots: &mut Slots) -> ProfileFile {
     let n = &v.toml.name;
     let path = format!("openvpn/{n}.ovpn");
     let mut s = header(c, &format!("OpenVPN connection \"{n}\""), "#");
@@ -223,14 +223,13 @@ fn openvpn(c: &Customer, v: &CheckedVpn, slots: &mut Slots) -> ProfileFile {
     }
 }
 
-fn strongswan(c: &Customer, vpns: &[&CheckedVpn], slots: &mut Slots) -> Vec<ProfileFile> {
+fn strongswan(c: &Customer, vpns: &[(&CheckedVpn, &Ipsec)], slots: &mut Slots) -> Vec<ProfileFile> {
     let path = "strongswan/swanctl.conf".to_string();
     let mut files = Vec::new();
     let mut s = header(c, "strongSwan IKEv2 connections", "#");
     s.push_str("connections {\n");
     let mut secrets = String::new();
-    for v in vpns {
-        let i = v.toml.ipsec.as_ref().expect("checked: ipsec");
+    for &(v, i) in vpns {
         let n = &v.toml.name;
         let ca_file = format!("{n}-ca.pem");
         if let Some(ca) = &v.ca {
@@ -467,30 +466,40 @@ fn certs_json(r: &Option<crate::Referenced>) -> serde_json::Value {
 }
 
 /// Render a checked profile: the partition's files (sorted, profile.json included) and slots.
-pub fn render(p: &Profile) -> Result<(Vec<ProfileFile>, Vec<Slot>), String> {
+pub fn render(p: &Profile) -> Result<(Vec<ProfileFile>, Vec<Slot>), serde_json::Error> {
     let c = &p.customer;
     let mut slots = Slots::default();
     let mut files = Vec::new();
     let mut json_vpn = Vec::new();
-    let ipsec: Vec<&CheckedVpn> = p.vpn.iter().filter(|v| v.toml.ipsec.is_some()).collect();
+    let ipsec: Vec<(&CheckedVpn, &Ipsec)> = p
+        .vpn
+        .iter()
+        .filter_map(|v| match &v.kind {
+            VpnKind::Ipsec(i) => Some((v, i)),
+            _ => None,
+        })
+        .collect();
     for v in &p.vpn {
         let t = &v.toml;
-        let (file, wg, ov, ip) = if let Some(w) = &t.wireguard {
-            files.push(wireguard(c, v, &mut slots));
-            let j = serde_json::json!({"server_public_key": w.server_public_key, "mtu": w.mtu,
-                "persistent_keepalive": w.persistent_keepalive, "preshared_key": w.preshared_key});
-            (format!("wireguard/{}.conf", t.name), Some(j), None, None)
-        } else if let Some(o) = &t.openvpn {
-            files.push(openvpn(c, v, &mut slots));
-            let j = serde_json::json!({"remotes": o.remotes, "proto": o.proto, "ciphers": o.ciphers,
-                "auth": o.auth, "tls": if o.tls_crypt.is_some() { "tls-crypt" } else { "tls-auth" },
-                "ca": certs_json(&v.ca)});
-            (format!("openvpn/{}.ovpn", t.name), None, Some(j), None)
-        } else {
-            let i = t.ipsec.as_ref().ok_or("a connection without a kind")?;
-            let j = serde_json::json!({"server": i.server, "server_id": i.server_id, "ike_proposals": i.ike_proposals,
-                "esp_proposals": i.esp_proposals, "auth": i.auth, "ca": certs_json(&v.ca)});
-            ("strongswan/swanctl.conf".to_string(), None, None, Some(j))
+        let (file, wg, ov, ip) = match &v.kind {
+            VpnKind::WireGuard(w) => {
+                files.push(wireguard(c, v, w, &mut slots));
+                let j = serde_json::json!({"server_public_key": w.server_public_key, "mtu": w.mtu,
+                    "persistent_keepalive": w.persistent_keepalive, "preshared_key": w.preshared_key});
+                (format!("wireguard/{}.conf", t.name), Some(j), None, None)
+            }
+            VpnKind::OpenVpn(o) => {
+                files.push(openvpn(c, v, o, &mut slots));
+                let j = serde_json::json!({"remotes": o.remotes, "proto": o.proto, "ciphers": o.ciphers,
+                    "auth": o.auth, "tls": if o.tls_crypt.is_some() { "tls-crypt" } else { "tls-auth" },
+                    "ca": certs_json(&v.ca)});
+                (format!("openvpn/{}.ovpn", t.name), None, Some(j), None)
+            }
+            VpnKind::Ipsec(i) => {
+                let j = serde_json::json!({"server": i.server, "server_id": i.server_id, "ike_proposals": i.ike_proposals,
+                    "esp_proposals": i.esp_proposals, "auth": i.auth, "ca": certs_json(&v.ca)});
+                ("strongswan/swanctl.conf".to_string(), None, None, Some(j))
+            }
         };
         json_vpn.push(JsonVpn {
             name: &t.name,
@@ -540,7 +549,7 @@ pub fn render(p: &Profile) -> Result<(Vec<ProfileFile>, Vec<Slot>), String> {
         slots: &slot_list,
         files: file_names,
     };
-    let mut json = serde_json::to_vec_pretty(&doc).map_err(|e| e.to_string())?;
+    let mut json = serde_json::to_vec_pretty(&doc)?;
     json.push(b'\n');
     files.push(ProfileFile {
         path: PROFILE_JSON.into(),
