@@ -95,7 +95,147 @@ pub struct Partition {
     pub files: Option<Vec<FileEntry>>,
 }
 
+impl DiskInfo {
+    fn validate(&self) -> Result<(), ManifestError> {
+        check_guid("disk.guid", &self.guid)?;
+        if self.sector_size != SECTOR {
+            return Err(invalid(
+                "disk.sector_size",
+                format!("{} (only 512 is supported)", self.sector_size),
+            ));
+        }
+        if self.partition_entries != gpt::NUM_ENTRIES {
+            return Err(invalid(
+                "disk.partition_entries",
+                format!("{} (expected 128)", self.partition_entries),
+            ));
+        }
+        if self.min_size_bytes % SECTOR != 0 {
+            return Err(invalid("disk.min_size_bytes", "not a multiple of 512"));
+        }
+        Ok(())
+    }
+}
+
 impl Partition {
+    /// Number, name, GUIDs and range of `partitions[i]`: in order, after `prev_last`, before
+    /// `last_usable`.
+    fn validate_entry(
+        &self,
+        i: usize,
+        prev_last: u64,
+        last_usable: u64,
+    ) -> Result<(), ManifestError> {
+        let f = |name: &str| format!("partitions[{i}].{name}");
+        if self.number != i as u32 + 1 {
+            return Err(invalid(
+                f("number"),
+                format!("{} (expected {})", self.number, i + 1),
+            ));
+        }
+        if self.name.is_empty() || self.name.encode_utf16().count() > 36 || self.name.contains('\0')
+        {
+            return Err(invalid(
+                f("name"),
+                "must be 1 to 36 UTF-16 units without NUL",
+            ));
+        }
+        check_guid(&f("type_guid"), &self.type_guid)?;
+        check_guid(&f("guid"), &self.guid)?;
+        if self.first_lba > self.last_lba {
+            return Err(invalid(f("last_lba"), "is before first_lba"));
+        }
+        if self.first_lba <= prev_last {
+            return Err(invalid(
+                f("first_lba"),
+                "overlaps the GPT or the previous partition",
+            ));
+        }
+        if self.last_lba > last_usable {
+            return Err(invalid(
+                f("last_lba"),
+                format!(
+                    "{} is past the last usable LBA {last_usable}",
+                    self.last_lba
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `partitions[i]` is the ESP: at LBA 2048, checked per file, files sorted and sane.
+    fn validate_esp(&self, i: usize) -> Result<(), ManifestError> {
+        let f = |name: &str| format!("partitions[{i}].{name}");
+        if self.type_uuid() != TYPE_ESP {
+            return Err(invalid(
+                f("type_guid"),
+                "partition 1 must be the EFI system partition",
+            ));
+        }
+        if self.first_lba != ESP_FIRST_LBA {
+            return Err(invalid(
+                f("first_lba"),
+                format!("the ESP must start at LBA {ESP_FIRST_LBA}"),
+            ));
+        }
+        if self.sha256.is_some() {
+            return Err(invalid(
+                f("sha256"),
+                "the ESP is checked per file, not whole",
+            ));
+        }
+        let files = self
+            .files
+            .as_ref()
+            .ok_or_else(|| invalid(f("files"), "missing"))?;
+        if files.len() > MAX_FILES {
+            return Err(invalid(f("files"), format!("more than {MAX_FILES} files")));
+        }
+        let mut prev: Option<&str> = None;
+        for (j, file) in files.iter().enumerate() {
+            let ff = format!("partitions[{i}].files[{j}]");
+            if let Some(why) = crate::fat::path_problem(&file.path) {
+                return Err(invalid(format!("{ff}.path"), why));
+            }
+            if prev.is_some_and(|pp| pp >= file.path.as_str()) {
+                return Err(invalid(
+                    format!("{ff}.path"),
+                    "files must be sorted and unique",
+                ));
+            }
+            if file.path == MANIFEST_PATH || file.path == SIGNATURE_PATH {
+                return Err(invalid(
+                    format!("{ff}.path"),
+                    "the manifest cannot list itself",
+                ));
+            }
+            if file.size > self.len() {
+                return Err(invalid(format!("{ff}.size"), "larger than the partition"));
+            }
+            if !is_sha256_hex(&file.sha256) {
+                return Err(invalid(
+                    format!("{ff}.sha256"),
+                    "expected 64 lowercase hex digits",
+                ));
+            }
+            prev = Some(&file.path);
+        }
+        Ok(())
+    }
+
+    /// `partitions[i]` is hashed whole and lists no files.
+    fn validate_hashed(&self, i: usize) -> Result<(), ManifestError> {
+        let f = |name: &str| format!("partitions[{i}].{name}");
+        if self.files.is_some() {
+            return Err(invalid(f("files"), "only the ESP lists files"));
+        }
+        match &self.sha256 {
+            Some(h) if is_sha256_hex(h) => Ok(()),
+            Some(_) => Err(invalid(f("sha256"), "expected 64 lowercase hex digits")),
+            None => Err(invalid(f("sha256"), "missing")),
+        }
+    }
+
     /// Byte offset of the first sector.
     pub fn offset(&self) -> u64 {
         self.first_lba * SECTOR
@@ -242,22 +382,7 @@ impl Manifest {
         if !is_sha256_hex(&self.key_id) {
             return Err(invalid("key_id", "expected 64 lowercase hex digits"));
         }
-        check_guid("disk.guid", &self.disk.guid)?;
-        if self.disk.sector_size != SECTOR {
-            return Err(invalid(
-                "disk.sector_size",
-                format!("{} (only 512 is supported)", self.disk.sector_size),
-            ));
-        }
-        if self.disk.partition_entries != gpt::NUM_ENTRIES {
-            return Err(invalid(
-                "disk.partition_entries",
-                format!("{} (expected 128)", self.disk.partition_entries),
-            ));
-        }
-        if self.disk.min_size_bytes % SECTOR != 0 {
-            return Err(invalid("disk.min_size_bytes", "not a multiple of 512"));
-        }
+        self.disk.validate()?;
         let disk_sectors = self.disk.min_size_bytes / SECTOR;
         let first_usable = 2 + gpt::ENTRY_ARRAY_SECTORS;
         // The backup entry array and header take the last 33 sectors.
@@ -270,104 +395,12 @@ impl Manifest {
         }
         let mut prev_last = first_usable - 1;
         for (i, p) in self.partitions.iter().enumerate() {
-            let f = |name: &str| format!("partitions[{i}].{name}");
-            if p.number != i as u32 + 1 {
-                return Err(invalid(
-                    f("number"),
-                    format!("{} (expected {})", p.number, i + 1),
-                ));
-            }
-            if p.name.is_empty() || p.name.encode_utf16().count() > 36 || p.name.contains('\0') {
-                return Err(invalid(
-                    f("name"),
-                    "must be 1 to 36 UTF-16 units without NUL",
-                ));
-            }
-            check_guid(&f("type_guid"), &p.type_guid)?;
-            check_guid(&f("guid"), &p.guid)?;
-            if p.first_lba > p.last_lba {
-                return Err(invalid(f("last_lba"), "is before first_lba"));
-            }
-            if p.first_lba <= prev_last {
-                return Err(invalid(
-                    f("first_lba"),
-                    "overlaps the GPT or the previous partition",
-                ));
-            }
-            if p.last_lba > last_usable {
-                return Err(invalid(
-                    f("last_lba"),
-                    format!("{} is past the last usable LBA {last_usable}", p.last_lba),
-                ));
-            }
+            p.validate_entry(i, prev_last, last_usable)?;
             prev_last = p.last_lba;
-            let is_esp = i == 0;
-            if is_esp {
-                if p.type_uuid() != TYPE_ESP {
-                    return Err(invalid(
-                        f("type_guid"),
-                        "partition 1 must be the EFI system partition",
-                    ));
-                }
-                if p.first_lba != ESP_FIRST_LBA {
-                    return Err(invalid(
-                        f("first_lba"),
-                        format!("the ESP must start at LBA {ESP_FIRST_LBA}"),
-                    ));
-                }
-                if p.sha256.is_some() {
-                    return Err(invalid(
-                        f("sha256"),
-                        "the ESP is checked per file, not whole",
-                    ));
-                }
-                let files = p
-                    .files
-                    .as_ref()
-                    .ok_or_else(|| invalid(f("files"), "missing"))?;
-                if files.len() > MAX_FILES {
-                    return Err(invalid(f("files"), format!("more than {MAX_FILES} files")));
-                }
-                let mut prev: Option<&str> = None;
-                for (j, file) in files.iter().enumerate() {
-                    let ff = format!("partitions[{i}].files[{j}]");
-                    if let Some(why) = crate::fat::path_problem(&file.path) {
-                        return Err(invalid(format!("{ff}.path"), why));
-                    }
-                    if prev.is_some_and(|pp| pp >= file.path.as_str()) {
-                        return Err(invalid(
-                            format!("{ff}.path"),
-                            "files must be sorted and unique",
-                        ));
-                    }
-                    if file.path == MANIFEST_PATH || file.path == SIGNATURE_PATH {
-                        return Err(invalid(
-                            format!("{ff}.path"),
-                            "the manifest cannot list itself",
-                        ));
-                    }
-                    if file.size > p.len() {
-                        return Err(invalid(format!("{ff}.size"), "larger than the partition"));
-                    }
-                    if !is_sha256_hex(&file.sha256) {
-                        return Err(invalid(
-                            format!("{ff}.sha256"),
-                            "expected 64 lowercase hex digits",
-                        ));
-                    }
-                    prev = Some(&file.path);
-                }
+            if i == 0 {
+                p.validate_esp(i)?;
             } else {
-                if p.files.is_some() {
-                    return Err(invalid(f("files"), "only the ESP lists files"));
-                }
-                match &p.sha256 {
-                    Some(h) if is_sha256_hex(h) => {}
-                    Some(_) => {
-                        return Err(invalid(f("sha256"), "expected 64 lowercase hex digits"))
-                    }
-                    None => return Err(invalid(f("sha256"), "missing")),
-                }
+                p.validate_hashed(i)?;
             }
         }
         Ok(())

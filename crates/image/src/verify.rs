@@ -275,6 +275,39 @@ pub fn check_boot_sectors<D: Disk + ?Sized>(disk: &D, m: &Manifest) -> Vec<Findi
     fails
 }
 
+/// How GPT entry `e` differs from the signed partition `p`, field by field.
+fn entry_differences(e: &gpt::Entry, p: &manifest::Partition) -> String {
+    let mut what = Vec::new();
+    if e.type_guid != p.type_uuid() {
+        what.push(format!("type {} (signed: {})", e.type_guid, p.type_guid));
+    }
+    if e.guid != p.uuid() {
+        what.push(format!("unique GUID {} (signed: {})", e.guid, p.guid));
+    }
+    if e.first_lba != p.first_lba || e.last_lba != p.last_lba {
+        what.push(format!(
+            "LBA {}..={} (signed: {}..={})",
+            e.first_lba, e.last_lba, p.first_lba, p.last_lba
+        ));
+    }
+    if e.attributes != p.attributes {
+        what.push(format!(
+            "attributes {:#x} (signed: {:#x})",
+            e.attributes, p.attributes
+        ));
+    }
+    if what.is_empty() {
+        // The whole 72-byte field, NULs and all, escaped: a change after the name's end must be
+        // visible too.
+        what.push(format!(
+            "name field {:?} (signed: {:?})",
+            gpt::name_field(&e.raw),
+            p.name
+        ));
+    }
+    what.join(", ")
+}
+
 /// Compare the primary GPT with the manifest. Returns the failures.
 pub fn check_gpt<D: Disk + ?Sized>(disk: &D, m: &Manifest) -> Vec<Finding> {
     let g = match gpt::read_primary(disk) {
@@ -319,42 +352,13 @@ pub fn check_gpt<D: Disk + ?Sized>(disk: &D, m: &Manifest) -> Vec<Finding> {
             entry_failed = true;
             continue;
         };
-        if e.raw[..] == p.gpt_entry()[..] {
-            continue;
-        }
-        entry_failed = true;
-        let mut what = Vec::new();
-        if e.type_guid != p.type_uuid() {
-            what.push(format!("type {} (signed: {})", e.type_guid, p.type_guid));
-        }
-        if e.guid != p.uuid() {
-            what.push(format!("unique GUID {} (signed: {})", e.guid, p.guid));
-        }
-        if e.first_lba != p.first_lba || e.last_lba != p.last_lba {
-            what.push(format!(
-                "LBA {}..={} (signed: {}..={})",
-                e.first_lba, e.last_lba, p.first_lba, p.last_lba
+        if e.raw[..] != p.gpt_entry()[..] {
+            entry_failed = true;
+            fails.push(Finding::new(
+                format!("GPT entry {}", p.label()),
+                entry_differences(e, p),
             ));
         }
-        if e.attributes != p.attributes {
-            what.push(format!(
-                "attributes {:#x} (signed: {:#x})",
-                e.attributes, p.attributes
-            ));
-        }
-        if what.is_empty() {
-            // The whole 72-byte field, NULs and all, escaped: a change after the name's end
-            // must be visible too.
-            what.push(format!(
-                "name field {:?} (signed: {:?})",
-                gpt::name_field(&e.raw),
-                p.name
-            ));
-        }
-        fails.push(Finding::new(
-            format!("GPT entry {}", p.label()),
-            what.join(", "),
-        ));
     }
     for e in g.entries.iter().skip(m.partitions.len()) {
         if e.raw.iter().any(|&b| b != 0) {
@@ -467,6 +471,49 @@ fn check_contents_known<D: Disk + ?Sized>(
     })
 }
 
+/// Files on the ESP that the manifest does not list: a failure where the boot chain reads them,
+/// a warning elsewhere. Returns the warnings.
+fn check_unlisted<D: Disk + ?Sized>(
+    fat: &FatReader<'_, D>,
+    esp: &manifest::Partition,
+    listed: &[manifest::FileEntry],
+    fails: &mut Vec<Finding>,
+) -> Vec<Finding> {
+    let mut warnings = Vec::new();
+    let known: std::collections::BTreeSet<String> = listed
+        .iter()
+        .map(|l| l.path.as_str())
+        .chain([MANIFEST_PATH, SIGNATURE_PATH])
+        .map(|p| p.to_lowercase())
+        .collect();
+    let all = match fat.list(ReadLimits::default()) {
+        Ok(all) => all,
+        Err(e) => {
+            fails.push(Finding::new(
+                format!("partition {}", esp.label()),
+                format!("cannot list files: {e}"),
+            ));
+            return warnings;
+        }
+    };
+    for f in all
+        .iter()
+        .filter(|f| !known.contains(&f.path.to_lowercase()))
+    {
+        match fat::read_by_boot_chain(&f.path).or(fat::read_by_boot_chain(&f.short_path)) {
+            Some(why) => fails.push(Finding::new(
+                format!("ESP file {}", f.path),
+                format!("not listed in the signed manifest, and {why}"),
+            )),
+            None => warnings.push(Finding::new(
+                format!("ESP file {}", f.path),
+                format!("not listed in the signed manifest ({} bytes)", f.size),
+            )),
+        }
+    }
+    warnings
+}
+
 fn check_esp_files<D: Disk + ?Sized>(
     disk: &D,
     m: &Manifest,
@@ -518,36 +565,7 @@ fn check_esp_files<D: Disk + ?Sized>(
         }
         advance(f.size);
     }
-    let mut warnings = Vec::new();
-    let known: std::collections::BTreeSet<String> = listed
-        .iter()
-        .map(|l| l.path.as_str())
-        .chain([MANIFEST_PATH, SIGNATURE_PATH])
-        .map(|p| p.to_lowercase())
-        .collect();
-    match fat.list(ReadLimits::default()) {
-        Ok(all) => {
-            for f in all {
-                if known.contains(&f.path.to_lowercase()) {
-                    continue;
-                }
-                match fat::read_by_boot_chain(&f.path).or(fat::read_by_boot_chain(&f.short_path)) {
-                    Some(why) => fails.push(Finding::new(
-                        format!("ESP file {}", f.path),
-                        format!("not listed in the signed manifest, and {why}"),
-                    )),
-                    None => warnings.push(Finding::new(
-                        format!("ESP file {}", f.path),
-                        format!("not listed in the signed manifest ({} bytes)", f.size),
-                    )),
-                }
-            }
-        }
-        Err(e) => fails.push(Finding::new(
-            format!("partition {}", esp.label()),
-            format!("cannot list files: {e}"),
-        )),
-    }
+    let warnings = check_unlisted(&fat, esp, listed, &mut fails);
     (fails, warnings)
 }
 
