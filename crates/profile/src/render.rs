@@ -16,7 +16,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::schema::{Ipsec, IpsecAuth, OpenVpn, OvpnAuth, OvpnProto, Srtp, Transport, WireGuard};
+use crate::schema::{
+    Ipsec, IpsecAuth, OpenVpn, OvpnAuth, OvpnProto, Softphone, Srtp, Transport, WireGuard,
+};
 use crate::{
     check, CheckedVpn, Customer, Profile, ProfileFile, Slot, VpnKind, MOUNT_POINT, PROFILE_JSON,
 };
@@ -320,24 +322,32 @@ fn baresip(c: &Customer, p: &Profile, slots: &mut Slots) -> Vec<ProfileFile> {
     let Some(sp) = &p.softphone else {
         return vec![];
     };
-    let mut files = Vec::new();
     let (reg_host, reg_port) = check::sip_uri(&sp.registrar).unwrap_or_default();
     let hostport = reg_port.map_or(reg_host.clone(), |port| format!("{reg_host}:{port}"));
+    let file = |path: &str, text: String| ProfileFile {
+        path: path.into(),
+        data: text.into_bytes(),
+    };
+    let mut files = Vec::new();
+    if let Some(ca) = &p.softphone_ca {
+        files.push(file("baresip/ca.pem", pem_text(&ca.data)));
+    }
+    files.push(file(
+        "baresip/config",
+        baresip_config(c, sp, p.softphone_ca.is_some()),
+    ));
+    let apath = "baresip/accounts";
+    files.push(file(apath, baresip_account(c, sp, &hostport, apath, slots)));
+    files.push(file("baresip/contacts", baresip_contacts(c, sp, &hostport)));
+    files
+}
 
+/// baresip's `config`: modules for the codecs, SRTP and NAT traversal the profile uses.
+fn baresip_config(c: &Customer, sp: &Softphone, with_ca: bool) -> String {
     let mut cfg = header(c, "baresip configuration", "#");
     cfg.push_str("poll_method\t\tepoll\nsip_listen\t\t0.0.0.0:0\n");
-    if p.softphone_ca.is_some() {
+    if with_ca {
         let _ = writeln!(cfg, "sip_cafile\t\t{MOUNT_POINT}/baresip/ca.pem");
-        files.push(ProfileFile {
-            path: "baresip/ca.pem".into(),
-            data: pem_text(
-                &p.softphone_ca
-                    .as_ref()
-                    .map(|r| r.data.clone())
-                    .unwrap_or_default(),
-            )
-            .into_bytes(),
-        });
     }
     cfg.push_str(
         "audio_player\t\talsa,default\naudio_source\t\talsa,default\naudio_alert\t\talsa,default\n",
@@ -363,12 +373,17 @@ fn baresip(c: &Customer, p: &Profile, slots: &mut Slots) -> Vec<ProfileFile> {
         let _ = writeln!(cfg, "module\t\t\t{m}");
     }
     cfg.push_str("module_app\t\taccount.so\nmodule_app\t\tcontact.so\nmodule_app\t\tmenu.so\n");
-    files.push(ProfileFile {
-        path: "baresip/config".into(),
-        data: cfg.into_bytes(),
-    });
+    cfg
+}
 
-    let apath = "baresip/accounts";
+/// baresip's `accounts`: the user's SIP account, with its secrets as slots.
+fn baresip_account(
+    c: &Customer,
+    sp: &Softphone,
+    hostport: &str,
+    apath: &str,
+    slots: &mut Slots,
+) -> String {
     let mut acc = header(c, "baresip account", "#");
     let ext = slots.put(
         "sip.extension",
@@ -408,11 +423,11 @@ fn baresip(c: &Customer, p: &Profile, slots: &mut Slots) -> Vec<ProfileFile> {
         let _ = write!(acc, ";medianat=stun;stunserver=\"stun:{st}\"");
     }
     acc.push('\n');
-    files.push(ProfileFile {
-        path: apath.into(),
-        data: acc.into_bytes(),
-    });
+    acc
+}
 
+/// baresip's `contacts`: the numbers that must always be dialable.
+fn baresip_contacts(c: &Customer, sp: &Softphone, hostport: &str) -> String {
     let mut con = header(c, "baresip contacts (always dialable)", "#");
     for n in &sp.emergency_numbers {
         let _ = writeln!(con, "\"Notruf / Emergency {n}\" <sip:{n}@{hostport}>");
@@ -420,11 +435,7 @@ fn baresip(c: &Customer, p: &Profile, slots: &mut Slots) -> Vec<ProfileFile> {
     if let Some(vm) = &sp.voicemail {
         let _ = writeln!(con, "\"Mailbox\" <sip:{vm}@{hostport}>");
     }
-    files.push(ProfileFile {
-        path: "baresip/contacts".into(),
-        data: con.into_bytes(),
-    });
-    files
+    con
 }
 
 #[derive(Serialize)]
