@@ -133,25 +133,9 @@ fn pem_text(data: &[u8]) -> String {
     format!("{t}\n")
 }
 
-fn openvpn(c: &Customer, v: &CheckedVpn, o: &OpenVpn, slots: &mut Slots) -> ProfileFile {
-    let n = &v.toml.name;
-    let path = format!("openvpn/{n}.ovpn");
-    let mut s = header(c, &format!("OpenVPN connection \"{n}\""), "#");
-    s.push_str("client\ndev tun\n");
-    s.push_str(match o.proto {
-        OvpnProto::Udp => "proto udp\n",
-        OvpnProto::Tcp => "proto tcp-client\n",
-    });
-    for r in &o.remotes {
-        if let Ok((h, p)) = check::host_port(r) {
-            let h = h.trim_start_matches('[').trim_end_matches(']');
-            let _ = writeln!(s, "remote {h} {p}");
-        }
-    }
-    s.push_str("resolv-retry infinite\nnobind\npersist-key\npersist-tun\nremote-cert-tls server\ntls-version-min 1.2\n");
-    let _ = writeln!(s, "data-ciphers {}", o.ciphers.join(":"));
-    s.push_str("auth-nocache\nverb 3\n");
-    // Split tunnel as the customer describes it: ignore a pushed default route, add our own.
+/// Split tunnel as the customer describes it: ignore a pushed default route, add our own; and
+/// the DNS servers and search domains.
+fn openvpn_routes(s: &mut String, v: &CheckedVpn) {
     s.push_str("pull-filter ignore \"redirect-gateway\"\n");
     for r in &v.toml.routes {
         match check::cidr(r) {
@@ -173,41 +157,64 @@ fn openvpn(c: &Customer, v: &CheckedVpn, o: &OpenVpn, slots: &mut Slots) -> Prof
     for d in &v.toml.dns_search {
         let _ = writeln!(s, "dhcp-option DOMAIN {d}");
     }
-    if let Some(ca) = &v.ca {
-        let _ = write!(s, "<ca>\n{}</ca>\n", pem_text(&ca.data));
-    }
+}
+
+/// The user's certificate and key and/or user name and password, as slots.
+fn openvpn_credentials(s: &mut String, n: &str, auth: OvpnAuth, path: &str, slots: &mut Slots) {
     if matches!(
-        o.auth,
+        auth,
         OvpnAuth::Certificate | OvpnAuth::CertificateAndPassword
     ) {
         let cert = slots.put(
             &format!("vpn.{n}.client_certificate"),
             "the user's client certificate (PEM)",
-            &path,
+            path,
         );
         let key = slots.put(
             &format!("vpn.{n}.client_key"),
             "the user's client private key (PEM)",
-            &path,
+            path,
         );
         let _ = write!(s, "<cert>\n{cert}\n</cert>\n<key>\n{key}\n</key>\n");
     }
-    if matches!(
-        o.auth,
-        OvpnAuth::Password | OvpnAuth::CertificateAndPassword
-    ) {
+    if matches!(auth, OvpnAuth::Password | OvpnAuth::CertificateAndPassword) {
         let user = slots.put(
             &format!("vpn.{n}.username"),
             "the user's VPN user name",
-            &path,
+            path,
         );
         let pass = slots.put(
             &format!("vpn.{n}.password"),
             "the user's VPN password",
-            &path,
+            path,
         );
         let _ = write!(s, "<auth-user-pass>\n{user}\n{pass}\n</auth-user-pass>\n");
     }
+}
+
+fn openvpn(c: &Customer, v: &CheckedVpn, o: &OpenVpn, slots: &mut Slots) -> ProfileFile {
+    let n = &v.toml.name;
+    let path = format!("openvpn/{n}.ovpn");
+    let mut s = header(c, &format!("OpenVPN connection \"{n}\""), "#");
+    s.push_str("client\ndev tun\n");
+    s.push_str(match o.proto {
+        OvpnProto::Udp => "proto udp\n",
+        OvpnProto::Tcp => "proto tcp-client\n",
+    });
+    for r in &o.remotes {
+        if let Ok((h, p)) = check::host_port(r) {
+            let h = h.trim_start_matches('[').trim_end_matches(']');
+            let _ = writeln!(s, "remote {h} {p}");
+        }
+    }
+    s.push_str("resolv-retry infinite\nnobind\npersist-key\npersist-tun\nremote-cert-tls server\ntls-version-min 1.2\n");
+    let _ = writeln!(s, "data-ciphers {}", o.ciphers.join(":"));
+    s.push_str("auth-nocache\nverb 3\n");
+    openvpn_routes(&mut s, v);
+    if let Some(ca) = &v.ca {
+        let _ = write!(s, "<ca>\n{}</ca>\n", pem_text(&ca.data));
+    }
+    openvpn_credentials(&mut s, n, o.auth, &path, slots);
     if let Some(k) = &v.tls_key {
         if o.tls_crypt.is_some() {
             let _ = write!(s, "<tls-crypt>\n{}</tls-crypt>\n", pem_text(&k.data));
@@ -222,6 +229,58 @@ fn openvpn(c: &Customer, v: &CheckedVpn, o: &OpenVpn, slots: &mut Slots) -> Prof
     ProfileFile {
         path,
         data: s.into_bytes(),
+    }
+}
+
+/// The `local` section of connection `n`: how the user authenticates, with slots for the
+/// user's secrets (EAP credentials go to the `secrets` section).
+fn strongswan_local(
+    s: &mut String,
+    secrets: &mut String,
+    n: &str,
+    auth: IpsecAuth,
+    path: &str,
+    slots: &mut Slots,
+) {
+    match auth {
+        IpsecAuth::EapMschapv2 => {
+            s.push_str("      auth = eap-mschapv2\n");
+            let id = slots.put(
+                &format!("vpn.{n}.eap_identity"),
+                "the user's EAP identity (user name)",
+                path,
+            );
+            let _ = writeln!(s, "      eap_id = \"{id}\"");
+            let pw = slots.put(
+                &format!("vpn.{n}.eap_password"),
+                "the user's EAP password",
+                path,
+            );
+            let _ = write!(
+                secrets,
+                "  eap-{n} {{\n    id = \"{id}\"\n    secret = \"{pw}\"\n  }}\n"
+            );
+        }
+        IpsecAuth::EapTls | IpsecAuth::Certificate => {
+            s.push_str(if auth == IpsecAuth::EapTls {
+                "      auth = eap-tls\n"
+            } else {
+                "      auth = pubkey\n"
+            });
+            let f = format!("strongswan/x509/{n}-client.pem");
+            slots.put(
+                &format!("vpn.{n}.client_certificate"),
+                &format!("the user's client certificate (PEM), written to {f}"),
+                &f,
+            );
+            let kf = format!("strongswan/private/{n}-client.pem");
+            slots.put(
+                &format!("vpn.{n}.client_key"),
+                &format!("the user's client private key (PEM), written to {kf}"),
+                &kf,
+            );
+            let _ = writeln!(s, "      certs = {n}-client.pem");
+        }
     }
 }
 
@@ -247,46 +306,7 @@ fn strongswan(c: &Customer, vpns: &[(&CheckedVpn, &Ipsec)], slots: &mut Slots) -
         let _ = writeln!(s, "    proposals = {}", i.ike_proposals.join(", "));
         s.push_str("    send_certreq = yes\n    dpd_delay = 30s\n");
         s.push_str("    local {\n");
-        match i.auth {
-            IpsecAuth::EapMschapv2 => {
-                s.push_str("      auth = eap-mschapv2\n");
-                let id = slots.put(
-                    &format!("vpn.{n}.eap_identity"),
-                    "the user's EAP identity (user name)",
-                    &path,
-                );
-                let _ = writeln!(s, "      eap_id = \"{id}\"");
-                let pw = slots.put(
-                    &format!("vpn.{n}.eap_password"),
-                    "the user's EAP password",
-                    &path,
-                );
-                let _ = write!(
-                    secrets,
-                    "  eap-{n} {{\n    id = \"{id}\"\n    secret = \"{pw}\"\n  }}\n"
-                );
-            }
-            IpsecAuth::EapTls | IpsecAuth::Certificate => {
-                s.push_str(if i.auth == IpsecAuth::EapTls {
-                    "      auth = eap-tls\n"
-                } else {
-                    "      auth = pubkey\n"
-                });
-                let f = format!("strongswan/x509/{n}-client.pem");
-                slots.put(
-                    &format!("vpn.{n}.client_certificate"),
-                    &format!("the user's client certificate (PEM), written to {f}"),
-                    &f,
-                );
-                let kf = format!("strongswan/private/{n}-client.pem");
-                slots.put(
-                    &format!("vpn.{n}.client_key"),
-                    &format!("the user's client private key (PEM), written to {kf}"),
-                    &kf,
-                );
-                let _ = writeln!(s, "      certs = {n}-client.pem");
-            }
-        }
+        strongswan_local(&mut s, &mut secrets, n, i.auth, &path, slots);
         s.push_str("    }\n    remote {\n      auth = pubkey\n");
         let _ = writeln!(s, "      id = \"{}\"", i.server_id);
         let _ = writeln!(s, "      cacerts = {ca_file}");
