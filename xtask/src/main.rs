@@ -393,13 +393,7 @@ fn best_of(rounds: u32, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
 fn bench_verify(size_mib: u64, rounds: u32) -> Result<()> {
     let r = root();
     let dir = r.join("target/bench-verify");
-    let base = dir.join("base");
-    if !base.join("system.img").exists()
-        || fs::metadata(base.join("system.img"))?.len() != size_mib << 20
-    {
-        let _ = fs::remove_dir_all(&base);
-        fixture_base(&base, size_mib)?;
-    }
+    let base = bench_base(&dir, size_mib)?;
     let bin = homestick_bin()?;
     let img = dir.join("bench.img");
     if !img.exists() {
@@ -468,9 +462,8 @@ fn drop_caches() -> Result<()> {
 /// `homestick build` of a `size_mib` base against `cp` of a file of the output's size followed
 /// by `sync`: the least any tool must do to put that many bytes on the disk. Cold: the page
 /// cache is dropped before each run; warm: the base was just read.
-fn bench_build(size_mib: u64, rounds: u32) -> Result<()> {
-    let r = root();
-    let dir = r.join("target/bench-build");
+/// A fixture base with a `size_mib` system image under `dir` (kept between runs).
+fn bench_base(dir: &Path, size_mib: u64) -> Result<PathBuf> {
     let base = dir.join("base");
     if !base.join("system.img").exists()
         || fs::metadata(base.join("system.img"))?.len() != size_mib << 20
@@ -478,6 +471,13 @@ fn bench_build(size_mib: u64, rounds: u32) -> Result<()> {
         let _ = fs::remove_dir_all(&base);
         fixture_base(&base, size_mib)?;
     }
+    Ok(base)
+}
+
+fn bench_build(size_mib: u64, rounds: u32) -> Result<()> {
+    let r = root();
+    let dir = r.join("target/bench-build");
+    let base = bench_base(&dir, size_mib)?;
     let bin = homestick_bin()?;
     let img = dir.join("bench.img");
     let copy_src = dir.join("copy-source.img");

@@ -670,73 +670,8 @@ impl Profile {
     /// Load, check and render the profile in `dir`. `now` (Unix seconds, the build time) is
     /// what certificates must be valid at.
     pub fn load(dir: &Path, now: i64) -> Result<Profile, ProfileError> {
-        let meta = fs::metadata(dir)
-            .map_err(|e| invalid(dir, "-", format!("profile directory: {}", io_reason(&e))))?;
-        if !meta.is_dir() {
-            return Err(invalid(
-                dir,
-                "-",
-                "not a directory (give the profile directory)",
-            ));
-        }
-        let file = dir.join("customer.toml");
-        let fmeta = fs::metadata(&file)
-            .map_err(|e| invalid(&file, "-", format!("cannot read: {}", io_reason(&e))))?;
-        if fmeta.len() > MAX_TOML_BYTES {
-            return Err(invalid(
-                &file,
-                "-",
-                format!("{} bytes, over the limit of {MAX_TOML_BYTES}", fmeta.len()),
-            ));
-        }
-        let bytes = fs::read(&file)
-            .map_err(|e| invalid(&file, "-", format!("cannot read: {}", io_reason(&e))))?;
-        let text = String::from_utf8(bytes).map_err(|_| invalid(&file, "-", "not UTF-8 text"))?;
-        let value: toml::Value = toml::from_str(&text).map_err(|e| {
-            let at = e.span().map_or("-".to_string(), |s| {
-                format!("line {}", line_of(&text, s.start))
-            });
-            invalid(&file, &at, toml_reason(&e))
-        })?;
-        let parsed: CustomerToml = serde_path_to_error::deserialize(value).map_err(|e| {
-            let reason = e
-                .inner()
-                .to_string()
-                .trim()
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.starts_with("in `"))
-                .collect::<Vec<_>>()
-                .join("; ");
-            let mut field = e.path().to_string();
-            if field == "." {
-                field = String::new();
-            }
-            // serde puts an unknown field's error at its table; name the field itself.
-            if let Some(rest) = reason.strip_prefix("unknown field `") {
-                let name = rest.split('`').next().unwrap_or_default();
-                if field.is_empty() {
-                    field = name.to_string();
-                } else if !field.ends_with(&format!(".{name}")) && field != name {
-                    field = format!("{field}.{name}");
-                }
-            }
-            if field.is_empty() {
-                field = "-".into();
-            }
-            let short =
-                if reason.starts_with("unknown field") || reason.starts_with("unknown variant") {
-                    reason
-                        .split(", expected")
-                        .next()
-                        .unwrap_or(&reason)
-                        .to_string()
-                        + &expected_hint(&reason)
-                } else {
-                    reason.clone()
-                };
-            invalid(&file, &field, short)
-        })?;
+        let (file, text) = read_customer_toml(dir)?;
+        let parsed = parse_customer_toml(&file, &text)?;
         let root = fs::canonicalize(dir).map_err(|e| invalid(dir, "-", e.to_string()))?;
         let mut ctx = Ctx {
             file: &file,
@@ -816,4 +751,82 @@ pub fn read_profile_json<D: homestick_image::disk::Disk + ?Sized>(
         .map_err(ProfileJsonError::Fat)?
         .ok_or(ProfileJsonError::Missing)?;
     serde_json::from_slice(&bytes).map_err(ProfileJsonError::Json)
+}
+
+/// The profile's customer.toml: its path and text (bounded, UTF-8).
+fn read_customer_toml(dir: &Path) -> Result<(PathBuf, String), ProfileError> {
+    let meta = fs::metadata(dir)
+        .map_err(|e| invalid(dir, "-", format!("profile directory: {}", io_reason(&e))))?;
+    if !meta.is_dir() {
+        return Err(invalid(
+            dir,
+            "-",
+            "not a directory (give the profile directory)",
+        ));
+    }
+    let file = dir.join("customer.toml");
+    let fmeta = fs::metadata(&file)
+        .map_err(|e| invalid(&file, "-", format!("cannot read: {}", io_reason(&e))))?;
+    if fmeta.len() > MAX_TOML_BYTES {
+        return Err(invalid(
+            &file,
+            "-",
+            format!("{} bytes, over the limit of {MAX_TOML_BYTES}", fmeta.len()),
+        ));
+    }
+    let bytes = fs::read(&file)
+        .map_err(|e| invalid(&file, "-", format!("cannot read: {}", io_reason(&e))))?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid(&file, "-", "not UTF-8 text"))?;
+    Ok((file, text))
+}
+
+/// Parse customer.toml; an error names the line (syntax) or the TOML path of the field.
+fn parse_customer_toml(file: &Path, text: &str) -> Result<CustomerToml, ProfileError> {
+    let value: toml::Value = toml::from_str(text).map_err(|e| {
+        let at = e.span().map_or("-".to_string(), |s| {
+            format!("line {}", line_of(text, s.start))
+        });
+        invalid(file, &at, toml_reason(&e))
+    })?;
+    serde_path_to_error::deserialize(value).map_err(|e| field_error(file, &e))
+}
+
+/// A schema error at its field: serde_path_to_error gives the path, except for unknown fields,
+/// which serde reports at their table (the field's name is only in the message).
+fn field_error(file: &Path, e: &serde_path_to_error::Error<toml::de::Error>) -> ProfileError {
+    let reason = e
+        .inner()
+        .to_string()
+        .trim()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with("in `"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut field = e.path().to_string();
+    if field == "." {
+        field = String::new();
+    }
+    if let Some(rest) = reason.strip_prefix("unknown field `") {
+        let name = rest.split('`').next().unwrap_or_default();
+        if field.is_empty() {
+            field = name.to_string();
+        } else if !field.ends_with(&format!(".{name}")) && field != name {
+            field = format!("{field}.{name}");
+        }
+    }
+    if field.is_empty() {
+        field = "-".into();
+    }
+    let short = if reason.starts_with("unknown field") || reason.starts_with("unknown variant") {
+        reason
+            .split(", expected")
+            .next()
+            .unwrap_or(&reason)
+            .to_string()
+            + &expected_hint(&reason)
+    } else {
+        reason.clone()
+    };
+    invalid(file, &field, short)
 }

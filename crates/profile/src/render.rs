@@ -496,6 +496,50 @@ fn certs_json(r: &Option<crate::Referenced>) -> serde_json::Value {
     serde_json::Value::Array(list)
 }
 
+/// Render connection `v` (its file goes to `files`, its secrets to `slots`) and describe it
+/// for profile.json. IPsec connections share one swanctl.conf, rendered by [`strongswan`].
+fn render_vpn<'a>(
+    c: &Customer,
+    v: &'a CheckedVpn,
+    files: &mut Vec<ProfileFile>,
+    slots: &mut Slots,
+) -> JsonVpn<'a> {
+    let t = &v.toml;
+    let (file, wg, ov, ip) = match &v.kind {
+        VpnKind::WireGuard(w) => {
+            files.push(wireguard(c, v, w, slots));
+            let j = serde_json::json!({"server_public_key": w.server_public_key, "mtu": w.mtu,
+                "persistent_keepalive": w.persistent_keepalive, "preshared_key": w.preshared_key});
+            (format!("wireguard/{}.conf", t.name), Some(j), None, None)
+        }
+        VpnKind::OpenVpn(o) => {
+            files.push(openvpn(c, v, o, slots));
+            let j = serde_json::json!({"remotes": o.remotes, "proto": o.proto, "ciphers": o.ciphers,
+                "auth": o.auth, "tls": if o.tls_crypt.is_some() { "tls-crypt" } else { "tls-auth" },
+                "ca": certs_json(&v.ca)});
+            (format!("openvpn/{}.ovpn", t.name), None, Some(j), None)
+        }
+        VpnKind::Ipsec(i) => {
+            let j = serde_json::json!({"server": i.server, "server_id": i.server_id, "ike_proposals": i.ike_proposals,
+                "esp_proposals": i.esp_proposals, "auth": i.auth, "ca": certs_json(&v.ca)});
+            ("strongswan/swanctl.conf".to_string(), None, None, Some(j))
+        }
+    };
+    JsonVpn {
+        name: &t.name,
+        kind: v.kind(),
+        default: v.default,
+        endpoint: v.endpoint(),
+        routes: &t.routes,
+        dns: &t.dns,
+        dns_search: &t.dns_search,
+        file,
+        wireguard: wg,
+        openvpn: ov,
+        ipsec: ip,
+    }
+}
+
 /// Render a checked profile: the partition's files (sorted, profile.json included) and slots.
 pub fn render(p: &Profile) -> Result<(Vec<ProfileFile>, Vec<Slot>), serde_json::Error> {
     let c = &p.customer;
@@ -511,40 +555,7 @@ pub fn render(p: &Profile) -> Result<(Vec<ProfileFile>, Vec<Slot>), serde_json::
         })
         .collect();
     for v in &p.vpn {
-        let t = &v.toml;
-        let (file, wg, ov, ip) = match &v.kind {
-            VpnKind::WireGuard(w) => {
-                files.push(wireguard(c, v, w, &mut slots));
-                let j = serde_json::json!({"server_public_key": w.server_public_key, "mtu": w.mtu,
-                    "persistent_keepalive": w.persistent_keepalive, "preshared_key": w.preshared_key});
-                (format!("wireguard/{}.conf", t.name), Some(j), None, None)
-            }
-            VpnKind::OpenVpn(o) => {
-                files.push(openvpn(c, v, o, &mut slots));
-                let j = serde_json::json!({"remotes": o.remotes, "proto": o.proto, "ciphers": o.ciphers,
-                    "auth": o.auth, "tls": if o.tls_crypt.is_some() { "tls-crypt" } else { "tls-auth" },
-                    "ca": certs_json(&v.ca)});
-                (format!("openvpn/{}.ovpn", t.name), None, Some(j), None)
-            }
-            VpnKind::Ipsec(i) => {
-                let j = serde_json::json!({"server": i.server, "server_id": i.server_id, "ike_proposals": i.ike_proposals,
-                    "esp_proposals": i.esp_proposals, "auth": i.auth, "ca": certs_json(&v.ca)});
-                ("strongswan/swanctl.conf".to_string(), None, None, Some(j))
-            }
-        };
-        json_vpn.push(JsonVpn {
-            name: &t.name,
-            kind: v.kind(),
-            default: v.default,
-            endpoint: v.endpoint(),
-            routes: &t.routes,
-            dns: &t.dns,
-            dns_search: &t.dns_search,
-            file,
-            wireguard: wg,
-            openvpn: ov,
-            ipsec: ip,
-        });
+        json_vpn.push(render_vpn(c, v, &mut files, &mut slots));
     }
     if !ipsec.is_empty() {
         files.extend(strongswan(c, &ipsec, &mut slots));
