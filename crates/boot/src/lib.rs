@@ -170,19 +170,30 @@ pub fn mappings(m: &Manifest) -> Result<[Mapping; 2], BootError> {
 }
 
 /// The partitions the kernel found on `disk` (from sysfs): their numbers, so they can be
-/// removed from its view before anything else can use them.
-pub fn kernel_partitions(sys_block: &Path, disk: &str) -> Vec<u32> {
-    let mut out: Vec<u32> = fs::read_dir(sys_block.join(disk))
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter(|e| e.file_name().to_string_lossy().starts_with(disk))
-                .filter_map(|e| fs::read_to_string(e.path().join("partition")).ok())
-                .filter_map(|s| s.trim().parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
+/// removed from its view before anything else can use them. Not being able to tell is an
+/// error, never "none".
+pub fn kernel_partitions(sys_block: &Path, disk: &str) -> std::io::Result<Vec<u32>> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(sys_block.join(disk))? {
+        let e = e?;
+        if !e.file_name().to_string_lossy().starts_with(disk) {
+            continue;
+        }
+        let text = fs::read_to_string(e.path().join("partition"))?;
+        let n = text.trim().parse().map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{}: {:?} is not a partition number",
+                    e.path().display(),
+                    text.trim()
+                ),
+            )
+        })?;
+        out.push(n);
+    }
     out.sort_unstable();
-    out
+    Ok(out)
 }
 
 /// The whole-disk device node under `dev_dir`.
@@ -245,8 +256,13 @@ mod tests {
             fs::write(dir.path().join("vda").join(n).join("partition"), pno).unwrap();
         }
         fs::create_dir_all(dir.path().join("vda/queue")).unwrap();
-        assert_eq!(kernel_partitions(dir.path(), "vda"), [1, 2, 3]);
-        assert!(kernel_partitions(dir.path(), "sdz").is_empty());
+        assert_eq!(kernel_partitions(dir.path(), "vda").unwrap(), [1, 2, 3]);
+        assert!(
+            kernel_partitions(dir.path(), "sdz").is_err(),
+            "no sysfs entry: an error"
+        );
+        fs::write(dir.path().join("vda/vda2/partition"), "two").unwrap();
+        assert!(kernel_partitions(dir.path(), "vda").is_err());
     }
 
     #[test]

@@ -108,7 +108,9 @@ fn find_stick(policy: &BootPolicy) -> Result<String, String> {
 fn drop_kernel_partitions(disk: &str) -> Result<(), String> {
     let dev = disk_device(Path::new("/dev"), disk);
     let f = fs::File::open(&dev).map_err(|e| format!("{}: {e}", dev.display()))?;
-    for pno in kernel_partitions(Path::new("/sys/block"), disk) {
+    let parts = kernel_partitions(Path::new("/sys/block"), disk)
+        .map_err(|e| format!("the kernel's partitions of {disk}: {e}"))?;
+    for pno in parts {
         homestick_sys::delete_partition(&f, pno).map_err(|e| format!("{}: {e}", dev.display()))?;
     }
     Ok(())

@@ -63,7 +63,7 @@ pub fn build(opts: &BuildOptions, progress: &dyn BuildProgress) -> Result<BuildR
     let ids = Ids::derive(opts, &inp, &sys_sha);
     let esp = esp_contents(opts, &inp, &ids)?;
     let m = manifest(opts, &inp, &ids, esp.entries, esp.image_id, &sys_sha)?;
-    let esp_files = sign_into(&inp.key, &m, esp.files);
+    let esp_files = sign_into(&inp.key, &m, esp.files)?;
     cancelled(progress)?;
     progress.stage("writing the ESP and the GPT");
     write_esp_and_gpt(opts, &inp, &ids, &m, &esp_files, tmp.as_file_mut())?;
@@ -538,8 +538,15 @@ fn manifest(
 }
 
 /// Add manifest.json and its signature to the ESP's files.
-fn sign_into(key: &SigningKey, m: &Manifest, mut esp_files: Vec<FatFile>) -> Vec<FatFile> {
-    let bytes = m.to_bytes();
+fn sign_into(
+    key: &SigningKey,
+    m: &Manifest,
+    mut esp_files: Vec<FatFile>,
+) -> Result<Vec<FatFile>, BuildError> {
+    let bytes = m.to_bytes().map_err(|e| BuildError::Internal {
+        context: "writing the manifest",
+        detail: e.to_string(),
+    })?;
     let sig = keys::sign(key, &bytes);
     esp_files.push(FatFile {
         path: manifest::MANIFEST_PATH.into(),
@@ -549,7 +556,7 @@ fn sign_into(key: &SigningKey, m: &Manifest, mut esp_files: Vec<FatFile>) -> Vec
         path: manifest::SIGNATURE_PATH.into(),
         data: sig.to_vec(),
     });
-    esp_files
+    Ok(esp_files)
 }
 
 /// Write the ESP (FAT32, last: it holds the signed statement) and the GPT, and flush.

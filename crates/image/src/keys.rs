@@ -6,7 +6,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use ed25519_dalek::pkcs8::{DecodePublicKey, EncodePublicKey};
+use ed25519_dalek::pkcs8::DecodePublicKey;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use pkcs8::der::pem::LineEnding;
 use pkcs8::{DecodePrivateKey, EncodePrivateKey};
@@ -52,12 +52,17 @@ pub struct TrustedKey {
     pub source: PathBuf,
 }
 
-/// The key id of a public key.
+/// The DER SubjectPublicKeyInfo of an Ed25519 key, less the key: SEQUENCE { SEQUENCE { OID
+/// 1.3.101.112 }, BIT STRING (33 bytes, no unused bits) }. Fixed, so the encoding cannot fail.
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
+/// The key id of a public key: SHA-256 of its SubjectPublicKeyInfo DER, lowercase hex (what
+/// `openssl pkey -pubin -outform DER | sha256sum` prints).
 pub fn key_id(key: &VerifyingKey) -> String {
-    let der = key
-        .to_public_key_der()
-        .map(|d| d.as_bytes().to_vec())
-        .unwrap_or_default();
+    let mut der = ED25519_SPKI_PREFIX.to_vec();
+    der.extend_from_slice(key.as_bytes());
     sha256_hex(&der)
 }
 
@@ -267,6 +272,7 @@ pub fn verify_any<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ed25519_dalek::pkcs8::EncodePublicKey;
 
     /// What `homestick keys generate` writes (the generator itself lives in the builder's
     /// keygen module): NAME.key and NAME.pub; returns (private path, key id).
@@ -312,6 +318,13 @@ mod tests {
         assert!(load_signing_key(&private, Some(b"wrong")).is_err());
         let k = load_signing_key(&private, Some(b"correct horse")).unwrap();
         assert_eq!(key_id(&k.verifying_key()), id);
+    }
+
+    #[test]
+    fn key_id_is_the_hash_of_the_spki_der() {
+        let k = SigningKey::from_bytes(&[7u8; 32]).verifying_key();
+        let der = k.to_public_key_der().unwrap();
+        assert_eq!(key_id(&k), crate::hash::sha256_hex(der.as_bytes()));
     }
 
     #[test]

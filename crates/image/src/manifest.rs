@@ -346,11 +346,11 @@ fn check_guid(field: &str, s: &str) -> Result<Uuid, ManifestError> {
 }
 
 impl Manifest {
-    /// The exact bytes that get signed.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
+    /// The exact bytes that get signed (pretty-printed, fixed field order, trailing newline).
+    pub fn to_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
+        let mut v = serde_json::to_vec_pretty(self)?;
         v.push(b'\n');
-        v
+        Ok(v)
     }
 
     /// Parse and validate. Never panics on any input.
@@ -469,10 +469,10 @@ pub(crate) mod tests {
     #[test]
     fn round_trip_is_byte_stable() {
         let m = sample();
-        let b = m.to_bytes();
+        let b = m.to_bytes().unwrap();
         let back = Manifest::parse(&b).unwrap();
         assert_eq!(back, m);
-        assert_eq!(back.to_bytes(), b);
+        assert_eq!(back.to_bytes().unwrap(), b);
         assert!(b.ends_with(b"}\n"));
     }
 
@@ -522,7 +522,7 @@ pub(crate) mod tests {
         for (patch, field) in cases {
             let mut m = sample();
             patch(&mut m);
-            match Manifest::parse(&m.to_bytes()) {
+            match Manifest::parse(&m.to_bytes().unwrap()) {
                 Err(ManifestError::Invalid { field: f, .. }) => assert_eq!(f, field),
                 other => panic!("{field}: {other:?}"),
             }
@@ -538,7 +538,8 @@ pub(crate) mod tests {
         let deep = "[".repeat(100_000);
         assert!(Manifest::parse(deep.as_bytes()).is_err());
         assert!(Manifest::parse(b"\xff\xfe").is_err());
-        let mut v: serde_json::Value = serde_json::from_slice(&sample().to_bytes()).unwrap();
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&sample().to_bytes().unwrap()).unwrap();
         v["extra"] = serde_json::json!(1);
         assert!(
             Manifest::parse(v.to_string().as_bytes()).is_err(),

@@ -417,24 +417,24 @@ fn check_contents_known<D: Disk + ?Sized>(
             )),
         }
     }
-    let hashed: Vec<&manifest::Partition> = m
+    let hashed: Vec<(&manifest::Partition, &str)> = m
         .partitions
         .iter()
-        .filter(|p| p.sha256.is_some() && !known.iter().any(|(n, _)| *n == p.number))
+        .filter(|p| !known.iter().any(|(n, _)| *n == p.number))
+        .filter_map(|p| Some((p, p.sha256.as_deref()?)))
         .collect();
     let esp_files = m.esp().and_then(|p| p.files.as_ref());
-    let total: u64 = hashed.iter().map(|p| p.len()).sum::<u64>()
+    let total: u64 = hashed.iter().map(|(p, _)| p.len()).sum::<u64>()
         + esp_files.map_or(0, |f| f.iter().map(|f| f.size).sum::<u64>());
     progress.set_total(total);
     let advance = |n: u64| progress.advance(n);
     std::thread::scope(|s| {
         let part_jobs: Vec<_> = hashed
             .iter()
-            .map(|p| {
+            .map(|&(p, want)| {
                 let advance = &advance;
-                s.spawn(move || {
-                    let want = p.sha256.as_deref().unwrap_or_default();
-                    match hash_range(disk, p.offset(), p.len(), advance) {
+                s.spawn(
+                    move || match hash_range(disk, p.offset(), p.len(), advance) {
                         Ok(h) if hex(&h) == want => None,
                         Ok(h) => Some(Finding::new(
                             format!("partition {}", p.label()),
@@ -450,8 +450,8 @@ fn check_contents_known<D: Disk + ?Sized>(
                             format!("partition {}", p.label()),
                             format!("cannot read: {e}"),
                         )),
-                    }
-                })
+                    },
+                )
             })
             .collect();
         let esp_job = s.spawn(|| check_esp_files(disk, m, &advance));
