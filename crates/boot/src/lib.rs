@@ -11,7 +11,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -201,29 +201,37 @@ pub fn disk_device(dev_dir: &Path, name: &str) -> PathBuf {
     dev_dir.join(name)
 }
 
-/// A watchdog: unless disarmed within `timeout`, runs `on_expire` on its own thread.
+/// A watchdog: unless disarmed within `timeout`, runs `on_expire` on its own thread. Exactly
+/// one of the two happens: [`Watchdog::disarm`] tells the caller which.
 #[derive(Debug)]
 pub struct Watchdog {
-    disarmed: Arc<AtomicBool>,
+    /// 0: armed, 1: disarmed, 2: fired.
+    state: Arc<AtomicU8>,
 }
 
 impl Watchdog {
     /// Start the clock.
     pub fn start(timeout: Duration, on_expire: impl FnOnce() + Send + 'static) -> Watchdog {
-        let disarmed = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&disarmed);
+        let state = Arc::new(AtomicU8::new(0));
+        let flag = Arc::clone(&state);
         std::thread::spawn(move || {
             std::thread::sleep(timeout);
-            if !flag.load(Ordering::SeqCst) {
+            if flag
+                .compare_exchange(0, 2, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
                 on_expire();
             }
         });
-        Watchdog { disarmed }
+        Watchdog { state }
     }
 
-    /// Stop the clock: `on_expire` will not run.
-    pub fn disarm(&self) {
-        self.disarmed.store(true, Ordering::SeqCst);
+    /// Stop the clock. Returns false if it had already fired (`on_expire` is running): the
+    /// caller must not go on as if in time.
+    pub fn disarm(&self) -> bool {
+        self.state
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
     }
 }
 
@@ -269,14 +277,15 @@ mod tests {
     fn watchdog_fires_unless_disarmed() {
         let (tx, rx) = mpsc::channel();
         let tx2 = tx.clone();
-        let _fires = Watchdog::start(Duration::from_millis(50), move || {
+        let fires = Watchdog::start(Duration::from_millis(50), move || {
             let _ = tx.send("fired");
         });
         let quiet = Watchdog::start(Duration::from_millis(50), move || {
             let _ = tx2.send("disarmed one fired");
         });
-        quiet.disarm();
+        assert!(quiet.disarm(), "disarmed in time");
         assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok("fired"));
         assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
+        assert!(!fires.disarm(), "too late: it fired");
     }
 }

@@ -287,7 +287,12 @@ fn main() {
     if let Err(e) = mount_system(&policy, &disk, &m) {
         refuse(&e, Some(&policy), started);
     }
-    watchdog.disarm();
+    if !watchdog.disarm() {
+        // Too late: the watchdog is refusing and will power off; start nothing.
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
     let err = switch_root(&policy);
     refuse(&err, Some(&policy), started);
 }
