@@ -62,21 +62,15 @@ pub fn new_key_files(base: &Path, exts: &[&str]) -> Result<Vec<PathBuf>, KeygenE
 
 /// Write a private key: created new (never over a file), mode 0600, flushed.
 pub fn write_private(path: &Path, pem: &[u8]) -> Result<(), KeygenError> {
-    let err = |source| KeygenError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(err)?;
-    f.write_all(pem).and_then(|_| f.sync_all()).map_err(err)
+    write_new(path, pem, 0o600)
 }
 
 /// Write a public file (key or certificate): created new, flushed.
 pub fn write_public(path: &Path, data: &[u8]) -> Result<(), KeygenError> {
+    write_new(path, data, 0o644)
+}
+
+fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<(), KeygenError> {
     let err = |source| KeygenError::Write {
         path: path.to_path_buf(),
         source,
@@ -84,6 +78,7 @@ pub fn write_public(path: &Path, data: &[u8]) -> Result<(), KeygenError> {
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(mode)
         .open(path)
         .map_err(err)?;
     f.write_all(data).and_then(|_| f.sync_all()).map_err(err)
