@@ -1,18 +1,25 @@
 //! Secure Boot signing: Authenticode (PKCS#7 SignedData, RSA/SHA-256) for PE images, natively.
 //!
-//! The structures are small and fixed, so they are written as DER by hand, in the shape
-//! sbsign produces (SpcIndirectDataContent with SpcPeImageData "<<<Obsolete>>>"), and checked
-//! by `sbverify` and by OVMF with Secure Boot enforced in the tests.
+//! The PKCS#7 structure is the `cms` crate's SignedData; the three Authenticode types in it
+//! (SpcIndirectDataContent, SpcPeImageData, DigestInfo) are typed `der` sequences, in the shape
+//! sbsign produces (SpcPeImageData with the file "<<<Obsolete>>>"). DER is canonical, so the
+//! bytes are what the hand-written encoder of earlier versions produced; `sbverify` and OVMF
+//! with Secure Boot enforced check them in the tests.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use der::asn1::{ContextSpecific, ObjectIdentifier, OctetString};
+use der::oid::db::rfc5911::{ID_CONTENT_TYPE, ID_MESSAGE_DIGEST, ID_SIGNED_DATA};
+use der::oid::db::rfc5912::{ID_SHA_256, RSA_ENCRYPTION};
+use der::{TagMode, TagNumber};
 use rsa::pkcs1v15::SigningKey;
 use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey};
 use rsa::signature::{SignatureEncoding, Signer};
 use rsa::RsaPrivateKey;
 use sha2::{Digest, Sha256};
 use x509_cert::der::{Decode, DecodePem, Encode};
+use x509_cert::spki::AlgorithmIdentifierOwned;
 
 use crate::pe::{self, u32_at};
 
@@ -39,58 +46,6 @@ fn file_err(path: &Path, reason: impl Into<String>) -> SbError {
         reason: reason.into(),
     }
 }
-
-// --- minimal DER ---------------------------------------------------------------------------
-
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut v = vec![tag];
-    let n = content.len();
-    if n < 0x80 {
-        v.push(n as u8);
-    } else {
-        let bytes: Vec<u8> = n
-            .to_be_bytes()
-            .iter()
-            .copied()
-            .skip_while(|&b| b == 0)
-            .collect();
-        v.push(0x80 | bytes.len() as u8);
-        v.extend(bytes);
-    }
-    v.extend_from_slice(content);
-    v
-}
-
-fn cat(parts: &[&[u8]]) -> Vec<u8> {
-    parts.concat()
-}
-
-fn seq(parts: &[&[u8]]) -> Vec<u8> {
-    tlv(0x30, &cat(parts))
-}
-
-const OID_SHA256: &[u8] = &[
-    0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
-];
-const OID_SIGNED_DATA: &[u8] = &[
-    0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x02,
-];
-const OID_SPC_INDIRECT_DATA: &[u8] = &[
-    0x06, 0x0A, 0x2B, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x02, 0x01, 0x04,
-];
-const OID_SPC_PE_IMAGE_DATA: &[u8] = &[
-    0x06, 0x0A, 0x2B, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x02, 0x01, 0x0F,
-];
-const OID_CONTENT_TYPE: &[u8] = &[
-    0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09, 0x03,
-];
-const OID_MESSAGE_DIGEST: &[u8] = &[
-    0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09, 0x04,
-];
-const OID_RSA_ENCRYPTION: &[u8] = &[
-    0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01,
-];
-const NULL: &[u8] = &[0x05, 0x00];
 
 // --- the Authenticode image hash -------------------------------------------------------------
 
@@ -144,7 +99,6 @@ pub fn pe_digest(pe: &[u8]) -> Result<[u8; 32], SbError> {
 #[derive(Debug, Clone)]
 pub struct SbKey {
     key: RsaPrivateKey,
-    cert_der: Vec<u8>,
     cert: x509_cert::Certificate,
 }
 
@@ -206,17 +160,157 @@ pub fn load(
             format!("does not belong to the key {}", key_path.display()),
         ));
     }
-    let cert_der = cert
-        .to_der()
-        .map_err(|e| file_err(cert_path, e.to_string()))?;
-    Ok(SbKey {
-        key,
-        cert_der,
-        cert,
-    })
+    Ok(SbKey { key, cert })
 }
 
 // --- signing ---------------------------------------------------------------------------------
+
+/// `SpcPeImageData` (Authenticode): empty flags and the file "<<<Obsolete>>>", as every
+/// signer writes it: `[0] EXPLICIT SpcLink { [2] EXPLICIT SpcString { [0] IMPLICIT BMPString } }`.
+#[derive(Clone, Debug, Eq, PartialEq, der::Sequence)]
+struct SpcPeImageData {
+    flags: der::asn1::BitString,
+    file: ContextSpecific<ContextSpecific<ContextSpecific<der::asn1::BmpString>>>,
+}
+
+/// `SpcAttributeTypeAndOptionalValue` with SPC_PE_IMAGE_DATA_OBJID.
+#[derive(Clone, Debug, Eq, PartialEq, der::Sequence)]
+struct SpcAttributeTypeAndOptionalValue {
+    value_type: ObjectIdentifier,
+    value: SpcPeImageData,
+}
+
+/// `DigestInfo`: the Authenticode hash of the image.
+#[derive(Clone, Debug, Eq, PartialEq, der::Sequence)]
+struct DigestInfo {
+    digest_algorithm: AlgorithmIdentifierOwned,
+    digest: OctetString,
+}
+
+/// `SpcIndirectDataContent`: what the signature is about.
+#[derive(Clone, Debug, Eq, PartialEq, der::Sequence)]
+struct SpcIndirectDataContent {
+    data: SpcAttributeTypeAndOptionalValue,
+    message_digest: DigestInfo,
+}
+
+const OID_SPC_INDIRECT_DATA_OBJ: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.2.1.4");
+const OID_SPC_PE_IMAGE_DATA_OBJ: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.2.1.15");
+
+fn explicit<T>(tag: u8, value: T) -> ContextSpecific<T> {
+    ContextSpecific {
+        tag_number: TagNumber::new(tag),
+        tag_mode: TagMode::Explicit,
+        value,
+    }
+}
+
+fn alg(oid: ObjectIdentifier) -> AlgorithmIdentifierOwned {
+    AlgorithmIdentifierOwned {
+        oid,
+        parameters: Some(der::asn1::Null.into()),
+    }
+}
+
+fn der_err(e: der::Error) -> SbError {
+    SbError::Sign(e.to_string())
+}
+
+/// The Authenticode PKCS#7 SignedData (DER) for an image whose Authenticode digest is `digest`.
+fn signed_data(digest: [u8; 32], k: &SbKey) -> Result<Vec<u8>, SbError> {
+    use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
+    use cms::content_info::{CmsVersion, ContentInfo};
+    use cms::signed_data::{EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo};
+    use der::asn1::SetOfVec;
+    use x509_cert::attr::Attribute;
+    let obsolete = der::asn1::BmpString::from_utf8("<<<Obsolete>>>").map_err(der_err)?;
+    let indirect = SpcIndirectDataContent {
+        data: SpcAttributeTypeAndOptionalValue {
+            value_type: OID_SPC_PE_IMAGE_DATA_OBJ,
+            value: SpcPeImageData {
+                flags: der::asn1::BitString::from_bytes(&[]).map_err(der_err)?,
+                file: explicit(
+                    0,
+                    explicit(
+                        2,
+                        ContextSpecific {
+                            tag_number: TagNumber::new(0),
+                            tag_mode: TagMode::Implicit,
+                            value: obsolete,
+                        },
+                    ),
+                ),
+            },
+        },
+        message_digest: DigestInfo {
+            digest_algorithm: alg(ID_SHA_256),
+            digest: OctetString::new(digest.to_vec()).map_err(der_err)?,
+        },
+    };
+    // The message digest covers the content of SpcIndirectDataContent, not its tag and length.
+    let mut content = indirect.data.to_der().map_err(der_err)?;
+    content.extend(indirect.message_digest.to_der().map_err(der_err)?);
+    let attr = |oid: ObjectIdentifier, value: der::Any| -> Result<Attribute, SbError> {
+        Ok(Attribute {
+            oid,
+            values: SetOfVec::try_from(vec![value]).map_err(der_err)?,
+        })
+    };
+    let signed_attrs = SetOfVec::try_from(vec![
+        attr(
+            ID_CONTENT_TYPE,
+            der::Any::encode_from(&OID_SPC_INDIRECT_DATA_OBJ).map_err(der_err)?,
+        )?,
+        attr(
+            ID_MESSAGE_DIGEST,
+            der::Any::encode_from(
+                &OctetString::new(Sha256::digest(&content).to_vec()).map_err(der_err)?,
+            )
+            .map_err(der_err)?,
+        )?,
+    ])
+    .map_err(der_err)?;
+    let signature = SigningKey::<Sha256>::new(k.key.clone())
+        .sign(&signed_attrs.to_der().map_err(der_err)?)
+        .to_vec();
+    let tbs = &k.cert.tbs_certificate;
+    let signer = SignerInfo {
+        version: CmsVersion::V1,
+        sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+            issuer: tbs.issuer.clone(),
+            serial_number: tbs.serial_number.clone(),
+        }),
+        digest_alg: alg(ID_SHA_256),
+        signed_attrs: Some(signed_attrs),
+        signature_algorithm: alg(RSA_ENCRYPTION),
+        signature: OctetString::new(signature).map_err(der_err)?,
+        unsigned_attrs: None,
+    };
+    let sd = SignedData {
+        version: CmsVersion::V1,
+        digest_algorithms: SetOfVec::try_from(vec![alg(ID_SHA_256)]).map_err(der_err)?,
+        encap_content_info: EncapsulatedContentInfo {
+            econtent_type: OID_SPC_INDIRECT_DATA_OBJ,
+            econtent: Some(der::Any::encode_from(&indirect).map_err(der_err)?),
+        },
+        certificates: Some(cms::signed_data::CertificateSet(
+            SetOfVec::try_from(vec![CertificateChoices::Certificate(k.cert.clone())])
+                .map_err(der_err)?,
+        )),
+        crls: None,
+        signer_infos: cms::signed_data::SignerInfos(
+            SetOfVec::try_from(vec![signer]).map_err(der_err)?,
+        ),
+    };
+    ContentInfo {
+        content_type: ID_SIGNED_DATA,
+        content: der::Any::encode_from(&sd).map_err(der_err)?,
+    }
+    .to_der()
+    .map_err(der_err)
+}
 
 /// Sign an unsigned PE image: returns the image with an Authenticode certificate table.
 pub fn sign(pe: &[u8], k: &SbKey) -> Result<Vec<u8>, SbError> {
@@ -225,56 +319,7 @@ pub fn sign(pe: &[u8], k: &SbKey) -> Result<Vec<u8>, SbError> {
     if rd32(pe, cert_dir)? != 0 || rd32(pe, cert_dir + 4)? != 0 {
         return Err(SbError::Sign("the image is already signed".into()));
     }
-    let digest = pe_digest(pe)?;
-    let obsolete: Vec<u8> = "<<<Obsolete>>>"
-        .encode_utf16()
-        .flat_map(u16::to_be_bytes)
-        .collect();
-    let pe_image_data = seq(&[
-        &[0x03, 0x01, 0x00],
-        &tlv(0xA0, &tlv(0xA2, &tlv(0x80, &obsolete))),
-    ]);
-    let spc_data = seq(&[OID_SPC_PE_IMAGE_DATA, &pe_image_data]);
-    let digest_info = seq(&[&seq(&[OID_SHA256, NULL]), &tlv(0x04, &digest)]);
-    let indirect = seq(&[&spc_data, &digest_info]);
-    // The message digest covers the content of SpcIndirectDataContent, not its tag and length.
-    let header_len = indirect.len() - (spc_data.len() + digest_info.len());
-    let content_digest = Sha256::digest(&indirect[header_len..]);
-    let attr_content_type = seq(&[OID_CONTENT_TYPE, &tlv(0x31, OID_SPC_INDIRECT_DATA)]);
-    let attr_digest = seq(&[OID_MESSAGE_DIGEST, &tlv(0x31, &tlv(0x04, &content_digest))]);
-    // DER SET OF: sorted by encoding; the content-type attribute is the shorter one.
-    let mut attrs = [attr_content_type, attr_digest];
-    attrs.sort();
-    let attrs_body = cat(&[&attrs[0], &attrs[1]]);
-    let signed_attrs_for_signature = tlv(0x31, &attrs_body);
-    let signature = SigningKey::<Sha256>::new(k.key.clone())
-        .sign(&signed_attrs_for_signature)
-        .to_vec();
-    let tbs = &k.cert.tbs_certificate;
-    let issuer = tbs
-        .issuer
-        .to_der()
-        .map_err(|e| SbError::Sign(e.to_string()))?;
-    let serial = tbs
-        .serial_number
-        .to_der()
-        .map_err(|e| SbError::Sign(e.to_string()))?;
-    let signer_info = seq(&[
-        &[0x02, 0x01, 0x01],
-        &seq(&[&issuer, &serial]),
-        &seq(&[OID_SHA256, NULL]),
-        &tlv(0xA0, &attrs_body),
-        &seq(&[OID_RSA_ENCRYPTION, NULL]),
-        &tlv(0x04, &signature),
-    ]);
-    let signed_data = seq(&[
-        &[0x02, 0x01, 0x01],
-        &tlv(0x31, &seq(&[OID_SHA256, NULL])),
-        &seq(&[OID_SPC_INDIRECT_DATA, &tlv(0xA0, &indirect)]),
-        &tlv(0xA0, &k.cert_der),
-        &tlv(0x31, &signer_info),
-    ]);
-    let pkcs7 = seq(&[OID_SIGNED_DATA, &tlv(0xA0, &signed_data)]);
+    let pkcs7 = signed_data(pe_digest(pe)?, k)?;
     // WIN_CERTIFICATE: length, revision 2.0, type PKCS_SIGNED_DATA; 8-byte aligned.
     let mut out = pe.to_vec();
     while out.len() % 8 != 0 {
