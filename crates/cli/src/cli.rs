@@ -179,11 +179,16 @@ pub struct VerifyArgs {
     pub policy: Option<PathBuf>,
 }
 
+/// A command-line value that does not parse; clap prints it after the option's name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadValue(String);
+
 /// Parse a GUID into its lowercase hyphenated form.
-pub fn parse_guid(s: &str) -> Result<String, String> {
+pub fn parse_guid(s: &str) -> Result<String, BadValue> {
     uuid::Uuid::parse_str(s.trim())
         .map(|u| u.hyphenated().to_string())
-        .map_err(|e| format!("{s:?} is not a GUID: {e}"))
+        .map_err(|e| BadValue(format!("{s:?} is not a GUID: {e}")))
 }
 
 /// `homestick inspect`
@@ -197,22 +202,28 @@ pub struct InspectArgs {
 }
 
 /// Parse `1073741824`, `1024M`, `1G`, `64MiB`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub fn parse_size(s: &str) -> Result<u64, BadValue> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (bytes, or a number with K, M or G)"))?;
+    let n: u64 = num.parse().map_err(|_| {
+        BadValue(format!(
+            "{s:?} is not a size (bytes, or a number with K, M or G)"
+        ))
+    })?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" => 1,
         "k" | "kib" => 1 << 10,
         "m" | "mib" => 1 << 20,
         "g" | "gib" => 1 << 30,
-        other => return Err(format!("unknown size unit {other:?} (use K, M or G)")),
+        other => {
+            return Err(BadValue(format!(
+                "unknown size unit {other:?} (use K, M or G)"
+            )))
+        }
     };
     n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))
+        .ok_or_else(|| BadValue(format!("{s:?} is too large")))
 }
 
 #[cfg(test)]

@@ -31,10 +31,19 @@ enum Failure {
     Interrupted(String),
 }
 
-impl From<String> for Failure {
-    fn from(s: String) -> Self {
-        Failure::Usage(s)
+impl Failure {
+    /// The message, for --json output.
+    fn message(&self) -> String {
+        match self {
+            Failure::Usage(m) | Failure::Interrupted(m) => m.clone(),
+            Failure::Untrusted => "not trusted".into(),
+        }
     }
+}
+
+/// Unusable input or arguments, with the message that names the file, field or option.
+fn usage(msg: impl std::fmt::Display) -> Failure {
+    Failure::Usage(msg.to_string())
 }
 
 /// Run a parsed command line and return the process exit code.
@@ -65,18 +74,21 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn read_passphrase(path: &Path) -> Result<Vec<u8>, String> {
-    keys::read_passphrase_file(path).map_err(|e| e.to_string())
+fn read_passphrase(path: &Path) -> Result<Vec<u8>, Failure> {
+    keys::read_passphrase_file(path).map_err(usage)
 }
 
 fn keys_generate(out: &Path, passphrase_file: Option<&Path>) -> Result<(), Failure> {
     let pw = passphrase_file.map(read_passphrase).transpose()?;
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         if !parent.is_dir() {
-            return Err(format!("--out: directory {} does not exist", parent.display()).into());
+            return Err(usage(format!(
+                "--out: directory {} does not exist",
+                parent.display()
+            )));
         }
     }
-    let g = homestick_build::keygen::ed25519(out, pw.as_deref()).map_err(|e| e.to_string())?;
+    let g = homestick_build::keygen::ed25519(out, pw.as_deref()).map_err(usage)?;
     println!(
         "private key: {} (mode 0600{})",
         g.private.display(),
@@ -90,10 +102,13 @@ fn keys_generate(out: &Path, passphrase_file: Option<&Path>) -> Result<(), Failu
 fn keys_secure_boot(out: &Path, name: &str) -> Result<(), Failure> {
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         if !parent.is_dir() {
-            return Err(format!("--out: directory {} does not exist", parent.display()).into());
+            return Err(usage(format!(
+                "--out: directory {} does not exist",
+                parent.display()
+            )));
         }
     }
-    let g = homestick_build::keygen::secure_boot(out, name).map_err(|e| e.to_string())?;
+    let g = homestick_build::keygen::secure_boot(out, name).map_err(usage)?;
     println!("private key: {} (RSA 2048, mode 0600)", g.key.display());
     println!(
         "certificate: {} (PEM), {} (DER, for firmware setup menus)",
@@ -103,13 +118,13 @@ fn keys_secure_boot(out: &Path, name: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-fn source_date_epoch() -> Result<i64, String> {
-    homestick_build::build_epoch().map_err(|e| e.to_string())
+fn source_date_epoch() -> Result<i64, Failure> {
+    homestick_build::build_epoch().map_err(usage)
 }
 
 fn load_profile(dir: &Path) -> Result<homestick_profile::Profile, Failure> {
     let now = source_date_epoch()?;
-    let p = homestick_profile::Profile::load(dir, now).map_err(|e| e.to_string())?;
+    let p = homestick_profile::Profile::load(dir, now).map_err(usage)?;
     for w in &p.warnings {
         eprintln!(
             "homestick: warning: {}: {w}",
@@ -140,22 +155,22 @@ fn profile_render(dir: &Path, out: &Path) -> Result<(), Failure> {
     let p = load_profile(dir)?;
     if out.exists() {
         let mut entries =
-            fs::read_dir(out).map_err(|e| format!("--out: {}: {e}", out.display()))?;
+            fs::read_dir(out).map_err(|e| usage(format!("--out: {}: {e}", out.display())))?;
         if entries.next().is_some() {
-            return Err(format!(
+            return Err(usage(format!(
                 "--out: {} is not empty; give a new or empty directory",
                 out.display()
-            )
-            .into());
+            )));
         }
     }
     for f in &p.files {
         let target = out.join(&f.path);
         if let Some(parent) = target.parent() {
             fs::create_dir_all(parent)
-                .map_err(|e| format!("creating {}: {e}", parent.display()))?;
+                .map_err(|e| usage(format!("creating {}: {e}", parent.display())))?;
         }
-        fs::write(&target, &f.data).map_err(|e| format!("writing {}: {e}", target.display()))?;
+        fs::write(&target, &f.data)
+            .map_err(|e| usage(format!("writing {}: {e}", target.display())))?;
     }
     println!("rendered {} files to {}", p.files.len(), out.display());
     for f in &p.files {
@@ -240,15 +255,16 @@ fn build(a: &BuildArgs) -> Result<(), Failure> {
     }
 }
 
-fn open_target(path: &Path) -> Result<FileDisk, String> {
-    FileDisk::open(path).map_err(|e| format!("{}: cannot open: {e}", path.display()))
+fn open_target(path: &Path) -> Result<FileDisk, Failure> {
+    FileDisk::open(path).map_err(|e| usage(format!("{}: cannot open: {e}", path.display())))
 }
 
 /// What `verify` requires besides the signature: from --policy, or from the single options.
-fn expectations(a: &VerifyArgs) -> Result<Expectations, String> {
+fn expectations(a: &VerifyArgs) -> Result<Expectations, Failure> {
     if let Some(path) = &a.policy {
-        let b = read_limited(path, 1 << 20)?;
-        let p = BootPolicy::from_json(&b).map_err(|e| format!("{}: {e}", path.display()))?;
+        let b = homestick_image::files::read_bounded(path, 1 << 20)
+            .map_err(|e| usage(format!("{}: {e}", path.display())))?;
+        let p = BootPolicy::from_json(&b).map_err(|e| usage(format!("{}: {e}", path.display())))?;
         return Ok(Expectations::from(&p));
     }
     Ok(Expectations {
@@ -270,20 +286,6 @@ fn describe_expectations(e: &Expectations) -> String {
         parts.push(format!("disk GUID {g}"));
     }
     parts.join(", ")
-}
-
-/// Read a small file, refusing one larger than `max` bytes (checked while reading).
-fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    let f = fs::File::open(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    let mut b = Vec::new();
-    f.take(max + 1)
-        .read_to_end(&mut b)
-        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    if b.len() as u64 > max {
-        return Err(format!("{}: larger than {max} bytes", path.display()));
-    }
-    Ok(b)
 }
 
 fn texts(findings: &[verify::Finding]) -> Vec<String> {
@@ -344,14 +346,8 @@ fn verify_cmd(a: &VerifyArgs) -> Result<(), Failure> {
         fail_json(&m);
         Failure::Usage(m)
     })?;
-    let expect = expectations(a).map_err(|m| {
-        fail_json(&m);
-        Failure::Usage(m)
-    })?;
-    let disk = open_target(&a.target).map_err(|m| {
-        fail_json(&m);
-        Failure::Usage(m)
-    })?;
+    let expect = expectations(a).inspect_err(|f| fail_json(&f.message()))?;
+    let disk = open_target(&a.target).inspect_err(|f| fail_json(&f.message()))?;
     let rep = Reporter::new(a.json);
     let res = verify::verify_with(&disk, &keyring, &expect, &rep);
     rep.finish();
@@ -395,21 +391,18 @@ fn inspect(a: &InspectArgs) -> Result<(), Failure> {
         Ok(st) => st,
         Err(e) => return Err(Failure::Usage(format!("{t}: {e}"))),
     };
-    let m = Manifest::parse(&st.manifest).map_err(|e| format!("{t}: {e}"))?;
+    let m = Manifest::parse(&st.manifest).map_err(|e| usage(format!("{t}: {e}")))?;
     let sig_note = if st.signature.len() == 64 {
         "present, not checked (use homestick verify)"
     } else {
         "MALFORMED"
     };
     if a.json {
-        let mut v = serde_json::to_value(&m).map_err(|e| e.to_string())?;
+        let mut v = serde_json::to_value(&m).map_err(usage)?;
         v["signature"] = json!(sig_note);
         v["target"] = json!(t);
         v["target_size"] = json!(homestick_image::disk::Disk::size(&disk));
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
-        );
+        println!("{}", serde_json::to_string_pretty(&v).map_err(usage)?);
         return Ok(());
     }
     println!("{t}");
