@@ -326,3 +326,15 @@ pub fn table<T>(
         failed.join("\n")
     );
 }
+
+/// `verify` must say NOT TRUSTED (exit 1) with `want` in a finding, or fail with the reason.
+pub fn expect_untrusted(img: &Path, want: &str) -> Result<(), String> {
+    let r = verify(img, &test_pub());
+    if r.code != 1 {
+        return Err(format!("exit {} (wanted 1):\n{}", r.code, r.all()));
+    }
+    if !r.stdout.contains(want) {
+        return Err(format!("no {want:?} in:\n{}", r.stdout));
+    }
+    Ok(())
+}

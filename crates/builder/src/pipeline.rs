@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Instant;
 
-use ed25519_dalek::SigningKey;
+use ed25519_dalek::{SigningKey, VerifyingKey};
 use homestick_image::disk::{FileDisk, SECTOR};
 use homestick_image::fat::{self, FatFile, FatSpec};
 use homestick_image::gpt::{self, NewPartition};
@@ -33,6 +33,9 @@ struct Inputs {
     profile: Profile,
     base: BaseInput,
     key: SigningKey,
+    /// Its public half and key id, derived once.
+    public: VerifyingKey,
+    key_id: String,
     sb_key: Option<authenticode::SbKey>,
     boot_files: Option<BootFiles>,
     version: String,
@@ -134,10 +137,14 @@ fn check_inputs(opts: &BuildOptions) -> Result<Inputs, BuildError> {
     );
     let layout = Layout::new(esp_bytes, base.system_len, profile_fat.len() as u64);
     let size = image_size(opts.size, layout.min_sectors * SECTOR)?;
+    let public = key.verifying_key();
+    let key_id = keys::key_id(&public);
     Ok(Inputs {
         profile,
         base,
         key,
+        public,
+        key_id,
         sb_key,
         boot_files,
         version,
@@ -366,7 +373,7 @@ impl Ids {
             opts.rollback_index.to_le_bytes().to_vec(),
             inp.base.meta.name.clone().into_bytes(),
             inp.base.meta.version.clone().into_bytes(),
-            keys::key_id(&inp.key.verifying_key()).into_bytes(),
+            inp.key_id.clone().into_bytes(),
             hex(sys_sha).into_bytes(),
             inp.profile_sha.clone().into_bytes(),
         ];
@@ -403,7 +410,7 @@ fn esp_contents(opts: &BuildOptions, inp: &Inputs, ids: &Ids) -> Result<EspConte
             customer: &inp.profile.customer,
             version: &inp.version,
             disk_guid: ids.disk.to_string(),
-            signing_public: &inp.key.verifying_key(),
+            signing_public: &inp.public,
             min_rollback_index: opts.rollback_index,
             failure_delay_seconds: opts.failure_delay_seconds,
             epoch: opts.epoch,
@@ -430,12 +437,11 @@ fn esp_contents(opts: &BuildOptions, inp: &Inputs, ids: &Ids) -> Result<EspConte
     }
     let refs: Vec<&[u8]> = id_parts.iter().map(Vec::as_slice).collect();
     let image_id = derived_uuid(&refs);
-    let key_id = keys::key_id(&inp.key.verifying_key());
     let readme = readme::readme_txt(
         &inp.profile.customer,
         &image_id.to_string(),
         &inp.version,
-        &key_id,
+        &inp.key_id,
     );
     let readme = FatFile {
         path: "homestick/README.txt".into(),
@@ -517,7 +523,7 @@ fn manifest(
         build_time: fat::rfc3339(opts.epoch),
         build_epoch: opts.epoch,
         rollback_index: opts.rollback_index,
-        key_id: keys::key_id(&inp.key.verifying_key()),
+        key_id: inp.key_id.clone(),
         base: Base {
             name: inp.base.meta.name.clone(),
             version: inp.base.meta.version.clone(),
@@ -611,11 +617,10 @@ fn self_check(
     path: &Path,
     progress: &dyn BuildProgress,
 ) -> Result<(), BuildError> {
-    let public = inp.key.verifying_key();
     let disk = FileDisk::open(path).map_err(io_err("reopening the output"))?;
     let trusted = [TrustedKey {
-        id: keys::key_id(&public),
-        key: public,
+        id: inp.key_id.clone(),
+        key: inp.public,
         source: opts.key.clone(),
     }];
     verify::verify_built(&disk, &trusted, &[(SYSTEM_PARTITION, *sys_sha)], progress)

@@ -234,12 +234,13 @@ pub fn build(spec: &FatSpec, files: &[FatFile]) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// For the repair pass, which reads a volume it just wrote: the fields are inside it.
 fn le16(b: &[u8], at: usize) -> u64 {
-    u64::from(u16::from_le_bytes([b[at], b[at + 1]]))
+    crate::bytes::le(b, at, 2).unwrap_or(0)
 }
 
 fn le32(b: &[u8], at: usize) -> u64 {
-    u64::from(u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]))
+    crate::bytes::le(b, at, 4).unwrap_or(0)
 }
 
 fn bad_data(msg: &str) -> io::Error {
@@ -506,11 +507,11 @@ fn check_chains(fat: &[u8], clusters: u64, fat32: bool) -> io::Result<()> {
     };
     let entry = |c: u64| -> Option<u64> {
         let v = match bits {
-            32 => le_at(fat, usize::try_from(c * 4).ok()?, 4) & 0x0FFF_FFFF,
-            16 => le_at(fat, usize::try_from(c * 2).ok()?, 2),
+            32 => crate::bytes::le(fat, usize::try_from(c * 4).ok()?, 4)? & 0x0FFF_FFFF,
+            16 => crate::bytes::le(fat, usize::try_from(c * 2).ok()?, 2)?,
             _ => {
                 let at = usize::try_from(c + c / 2).ok()?;
-                let v = le_at(fat, at, 2);
+                let v = crate::bytes::le(fat, at, 2)?;
                 if c % 2 == 1 {
                     v >> 4
                 } else {
@@ -564,13 +565,6 @@ fn check_chains(fat: &[u8], clusters: u64, fat32: bool) -> io::Result<()> {
     Ok(())
 }
 
-fn le_at(b: &[u8], at: usize, n: usize) -> u64 {
-    b[at..at + n]
-        .iter()
-        .rev()
-        .fold(0u64, |acc, &x| (acc << 8) | u64::from(x))
-}
-
 impl<'a, D: Disk + ?Sized> FatReader<'a, D> {
     /// Open the FAT at `[offset, offset+len)` of `disk`; all reads through this reader together
     /// may fetch at most `budget` bytes (see [`budget_for`]).
@@ -592,26 +586,23 @@ impl<'a, D: Disk + ?Sized> FatReader<'a, D> {
     pub fn check_fat_tables(&self) -> io::Result<()> {
         let mut bs = [0u8; 512];
         self.disk.read_exact_at(&mut bs, self.offset)?;
-        let sector = le_at(&bs, 11, 2);
-        let spc = le_at(&bs, 13, 1);
-        let reserved = le_at(&bs, 14, 2);
-        let fats = le_at(&bs, 16, 1);
-        let root_entries = le_at(&bs, 17, 2);
-        let total = match le_at(&bs, 19, 2) {
-            0 => le_at(&bs, 32, 4),
+        let le_at = |at, n| crate::bytes::le(&bs, at, n).unwrap_or(0); // inside the 512 bytes
+        let sector = le_at(11, 2);
+        let spc = le_at(13, 1);
+        let reserved = le_at(14, 2);
+        let fats = le_at(16, 1);
+        let root_entries = le_at(17, 2);
+        let total = match le_at(19, 2) {
+            0 => le_at(32, 4),
             n => n,
         };
-        let fat16_sectors = le_at(&bs, 22, 2);
+        let fat16_sectors = le_at(22, 2);
         let fat32 = fat16_sectors == 0;
-        let fat_sectors = if fat32 {
-            le_at(&bs, 36, 4)
-        } else {
-            fat16_sectors
-        };
-        if fat32 && le_at(&bs, 40, 2) & 0x80 != 0 {
+        let fat_sectors = if fat32 { le_at(36, 4) } else { fat16_sectors };
+        if fat32 && le_at(40, 2) & 0x80 != 0 {
             return Err(invalid_data(format!(
                 "FAT mirroring is switched off (BPB_ExtFlags {:#06x}): readers would disagree on which FAT counts",
-                le_at(&bs, 40, 2)
+                le_at(40, 2)
             )));
         }
         let fat_bytes = fat_sectors * sector;

@@ -120,16 +120,14 @@ impl Gpt {
     }
 }
 
+// The header (512 bytes) and each entry (128 bytes) are read whole first: every field
+// offset below is inside them.
 fn u32le(b: &[u8], at: usize) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[at..at + 4]);
-    u32::from_le_bytes(a)
+    crate::bytes::le32(b, at).unwrap_or(0)
 }
 
 fn u64le(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(a)
+    crate::bytes::le64(b, at).unwrap_or(0)
 }
 
 fn guid_at(b: &[u8], at: usize) -> Uuid {

@@ -255,8 +255,8 @@ pub fn check_boot_sectors<D: Disk + ?Sized>(disk: &D, m: &Manifest) -> Vec<Findi
     }
     let lba1 = &b[512..];
     if lba1[..8] == *b"EFI PART" {
-        let header_size = u32::from_le_bytes([lba1[12], lba1[13], lba1[14], lba1[15]]);
-        let revision = u32::from_le_bytes([lba1[8], lba1[9], lba1[10], lba1[11]]);
+        let header_size = crate::bytes::le32(lba1, 12).unwrap_or(0);
+        let revision = crate::bytes::le32(lba1, 8).unwrap_or(0);
         if header_size != gpt::HEADER_SIZE || revision != 0x0001_0000 || lba1[20..24] != [0; 4] {
             fails.push(Finding::new("GPT header", format!("revision {revision:#010x}, size {header_size}, reserved {:02x?}; homestick writes 0x00010000, {}, zeros", &lba1[20..24], gpt::HEADER_SIZE)));
         } else if let Some(i) = lba1[gpt::HEADER_SIZE as usize..]
