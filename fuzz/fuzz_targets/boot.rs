@@ -18,7 +18,7 @@ fn policy() -> &'static BootPolicy {
         let m = homestick_image::manifest::Manifest::parse(&st.manifest).expect("manifest");
         BootPolicy {
             format: POLICY_FORMAT.into(),
-            disk_guid: m.disk.guid.clone(),
+            disk_guid: m.disk.guid,
             customer_id: m.customer.id.clone(),
             customer_name: m.customer.name.clone(),
             hotline: None,

@@ -100,11 +100,11 @@ pub fn candidate_disks(sys_block: &Path) -> Vec<String> {
 }
 
 /// The disk GUID in a device's primary GPT, if it has one.
-pub fn disk_guid(dev: &Path) -> Option<String> {
+pub fn disk_guid(dev: &Path) -> Option<uuid::Uuid> {
     let d = FileDisk::open(dev).ok()?;
     homestick_image::gpt::read_primary(&d)
         .ok()
-        .map(|g| g.header.disk_guid.to_string())
+        .map(|g| g.header.disk_guid)
 }
 
 /// The boot verifier's whole decision on a disk: the full verification plus the policy's
@@ -155,7 +155,7 @@ pub fn mappings(m: &Manifest) -> Result<[Mapping; 2], BootError> {
         let p = m
             .partitions
             .iter()
-            .find(|p| p.type_uuid() == ty)
+            .find(|p| p.type_guid == ty)
             .ok_or(BootError::NoPartition(what))?;
         Ok::<_, BootError>(Mapping {
             name,

@@ -87,9 +87,7 @@ fn find_stick(policy: &BootPolicy) -> Result<String, String> {
     let deadline = Instant::now() + Duration::from_secs(u64::from(policy.device_timeout_seconds));
     loop {
         for name in candidate_disks(Path::new("/sys/block")) {
-            if disk_guid(&Path::new("/dev").join(&name)).as_deref()
-                == Some(policy.disk_guid.as_str())
-            {
+            if disk_guid(&Path::new("/dev").join(&name)) == Some(policy.disk_guid) {
                 return Ok(name);
             }
         }

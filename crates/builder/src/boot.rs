@@ -106,7 +106,7 @@ pub struct UkiFor<'a> {
     /// Image version.
     pub version: &'a str,
     /// GPT disk GUID the verifier looks for.
-    pub disk_guid: String,
+    pub disk_guid: uuid::Uuid,
     /// The signing key (trusted when no keyring was given).
     pub signing_public: &'a VerifyingKey,
     /// Minimum rollback index.
@@ -122,7 +122,7 @@ pub fn policy(f: &UkiFor<'_>, boot: &BootInput) -> BootPolicy {
     let c = f.customer;
     BootPolicy {
         format: POLICY_FORMAT.into(),
-        disk_guid: f.disk_guid.clone(),
+        disk_guid: f.disk_guid,
         customer_id: c.id.clone(),
         customer_name: c.name.clone(),
         hotline: c.hotline.clone(),

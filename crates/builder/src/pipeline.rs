@@ -13,7 +13,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use homestick_image::disk::{FileDisk, SECTOR};
 use homestick_image::fat::{self, FatFile, FatSpec};
 use homestick_image::gpt::{self, NewPartition};
-use homestick_image::hash::{hex, sha256_hex};
+use homestick_image::hash::hex;
 use homestick_image::keys::{self, TrustedKey};
 use homestick_image::manifest::{self, Base, Customer, DiskInfo, FileEntry, Manifest, Partition};
 use homestick_image::verify;
@@ -35,13 +35,13 @@ struct Inputs {
     key: SigningKey,
     /// Its public half and key id, derived once.
     public: VerifyingKey,
-    key_id: String,
+    key_id: manifest::Sha256Sum,
     sb_key: Option<authenticode::SbKey>,
     boot_files: Option<BootFiles>,
     version: String,
     out_dir: PathBuf,
     profile_fat: Vec<u8>,
-    profile_sha: String,
+    profile_sha: [u8; 32],
     esp_bytes: u64,
     layout: Layout,
     size: u64,
@@ -129,7 +129,7 @@ fn check_inputs(opts: &BuildOptions) -> Result<Inputs, BuildError> {
     }
     let out_dir = check_output(&opts.output)?;
     let profile_fat = profile_fat(&profile, opts.epoch)?;
-    let profile_sha = sha256_hex(&profile_fat);
+    let profile_sha: [u8; 32] = Sha256::digest(&profile_fat).into();
     let esp_bytes = layout::fat_budget(
         base.esp.iter().map(|f| f.data.len() as u64),
         MIN_ESP,
@@ -138,7 +138,7 @@ fn check_inputs(opts: &BuildOptions) -> Result<Inputs, BuildError> {
     let layout = Layout::new(esp_bytes, base.system_len, profile_fat.len() as u64);
     let size = image_size(opts.size, layout.min_sectors * SECTOR)?;
     let public = key.verifying_key();
-    let key_id = keys::key_id(&public);
+    let key_id = manifest::Sha256Sum(keys::key_digest(&public));
     Ok(Inputs {
         profile,
         base,
@@ -373,9 +373,9 @@ impl Ids {
             opts.rollback_index.to_le_bytes().to_vec(),
             inp.base.meta.name.clone().into_bytes(),
             inp.base.meta.version.clone().into_bytes(),
-            inp.key_id.clone().into_bytes(),
+            inp.key_id.to_string().into_bytes(),
             hex(sys_sha).into_bytes(),
-            inp.profile_sha.clone().into_bytes(),
+            hex(&inp.profile_sha).into_bytes(),
         ];
         // Disk and partition GUIDs come from everything but the ESP, because the ESP's UKI
         // carries the disk GUID in its boot policy; the image id then covers the ESP files too.
@@ -409,7 +409,7 @@ fn esp_contents(opts: &BuildOptions, inp: &Inputs, ids: &Ids) -> Result<EspConte
         let target = UkiFor {
             customer: &inp.profile.customer,
             version: &inp.version,
-            disk_guid: ids.disk.to_string(),
+            disk_guid: ids.disk,
             signing_public: &inp.public,
             min_rollback_index: opts.rollback_index,
             failure_delay_seconds: opts.failure_delay_seconds,
@@ -433,7 +433,7 @@ fn esp_contents(opts: &BuildOptions, inp: &Inputs, ids: &Ids) -> Result<EspConte
     let mut id_parts = ids.parts.clone();
     for e in &entries {
         id_parts.push(e.path.clone().into_bytes());
-        id_parts.push(e.sha256.clone().into_bytes());
+        id_parts.push(e.sha256.to_string().into_bytes());
     }
     let refs: Vec<&[u8]> = id_parts.iter().map(Vec::as_slice).collect();
     let image_id = derived_uuid(&refs);
@@ -441,7 +441,7 @@ fn esp_contents(opts: &BuildOptions, inp: &Inputs, ids: &Ids) -> Result<EspConte
         &inp.profile.customer,
         &image_id.to_string(),
         &inp.version,
-        &inp.key_id,
+        &inp.key_id.to_string(),
     );
     let readme = FatFile {
         path: "homestick/README.txt".into(),
@@ -461,7 +461,7 @@ fn file_entry(f: &FatFile) -> FileEntry {
     FileEntry {
         path: f.path.clone(),
         size: f.data.len() as u64,
-        sha256: sha256_hex(&f.data),
+        sha256: manifest::Sha256Sum(Sha256::digest(&f.data).into()),
     }
 }
 
@@ -483,7 +483,7 @@ fn manifest(
             gpt::TYPE_ROOT_X86_64,
             l.system,
             ro,
-            Some(hex(sys_sha)),
+            Some(manifest::Sha256Sum(*sys_sha)),
             None,
         ),
         (
@@ -491,7 +491,7 @@ fn manifest(
             gpt::TYPE_HOMESTICK_PROFILE,
             l.profile,
             ro,
-            Some(inp.profile_sha.clone()),
+            Some(manifest::Sha256Sum(inp.profile_sha)),
             None,
         ),
     ];
@@ -502,8 +502,8 @@ fn manifest(
             |(i, (name, ty, (first, last), attributes, sha256, files))| Partition {
                 number: i as u32 + 1,
                 name: name.into(),
-                type_guid: ty.to_string(),
-                guid: ids.guid(name).to_string(),
+                type_guid: ty,
+                guid: ids.guid(name),
                 first_lba: first,
                 last_lba: last,
                 attributes,
@@ -514,7 +514,7 @@ fn manifest(
         .collect();
     let m = Manifest {
         format: manifest::FORMAT.into(),
-        image_id: image_id.to_string(),
+        image_id,
         customer: Customer {
             id: inp.profile.customer.id.clone(),
             name: inp.profile.customer.name.clone(),
@@ -523,13 +523,13 @@ fn manifest(
         build_time: fat::rfc3339(opts.epoch),
         build_epoch: opts.epoch,
         rollback_index: opts.rollback_index,
-        key_id: inp.key_id.clone(),
+        key_id: inp.key_id,
         base: Base {
             name: inp.base.meta.name.clone(),
             version: inp.base.meta.version.clone(),
         },
         disk: DiskInfo {
-            guid: ids.disk.to_string(),
+            guid: ids.disk,
             sector_size: SECTOR,
             min_size_bytes: l.min_sectors * SECTOR,
             partition_entries: gpt::NUM_ENTRIES,
@@ -574,10 +574,7 @@ fn write_esp_and_gpt(
     esp_files: &[FatFile],
     f: &mut File,
 ) -> Result<(), BuildError> {
-    let image_id = Uuid::parse_str(&m.image_id).map_err(|e| BuildError::Internal {
-        context: "the image id",
-        detail: e.to_string(),
-    })?;
+    let image_id = m.image_id;
     let spec = FatSpec {
         size: inp.esp_bytes,
         fat32: true,
@@ -591,8 +588,8 @@ fn write_esp_and_gpt(
         .partitions
         .iter()
         .map(|p| NewPartition {
-            type_guid: p.type_uuid(),
-            guid: p.uuid(),
+            type_guid: p.type_guid,
+            guid: p.guid,
             first_lba: p.first_lba,
             last_lba: p.last_lba,
             attributes: p.attributes,
@@ -619,7 +616,7 @@ fn self_check(
 ) -> Result<(), BuildError> {
     let disk = FileDisk::open(path).map_err(io_err("reopening the output"))?;
     let trusted = [TrustedKey {
-        id: inp.key_id.clone(),
+        id: inp.key_id.to_string(),
         key: inp.public,
         source: opts.key.clone(),
     }];

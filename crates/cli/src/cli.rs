@@ -172,7 +172,7 @@ pub struct VerifyArgs {
     pub min_rollback: Option<u64>,
     /// Require this GPT disk GUID (as the boot verifier does).
     #[arg(long, value_name = "GUID", value_parser = parse_guid)]
-    pub disk_guid: Option<String>,
+    pub disk_guid: Option<uuid::Uuid>,
     /// Apply a boot policy (policy.json, as in a UKI's initramfs): its customer, minimum
     /// rollback index and disk GUID.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["customer", "min_rollback", "disk_guid"])]
@@ -185,10 +185,8 @@ pub struct VerifyArgs {
 pub struct BadValue(String);
 
 /// Parse a GUID into its lowercase hyphenated form.
-pub fn parse_guid(s: &str) -> Result<String, BadValue> {
-    uuid::Uuid::parse_str(s.trim())
-        .map(|u| u.hyphenated().to_string())
-        .map_err(|e| BadValue(format!("{s:?} is not a GUID: {e}")))
+pub fn parse_guid(s: &str) -> Result<uuid::Uuid, BadValue> {
+    uuid::Uuid::parse_str(s.trim()).map_err(|e| BadValue(format!("{s:?} is not a GUID: {e}")))
 }
 
 /// `homestick inspect`

@@ -270,7 +270,7 @@ fn expectations(a: &VerifyArgs) -> Result<Expectations, Failure> {
     Ok(Expectations {
         customer_id: a.customer.clone(),
         min_rollback_index: a.min_rollback,
-        disk_guid: a.disk_guid.clone(),
+        disk_guid: a.disk_guid,
     })
 }
 
@@ -307,7 +307,7 @@ fn report_trusted(a: &VerifyArgs, t: &str, v: &verify::Verified, expect: &Expect
     if a.json {
         println!(
             "{}",
-            json!({"target": t, "trusted": true, "image_id": m.image_id, "customer": m.customer.id,
+            json!({"target": t, "trusted": true, "image_id": m.image_id.to_string(), "customer": m.customer.id,
                    "version": m.version, "rollback_index": m.rollback_index, "key_id": v.key_id,
                    "failures": [], "warnings": texts(&v.warnings), "findings": findings_json(&[], &v.warnings)})
         );
@@ -360,7 +360,7 @@ fn verify_cmd(a: &VerifyArgs) -> Result<(), Failure> {
             if a.json {
                 println!(
                     "{}",
-                    json!({"target": t, "trusted": false, "image_id": manifest.as_ref().map(|m| m.image_id.clone()),
+                    json!({"target": t, "trusted": false, "image_id": manifest.as_ref().map(|m| m.image_id.to_string()),
                            "failures": texts(&failures), "warnings": [], "findings": findings_json(&failures, &[])})
                 );
             } else {
@@ -432,7 +432,6 @@ fn inspect(a: &InspectArgs) -> Result<(), Failure> {
             p.last_lba,
             p.len() >> 20,
             p.sha256
-                .as_deref()
                 .map(|h| format!("sha256 {h}"))
                 .unwrap_or_else(|| "files below".into())
         );
@@ -440,7 +439,12 @@ fn inspect(a: &InspectArgs) -> Result<(), Failure> {
     if let Some(files) = m.esp().and_then(|p| p.files.as_ref()) {
         println!("  ESP files");
         for f in files {
-            println!("    {:>10}  {}  {}", f.size, &f.sha256[..16], f.path);
+            println!(
+                "    {:>10}  {}  {}",
+                f.size,
+                &f.sha256.to_string()[..16],
+                f.path
+            );
         }
     }
     match homestick_profile::read_profile_json(&disk, &m) {

@@ -11,7 +11,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use pkcs8::der::pem::LineEnding;
 use pkcs8::{DecodePrivateKey, EncodePrivateKey};
 
-use crate::hash::sha256_hex;
+use sha2::Digest;
 
 /// Largest key file read.
 const MAX_KEY_FILE: u64 = 64 << 10;
@@ -61,9 +61,14 @@ const ED25519_SPKI_PREFIX: [u8; 12] = [
 /// The key id of a public key: SHA-256 of its SubjectPublicKeyInfo DER, lowercase hex (what
 /// `openssl pkey -pubin -outform DER | sha256sum` prints).
 pub fn key_id(key: &VerifyingKey) -> String {
+    crate::hash::hex(&key_digest(key))
+}
+
+/// The key id as bytes.
+pub fn key_digest(key: &VerifyingKey) -> [u8; 32] {
     let mut der = ED25519_SPKI_PREFIX.to_vec();
     der.extend_from_slice(key.as_bytes());
-    sha256_hex(&der)
+    sha2::Sha256::digest(&der).into()
 }
 
 fn read_small(path: &Path) -> Result<String, KeyError> {

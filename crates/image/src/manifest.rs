@@ -4,7 +4,9 @@
 //! reproducible builds (fixed field order, pretty-printed, trailing newline). Parsing is strict
 //! and bounded: unknown fields, impossible layouts and oversized input are errors.
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
 use crate::disk::SECTOR;
@@ -48,7 +50,8 @@ pub struct Base {
 #[serde(deny_unknown_fields)]
 pub struct DiskInfo {
     /// Disk GUID in the GPT header.
-    pub guid: String,
+    #[serde(with = "guid")]
+    pub guid: Uuid,
     /// Always 512.
     pub sector_size: u64,
     /// Smallest target that holds the image (partitions plus the backup GPT).
@@ -65,8 +68,8 @@ pub struct FileEntry {
     pub path: String,
     /// Size in bytes.
     pub size: u64,
-    /// SHA-256, lowercase hex.
-    pub sha256: String,
+    /// SHA-256 (lowercase hex on the wire).
+    pub sha256: Sha256Sum,
 }
 
 /// One partition.
@@ -78,9 +81,11 @@ pub struct Partition {
     /// GPT partition name.
     pub name: String,
     /// Type GUID.
-    pub type_guid: String,
+    #[serde(with = "guid")]
+    pub type_guid: Uuid,
     /// Unique GUID.
-    pub guid: String,
+    #[serde(with = "guid")]
+    pub guid: Uuid,
     /// First LBA.
     pub first_lba: u64,
     /// Last LBA, inclusive.
@@ -89,7 +94,7 @@ pub struct Partition {
     pub attributes: u64,
     /// SHA-256 of all sectors first_lba..=last_lba (every partition but the ESP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
+    pub sha256: Option<Sha256Sum>,
     /// Files and their hashes (the ESP only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files: Option<Vec<FileEntry>>,
@@ -97,7 +102,6 @@ pub struct Partition {
 
 impl DiskInfo {
     fn validate(&self) -> Result<(), ManifestError> {
-        check_guid("disk.guid", &self.guid)?;
         if self.sector_size != SECTOR {
             return Err(invalid(
                 "disk.sector_size",
@@ -140,8 +144,6 @@ impl Partition {
                 "must be 1 to 36 UTF-16 units without NUL",
             ));
         }
-        check_guid(&f("type_guid"), &self.type_guid)?;
-        check_guid(&f("guid"), &self.guid)?;
         if self.first_lba > self.last_lba {
             return Err(invalid(f("last_lba"), "is before first_lba"));
         }
@@ -166,7 +168,7 @@ impl Partition {
     /// `partitions[i]` is the ESP: at LBA 2048, checked per file, files sorted and sane.
     fn validate_esp(&self, i: usize) -> Result<(), ManifestError> {
         let f = |name: &str| format!("partitions[{i}].{name}");
-        if self.type_uuid() != TYPE_ESP {
+        if self.type_guid != TYPE_ESP {
             return Err(invalid(
                 f("type_guid"),
                 "partition 1 must be the EFI system partition",
@@ -212,12 +214,6 @@ impl Partition {
             if file.size > self.len() {
                 return Err(invalid(format!("{ff}.size"), "larger than the partition"));
             }
-            if !is_sha256_hex(&file.sha256) {
-                return Err(invalid(
-                    format!("{ff}.sha256"),
-                    "expected 64 lowercase hex digits",
-                ));
-            }
             prev = Some(&file.path);
         }
         Ok(())
@@ -230,8 +226,7 @@ impl Partition {
             return Err(invalid(f("files"), "only the ESP lists files"));
         }
         match &self.sha256 {
-            Some(h) if is_sha256_hex(h) => Ok(()),
-            Some(_) => Err(invalid(f("sha256"), "expected 64 lowercase hex digits")),
+            Some(_) => Ok(()),
             None => Err(invalid(f("sha256"), "missing")),
         }
     }
@@ -252,19 +247,11 @@ impl Partition {
     pub fn label(&self) -> String {
         format!("{} ({})", self.number, self.name)
     }
-    /// Parsed type GUID (valid after [`Manifest::parse`]).
-    pub fn type_uuid(&self) -> Uuid {
-        Uuid::parse_str(&self.type_guid).unwrap_or_default()
-    }
-    /// Parsed unique GUID (valid after [`Manifest::parse`]).
-    pub fn uuid(&self) -> Uuid {
-        Uuid::parse_str(&self.guid).unwrap_or_default()
-    }
     /// The 128-byte GPT entry this partition must have.
     pub fn gpt_entry(&self) -> [u8; 128] {
         gpt::encode_entry(
-            self.type_uuid(),
-            self.uuid(),
+            self.type_guid,
+            self.guid,
             self.first_lba,
             self.last_lba,
             self.attributes,
@@ -280,7 +267,8 @@ pub struct Manifest {
     /// Always [`FORMAT`].
     pub format: String,
     /// Image id (a UUID derived from the inputs).
-    pub image_id: String,
+    #[serde(with = "guid")]
+    pub image_id: Uuid,
     /// Customer.
     pub customer: Customer,
     /// Image version.
@@ -291,8 +279,8 @@ pub struct Manifest {
     pub build_epoch: i64,
     /// Anti-rollback counter: a verifier may refuse images below its stored index.
     pub rollback_index: u64,
-    /// SHA-256 of the signing key's SubjectPublicKeyInfo DER, lowercase hex.
-    pub key_id: String,
+    /// SHA-256 of the signing key's SubjectPublicKeyInfo DER (lowercase hex on the wire).
+    pub key_id: Sha256Sum,
     /// Base.
     pub base: Base,
     /// Disk facts.
@@ -328,21 +316,98 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ManifestError
     }
 }
 
-fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+/// A SHA-256 value; lowercase hex in JSON and in messages.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Sha256Sum(pub [u8; 32]);
+
+impl fmt::Display for Sha256Sum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::hash::hex(&self.0))
+    }
 }
 
-fn check_guid(field: &str, s: &str) -> Result<Uuid, ManifestError> {
-    let u = Uuid::parse_str(s).map_err(|e| invalid(field, format!("{s:?} is not a GUID: {e}")))?;
-    if u.hyphenated().to_string() != s {
-        return Err(invalid(
-            field,
-            format!("{s:?} is not in lowercase hyphenated form"),
-        ));
+impl fmt::Debug for Sha256Sum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sha256Sum({self})")
     }
-    Ok(u)
+}
+
+impl PartialEq<[u8; 32]> for Sha256Sum {
+    fn eq(&self, other: &[u8; 32]) -> bool {
+        &self.0 == other
+    }
+}
+
+impl Serialize for Sha256Sum {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Sha256Sum {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let b = s.as_bytes();
+        let nibble = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        let mut out = [0u8; 32];
+        if b.len() != 64 {
+            return Err(serde::de::Error::custom("expected 64 lowercase hex digits"));
+        }
+        for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+            match (nibble(pair[0]), nibble(pair[1])) {
+                (Some(h), Some(l)) => *o = h << 4 | l,
+                _ => return Err(serde::de::Error::custom("expected 64 lowercase hex digits")),
+            }
+        }
+        Ok(Sha256Sum(out))
+    }
+}
+
+/// GUIDs as the manifest writes them: lowercase, hyphenated; any other spelling is refused so
+/// that one image has exactly one manifest text.
+pub(crate) mod guid {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use uuid::Uuid;
+
+    pub fn serialize<S: Serializer>(u: &Uuid, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&u.hyphenated())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Uuid, D::Error> {
+        use serde::de::Error;
+        let s = String::deserialize(d)?;
+        let u = Uuid::parse_str(&s)
+            .map_err(|e| D::Error::custom(format!("{s:?} is not a GUID: {e}")))?;
+        if u.hyphenated().to_string() != s {
+            return Err(D::Error::custom(format!(
+                "{s:?} is not in lowercase hyphenated form"
+            )));
+        }
+        Ok(u)
+    }
+}
+
+/// A serde error as [`ManifestError`]: a content error names its field by JSON path (as the
+/// checks after parsing do); a syntax error keeps serde_json's line and column.
+fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ManifestError {
+    let inner = e.inner();
+    if inner.classify() != serde_json::error::Category::Data {
+        return ManifestError::Json(e.into_inner());
+    }
+    let path = e.path().to_string();
+    let message = inner.to_string();
+    // serde_json appends the position to every message; the path says more.
+    let suffix = format!(" at line {} column {}", inner.line(), inner.column());
+    let reason = message
+        .strip_suffix(&suffix)
+        .unwrap_or(&message)
+        .to_string();
+    let field = if path == "." { "-".to_string() } else { path };
+    invalid(field, reason)
 }
 
 impl Manifest {
@@ -358,16 +423,16 @@ impl Manifest {
         if bytes.len() > MAX_MANIFEST_BYTES {
             return Err(ManifestError::TooLarge(bytes.len()));
         }
-        let m: Manifest = serde_json::from_slice(bytes)?;
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let m: Manifest = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
+        de.end()?;
         m.validate()?;
         Ok(m)
     }
 
     /// The ESP entry (partition 1).
     pub fn esp(&self) -> Option<&Partition> {
-        self.partitions
-            .first()
-            .filter(|p| p.type_uuid() == TYPE_ESP)
+        self.partitions.first().filter(|p| p.type_guid == TYPE_ESP)
     }
 
     /// Check every invariant a verifier relies on.
@@ -377,10 +442,6 @@ impl Manifest {
                 "format",
                 format!("{:?} is not supported (expected {FORMAT:?})", self.format),
             ));
-        }
-        check_guid("image_id", &self.image_id)?;
-        if !is_sha256_hex(&self.key_id) {
-            return Err(invalid("key_id", "expected 64 lowercase hex digits"));
         }
         self.disk.validate()?;
         let disk_sectors = self.disk.min_size_bytes / SECTOR;
@@ -412,10 +473,10 @@ pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn sample() -> Manifest {
-        let h = "ab".repeat(32);
+        let h = Sha256Sum([0xab; 32]);
         Manifest {
             format: FORMAT.into(),
-            image_id: "0b6a7f0e-1a2b-4c3d-8e4f-0123456789ab".into(),
+            image_id: Uuid::parse_str("0b6a7f0e-1a2b-4c3d-8e4f-0123456789ab").unwrap(),
             customer: Customer {
                 id: "stadt-a".into(),
                 name: "Stadt A".into(),
@@ -424,13 +485,13 @@ pub(crate) mod tests {
             build_time: "2026-01-01T00:00:00Z".into(),
             build_epoch: 1_767_225_600,
             rollback_index: 3,
-            key_id: h.clone(),
+            key_id: h,
             base: Base {
                 name: "demo".into(),
                 version: "1".into(),
             },
             disk: DiskInfo {
-                guid: "11111111-2222-4333-8444-555555555555".into(),
+                guid: Uuid::parse_str("11111111-2222-4333-8444-555555555555").unwrap(),
                 sector_size: 512,
                 min_size_bytes: 8 << 20,
                 partition_entries: 128,
@@ -439,8 +500,8 @@ pub(crate) mod tests {
                 Partition {
                     number: 1,
                     name: "esp".into(),
-                    type_guid: TYPE_ESP.to_string(),
-                    guid: "21111111-2222-4333-8444-555555555555".into(),
+                    type_guid: TYPE_ESP,
+                    guid: Uuid::parse_str("21111111-2222-4333-8444-555555555555").unwrap(),
                     first_lba: 2048,
                     last_lba: 4095,
                     attributes: 0,
@@ -448,14 +509,14 @@ pub(crate) mod tests {
                     files: Some(vec![FileEntry {
                         path: "EFI/BOOT/BOOTX64.EFI".into(),
                         size: 3,
-                        sha256: h.clone(),
+                        sha256: h,
                     }]),
                 },
                 Partition {
                     number: 2,
                     name: "system".into(),
-                    type_guid: gpt::TYPE_ROOT_X86_64.to_string(),
-                    guid: "31111111-2222-4333-8444-555555555555".into(),
+                    type_guid: gpt::TYPE_ROOT_X86_64,
+                    guid: Uuid::parse_str("31111111-2222-4333-8444-555555555555").unwrap(),
                     first_lba: 4096,
                     last_lba: 8191,
                     attributes: gpt::ATTR_READ_ONLY,
@@ -481,12 +542,6 @@ pub(crate) mod tests {
         type Patch = fn(&mut Manifest);
         let cases: Vec<(Patch, &str)> = vec![
             (|m| m.format = "homestick-manifest/9".into(), "format"),
-            (|m| m.image_id = "nope".into(), "image_id"),
-            (|m| m.key_id = "AB".repeat(32), "key_id"),
-            (
-                |m| m.disk.guid = "11111111-2222-4333-8444-55555555555".into(),
-                "disk.guid",
-            ),
             (|m| m.disk.sector_size = 4096, "disk.sector_size"),
             (|m| m.disk.partition_entries = 4, "disk.partition_entries"),
             (|m| m.partitions[1].number = 5, "partitions[1].number"),
@@ -527,6 +582,86 @@ pub(crate) mod tests {
                 other => panic!("{field}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn wire_values_that_are_no_guid_or_hash_name_the_field() {
+        let cases: &[(&str, serde_json::Value, &str)] = &[
+            ("/image_id", "nope".into(), "\"nope\" is not a GUID"),
+            (
+                "/key_id",
+                "AB".repeat(32).into(),
+                "expected 64 lowercase hex digits",
+            ),
+            (
+                "/disk/guid",
+                "11111111-2222-4333-8444-55555555555".into(),
+                "is not a GUID",
+            ),
+            (
+                "/partitions/1/guid",
+                "31111111-2222-4333-8444-55555555555A".into(),
+                "is not in lowercase hyphenated form",
+            ),
+            (
+                "/partitions/1/type_guid",
+                "{4f68bce3-e8cd-4db1-96e7-fbcaf984b709}".into(),
+                "is not in lowercase hyphenated form",
+            ),
+            (
+                "/partitions/0/files/0/sha256",
+                "ab".repeat(31).into(),
+                "expected 64 lowercase hex digits",
+            ),
+            (
+                "/partitions/1/sha256",
+                format!("{}zz", "ab".repeat(31)).into(),
+                "expected 64 lowercase hex digits",
+            ),
+            (
+                "/partitions/1/sha256",
+                7.into(),
+                "invalid type: integer `7`",
+            ),
+        ];
+        let mut failed = Vec::new();
+        for (pointer, value, reason) in cases {
+            let mut v: serde_json::Value =
+                serde_json::from_slice(&sample().to_bytes().unwrap()).unwrap();
+            *v.pointer_mut(pointer).unwrap() = value.clone();
+            let field = pointer[1..]
+                .split('/')
+                .map(|p| match p.parse::<usize>() {
+                    Ok(i) => format!("[{i}]"),
+                    Err(_) => format!(".{p}"),
+                })
+                .collect::<String>()
+                .trim_start_matches('.')
+                .to_string();
+            match Manifest::parse(v.to_string().as_bytes()) {
+                Err(ManifestError::Invalid {
+                    field: f,
+                    reason: r,
+                }) if f == field && r.contains(reason) && !r.contains(" at line ") => {}
+                other => failed.push(format!("{pointer} = {value}: {other:?}")),
+            }
+        }
+        assert!(failed.is_empty(), "{failed:#?}");
+    }
+
+    #[test]
+    fn syntax_errors_keep_their_position_and_trailing_bytes_are_refused() {
+        let mut b = sample().to_bytes().unwrap();
+        b.extend_from_slice(b"{}");
+        let e = Manifest::parse(&b).unwrap_err();
+        assert!(matches!(e, ManifestError::Json(_)), "{e:?}");
+        let e = Manifest::parse(b"{\"format\": ").unwrap_err();
+        assert!(e.to_string().contains("line 1 column"), "{e}");
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&sample().to_bytes().unwrap()).unwrap();
+        v["disk"].as_object_mut().unwrap().remove("guid");
+        let e = Manifest::parse(v.to_string().as_bytes()).unwrap_err();
+        assert_eq!(e.to_string(), "manifest.json: disk: missing field `guid`");
     }
 
     #[test]

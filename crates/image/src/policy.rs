@@ -5,6 +5,7 @@
 //! as the verifier itself.
 
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::manifest::Manifest;
 use crate::verify::Finding;
@@ -23,7 +24,8 @@ pub struct BootPolicy {
     /// [`POLICY_FORMAT`].
     pub format: String,
     /// GPT disk GUID of the stick to look for.
-    pub disk_guid: String,
+    #[serde(with = "crate::manifest::guid")]
+    pub disk_guid: Uuid,
     /// Customer id.
     pub customer_id: String,
     /// Customer name, for the refusal message.
@@ -80,8 +82,8 @@ pub struct Expectations {
     pub customer_id: Option<String>,
     /// The image's rollback index must be at least this.
     pub min_rollback_index: Option<u64>,
-    /// The image's GPT disk GUID must be this (lowercase hyphenated form).
-    pub disk_guid: Option<String>,
+    /// The image's GPT disk GUID must be this.
+    pub disk_guid: Option<Uuid>,
 }
 
 impl Expectations {
@@ -116,7 +118,7 @@ impl Expectations {
             }
         }
         if let Some(g) = &self.disk_guid {
-            if !m.disk.guid.eq_ignore_ascii_case(g) {
+            if m.disk.guid != *g {
                 fails.push(Finding::new(
                     "policy",
                     format!("disk GUID {} is not the required {g}", m.disk.guid),
@@ -132,7 +134,7 @@ impl From<&BootPolicy> for Expectations {
         Expectations {
             customer_id: Some(p.customer_id.clone()),
             min_rollback_index: Some(p.min_rollback_index),
-            disk_guid: Some(p.disk_guid.clone()),
+            disk_guid: Some(p.disk_guid),
         }
     }
 }

@@ -189,7 +189,7 @@ pub fn check_statement<'k>(
             "signed manifest is not usable by this homestick: {e}"
         ))
     })?;
-    if m.key_id != key.id {
+    if m.key_id.to_string() != key.id {
         return Err(untrusted(Finding::new(
             "manifest",
             format!(
@@ -278,10 +278,10 @@ pub fn check_boot_sectors<D: Disk + ?Sized>(disk: &D, m: &Manifest) -> Vec<Findi
 /// How GPT entry `e` differs from the signed partition `p`, field by field.
 fn entry_differences(e: &gpt::Entry, p: &manifest::Partition) -> String {
     let mut what = Vec::new();
-    if e.type_guid != p.type_uuid() {
+    if e.type_guid != p.type_guid {
         what.push(format!("type {} (signed: {})", e.type_guid, p.type_guid));
     }
-    if e.guid != p.uuid() {
+    if e.guid != p.guid {
         what.push(format!("unique GUID {} (signed: {})", e.guid, p.guid));
     }
     if e.first_lba != p.first_lba || e.last_lba != p.last_lba {
@@ -321,7 +321,7 @@ pub fn check_gpt<D: Disk + ?Sized>(disk: &D, m: &Manifest) -> Vec<Finding> {
     if !h.header_crc_ok {
         fails.push(Finding::new("GPT header", "CRC32 mismatch"));
     }
-    if h.disk_guid.to_string() != m.disk.guid {
+    if h.disk_guid != m.disk.guid {
         fails.push(Finding::new(
             "GPT header",
             format!(
@@ -402,13 +402,13 @@ fn check_contents_known<D: Disk + ?Sized>(
     let mut fails = Vec::new();
     for (number, sha) in known {
         match m.partitions.iter().find(|p| p.number == *number) {
-            Some(p) if p.sha256.as_deref() == Some(hex(sha).as_str()) => {}
+            Some(p) if p.sha256.is_some_and(|h| h == *sha) => {}
             Some(p) => fails.push(Finding::new(
                 format!("partition {}", p.label()),
                 format!(
                     "SHA-256 of the bytes written is {}, the signed manifest says {}",
                     hex(sha),
-                    p.sha256.as_deref().unwrap_or("nothing")
+                    p.sha256.map_or("nothing".to_string(), |h| h.to_string())
                 ),
             )),
             None => fails.push(Finding::new(
@@ -417,11 +417,11 @@ fn check_contents_known<D: Disk + ?Sized>(
             )),
         }
     }
-    let hashed: Vec<(&manifest::Partition, &str)> = m
+    let hashed: Vec<(&manifest::Partition, manifest::Sha256Sum)> = m
         .partitions
         .iter()
         .filter(|p| !known.iter().any(|(n, _)| *n == p.number))
-        .filter_map(|p| Some((p, p.sha256.as_deref()?)))
+        .filter_map(|p| Some((p, p.sha256?)))
         .collect();
     let esp_files = m.esp().and_then(|p| p.files.as_ref());
     let total: u64 = hashed.iter().map(|(p, _)| p.len()).sum::<u64>()
@@ -435,7 +435,7 @@ fn check_contents_known<D: Disk + ?Sized>(
                 let advance = &advance;
                 s.spawn(
                     move || match hash_range(disk, p.offset(), p.len(), advance) {
-                        Ok(h) if hex(&h) == want => None,
+                        Ok(h) if want == h => None,
                         Ok(h) => Some(Finding::new(
                             format!("partition {}", p.label()),
                             format!(
@@ -547,7 +547,7 @@ fn check_esp_files<D: Disk + ?Sized>(
     let mut fails = Vec::new();
     for f in listed {
         match fat.hash(&f.path, f.size) {
-            Ok(Some((h, n))) if n == f.size && hex(&h) == f.sha256 => {}
+            Ok(Some((h, n))) if n == f.size && f.sha256 == h => {}
             Ok(Some((_, n))) if n != f.size => fails.push(Finding::new(
                 format!("ESP file {}", f.path),
                 format!("{n} bytes, the signed manifest says {}", f.size),

@@ -788,11 +788,51 @@ fn parse_customer_toml(file: &Path, text: &str) -> Result<CustomerToml, ProfileE
         });
         invalid(file, &at, toml_reason(&e))
     })?;
-    serde_path_to_error::deserialize(value).map_err(|e| field_error(file, &e))
+    // Unknown fields are collected by serde_ignored with their typed path; the schema does not
+    // deny them itself, so the loader can name the field without reading serde's message.
+    let mut unknown: Option<(String, String)> = None;
+    let mut track = serde_path_to_error::Track::new();
+    let de = serde_path_to_error::Deserializer::new(value, &mut track);
+    let parsed = serde_ignored::deserialize(de, |path| {
+        unknown.get_or_insert_with(|| (path_text(&path), last_key(&path)));
+    });
+    // The first problem in the file wins: an unknown field met before an error is reported.
+    if let Some((field, name)) = unknown {
+        return Err(invalid(file, &field, format!("unknown field `{name}`")));
+    }
+    parsed.map_err(|e| field_error(file, &serde_path_to_error::Error::new(track.path(), e)))
 }
 
-/// A schema error at its field: serde_path_to_error gives the path, except for unknown fields,
-/// which serde reports at their table (the field's name is only in the message).
+/// `vpn[0].wireguard.private_key`: a serde_ignored path in the form the other messages use.
+fn path_text(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path as P;
+    match path {
+        P::Root => String::new(),
+        P::Seq { parent, index } => format!("{}[{index}]", path_text(parent)),
+        P::Map { parent, key } => match path_text(parent) {
+            p if p.is_empty() => key.clone(),
+            p => format!("{p}.{key}"),
+        },
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+            path_text(parent)
+        }
+    }
+}
+
+/// The name of the field a serde_ignored path ends in.
+fn last_key(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path as P;
+    match path {
+        P::Map { key, .. } => key.clone(),
+        P::Root => String::new(),
+        P::Seq { parent, .. }
+        | P::Some { parent }
+        | P::NewtypeStruct { parent }
+        | P::NewtypeVariant { parent } => last_key(parent),
+    }
+}
+
+/// A schema error at its field, by serde_path_to_error's path.
 fn field_error(file: &Path, e: &serde_path_to_error::Error<toml::de::Error>) -> ProfileError {
     let reason = e
         .inner()
@@ -803,22 +843,12 @@ fn field_error(file: &Path, e: &serde_path_to_error::Error<toml::de::Error>) -> 
         .filter(|l| !l.starts_with("in `"))
         .collect::<Vec<_>>()
         .join("; ");
-    let mut field = e.path().to_string();
-    if field == "." {
-        field = String::new();
-    }
-    if let Some(rest) = reason.strip_prefix("unknown field `") {
-        let name = rest.split('`').next().unwrap_or_default();
-        if field.is_empty() {
-            field = name.to_string();
-        } else if !field.ends_with(&format!(".{name}")) && field != name {
-            field = format!("{field}.{name}");
-        }
-    }
-    if field.is_empty() {
-        field = "-".into();
-    }
-    let short = if reason.starts_with("unknown field") || reason.starts_with("unknown variant") {
+    let field = match e.path().to_string() {
+        p if p == "." || p.is_empty() => "-".to_string(),
+        p => p,
+    };
+    // For an unknown enum value keep serde's list of the allowed ones, compactly.
+    let short = if reason.starts_with("unknown variant") {
         reason
             .split(", expected")
             .next()
@@ -829,4 +859,56 @@ fn field_error(file: &Path, e: &serde_path_to_error::Error<toml::de::Error>) -> 
         reason.clone()
     };
     invalid(file, &field, short)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "[customer]\nid = \"stadt-a\"\nname = \"Stadt A\"\n\n\
+        [[vpn]]\nname = \"office\"\nroutes = [\"10.0.0.0/8\"]\n\n\
+        [vpn.wireguard]\nendpoint = \"vpn.example.org:51820\"\n\
+        server_public_key = \"xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\"\n";
+
+    fn field_of(text: &str) -> Result<(String, String), String> {
+        match parse_customer_toml(Path::new("customer.toml"), text) {
+            Err(ProfileError::Invalid { field, reason, .. }) => Ok((field, reason)),
+            Ok(_) => Err("accepted".into()),
+        }
+    }
+
+    #[test]
+    fn the_minimal_profile_parses() {
+        parse_customer_toml(Path::new("customer.toml"), MINIMAL).unwrap();
+    }
+
+    #[test]
+    fn unknown_fields_are_named_by_their_path() {
+        let cases = [
+            ("fax = \"1\"\n", "[customer]\n", "customer.fax"),
+            ("[printer]\nname = \"x\"\n", "", "printer"),
+            ("gateway = \"x\"\n", "routes = [", "vpn[0].gateway"),
+            (
+                "private_key = \"x\"\n",
+                "[vpn.wireguard]\n",
+                "vpn[0].wireguard.private_key",
+            ),
+        ];
+        let mut failed = Vec::new();
+        for (add, after, want) in cases {
+            let text = if after.is_empty() {
+                format!("{MINIMAL}{add}")
+            } else if after.ends_with('\n') {
+                MINIMAL.replacen(after, &format!("{after}{add}"), 1)
+            } else {
+                MINIMAL.replacen(after, &format!("{add}{after}"), 1)
+            };
+            let name = want.rsplit('.').next().unwrap_or(want);
+            match field_of(&text) {
+                Ok((f, r)) if f == want && r == format!("unknown field `{name}`") => {}
+                other => failed.push(format!("{want}: {other:?}")),
+            }
+        }
+        assert!(failed.is_empty(), "{failed:#?}");
+    }
 }

@@ -1,13 +1,14 @@
 //! customer.toml as written by technicians: every field, its type and default.
 //!
-//! Unknown fields are rejected everywhere (`deny_unknown_fields`): a typo must fail on the
-//! build machine, not on 600 sticks.
+//! Unknown fields are rejected everywhere: a typo must fail on the build machine, not on 600
+//! sticks. The loader ([`crate::Profile::load`]) does it with `serde_ignored`, which hands it
+//! each unknown field's path, so these types do not say `deny_unknown_fields`: deserialize
+//! them only through the loader.
 
 use serde::{Deserialize, Serialize};
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct CustomerToml {
     /// `[customer]`
     pub customer: Customer,
@@ -20,7 +21,6 @@ pub struct CustomerToml {
 
 /// The `[customer]` table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Customer {
     /// Slug: lowercase letters, digits and `-`, 2..=63 characters.
     pub id: String,
@@ -45,7 +45,6 @@ pub struct Customer {
 
 /// One `[[vpn]]` connection: common fields plus exactly one of the kind tables.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Vpn {
     /// Connection name: 1-15 of a-z, 0-9, '-' starting with a letter (it names interfaces).
     pub name: String,
@@ -77,7 +76,6 @@ fn default_keepalive() -> u32 {
 
 /// WireGuard.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct WireGuard {
     /// Server `host:port`.
     pub endpoint: String,
@@ -125,7 +123,6 @@ fn default_ciphers() -> Vec<String> {
 
 /// OpenVPN.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct OpenVpn {
     /// Servers `host:port`, tried in order.
     pub remotes: Vec<String>,
@@ -166,7 +163,6 @@ fn default_esp() -> Vec<String> {
 
 /// IPsec/IKEv2 with strongSwan.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Ipsec {
     /// Server host name or address.
     pub server: String,
@@ -210,7 +206,6 @@ pub enum Srtp {
 
 /// `[softphone]`: the SIP account all users of this customer share, minus per-user fields.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Softphone {
     /// Registrar SIP URI, e.g. `sip:sip.stadt-a.de`.
     pub registrar: String,
