@@ -218,15 +218,10 @@ fn der_err(e: der::Error) -> SbError {
     SbError::Sign(e.to_string())
 }
 
-/// The Authenticode PKCS#7 SignedData (DER) for an image whose Authenticode digest is `digest`.
-fn signed_data(digest: [u8; 32], k: &SbKey) -> Result<Vec<u8>, SbError> {
-    use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
-    use cms::content_info::{CmsVersion, ContentInfo};
-    use cms::signed_data::{EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo};
-    use der::asn1::SetOfVec;
-    use x509_cert::attr::Attribute;
+/// The SpcIndirectDataContent for an image whose Authenticode digest is `digest`.
+fn indirect_data(digest: [u8; 32]) -> Result<SpcIndirectDataContent, SbError> {
     let obsolete = der::asn1::BmpString::from_utf8("<<<Obsolete>>>").map_err(der_err)?;
-    let indirect = SpcIndirectDataContent {
+    Ok(SpcIndirectDataContent {
         data: SpcAttributeTypeAndOptionalValue {
             value_type: OID_SPC_PE_IMAGE_DATA_OBJ,
             value: SpcPeImageData {
@@ -248,8 +243,16 @@ fn signed_data(digest: [u8; 32], k: &SbKey) -> Result<Vec<u8>, SbError> {
             digest_algorithm: alg(ID_SHA_256),
             digest: OctetString::new(digest.to_vec()).map_err(der_err)?,
         },
-    };
-    // The message digest covers the content of SpcIndirectDataContent, not its tag and length.
+    })
+}
+
+/// The signed attributes: content type SpcIndirectDataContent and the digest of `indirect`'s
+/// content (not its tag and length).
+fn signed_attributes(
+    indirect: &SpcIndirectDataContent,
+) -> Result<der::asn1::SetOfVec<x509_cert::attr::Attribute>, SbError> {
+    use der::asn1::SetOfVec;
+    use x509_cert::attr::Attribute;
     let mut content = indirect.data.to_der().map_err(der_err)?;
     content.extend(indirect.message_digest.to_der().map_err(der_err)?);
     let attr = |oid: ObjectIdentifier, value: der::Any| -> Result<Attribute, SbError> {
@@ -258,7 +261,7 @@ fn signed_data(digest: [u8; 32], k: &SbKey) -> Result<Vec<u8>, SbError> {
             values: SetOfVec::try_from(vec![value]).map_err(der_err)?,
         })
     };
-    let signed_attrs = SetOfVec::try_from(vec![
+    SetOfVec::try_from(vec![
         attr(
             ID_CONTENT_TYPE,
             der::Any::encode_from(&OID_SPC_INDIRECT_DATA_OBJ).map_err(der_err)?,
@@ -271,7 +274,17 @@ fn signed_data(digest: [u8; 32], k: &SbKey) -> Result<Vec<u8>, SbError> {
             .map_err(der_err)?,
         )?,
     ])
-    .map_err(der_err)?;
+    .map_err(der_err)
+}
+
+/// The Authenticode PKCS#7 SignedData (DER) for an image whose Authenticode digest is `digest`.
+fn signed_data(digest: [u8; 32], k: &SbKey) -> Result<Vec<u8>, SbError> {
+    use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
+    use cms::content_info::{CmsVersion, ContentInfo};
+    use cms::signed_data::{EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo};
+    use der::asn1::SetOfVec;
+    let indirect = indirect_data(digest)?;
+    let signed_attrs = signed_attributes(&indirect)?;
     let signature = SigningKey::<Sha256>::new(k.key.clone())
         .sign(&signed_attrs.to_der().map_err(der_err)?)
         .to_vec();

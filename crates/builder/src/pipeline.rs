@@ -4,7 +4,7 @@
 //! the GPT; verify the result; rename it to the output name.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Instant;
@@ -56,7 +56,7 @@ pub fn build(opts: &BuildOptions, progress: &dyn BuildProgress) -> Result<BuildR
     let mut tmp = create_output(opts, &inp)?;
     let sys_sha = write_system(&inp, &tmp, progress)?;
     write_at(
-        tmp.as_file_mut(),
+        tmp.as_file(),
         inp.layout.profile.0,
         &inp.profile_fat,
         "the profile partition",
@@ -228,10 +228,33 @@ fn create_output(opts: &BuildOptions, inp: &Inputs) -> Result<NamedTempFile, Bui
     Ok(tmp)
 }
 
-fn write_at(f: &mut File, lba: u64, data: &[u8], what: &str) -> Result<(), BuildError> {
-    f.seek(SeekFrom::Start(lba * SECTOR))
-        .map_err(io_err("seeking in the output"))?;
-    f.write_all(data).map_err(io_err(format!("writing {what}")))
+/// Write `data` at `lba` of the new output, skipping the blocks that are all zeros: the output
+/// was created empty and sized, so it reads as zeros there already, and a file system image is
+/// mostly empty (a 64 MiB ESP holds a few MiB of data).
+fn write_at(f: &File, lba: u64, data: &[u8], what: &str) -> Result<(), BuildError> {
+    use std::os::unix::fs::FileExt;
+    const BLOCK: usize = 64 << 10;
+    let start = lba * SECTOR;
+    let mut run: Option<usize> = None;
+    let flush = |from: usize, to: usize| {
+        f.write_all_at(&data[from..to], start + from as u64)
+            .map_err(io_err(format!("writing {what}")))
+    };
+    for (i, block) in data.chunks(BLOCK).enumerate() {
+        let zero = block.iter().all(|&b| b == 0);
+        match (zero, run) {
+            (false, None) => run = Some(i * BLOCK),
+            (true, Some(from)) => {
+                flush(from, i * BLOCK)?;
+                run = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(from) = run {
+        flush(from, data.len())?;
+    }
+    Ok(())
 }
 
 /// Bytes per read of the system image; three such buffers are in flight at most.
@@ -639,4 +662,44 @@ fn persist(tmp: NamedTempFile, output: &Path, out_dir: &Path) -> Result<(), Buil
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_at_puts_every_byte_where_the_data_says() {
+        // Zero runs at the start, middle and end, a non-zero byte at a block's last position,
+        // and a partial last block.
+        let mut data = vec![0u8; (64 << 10) * 5 + 1000];
+        data[(64 << 10) - 1] = 1;
+        data[3 * (64 << 10) + 7] = 2;
+        data[5 * (64 << 10) + 999] = 3;
+        for prefill in [0u8, 0xee] {
+            let f = tempfile::tempfile().unwrap();
+            let lba = 3;
+            f.set_len(lba * SECTOR + data.len() as u64 + 512).unwrap();
+            if prefill != 0 {
+                // What write_at relies on: a fresh output reads as zeros. With junk in the
+                // file the skipped blocks show, which proves they were skipped.
+                use std::os::unix::fs::FileExt;
+                f.write_all_at(&vec![prefill; data.len()], lba * SECTOR)
+                    .unwrap();
+            }
+            write_at(&f, lba, &data, "test").unwrap();
+            let mut back = Vec::new();
+            (&f).read_to_end(&mut back).unwrap();
+            let got = &back[(lba * SECTOR) as usize..][..data.len()];
+            if prefill == 0 {
+                assert_eq!(got, &data[..]);
+                assert!(back[..(lba * SECTOR) as usize].iter().all(|&b| b == 0));
+            } else {
+                assert_eq!(got[64 << 10], prefill, "an all-zero block is not written");
+                assert_eq!(got[(64 << 10) - 1], 1);
+                assert_eq!(got[3 * (64 << 10) + 7], 2);
+                assert_eq!(got[5 * (64 << 10) + 999], 3);
+            }
+        }
+    }
 }

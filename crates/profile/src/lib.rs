@@ -147,16 +147,11 @@ impl CheckedVpn {
 
     /// Where it connects to (first remote for OpenVPN).
     pub fn endpoint(&self) -> String {
-        let t = &self.toml;
-        if let Some(w) = &t.wireguard {
-            w.endpoint.clone()
-        } else if let Some(o) = &t.openvpn {
-            o.remotes.first().cloned().unwrap_or_default()
-        } else {
-            t.ipsec
-                .as_ref()
-                .map(|i| i.server.clone())
-                .unwrap_or_default()
+        match &self.kind {
+            VpnKind::WireGuard(w) => w.endpoint.clone(),
+            // The check requires at least one remote; "" would only show in a summary.
+            VpnKind::OpenVpn(o) => o.remotes.first().cloned().unwrap_or_default(),
+            VpnKind::Ipsec(i) => i.server.clone(),
         }
     }
 }
