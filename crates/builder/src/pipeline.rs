@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use homestick_image::disk::{FileDisk, SECTOR};
+use homestick_image::disk::{AlignedBuf, FileDisk, SECTOR};
 use homestick_image::fat::{self, FatFile, FatSpec};
 use homestick_image::gpt::{self, NewPartition};
 use homestick_image::hash::hex;
@@ -260,38 +260,38 @@ fn write_at(f: &File, lba: u64, data: &[u8], what: &str) -> Result<(), BuildErro
 /// Bytes per read of the system image; three such buffers are in flight at most.
 const CHUNK: usize = 8 << 20;
 /// Alignment of O_DIRECT writes (buffer address, length and file offset).
-const DIRECT_ALIGN: usize = 4096;
+const DIRECT_ALIGN: usize = homestick_image::disk::DIRECT_ALIGN;
 
 /// A chunk buffer whose data starts at a `DIRECT_ALIGN`ed address (O_DIRECT wants that).
 struct Chunk {
-    mem: Vec<u8>,
-    start: usize,
+    buf: AlignedBuf,
     /// Bytes of data in it.
     len: usize,
 }
 
 impl Chunk {
     fn new() -> Chunk {
-        let mem = vec![0u8; CHUNK + DIRECT_ALIGN];
-        let start = mem.as_ptr().align_offset(DIRECT_ALIGN).min(DIRECT_ALIGN);
-        Chunk { mem, start, len: 0 }
+        Chunk {
+            buf: AlignedBuf::new(CHUNK),
+            len: 0,
+        }
     }
 
     fn data_mut(&mut self, len: usize) -> &mut [u8] {
         self.len = len;
-        &mut self.mem[self.start..self.start + len]
+        &mut self.buf[..len]
     }
 
     fn data(&self) -> &[u8] {
-        &self.mem[self.start..self.start + self.len]
+        &self.buf[..self.len]
     }
 
     /// The data padded with zeros to a multiple of `DIRECT_ALIGN` (the partition is padded
     /// with zeros anyway, and it ends on a MiB boundary).
     fn padded(&mut self) -> &[u8] {
         let end = self.len.div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
-        self.mem[self.start + self.len..self.start + end].fill(0);
-        &self.mem[self.start..self.start + end]
+        self.buf[self.len..end].fill(0);
+        &self.buf[..end]
     }
 }
 
@@ -607,18 +607,7 @@ fn write_esp_and_gpt(
     };
     let esp = fat::build(&spec, esp_files).map_err(io_err("building the ESP (FAT32)"))?;
     write_at(f, inp.layout.esp.0, &esp, "the ESP")?;
-    let parts: Vec<NewPartition> = m
-        .partitions
-        .iter()
-        .map(|p| NewPartition {
-            type_guid: p.type_guid,
-            guid: p.guid,
-            first_lba: p.first_lba,
-            last_lba: p.last_lba,
-            attributes: p.attributes,
-            name: p.name.clone(),
-        })
-        .collect();
+    let parts: Vec<NewPartition> = m.partitions.iter().map(|p| p.new_partition()).collect();
     gpt::write(&mut *f, inp.size / SECTOR, ids.disk, &parts).map_err(|e| BuildError::Internal {
         context: "writing the GPT",
         detail: e.to_string(),

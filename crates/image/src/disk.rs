@@ -24,6 +24,48 @@ pub trait Disk: Sync {
     }
 }
 
+/// Alignment that O_DIRECT needs of buffer addresses, lengths and offsets: 4096 covers devices
+/// with 512- and 4096-byte sectors.
+pub const DIRECT_ALIGN: usize = 4096;
+
+/// A zeroed heap buffer whose bytes start at a [`DIRECT_ALIGN`]ed address, for O_DIRECT.
+#[derive(Debug)]
+pub struct AlignedBuf {
+    mem: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl AlignedBuf {
+    /// `len` zero bytes.
+    pub fn new(len: usize) -> AlignedBuf {
+        let mem = vec![0u8; len + DIRECT_ALIGN];
+        let start = mem.as_ptr().align_offset(DIRECT_ALIGN).min(DIRECT_ALIGN);
+        AlignedBuf { mem, start, len }
+    }
+    /// Its length.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// True if it has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl std::ops::Deref for AlignedBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.mem[self.start..self.start + self.len]
+    }
+}
+
+impl std::ops::DerefMut for AlignedBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.mem[self.start..self.start + self.len]
+    }
+}
+
 fn check_range(size: u64, offset: u64, len: usize) -> io::Result<()> {
     match offset.checked_add(len as u64) {
         Some(end) if end <= size => Ok(()),
@@ -62,6 +104,9 @@ pub struct FileDisk {
     size: u64,
     path: PathBuf,
     block_size: Option<u64>,
+    /// Opened with O_DIRECT: reads bypass the page cache (unaligned ones through a bounce
+    /// buffer).
+    direct: bool,
 }
 
 /// The logical block size the kernel reports for the block device `rdev`, from sysfs
@@ -88,7 +133,22 @@ pub fn sysfs_logical_block_size(sys: &Path, rdev: u64) -> io::Result<u64> {
 impl FileDisk {
     /// Open `path` read-only and determine its size (seeking to the end works for block devices too).
     pub fn open(path: &Path) -> io::Result<Self> {
-        let mut file = File::open(path)?;
+        Self::open_with(path, false)
+    }
+
+    /// Open `path` read-only with O_DIRECT: every read comes from the device, not from the
+    /// page cache (how the flasher reads a stick back).
+    pub fn open_direct(path: &Path) -> io::Result<Self> {
+        Self::open_with(path, true)
+    }
+
+    fn open_with(path: &Path, direct: bool) -> io::Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let flags = if direct { nix::libc::O_DIRECT } else { 0 };
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags)
+            .open(path)?;
         let meta = file.metadata()?;
         if meta.is_dir() {
             return Err(io::Error::new(
@@ -115,6 +175,7 @@ impl FileDisk {
             size,
             path: path.to_path_buf(),
             block_size,
+            direct,
         })
     }
 
@@ -130,7 +191,25 @@ impl Disk for FileDisk {
     }
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         check_range(self.size, offset, buf.len())?;
-        self.file.read_exact_at(buf, offset)
+        let a = DIRECT_ALIGN as u64;
+        let aligned = offset % a == 0
+            && buf.len() as u64 % a == 0
+            && (buf.as_ptr() as usize) % DIRECT_ALIGN == 0;
+        if !self.direct || aligned {
+            return self.file.read_exact_at(buf, offset);
+        }
+        // The covering aligned range; at the very end, the device's size (a whole number of
+        // its sectors, which O_DIRECT accepts).
+        let from = offset / a * a;
+        let to = (offset + buf.len() as u64)
+            .div_ceil(a)
+            .saturating_mul(a)
+            .min(self.size);
+        let mut bounce = AlignedBuf::new((to - from) as usize);
+        self.file.read_exact_at(&mut bounce, from)?;
+        let skip = (offset - from) as usize;
+        buf.copy_from_slice(&bounce[skip..skip + buf.len()]);
+        Ok(())
     }
     fn logical_block_size(&self) -> Option<u64> {
         self.block_size

@@ -384,8 +384,142 @@ pub fn write<D: Read + Write + Seek + std::fmt::Debug>(
     disk.write().map_err(GptWriteError::Write)
 }
 
+/// Bytes at the start of a disk that hold its protective MBR and primary GPT (and zeros up to
+/// the ESP at LBA 2048).
+pub const HEAD_BYTES: usize = 1 << 20;
+/// Bytes at the end of a disk that hold the backup entry array and header.
+pub const TAIL_BYTES: usize = ((ENTRY_ARRAY_SECTORS + 1) * SECTOR) as usize;
+
+/// A disk of `size` bytes of which only the first [`HEAD_BYTES`] and the last
+/// [`TAIL_BYTES`] exist: what [`write`] needs to lay out a GPT for a disk it never touches.
+#[derive(Debug)]
+struct Ends {
+    size: u64,
+    head: Vec<u8>,
+    tail: Vec<u8>,
+    pos: u64,
+}
+
+impl Ends {
+    /// The buffer and index that byte `pos` is in, if any.
+    fn locate(&mut self, pos: u64) -> Option<(&mut Vec<u8>, usize)> {
+        let tail_start = self.size - TAIL_BYTES as u64;
+        if pos < HEAD_BYTES as u64 {
+            Some((&mut self.head, pos as usize))
+        } else if pos >= tail_start && pos < self.size {
+            Some((&mut self.tail, (pos - tail_start) as usize))
+        } else {
+            None
+        }
+    }
+}
+
+impl Read for Ends {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let pos = self.pos;
+        if pos >= self.size {
+            return Ok(0);
+        }
+        let n = match self.locate(pos) {
+            Some((b, i)) => {
+                let n = buf.len().min(b.len() - i);
+                buf[..n].copy_from_slice(&b[i..i + n]);
+                n
+            }
+            // Between the two ends the disk reads as zeros.
+            None => {
+                let next = (self.size - TAIL_BYTES as u64) - pos;
+                let n = buf.len().min(next as usize);
+                buf[..n].fill(0);
+                n
+            }
+        };
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Write for Ends {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let pos = self.pos;
+        let (b, i) = self.locate(pos).ok_or_else(|| {
+            std::io::Error::other(format!("GPT write at byte {pos}, outside the disk's ends"))
+        })?;
+        let n = buf.len().min(b.len() - i);
+        b[i..i + n].copy_from_slice(&buf[..n]);
+        self.pos += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Seek for Ends {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        use std::io::SeekFrom;
+        let new = match to {
+            SeekFrom::Start(n) => Some(n),
+            SeekFrom::End(d) => self.size.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        }
+        .ok_or_else(|| std::io::Error::other("seek out of range"))?;
+        self.pos = new;
+        Ok(new)
+    }
+}
+
+/// The first [`HEAD_BYTES`] and the last [`TAIL_BYTES`] of a disk of `total_sectors` holding
+/// `partitions`, laid out by the same [`write`] that builds images: how the flasher puts a
+/// backup GPT at the real end of a stick larger than the image.
+pub fn disk_ends(
+    total_sectors: u64,
+    disk_guid: Uuid,
+    partitions: &[NewPartition],
+) -> Result<(Vec<u8>, Vec<u8>), GptWriteError> {
+    let size = total_sectors * SECTOR;
+    if size < (HEAD_BYTES + TAIL_BYTES) as u64 {
+        return Err(GptWriteError::Mbr(std::io::Error::other(
+            "disk smaller than its GPT",
+        )));
+    }
+    let ends = Ends {
+        size,
+        head: vec![0; HEAD_BYTES],
+        tail: vec![0; TAIL_BYTES],
+        pos: 0,
+    };
+    let ends = write(ends, total_sectors, disk_guid, partitions)?;
+    Ok((ends.head, ends.tail))
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn disk_ends_are_the_ends_of_a_whole_written_disk() {
+        let parts = [NewPartition {
+            type_guid: TYPE_ESP,
+            guid: Uuid::from_u128(7),
+            first_lba: 2048,
+            last_lba: 4095,
+            attributes: 0,
+            name: "esp".into(),
+        }];
+        let guid = Uuid::from_u128(9);
+        for sectors in [8192u64, 8192 + 1, 20_000] {
+            let whole = std::io::Cursor::new(vec![0u8; (sectors * SECTOR) as usize]);
+            let whole = write(whole, sectors, guid, &parts).unwrap().into_inner();
+            let (head, tail) = disk_ends(sectors, guid, &parts).unwrap();
+            assert_eq!(&whole[..HEAD_BYTES], &head[..], "{sectors}");
+            assert_eq!(&whole[whole.len() - TAIL_BYTES..], &tail[..], "{sectors}");
+            assert!(whole[HEAD_BYTES..whole.len() - TAIL_BYTES]
+                .iter()
+                .all(|&b| b == 0));
+        }
+        assert!(disk_ends(100, guid, &parts).is_err());
+    }
+
     use super::*;
     use std::io::Cursor;
 

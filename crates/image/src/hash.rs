@@ -8,7 +8,7 @@ use std::sync::mpsc;
 
 use sha2::{Digest, Sha256};
 
-use crate::disk::Disk;
+use crate::disk::{AlignedBuf, Disk};
 
 /// Block size of a single read: large enough that syscall overhead vanishes.
 const BLOCK: usize = 4 << 20;
@@ -52,10 +52,11 @@ pub fn hash_range<D: Disk + ?Sized>(
         return Ok(Sha256::digest(&buf).into());
     }
     // Two buffers in flight: the reader fills one while the hasher consumes the other.
-    let (full_tx, full_rx) = mpsc::sync_channel::<(Vec<u8>, usize)>(2);
-    let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
+    // Aligned, so that a disk opened with O_DIRECT reads straight into them.
+    let (full_tx, full_rx) = mpsc::sync_channel::<(AlignedBuf, usize)>(2);
+    let (empty_tx, empty_rx) = mpsc::channel::<AlignedBuf>();
     for _ in 0..3 {
-        empty_tx.send(vec![0u8; BLOCK]).ok();
+        empty_tx.send(AlignedBuf::new(BLOCK)).ok();
     }
     std::thread::scope(|s| {
         let reader = s.spawn(move || -> io::Result<()> {

@@ -247,6 +247,18 @@ impl Partition {
     pub fn label(&self) -> String {
         format!("{} ({})", self.number, self.name)
     }
+    /// The partition as the GPT writer takes it.
+    pub fn new_partition(&self) -> gpt::NewPartition {
+        gpt::NewPartition {
+            type_guid: self.type_guid,
+            guid: self.guid,
+            first_lba: self.first_lba,
+            last_lba: self.last_lba,
+            attributes: self.attributes,
+            name: self.name.clone(),
+        }
+    }
+
     /// The 128-byte GPT entry this partition must have.
     pub fn gpt_entry(&self) -> [u8; 128] {
         gpt::encode_entry(

@@ -176,6 +176,34 @@ pub fn blkpg_del_partition(fd: RawFd, pno: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// `BLKFLSBUF`, `_IO(0x12, 97)` (include/uapi/linux/fs.h).
+const BLKFLSBUF: libc::c_ulong = nix::request_code_none!(0x12, 97) as libc::c_ulong;
+/// `BLKRRPART`, `_IO(0x12, 95)` (include/uapi/linux/fs.h).
+const BLKRRPART: libc::c_ulong = nix::request_code_none!(0x12, 95) as libc::c_ulong;
+
+/// An argument-less block-device ioctl on `fd`.
+fn block_none(fd: RawFd, request: libc::c_ulong, what: &str) -> io::Result<()> {
+    // SAFETY: both requests this is called with (BLKFLSBUF, BLKRRPART) take no argument, so
+    // the kernel reads and writes no memory of ours; `fd` is an open block device owned by the
+    // caller for the duration of the call.
+    let r = unsafe { libc::ioctl(fd, request as _, 0) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(e.kind(), format!("{what}: {e}")));
+    }
+    Ok(())
+}
+
+/// Write back and drop the kernel's buffer cache of the block device open as `fd`.
+pub fn blkflsbuf(fd: RawFd) -> io::Result<()> {
+    block_none(fd, BLKFLSBUF, "dropping the device's cache (BLKFLSBUF)")
+}
+
+/// Ask the kernel to read the partition table of the disk open as `fd` again.
+pub fn blkrrpart(fd: RawFd) -> io::Result<()> {
+    block_none(fd, BLKRRPART, "re-reading the partition table (BLKRRPART)")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

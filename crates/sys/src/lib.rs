@@ -53,6 +53,17 @@ pub fn delete_partition(disk: &File, number: u32) -> io::Result<()> {
     ioctl::blkpg_del_partition(disk.as_raw_fd(), number)
 }
 
+/// Drop the kernel's cached blocks of the block device open in `disk` (BLKFLSBUF), so the
+/// next reads come from the device.
+pub fn flush_buffers(disk: &File) -> io::Result<()> {
+    ioctl::blkflsbuf(disk.as_raw_fd())
+}
+
+/// Make the kernel read the partition table of the disk open in `disk` again (BLKRRPART).
+pub fn reread_partitions(disk: &File) -> io::Result<()> {
+    ioctl::blkrrpart(disk.as_raw_fd())
+}
+
 /// (major, minor) of a glibc-encoded `dev_t`.
 pub fn split_dev(dev: u64) -> (u64, u64) {
     (

@@ -1,0 +1,13 @@
+//! The bulk flasher: one image onto many sticks in parallel, each read back from the device and
+//! verified against the signed manifest, never touching the station's own disks, with a
+//! report line per stick.
+//!
+//! - [`devices`]: which disks may be written, and why not;
+//! - [`stick`]: writing one stick and reading it back;
+//! - [`station`]: many sticks at once, with a stall watchdog;
+//! - [`report`]: the record of which stick got which image.
+
+pub mod devices;
+pub mod report;
+pub mod station;
+pub mod stick;

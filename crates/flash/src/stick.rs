@@ -1,0 +1,488 @@
+//! Writing one stick and reading it back: the per-stick job.
+//!
+//! Order of writes: the partitions (from the ESP on), then the backup GPT at the stick's real
+//! end, a flush, and only then the first MiB (protective MBR and primary GPT), and a flush.
+//! A stick that fails before the end never has a valid primary GPT; on a failure the first and
+//! last MiB are wiped as well, so it neither boots nor looks like a homestick.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use homestick_image::disk::{AlignedBuf, Disk, FileDisk, SECTOR};
+use homestick_image::gpt::{self, HEAD_BYTES, TAIL_BYTES};
+use homestick_image::keys::TrustedKey;
+use homestick_image::manifest::Manifest;
+use homestick_image::policy::Expectations;
+use homestick_image::verify::{self, Progress, VerifyError};
+use sha2::{Digest, Sha256};
+
+/// Bytes per write: large and aligned, so USB sticks see few, big requests.
+pub const CHUNK: usize = 4 << 20;
+/// Retries of a write that failed with EIO, ENODEV or ENXIO before the stick counts as failed.
+const RETRIES: u32 = 2;
+
+/// Where a stick's bytes go: the seam between the flasher and the device (tests put faults
+/// here).
+pub trait Target: Send + Sync {
+    /// Size in bytes.
+    fn size(&self) -> u64;
+    /// Write at `offset` (O_DIRECT alignment: buffers from [`AlignedBuf`]); may write less.
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize>;
+    /// Flush to the medium.
+    fn sync(&self) -> io::Result<()>;
+    /// A reader of what the medium now holds, not of any cache.
+    fn read_back(&self) -> io::Result<Box<dyn Disk>>;
+}
+
+/// A block device opened for writing with O_EXCL (the kernel refuses if it is mounted or
+/// otherwise claimed) and O_DIRECT (progress and speed are the stick's, not the page cache's).
+#[derive(Debug)]
+pub struct BlockTarget {
+    file: File,
+    path: PathBuf,
+    size: u64,
+}
+
+impl BlockTarget {
+    /// Open `path` for writing, exclusively.
+    pub fn open(path: &Path) -> io::Result<BlockTarget> {
+        use std::io::{Seek, SeekFrom};
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(nix::libc::O_EXCL | nix::libc::O_DIRECT)
+            .open(path)?;
+        let size = file.seek(SeekFrom::End(0))?;
+        Ok(BlockTarget {
+            file,
+            path: path.to_path_buf(),
+            size,
+        })
+    }
+}
+
+impl Target for BlockTarget {
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+        self.file.write_at(buf, offset)
+    }
+    fn sync(&self) -> io::Result<()> {
+        self.file.sync_all()
+    }
+    fn read_back(&self) -> io::Result<Box<dyn Disk>> {
+        use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
+        self.file.sync_all()?;
+        homestick_sys::flush_buffers(&self.file)?;
+        use std::os::fd::AsRawFd;
+        let _ = posix_fadvise(
+            self.file.as_raw_fd(),
+            0,
+            0,
+            PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+        );
+        Ok(Box::new(FileDisk::open_direct(&self.path)?))
+    }
+}
+
+/// A checked image, ready to be written to many sticks.
+#[derive(Debug)]
+pub struct Image {
+    /// Its path.
+    pub path: PathBuf,
+    file: File,
+    /// The signed manifest.
+    pub manifest: Manifest,
+    /// SHA-256 of manifest.json as signed.
+    pub manifest_sha256: [u8; 32],
+    /// End of the last partition in bytes: what is written besides the GPT.
+    pub data_end: u64,
+    keys: Vec<TrustedKey>,
+    expect: Expectations,
+}
+
+/// Why an image cannot be flashed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// Cannot be opened.
+    #[error("{path}: {source}")]
+    Io {
+        /// The image.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Not trusted, or not an image at all.
+    #[error("{path}: {source}")]
+    Verify {
+        /// The image.
+        path: PathBuf,
+        /// What `verify` found.
+        #[source]
+        source: VerifyError,
+    },
+}
+
+impl Image {
+    /// Open and fully verify `path` against `keys` (signature, GPT, every hash) and `expect`.
+    pub fn open(
+        path: &Path,
+        keys: Vec<TrustedKey>,
+        expect: Expectations,
+        progress: &dyn Progress,
+    ) -> Result<Image, ImageError> {
+        let io = |source| ImageError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let disk = FileDisk::open(path).map_err(io)?;
+        let v = verify::verify_with(&disk, &keys, &expect, progress).map_err(|source| {
+            ImageError::Verify {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+        let st = verify::read_statement(&disk).map_err(|source| ImageError::Verify {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let m = v.manifest;
+        let data_end = m.partitions.last().map_or(0, |p| (p.last_lba + 1) * SECTOR);
+        Ok(Image {
+            path: path.to_path_buf(),
+            file: File::open(path).map_err(io)?,
+            manifest_sha256: Sha256::digest(&st.manifest).into(),
+            manifest: m,
+            data_end,
+            keys,
+            expect,
+        })
+    }
+
+    /// Bytes a stick needs.
+    pub fn min_size(&self) -> u64 {
+        self.manifest.disk.min_size_bytes
+    }
+}
+
+/// Phases of a stick, as [`StickState::phase`] holds them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    /// Not started.
+    Waiting = 0,
+    /// Writing.
+    Write = 1,
+    /// Reading back and checking.
+    Verify = 2,
+    /// Verified: may be unplugged.
+    Good = 3,
+    /// Failed.
+    Failed = 4,
+}
+
+impl Phase {
+    fn from_u8(v: u8) -> Phase {
+        match v {
+            1 => Phase::Write,
+            2 => Phase::Verify,
+            3 => Phase::Good,
+            4 => Phase::Failed,
+            _ => Phase::Waiting,
+        }
+    }
+    /// Lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Waiting => "waiting",
+            Phase::Write => "write",
+            Phase::Verify => "verify",
+            Phase::Good => "good",
+            Phase::Failed => "FAILED",
+        }
+    }
+}
+
+/// What a stick's job shares with whoever shows progress and watches for stalls.
+#[derive(Debug)]
+pub struct StickState {
+    phase: AtomicU8,
+    done: AtomicU64,
+    total: AtomicU64,
+    written: AtomicU64,
+    /// Milliseconds since `epoch` at the last progress.
+    last_progress: AtomicU64,
+    epoch: Instant,
+    abort: AtomicBool,
+}
+
+impl Default for StickState {
+    fn default() -> Self {
+        StickState {
+            phase: AtomicU8::new(0),
+            done: AtomicU64::new(0),
+            total: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            last_progress: AtomicU64::new(0),
+            epoch: Instant::now(),
+            abort: AtomicBool::new(false),
+        }
+    }
+}
+
+impl StickState {
+    /// Current phase.
+    pub fn phase(&self) -> Phase {
+        Phase::from_u8(self.phase.load(Ordering::SeqCst))
+    }
+    /// Set the phase and its total; progress starts at zero.
+    pub fn set_phase(&self, p: Phase, total: u64) {
+        self.done.store(0, Ordering::SeqCst);
+        self.total.store(total, Ordering::SeqCst);
+        self.phase.store(p as u8, Ordering::SeqCst);
+        self.touch();
+    }
+    /// (done, total) of the current phase.
+    pub fn progress(&self) -> (u64, u64) {
+        (
+            self.done.load(Ordering::SeqCst),
+            self.total.load(Ordering::SeqCst),
+        )
+    }
+    /// Bytes written to the stick so far.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::SeqCst)
+    }
+    fn touch(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.last_progress.store(ms, Ordering::SeqCst);
+    }
+    fn advance(&self, n: u64) {
+        self.done.fetch_add(n, Ordering::SeqCst);
+        self.touch();
+    }
+    /// How long since the last progress.
+    pub fn idle(&self) -> Duration {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.last_progress.load(Ordering::SeqCst)))
+    }
+    /// Ask the job to stop at its next step (it then wipes the stick's ends).
+    pub fn abort(&self) {
+        self.abort.store(true, Ordering::SeqCst);
+    }
+    fn aborted(&self) -> bool {
+        self.abort.load(Ordering::SeqCst)
+    }
+}
+
+impl Progress for StickState {
+    fn set_total(&self, total: u64) {
+        self.total.store(total, Ordering::SeqCst);
+    }
+    fn advance(&self, n: u64) {
+        StickState::advance(self, n);
+    }
+}
+
+/// Why a stick failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StickError {
+    /// Writes failed after retries: the stick was pulled or is broken.
+    #[error("removed or failed at byte {offset}: {source}")]
+    Removed {
+        /// Where.
+        offset: u64,
+        /// The last error.
+        #[source]
+        source: io::Error,
+    },
+    /// Another I/O error.
+    #[error("{what} at byte {offset}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// Where.
+        offset: u64,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The read-back did not verify.
+    #[error("read back from the stick: {0}")]
+    Verify(String),
+    /// Stopped from outside (stall watchdog, Ctrl-C).
+    #[error("stopped")]
+    Aborted,
+}
+
+fn removed_kind(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(nix::libc::EIO) | Some(nix::libc::ENODEV) | Some(nix::libc::ENXIO)
+    )
+}
+
+/// Write all of `buf` at `offset`, continuing after short writes and retrying EIO, ENODEV and
+/// ENXIO a bounded number of times.
+fn write_fully(t: &dyn Target, buf: &[u8], offset: u64, st: &StickState) -> Result<(), StickError> {
+    let (mut at, mut rest, mut retries) = (offset, buf, 0);
+    while !rest.is_empty() {
+        if st.aborted() {
+            return Err(StickError::Aborted);
+        }
+        match t.write_at(rest, at) {
+            Ok(0) => {
+                return Err(StickError::Io {
+                    what: "writing",
+                    offset: at,
+                    source: io::Error::new(io::ErrorKind::WriteZero, "the device took no bytes"),
+                })
+            }
+            Ok(n) => {
+                rest = &rest[n..];
+                at += n as u64;
+                retries = 0;
+                st.written.fetch_add(n as u64, Ordering::SeqCst);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if removed_kind(&e) && retries < RETRIES => {
+                retries += 1;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) if removed_kind(&e) => {
+                return Err(StickError::Removed {
+                    offset: at,
+                    source: e,
+                })
+            }
+            Err(e) => {
+                return Err(StickError::Io {
+                    what: "writing",
+                    offset: at,
+                    source: e,
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+fn sync(t: &dyn Target, at: u64) -> Result<(), StickError> {
+    t.sync().map_err(|e| {
+        if removed_kind(&e) {
+            StickError::Removed {
+                offset: at,
+                source: e,
+            }
+        } else {
+            StickError::Io {
+                what: "flushing",
+                offset: at,
+                source: e,
+            }
+        }
+    })
+}
+
+/// Write `image` to `t` and verify it from the device. On a write failure the stick's first
+/// and last MiB are wiped (best effort: a pulled stick takes nothing).
+pub fn flash(image: &Image, t: &dyn Target, st: &StickState) -> Result<(), StickError> {
+    let written = write_image(image, t, st);
+    if let Err(e) = written {
+        wipe_ends(t);
+        st.set_phase(Phase::Failed, 0);
+        return Err(e);
+    }
+    match read_back(image, t, st) {
+        Ok(()) => {
+            st.set_phase(Phase::Good, 0);
+            Ok(())
+        }
+        Err(e) => {
+            wipe_ends(t);
+            st.set_phase(Phase::Failed, 0);
+            Err(e)
+        }
+    }
+}
+
+fn write_image(image: &Image, t: &dyn Target, st: &StickState) -> Result<(), StickError> {
+    let m = &image.manifest;
+    let sectors = t.size() / SECTOR;
+    let parts: Vec<_> = m.partitions.iter().map(|p| p.new_partition()).collect();
+    let (head, tail) =
+        gpt::disk_ends(sectors, m.disk.guid, &parts).map_err(|e| StickError::Io {
+            what: "laying out the GPT",
+            offset: 0,
+            source: io::Error::other(e.to_string()),
+        })?;
+    let body = image.data_end - HEAD_BYTES as u64;
+    st.set_phase(Phase::Write, body + (HEAD_BYTES + TAIL_BYTES) as u64);
+    let mut buf = AlignedBuf::new(CHUNK);
+    let mut at = HEAD_BYTES as u64;
+    while at < image.data_end {
+        let n = ((image.data_end - at) as usize).min(CHUNK);
+        image
+            .file
+            .read_exact_at(&mut buf[..n], at)
+            .map_err(|e| StickError::Io {
+                what: "reading the image",
+                offset: at,
+                source: e,
+            })?;
+        write_fully(t, &buf[..n], at, st)?;
+        st.advance(n as u64);
+        at += n as u64;
+    }
+    let tail_at = sectors * SECTOR - TAIL_BYTES as u64;
+    buf[..TAIL_BYTES].copy_from_slice(&tail);
+    write_fully(t, &buf[..TAIL_BYTES], tail_at, st)?;
+    st.advance(TAIL_BYTES as u64);
+    sync(t, tail_at)?;
+    // The first MiB last, after everything it points to is on the stick.
+    buf[..HEAD_BYTES].copy_from_slice(&head);
+    write_fully(t, &buf[..HEAD_BYTES], 0, st)?;
+    sync(t, 0)?;
+    st.advance(HEAD_BYTES as u64);
+    Ok(())
+}
+
+fn read_back(image: &Image, t: &dyn Target, st: &StickState) -> Result<(), StickError> {
+    st.set_phase(Phase::Verify, 0);
+    let disk = t.read_back().map_err(|e| StickError::Io {
+        what: "reopening the stick to read it back",
+        offset: 0,
+        source: e,
+    })?;
+    if st.aborted() {
+        return Err(StickError::Aborted);
+    }
+    match verify::verify_with(&*disk, &image.keys, &image.expect, st) {
+        Ok(v) if v.manifest == image.manifest => Ok(()),
+        Ok(v) => Err(StickError::Verify(format!(
+            "the stick holds image {}, not {}",
+            v.manifest.image_id, image.manifest.image_id
+        ))),
+        Err(VerifyError::Untrusted { failures, .. }) => {
+            Err(StickError::Verify(verify::join(&failures)))
+        }
+        Err(e) => Err(StickError::Verify(e.to_string())),
+    }
+}
+
+/// Zero the first and last MiB (best effort).
+fn wipe_ends(t: &dyn Target) {
+    let zeros = AlignedBuf::new(1 << 20);
+    let size = t.size();
+    let _ = t.write_at(&zeros[..(size.min(1 << 20) as usize)], 0);
+    if size > 2 << 20 {
+        let _ = t.write_at(&zeros, size - (1 << 20));
+    }
+    let _ = t.sync();
+}
