@@ -9,6 +9,7 @@
 mod bad_input;
 mod boot;
 mod common;
+mod flash;
 mod hostile;
 mod oracles;
 mod profiles;

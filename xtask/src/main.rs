@@ -233,6 +233,7 @@ const TEST_PACKAGES: &[&str] = &[
     "sbsigntool",
     "binutils",
     "squashfs-tools",
+    "dmsetup",
 ];
 
 fn install_test_packages() -> Result<()> {

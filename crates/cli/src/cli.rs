@@ -47,6 +47,86 @@ Exit codes: 0 trusted, 1 NOT trusted (the message names the partition, file or c
         after_help = "Example:\n  homestick inspect out/stadt-musterhausen.img\n\nUse `homestick verify` to check the signature."
     )]
     Inspect(InspectArgs),
+    /// Write a verified image to many sticks at once, read each back and check it.
+    #[command(
+        after_help = "Examples:\n  homestick sticks\n  homestick flash out/stadt-musterhausen.img --keyring provider.pub --all-removable --report flash-report.jsonl\n  \
+homestick flash out/stadt-musterhausen.img --keyring provider.pub --watch --yes --report weekend.jsonl\n  \
+homestick flash stick.img --keyring provider.pub --target /dev/sdc --target /dev/sdd\n\n\
+The image is verified before a byte is written. Mounted disks, swap, the running system, read-only\n\
+and too small disks are refused, and so is any disk that is neither removable nor on USB unless\n\
+--allow-non-removable is given. A stick counts as good only after it was read back from the device\n\
+and verified against the signed manifest.\n\n\
+Exit codes: 0 every stick verified, 1 the image is not trusted or a stick failed, 2 unusable input."
+    )]
+    Flash(Box<FlashArgs>),
+    /// List the disks `flash` would consider, and why it would refuse each one.
+    #[command(
+        after_help = "Example:\n  homestick sticks\n  homestick sticks --image out/stadt-musterhausen.img --json"
+    )]
+    Sticks(SticksArgs),
+}
+
+/// Report file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// One JSON object per line.
+    Json,
+    /// CSV with a header line.
+    Csv,
+}
+
+/// `homestick flash`
+#[derive(Debug, Args)]
+pub struct FlashArgs {
+    /// The signed image.
+    pub image: PathBuf,
+    /// A trusted public key (.pub) or a directory of them.
+    #[arg(long, value_name = "PATH")]
+    pub keyring: PathBuf,
+    /// A stick to write (repeat for several); a whole disk such as /dev/sdc.
+    #[arg(long = "target", value_name = "DEV")]
+    pub targets: Vec<PathBuf>,
+    /// Write every removable or USB disk that is not refused.
+    #[arg(long, conflicts_with = "targets")]
+    pub all_removable: bool,
+    /// Station mode: wait for sticks and write each new one as it is plugged in (Ctrl-C ends).
+    #[arg(long, conflicts_with_all = ["targets", "all_removable"])]
+    pub watch: bool,
+    /// Do not ask before writing.
+    #[arg(long)]
+    pub yes: bool,
+    /// Append one record per stick to FILE as each one finishes.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Format of the report.
+    #[arg(long, value_enum, default_value = "json")]
+    pub report_format: ReportFormat,
+    /// At most N sticks at a time (default: all at once).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+    /// Also write disks that are neither removable nor on USB (never mounted ones, still).
+    #[arg(long)]
+    pub allow_non_removable: bool,
+    /// A stick with no progress for this many seconds fails.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub stall_seconds: u64,
+    /// In --watch mode, write a stick again whose serial was already written in this run.
+    #[arg(long, requires = "watch")]
+    pub again: bool,
+}
+
+/// `homestick sticks`
+#[derive(Debug, Args)]
+pub struct SticksArgs {
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Judge the sizes against this image (not verified here).
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<PathBuf>,
+    /// As `flash --allow-non-removable` would.
+    #[arg(long)]
+    pub allow_non_removable: bool,
 }
 
 /// `homestick keys ...`

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+mod flash;
 mod progress;
 
 use std::fs;
@@ -29,6 +30,8 @@ enum Failure {
     Untrusted,
     /// Stopped by Ctrl-C: exit 130, like a shell.
     Interrupted(String),
+    /// Some sticks failed: exit 1 (details already printed).
+    SticksFailed,
 }
 
 impl Failure {
@@ -37,6 +40,7 @@ impl Failure {
         match self {
             Failure::Usage(m) | Failure::Interrupted(m) => m.clone(),
             Failure::Untrusted => "not trusted".into(),
+            Failure::SticksFailed => "a stick failed".into(),
         }
     }
 }
@@ -59,10 +63,12 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Inspect(args) => inspect(&args),
         Command::Profile(ProfileCommand::Check { dir }) => profile_check(&dir),
         Command::Profile(ProfileCommand::Render { dir, out }) => profile_render(&dir, &out),
+        Command::Flash(args) => flash::flash(&args),
+        Command::Sticks(args) => flash::sticks(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Untrusted) => ExitCode::from(1),
+        Err(Failure::Untrusted | Failure::SticksFailed) => ExitCode::from(1),
         Err(Failure::Usage(msg)) => {
             eprintln!("homestick: error: {msg}");
             ExitCode::from(2)

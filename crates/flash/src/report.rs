@@ -45,6 +45,14 @@ pub struct Record {
     pub error: Option<String>,
 }
 
+/// This machine's host name, for the report's `station` field.
+pub fn station_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
 /// JSON lines or CSV.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

@@ -100,7 +100,8 @@ pub struct Image {
     pub manifest: Manifest,
     /// SHA-256 of manifest.json as signed.
     pub manifest_sha256: [u8; 32],
-    /// End of the last partition in bytes: what is written besides the GPT.
+    /// Where the image's backup GPT begins: the bytes before it (but the first MiB) are written
+    /// as they are, the GPT is laid out for each stick.
     pub data_end: u64,
     keys: Vec<TrustedKey>,
     expect: Expectations,
@@ -153,7 +154,8 @@ impl Image {
             source,
         })?;
         let m = v.manifest;
-        let data_end = m.partitions.last().map_or(0, |p| (p.last_lba + 1) * SECTOR);
+        // Everything before the image's backup GPT: the partitions and the zeros after them.
+        let data_end = m.disk.min_size_bytes - TAIL_BYTES as u64;
         Ok(Image {
             path: path.to_path_buf(),
             file: File::open(path).map_err(io)?,
@@ -441,6 +443,11 @@ fn write_image(image: &Image, t: &dyn Target, st: &StickState) -> Result<(), Sti
         at += n as u64;
     }
     let tail_at = sectors * SECTOR - TAIL_BYTES as u64;
+    if tail_at > image.data_end {
+        // Where the image's own backup GPT was: zeros, as in an image of the stick's size.
+        buf[..TAIL_BYTES].fill(0);
+        write_fully(t, &buf[..TAIL_BYTES], image.data_end, st)?;
+    }
     buf[..TAIL_BYTES].copy_from_slice(&tail);
     write_fully(t, &buf[..TAIL_BYTES], tail_at, st)?;
     st.advance(TAIL_BYTES as u64);

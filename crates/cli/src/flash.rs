@@ -1,0 +1,506 @@
+//! `homestick flash` and `homestick sticks`: choosing the sticks, asking, showing progress,
+//! writing the report. The work itself is in the homestick-flash library.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use homestick_flash::devices::{self, human, Device, Roots};
+use homestick_flash::report::{self, Record, Report};
+use homestick_flash::station::{Outcome, Station};
+use homestick_flash::stick::{BlockTarget, Image, ImageError, Phase};
+use homestick_image::hash::hex;
+use homestick_image::keys;
+use homestick_image::policy::Expectations;
+use homestick_image::verify::VerifyError;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+
+use crate::cli::{FlashArgs, ReportFormat, SticksArgs};
+use crate::progress::Reporter;
+use crate::{usage, Failure};
+
+/// `homestick sticks`
+pub fn sticks(a: &SticksArgs) -> Result<(), Failure> {
+    let roots = Roots::default();
+    let need = match &a.image {
+        Some(p) => image_min_size(p)?,
+        None => 0,
+    };
+    let all = devices::scan(&roots).map_err(|e| usage(format!("/sys/block: {e}")))?;
+    let used = devices::in_use(&roots).map_err(|e| usage(format!("/proc/self/mountinfo: {e}")))?;
+    let rows: Vec<(Device, Vec<String>)> = all
+        .into_iter()
+        .map(|d| {
+            let r = devices::refusals(&d, &used, need, a.allow_non_removable);
+            (d, r.iter().map(ToString::to_string).collect())
+        })
+        .collect();
+    if a.json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(d, r)| json!({"device": d, "would_flash": r.is_empty(), "refused": r}))
+            .collect();
+        println!("{}", serde_json::Value::Array(v));
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no disks found under /sys/block");
+    }
+    for (d, r) in &rows {
+        println!("{}", describe(d));
+        if r.is_empty() {
+            println!("    would be flashed");
+        }
+        for why in r {
+            println!("    refused: {why}");
+        }
+    }
+    Ok(())
+}
+
+/// The image's minimum target size, from its manifest (not verified: for listing only).
+fn image_min_size(p: &Path) -> Result<u64, Failure> {
+    let disk = homestick_image::disk::FileDisk::open(p)
+        .map_err(|e| usage(format!("{}: {e}", p.display())))?;
+    let st = homestick_image::verify::read_statement(&disk)
+        .map_err(|e| usage(format!("{}: {e}", p.display())))?;
+    let m = homestick_image::manifest::Manifest::parse(&st.manifest)
+        .map_err(|e| usage(format!("{}: {e}", p.display())))?;
+    Ok(m.disk.min_size_bytes)
+}
+
+/// `/dev/sdb  14.9 GiB  SanDisk Ultra  serial 4C53…  USB 2-1.3`
+fn describe(d: &Device) -> String {
+    let mut s = format!(
+        "{}  {}  {} {}",
+        d.path.display(),
+        human(d.size),
+        d.vendor,
+        d.model
+    );
+    if let Some(serial) = &d.serial {
+        s += &format!("  serial {serial}");
+    }
+    match &d.port {
+        Some(p) => s += &format!("  USB {p}"),
+        None if d.removable => s += "  removable",
+        None => {}
+    }
+    s
+}
+
+/// `homestick flash`
+pub fn flash(a: &FlashArgs) -> Result<(), Failure> {
+    if a.targets.is_empty() && !a.all_removable && !a.watch {
+        return Err(usage(
+            "say which sticks: --target DEV (repeatable), --all-removable or --watch",
+        ));
+    }
+    if !a.yes && !std::io::stdin().is_terminal() {
+        return Err(usage(
+            "not asking for confirmation without a terminal: add --yes to write without asking",
+        ));
+    }
+    let keys = keys::load_keyring(&a.keyring).map_err(usage)?;
+    let mut report = match &a.report {
+        Some(p) => Some(
+            Report::open(p, report_format(a.report_format))
+                .map_err(|e| usage(format!("--report {}: {e}", p.display())))?,
+        ),
+        None => None,
+    };
+    let image = open_image(&a.image, keys)?;
+    let roots = Roots::default();
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let c = Arc::clone(&cancel);
+        let _ = ctrlc::set_handler(move || c.store(true, Ordering::SeqCst));
+    }
+    let chosen = if a.watch {
+        Vec::new()
+    } else {
+        choose(a, &roots, &image)?
+    };
+    if !a.watch && !a.yes && !confirm(&image, &chosen)? {
+        return Err(usage("nothing written: not confirmed"));
+    }
+    let image = Arc::new(image);
+    let mut run = Run {
+        station: Station::new(Arc::clone(&image), Duration::from_secs(a.stall_seconds)),
+        ui: Ui::new(),
+        image,
+        report: report.take(),
+        jobs: a.jobs.map_or(usize::MAX, usize::from),
+        queue: chosen,
+        failed: 0,
+        good: 0,
+        started: BTreeSet::new(),
+    };
+    run.go(a, &roots, &cancel)
+}
+
+fn report_format(f: ReportFormat) -> report::Format {
+    match f {
+        ReportFormat::Json => report::Format::Json,
+        ReportFormat::Csv => report::Format::Csv,
+    }
+}
+
+/// Verify the image before anything is written: exit 1 if not trusted, 2 if unusable.
+fn open_image(path: &Path, keys: Vec<keys::TrustedKey>) -> Result<Image, Failure> {
+    let progress = Reporter::new(false);
+    eprintln!("homestick: verifying {}", path.display());
+    let r = Image::open(path, keys, Expectations::none(), &progress);
+    progress.finish();
+    match r {
+        Ok(i) => {
+            let m = &i.manifest;
+            eprintln!(
+                "homestick: image {} for {} ({}), version {}: trusted",
+                m.image_id, m.customer.id, m.customer.name, m.version
+            );
+            Ok(i)
+        }
+        Err(ImageError::Verify {
+            source: VerifyError::Untrusted { failures, .. },
+            ..
+        }) => {
+            println!("NOT TRUSTED: {}", path.display());
+            for f in &failures {
+                println!("  - {f}");
+            }
+            println!("nothing was written");
+            Err(Failure::Untrusted)
+        }
+        Err(e) => Err(usage(e)),
+    }
+}
+
+/// The sticks named or found, each checked; a refused named target ends the run before any
+/// write, a refused found one is only listed.
+fn choose(a: &FlashArgs, roots: &Roots, image: &Image) -> Result<Vec<Device>, Failure> {
+    let used = devices::in_use(roots).map_err(|e| usage(format!("/proc/self/mountinfo: {e}")))?;
+    let need = image.min_size();
+    if !a.targets.is_empty() {
+        let mut out = Vec::new();
+        let mut refused = Vec::new();
+        for t in &a.targets {
+            let d = devices::resolve(roots, t).map_err(usage)?;
+            let r = devices::refusals(&d, &used, need, a.allow_non_removable);
+            if r.is_empty() {
+                out.push(d);
+            } else {
+                refused.push(format!("{}: refused: {}", t.display(), join(&r)));
+            }
+        }
+        if !refused.is_empty() {
+            return Err(usage(format!(
+                "nothing written:\n  {}",
+                refused.join("\n  ")
+            )));
+        }
+        return Ok(out);
+    }
+    let mut out = Vec::new();
+    for d in devices::scan(roots).map_err(|e| usage(format!("/sys/block: {e}")))? {
+        if !(d.removable || d.usb || a.allow_non_removable) {
+            continue;
+        }
+        let r = devices::refusals(&d, &used, need, a.allow_non_removable);
+        if r.is_empty() {
+            out.push(d);
+        } else {
+            eprintln!("homestick: skipping {}: {}", d.path.display(), join(&r));
+        }
+    }
+    if out.is_empty() {
+        return Err(usage(
+            "no stick to write: none found that is not refused (see `homestick sticks`)",
+        ));
+    }
+    Ok(out)
+}
+
+fn join(r: &[devices::Refusal]) -> String {
+    r.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn confirm(image: &Image, chosen: &[Device]) -> Result<bool, Failure> {
+    let m = &image.manifest;
+    eprintln!(
+        "homestick: about to write {} ({} {}) to {} stick(s); everything on them is lost:",
+        image.path.display(),
+        m.customer.id,
+        m.version,
+        chosen.len()
+    );
+    for d in chosen {
+        eprintln!("  {}", describe(d));
+    }
+    eprint!("Type yes to write: ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| usage(format!("reading the answer: {e}")))?;
+    Ok(line.trim() == "yes")
+}
+
+/// One run of the flasher.
+struct Run {
+    station: Station,
+    ui: Ui,
+    image: Arc<Image>,
+    report: Option<Report>,
+    jobs: usize,
+    queue: Vec<Device>,
+    failed: usize,
+    good: usize,
+    /// Serials (or device names, without one) started in this run.
+    started: BTreeSet<String>,
+}
+
+fn identity(d: &Device) -> String {
+    d.serial
+        .clone()
+        .unwrap_or_else(|| format!("{} {} {} {}", d.name, d.size, d.vendor, d.model))
+}
+
+impl Run {
+    fn go(&mut self, a: &FlashArgs, roots: &Roots, cancel: &AtomicBool) -> Result<(), Failure> {
+        let mut last_scan = Instant::now() - Duration::from_secs(10);
+        if a.watch {
+            eprintln!("homestick: waiting for sticks (Ctrl-C to end)");
+        }
+        loop {
+            let stopping = cancel.load(Ordering::SeqCst);
+            if a.watch && !stopping && last_scan.elapsed() >= Duration::from_secs(1) {
+                last_scan = Instant::now();
+                self.watch_scan(a, roots);
+            }
+            if !stopping {
+                self.start_queued();
+            }
+            for o in self.station.poll(Duration::from_millis(200)) {
+                self.finished(&o);
+            }
+            self.ui.show(&self.station);
+            let idle = !self.station.busy() && (self.queue.is_empty() || stopping);
+            if idle && (!a.watch || stopping) {
+                break;
+            }
+        }
+        self.ui.clear();
+        eprintln!(
+            "homestick: {} stick(s) verified, {} failed",
+            self.good, self.failed
+        );
+        if self.failed > 0 {
+            return Err(Failure::SticksFailed);
+        }
+        if cancel.load(Ordering::SeqCst) && !a.watch {
+            return Err(Failure::Interrupted("stopped by Ctrl-C".into()));
+        }
+        Ok(())
+    }
+
+    fn watch_scan(&mut self, a: &FlashArgs, roots: &Roots) {
+        let (Ok(all), Ok(used)) = (devices::scan(roots), devices::in_use(roots)) else {
+            return;
+        };
+        let busy: BTreeSet<String> = self
+            .station
+            .in_flight()
+            .map(|(d, _)| d.name.clone())
+            .collect();
+        for d in all {
+            let known = self.started.contains(&identity(&d)) && !a.again;
+            if !(d.removable || d.usb) || busy.contains(&d.name) || known {
+                continue;
+            }
+            if self.queue.iter().any(|q| q.name == d.name) {
+                continue;
+            }
+            let r = devices::refusals(&d, &used, self.image.min_size(), a.allow_non_removable);
+            if r.is_empty() {
+                self.ui
+                    .line(&format!("homestick: new stick {}", describe(&d)));
+                self.queue.push(d);
+            }
+        }
+    }
+
+    fn start_queued(&mut self) {
+        while !self.queue.is_empty() && self.station.in_flight().count() < self.jobs {
+            let d = self.queue.remove(0);
+            self.started.insert(identity(&d));
+            match BlockTarget::open(&d.path) {
+                Ok(t) => self.station.start(d, Box::new(t)),
+                Err(e) => {
+                    let o = Outcome {
+                        error: Some(format!("cannot open it exclusively for writing: {e}")),
+                        device: d,
+                        bytes_written: 0,
+                        seconds: 0.0,
+                    };
+                    self.finished(&o);
+                }
+            }
+        }
+    }
+
+    fn finished(&mut self, o: &Outcome) {
+        let d = &o.device;
+        let who = format!(
+            "{} (serial {}{})",
+            d.path.display(),
+            d.serial.as_deref().unwrap_or("none"),
+            d.port
+                .as_ref()
+                .map(|p| format!(", USB {p}"))
+                .unwrap_or_default()
+        );
+        match &o.error {
+            None => {
+                self.good += 1;
+                self.ui
+                    .line(&format!("homestick: {who}: verified, may be unplugged"));
+            }
+            Some(e) => {
+                self.failed += 1;
+                self.ui.line(&format!("homestick: {who}: FAILED: {e}"));
+            }
+        }
+        let Some(report) = self.report.as_mut() else {
+            return;
+        };
+        let m = &self.image.manifest;
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |t| t.as_secs() as i64);
+        let rec = Record {
+            time: homestick_image::fat::rfc3339(now),
+            station: report::station_name(),
+            device: d.path.display().to_string(),
+            port: d.port.clone(),
+            vendor: d.vendor.clone(),
+            model: d.model.clone(),
+            serial: d.serial.clone(),
+            size: d.size,
+            image_id: m.image_id.to_string(),
+            customer: m.customer.id.clone(),
+            version: m.version.clone(),
+            manifest_sha256: hex(&self.image.manifest_sha256),
+            result: if o.good() { "ok" } else { "failed" },
+            bytes_written: o.bytes_written,
+            seconds: (o.seconds * 1000.0).round() / 1000.0,
+            mb_per_s: if o.seconds > 0.0 {
+                ((o.bytes_written as f64 / o.seconds / 1e6) * 10.0).round() / 10.0
+            } else {
+                0.0
+            },
+            error: o.error.clone(),
+        };
+        if let Err(e) = report.append(&rec) {
+            self.ui
+                .line(&format!("homestick: warning: cannot write the report: {e}"));
+        }
+    }
+}
+
+/// Progress: a bar per stick on a terminal, a line per stick every 10 s otherwise.
+struct Ui {
+    multi: Option<MultiProgress>,
+    bars: Vec<(String, ProgressBar)>,
+    last_plain: Instant,
+}
+
+impl Ui {
+    fn new() -> Ui {
+        let multi = std::io::stderr()
+            .is_terminal()
+            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        Ui {
+            multi,
+            bars: Vec::new(),
+            last_plain: Instant::now(),
+        }
+    }
+
+    fn line(&self, msg: &str) {
+        match &self.multi {
+            Some(m) => {
+                let _ = m.println(msg);
+            }
+            None => eprintln!("{msg}"),
+        }
+    }
+
+    fn show(&mut self, station: &Station) {
+        let Some(multi) = &self.multi else {
+            if self.last_plain.elapsed() >= Duration::from_secs(10) {
+                self.last_plain = Instant::now();
+                for (d, st) in station.in_flight() {
+                    let (done, total) = st.progress();
+                    let pct = (done * 100).checked_div(total).unwrap_or(0);
+                    eprintln!(
+                        "homestick: {} ({}): {} {pct}% of {}",
+                        d.path.display(),
+                        d.serial.as_deref().unwrap_or("no serial"),
+                        st.phase().name(),
+                        human(total)
+                    );
+                }
+            }
+            return;
+        };
+        let live: Vec<String> = station.in_flight().map(|(d, _)| d.name.clone()).collect();
+        self.bars.retain(|(name, bar)| {
+            let keep = live.contains(name);
+            if !keep {
+                bar.finish_and_clear();
+            }
+            keep
+        });
+        for (d, st) in station.in_flight() {
+            let bar = match self.bars.iter().find(|(n, _)| *n == d.name) {
+                Some((_, b)) => b.clone(),
+                None => {
+                    let b = multi.add(ProgressBar::new(0));
+                    b.set_style(
+                        ProgressStyle::with_template(
+                            "{prefix:28} {msg:7} [{bar:25}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                    );
+                    b.set_prefix(format!("{} {}", d.name, d.serial.as_deref().unwrap_or("")));
+                    self.bars.push((d.name.clone(), b.clone()));
+                    b
+                }
+            };
+            let (done, total) = st.progress();
+            let phase = st.phase();
+            if phase == Phase::Verify && bar.message() != "verify" {
+                bar.reset();
+            }
+            bar.set_message(phase.name());
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    }
+
+    fn clear(&mut self) {
+        for (_, b) in self.bars.drain(..) {
+            b.finish_and_clear();
+        }
+    }
+}
