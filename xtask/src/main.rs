@@ -576,8 +576,14 @@ impl Loops {
                 .args(["--find", "--show"])
                 .arg(&f)
                 .output()?;
-            anyhow::ensure!(out.status.success(), "losetup: {}", String::from_utf8_lossy(&out.stderr));
-            loops.0.push(String::from_utf8_lossy(&out.stdout).trim().to_string());
+            anyhow::ensure!(
+                out.status.success(),
+                "losetup: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            loops
+                .0
+                .push(String::from_utf8_lossy(&out.stdout).trim().to_string());
         }
         Ok(loops)
     }
