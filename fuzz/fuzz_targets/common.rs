@@ -16,43 +16,13 @@ pub struct World {
 pub fn world() -> &'static World {
     static W: OnceLock<World> = OnceLock::new();
     W.get_or_init(|| {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let dir = tempfile::tempdir().expect("tempdir");
-        let base = dir.path().join("base");
-        homestick_testkit::write_fixture_base(&base, 1).expect("fixture");
-        let out = dir.path().join("fuzz.img");
-        let opts = homestick_build::BuildOptions {
-            profile: root.join("profiles/stadt-musterhausen"),
-            base,
-            key: root.join("keys/test/homestick-test.key"),
-            passphrase: None,
-            output: out.clone(),
-            version: None,
-            rollback_index: 0,
-            size: None,
-            epoch: 1_796_000_000,
-            boot_verifier: None,
-            boot_keyring: None,
-            failure_delay_seconds: 1,
-            secure_boot: None,
-        };
-        homestick_build::build(&opts, &Quiet).expect("build the fuzz image");
-        let keys = homestick_image::keys::load_keyring(&root.join("keys/test/homestick-test.pub"))
-            .expect("key");
+        let out = homestick_testkit::build_fixture_image(dir.path(), 1).expect("fuzz image");
         World {
             image: Mutex::new(std::fs::read(out).expect("read")),
-            keys,
+            keys: homestick_testkit::test_keyring().expect("key"),
         }
     })
-}
-
-struct Quiet;
-impl homestick_image::verify::Progress for Quiet {
-    fn set_total(&self, _: u64) {}
-    fn advance(&self, _: u64) {}
-}
-impl homestick_build::BuildProgress for Quiet {
-    fn stage(&self, _: &str) {}
 }
 
 /// Regions worth mutating in a disk image: MBR + primary GPT, and the start of the ESP.

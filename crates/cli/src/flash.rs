@@ -21,7 +21,7 @@ use serde_json::json;
 
 use crate::cli::{FlashArgs, ReportFormat, SticksArgs};
 use crate::progress::Reporter;
-use crate::{usage, Failure};
+use crate::{open_target, read_manifest, usage, Failure};
 
 /// `homestick sticks`
 pub fn sticks(a: &SticksArgs) -> Result<(), Failure> {
@@ -64,12 +64,8 @@ pub fn sticks(a: &SticksArgs) -> Result<(), Failure> {
 
 /// The image's minimum target size, from its manifest (not verified: for listing only).
 fn image_min_size(p: &Path) -> Result<u64, Failure> {
-    let disk = homestick_image::disk::FileDisk::open(p)
-        .map_err(|e| usage(format!("{}: {e}", p.display())))?;
-    let st = homestick_image::verify::read_statement(&disk)
-        .map_err(|e| usage(format!("{}: {e}", p.display())))?;
-    let m = homestick_image::manifest::Manifest::parse(&st.manifest)
-        .map_err(|e| usage(format!("{}: {e}", p.display())))?;
+    let disk = open_target(p)?;
+    let (_, m) = read_manifest(&disk, &p.display().to_string())?;
     Ok(m.disk.min_size_bytes)
 }
 

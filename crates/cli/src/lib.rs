@@ -265,6 +265,14 @@ fn open_target(path: &Path) -> Result<FileDisk, Failure> {
     FileDisk::open(path).map_err(|e| usage(format!("{}: cannot open: {e}", path.display())))
 }
 
+/// The signed statement and its parsed manifest, signature not checked (`t` names the target
+/// in messages).
+fn read_manifest(disk: &FileDisk, t: &str) -> Result<(verify::Statement, Manifest), Failure> {
+    let st = verify::read_statement(disk).map_err(|e| usage(format!("{t}: {e}")))?;
+    let m = Manifest::parse(&st.manifest).map_err(|e| usage(format!("{t}: {e}")))?;
+    Ok((st, m))
+}
+
 /// What `verify` requires besides the signature: from --policy, or from the single options.
 fn expectations(a: &VerifyArgs) -> Result<Expectations, Failure> {
     if let Some(path) = &a.policy {
@@ -393,11 +401,7 @@ fn verify_cmd(a: &VerifyArgs) -> Result<(), Failure> {
 fn inspect(a: &InspectArgs) -> Result<(), Failure> {
     let t = a.target.display().to_string();
     let disk = open_target(&a.target)?;
-    let st = match verify::read_statement(&disk) {
-        Ok(st) => st,
-        Err(e) => return Err(Failure::Usage(format!("{t}: {e}"))),
-    };
-    let m = Manifest::parse(&st.manifest).map_err(|e| usage(format!("{t}: {e}")))?;
+    let (st, m) = read_manifest(&disk, &t)?;
     let sig_note = if st.signature.len() == 64 {
         "present, not checked (use homestick verify)"
     } else {

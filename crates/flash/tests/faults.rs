@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +15,6 @@ use homestick_flash::station::Station;
 use homestick_flash::stick::{self, Image, StickError, StickState, Target};
 use homestick_image::disk::{Disk, SECTOR};
 use homestick_image::gpt;
-use homestick_image::keys::load_keyring;
 use homestick_image::policy::Expectations;
 use homestick_image::verify::{self, NoProgress};
 
@@ -81,47 +80,15 @@ impl Target for Mem {
     }
 }
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// A fixture image (4 MiB system partition) and its keyring, built once per test.
+/// A fixture image (4 MiB system partition), checked and ready to flash.
 fn image(dir: &Path) -> Image {
-    let base = dir.join("base");
-    homestick_testkit::write_fixture_base(&base, 4).unwrap();
-    let out = dir.join("img");
-    let opts = homestick_build::BuildOptions {
-        profile: root().join("profiles/stadt-musterhausen"),
-        base,
-        key: root().join("keys/test/homestick-test.key"),
-        passphrase: None,
-        output: out.clone(),
-        version: None,
-        rollback_index: 0,
-        size: None,
-        epoch: 1_796_000_000,
-        boot_verifier: None,
-        boot_keyring: None,
-        failure_delay_seconds: 1,
-        secure_boot: None,
-    };
-    homestick_build::build(&opts, &Quiet).unwrap();
-    let keys = load_keyring(&root().join("keys/test/homestick-test.pub")).unwrap();
+    let out = homestick_testkit::build_fixture_image(dir, 4).unwrap();
+    let keys = homestick_testkit::test_keyring().unwrap();
     Image::open(&out, keys, Expectations::none(), &NoProgress).unwrap()
 }
 
-#[derive(Debug)]
-struct Quiet;
-impl verify::Progress for Quiet {
-    fn set_total(&self, _: u64) {}
-    fn advance(&self, _: u64) {}
-}
-impl homestick_build::BuildProgress for Quiet {
-    fn stage(&self, _: &str) {}
-}
-
 fn trusted(bytes: &Vec<u8>) -> bool {
-    let keys = load_keyring(&root().join("keys/test/homestick-test.pub")).unwrap();
+    let keys = homestick_testkit::test_keyring().unwrap();
     verify::verify(bytes, &keys, &NoProgress).is_ok()
 }
 

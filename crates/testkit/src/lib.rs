@@ -79,3 +79,50 @@ pub fn qemu_secure_boot(vars: &Path) -> std::process::Command {
     ));
     cmd
 }
+
+/// The repository's root (profiles/, keys/test/).
+pub fn repo_root() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[derive(Debug)]
+struct Quiet;
+impl homestick_image::verify::Progress for Quiet {
+    fn set_total(&self, _: u64) {}
+    fn advance(&self, _: u64) {}
+}
+impl homestick_build::BuildProgress for Quiet {
+    fn stage(&self, _: &str) {}
+}
+
+/// Build the demo customer's image from a fixture base with a `system_mib` MiB system image
+/// under `dir`, signed with the test key at a fixed epoch; returns the image's path.
+pub fn build_fixture_image(dir: &Path, system_mib: u64) -> io::Result<std::path::PathBuf> {
+    let root = repo_root();
+    let base = dir.join("base");
+    write_fixture_base(&base, system_mib)?;
+    let out = dir.join("fixture.img");
+    let opts = homestick_build::BuildOptions {
+        profile: root.join("profiles/stadt-musterhausen"),
+        base,
+        key: root.join("keys/test/homestick-test.key"),
+        passphrase: None,
+        output: out.clone(),
+        version: None,
+        rollback_index: 0,
+        size: None,
+        epoch: 1_796_000_000,
+        boot_verifier: None,
+        boot_keyring: None,
+        failure_delay_seconds: 1,
+        secure_boot: None,
+    };
+    homestick_build::build(&opts, &Quiet).map_err(|e| io::Error::other(e.to_string()))?;
+    Ok(out)
+}
+
+/// The test key's trusted public half.
+pub fn test_keyring() -> io::Result<Vec<homestick_image::keys::TrustedKey>> {
+    homestick_image::keys::load_keyring(&repo_root().join("keys/test/homestick-test.pub"))
+        .map_err(|e| io::Error::other(e.to_string()))
+}
