@@ -17,7 +17,7 @@ const OVMF_SB_VARS: &str = homestick_testkit::OVMF_SNAKEOIL_VARS;
 const SB_KEY: &str = "/usr/share/ovmf/PkKek-1-snakeoil.key";
 const SB_CERT: &str = "/usr/share/ovmf/PkKek-1-snakeoil.pem";
 
-fn env_path(var: &str) -> PathBuf {
+pub(crate) fn env_path(var: &str) -> PathBuf {
     let p = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
         panic!("{var} is not set: run the boot tests through `cargo xtask test`, which builds the demo base and the static verifier")
     });
@@ -25,7 +25,7 @@ fn env_path(var: &str) -> PathBuf {
     p
 }
 
-fn demo_base() -> PathBuf {
+pub(crate) fn demo_base() -> PathBuf {
     env_path("HOMESTICK_DEMO_BASE")
 }
 
@@ -73,9 +73,42 @@ fn build_boot_image(dir: &Path, name: &str, secure_boot: bool, extra: &[String])
 }
 
 /// A QEMU process that is killed and reaped when dropped: no QEMU is left behind.
-struct Qemu {
-    child: Child,
-    out: Arc<Mutex<Vec<u8>>>,
+pub(crate) struct Qemu {
+    pub(crate) child: Child,
+    /// Everything it wrote to stdout (the serial console) so far.
+    pub(crate) out: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Qemu {
+    /// Start `cmd` (stdout piped and collected in `out` by a thread of its own).
+    pub(crate) fn spawn(cmd: &mut std::process::Command) -> Qemu {
+        let child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("qemu-system-x86_64 (package qemu-system-x86) must be installed");
+        let mut q = Qemu {
+            child,
+            out: Arc::new(Mutex::new(Vec::new())),
+        };
+        let mut stdout = q.child.stdout.take().unwrap();
+        let sink = Arc::clone(&q.out);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        q
+    }
+
+    /// The console so far, as text.
+    pub(crate) fn console(&self) -> String {
+        String::from_utf8_lossy(&self.out.lock().unwrap()).into_owned()
+    }
 }
 
 impl Drop for Qemu {
@@ -139,31 +172,11 @@ fn boot(dir: &Path, img: &Path, bus: Bus, stop_on: Option<&str>) -> Boot {
             ]);
         }
     }
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("qemu-system-x86_64 (package qemu-system-x86) must be installed");
-    let mut q = Qemu {
-        child,
-        out: Arc::new(Mutex::new(Vec::new())),
-    };
-    let mut stdout = q.child.stdout.take().unwrap();
-    let sink = Arc::clone(&q.out);
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    });
+    let mut q = Qemu::spawn(cmd.stdin(Stdio::null()));
     let started = Instant::now();
     let timeout = Duration::from_secs(240);
     loop {
-        let text = String::from_utf8_lossy(&q.out.lock().unwrap()).into_owned();
+        let text = q.console();
         if let Some(s) = stop_on {
             if text.contains(s) {
                 return Boot {
@@ -174,7 +187,7 @@ fn boot(dir: &Path, img: &Path, bus: Bus, stop_on: Option<&str>) -> Boot {
         }
         if let Some(st) = q.child.try_wait().unwrap() {
             std::thread::sleep(Duration::from_millis(200));
-            let text = String::from_utf8_lossy(&q.out.lock().unwrap()).into_owned();
+            let text = q.console();
             return Boot {
                 console: text,
                 exit: st.code(),

@@ -338,3 +338,24 @@ pub fn expect_untrusted(img: &Path, want: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// A backing file of `size` bytes whose first and last 2 MiB hold junk, like a used stick.
+pub fn junk_file(dir: &Path, name: &str, size: u64) -> PathBuf {
+    let p = dir.join(name);
+    let f = fs::File::create(&p).unwrap();
+    f.set_len(size).unwrap();
+    use std::os::unix::fs::FileExt;
+    let junk = homestick_testkit::pseudo_random(size, 2 << 20);
+    f.write_all_at(&junk, 0).unwrap();
+    f.write_all_at(&junk, size - (2 << 20)).unwrap();
+    p
+}
+
+pub fn sha(p: &Path) -> String {
+    let r = tool("sha256sum", &[p]);
+    r.stdout
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}

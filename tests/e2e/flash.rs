@@ -7,27 +7,6 @@ use std::path::{Path, PathBuf};
 
 use crate::common::*;
 
-/// A backing file of `size` bytes whose first and last 2 MiB hold junk, like a used stick.
-fn junk_file(dir: &Path, name: &str, size: u64) -> PathBuf {
-    let p = dir.join(name);
-    let f = fs::File::create(&p).unwrap();
-    f.set_len(size).unwrap();
-    use std::os::unix::fs::FileExt;
-    let junk = homestick_testkit::pseudo_random(size, 2 << 20);
-    f.write_all_at(&junk, 0).unwrap();
-    f.write_all_at(&junk, size - (2 << 20)).unwrap();
-    p
-}
-
-fn sha(p: &Path) -> String {
-    let r = tool("sha256sum", &[p]);
-    r.stdout
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
-
 #[test]
 fn four_sticks_in_one_run_verify_and_pass_sgdisk() {
     let fx = Fixture::new();
@@ -172,8 +151,9 @@ fn refused_disks_are_named_with_their_reason_and_left_untouched() {
             want: "is mounted at",
         },
         // A device-mapper holder (LVM, dm-crypt) and a mounted partition are refused as well:
-        // this machine's kernel has no device-mapper driver and makes no partitions of loop
-        // devices, so those rules are shown by the unit tests in crates/flash/src/devices.rs.
+        // the host's kernel may have no device-mapper driver and make no partitions of loop
+        // devices, so those are shown on the VM's kernel in flash_usb.rs (and by the unit tests
+        // in crates/flash/src/devices.rs).
     ];
     table(
         &cases,

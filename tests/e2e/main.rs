@@ -10,6 +10,7 @@ mod bad_input;
 mod boot;
 mod common;
 mod flash;
+mod flash_usb;
 mod hostile;
 mod oracles;
 mod profiles;

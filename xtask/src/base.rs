@@ -101,6 +101,11 @@ fn fetch(pkg: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// A static busybox (Debian's busybox-static), for test VMs that need a shell.
+pub fn busybox() -> Result<PathBuf> {
+    Ok(fetch("busybox-static")?.join("bin/busybox"))
+}
+
 /// The versioned kernel package linux-image-amd64 points to.
 fn kernel_package() -> Result<String> {
     let deps = match output(Command::new("apt-cache").args(["depends", "linux-image-amd64"])) {

@@ -303,6 +303,7 @@ fn test(no_install: bool) -> Result<()> {
         .args(["test", "--workspace"])
         .env("HOMESTICK_DEMO_BASE", &demo_base)
         .env("HOMESTICK_BOOT_VERIFIER", &verifier)
+        .env("HOMESTICK_BUSYBOX", base::busybox()?)
         .current_dir(&r)
         .stdout(std::process::Stdio::piped())
         .spawn()

@@ -56,7 +56,10 @@ The image is verified before a byte is written. Mounted disks, swap, the running
 and too small disks are refused, and so is any disk that is neither removable nor on USB unless\n\
 --allow-non-removable is given. A stick counts as good only after it was read back from the device\n\
 and verified against the signed manifest.\n\n\
-Exit codes: 0 every stick verified, 1 the image is not trusted or a stick failed, 2 unusable input."
+Ctrl-C once: no new sticks, those in progress finish and are verified. Twice: those stop too;\n\
+they are wiped and reported failed. The report is complete either way.\n\n\
+Exit codes: 0 every stick verified, 1 the image is not trusted or a stick failed, 2 unusable input,\n\
+130 stopped by Ctrl-C before every named stick was written."
     )]
     Flash(Box<FlashArgs>),
     /// List the disks `flash` would consider, and why it would refuse each one.
@@ -110,7 +113,8 @@ pub struct FlashArgs {
     /// A stick with no progress for this many seconds fails.
     #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub stall_seconds: u64,
-    /// In --watch mode, write a stick again whose serial was already written in this run.
+    /// In --watch mode, write a stick again when it is plugged in again although it was already
+    /// verified in this run (a failed stick is always tried again when plugged in again).
     #[arg(long, requires = "watch")]
     pub again: bool,
 }

@@ -1,10 +1,10 @@
 //! `homestick flash` and `homestick sticks`: choosing the sticks, asking, showing progress,
 //! writing the report. The work itself is in the homestick-flash library.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -111,10 +111,14 @@ pub fn flash(a: &FlashArgs) -> Result<(), Failure> {
     };
     let image = open_image(&a.image, keys)?;
     let roots = Roots::default();
-    let cancel = Arc::new(AtomicBool::new(false));
+    // Ctrl-C once: no new sticks, the ones in progress finish. Twice: those stop too (each
+    // fails and is wiped).
+    let cancel = Arc::new(AtomicUsize::new(0));
     {
         let c = Arc::clone(&cancel);
-        let _ = ctrlc::set_handler(move || c.store(true, Ordering::SeqCst));
+        let _ = ctrlc::set_handler(move || {
+            c.fetch_add(1, Ordering::SeqCst);
+        });
     }
     let chosen = if a.watch {
         Vec::new()
@@ -134,7 +138,9 @@ pub fn flash(a: &FlashArgs) -> Result<(), Failure> {
         queue: chosen,
         failed: 0,
         good: 0,
-        started: BTreeSet::new(),
+        written: BTreeSet::new(),
+        settled: BTreeSet::new(),
+        announced: BTreeMap::new(),
     };
     run.go(a, &roots, &cancel)
 }
@@ -260,8 +266,14 @@ struct Run {
     queue: Vec<Device>,
     failed: usize,
     good: usize,
-    /// Serials (or device names, without one) started in this run.
-    started: BTreeSet<String>,
+    /// Sticks (serial, or name and size without one) verified in this run.
+    written: BTreeSet<String>,
+    /// --watch: sticks with a result that have stayed plugged in since; a failed one is tried
+    /// again only once it is unplugged and plugged in again.
+    settled: BTreeSet<String>,
+    /// --watch: what was last said about a stick that is not written (by identity), so it is
+    /// said once, not every second.
+    announced: BTreeMap<String, String>,
 }
 
 fn identity(d: &Device) -> String {
@@ -271,13 +283,19 @@ fn identity(d: &Device) -> String {
 }
 
 impl Run {
-    fn go(&mut self, a: &FlashArgs, roots: &Roots, cancel: &AtomicBool) -> Result<(), Failure> {
+    fn go(&mut self, a: &FlashArgs, roots: &Roots, cancel: &AtomicUsize) -> Result<(), Failure> {
         let mut last_scan = Instant::now() - Duration::from_secs(10);
         if a.watch {
             eprintln!("homestick: waiting for sticks (Ctrl-C to end)");
         }
+        let mut said = 0;
         loop {
-            let stopping = cancel.load(Ordering::SeqCst);
+            let presses = cancel.load(Ordering::SeqCst);
+            let stopping = presses > 0;
+            if presses != said {
+                said = presses;
+                self.on_ctrl_c(presses);
+            }
             if a.watch && !stopping && last_scan.elapsed() >= Duration::from_secs(1) {
                 last_scan = Instant::now();
                 self.watch_scan(a, roots);
@@ -288,7 +306,7 @@ impl Run {
             for o in self.station.poll(Duration::from_millis(200)) {
                 self.finished(&o);
             }
-            self.ui.show(&self.station);
+            self.ui.show(&self.station, self.good, self.failed);
             let idle = !self.station.busy() && (self.queue.is_empty() || stopping);
             if idle && (!a.watch || stopping) {
                 break;
@@ -302,10 +320,45 @@ impl Run {
         if self.failed > 0 {
             return Err(Failure::SticksFailed);
         }
-        if cancel.load(Ordering::SeqCst) && !a.watch {
-            return Err(Failure::Interrupted("stopped by Ctrl-C".into()));
+        if !self.queue.is_empty() {
+            return Err(Failure::Interrupted(format!(
+                "stopped by Ctrl-C; {} stick(s) not written",
+                self.queue.len()
+            )));
         }
         Ok(())
+    }
+
+    fn on_ctrl_c(&mut self, presses: usize) {
+        let n = self.station.in_flight().count();
+        let writing = self
+            .station
+            .in_flight()
+            .filter(|(_, st)| st.phase() != Phase::Verify)
+            .count();
+        if presses == 1 && n > 0 {
+            self.ui.line(&format!(
+                "homestick: stopping: no new sticks; finishing the {n} in progress \
+                 (Ctrl-C again stops those still being written; they are wiped)"
+            ));
+        } else if presses == 1 {
+            self.ui.line("homestick: stopping");
+        } else if writing > 0 {
+            self.ui.line(&format!(
+                "homestick: stopping the {writing} stick(s) still being written; they are wiped and reported failed"
+            ));
+            self.station.abort_all();
+        }
+    }
+
+    /// Say once per stick why it is not written (refused, or already written in this run).
+    fn announce(&mut self, d: &Device, why: String) {
+        let id = identity(d);
+        if self.announced.get(&id) != Some(&why) {
+            self.ui
+                .line(&format!("homestick: not writing {}: {why}", describe(d)));
+            self.announced.insert(id, why);
+        }
     }
 
     fn watch_scan(&mut self, a: &FlashArgs, roots: &Roots) {
@@ -317,19 +370,33 @@ impl Run {
             .in_flight()
             .map(|(d, _)| d.name.clone())
             .collect();
+        let present: BTreeSet<String> = all.iter().map(identity).collect();
+        // A stick that was pulled is looked at afresh when it comes back.
+        self.announced.retain(|id, _| present.contains(id));
+        self.settled.retain(|id| present.contains(id));
         for d in all {
-            let known = self.started.contains(&identity(&d)) && !a.again;
-            if !(d.removable || d.usb) || busy.contains(&d.name) || known {
+            if !(d.removable || d.usb) || busy.contains(&d.name) {
                 continue;
             }
-            if self.queue.iter().any(|q| q.name == d.name) {
+            let id = identity(&d);
+            if self.settled.contains(&id) || self.queue.iter().any(|q| q.name == d.name) {
+                continue;
+            }
+            if self.written.contains(&id) && !a.again {
+                self.announce(
+                    &d,
+                    "already written and verified in this run (--again writes it again)".into(),
+                );
                 continue;
             }
             let r = devices::refusals(&d, &used, self.image.min_size(), a.allow_non_removable);
             if r.is_empty() {
+                self.announced.remove(&identity(&d));
                 self.ui
                     .line(&format!("homestick: new stick {}", describe(&d)));
                 self.queue.push(d);
+            } else {
+                self.announce(&d, join(&r));
             }
         }
     }
@@ -337,7 +404,6 @@ impl Run {
     fn start_queued(&mut self) {
         while !self.queue.is_empty() && self.station.in_flight().count() < self.jobs {
             let d = self.queue.remove(0);
-            self.started.insert(identity(&d));
             match BlockTarget::open(&d.path) {
                 Ok(t) => self.station.start(d, Box::new(t)),
                 Err(e) => {
@@ -355,6 +421,10 @@ impl Run {
 
     fn finished(&mut self, o: &Outcome) {
         let d = &o.device;
+        self.settled.insert(identity(d));
+        if o.good() {
+            self.written.insert(identity(d));
+        }
         let who = format!(
             "{} (serial {}{})",
             d.path.display(),
@@ -412,12 +482,18 @@ impl Run {
     }
 }
 
-/// Progress: a bar per stick on a terminal, a line per stick every 10 s otherwise.
+/// Progress: a bar per stick and a total on a terminal; otherwise a line per stick (phase,
+/// percent, MB/s, ETA) and a total line every 10 s.
 struct Ui {
     multi: Option<MultiProgress>,
     bars: Vec<(String, ProgressBar)>,
+    total: Option<ProgressBar>,
     last_plain: Instant,
+    /// Plain mode: each stick's phase and progress at the last line, for its rate.
+    prev: BTreeMap<String, (Phase, u64)>,
 }
+
+const PLAIN_EVERY: Duration = Duration::from_secs(10);
 
 impl Ui {
     fn new() -> Ui {
@@ -427,7 +503,9 @@ impl Ui {
         Ui {
             multi,
             bars: Vec::new(),
+            total: None,
             last_plain: Instant::now(),
+            prev: BTreeMap::new(),
         }
     }
 
@@ -440,22 +518,55 @@ impl Ui {
         }
     }
 
-    fn show(&mut self, station: &Station) {
-        let Some(multi) = &self.multi else {
-            if self.last_plain.elapsed() >= Duration::from_secs(10) {
-                self.last_plain = Instant::now();
-                for (d, st) in station.in_flight() {
-                    let (done, total) = st.progress();
-                    let pct = (done * 100).checked_div(total).unwrap_or(0);
-                    eprintln!(
-                        "homestick: {} ({}): {} {pct}% of {}",
-                        d.path.display(),
-                        d.serial.as_deref().unwrap_or("no serial"),
-                        st.phase().name(),
-                        human(total)
-                    );
-                }
+    fn show(&mut self, station: &Station, good: usize, failed: usize) {
+        let busy = station.in_flight().count();
+        let total = format!("{busy} in progress, {good} verified, {failed} failed");
+        if self.multi.is_none() {
+            if self.last_plain.elapsed() >= PLAIN_EVERY && busy > 0 {
+                self.plain_lines(station, &total);
             }
+            return;
+        }
+        self.sync_bars(station);
+        if let Some(t) = &self.total {
+            t.set_message(total);
+        }
+    }
+
+    fn plain_lines(&mut self, station: &Station, total: &str) {
+        let secs = self.last_plain.elapsed().as_secs_f64();
+        self.last_plain = Instant::now();
+        let mut prev = BTreeMap::new();
+        for (d, st) in station.in_flight() {
+            let (done, size) = st.progress();
+            let phase = st.phase();
+            let before = match self.prev.get(&d.name) {
+                Some(&(p, n)) if p == phase && n <= done => n,
+                _ => 0,
+            };
+            let rate = (done - before) as f64 / secs.max(0.001);
+            let pct = (done * 100).checked_div(size).unwrap_or(0);
+            let eta = if rate >= 1.0 {
+                format!("{:.0} s", size.saturating_sub(done) as f64 / rate)
+            } else {
+                "?".into()
+            };
+            eprintln!(
+                "homestick: {} ({}): {} {pct}% of {}, {:.1} MB/s, eta {eta}",
+                d.path.display(),
+                d.serial.as_deref().unwrap_or("no serial"),
+                phase.name(),
+                human(size),
+                rate / 1e6,
+            );
+            prev.insert(d.name.clone(), (phase, done));
+        }
+        self.prev = prev;
+        eprintln!("homestick: total: {total}");
+    }
+
+    fn sync_bars(&mut self, station: &Station) {
+        let Some(multi) = &self.multi else {
             return;
         };
         let live: Vec<String> = station.in_flight().map(|(d, _)| d.name.clone()).collect();
@@ -466,11 +577,25 @@ impl Ui {
             }
             keep
         });
+        let total_bar = self.total.get_or_insert_with(|| {
+            let t = multi.add(ProgressBar::new_spinner());
+            t.set_style(
+                ProgressStyle::with_template("{prefix:28} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            t.set_prefix("total");
+            t
+        });
         for (d, st) in station.in_flight() {
+            let (done, total) = st.progress();
+            if total == 0 {
+                continue; // not started: an empty bar would be drawn full
+            }
             let bar = match self.bars.iter().find(|(n, _)| *n == d.name) {
                 Some((_, b)) => b.clone(),
                 None => {
-                    let b = multi.add(ProgressBar::new(0));
+                    // Each new stick's bar goes above the total line.
+                    let b = multi.insert_before(total_bar, ProgressBar::new(0));
                     b.set_style(
                         ProgressStyle::with_template(
                             "{prefix:28} {msg:7} [{bar:25}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
@@ -483,7 +608,6 @@ impl Ui {
                     b
                 }
             };
-            let (done, total) = st.progress();
             let phase = st.phase();
             if phase == Phase::Verify && bar.message() != "verify" {
                 bar.reset();
@@ -497,6 +621,9 @@ impl Ui {
     fn clear(&mut self) {
         for (_, b) in self.bars.drain(..) {
             b.finish_and_clear();
+        }
+        if let Some(t) = self.total.take() {
+            t.finish_and_clear();
         }
     }
 }

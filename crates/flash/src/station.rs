@@ -96,7 +96,8 @@ impl Station {
         self.running.iter().any(|r| !r.reported)
     }
 
-    /// Ask every stick in flight to stop (they fail and are wiped).
+    /// Ask every stick in flight to stop: one being written fails and is wiped; a verification
+    /// already under way finishes.
     pub fn abort_all(&self) {
         for r in self.running.iter().filter(|r| !r.reported) {
             r.state.abort();

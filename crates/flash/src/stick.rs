@@ -22,7 +22,8 @@ use sha2::{Digest, Sha256};
 
 /// Bytes per write: large and aligned, so USB sticks see few, big requests.
 pub const CHUNK: usize = 4 << 20;
-/// Retries of a write that failed with EIO, ENODEV or ENXIO before the stick counts as failed.
+/// Retries of a write that failed as if the stick were gone ([`removed_kind`]) before it counts
+/// as failed.
 const RETRIES: u32 = 2;
 
 /// Where a stick's bytes go: the seam between the flasher and the device (tests put faults
@@ -318,20 +319,25 @@ pub enum StickError {
     /// The read-back did not verify.
     #[error("read back from the stick: {0}")]
     Verify(String),
-    /// Stopped from outside (stall watchdog, Ctrl-C).
-    #[error("stopped")]
+    /// Stopped from outside (Ctrl-C; the stall watchdog reports its own reason).
+    #[error("stopped before it was written (Ctrl-C); its first and last MiB are wiped")]
     Aborted,
 }
 
+/// Errors that mean the stick went away or broke. Besides EIO, ENODEV and ENXIO: ENOSPC, which
+/// is what Linux answers once a pulled stick's size has dropped to 0 (its size was checked
+/// before the first write, so it cannot mean "too small"), and ENOMEDIUM (a card taken out of a
+/// reader).
 fn removed_kind(e: &io::Error) -> bool {
+    use nix::libc::{EIO, ENODEV, ENOMEDIUM, ENOSPC, ENXIO};
     matches!(
         e.raw_os_error(),
-        Some(nix::libc::EIO) | Some(nix::libc::ENODEV) | Some(nix::libc::ENXIO)
+        Some(EIO | ENODEV | ENXIO | ENOSPC | ENOMEDIUM)
     )
 }
 
-/// Write all of `buf` at `offset`, continuing after short writes and retrying EIO, ENODEV and
-/// ENXIO a bounded number of times.
+/// Write all of `buf` at `offset`, continuing after short writes and retrying the errors of
+/// [`removed_kind`] a bounded number of times.
 fn write_fully(t: &dyn Target, buf: &[u8], offset: u64, st: &StickState) -> Result<(), StickError> {
     let (mut at, mut rest, mut retries) = (offset, buf, 0);
     while !rest.is_empty() {
