@@ -226,3 +226,111 @@ fn an_untrusted_image_is_not_written() {
     );
     assert_eq!(before, sha(&file));
 }
+
+/// `homestick flash ARGS` with a terminal (util-linux `script` gives it a pty) and `answer`
+/// typed at the prompt.
+fn on_a_terminal(args: &[String], answer: &str) -> Run {
+    let cmd = std::iter::once(bin().display().to_string())
+        .chain(std::iter::once("flash".to_string()))
+        .chain(args.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    sh(&format!(
+        "printf '{answer}\\n' | script -qec '{cmd}' /dev/null | tr -d '\\r'; exit ${{PIPESTATUS[1]}}"
+    ))
+}
+
+#[test]
+fn asks_before_writing_on_a_terminal_and_refuses_to_ask_without_one() {
+    let fx = Fixture::new();
+    let img = fx.build("img");
+    let file = junk_file(fx.dir.path(), "stick", fs::metadata(&img).unwrap().len());
+    let l = Loop::attach(&file, &[]);
+    let before = sha(&file);
+    let base = |extra: &[&str]| -> Vec<String> {
+        let mut a = vec![
+            img.display().to_string(),
+            "--keyring".into(),
+            test_pub().display().to_string(),
+            "--allow-non-removable".into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let target = base(&["--target", &l.0]);
+    struct Case {
+        name: &'static str,
+        args: Vec<String>,
+        /// What is typed at the prompt on a terminal; `None`: no terminal.
+        typed: Option<&'static str>,
+        code: i32,
+        want: &'static [&'static str],
+        written: bool,
+    }
+    let cases = [
+        Case {
+            name: "no terminal, no --yes",
+            args: target.clone(),
+            typed: None,
+            code: 2,
+            want: &["not asking for confirmation without a terminal"],
+            written: false,
+        },
+        Case {
+            name: "answered no",
+            args: target.clone(),
+            typed: Some("no"),
+            code: 2,
+            want: &[
+                "to 1 stick(s); everything on them is lost",
+                "nothing written: not confirmed",
+            ],
+            written: false,
+        },
+        Case {
+            name: "--watch, answered n",
+            args: base(&["--watch"]),
+            typed: Some("n"),
+            code: 2,
+            want: &[
+                "every removable or USB stick plugged in until Ctrl-C",
+                "not confirmed",
+            ],
+            written: false,
+        },
+        Case {
+            name: "answered yes",
+            args: target.clone(),
+            typed: Some("yes"),
+            code: 0,
+            want: &["verified, may be unplugged"],
+            written: true,
+        },
+    ];
+    table(
+        &cases,
+        |c| c.name.to_string(),
+        |c| {
+            let r = match c.typed {
+                Some(t) => on_a_terminal(&c.args, t),
+                None => hs(&[&["flash".to_string()][..], &c.args].concat()),
+            };
+            if r.code != c.code {
+                return Err(format!("exit {} (wanted {}): {}", r.code, c.code, r.all()));
+            }
+            if let Some(w) = c.want.iter().find(|w| !r.all().contains(**w)) {
+                return Err(format!("no {w:?} in: {}", r.all()));
+            }
+            let after = sha(&file);
+            if (after != before) != c.written {
+                return Err(format!(
+                    "written: {}, wanted {}",
+                    after != before,
+                    c.written
+                ));
+            }
+            Ok(())
+        },
+    );
+    assert_eq!(verify(l.path(), &test_pub()).code, 0);
+}

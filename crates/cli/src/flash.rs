@@ -1,7 +1,7 @@
 //! `homestick flash` and `homestick sticks`: choosing the sticks, asking, showing progress,
 //! writing the report. The work itself is in the homestick-flash library.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -125,7 +125,7 @@ pub fn flash(a: &FlashArgs) -> Result<(), Failure> {
     } else {
         choose(a, &roots, &image)?
     };
-    if !a.watch && !a.yes && !confirm(&image, &chosen)? {
+    if !a.yes && !confirm(&image, &chosen)? {
         return Err(usage("nothing written: not confirmed"));
     }
     let image = Arc::new(image);
@@ -234,15 +234,22 @@ fn join(r: &[devices::Refusal]) -> String {
         .join("; ")
 }
 
+/// Show what is about to be written and ask; `chosen` empty means --watch (every stick that
+/// is plugged in from now on).
 fn confirm(image: &Image, chosen: &[Device]) -> Result<bool, Failure> {
     let m = &image.manifest;
-    eprintln!(
-        "homestick: about to write {} ({} {}) to {} stick(s); everything on them is lost:",
-        image.path.display(),
-        m.customer.id,
-        m.version,
-        chosen.len()
-    );
+    let what = format!("{} ({} {})", image.path.display(), m.customer.id, m.version);
+    if chosen.is_empty() {
+        eprintln!(
+            "homestick: about to write {what} to every removable or USB stick plugged in until \
+             Ctrl-C; everything on them is lost"
+        );
+    } else {
+        eprintln!(
+            "homestick: about to write {what} to {} stick(s); everything on them is lost:",
+            chosen.len()
+        );
+    }
     for d in chosen {
         eprintln!("  {}", describe(d));
     }
@@ -489,11 +496,60 @@ struct Ui {
     bars: Vec<(String, ProgressBar)>,
     total: Option<ProgressBar>,
     last_plain: Instant,
-    /// Plain mode: each stick's phase and progress at the last line, for its rate.
-    prev: BTreeMap<String, (Phase, u64)>,
+    speed: Speed,
 }
 
 const PLAIN_EVERY: Duration = Duration::from_secs(10);
+
+/// Each stick's recent progress, for its speed and time left: measured over the last few
+/// seconds of the current phase, so a jump (a reset, a fast cache) does not give a wild figure.
+#[derive(Default)]
+struct Speed(BTreeMap<String, (Phase, VecDeque<(Instant, u64)>)>);
+
+const SPEED_WINDOW: Duration = Duration::from_secs(5);
+
+impl Speed {
+    fn sample(&mut self, station: &Station) {
+        let now = Instant::now();
+        let live: BTreeSet<&str> = station.in_flight().map(|(d, _)| d.name.as_str()).collect();
+        self.0.retain(|n, _| live.contains(n.as_str()));
+        for (d, st) in station.in_flight() {
+            let (phase, done) = (st.phase(), st.progress().0);
+            let e = self
+                .0
+                .entry(d.name.clone())
+                .or_insert_with(|| (phase, VecDeque::new()));
+            if e.0 != phase {
+                *e = (phase, VecDeque::new());
+            }
+            e.1.push_back((now, done));
+            while e.1.len() > 2 && now.duration_since(e.1[1].0) >= SPEED_WINDOW {
+                e.1.pop_front();
+            }
+        }
+    }
+
+    /// Bytes per second, once a second of the phase has been seen.
+    fn rate(&self, name: &str) -> Option<f64> {
+        let (_, s) = self.0.get(name)?;
+        let (&(t0, d0), &(t1, d1)) = (s.front()?, s.back()?);
+        let secs = t1.duration_since(t0).as_secs_f64();
+        (secs >= 1.0).then(|| d1.saturating_sub(d0) as f64 / secs)
+    }
+
+    /// `12.3 MB/s, eta 40 s`, or `starting` before there is a rate.
+    fn text(&self, name: &str, done: u64, total: u64) -> String {
+        match self.rate(name) {
+            Some(r) if r >= 1.0 => format!(
+                "{:.1} MB/s, eta {:.0} s",
+                r / 1e6,
+                total.saturating_sub(done) as f64 / r
+            ),
+            Some(r) => format!("{:.1} MB/s, eta ?", r / 1e6),
+            None => "starting".into(),
+        }
+    }
+}
 
 impl Ui {
     fn new() -> Ui {
@@ -505,7 +561,7 @@ impl Ui {
             bars: Vec::new(),
             total: None,
             last_plain: Instant::now(),
-            prev: BTreeMap::new(),
+            speed: Speed::default(),
         }
     }
 
@@ -519,10 +575,12 @@ impl Ui {
     }
 
     fn show(&mut self, station: &Station, good: usize, failed: usize) {
+        self.speed.sample(station);
         let busy = station.in_flight().count();
         let total = format!("{busy} in progress, {good} verified, {failed} failed");
         if self.multi.is_none() {
             if self.last_plain.elapsed() >= PLAIN_EVERY && busy > 0 {
+                self.last_plain = Instant::now();
                 self.plain_lines(station, &total);
             }
             return;
@@ -533,35 +591,19 @@ impl Ui {
         }
     }
 
-    fn plain_lines(&mut self, station: &Station, total: &str) {
-        let secs = self.last_plain.elapsed().as_secs_f64();
-        self.last_plain = Instant::now();
-        let mut prev = BTreeMap::new();
+    fn plain_lines(&self, station: &Station, total: &str) {
         for (d, st) in station.in_flight() {
             let (done, size) = st.progress();
-            let phase = st.phase();
-            let before = match self.prev.get(&d.name) {
-                Some(&(p, n)) if p == phase && n <= done => n,
-                _ => 0,
-            };
-            let rate = (done - before) as f64 / secs.max(0.001);
             let pct = (done * 100).checked_div(size).unwrap_or(0);
-            let eta = if rate >= 1.0 {
-                format!("{:.0} s", size.saturating_sub(done) as f64 / rate)
-            } else {
-                "?".into()
-            };
             eprintln!(
-                "homestick: {} ({}): {} {pct}% of {}, {:.1} MB/s, eta {eta}",
+                "homestick: {} ({}): {} {pct}% of {}, {}",
                 d.path.display(),
                 d.serial.as_deref().unwrap_or("no serial"),
-                phase.name(),
+                st.phase().name(),
                 human(size),
-                rate / 1e6,
+                self.speed.text(&d.name, done, size),
             );
-            prev.insert(d.name.clone(), (phase, done));
         }
-        self.prev = prev;
         eprintln!("homestick: total: {total}");
     }
 
@@ -578,43 +620,47 @@ impl Ui {
             keep
         });
         let total_bar = self.total.get_or_insert_with(|| {
-            let t = multi.add(ProgressBar::new_spinner());
-            t.set_style(
-                ProgressStyle::with_template("{prefix:28} {msg}")
+            let t = ProgressBar::new_spinner().with_style(
+                ProgressStyle::with_template("{prefix:36} {msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             t.set_prefix("total");
-            t
+            multi.add(t)
         });
         for (d, st) in station.in_flight() {
             let (done, total) = st.progress();
             if total == 0 {
                 continue; // not started: an empty bar would be drawn full
             }
+            let phase = st.phase();
+            let prefix = format!(
+                "{} {} {}",
+                d.name,
+                d.serial.as_deref().unwrap_or(""),
+                phase.name()
+            );
             let bar = match self.bars.iter().find(|(n, _)| *n == d.name) {
                 Some((_, b)) => b.clone(),
                 None => {
-                    // Each new stick's bar goes above the total line.
-                    let b = multi.insert_before(total_bar, ProgressBar::new(0));
-                    b.set_style(
+                    // Made whole before it is shown; each stick's bar goes above the total.
+                    let b = ProgressBar::new(total).with_style(
                         ProgressStyle::with_template(
-                            "{prefix:28} {msg:7} [{bar:25}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                            "{prefix:36} [{bar:25}] {bytes}/{total_bytes} {msg}",
                         )
                         .unwrap_or_else(|_| ProgressStyle::default_bar())
                         .progress_chars("=> "),
                     );
-                    b.set_prefix(format!("{} {}", d.name, d.serial.as_deref().unwrap_or("")));
+                    b.set_prefix(prefix.clone());
+                    b.set_position(done);
+                    let b = multi.insert_before(total_bar, b);
                     self.bars.push((d.name.clone(), b.clone()));
                     b
                 }
             };
-            let phase = st.phase();
-            if phase == Phase::Verify && bar.message() != "verify" {
-                bar.reset();
-            }
-            bar.set_message(phase.name());
+            bar.set_prefix(prefix);
             bar.set_length(total);
             bar.set_position(done);
+            bar.set_message(self.speed.text(&d.name, done, total));
         }
     }
 
