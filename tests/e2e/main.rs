@@ -16,3 +16,4 @@ mod oracles;
 mod profiles;
 mod stick_gaps;
 mod tamper;
+mod verity;

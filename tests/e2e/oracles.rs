@@ -26,7 +26,7 @@ fn built_image_passes_sgdisk_fsck_openssl_and_sha256sum() {
     );
 
     let parts = partitions(&img);
-    assert_eq!(parts.len(), 3);
+    assert_eq!(parts.len(), 4);
     let i = img.display();
     for p in &parts {
         let (first, last) = (
@@ -34,6 +34,45 @@ fn built_image_passes_sgdisk_fsck_openssl_and_sha256sum() {
             p["last_lba"].as_u64().unwrap(),
         );
         let count = last - first + 1;
+        if let Some(v) = p.get("verity") {
+            // The auditor's recipe from the README: veritysetup with the signed root hash.
+            let hp = &parts[v["hash_partition"].as_u64().unwrap() as usize - 1];
+            let (hf, hl) = (
+                hp["first_lba"].as_u64().unwrap(),
+                hp["last_lba"].as_u64().unwrap(),
+            );
+            let (data, hash) = (fx.path("system.part"), fx.path("verity.part"));
+            let r = sh(&format!(
+                "dd if={i} of={} bs=512 skip={first} count={count} status=none && \
+                 dd if={i} of={} bs=512 skip={hf} count={} status=none && \
+                 veritysetup verify {} {} {}",
+                data.display(),
+                hash.display(),
+                hl - hf + 1,
+                data.display(),
+                hash.display(),
+                v["root_hash"].as_str().unwrap()
+            ));
+            assert_eq!(r.code, 0, "veritysetup verify: {}", r.all());
+            let dump = tool("veritysetup", &["dump", hash.to_str().unwrap()]);
+            for want in [
+                format!("Salt:            \t{}", v["salt"].as_str().unwrap()),
+                format!("Data blocks:     \t{}", v["data_blocks"]),
+                "Hash algorithm:  \tsha256".to_string(),
+            ] {
+                assert!(
+                    dump.stdout.contains(&want),
+                    "no {want:?} in {}",
+                    dump.stdout
+                );
+            }
+            // The Discoverable Partitions Specification's UUIDs: the root hash's halves.
+            let root = v["root_hash"].as_str().unwrap();
+            let plain = |g: &serde_json::Value| g.as_str().unwrap().replace('-', "");
+            assert_eq!(plain(&p["guid"]), root[..32]);
+            assert_eq!(plain(&hp["guid"]), root[32..]);
+            continue;
+        }
         match p["sha256"].as_str() {
             Some(want) => {
                 // The auditor's recipe from the README, verbatim.

@@ -33,17 +33,32 @@ fn one_changed_byte_in_each_region_is_named() {
         (
             "system, first sector",
             lba("system", "first_lba"),
-            "partition 2 (system): SHA-256",
+            "partition 2 (system), dm-verity tree in partition 4: data block 0 (bytes 0..4096 of the partition)",
         ),
         (
             "system, middle",
-            (lba("system", "first_lba") + lba("system", "last_lba")) / 2,
-            "partition 2 (system): SHA-256",
+            (lba("system", "first_lba") + lba("system", "last_lba")) / 2 + 100,
+            "partition 2 (system), dm-verity tree in partition 4: data block 1023 ",
         ),
         (
             "system, last byte",
             lba("system", "last_lba") + 511,
-            "partition 2 (system): SHA-256",
+            "partition 2 (system), dm-verity tree in partition 4: data block 2047 ",
+        ),
+        (
+            "verity superblock, salt",
+            lba("system-verity", "first_lba") + 90,
+            "dm-verity tree in partition 4: superblock: salt differs",
+        ),
+        (
+            "verity tree, top level",
+            lba("system-verity", "first_lba") + 4096 + 7,
+            "partition 4 (system-verity): SHA-256",
+        ),
+        (
+            "verity tree, a leaf",
+            lba("system-verity", "first_lba") + 3 * 4096 + 64,
+            "data block 130 ",
         ),
         (
             "profile, boot sector",
@@ -101,9 +116,14 @@ fn one_changed_byte_in_each_region_is_named() {
             "GPT entry 2 (system): name field \"system\\0",
         ),
         (
-            "GPT entry 4 (unused)",
+            "GPT entry 4 type",
             entry(4, 0),
-            "GPT entry 4: not in the signed manifest",
+            "GPT entry 4 (system-verity): type",
+        ),
+        (
+            "GPT entry 5 (unused)",
+            entry(5, 0),
+            "GPT entry 5: not in the signed manifest",
         ),
         ("GPT header disk GUID", 512 + 56, "GPT header"),
         ("GPT header signature", 512, "GPT: no GPT header"),

@@ -6,6 +6,7 @@
 use homestick_image::disk::SECTOR;
 use homestick_image::gpt;
 use homestick_image::manifest::ESP_FIRST_LBA;
+use homestick_image::verity;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -31,13 +32,15 @@ pub struct Layout {
     pub system: (u64, u64),
     /// The profile partition.
     pub profile: (u64, u64),
+    /// The system's dm-verity hash partition (superblock and tree).
+    pub verity: (u64, u64),
     /// Smallest disk in sectors.
     pub min_sectors: u64,
 }
 
 impl Layout {
-    /// Lay out an ESP of `esp_bytes`, a system image of `system_len` bytes (padded to 1 MiB)
-    /// and a profile partition of `profile_bytes`.
+    /// Lay out an ESP of `esp_bytes`, a system image of `system_len` bytes (padded to 1 MiB),
+    /// a profile partition of `profile_bytes` and the system's dm-verity hash partition.
     pub fn new(esp_bytes: u64, system_len: u64, profile_bytes: u64) -> Layout {
         let esp_first = ESP_FIRST_LBA;
         let esp_last = esp_first + esp_bytes / SECTOR - 1;
@@ -45,11 +48,16 @@ impl Layout {
         let sys_last = sys_first + align_up(system_len, ALIGN * SECTOR) / SECTOR - 1;
         let prof_first = align_up(sys_last + 1, ALIGN);
         let prof_last = prof_first + profile_bytes / SECTOR - 1;
-        let min_sectors = align_up(prof_last + 1 + 1 + gpt::ENTRY_ARRAY_SECTORS, ALIGN);
+        let data_blocks = (sys_last - sys_first + 1) * SECTOR / verity::BLOCK;
+        let verity_first = align_up(prof_last + 1, ALIGN);
+        let verity_bytes = align_up(verity::hash_area_size(data_blocks), ALIGN * SECTOR);
+        let verity_last = verity_first + verity_bytes / SECTOR - 1;
+        let min_sectors = align_up(verity_last + 1 + 1 + gpt::ENTRY_ARRAY_SECTORS, ALIGN);
         Layout {
             esp: (esp_first, esp_last),
             system: (sys_first, sys_last),
             profile: (prof_first, prof_last),
+            verity: (verity_first, verity_last),
             min_sectors,
         }
     }
@@ -57,6 +65,11 @@ impl Layout {
     /// Bytes of the system partition (the system image and its zero padding).
     pub fn system_bytes(&self) -> u64 {
         (self.system.1 - self.system.0 + 1) * SECTOR
+    }
+
+    /// Bytes of the hash partition.
+    pub fn verity_bytes(&self) -> u64 {
+        (self.verity.1 - self.verity.0 + 1) * SECTOR
     }
 }
 
@@ -99,13 +112,15 @@ mod tests {
         assert_eq!(l.esp, (2048, 2048 + 131_072 - 1));
         assert_eq!(l.system, (133_120, 133_120 + 16_384 - 1));
         assert_eq!(l.profile, (149_504, 149_504 + 8192 - 1));
-        // The backup GPT (33 sectors) fits after the profile, rounded to 1 MiB.
-        assert_eq!(l.min_sectors, 159_744);
+        // 2048 data blocks: superblock and 16 leaf blocks, one MiB.
+        assert_eq!(l.verity, (157_696, 157_696 + 2048 - 1));
+        // The backup GPT (33 sectors) fits after the hash partition, rounded to 1 MiB.
+        assert_eq!(l.min_sectors, 161_792);
         assert_eq!(l.system_bytes(), 8 << 20);
         // A system image of one byte still takes a whole MiB.
         let l = Layout::new(64 << 20, 1, 4 << 20);
         assert_eq!(l.system.1 - l.system.0 + 1, 2048);
-        for (first, _) in [l.esp, l.system, l.profile] {
+        for (first, _) in [l.esp, l.system, l.profile, l.verity] {
             assert_eq!(first % ALIGN, 0);
         }
     }

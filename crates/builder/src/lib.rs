@@ -14,6 +14,7 @@ pub mod boot;
 pub mod cmdline;
 pub mod cpio;
 pub mod error;
+pub mod hashtree;
 pub mod keygen;
 pub mod layout;
 pub mod pe;
@@ -60,6 +61,9 @@ pub struct BuildOptions {
     pub failure_delay_seconds: u32,
     /// Sign the UKI for Secure Boot with this RSA key and X.509 certificate.
     pub secure_boot: Option<SecureBootOptions>,
+    /// Cache of dm-verity trees by system content ([`hashtree::default_cache_dir`]); `None`:
+    /// no cache.
+    pub cache: Option<PathBuf>,
 }
 
 /// Secure Boot signing inputs.

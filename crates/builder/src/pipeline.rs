@@ -1,6 +1,6 @@
 //! The build, as a list of named steps (in the style of coreos-installer's `write_disk`):
 //! check every input; copy the system partition while hashing it; write the profile partition;
-//! derive the identities; compose the ESP (UKI, README) and sign the manifest; write the ESP and
+//! hash (or take from the cache) the system's dm-verity tree; derive the identities; compose the ESP (UKI, README) and sign the manifest; write the ESP and
 //! the GPT; verify the result; rename it to the output name.
 
 use std::fs::File;
@@ -16,7 +16,7 @@ use homestick_image::gpt::{self, NewPartition};
 use homestick_image::hash::hex;
 use homestick_image::keys::{self, TrustedKey};
 use homestick_image::manifest::{self, Base, Customer, DiskInfo, FileEntry, Manifest, Partition};
-use homestick_image::verify;
+use homestick_image::{verify, verity};
 use homestick_profile::Profile;
 use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
@@ -26,7 +26,7 @@ use crate::base::{self, BaseInput, LABEL_RULE};
 use crate::boot::{self, BootFiles, UkiFor};
 use crate::error::{input, io_err, BuildError};
 use crate::layout::{self, derived_uuid, Layout, MIN_ESP, MIN_PROFILE};
-use crate::{authenticode, readme, BuildOptions, BuildProgress, BuildReport};
+use crate::{authenticode, hashtree, readme, BuildOptions, BuildProgress, BuildReport};
 
 /// Everything the build needs, read and checked before the first byte is written.
 struct Inputs {
@@ -62,10 +62,41 @@ pub fn build(opts: &BuildOptions, progress: &dyn BuildProgress) -> Result<BuildR
         "the profile partition",
     )?;
     cancelled(progress)?;
+    progress.stage("hashing the system's dm-verity tree");
+    progress.set_total(inp.layout.system_bytes());
+    let advance = |n: u64| progress.advance(n);
+    let (params, tree) = hashtree::system_tree(
+        tmp.path(),
+        &inp.layout,
+        &sys_sha,
+        opts.cache.as_deref(),
+        &advance,
+    )?;
+    write_at(
+        tmp.as_file(),
+        inp.layout.verity.0,
+        &tree.area,
+        "the dm-verity hash partition",
+    )?;
+    let mut vh = Sha256::new();
+    vh.update(&tree.area);
+    let zeros = vec![0u8; 1 << 20];
+    let mut pad = inp.layout.verity_bytes() - tree.area.len() as u64;
+    while pad > 0 {
+        let n = pad.min(zeros.len() as u64) as usize;
+        vh.update(&zeros[..n]);
+        pad -= n as u64;
+    }
+    let sys_tree = SystemTree {
+        params,
+        root: tree.root,
+        hash_partition_sha: vh.finalize().into(),
+    };
+    cancelled(progress)?;
     progress.stage("signing");
     let ids = Ids::derive(opts, &inp, &sys_sha);
     let esp = esp_contents(opts, &inp, &ids)?;
-    let m = manifest(opts, &inp, &ids, esp.entries, esp.image_id, &sys_sha)?;
+    let m = manifest(opts, &inp, &ids, esp.entries, esp.image_id, &sys_tree)?;
     let esp_files = sign_into(&inp.key, &m, esp.files)?;
     cancelled(progress)?;
     progress.stage("writing the ESP and the GPT");
@@ -488,6 +519,17 @@ fn file_entry(f: &FatFile) -> FileEntry {
     }
 }
 
+/// The system partition's dm-verity tree, as the manifest records it.
+struct SystemTree {
+    params: verity::Params,
+    root: [u8; 32],
+    /// SHA-256 of the whole hash partition (the tree and its zero padding).
+    hash_partition_sha: [u8; 32],
+}
+
+/// The hash partition's number (after the ESP, the system and the profile).
+const VERITY_PARTITION: u32 = 4;
+
 /// The signed statement.
 fn manifest(
     opts: &BuildOptions,
@@ -495,46 +537,59 @@ fn manifest(
     ids: &Ids,
     file_entries: Vec<FileEntry>,
     image_id: Uuid,
-    sys_sha: &[u8; 32],
+    t: &SystemTree,
 ) -> Result<Manifest, BuildError> {
     let l = &inp.layout;
     let ro = gpt::ATTR_READ_ONLY;
-    let parts = [
-        ("esp", gpt::TYPE_ESP, l.esp, 0u64, None, Some(file_entries)),
-        (
-            "system",
-            gpt::TYPE_ROOT_X86_64,
-            l.system,
-            ro,
-            Some(manifest::Sha256Sum(*sys_sha)),
-            None,
-        ),
-        (
-            "profile",
-            gpt::TYPE_HOMESTICK_PROFILE,
-            l.profile,
-            ro,
-            Some(manifest::Sha256Sum(inp.profile_sha)),
-            None,
-        ),
+    let part = |number: u32, name: &str, type_guid, (first_lba, last_lba), attributes| Partition {
+        number,
+        name: name.into(),
+        type_guid,
+        guid: ids.guid(name),
+        first_lba,
+        last_lba,
+        attributes,
+        sha256: None,
+        files: None,
+        verity: None,
+    };
+    // The Discoverable Partitions Specification: the root partition's UUID is the root hash's
+    // first 16 bytes, the verity partition's its last 16.
+    let uuid = |b: &[u8]| Uuid::from_slice(b).unwrap_or_default();
+    let partitions = vec![
+        Partition {
+            files: Some(file_entries),
+            ..part(1, "esp", gpt::TYPE_ESP, l.esp, 0)
+        },
+        Partition {
+            guid: uuid(&t.root[..16]),
+            verity: Some(manifest::Verity {
+                hash_partition: VERITY_PARTITION,
+                root_hash: manifest::Sha256Sum(t.root),
+                salt: hex(&t.params.salt),
+                algorithm: verity::ALGORITHM.into(),
+                data_block_size: verity::BLOCK as u32,
+                hash_block_size: verity::BLOCK as u32,
+                data_blocks: t.params.data_blocks,
+            }),
+            ..part(2, "system", gpt::TYPE_ROOT_X86_64, l.system, ro)
+        },
+        Partition {
+            sha256: Some(manifest::Sha256Sum(inp.profile_sha)),
+            ..part(3, "profile", gpt::TYPE_HOMESTICK_PROFILE, l.profile, ro)
+        },
+        Partition {
+            guid: uuid(&t.root[16..]),
+            sha256: Some(manifest::Sha256Sum(t.hash_partition_sha)),
+            ..part(
+                VERITY_PARTITION,
+                "system-verity",
+                gpt::TYPE_ROOT_X86_64_VERITY,
+                l.verity,
+                ro,
+            )
+        },
     ];
-    let partitions = parts
-        .into_iter()
-        .enumerate()
-        .map(
-            |(i, (name, ty, (first, last), attributes, sha256, files))| Partition {
-                number: i as u32 + 1,
-                name: name.into(),
-                type_guid: ty,
-                guid: ids.guid(name),
-                first_lba: first,
-                last_lba: last,
-                attributes,
-                sha256,
-                files,
-            },
-        )
-        .collect();
     let m = Manifest {
         format: manifest::FORMAT.into(),
         image_id,

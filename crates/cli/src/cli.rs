@@ -235,6 +235,13 @@ pub struct BuildArgs {
     /// Seconds the refusal message stays on screen before the PC powers off.
     #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub failure_delay: u32,
+    /// Keep dm-verity trees of system partitions here, by content, so an unchanged base is not
+    /// hashed again for every customer (default: $XDG_CACHE_HOME/homestick or ~/.cache/homestick).
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    pub cache_dir: Option<PathBuf>,
+    /// Use no cache: hash the system's dm-verity tree in every build.
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 /// `homestick verify`
@@ -261,6 +268,11 @@ pub struct VerifyArgs {
     /// rollback index and disk GUID.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["customer", "min_rollback", "disk_guid"])]
     pub policy: Option<PathBuf>,
+    /// Check only the signature, LBA 0, the GPT and each dm-verity superblock and tree top
+    /// against the signed root hash (seconds, whatever the size); without it every byte is
+    /// checked, every dm-verity data block against its leaf.
+    #[arg(long)]
+    pub quick: bool,
 }
 
 /// A command-line value that does not parse; clap prints it after the option's name.

@@ -221,6 +221,11 @@ fn build(a: &BuildArgs) -> Result<(), Failure> {
             }),
             _ => None,
         },
+        cache: match (&a.cache_dir, a.no_cache) {
+            (_, true) => None,
+            (Some(d), false) => Some(d.clone()),
+            (None, false) => homestick_build::hashtree::default_cache_dir(),
+        },
     };
     let rep = Reporter::new(false);
     rep.cancel_on_interrupt();
@@ -336,11 +341,19 @@ fn report_trusted(a: &VerifyArgs, t: &str, v: &verify::Verified, expect: &Expect
         m.image_id, m.customer.id, m.customer.name, m.version, m.rollback_index
     );
     println!("  signed by key {} ({})", v.key_id, v.key_source.display());
-    println!(
-        "  checked: LBA 0 and 1, signature, GPT entries, {} partition hashes, {} ESP files, no unlisted file the boot chain reads",
-        m.partitions.iter().filter(|p| p.sha256.is_some()).count(),
-        m.esp().and_then(|p| p.files.as_ref()).map_or(0, Vec::len)
-    );
+    let trees = m.partitions.iter().filter(|p| p.verity.is_some()).count();
+    if a.quick {
+        println!(
+            "  checked (--quick): LBA 0 and 1, signature, GPT entries, {trees} dm-verity superblock(s) and tree top(s) against the signed root hash"
+        );
+        println!("  not checked (--quick): partition contents, ESP files");
+    } else {
+        println!(
+            "  checked: LBA 0 and 1, signature, GPT entries, {} partition hashes, {trees} dm-verity tree(s) block by block, {} ESP files, no unlisted file the boot chain reads",
+            m.partitions.iter().filter(|p| p.sha256.is_some()).count(),
+            m.esp().and_then(|p| p.files.as_ref()).map_or(0, Vec::len)
+        );
+    }
     if *expect == Expectations::none() {
         println!("  not checked: customer, minimum rollback index, disk GUID (use --policy or --customer, --min-rollback, --disk-guid)");
     } else {
@@ -363,7 +376,12 @@ fn verify_cmd(a: &VerifyArgs) -> Result<(), Failure> {
     let expect = expectations(a).inspect_err(|f| fail_json(&f.message()))?;
     let disk = open_target(&a.target).inspect_err(|f| fail_json(&f.message()))?;
     let rep = Reporter::new(a.json);
-    let res = verify::verify_with(&disk, &keyring, &expect, &rep);
+    let depth = if a.quick {
+        verify::Depth::Quick
+    } else {
+        verify::Depth::Full
+    };
+    let res = verify::verify_depth(&disk, &keyring, &expect, depth, &rep);
     rep.finish();
     match res {
         Ok(v) => {
@@ -441,9 +459,14 @@ fn inspect(a: &InspectArgs) -> Result<(), Failure> {
             p.first_lba,
             p.last_lba,
             p.len() >> 20,
-            p.sha256
-                .map(|h| format!("sha256 {h}"))
-                .unwrap_or_else(|| "files below".into())
+            match (&p.sha256, &p.verity) {
+                (Some(h), _) => format!("sha256 {h}"),
+                (None, Some(v)) => format!(
+                    "dm-verity, tree in partition {}, root hash {}",
+                    v.hash_partition, v.root_hash
+                ),
+                (None, None) => "files below".into(),
+            }
         );
     }
     if let Some(files) = m.esp().and_then(|p| p.files.as_ref()) {

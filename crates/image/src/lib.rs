@@ -16,3 +16,4 @@ pub mod keys;
 pub mod manifest;
 pub mod policy;
 pub mod verify;
+pub mod verity;

@@ -98,6 +98,57 @@ pub struct Partition {
     /// Files and their hashes (the ESP only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files: Option<Vec<FileEntry>>,
+    /// The dm-verity hash tree that covers this partition (the system), instead of `sha256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verity: Option<Verity>,
+}
+
+/// A dm-verity hash tree over a whole partition, in veritysetup's format (see
+/// [`crate::verity`]): the partition is the data device, `hash_partition` the hash device with
+/// the superblock at its start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verity {
+    /// Number of the partition that holds the superblock and the tree.
+    pub hash_partition: u32,
+    /// The root hash (lowercase hex).
+    pub root_hash: Sha256Sum,
+    /// The salt (lowercase hex, at most 256 bytes).
+    pub salt: String,
+    /// Always `sha256`.
+    pub algorithm: String,
+    /// Always 4096.
+    pub data_block_size: u32,
+    /// Always 4096.
+    pub hash_block_size: u32,
+    /// Data blocks: the whole partition.
+    pub data_blocks: u64,
+}
+
+impl Verity {
+    /// The tree's parameters; the salt as bytes (validated manifests only).
+    pub fn params(&self) -> crate::verity::Params {
+        crate::verity::Params {
+            data_blocks: self.data_blocks,
+            salt: unhex(&self.salt).unwrap_or_default(),
+        }
+    }
+}
+
+/// Lowercase hex to bytes; `None` for anything else.
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    s.as_bytes()
+        .chunks_exact(2)
+        .map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?))
+        .collect()
 }
 
 impl DiskInfo {
@@ -219,16 +270,69 @@ impl Partition {
         Ok(())
     }
 
-    /// `partitions[i]` is hashed whole and lists no files.
-    fn validate_hashed(&self, i: usize) -> Result<(), ManifestError> {
+    /// `partitions[i]` is hashed whole (`sha256`) or covered by a dm-verity tree in another
+    /// partition of `all` (`verity`), and lists no files.
+    fn validate_hashed(&self, i: usize, all: &[Partition]) -> Result<(), ManifestError> {
         let f = |name: &str| format!("partitions[{i}].{name}");
         if self.files.is_some() {
             return Err(invalid(f("files"), "only the ESP lists files"));
         }
-        match &self.sha256 {
-            Some(_) => Ok(()),
-            None => Err(invalid(f("sha256"), "missing")),
+        match (&self.sha256, &self.verity) {
+            (Some(_), None) => Ok(()),
+            (None, Some(v)) => self.validate_verity(i, v, all),
+            (Some(_), Some(_)) => Err(invalid(
+                f("sha256"),
+                "a partition with a dm-verity tree has no whole-partition hash",
+            )),
+            (None, None) => Err(invalid(f("sha256"), "missing")),
         }
+    }
+
+    fn validate_verity(
+        &self,
+        i: usize,
+        v: &Verity,
+        all: &[Partition],
+    ) -> Result<(), ManifestError> {
+        let f = |name: &str| format!("partitions[{i}].verity.{name}");
+        if v.algorithm != crate::verity::ALGORITHM {
+            return Err(invalid(
+                f("algorithm"),
+                format!("{:?} (only sha256)", v.algorithm),
+            ));
+        }
+        let block = crate::verity::BLOCK;
+        if u64::from(v.data_block_size) != block || u64::from(v.hash_block_size) != block {
+            return Err(invalid(f("data_block_size"), "block sizes must be 4096"));
+        }
+        match unhex(&v.salt) {
+            Some(b) if b.len() <= crate::verity::MAX_SALT => {}
+            _ => return Err(invalid(f("salt"), "not lowercase hex of at most 256 bytes")),
+        }
+        if v.data_blocks == 0 || v.data_blocks.checked_mul(block) != Some(self.len()) {
+            return Err(invalid(
+                f("data_blocks"),
+                format!(
+                    "{} blocks do not cover the partition's {} bytes",
+                    v.data_blocks,
+                    self.len()
+                ),
+            ));
+        }
+        let hash = all
+            .iter()
+            .find(|p| p.number == v.hash_partition && p.number != self.number)
+            .ok_or_else(|| invalid(f("hash_partition"), "no such partition"))?;
+        if hash.type_guid != gpt::TYPE_ROOT_X86_64_VERITY || hash.sha256.is_none() {
+            return Err(invalid(
+                f("hash_partition"),
+                "must be a root-verity partition with its own sha256",
+            ));
+        }
+        if hash.len() < crate::verity::hash_area_size(v.data_blocks) {
+            return Err(invalid(f("hash_partition"), "too small for the tree"));
+        }
+        Ok(())
     }
 
     /// Byte offset of the first sector.
@@ -473,7 +577,7 @@ impl Manifest {
             if i == 0 {
                 p.validate_esp(i)?;
             } else {
-                p.validate_hashed(i)?;
+                p.validate_hashed(i, &self.partitions)?;
             }
         }
         Ok(())
@@ -518,6 +622,7 @@ pub(crate) mod tests {
                     last_lba: 4095,
                     attributes: 0,
                     sha256: None,
+                    verity: None,
                     files: Some(vec![FileEntry {
                         path: "EFI/BOOT/BOOTX64.EFI".into(),
                         size: 3,
@@ -534,6 +639,7 @@ pub(crate) mod tests {
                     attributes: gpt::ATTR_READ_ONLY,
                     sha256: Some(h),
                     files: None,
+                    verity: None,
                 },
             ],
         }

@@ -381,28 +381,84 @@ pub fn check_gpt<D: Disk + ?Sized>(disk: &D, m: &Manifest) -> Vec<Finding> {
     fails
 }
 
-/// Hash every whole-partition range and every ESP file named in `m`, in parallel. Returns
-/// (failures, warnings).
+/// How much of the stick a check reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth<'a> {
+    /// Every byte: whole-partition hashes, the ESP's files, and every block of each dm-verity
+    /// tree against its data.
+    Full,
+    /// What the boot verifier reads before its verdict: a dm-verity partition only by its
+    /// superblock and the top of its tree (the kernel then checks every block as it is read);
+    /// the partitions in `deferred` not at all (the caller hashes them itself, from memory).
+    Boot {
+        /// Partition numbers the caller checks.
+        deferred: &'a [u32],
+    },
+    /// Signature, LBA 0, the GPT and the dm-verity superblocks and tree tops only.
+    Quick,
+}
+
+/// Hash every whole-partition range and every ESP file named in `m`, and check every dm-verity
+/// tree, in parallel. Returns (failures, warnings).
 pub fn check_contents<D: Disk + ?Sized>(
     disk: &D,
     m: &Manifest,
     progress: &dyn Progress,
 ) -> (Vec<Finding>, Vec<Finding>) {
-    check_contents_known(disk, m, &[], progress)
+    check_contents_known(disk, m, &[], Depth::Full, progress)
 }
 
-/// [`check_contents`], except that the partitions in `known` (number, SHA-256) are compared by
-/// the hash the caller computed over the bytes it wrote, without reading them again.
+/// The dm-verity tree of `p` (data) in `m`: fully (every block) or only its top.
+fn check_verity<D: Disk + ?Sized>(
+    disk: &D,
+    m: &Manifest,
+    p: &manifest::Partition,
+    v: &manifest::Verity,
+    full: bool,
+    advance: &(dyn Fn(u64) + Sync),
+) -> Option<Finding> {
+    let hash = m.partitions.iter().find(|h| h.number == v.hash_partition)?;
+    let params = v.params();
+    let on = crate::verity::On {
+        data: disk,
+        data_offset: p.offset(),
+        hash: disk,
+        hash_offset: hash.offset(),
+    };
+    let r = if full {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        crate::verity::check_tree(on, &params, &v.root_hash.0, threads, advance)
+    } else {
+        crate::verity::check_top(on, &params, &v.root_hash.0)
+    };
+    r.err().map(|e| {
+        Finding::new(
+            format!(
+                "partition {}, dm-verity tree in partition {}",
+                p.label(),
+                hash.number
+            ),
+            e,
+        )
+    })
+}
+
+/// [`check_contents`] at `depth`, except that the partitions in `known` (number, SHA-256) are
+/// compared by the hash the caller computed over the bytes it wrote, without reading them
+/// again (for a dm-verity partition: its tree was built from the bytes written; only its top
+/// is read).
 fn check_contents_known<D: Disk + ?Sized>(
     disk: &D,
     m: &Manifest,
     known: &[(u32, [u8; 32])],
+    depth: Depth<'_>,
     progress: &dyn Progress,
 ) -> (Vec<Finding>, Vec<Finding>) {
     let mut fails = Vec::new();
+    let is_known = |n: u32| known.iter().any(|(k, _)| *k == n);
     for (number, sha) in known {
         match m.partitions.iter().find(|p| p.number == *number) {
-            Some(p) if p.sha256.is_some_and(|h| h == *sha) => {}
+            Some(p) if p.verity.is_some() || p.sha256.is_some_and(|h| h == *sha) => {}
             Some(p) => fails.push(Finding::new(
                 format!("partition {}", p.label()),
                 format!(
@@ -417,14 +473,32 @@ fn check_contents_known<D: Disk + ?Sized>(
             )),
         }
     }
+    let deferred: &[u32] = match depth {
+        Depth::Boot { deferred } => deferred,
+        _ => &[],
+    };
     let hashed: Vec<(&manifest::Partition, manifest::Sha256Sum)> = m
         .partitions
         .iter()
-        .filter(|p| !known.iter().any(|(n, _)| *n == p.number))
+        .filter(|p| depth != Depth::Quick && !is_known(p.number) && !deferred.contains(&p.number))
         .filter_map(|p| Some((p, p.sha256?)))
         .collect();
-    let esp_files = m.esp().and_then(|p| p.files.as_ref());
+    let verity: Vec<(&manifest::Partition, &manifest::Verity, bool)> = m
+        .partitions
+        .iter()
+        .filter_map(|p| Some((p, p.verity.as_ref()?)))
+        .map(|(p, v)| (p, v, depth == Depth::Full && !is_known(p.number)))
+        .collect();
+    let esp_files = m
+        .esp()
+        .and_then(|p| p.files.as_ref())
+        .filter(|_| depth != Depth::Quick);
     let total: u64 = hashed.iter().map(|(p, _)| p.len()).sum::<u64>()
+        + verity
+            .iter()
+            .filter(|v| v.2)
+            .map(|(p, _, _)| p.len())
+            .sum::<u64>()
         + esp_files.map_or(0, |f| f.iter().map(|f| f.size).sum::<u64>());
     progress.set_total(total);
     let advance = |n: u64| progress.advance(n);
@@ -453,8 +527,15 @@ fn check_contents_known<D: Disk + ?Sized>(
                     },
                 )
             })
+            .chain(verity.iter().map(|&(p, v, full)| {
+                let advance = &advance;
+                s.spawn(move || check_verity(disk, m, p, v, full, advance))
+            }))
             .collect();
-        let esp_job = s.spawn(|| check_esp_files(disk, m, &advance));
+        let esp_job = s.spawn(|| match esp_files {
+            Some(_) => check_esp_files(disk, m, &advance),
+            None => (vec![], vec![]),
+        });
         let (esp_fails, warnings) = esp_job
             .join()
             .unwrap_or_else(|_| (vec![Finding::new("ESP", "checker crashed")], vec![]));
@@ -586,7 +667,19 @@ pub fn verify_with<D: Disk + ?Sized>(
     expect: &Expectations,
     progress: &dyn Progress,
 ) -> Result<Verified, VerifyError> {
-    verify_inner(disk, keys, expect, &[], progress)
+    verify_inner(disk, keys, expect, &[], Depth::Full, progress)
+}
+
+/// [`verify_with`] at `depth`: [`Depth::Boot`] for the boot verifier's verdict,
+/// [`Depth::Quick`] for `homestick verify --quick`.
+pub fn verify_depth<D: Disk + ?Sized>(
+    disk: &D,
+    keys: &[TrustedKey],
+    expect: &Expectations,
+    depth: Depth<'_>,
+    progress: &dyn Progress,
+) -> Result<Verified, VerifyError> {
+    verify_inner(disk, keys, expect, &[], depth, progress)
 }
 
 /// The builder's self-check: [`verify`], except that the partitions in `written` (number,
@@ -598,7 +691,14 @@ pub fn verify_built<D: Disk + ?Sized>(
     written: &[(u32, [u8; 32])],
     progress: &dyn Progress,
 ) -> Result<Verified, VerifyError> {
-    verify_inner(disk, keys, &Expectations::none(), written, progress)
+    verify_inner(
+        disk,
+        keys,
+        &Expectations::none(),
+        written,
+        Depth::Full,
+        progress,
+    )
 }
 
 fn verify_inner<D: Disk + ?Sized>(
@@ -606,6 +706,7 @@ fn verify_inner<D: Disk + ?Sized>(
     keys: &[TrustedKey],
     expect: &Expectations,
     known: &[(u32, [u8; 32])],
+    depth: Depth<'_>,
     progress: &dyn Progress,
 ) -> Result<Verified, VerifyError> {
     let st = read_statement(disk)?;
@@ -620,7 +721,7 @@ fn verify_inner<D: Disk + ?Sized>(
     let mut failures = expect.check(&m);
     failures.extend(check_boot_sectors(disk, &m));
     failures.extend(check_gpt(disk, &m));
-    let (content_fails, warnings) = check_contents_known(disk, &m, known, progress);
+    let (content_fails, warnings) = check_contents_known(disk, &m, known, depth, progress);
     failures.extend(content_fails);
     if !failures.is_empty() {
         return Err(VerifyError::Untrusted {
