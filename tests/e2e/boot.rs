@@ -276,17 +276,23 @@ fn good_image_boots_with_secure_boot_enforced() {
         b.console
     );
     assert!(!b.console.contains("VERIFICATION FAILED"));
-    // The system runs from the verifier's device-mapper node of the verified sectors, and the
-    // kernel's own partitions of the stick are gone.
-    assert!(
-        b.console
-            .contains("homestick-demo: root /dev/homestick-system"),
-        "{}",
-        b.console
-    );
+    // The system runs from the verifier's dm-verity device over the verified sectors (data and
+    // hash partitions, each a linear map), the profile from a tmpfs the verifier filled from
+    // the bytes it hashed, and the kernel's own partitions of the stick are gone.
+    for want in [
+        "homestick: system through dm-verity, root hash ",
+        "homestick-demo: root /dev/homestick-verity",
+        "homestick-demo: profile from tmpfs (tmpfs)",
+        "homestick-demo: read all of data.bin",
+    ] {
+        assert!(b.console.contains(want), "no {want:?} in:\n{}", b.console);
+    }
     let devices = lines_with(&b.console, "homestick-demo: block devices ");
     assert_eq!(devices.len(), 1, "{}", b.console);
-    assert_eq!(devices[0], "homestick-demo: block devices dm-0 dm-1 vda");
+    assert_eq!(
+        devices[0],
+        "homestick-demo: block devices dm-0 dm-1 dm-2 vda"
+    );
     assert_clean_power_off(&b);
 }
 
@@ -526,12 +532,50 @@ fn part_offset(img: &Path, name: &str) -> usize {
     ((f + l) / 2 * 512) as usize
 }
 
+/// One changed byte in a file of the system: the verdict (signature, GPT, the tree's top
+/// against the signed root hash) is still good, because the verifier no longer reads the whole
+/// system; dm-verity then fails the read of that block, and the demo system says so.
 #[test]
-fn changed_byte_in_the_system_partition_is_refused_at_boot() {
+fn changed_byte_in_a_system_file_is_an_io_error_for_the_system() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = build_boot_image(dir.path(), "demo.img", true, &[]);
+    let data = homestick_testkit::pseudo_random(
+        homestick_testkit::DEMO_DATA_SEED,
+        homestick_testkit::DEMO_DATA_LEN,
+    );
+    let at = find_once(&fs::read(&img).unwrap(), &data[100_000..100_064]);
+    let (first, last) = partition_lbas(&img, "system");
+    assert!((first * 512..=last * 512).contains(&(at as u64)));
+    let bad = flipped(&img, at + 10, dir.path(), "tampered.img");
+    let b = boot(dir.path(), &bad, Bus::Virtio, None);
+    for want in [
+        "homestick: image verified:",
+        "homestick: system through dm-verity",
+        "homestick-demo: I/O error reading /usr/share/homestick-demo/data.bin",
+        "homestick-demo: vpn buero",
+    ] {
+        assert!(b.console.contains(want), "no {want:?} in:\n{}", b.console);
+    }
+    assert!(!b.console.contains("VERIFICATION FAILED"), "{}", b.console);
+    assert!(!b.console.contains("read all of data.bin"), "{}", b.console);
+    assert_clean_power_off(&b);
+}
+
+#[test]
+fn changed_byte_in_the_verity_superblock_is_refused_at_boot() {
     tampered_boot(
-        "system",
-        |i| part_offset(i, "system") + 100,
-        "partition 2 (system): SHA-256",
+        "verity superblock",
+        |i| partition_lbas(i, "system-verity").0 as usize * 512 + 90,
+        "superblock: salt differs from the signed manifest's",
+    );
+}
+
+#[test]
+fn changed_byte_in_the_top_of_the_hash_tree_is_refused_at_boot() {
+    tampered_boot(
+        "top of the tree",
+        |i| partition_lbas(i, "system-verity").0 as usize * 512 + 4096 + 7,
+        "top level of the hash tree hashes to",
     );
 }
 

@@ -17,9 +17,11 @@ use homestick_build::cpio::{archive, Entry};
 use crate::{root, run};
 
 /// Modules the verifier needs: virtio, SATA (AHCI) and USB storage, FAT, squashfs, code pages,
-/// and device-mapper (the verifier maps the verified sector ranges itself).
+/// and device-mapper with dm-verity (the verifier maps the verified sector ranges itself and
+/// puts dm-verity over the system).
 const WANTED: &[&str] = &[
     "dm_mod",
+    "dm_verity",
     "virtio_pci",
     "virtio_blk",
     "virtio_scsi",
@@ -47,6 +49,13 @@ echo "homestick-demo: system started"
 # that the kernel found by itself.
 echo "homestick-demo: root $(awk '$2 == "/" { print $1 }' /proc/mounts)"
 echo "homestick-demo: block devices" $(ls /sys/class/block)
+echo "homestick-demo: profile from $(awk '$2 == "/run/homestick/profile" { print $1 " (" $3 ")" }' /proc/mounts)"
+# Every block the system reads is checked by dm-verity: a changed one is an I/O error here.
+if cat /usr/share/homestick-demo/data.bin > /dev/null; then
+  echo "homestick-demo: read all of data.bin"
+else
+  echo "homestick-demo: I/O error reading /usr/share/homestick-demo/data.bin"
+fi
 if [ -r "$P" ]; then
   awk '
     /^  "vpn": \[/ { invpn = 1; next }
@@ -198,6 +207,15 @@ fn system_image(busybox: &Path, out: &Path) -> Result<()> {
         fs::create_dir_all(tree.join(d))?;
     }
     fs::copy(busybox, tree.join("bin/busybox"))?;
+    let share = tree.join("usr/share/homestick-demo");
+    fs::create_dir_all(&share)?;
+    fs::write(
+        share.join("data.bin"),
+        homestick_testkit::pseudo_random(
+            homestick_testkit::DEMO_DATA_SEED,
+            homestick_testkit::DEMO_DATA_LEN,
+        ),
+    )?;
     for applet in [
         "sh", "awk", "cat", "echo", "mount", "poweroff", "sync", "sleep", "ls",
     ] {

@@ -1,11 +1,14 @@
 //! The boot-time verifier's logic, apart from the PID-1 plumbing in main.rs.
 //!
 //! It finds the stick by the disk GUID in its policy, verifies it with the same library as
-//! `homestick verify` (LBA 0 and the sector size, signature, GPT, partition hashes, ESP files)
-//! and the policy's checks (customer, minimum rollback index, disk GUID), and then says exactly
-//! which sector ranges to map: the verified ones, from the signed manifest. The kernel's own
-//! partition scan is never used. Everything here works on ordinary files so it can be tested
-//! off-boot.
+//! `homestick verify` (LBA 0 and the sector size, signature, GPT, ESP files, the system's
+//! dm-verity superblock and tree top against the signed root hash) and the policy's checks
+//! (customer, minimum rollback index, disk GUID); reads the profile partition into memory once,
+//! checks its hash and takes its files from exactly those bytes; and then says exactly which
+//! sector ranges to map and the dm-verity table over them, from the signed manifest. The
+//! kernel's own partition scan is never used, and nothing on the stick is read again unchecked:
+//! the kernel checks every system block against the tree as it reads it. Everything here works
+//! on ordinary files so it can be tested off-boot.
 
 #![forbid(unsafe_code)]
 
@@ -16,11 +19,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use homestick_image::disk::{Disk, FileDisk, SECTOR};
+use homestick_image::fat::{self, FatReader, ReadLimits};
 use homestick_image::gpt::{TYPE_HOMESTICK_PROFILE, TYPE_ROOT_X86_64};
+use homestick_image::hash::hex;
 use homestick_image::keys::{load_keyring, TrustedKey};
 use homestick_image::manifest::Manifest;
-use homestick_image::policy::{BootPolicy, Expectations};
-use homestick_image::verify::{verify_with, NoProgress, VerifyError};
+use homestick_image::policy::{BootPolicy, Expectations, OnCorruption};
+use homestick_image::verify::{verify_depth, Depth, NoProgress, VerifyError};
+use sha2::{Digest, Sha256};
 
 /// Why the boot verifier refuses, before or after looking at the stick.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +68,17 @@ pub enum BootError {
     /// A trusted manifest without a system or profile partition: nothing to start.
     #[error("the signed manifest has no {0} partition")]
     NoPartition(&'static str),
+    /// The system partition has no dm-verity tree in the signed manifest.
+    #[error("the signed manifest has no dm-verity tree for the system partition")]
+    NoVerity,
+    /// The profile partition: unreadable, too large, not the signed bytes, or no sound FAT.
+    #[error("partition {what}: {why}")]
+    Profile {
+        /// Which partition.
+        what: String,
+        /// Why.
+        why: String,
+    },
 }
 
 /// Read and check the policy.
@@ -115,24 +132,119 @@ pub fn decide<D: Disk + ?Sized>(
     keys: &[TrustedKey],
     policy: &BootPolicy,
 ) -> Result<Manifest, BootError> {
-    let v = verify_with(disk, keys, &Expectations::from(policy), &NoProgress)?;
-    Ok(v.manifest)
+    let m = verify_depth(
+        disk,
+        keys,
+        &Expectations::from(policy),
+        Depth::Boot {
+            deferred: &[PROFILE_NUMBER],
+        },
+        &NoProgress,
+    )?
+    .manifest;
+    system_mapping(&m)?;
+    Ok(m)
 }
 
-/// Verify the stick at `dev` against the keys and the policy.
+/// The profile partition's number; the boot verifier hashes it itself, from memory.
+pub const PROFILE_NUMBER: u32 = 3;
+
+/// Most bytes of a profile partition the verifier reads into memory.
+pub const MAX_PROFILE_BYTES: u64 = 64 << 20;
+
+/// Read the profile partition into memory once and check its SHA-256 against the signed
+/// manifest: what the system gets is taken from exactly these bytes.
+pub fn read_profile<D: Disk + ?Sized>(disk: &D, m: &Manifest) -> Result<Vec<u8>, BootError> {
+    let p = m
+        .partitions
+        .iter()
+        .find(|p| p.number == PROFILE_NUMBER && p.type_guid == TYPE_HOMESTICK_PROFILE)
+        .ok_or(BootError::NoPartition("profile"))?;
+    let err = |why: String| BootError::Profile {
+        what: p.label(),
+        why,
+    };
+    if p.len() > MAX_PROFILE_BYTES {
+        return Err(err(format!(
+            "{} bytes, more than the {MAX_PROFILE_BYTES} the verifier reads",
+            p.len()
+        )));
+    }
+    let want = p
+        .sha256
+        .ok_or_else(|| err("no SHA-256 in the manifest".into()))?;
+    let mut b = vec![0u8; p.len() as usize];
+    disk.read_exact_at(&mut b, p.offset())
+        .map_err(|e| err(format!("cannot read: {e}")))?;
+    let got: [u8; 32] = Sha256::digest(&b).into();
+    if want != got {
+        return Err(err(format!(
+            "SHA-256 of sectors {}..={} is {}, the signed manifest says {want}",
+            p.first_lba,
+            p.last_lba,
+            hex(&got)
+        )));
+    }
+    Ok(b)
+}
+
+/// Most files taken from a profile.
+pub const MAX_PROFILE_FILES: usize = 1000;
+
+/// The files of a verified profile partition (`bytes` from [`read_profile`]), read by
+/// homestick's own bounded FAT reader: path and contents, in order.
+pub fn profile_files(bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, BootError> {
+    let err = |why: String| BootError::Profile {
+        what: format!("{PROFILE_NUMBER} (profile)"),
+        why,
+    };
+    let len = bytes.len() as u64;
+    let fat = FatReader::open(bytes, 0, len, fat::budget_for(len))
+        .map_err(|e| err(format!("FAT unreadable: {e}")))?;
+    fat.check_fat_tables().map_err(|e| err(e.to_string()))?;
+    let listed = fat
+        .list(ReadLimits::default())
+        .map_err(|e| err(format!("cannot list files: {e}")))?;
+    if listed.len() > MAX_PROFILE_FILES {
+        return Err(err(format!("more than {MAX_PROFILE_FILES} files")));
+    }
+    let mut out = Vec::new();
+    for f in listed {
+        if let Some(why) = fat::path_problem(&f.path) {
+            return Err(err(format!("{}: {why}", f.path)));
+        }
+        let data = fat
+            .read(&f.path, len)
+            .map_err(|e| err(format!("{}: {e}", f.path)))?
+            .ok_or_else(|| err(format!("{}: listed but not found", f.path)))?;
+        out.push((f.path, data));
+    }
+    Ok(out)
+}
+
 pub fn verify_stick(
     dev: &Path,
     keys: &[TrustedKey],
     policy: &BootPolicy,
-) -> Result<Manifest, BootError> {
+) -> Result<Verdict, BootError> {
     let disk = FileDisk::open(dev).map_err(|source| BootError::Open {
         dev: dev.to_path_buf(),
         source,
     })?;
-    decide(&disk, keys, policy)
+    let manifest = decide(&disk, keys, policy)?;
+    let profile = profile_files(&read_profile(&disk, &manifest)?)?;
+    Ok(Verdict { manifest, profile })
 }
 
-/// One range of the stick to map and mount: exactly a partition the signed manifest describes.
+/// A stick that may be started: its signed manifest and the files of its verified profile.
+#[derive(Debug)]
+pub struct Verdict {
+    /// The signed manifest.
+    pub manifest: Manifest,
+    /// The profile's files, from the very bytes that were hashed.
+    pub profile: Vec<(String, Vec<u8>)>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mapping {
     /// device-mapper name, also the node's name under /dev.
@@ -144,34 +256,79 @@ pub struct Mapping {
 }
 
 /// Name of the mapped system partition.
-pub const SYSTEM_MAP: &str = "homestick-system";
-/// Name of the mapped profile partition.
-pub const PROFILE_MAP: &str = "homestick-profile";
+/// The dm-verity device the system is mounted from (node /dev/homestick-verity).
+pub const SYSTEM_MAP: &str = "homestick-verity";
+/// The linear map of the system partition: dm-verity's data device.
+pub const DATA_MAP: &str = "homestick-system";
+/// The linear map of the hash partition: dm-verity's hash device.
+pub const HASH_MAP: &str = "homestick-system-hash";
 
-/// The system and profile ranges to map, from the verified manifest (by partition type, not
-/// by number or by anything the kernel found on the disk).
-pub fn mappings(m: &Manifest) -> Result<[Mapping; 2], BootError> {
-    let find = |ty, name: &'static str, what: &'static str| {
-        let p = m
-            .partitions
-            .iter()
-            .find(|p| p.type_guid == ty)
-            .ok_or(BootError::NoPartition(what))?;
-        Ok::<_, BootError>(Mapping {
-            name,
-            start: p.first_lba,
-            sectors: p.len() / SECTOR,
-        })
-    };
-    Ok([
-        find(TYPE_ROOT_X86_64, SYSTEM_MAP, "system")?,
-        find(TYPE_HOMESTICK_PROFILE, PROFILE_MAP, "profile")?,
-    ])
+/// The system's dm-verity device: the two verified ranges it is made of and its table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerityMapping {
+    /// The system partition.
+    pub data: Mapping,
+    /// The hash partition.
+    pub hash: Mapping,
+    /// Data blocks (4096 bytes each).
+    pub data_blocks: u64,
+    /// The signed root hash, hex.
+    pub root_hash: String,
+    /// The salt, hex.
+    pub salt: String,
 }
 
-/// The partitions the kernel found on `disk` (from sysfs): their numbers, so they can be
-/// removed from its view before anything else can use them. Not being able to tell is an
-/// error, never "none".
+/// The system's dm-verity device, from the signed manifest only.
+pub fn system_mapping(m: &Manifest) -> Result<VerityMapping, BootError> {
+    let sys = m
+        .partitions
+        .iter()
+        .find(|p| p.type_guid == TYPE_ROOT_X86_64)
+        .ok_or(BootError::NoPartition("system"))?;
+    let v = sys.verity.as_ref().ok_or(BootError::NoVerity)?;
+    let hash = m
+        .partitions
+        .iter()
+        .find(|p| p.number == v.hash_partition)
+        .ok_or(BootError::NoPartition("system-verity"))?;
+    let map = |name, p: &homestick_image::manifest::Partition| Mapping {
+        name,
+        start: p.first_lba,
+        sectors: p.len() / SECTOR,
+    };
+    Ok(VerityMapping {
+        data: map(DATA_MAP, sys),
+        hash: map(HASH_MAP, hash),
+        data_blocks: v.data_blocks,
+        root_hash: v.root_hash.to_string(),
+        salt: v.salt.clone(),
+    })
+}
+
+impl VerityMapping {
+    /// The dm-verity table's parameters over the data and hash devices ("major:minor"):
+    /// format 1, 4096-byte blocks, the tree after the superblock (hash block 1), SHA-256, the
+    /// signed root hash and salt, and what a bad block does.
+    pub fn table(&self, data_dev: &str, hash_dev: &str, on: OnCorruption) -> String {
+        let salt = if self.salt.is_empty() {
+            "-"
+        } else {
+            &self.salt
+        };
+        format!(
+            "1 {data_dev} {hash_dev} 4096 4096 {} 1 sha256 {} {salt}{}",
+            self.data_blocks,
+            self.root_hash,
+            on.table_args()
+        )
+    }
+
+    /// Sectors of the dm-verity device.
+    pub fn sectors(&self) -> u64 {
+        self.data_blocks * 4096 / SECTOR
+    }
+}
+
 pub fn kernel_partitions(sys_block: &Path, disk: &str) -> std::io::Result<Vec<u32>> {
     let mut out = Vec::new();
     for e in fs::read_dir(sys_block.join(disk))? {

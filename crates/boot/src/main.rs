@@ -1,9 +1,12 @@
 //! homestick-boot: PID 1 of the initramfs in the signed UKI.
 //!
 //! Mounts the kernel's file systems, loads the modules the policy names, finds the stick by
-//! its disk GUID, verifies it before anything on it is used, then removes the kernel's own
-//! partitions of the stick, maps exactly the verified sector ranges with device-mapper, mounts
-//! those read-only and switches to the system's init. On any failure, or when no verdict comes
+//! its disk GUID, verifies it before anything on it is used (the system by its dm-verity tree's
+//! top against the signed root hash, the profile by reading it into memory once and hashing
+//! it), then removes the kernel's own partitions of the stick, maps exactly the verified sector
+//! ranges with device-mapper, puts dm-verity with the signed root hash over the system, mounts
+//! that read-only, writes the profile's files to a read-only tmpfs from the bytes it hashed,
+//! and switches to the system's init. On any failure, or when no verdict comes
 //! within the policy's time, it prints the reason and the message for the person at home,
 //! waits, and powers off. There is no shell, and no path that leads to one. Console lines
 //! (`homestick: ...`) are a contract tests rely on.
@@ -17,8 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use homestick_boot::{
-    candidate_disks, disk_device, disk_guid, kernel_partitions, load_keys, load_policy, mappings,
-    one_line, verify_stick, Mapping, Watchdog,
+    candidate_disks, disk_device, disk_guid, kernel_partitions, load_keys, load_policy, one_line,
+    system_mapping, verify_stick, Mapping, Verdict, Watchdog, SYSTEM_MAP,
 };
 use homestick_image::manifest::Manifest;
 use homestick_image::policy::{BootPolicy, KEYS_DIR, POLICY_PATH};
@@ -114,13 +117,22 @@ fn drop_kernel_partitions(disk: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Map `m` of the whole disk `disk` read-only and make its node /dev/NAME.
-fn map_range(disk: &str, m: &Mapping) -> Result<String, String> {
+/// Make the node /dev/NAME for device `dev`.
+fn node(name: &str, dev: u64) -> Result<String, String> {
+    let node = format!("/dev/{name}");
+    let _ = fs::remove_file(&node);
+    nix::sys::stat::mknod(node.as_str(), SFlag::S_IFBLK, Mode::S_IRUSR, dev)
+        .map_err(|e| format!("creating {node}: {e}"))?;
+    Ok(node)
+}
+
+/// Map `m` of the whole disk `disk` read-only; returns the new device's `dev_t`.
+fn map_range(disk: &str, m: &Mapping) -> Result<u64, String> {
     let dev = disk_device(Path::new("/dev"), disk);
     let rdev = fs::metadata(&dev)
         .map_err(|e| format!("{}: {e}", dev.display()))?
         .rdev();
-    let mapped = homestick_sys::create_linear(
+    homestick_sys::create_linear(
         Path::new("/dev/mapper/control"),
         &homestick_sys::LinearMap {
             name: m.name,
@@ -136,19 +148,63 @@ fn map_range(disk: &str, m: &Mapping) -> Result<String, String> {
             m.sectors,
             dev.display()
         )
-    })?;
-    let node = format!("/dev/{}", m.name);
-    let _ = fs::remove_file(&node);
-    nix::sys::stat::mknod(node.as_str(), SFlag::S_IFBLK, Mode::S_IRUSR, mapped)
-        .map_err(|e| format!("creating {node}: {e}"))?;
-    Ok(node)
+    })
 }
 
-fn mount_system(policy: &BootPolicy, disk: &str, m: &Manifest) -> Result<(), String> {
-    let [sys_map, prof_map] = mappings(m).map_err(|e| e.to_string())?;
+fn dev_text(dev: u64) -> String {
+    let (major, minor) = homestick_sys::split_dev(dev);
+    format!("{major}:{minor}")
+}
+
+/// The system through dm-verity over the verified ranges of the system and hash partitions.
+fn map_system(policy: &BootPolicy, disk: &str, m: &Manifest) -> Result<String, String> {
+    let vm = system_mapping(m).map_err(|e| e.to_string())?;
+    let data = map_range(disk, &vm.data)?;
+    let hash = map_range(disk, &vm.hash)?;
+    let table = vm.table(
+        &dev_text(data),
+        &dev_text(hash),
+        policy.verity_on_corruption,
+    );
+    let dev = homestick_sys::create_device(
+        Path::new("/dev/mapper/control"),
+        SYSTEM_MAP,
+        "verity",
+        vm.sectors(),
+        &table,
+    )
+    .map_err(|e| format!("setting up dm-verity ({table}): {e}"))?;
+    say(&format!(
+        "homestick: system through dm-verity, root hash {}",
+        vm.root_hash
+    ));
+    node(SYSTEM_MAP, dev)
+}
+
+/// Write the profile's files to a tmpfs at `target` and make it read-only.
+fn write_profile(target: &str, files: &[(String, Vec<u8>)]) -> Result<(), String> {
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount_fs("tmpfs", target, "tmpfs", flags, Some("mode=0755"))?;
+    for (path, data) in files {
+        let at = Path::new(target).join(path);
+        if let Some(dir) = at.parent() {
+            fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        fs::write(&at, data).map_err(|e| format!("{}: {e}", at.display()))?;
+    }
+    mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        flags | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
+    .map_err(|e| format!("making {target} read-only: {e}"))
+}
+
+fn mount_system(policy: &BootPolicy, disk: &str, v: &Verdict) -> Result<(), String> {
     drop_kernel_partitions(disk)?;
-    let sys = map_range(disk, &sys_map)?;
-    let prof = map_range(disk, &prof_map)?;
+    let sys = map_system(policy, disk, &v.manifest)?;
     let ro = MsFlags::MS_RDONLY | MsFlags::MS_NODEV;
     mount_fs(&sys, "/newroot", "squashfs", ro, None)?;
     mount_fs(
@@ -158,15 +214,7 @@ fn mount_system(policy: &BootPolicy, disk: &str, m: &Manifest) -> Result<(), Str
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some("mode=0755"),
     )?;
-    let target = format!("/newroot{}", policy.profile_mount);
-    mount_fs(
-        &prof,
-        &target,
-        "vfat",
-        ro | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("fmask=0133,dmask=0022"),
-    )?;
-    Ok(())
+    write_profile(&format!("/newroot{}", policy.profile_mount), &v.profile)
 }
 
 fn switch_root(policy: &BootPolicy) -> String {
@@ -261,12 +309,13 @@ fn main() {
             )
         })
     };
-    let outcome = std::panic::catch_unwind(|| -> Result<(String, Manifest), String> {
+    let outcome = std::panic::catch_unwind(|| -> Result<(String, Verdict), String> {
         let keys = load_keys(&Path::new("/").join(KEYS_DIR)).map_err(|e| e.to_string())?;
         load_modules(&policy);
         let disk = find_stick(&policy)?;
-        let m = verify_stick(&Path::new("/dev").join(&disk), &keys, &policy)
+        let v = verify_stick(&Path::new("/dev").join(&disk), &keys, &policy)
             .map_err(|e| e.to_string())?;
+        let m = &v.manifest;
         say(&format!(
             "homestick: image verified: {} {} {}",
             m.image_id, m.customer.id, m.version
@@ -275,14 +324,14 @@ fn main() {
             "homestick: verdict after {} ms",
             started.elapsed().as_millis()
         ));
-        Ok((disk, m))
+        Ok((disk, v))
     });
-    let (disk, m) = match outcome {
+    let (disk, verdict) = match outcome {
         Ok(Ok(d)) => d,
         Ok(Err(reason)) => refuse(&reason, Some(&policy), started),
         Err(_) => refuse("internal error in the verifier", Some(&policy), started),
     };
-    if let Err(e) = mount_system(&policy, &disk, &m) {
+    if let Err(e) = mount_system(&policy, &disk, &verdict) {
         refuse(&e, Some(&policy), started);
     }
     if !watchdog.disarm() {

@@ -48,6 +48,10 @@ pub struct BootToml {
     /// (default 300: enough to hash a large system from a slow stick).
     #[serde(default)]
     pub verdict_timeout_seconds: Option<u32>,
+    /// What reading a system block that does not match its dm-verity hash does: "eio" (the
+    /// default: the read fails), "restart" or "panic".
+    #[serde(default)]
+    pub verity_on_corruption: Option<homestick_image::policy::OnCorruption>,
 }
 
 /// The boot files of a base with a kernel.

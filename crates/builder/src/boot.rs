@@ -142,6 +142,7 @@ pub fn policy(f: &UkiFor<'_>, boot: &BootInput) -> BootPolicy {
             .clone()
             .unwrap_or_else(|| "/sbin/init".into()),
         profile_mount: homestick_profile::MOUNT_POINT.into(),
+        verity_on_corruption: boot.config.verity_on_corruption.unwrap_or_default(),
     }
 }
 

@@ -52,6 +52,33 @@ pub struct BootPolicy {
     pub init: String,
     /// Where the profile partition is mounted in the system.
     pub profile_mount: String,
+    /// What a block of the system that does not match its dm-verity hash does.
+    #[serde(default)]
+    pub verity_on_corruption: OnCorruption,
+}
+
+/// What the kernel does when a block of the system does not match its dm-verity hash.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnCorruption {
+    /// The read fails with an I/O error (the kernel logs the block).
+    #[default]
+    Eio,
+    /// The PC restarts.
+    Restart,
+    /// The kernel panics (and, with panic=-1 on the command line, restarts).
+    Panic,
+}
+
+impl OnCorruption {
+    /// The dm-verity table's optional arguments for this choice.
+    pub fn table_args(self) -> &'static str {
+        match self {
+            OnCorruption::Eio => "",
+            OnCorruption::Restart => " 1 restart_on_corruption",
+            OnCorruption::Panic => " 1 panic_on_corruption",
+        }
+    }
 }
 
 /// Why a policy.json is not usable.

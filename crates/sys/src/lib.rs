@@ -28,21 +28,34 @@ pub struct LinearMap<'a> {
 /// Create a read-only linear device-mapper device for `map` through `control`
 /// (`/dev/mapper/control`) and activate it. Returns the new device's `dev_t`.
 pub fn create_linear(control: &Path, map: &LinearMap<'_>) -> io::Result<u64> {
+    let (major, minor) = split_dev(map.disk);
+    let params = format!("{major}:{minor} {}", map.start);
+    create_device(control, map.name, "linear", map.sectors, &params)
+}
+
+/// Create a read-only device-mapper device `name` of `sectors` sectors with one target of type
+/// `target` (e.g. "verity") and its parameter string, through `control`, and activate it.
+/// Returns the new device's `dev_t`. On failure nothing is left behind.
+pub fn create_device(
+    control: &Path,
+    name: &str,
+    target: &str,
+    sectors: u64,
+    params: &str,
+) -> io::Result<u64> {
     let ctl = OpenOptions::new()
         .read(true)
         .write(true)
         .open(control)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", control.display())))?;
-    let (major, minor) = split_dev(map.disk);
-    let params = format!("{major}:{minor} {}", map.start);
     let fd = ctl.as_raw_fd();
-    ioctl::dm_dev_create(fd, map.name)?;
-    let res = ioctl::dm_table_load(fd, map.name, "linear", map.sectors, &params)
-        .and_then(|()| ioctl::dm_resume(fd, map.name));
+    ioctl::dm_dev_create(fd, name)?;
+    let res = ioctl::dm_table_load(fd, name, target, sectors, params)
+        .and_then(|()| ioctl::dm_resume(fd, name));
     match res {
         Ok(dev) => Ok(dev),
         Err(e) => {
-            let _ = ioctl::dm_dev_remove(fd, map.name);
+            let _ = ioctl::dm_dev_remove(fd, name);
             Err(e)
         }
     }

@@ -24,6 +24,13 @@ pub fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
+/// The demo system's /usr/share/homestick-demo/data.bin: [`pseudo_random`] with this seed and
+/// [`DEMO_DATA_LEN`] bytes, incompressible, so squashfs stores it as it is and tests find its
+/// bytes in an image (the demo system reads it at start and reports an I/O error).
+pub const DEMO_DATA_SEED: u64 = 0x5eed_da7a;
+/// Length of the demo system's data.bin.
+pub const DEMO_DATA_LEN: usize = 256 << 10;
+
 /// Marker at the start of the placeholder BOOTX64.EFI (tests find the file's bytes by it).
 pub const EFI_MARKER: &[u8] = b"MZ homestick test fixture: not a bootable EFI program\n";
 
