@@ -207,3 +207,48 @@ fn missing_esp_file_is_named() {
         r.stdout
     );
 }
+
+/// `verify --quick` reads the signature, the GPT and each tree's superblock and top: a changed
+/// system byte passes it (the full check and the kernel catch it), a changed tree top does not.
+#[test]
+fn quick_verify_checks_the_tree_top_and_not_the_data() {
+    let fx = Fixture::new();
+    let img = fx.build("demo.img");
+    let (sys, _) = partition_lbas(&img, "system");
+    let (hash, _) = partition_lbas(&img, "system-verity");
+    let quick = |p: &std::path::Path| {
+        hs(&[
+            "verify",
+            "--quick",
+            p.to_str().unwrap(),
+            "--keyring",
+            test_pub().to_str().unwrap(),
+        ])
+    };
+    let r = quick(&img);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("checked (--quick)"), "{}", r.stdout);
+    let data = flipped(
+        &img,
+        (sys * 512 + 4096 * 5 + 9) as usize,
+        fx.dir.path(),
+        "data.img",
+    );
+    assert_eq!(quick(&data).code, 0, "{}", quick(&data).all());
+    let full = verify(&data, &test_pub());
+    assert_eq!(full.code, 1, "{}", full.all());
+    assert!(full.stdout.contains("data block 5 "), "{}", full.stdout);
+    let top = flipped(
+        &img,
+        (hash * 512 + 4096 + 1) as usize,
+        fx.dir.path(),
+        "top.img",
+    );
+    let r = quick(&top);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stdout.contains("top level of the hash tree hashes to"),
+        "{}",
+        r.stdout
+    );
+}

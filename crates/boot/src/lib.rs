@@ -430,6 +430,76 @@ mod tests {
         assert!(kernel_partitions(dir.path(), "vda").is_err());
     }
 
+    fn policy_for(m: &Manifest) -> BootPolicy {
+        BootPolicy {
+            format: homestick_image::policy::POLICY_FORMAT.into(),
+            disk_guid: m.disk.guid,
+            customer_id: m.customer.id.clone(),
+            customer_name: m.customer.name.clone(),
+            hotline: None,
+            email: None,
+            hours: None,
+            modules: vec![],
+            failure_delay_seconds: 1,
+            min_rollback_index: 0,
+            device_timeout_seconds: 1,
+            verdict_timeout_seconds: 10,
+            init: "/sbin/init".into(),
+            profile_mount: "/run/homestick/profile".into(),
+            verity_on_corruption: OnCorruption::Eio,
+        }
+    }
+
+    #[test]
+    fn the_verdict_the_dm_verity_table_and_the_profile_from_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = homestick_testkit::build_fixture_image(dir.path(), 3).unwrap();
+        let mut bytes = fs::read(&img).unwrap();
+        let keys = homestick_testkit::test_keyring().unwrap();
+        let st = homestick_image::verify::read_statement(&bytes).unwrap();
+        let m = Manifest::parse(&st.manifest).unwrap();
+        let policy = policy_for(&m);
+        let got = decide(&bytes, &keys, &policy).unwrap();
+        assert_eq!(got, m);
+        let v = system_mapping(&m).unwrap();
+        let sys = &m.partitions[1];
+        assert_eq!(
+            (v.data.start, v.data.sectors),
+            (sys.first_lba, sys.len() / 512)
+        );
+        assert_eq!(v.hash.start, m.partitions[3].first_lba);
+        let root = sys.verity.as_ref().unwrap().root_hash.to_string();
+        assert_eq!(
+            v.table("254:0", "254:1", OnCorruption::Eio),
+            format!("1 254:0 254:1 4096 4096 768 1 sha256 {root} {}", v.salt)
+        );
+        assert!(v
+            .table("254:0", "254:1", OnCorruption::Restart)
+            .ends_with(" 1 restart_on_corruption"));
+        assert_eq!(v.sectors(), 768 * 8);
+        let files = profile_files(&read_profile(&bytes, &m).unwrap()).unwrap();
+        assert!(files
+            .iter()
+            .any(|(p, d)| p == "profile.json" && !d.is_empty()));
+        // A changed byte in the profile: refused, before anything is taken from it.
+        let at = m.partitions[2].offset() as usize + 70_000;
+        bytes[at] ^= 1;
+        let e = read_profile(&bytes, &m).unwrap_err().to_string();
+        assert!(
+            e.starts_with("partition 3 (profile): SHA-256 of sectors"),
+            "{e}"
+        );
+        bytes[at] ^= 1;
+        // A changed byte in the system's data: the verdict does not read it (the kernel will).
+        bytes[sys.offset() as usize + 5000] ^= 1;
+        assert!(decide(&bytes, &keys, &policy).is_ok());
+        // One in the tree's top: refused.
+        let top = m.partitions[3].offset() as usize + 4096 + 3;
+        bytes[top] ^= 1;
+        let e = decide(&bytes, &keys, &policy).unwrap_err().to_string();
+        assert!(e.contains("top level of the hash tree"), "{e}");
+    }
+
     #[test]
     fn watchdog_fires_unless_disarmed() {
         let (tx, rx) = mpsc::channel();

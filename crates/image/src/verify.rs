@@ -387,9 +387,10 @@ pub enum Depth<'a> {
     /// Every byte: whole-partition hashes, the ESP's files, and every block of each dm-verity
     /// tree against its data.
     Full,
-    /// What the boot verifier reads before its verdict: a dm-verity partition only by its
-    /// superblock and the top of its tree (the kernel then checks every block as it is read);
-    /// the partitions in `deferred` not at all (the caller hashes them itself, from memory).
+    /// What the boot verifier reads before its verdict: a dm-verity partition and its hash
+    /// partition only by the superblock and the top of the tree (the kernel then checks every
+    /// data and hash block as it is read); the partitions in `deferred` not at all (the caller
+    /// hashes them itself, from memory).
     Boot {
         /// Partition numbers the caller checks.
         deferred: &'a [u32],
@@ -473,14 +474,23 @@ fn check_contents_known<D: Disk + ?Sized>(
             )),
         }
     }
+    // At boot a hash partition is not hashed whole: the kernel checks each of its blocks
+    // against its parent, up to the top that check_top compares with the signed root hash.
+    let trees: Vec<u32> = m
+        .partitions
+        .iter()
+        .filter_map(|p| Some(p.verity.as_ref()?.hash_partition))
+        .collect();
     let deferred: &[u32] = match depth {
         Depth::Boot { deferred } => deferred,
         _ => &[],
     };
+    let boot = matches!(depth, Depth::Boot { .. });
     let hashed: Vec<(&manifest::Partition, manifest::Sha256Sum)> = m
         .partitions
         .iter()
         .filter(|p| depth != Depth::Quick && !is_known(p.number) && !deferred.contains(&p.number))
+        .filter(|p| !(boot && trees.contains(&p.number)))
         .filter_map(|p| Some((p, p.sha256?)))
         .collect();
     let verity: Vec<(&manifest::Partition, &manifest::Verity, bool)> = m
