@@ -6,7 +6,7 @@
 #![no_main]
 use std::sync::OnceLock;
 
-use homestick_image::policy::{BootPolicy, POLICY_FORMAT};
+use homestick_image::policy::BootPolicy;
 use libfuzzer_sys::fuzz_target;
 
 mod common;
@@ -19,9 +19,17 @@ fn regions() -> &'static [(usize, usize); 3] {
         let img = w.image.lock().unwrap_or_else(|e| e.into_inner());
         let st = homestick_image::verify::read_statement(&*img).expect("statement");
         let m = homestick_image::manifest::Manifest::parse(&st.manifest).expect("manifest");
-        let hash = m.partitions.iter().find(|p| p.name == "system-verity").expect("verity");
+        let hash = m
+            .partitions
+            .iter()
+            .find(|p| p.name == "system-verity")
+            .expect("verity");
         let at = hash.offset() as usize;
-        [common::DISK_REGIONS[0], common::DISK_REGIONS[1], (at, at + 8192)]
+        [
+            common::DISK_REGIONS[0],
+            common::DISK_REGIONS[1],
+            (at, at + 8192),
+        ]
     })
 }
 
@@ -32,23 +40,7 @@ fn policy() -> &'static BootPolicy {
         let img = w.image.lock().unwrap_or_else(|e| e.into_inner());
         let st = homestick_image::verify::read_statement(&*img).expect("statement");
         let m = homestick_image::manifest::Manifest::parse(&st.manifest).expect("manifest");
-        BootPolicy {
-            format: POLICY_FORMAT.into(),
-            disk_guid: m.disk.guid,
-            customer_id: m.customer.id.clone(),
-            customer_name: m.customer.name.clone(),
-            hotline: None,
-            email: None,
-            hours: None,
-            modules: vec![],
-            failure_delay_seconds: 1,
-            min_rollback_index: m.rollback_index,
-            device_timeout_seconds: 1,
-            verdict_timeout_seconds: 10,
-            init: "/sbin/init".into(),
-            profile_mount: "/run/homestick/profile".into(),
-            verity_on_corruption: Default::default(),
-        }
+        homestick_testkit::boot_policy_for(&m)
     })
 }
 

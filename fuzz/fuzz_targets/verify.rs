@@ -9,6 +9,7 @@ fuzz_target!(|data: &[u8]| {
     let w = common::world();
     let mut img = w.image.lock().unwrap_or_else(|e| e.into_inner());
     common::with_edits(&mut img, &common::DISK_REGIONS, data, |target| {
-        let _ = homestick_image::verify::verify(target, &w.keys, &homestick_image::verify::NoProgress);
+        let _ =
+            homestick_image::verify::verify(target, &w.keys, &homestick_image::verify::NoProgress);
     });
 });

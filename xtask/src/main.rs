@@ -166,7 +166,12 @@ fn homestick_bin() -> Result<PathBuf> {
 }
 
 /// Build the demo customer's image from `base`, signed with the test key, reproducibly.
-fn build_demo_image(bin: &Path, base: &Path, img: &Path, extra: &[&str]) -> Result<()> {
+fn build_demo_image<S: AsRef<std::ffi::OsStr>>(
+    bin: &Path,
+    base: &Path,
+    img: &Path,
+    extra: &[S],
+) -> Result<()> {
     let r = root();
     run(Command::new(bin)
         .arg("build")
@@ -182,6 +187,27 @@ fn build_demo_image(bin: &Path, base: &Path, img: &Path, extra: &[&str]) -> Resu
         .env("SOURCE_DATE_EPOCH", "1796000000"))
 }
 
+/// `build` arguments for a bootable image: the static boot verifier, the refusal delay, and
+/// the UKI signed for Secure Boot with OVMF's snakeoil db key (test material shipped with
+/// Debian's ovmf package; its passphrase goes to a file in `dir`).
+fn signed_boot_args(dir: &Path, failure_delay: u32) -> Result<Vec<String>> {
+    let verifier = boot_verifier()?;
+    let pw = dir.join("snakeoil.pw");
+    fs::write(&pw, "snakeoil\n")?;
+    Ok(vec![
+        "--boot-verifier".into(),
+        verifier.display().to_string(),
+        "--failure-delay".into(),
+        failure_delay.to_string(),
+        "--secure-boot-key".into(),
+        "/usr/share/ovmf/PkKek-1-snakeoil.key".into(),
+        "--secure-boot-cert".into(),
+        "/usr/share/ovmf/PkKek-1-snakeoil.pem".into(),
+        "--secure-boot-passphrase-file".into(),
+        pw.display().to_string(),
+    ])
+}
+
 fn demo() -> Result<()> {
     install_test_packages()?;
     let r = root();
@@ -189,32 +215,11 @@ fn demo() -> Result<()> {
     fs::create_dir_all(&out)?;
     let base = out.join("demo-base");
     base::base(&base)?;
-    let verifier = boot_verifier()?;
     let bin = homestick_bin()?;
     let img = out.join("stadt-musterhausen.img");
-    // Secure Boot: OVMF's snakeoil db key (test material shipped with Debian's ovmf package).
-    let pw = out.join("snakeoil.pw");
-    fs::write(&pw, "snakeoil\n")?;
-    let (v, p) = (verifier.display().to_string(), pw.display().to_string());
-    build_demo_image(
-        &bin,
-        &base,
-        &img,
-        &[
-            "--version",
-            "2026.11.1",
-            "--boot-verifier",
-            &v,
-            "--failure-delay",
-            "15",
-            "--secure-boot-key",
-            "/usr/share/ovmf/PkKek-1-snakeoil.key",
-            "--secure-boot-cert",
-            "/usr/share/ovmf/PkKek-1-snakeoil.pem",
-            "--secure-boot-passphrase-file",
-            &p,
-        ],
-    )?;
+    let mut args = vec!["--version".to_string(), "2026.11.1".into()];
+    args.extend(signed_boot_args(&out, 15)?);
+    build_demo_image(&bin, &base, &img, &args)?;
     run(Command::new(&bin).arg("inspect").arg(&img))?;
     run(Command::new(&bin)
         .arg("verify")
@@ -373,7 +378,7 @@ fn fuzz(seconds: u32) -> Result<()> {
     }
     let img = r.join("target/fuzz-seeds/seed.img");
     let bin = homestick_bin()?;
-    build_demo_image(&bin, &base, &img, &[])?;
+    build_demo_image::<&str>(&bin, &base, &img, &[])?;
     let head = fs::read(&img)?;
     fs::write(seeds.join("primary-gpt"), &head[..34 * 512])?;
     // (target, extra seed corpora, libFuzzer flags). Every target runs with a timeout: an
@@ -424,7 +429,7 @@ fn bench_verify(size_mib: u64, rounds: u32) -> Result<()> {
     let bin = homestick_bin()?;
     let img = dir.join("bench.img");
     if !img.exists() {
-        build_demo_image(&bin, &base, &img, &[])?;
+        build_demo_image::<&str>(&bin, &base, &img, &[])?;
     }
     let size = fs::metadata(&img)?.len();
     let pubkey = r.join("keys/test/homestick-test.pub");
@@ -510,7 +515,7 @@ fn bench_build(size_mib: u64, rounds: u32) -> Result<()> {
     let copy_src = dir.join("copy-source.img");
     let copy_dst = dir.join("copy.img");
     let _ = fs::remove_file(&img);
-    build_demo_image(&bin, &base, &img, &[])?;
+    build_demo_image::<&str>(&bin, &base, &img, &[])?;
     let size = fs::metadata(&img)?.len();
     // cp's source: a file of the same size with the base's system image at its start, so both
     // tools read as many real bytes.
@@ -623,7 +628,7 @@ fn bench_flash(size_mib: u64, rounds: u32, n: usize) -> Result<()> {
     let bin = homestick_bin()?;
     let img = dir.join("bench.img");
     let _ = fs::remove_file(&img);
-    build_demo_image(&bin, &base, &img, &[])?;
+    build_demo_image::<&str>(&bin, &base, &img, &[])?;
     let size = fs::metadata(&img)?.len();
     let loops = Loops::attach(&dir, n, size + (1 << 20))?;
     let keyring = r.join("keys/test/homestick-test.pub");
@@ -738,33 +743,14 @@ fn bench_verity(small_mib: u64, large_mib: u64, rounds: u32) -> Result<()> {
     fs::create_dir_all(&dir)?;
     let demo = r.join("target/demo-base");
     base::base(&demo)?;
-    let verifier = boot_verifier()?;
     let bin = homestick_bin()?;
-    let pw = dir.join("snakeoil.pw");
-    fs::write(&pw, "snakeoil\n")?;
-    let (v, p) = (verifier.display().to_string(), pw.display().to_string());
+    let mut args = vec!["--no-cache".to_string()];
+    args.extend(signed_boot_args(&dir, 1)?);
     let mut imgs = Vec::new();
     for mib in [small_mib, large_mib] {
         let base = padded_demo_base(&dir, &demo, mib)?;
         let img = dir.join(format!("system-{mib}.img"));
-        build_demo_image(
-            &bin,
-            &base,
-            &img,
-            &[
-                "--no-cache",
-                "--boot-verifier",
-                &v,
-                "--failure-delay",
-                "1",
-                "--secure-boot-key",
-                "/usr/share/ovmf/PkKek-1-snakeoil.key",
-                "--secure-boot-cert",
-                "/usr/share/ovmf/PkKek-1-snakeoil.pem",
-                "--secure-boot-passphrase-file",
-                &p,
-            ],
-        )?;
+        build_demo_image(&bin, &base, &img, &args)?;
         imgs.push((mib, img));
     }
     let mut best = [u64::MAX; 2];

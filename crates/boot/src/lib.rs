@@ -430,26 +430,6 @@ mod tests {
         assert!(kernel_partitions(dir.path(), "vda").is_err());
     }
 
-    fn policy_for(m: &Manifest) -> BootPolicy {
-        BootPolicy {
-            format: homestick_image::policy::POLICY_FORMAT.into(),
-            disk_guid: m.disk.guid,
-            customer_id: m.customer.id.clone(),
-            customer_name: m.customer.name.clone(),
-            hotline: None,
-            email: None,
-            hours: None,
-            modules: vec![],
-            failure_delay_seconds: 1,
-            min_rollback_index: 0,
-            device_timeout_seconds: 1,
-            verdict_timeout_seconds: 10,
-            init: "/sbin/init".into(),
-            profile_mount: "/run/homestick/profile".into(),
-            verity_on_corruption: OnCorruption::Eio,
-        }
-    }
-
     #[test]
     fn the_verdict_the_dm_verity_table_and_the_profile_from_memory() {
         let dir = tempfile::tempdir().unwrap();
@@ -458,7 +438,7 @@ mod tests {
         let keys = homestick_testkit::test_keyring().unwrap();
         let st = homestick_image::verify::read_statement(&bytes).unwrap();
         let m = Manifest::parse(&st.manifest).unwrap();
-        let policy = policy_for(&m);
+        let policy = homestick_testkit::boot_policy_for(&m);
         let got = decide(&bytes, &keys, &policy).unwrap();
         assert_eq!(got, m);
         let v = system_mapping(&m).unwrap();

@@ -283,25 +283,21 @@ pub fn check_top<D: Disk + ?Sized, H: Disk + ?Sized>(
     p: &Params,
     root: &[u8; 32],
 ) -> Result<(), String> {
-    let On {
-        data,
-        data_offset,
-        hash,
-        hash_offset,
-    } = on;
     let mut sb = vec![0u8; SUPERBLOCK_SIZE];
-    hash.read_exact_at(&mut sb, hash_offset)
+    on.hash
+        .read_exact_at(&mut sb, on.hash_offset)
         .map_err(|e| format!("superblock: {e}"))?;
     check_superblock(&sb, p).map_err(|e| format!("superblock: {e}"))?;
     let mut block = vec![0u8; BLOCK as usize];
     let (what, read) = match levels(p.data_blocks).last() {
         Some(top) => (
             "top level of the hash tree",
-            hash.read_exact_at(&mut block, hash_offset + top.start * BLOCK),
+            on.hash
+                .read_exact_at(&mut block, on.hash_offset + top.start * BLOCK),
         ),
         None => (
             "the only data block",
-            data.read_exact_at(&mut block, data_offset),
+            on.data.read_exact_at(&mut block, on.data_offset),
         ),
     };
     read.map_err(|e| format!("{what}: {e}"))?;
@@ -327,18 +323,13 @@ pub fn check_tree<D: Disk + ?Sized, H: Disk + ?Sized>(
     threads: usize,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<(), String> {
-    let On {
-        data,
-        data_offset,
-        hash,
-        hash_offset,
-    } = on;
     let mut stored = vec![0u8; hash_area_size(p.data_blocks) as usize];
-    hash.read_exact_at(&mut stored, hash_offset)
+    on.hash
+        .read_exact_at(&mut stored, on.hash_offset)
         .map_err(|e| format!("hash area: {e}"))?;
     check_superblock(&stored, p).map_err(|e| format!("superblock: {e}"))?;
     let uuid: [u8; 16] = stored[16..32].try_into().unwrap_or_default();
-    let built = build(data, data_offset, p, uuid, threads, progress)
+    let built = build(on.data, on.data_offset, p, uuid, threads, progress)
         .map_err(|e| format!("reading the data: {e}"))?;
     let lv = levels(p.data_blocks);
     if let Some(leaf) = lv.first() {

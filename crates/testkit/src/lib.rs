@@ -134,3 +134,27 @@ pub fn test_keyring() -> io::Result<Vec<homestick_image::keys::TrustedKey>> {
     homestick_image::keys::load_keyring(&repo_root().join("keys/test/homestick-test.pub"))
         .map_err(|e| io::Error::other(e.to_string()))
 }
+
+/// A boot policy that accepts `m` (its disk GUID, customer and rollback index), short
+/// timeouts, no modules: for tests and fuzz targets of the boot verifier's decision.
+pub fn boot_policy_for(
+    m: &homestick_image::manifest::Manifest,
+) -> homestick_image::policy::BootPolicy {
+    homestick_image::policy::BootPolicy {
+        format: homestick_image::policy::POLICY_FORMAT.into(),
+        disk_guid: m.disk.guid,
+        customer_id: m.customer.id.clone(),
+        customer_name: m.customer.name.clone(),
+        hotline: None,
+        email: None,
+        hours: None,
+        modules: vec![],
+        failure_delay_seconds: 1,
+        min_rollback_index: m.rollback_index,
+        device_timeout_seconds: 1,
+        verdict_timeout_seconds: 10,
+        init: "/sbin/init".into(),
+        profile_mount: "/run/homestick/profile".into(),
+        verity_on_corruption: Default::default(),
+    }
+}
