@@ -45,10 +45,11 @@ fn policy() -> &'static BootPolicy {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let p = policy();
+    // Both lock the image on first use: take them before this call locks it.
+    let (p, regions) = (policy(), regions());
     let w = common::world();
     let mut img = w.image.lock().unwrap_or_else(|e| e.into_inner());
-    common::with_edits(&mut img, regions(), data, |disk| {
+    common::with_edits(&mut img, regions, data, |disk| {
         if let Ok(m) = homestick_boot::decide(disk, &w.keys, p) {
             let v = homestick_boot::system_mapping(&m).expect("a trusted manifest has the tree");
             for map in [v.data, v.hash] {
