@@ -313,9 +313,45 @@ pub fn check_top<D: Disk + ?Sized, H: Disk + ?Sized>(
     Ok(())
 }
 
-/// The full check: rebuild the tree from the data and compare it with the stored hash area,
-/// byte for byte. Names the first data block whose leaf differs, else the first hash block that
-/// differs, else a root hash that differs.
+/// The first data block in `first..last` whose leaf digest differs from the stored one, reading
+/// the data and the stored leaves a chunk at a time.
+fn first_bad_leaf<D: Disk + ?Sized, H: Disk + ?Sized>(
+    on: &On<'_, D, H>,
+    base: &Sha256,
+    leaves_at: u64,
+    (first, last): (u64, u64),
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Option<u64>, String> {
+    let mut data = vec![0u8; (CHUNK_BLOCKS * BLOCK) as usize];
+    let mut stored = vec![0u8; CHUNK_BLOCKS as usize * DIGEST];
+    let mut got = vec![0u8; CHUNK_BLOCKS as usize * DIGEST];
+    let mut b = first;
+    while b < last {
+        let n = (last - b).min(CHUNK_BLOCKS);
+        let (bytes, digests) = ((n * BLOCK) as usize, n as usize * DIGEST);
+        on.data
+            .read_exact_at(&mut data[..bytes], on.data_offset + b * BLOCK)
+            .map_err(|e| format!("data block {b}: {e}"))?;
+        on.hash
+            .read_exact_at(&mut stored[..digests], leaves_at + b * DIGEST as u64)
+            .map_err(|e| format!("the leaves of data block {b}: {e}"))?;
+        hash_blocks(base, &data[..bytes], &mut got[..digests]);
+        if let Some(i) = (0..n as usize)
+            .find(|&i| got[i * DIGEST..(i + 1) * DIGEST] != stored[i * DIGEST..(i + 1) * DIGEST])
+        {
+            return Ok(Some(b + i as u64));
+        }
+        progress(bytes as u64);
+        b += n;
+    }
+    Ok(None)
+}
+
+/// The full check, in bounded memory (a few chunks per thread, whatever the size): every data
+/// block against its leaf (on `threads` threads), every hash block of each level against its
+/// digest one level up, the top block against `root`, and the superblock against `p`. Names
+/// the first data block whose leaf differs, else the first hash block that does not match its
+/// parent, else a top that does not match the root.
 pub fn check_tree<D: Disk + ?Sized, H: Disk + ?Sized>(
     on: On<'_, D, H>,
     p: &Params,
@@ -323,47 +359,74 @@ pub fn check_tree<D: Disk + ?Sized, H: Disk + ?Sized>(
     threads: usize,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<(), String> {
-    let mut stored = vec![0u8; hash_area_size(p.data_blocks) as usize];
+    let mut sb = vec![0u8; SUPERBLOCK_SIZE];
     on.hash
-        .read_exact_at(&mut stored, on.hash_offset)
-        .map_err(|e| format!("hash area: {e}"))?;
-    check_superblock(&stored, p).map_err(|e| format!("superblock: {e}"))?;
-    let uuid: [u8; 16] = stored[16..32].try_into().unwrap_or_default();
-    let built = build(on.data, on.data_offset, p, uuid, threads, progress)
-        .map_err(|e| format!("reading the data: {e}"))?;
+        .read_exact_at(&mut sb, on.hash_offset)
+        .map_err(|e| format!("superblock: {e}"))?;
+    check_superblock(&sb, p).map_err(|e| format!("superblock: {e}"))?;
+    let base = salted(&p.salt);
     let lv = levels(p.data_blocks);
-    if let Some(leaf) = lv.first() {
-        let at = (leaf.start * BLOCK) as usize;
-        let (s, b) = (&stored[at..], &built.area[at..]);
-        if let Some(i) = s.iter().zip(b).position(|(x, y)| x != y) {
-            let block = (i / DIGEST) as u64;
-            if block < p.data_blocks {
-                return Err(format!(
-                    "data block {block} (bytes {}..{} of the partition) does not match its hash",
-                    block * BLOCK,
-                    (block + 1) * BLOCK
-                ));
-            }
-            return Err(format!(
-                "padding of the last leaf block {} is not zero",
-                leaf.start + (i as u64) / BLOCK
-            ));
+    let Some(leaves) = lv.first() else {
+        // One data block: its hash is the root.
+        return check_top(on, p, root).map_err(|e| format!("data block 0: {e}"));
+    };
+    let leaves_at = on.hash_offset + leaves.start * BLOCK;
+    let per = p.data_blocks.div_ceil(threads.max(1) as u64).max(1);
+    let found: Vec<Result<Option<u64>, String>> = std::thread::scope(|s| {
+        let jobs: Vec<_> = (0..threads.max(1) as u64)
+            .map(|t| (t * per, ((t + 1) * per).min(p.data_blocks)))
+            .filter(|(a, b)| a < b)
+            .map(|range| {
+                let (on, base) = (&on, &base);
+                s.spawn(move || first_bad_leaf(on, base, leaves_at, range, progress))
+            })
+            .collect();
+        jobs.into_iter()
+            .map(|j| {
+                j.join()
+                    .unwrap_or_else(|_| Err("a checking thread crashed".into()))
+            })
+            .collect()
+    });
+    let mut first_bad = None;
+    for f in found {
+        if let Some(b) = f? {
+            first_bad = Some(first_bad.map_or(b, |x: u64| x.min(b)));
         }
     }
-    if let Some(i) = stored.iter().zip(&built.area).position(|(x, y)| x != y) {
+    if let Some(b) = first_bad {
         return Err(format!(
-            "hash block {} of the hash area differs from the tree of the data",
-            i as u64 / BLOCK
+            "data block {b} (bytes {}..{} of the partition) does not match its hash",
+            b * BLOCK,
+            (b + 1) * BLOCK
         ));
     }
-    if &built.root != root {
-        return Err(format!(
-            "the data's root hash is {}, the signed manifest says {}",
-            crate::hash::hex(&built.root),
-            crate::hash::hex(root)
-        ));
+    // Each level's blocks against their digests in the level above.
+    let mut block = vec![0u8; BLOCK as usize];
+    let mut want = [0u8; DIGEST];
+    let mut got = [0u8; DIGEST];
+    for pair in lv.windows(2) {
+        let (below, above) = (pair[0], pair[1]);
+        for j in 0..below.blocks {
+            let at = below.start + j;
+            on.hash
+                .read_exact_at(&mut block, on.hash_offset + at * BLOCK)
+                .map_err(|e| format!("hash block {at}: {e}"))?;
+            on.hash
+                .read_exact_at(
+                    &mut want,
+                    on.hash_offset + above.start * BLOCK + j * DIGEST as u64,
+                )
+                .map_err(|e| format!("hash block {}: {e}", above.start + j / 128))?;
+            hash_blocks(&base, &block, &mut got);
+            if got != want {
+                return Err(format!(
+                    "hash block {at} of the hash partition does not match its digest one level up"
+                ));
+            }
+        }
     }
-    Ok(())
+    check_top(on, p, root)
 }
 
 #[cfg(test)]
@@ -481,6 +544,21 @@ mod tests {
         assert!(check_top(on(&data, &area), &p, &t.root)
             .unwrap_err()
             .contains("top level"));
+        // The padding of the last leaf block: no leaf differs, its parent's digest does.
+        let restored = {
+            let mut d = data.clone();
+            d[(12345 * BLOCK + 17) as usize] ^= 1;
+            d[(15000 * BLOCK) as usize] ^= 1;
+            d
+        };
+        let leaves = levels(20000)[0];
+        let mut area = t.area.clone();
+        area[((leaves.start + 156) * BLOCK + 32 * 32 + 5) as usize] ^= 1;
+        let e = check_tree(on(&restored, &area), &p, &t.root, 3, &|_| {}).unwrap_err();
+        assert!(
+            e.starts_with(&format!("hash block {} ", leaves.start + 156)),
+            "{e}"
+        );
         let mut area = t.area.clone();
         area[72] ^= 1; // data_blocks in the superblock
         assert!(check_top(on(&data, &area), &p, &t.root)
