@@ -111,15 +111,6 @@ pub fn flash(a: &FlashArgs) -> Result<(), Failure> {
     };
     let image = open_image(&a.image, keys)?;
     let roots = Roots::default();
-    // Ctrl-C once: no new sticks, the ones in progress finish. Twice: those stop too (each
-    // fails and is wiped).
-    let cancel = Arc::new(AtomicUsize::new(0));
-    {
-        let c = Arc::clone(&cancel);
-        let _ = ctrlc::set_handler(move || {
-            c.fetch_add(1, Ordering::SeqCst);
-        });
-    }
     let chosen = if a.watch {
         Vec::new()
     } else {
@@ -127,6 +118,15 @@ pub fn flash(a: &FlashArgs) -> Result<(), Failure> {
     };
     if !a.yes && !confirm(&image, &chosen)? {
         return Err(usage("nothing written: not confirmed"));
+    }
+    // From here (not at the prompt, where Ctrl-C simply ends the program): Ctrl-C once, no new
+    // sticks and the ones in progress finish; twice, those stop too (each fails and is wiped).
+    let cancel = Arc::new(AtomicUsize::new(0));
+    {
+        let c = Arc::clone(&cancel);
+        let _ = ctrlc::set_handler(move || {
+            c.fetch_add(1, Ordering::SeqCst);
+        });
     }
     let image = Arc::new(image);
     let mut run = Run {
