@@ -102,6 +102,16 @@ pub fn cidr(s: &str) -> Result<(IpAddr, u8), Invalid> {
     Ok((addr, prefix))
 }
 
+/// An IPv4 network for users' tunnel addresses: CIDR, no host bits, prefix 8..=30 (room for
+/// the server's address and at least one user).
+pub fn address_pool(s: &str) -> Result<(std::net::Ipv4Addr, u8), Invalid> {
+    match cidr(s)? {
+        (IpAddr::V4(a), p) if (8..=30).contains(&p) => Ok((a, p)),
+        (IpAddr::V4(_), p) => Err(format!("{s:?}: prefix /{p} is not in /8../30").into()),
+        (IpAddr::V6(_), _) => Err(format!("{s:?} is not an IPv4 network").into()),
+    }
+}
+
 /// A plain IP address.
 pub fn ip(s: &str) -> Result<IpAddr, Invalid> {
     s.parse()

@@ -9,6 +9,7 @@
 
 pub mod check;
 pub mod render;
+pub mod roster;
 pub mod schema;
 
 use std::collections::BTreeMap;
@@ -478,6 +479,9 @@ fn check_wireguard(
             &f("wireguard.mtu"),
             format!("{} is not in 1280..=1500", w.mtu),
         ));
+    }
+    if let Some(pool) = &w.address_pool {
+        ctx.chk(&f("wireguard.address_pool"), check::address_pool(pool))?;
     }
     if w.persistent_keepalive != 0 && !(10..=3600).contains(&w.persistent_keepalive) {
         return Err(ctx.err(

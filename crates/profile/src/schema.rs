@@ -90,6 +90,10 @@ pub struct WireGuard {
     /// Whether each user gets a preshared key (a roster slot).
     #[serde(default)]
     pub preshared_key: bool,
+    /// IPv4 network the roster's `generate` takes users' tunnel addresses from (e.g.
+    /// "10.99.0.0/22"); its first host address is left to the server.
+    #[serde(default)]
+    pub address_pool: Option<String>,
 }
 
 /// OpenVPN transport.

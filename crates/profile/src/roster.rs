@@ -1,0 +1,826 @@
+//! A customer's roster: one row per employee with a value for each of the profile's per-user
+//! slots, or `generate` for what homestick makes itself.
+//!
+//! Format: CSV, UTF-8, a header line `user_id,display_name,<slot>,…` naming every slot the
+//! profile declares (in any order) and nothing else. `user_id`: 1 to 64 of `a-z 0-9 . _ -`;
+//! `display_name`: 1 to 100 characters without control characters. Each slot's value is checked
+//! by its kind (a WireGuard key is base64 of 32 bytes, a tunnel address a host in the VPN's
+//! `address_pool` with a /32, a SIP extension digits, …); user ids, tunnel addresses, SIP users
+//! and extensions are unique. Every error names the line and the column, never the value: the
+//! values are secrets.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use base64::Engine;
+
+use crate::check;
+use crate::{Profile, VpnKind};
+
+/// The value that asks homestick to make one.
+pub const GENERATE: &str = "generate";
+
+/// One problem, at a line (1 = the header) and a column; the value itself is never shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RosterError {
+    /// Line in the file (1 is the header); 0 for the file as a whole.
+    pub line: usize,
+    /// Column name, or "-" for the file or a whole row.
+    pub column: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for RosterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            0 => write!(f, "{}", self.reason),
+            l => write!(f, "line {l}, column {}: {}", self.column, self.reason),
+        }
+    }
+}
+
+fn err(line: usize, column: &str, reason: impl Into<String>) -> RosterError {
+    RosterError {
+        line,
+        column: column.into(),
+        reason: reason.into(),
+    }
+}
+
+/// One employee.
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    /// Line in the file.
+    pub line: usize,
+    /// `user_id`.
+    pub id: String,
+    /// `display_name`.
+    pub name: String,
+    /// Slot name → value (`generate` until filled).
+    pub values: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for User {
+    // Values are secrets: never in a debug print either.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("line", &self.line)
+            .field("id", &self.id)
+            .field("slots", &self.values.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// A parsed roster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Roster {
+    /// The slot columns, in the file's order.
+    pub slots: Vec<String>,
+    /// The users, in the file's order.
+    pub users: Vec<User>,
+}
+
+/// What a slot holds, from its name (as the profile's renderer names them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    WireGuardKey,
+    Address,
+    Extension,
+    SipUser,
+    Password,
+    Text,
+}
+
+fn kind(slot: &str) -> Kind {
+    let last = slot.rsplit('.').next().unwrap_or(slot);
+    match (slot.starts_with("vpn."), last) {
+        (true, "private_key" | "preshared_key") => Kind::WireGuardKey,
+        (true, "address") => Kind::Address,
+        (false, "extension") => Kind::Extension,
+        (false, "user") => Kind::SipUser,
+        (_, "password" | "turn_password") => Kind::Password,
+        _ => Kind::Text,
+    }
+}
+
+fn id_ok(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
+impl Roster {
+    /// Parse `bytes` against the profile's slots. All problems, each on its own.
+    pub fn parse(bytes: &[u8], profile: &Profile) -> Result<Roster, Vec<RosterError>> {
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
+            vec![err(line, "-", "not UTF-8")]
+        })?;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        // Quotes come in pairs ("" inside a quoted value too): an odd count leaves one open,
+        // which a CSV reader would take as one value running to the end of the file.
+        if text.matches('"').count() % 2 == 1 {
+            let at = text.rfind('"').unwrap_or(0);
+            let line = text[..at].matches('\n').count() + 1;
+            return Err(vec![err(line, "-", "not CSV: a quote is left open")]);
+        }
+        let mut r = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(text.as_bytes());
+        let mut records = r.records();
+        let header = match records.next() {
+            Some(Ok(h)) => h,
+            Some(Err(e)) => return Err(vec![err(1, "-", format!("not CSV: {e}"))]),
+            None => return Err(vec![err(0, "-", "empty: no header line")]),
+        };
+        let cols: Vec<String> = header.iter().map(|c| c.trim().to_string()).collect();
+        let mut errors = Vec::new();
+        let want: BTreeSet<&str> = profile.slots.iter().map(|s| s.name.as_str()).collect();
+        let mut seen = BTreeSet::new();
+        for c in &cols {
+            if !seen.insert(c.as_str()) {
+                errors.push(err(1, c, "named twice"));
+            } else if c != "user_id" && c != "display_name" && !want.contains(c.as_str()) {
+                errors.push(err(1, c, "not a slot of this profile"));
+            }
+        }
+        for c in ["user_id", "display_name"]
+            .into_iter()
+            .chain(want.iter().copied())
+        {
+            if !seen.contains(c) {
+                errors.push(err(1, c, "missing column"));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let mut users = Vec::new();
+        for rec in records {
+            let rec = match rec {
+                Ok(rec) => rec,
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line() as usize);
+                    // csv's message could quote a value: say only where.
+                    errors.push(err(line, "-", "not CSV (a quote left open?)"));
+                    continue;
+                }
+            };
+            let line = rec.position().map_or(0, |p| p.line() as usize);
+            if rec.iter().all(|f| f.trim().is_empty()) {
+                continue;
+            }
+            if rec.iter().any(|f| f.contains(['\n', '\r'])) {
+                errors.push(err(
+                    line,
+                    "-",
+                    "not CSV: a quote is left open (a value spans lines)",
+                ));
+                continue;
+            }
+            if rec.len() != cols.len() {
+                errors.push(err(
+                    line,
+                    "-",
+                    format!("{} fields, the header has {}", rec.len(), cols.len()),
+                ));
+                continue;
+            }
+            let mut u = User {
+                line,
+                id: String::new(),
+                name: String::new(),
+                values: BTreeMap::new(),
+            };
+            for (c, v) in cols.iter().zip(rec.iter()) {
+                let v = v.trim().to_string();
+                match c.as_str() {
+                    "user_id" => u.id = v,
+                    "display_name" => u.name = v,
+                    _ => {
+                        u.values.insert(c.clone(), v);
+                    }
+                }
+            }
+            users.push(u);
+        }
+        if users.is_empty() && errors.is_empty() {
+            errors.push(err(0, "-", "no users"));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let slots = cols
+            .into_iter()
+            .filter(|c| c != "user_id" && c != "display_name")
+            .collect();
+        Ok(Roster { slots, users })
+    }
+
+    /// Every problem: ids and names, each value by its kind, uniqueness, and (unless
+    /// `allow_generate`) every `generate` still to be filled.
+    pub fn check(&self, profile: &Profile, allow_generate: bool) -> Vec<RosterError> {
+        let pools = pools(profile);
+        let mut errors = Vec::new();
+        let mut unique: BTreeMap<&str, BTreeMap<String, usize>> = BTreeMap::new();
+        for u in &self.users {
+            if !id_ok(&u.id) {
+                errors.push(err(u.line, "user_id", "must be 1 to 64 of a-z 0-9 . _ -"));
+            }
+            if u.name.is_empty()
+                || u.name.chars().count() > 100
+                || u.name.chars().any(char::is_control)
+            {
+                errors.push(err(
+                    u.line,
+                    "display_name",
+                    "must be 1 to 100 characters without control characters",
+                ));
+            }
+            once(
+                &mut unique,
+                &mut errors,
+                u.line,
+                "user id",
+                u.id.clone(),
+                "user_id",
+            );
+            for (slot, v) in &u.values {
+                if v == GENERATE {
+                    if !allow_generate {
+                        errors.push(err(
+                            u.line,
+                            slot,
+                            "not filled yet (run `homestick roster fill`)",
+                        ));
+                    }
+                    continue;
+                }
+                match check_value(slot, v, &pools) {
+                    Err(reason) => errors.push(err(u.line, slot, reason)),
+                    Ok(Some(key)) => once(
+                        &mut unique,
+                        &mut errors,
+                        u.line,
+                        unique_name(slot),
+                        key,
+                        slot,
+                    ),
+                    Ok(None) => {}
+                }
+            }
+        }
+        errors.sort_by_key(|e| e.line);
+        errors
+    }
+
+    /// Replace every `generate` with a new value: WireGuard keys, SIP passwords (144 random
+    /// bits), tunnel addresses (the next free host of the VPN's pool, after the server's).
+    /// Fails, changing nothing, where a value cannot be made (no pool, pool exhausted, a slot
+    /// homestick cannot generate).
+    pub fn fill(&mut self, profile: &Profile) -> Result<(), Vec<RosterError>> {
+        let pools = pools(profile);
+        let mut taken: BTreeSet<Ipv4Addr> = self
+            .users
+            .iter()
+            .flat_map(|u| u.values.iter())
+            .filter(|(s, _)| kind(s) == Kind::Address)
+            .filter_map(|(_, v)| v.strip_suffix("/32")?.parse().ok())
+            .collect();
+        let mut out = self.users.clone();
+        let mut errors = Vec::new();
+        for u in &mut out {
+            for (slot, v) in u.values.iter_mut() {
+                if v != GENERATE {
+                    continue;
+                }
+                match generate(slot, &pools, &mut taken) {
+                    Ok(new) => *v = new,
+                    Err(reason) => errors.push(err(u.line, slot, reason)),
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        self.users = out;
+        Ok(())
+    }
+
+    /// The roster as CSV (the same columns, generated values filled in).
+    pub fn to_csv(&self) -> String {
+        let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
+        let mut header = vec!["user_id", "display_name"];
+        header.extend(self.slots.iter().map(String::as_str));
+        let _ = w.write_record(&header);
+        for u in &self.users {
+            let mut row = vec![u.id.as_str(), u.name.as_str()];
+            row.extend(
+                self.slots
+                    .iter()
+                    .map(|s| u.values.get(s).map_or("", String::as_str)),
+            );
+            let _ = w.write_record(&row);
+        }
+        String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+    }
+}
+
+/// Record `key` as taken by `line`, or an error if an earlier line took it.
+fn once(
+    unique: &mut BTreeMap<&'static str, BTreeMap<String, usize>>,
+    errors: &mut Vec<RosterError>,
+    line: usize,
+    what: &'static str,
+    key: String,
+    col: &str,
+) {
+    let m = unique.entry(what).or_default();
+    match m.get(&key) {
+        Some(l) => errors.push(err(line, col, format!("the same {what} as line {l}"))),
+        None => {
+            m.insert(key, line);
+        }
+    }
+}
+
+fn unique_name(slot: &str) -> &'static str {
+    match kind(slot) {
+        Kind::Address => "tunnel address",
+        Kind::Extension => "SIP extension",
+        Kind::SipUser => "SIP user",
+        _ => "value",
+    }
+}
+
+/// Each WireGuard VPN's address pool, by VPN name.
+fn pools(profile: &Profile) -> BTreeMap<String, (Ipv4Addr, u8)> {
+    profile
+        .vpn
+        .iter()
+        .filter_map(|v| match &v.kind {
+            VpnKind::WireGuard(w) => {
+                let pool = check::address_pool(w.address_pool.as_deref()?).ok()?;
+                Some((v.toml.name.clone(), pool))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn vpn_of(slot: &str) -> &str {
+    slot.strip_prefix("vpn.")
+        .and_then(|r| r.rsplit_once('.'))
+        .map_or("", |(n, _)| n)
+}
+
+/// Check `v` for `slot`; `Some(key)` for values that must be unique.
+fn check_value(
+    slot: &str,
+    v: &str,
+    pools: &BTreeMap<String, (Ipv4Addr, u8)>,
+) -> Result<Option<String>, String> {
+    if v.is_empty() {
+        return Err("empty".into());
+    }
+    if v.chars().any(char::is_control) {
+        return Err("contains control characters".into());
+    }
+    match kind(slot) {
+        Kind::WireGuardKey => check::base64_key(v, 32, "WireGuard key")
+            .map(|_| None)
+            .map_err(|_| "not a WireGuard key (base64 of 32 bytes)".into()),
+        Kind::Address => {
+            let a: Ipv4Addr = v
+                .strip_suffix("/32")
+                .and_then(|a| a.parse().ok())
+                .ok_or("not an IPv4 tunnel address with /32, e.g. 10.99.0.17/32")?;
+            if let Some(&(net, prefix)) = pools.get(vpn_of(slot)) {
+                let mask = u32::MAX << (32 - prefix);
+                let (n, x) = (u32::from(net), u32::from(a));
+                if x & mask != n {
+                    return Err(format!("outside the address pool {net}/{prefix}"));
+                }
+                if x == n || x == n | !mask || x == n + 1 {
+                    return Err(format!(
+                        "the network, broadcast or server address of the pool {net}/{prefix}"
+                    ));
+                }
+            }
+            Ok(Some(a.to_string()))
+        }
+        Kind::Extension => {
+            if v.len() > 15 || !v.bytes().all(|b| b.is_ascii_digit()) {
+                return Err("not 1 to 15 digits".into());
+            }
+            Ok(Some(v.to_string()))
+        }
+        Kind::SipUser => {
+            if v.len() > 64 || v.contains(|c: char| c.is_whitespace() || "@:;\"<>".contains(c)) {
+                return Err(
+                    "not a SIP user name (at most 64 characters, no spaces, @ : ; \" < >)".into(),
+                );
+            }
+            Ok(Some(v.to_string()))
+        }
+        Kind::Password => {
+            if v.chars().count() < 12 {
+                return Err("shorter than 12 characters".into());
+            }
+            Ok(None)
+        }
+        Kind::Text => Ok(None),
+    }
+}
+
+fn random<const N: usize>() -> Result<[u8; N], String> {
+    let mut b = [0u8; N];
+    getrandom::getrandom(&mut b).map_err(|e| format!("no random numbers from the system: {e}"))?;
+    Ok(b)
+}
+
+fn generate(
+    slot: &str,
+    pools: &BTreeMap<String, (Ipv4Addr, u8)>,
+    taken: &mut BTreeSet<Ipv4Addr>,
+) -> Result<String, String> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    match kind(slot) {
+        Kind::WireGuardKey => {
+            let mut k = random::<32>()?;
+            if slot.ends_with(".private_key") {
+                // An X25519 private key as WireGuard makes one (`wg genkey`): clamped.
+                k[0] &= 248;
+                k[31] = (k[31] & 127) | 64;
+            }
+            Ok(b64.encode(k))
+        }
+        Kind::Password => {
+            Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random::<18>()?))
+        }
+        Kind::Address => {
+            let vpn = vpn_of(slot);
+            let &(net, prefix) = pools.get(vpn).ok_or_else(|| {
+                format!("cannot generate: VPN {vpn:?} declares no wireguard.address_pool")
+            })?;
+            let n = u32::from(net);
+            let last = n | (u32::MAX >> prefix);
+            // The network address and the first host (the server) are not handed out.
+            let free = (n + 2..last)
+                .map(Ipv4Addr::from)
+                .find(|a| !taken.contains(a))
+                .ok_or_else(|| format!("the address pool {net}/{prefix} is exhausted"))?;
+            taken.insert(free);
+            Ok(format!("{free}/32"))
+        }
+        Kind::Extension | Kind::SipUser | Kind::Text => Err(format!(
+            "homestick cannot generate {slot}: put the value in the roster"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(pool: &str) -> Profile {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../profiles/stadt-musterhausen");
+        let mut p = Profile::load(&dir, 1_796_000_000).unwrap();
+        for v in &mut p.vpn {
+            if let VpnKind::WireGuard(w) = &mut v.kind {
+                w.address_pool = Some(pool.into());
+            }
+        }
+        p
+    }
+
+    const HEADER: &str =
+        "user_id,display_name,sip.extension,sip.password,sip.user,vpn.buero.address,vpn.buero.private_key";
+    const KEY: &str = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
+
+    fn roster(rows: &[&str]) -> String {
+        std::iter::once(HEADER)
+            .chain(rows.iter().copied())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn generate_fills_every_slot_and_the_result_checks() {
+        let p = profile("10.99.0.0/22");
+        let text = roster(&[
+            "anna.schmidt,Anna Schmidt,201,generate,anna,generate,generate",
+            "ben.meier,Ben Meier,202,generate,ben,10.99.0.2/32,generate",
+            "cem.yilmaz,Cem Yılmaz,203,generate,cem,generate,generate",
+        ]);
+        let mut r = Roster::parse(text.as_bytes(), &p).unwrap();
+        assert_eq!(r.check(&p, true), []);
+        assert_eq!(
+            r.check(&p, false).len(),
+            8,
+            "every generate is reported unfilled"
+        );
+        r.fill(&p).unwrap();
+        assert_eq!(r.check(&p, false), [], "filled roster checks");
+        let addr = |i: usize| r.users[i].values["vpn.buero.address"].clone();
+        // Ben's own address is kept; the others take the next free ones after the server's.
+        assert_eq!(
+            [addr(0), addr(1), addr(2)],
+            ["10.99.0.3/32", "10.99.0.2/32", "10.99.0.4/32"]
+        );
+        let keys: BTreeSet<&String> = r
+            .users
+            .iter()
+            .map(|u| &u.values["vpn.buero.private_key"])
+            .collect();
+        assert_eq!(keys.len(), 3);
+        for u in &r.users {
+            let k = base64::engine::general_purpose::STANDARD
+                .decode(&u.values["vpn.buero.private_key"])
+                .unwrap();
+            assert_eq!(
+                (k.len(), k[0] & 7, k[31] & 0xc0),
+                (32, 0, 0x40),
+                "clamped X25519 key"
+            );
+            assert!(u.values["sip.password"].len() >= 24);
+        }
+        // Written out and read back: the same roster.
+        let again = Roster::parse(r.to_csv().as_bytes(), &p).unwrap();
+        assert_eq!(again.users, r.users);
+        assert!(!format!("{:?}", r.users[0]).contains(&r.users[0].values["sip.password"]));
+    }
+
+    #[test]
+    fn each_bad_roster_is_named_by_line_and_column_without_its_value() {
+        let p = profile("10.99.0.0/22");
+        let good = "anna,Anna,201,SECRET-password-1,anna,10.99.0.10/32,".to_string() + KEY;
+        let row = |f: &dyn Fn(&mut Vec<String>)| {
+            let mut v: Vec<String> = good.split(',').map(str::to_string).collect();
+            f(&mut v);
+            v.join(",")
+        };
+        let second = "ben,Ben,202,SECRET-password-2,ben,10.99.0.11/32,".to_string() + KEY;
+        struct Case {
+            name: &'static str,
+            text: Vec<u8>,
+            line: usize,
+            column: &'static str,
+            want: &'static str,
+        }
+        let case = |name, text: String, line, column, want| Case {
+            name,
+            text: text.into_bytes(),
+            line,
+            column,
+            want,
+        };
+        let with = |rows: &[String]| roster(&rows.iter().map(String::as_str).collect::<Vec<_>>());
+        let mut latin1 = with(std::slice::from_ref(&good)).into_bytes();
+        latin1.extend_from_slice(b"\nc\xe9m,C\xe9m,203,SECRET-password-3,cem,10.99.0.12/32,");
+        latin1.extend_from_slice(KEY.as_bytes());
+        let cases = vec![
+            case(
+                "duplicate user",
+                with(&[
+                    good.clone(),
+                    row(&|v| v[2] = "209".into())
+                        .replace("10.99.0.10", "10.99.0.19")
+                        .replace(
+                            "anna,Anna,209,SECRET-password-1,anna",
+                            "anna,Anna2,209,SECRET-password-1,anna2",
+                        ),
+                ]),
+                3,
+                "user_id",
+                "the same user id as line 2",
+            ),
+            case(
+                "address outside the pool",
+                with(&[row(&|v| v[5] = "10.98.0.1/32".into())]),
+                2,
+                "vpn.buero.address",
+                "outside the address pool 10.99.0.0/22",
+            ),
+            case(
+                "address taken twice",
+                with(&[good.clone(), second.replace("10.99.0.11", "10.99.0.10")]),
+                3,
+                "vpn.buero.address",
+                "the same tunnel address as line 2",
+            ),
+            case(
+                "address without /32",
+                with(&[row(&|v| v[5] = "10.99.0.10".into())]),
+                2,
+                "vpn.buero.address",
+                "with /32",
+            ),
+            case(
+                "the server's address",
+                with(&[row(&|v| v[5] = "10.99.0.1/32".into())]),
+                2,
+                "vpn.buero.address",
+                "server address",
+            ),
+            case(
+                "the network address",
+                with(&[row(&|v| v[5] = "10.99.0.0/32".into())]),
+                2,
+                "vpn.buero.address",
+                "network",
+            ),
+            case(
+                "malformed key",
+                with(&[row(&|v| v[6] = "SECRETnotakey".into())]),
+                2,
+                "vpn.buero.private_key",
+                "not a WireGuard key",
+            ),
+            case(
+                "key of 31 bytes",
+                with(&[row(&|v| {
+                    v[6] = "SECRETAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into()
+                })]),
+                2,
+                "vpn.buero.private_key",
+                "base64 of 32 bytes",
+            ),
+            case(
+                "missing column",
+                HEADER.replace(",sip.user", "") + "\n" + &good,
+                1,
+                "sip.user",
+                "missing column",
+            ),
+            case(
+                "unknown slot",
+                HEADER.to_string() + ",vpn.other.address\n" + &good + ",x",
+                1,
+                "vpn.other.address",
+                "not a slot of this profile",
+            ),
+            case(
+                "column twice",
+                HEADER.to_string() + ",sip.user\n" + &good + ",x",
+                1,
+                "sip.user",
+                "named twice",
+            ),
+            case(
+                "empty value",
+                with(&[row(&|v| v[4] = String::new())]),
+                2,
+                "sip.user",
+                "empty",
+            ),
+            case(
+                "wrong encoding",
+                String::from_utf8_lossy(&latin1).into_owned(),
+                0,
+                "",
+                "",
+            ),
+            case(
+                "too few fields",
+                with(&[good.clone(), "ben,Ben,202".into()]),
+                3,
+                "-",
+                "3 fields, the header has 7",
+            ),
+            case(
+                "user id with capitals",
+                with(&[row(&|v| v[0] = "Anna".into())]),
+                2,
+                "user_id",
+                "a-z 0-9",
+            ),
+            case(
+                "empty display name",
+                with(&[row(&|v| v[1] = String::new())]),
+                2,
+                "display_name",
+                "1 to 100 characters",
+            ),
+            case(
+                "extension with letters",
+                with(&[row(&|v| v[2] = "2x1".into())]),
+                2,
+                "sip.extension",
+                "digits",
+            ),
+            case(
+                "extension twice",
+                with(&[good.clone(), second.replace(",202,", ",201,")]),
+                3,
+                "sip.extension",
+                "the same SIP extension as line 2",
+            ),
+            case(
+                "SIP user twice",
+                with(&[good.clone(), second.replace(",ben,10", ",anna,10")]),
+                3,
+                "sip.user",
+                "the same SIP user as line 2",
+            ),
+            case(
+                "SIP user with a space",
+                with(&[row(&|v| v[4] = "an na".into())]),
+                2,
+                "sip.user",
+                "not a SIP user name",
+            ),
+            case(
+                "short password",
+                with(&[row(&|v| v[3] = "SECRET".into())]),
+                2,
+                "sip.password",
+                "shorter than 12",
+            ),
+            case(
+                "generate not filled",
+                with(&[row(&|v| v[3] = GENERATE.into())]),
+                2,
+                "sip.password",
+                "not filled yet",
+            ),
+            case("header only", HEADER.into(), 0, "-", "no users"),
+            case("empty file", String::new(), 0, "-", "empty: no header line"),
+            case(
+                "quote left open",
+                with(&[good.clone(), "\"ben,Ben,202,SECRET-password-2".into()]),
+                3,
+                "-",
+                "not CSV",
+            ),
+        ];
+        assert!(cases.len() >= 20);
+        let mut failed = Vec::new();
+        for c in &cases {
+            let text = if c.name == "wrong encoding" {
+                latin1.clone()
+            } else {
+                c.text.clone()
+            };
+            let errors = match Roster::parse(&text, &p) {
+                Err(e) => e,
+                Ok(r) => r.check(&p, false),
+            };
+            let got = errors
+                .first()
+                .map(|e| (e.line, e.column.clone(), e.to_string()));
+            let ok = match (c.name, &got) {
+                ("wrong encoding", Some((3, col, msg))) => col == "-" && msg.contains("not UTF-8"),
+                (_, Some((line, col, msg))) => {
+                    *line == c.line && (col == c.column || c.line == 0) && msg.contains(c.want)
+                }
+                _ => false,
+            };
+            let leaked = errors.iter().any(|e| e.to_string().contains("SECRET"));
+            if !ok || leaked || errors.len() != 1 {
+                failed.push(format!("{}: {errors:?}", c.name));
+            } else {
+                println!(
+                    "case {}: ok ({})",
+                    c.name,
+                    got.map(|g| g.2).unwrap_or_default()
+                );
+            }
+        }
+        assert!(failed.is_empty(), "{failed:#?}");
+    }
+
+    #[test]
+    fn fill_refuses_what_it_cannot_make_and_changes_nothing() {
+        let p = profile("10.99.0.0/30"); // one address for users: .2
+        let text = roster(&[
+            "anna,Anna,201,generate,anna,generate,generate",
+            "ben,Ben,202,generate,ben,generate,generate",
+        ]);
+        let mut r = Roster::parse(text.as_bytes(), &p).unwrap();
+        let before = r.clone();
+        let e = r.fill(&p).unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!((e[0].line, e[0].column.as_str()), (3, "vpn.buero.address"));
+        assert!(e[0].reason.contains("exhausted"));
+        assert_eq!(r, before);
+        let mut r = Roster::parse(
+            roster(&["anna,Anna,generate,generate,anna,generate,generate"]).as_bytes(),
+            &p,
+        )
+        .unwrap();
+        let e = r.fill(&p).unwrap_err();
+        assert!(
+            e[0].reason.contains("cannot generate sip.extension"),
+            "{e:?}"
+        );
+    }
+}
