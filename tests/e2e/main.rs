@@ -14,6 +14,7 @@ mod flash_usb;
 mod hostile;
 mod oracles;
 mod profiles;
+mod roster;
 mod stick_gaps;
 mod tamper;
 mod verity;

@@ -42,6 +42,9 @@ Exit codes: 0 trusted, 1 NOT trusted (the message names the partition, file or c
     /// Check and render customer profiles.
     #[command(subcommand)]
     Profile(ProfileCommand),
+    /// Check and fill a customer's roster of employees (per-user credentials).
+    #[command(subcommand)]
+    Roster(RosterCommand),
     /// Show what an image or stick says about itself (signature not checked).
     #[command(
         after_help = "Example:\n  homestick inspect out/stadt-musterhausen.img\n\nUse `homestick verify` to check the signature."
@@ -186,6 +189,41 @@ Certificates are checked against SOURCE_DATE_EPOCH if set, else the current time
         dir: PathBuf,
         /// Output directory (created; must be empty if it exists).
         #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+/// `homestick roster ...`
+#[derive(Debug, Subcommand)]
+pub enum RosterCommand {
+    /// Check every row: each slot filled and well-formed, users, addresses, extensions unique.
+    #[command(
+        after_help = "Example:\n  homestick roster check --profile profiles/stadt-musterhausen roster-filled.csv\n\n\
+Format: CSV, UTF-8, header user_id,display_name,<each slot the profile declares>; a value or\n\
+`generate`. Errors name the line and the column, never the value. Exit 2 if any."
+    )]
+    Check {
+        /// Profile directory (its slots are the roster's columns).
+        #[arg(long, value_name = "DIR")]
+        profile: PathBuf,
+        /// The roster (CSV).
+        roster: PathBuf,
+    },
+    /// Make every `generate` value (WireGuard keys, SIP passwords, tunnel addresses from the
+    /// VPN's address_pool) and write the filled roster, mode 0600, to a new file.
+    #[command(
+        after_help = "Example:\n  homestick roster fill --profile profiles/stadt-musterhausen roster.csv --out roster-filled.csv\n\n\
+The filled roster holds the users' secrets: keep it on the signing machine. Rebuilds use it, so\n\
+the same user keeps the same keys and address."
+    )]
+    Fill {
+        /// Profile directory.
+        #[arg(long, value_name = "DIR")]
+        profile: PathBuf,
+        /// The roster (CSV) with `generate` values.
+        roster: PathBuf,
+        /// Where the filled roster goes (must not exist).
+        #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
 }

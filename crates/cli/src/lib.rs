@@ -12,7 +12,9 @@ use std::fs;
 use std::path::Path;
 use std::process::ExitCode;
 
-use cli::{BuildArgs, Cli, Command, InspectArgs, KeysCommand, ProfileCommand, VerifyArgs};
+use cli::{
+    BuildArgs, Cli, Command, InspectArgs, KeysCommand, ProfileCommand, RosterCommand, VerifyArgs,
+};
 use homestick_image::disk::FileDisk;
 use homestick_image::keys;
 use homestick_image::manifest::Manifest;
@@ -63,6 +65,14 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Inspect(args) => inspect(&args),
         Command::Profile(ProfileCommand::Check { dir }) => profile_check(&dir),
         Command::Profile(ProfileCommand::Render { dir, out }) => profile_render(&dir, &out),
+        Command::Roster(RosterCommand::Check { profile, roster }) => {
+            roster_check(&profile, &roster)
+        }
+        Command::Roster(RosterCommand::Fill {
+            profile,
+            roster,
+            out,
+        }) => roster_fill(&profile, &roster, &out),
         Command::Flash(args) => flash::flash(&args),
         Command::Sticks(args) => flash::sticks(&args),
     };
@@ -154,6 +164,106 @@ fn profile_check(dir: &Path) -> Result<(), Failure> {
     for line in homestick_profile::render::summary(&profile_json(&p)) {
         println!("  {line}");
     }
+    Ok(())
+}
+
+/// Most bytes of a roster file.
+const MAX_ROSTER_BYTES: u64 = 64 << 20;
+
+/// The profile and the parsed roster; every problem as one line each, exit 2.
+fn load_roster(
+    profile: &Path,
+    roster: &Path,
+) -> Result<
+    (
+        homestick_profile::Profile,
+        homestick_profile::roster::Roster,
+    ),
+    Failure,
+> {
+    let p = load_profile(profile)?;
+    let bytes = homestick_image::files::read_bounded(roster, MAX_ROSTER_BYTES)
+        .map_err(|e| usage(format!("{}: {e}", roster.display())))?;
+    let r = homestick_profile::roster::Roster::parse(&bytes, &p)
+        .map_err(|errors| roster_errors(roster, &errors))?;
+    Ok((p, r))
+}
+
+fn roster_errors(roster: &Path, errors: &[homestick_profile::roster::RosterError]) -> Failure {
+    let lines: Vec<String> = errors
+        .iter()
+        .map(|e| format!("{}: {e}", roster.display()))
+        .collect();
+    usage(lines.join("\n"))
+}
+
+fn roster_check(profile: &Path, roster: &Path) -> Result<(), Failure> {
+    let (p, r) = load_roster(profile, roster)?;
+    let errors = r.check(&p, false);
+    if !errors.is_empty() {
+        return Err(roster_errors(roster, &errors));
+    }
+    println!(
+        "roster {}: OK, {} user(s), every slot filled ({})",
+        roster.display(),
+        r.users.len(),
+        r.slots.join(", ")
+    );
+    Ok(())
+}
+
+fn roster_fill(profile: &Path, roster: &Path, out: &Path) -> Result<(), Failure> {
+    if out.exists() {
+        return Err(usage(format!(
+            "--out {}: exists; give a new file (a filled roster is never overwritten)",
+            out.display()
+        )));
+    }
+    let (p, mut r) = load_roster(profile, roster)?;
+    let errors = r.check(&p, true);
+    if !errors.is_empty() {
+        return Err(roster_errors(roster, &errors));
+    }
+    let before = r.clone();
+    r.fill(&p)
+        .map_err(|errors| roster_errors(roster, &errors))?;
+    let errors = r.check(&p, false);
+    if !errors.is_empty() {
+        return Err(roster_errors(roster, &errors));
+    }
+    let made: usize = r
+        .users
+        .iter()
+        .zip(&before.users)
+        .map(|(a, b)| {
+            a.values
+                .iter()
+                .filter(|(k, v)| b.values.get(*k) != Some(v))
+                .count()
+        })
+        .sum();
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::PermissionsExt;
+        let mut tmp = tempfile::Builder::new()
+            .permissions(fs::Permissions::from_mode(0o600))
+            .tempfile_in(&dir)?;
+        tmp.write_all(r.to_csv().as_bytes())?;
+        tmp.as_file().sync_all()?;
+        tmp.persist_noclobber(out).map_err(|e| e.error)?;
+        Ok(())
+    };
+    write().map_err(|e| usage(format!("--out {}: {e}", out.display())))?;
+    println!(
+        "roster {}: {made} value(s) generated for {} user(s), written to {} (mode 0600; it holds the users' secrets)",
+        roster.display(),
+        r.users.len(),
+        out.display()
+    );
     Ok(())
 }
 
