@@ -276,6 +276,18 @@ pub struct On<'a, D: ?Sized, H: ?Sized> {
     pub hash_offset: u64,
 }
 
+/// Read the superblock where `on` says and check it against `p`.
+fn stored_superblock<D: Disk + ?Sized, H: Disk + ?Sized>(
+    on: &On<'_, D, H>,
+    p: &Params,
+) -> Result<(), String> {
+    let mut sb = vec![0u8; SUPERBLOCK_SIZE];
+    on.hash
+        .read_exact_at(&mut sb, on.hash_offset)
+        .map_err(|e| format!("superblock: {e}"))?;
+    check_superblock(&sb, p).map_err(|e| format!("superblock: {e}"))
+}
+
 /// The quick check: the superblock matches `p` and the top of the tree (or the single data
 /// block) hashes to `root`. Reads two blocks: what the kernel then checks every read against.
 pub fn check_top<D: Disk + ?Sized, H: Disk + ?Sized>(
@@ -283,11 +295,7 @@ pub fn check_top<D: Disk + ?Sized, H: Disk + ?Sized>(
     p: &Params,
     root: &[u8; 32],
 ) -> Result<(), String> {
-    let mut sb = vec![0u8; SUPERBLOCK_SIZE];
-    on.hash
-        .read_exact_at(&mut sb, on.hash_offset)
-        .map_err(|e| format!("superblock: {e}"))?;
-    check_superblock(&sb, p).map_err(|e| format!("superblock: {e}"))?;
+    stored_superblock(&on, p)?;
     let mut block = vec![0u8; BLOCK as usize];
     let (what, read) = match levels(p.data_blocks).last() {
         Some(top) => (
@@ -359,11 +367,7 @@ pub fn check_tree<D: Disk + ?Sized, H: Disk + ?Sized>(
     threads: usize,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<(), String> {
-    let mut sb = vec![0u8; SUPERBLOCK_SIZE];
-    on.hash
-        .read_exact_at(&mut sb, on.hash_offset)
-        .map_err(|e| format!("superblock: {e}"))?;
-    check_superblock(&sb, p).map_err(|e| format!("superblock: {e}"))?;
+    stored_superblock(&on, p)?;
     let base = salted(&p.salt);
     let lv = levels(p.data_blocks);
     let Some(leaves) = lv.first() else {
