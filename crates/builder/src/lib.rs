@@ -20,6 +20,7 @@ pub mod layout;
 pub mod pe;
 pub mod pipeline;
 pub mod readme;
+pub mod set;
 pub mod tree;
 pub mod uki;
 
@@ -31,6 +32,7 @@ use homestick_image::verify::Progress;
 pub use base::{load_base, BaseInput, BaseToml, BootInput, BootToml};
 pub use error::{BuildError, ErrorKind};
 pub use pipeline::build;
+pub use set::{build_set, SetReport};
 
 /// What to build.
 #[derive(Debug, Clone)]

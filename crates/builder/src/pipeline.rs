@@ -29,32 +29,70 @@ use crate::layout::{self, derived_uuid, Layout, MIN_ESP, MIN_PROFILE};
 use crate::{authenticode, hashtree, readme, BuildOptions, BuildProgress, BuildReport};
 
 /// Everything the build needs, read and checked before the first byte is written.
-struct Inputs {
-    profile: Profile,
-    base: BaseInput,
-    key: SigningKey,
+pub(crate) struct Inputs {
+    pub(crate) profile: Profile,
+    pub(crate) base: BaseInput,
+    pub(crate) key: SigningKey,
     /// Its public half and key id, derived once.
-    public: VerifyingKey,
-    key_id: manifest::Sha256Sum,
+    pub(crate) public: VerifyingKey,
+    pub(crate) key_id: manifest::Sha256Sum,
     sb_key: Option<authenticode::SbKey>,
     boot_files: Option<BootFiles>,
-    version: String,
-    out_dir: PathBuf,
-    profile_fat: Vec<u8>,
-    profile_sha: [u8; 32],
-    esp_bytes: u64,
-    layout: Layout,
-    size: u64,
+    pub(crate) version: String,
+    pub(crate) out_dir: PathBuf,
+    pub(crate) profile_fat: Vec<u8>,
+    pub(crate) profile_sha: [u8; 32],
+    pub(crate) esp_bytes: u64,
+    pub(crate) layout: Layout,
+    pub(crate) size: u64,
 }
 
 /// Build the image described by `opts`.
 pub fn build(opts: &BuildOptions, progress: &dyn BuildProgress) -> Result<BuildReport, BuildError> {
     let started = Instant::now();
     progress.stage("checking inputs");
-    let inp = check_inputs(opts)?;
+    let inp = check_inputs(opts, 0)?;
     progress.stage("writing the system partition");
     let mut tmp = create_output(opts, &inp)?;
-    let sys_sha = write_system(&inp, &tmp, progress)?;
+    let (sys_sha, sys_tree) = write_shared(opts, &inp, &tmp, progress)?;
+    progress.stage("signing");
+    let ids = Ids::derive(opts, &inp, &sys_sha, &[]);
+    let mut files = esp_shared(opts, &inp, &ids)?;
+    let shared_entries: Vec<FileEntry> = files.iter().map(file_entry).collect();
+    let esp = esp_finish(&inp, &ids, &shared_entries, None);
+    files.push(esp.readme);
+    let m = manifest(opts, &inp, &ids, esp.entries, esp.image_id, &sys_tree, None)?;
+    let esp_files = sign_into(&inp.key, &m, files)?;
+    cancelled(progress)?;
+    progress.stage("writing the ESP and the GPT");
+    let esp = esp_volume(opts, &inp, m.image_id, &esp_files)?;
+    write_at(tmp.as_file(), inp.layout.esp.0, &esp, "the ESP")?;
+    write_gpt(&inp, &ids, &m, tmp.as_file_mut())?;
+    cancelled(progress)?;
+    progress.stage("verifying the image");
+    let disk = FileDisk::open(tmp.path()).map_err(io_err("reopening the output"))?;
+    self_check(opts, &inp, &[(SYSTEM_PARTITION, sys_sha)], &disk, progress)?;
+    cancelled(progress)?;
+    persist(tmp, &opts.output, &inp.out_dir)?;
+    Ok(BuildReport {
+        output: opts.output.clone(),
+        size: inp.size,
+        manifest: m,
+        seconds: started.elapsed().as_secs_f64(),
+        warnings: inp.profile.warnings.clone(),
+    })
+}
+
+/// Write what every image of these inputs shares: the system partition, the profile
+/// partition (`inp.profile_fat`) and the system's dm-verity tree. Returns the system
+/// partition's SHA-256 and its tree.
+pub(crate) fn write_shared(
+    opts: &BuildOptions,
+    inp: &Inputs,
+    tmp: &NamedTempFile,
+    progress: &dyn BuildProgress,
+) -> Result<([u8; 32], SystemTree), BuildError> {
+    let sys_sha = write_system(inp, tmp, progress)?;
     write_at(
         tmp.as_file(),
         inp.layout.profile.0,
@@ -93,29 +131,10 @@ pub fn build(opts: &BuildOptions, progress: &dyn BuildProgress) -> Result<BuildR
         hash_partition_sha: vh.finalize().into(),
     };
     cancelled(progress)?;
-    progress.stage("signing");
-    let ids = Ids::derive(opts, &inp, &sys_sha);
-    let esp = esp_contents(opts, &inp, &ids)?;
-    let m = manifest(opts, &inp, &ids, esp.entries, esp.image_id, &sys_tree)?;
-    let esp_files = sign_into(&inp.key, &m, esp.files)?;
-    cancelled(progress)?;
-    progress.stage("writing the ESP and the GPT");
-    write_esp_and_gpt(opts, &inp, &ids, &m, &esp_files, tmp.as_file_mut())?;
-    cancelled(progress)?;
-    progress.stage("verifying the image");
-    self_check(opts, &inp, &sys_sha, tmp.path(), progress)?;
-    cancelled(progress)?;
-    persist(tmp, &opts.output, &inp.out_dir)?;
-    Ok(BuildReport {
-        output: opts.output.clone(),
-        size: inp.size,
-        manifest: m,
-        seconds: started.elapsed().as_secs_f64(),
-        warnings: inp.profile.warnings.clone(),
-    })
+    Ok((sys_sha, sys_tree))
 }
 
-fn cancelled(progress: &dyn BuildProgress) -> Result<(), BuildError> {
+pub(crate) fn cancelled(progress: &dyn BuildProgress) -> Result<(), BuildError> {
     if progress.cancelled() {
         return Err(BuildError::Interrupted);
     }
@@ -123,7 +142,8 @@ fn cancelled(progress: &dyn BuildProgress) -> Result<(), BuildError> {
 }
 
 /// Read and check every input: profile, base, keys, boot verifier, version, output, sizes.
-fn check_inputs(opts: &BuildOptions) -> Result<Inputs, BuildError> {
+/// The profile partition is at least `profile_min` bytes (a set's: room for every user's).
+pub(crate) fn check_inputs(opts: &BuildOptions, profile_min: u64) -> Result<Inputs, BuildError> {
     let profile = Profile::load(&opts.profile, opts.epoch)?;
     let base = base::load_base(&opts.base)?;
     if opts.secure_boot.is_some() && base.boot.is_none() {
@@ -159,7 +179,8 @@ fn check_inputs(opts: &BuildOptions) -> Result<Inputs, BuildError> {
         return Err(input("--version", format!("{version:?} {LABEL_RULE}")));
     }
     let out_dir = check_output(&opts.output)?;
-    let profile_fat = profile_fat(&profile, opts.epoch)?;
+    let profile_size = profile_budget(&profile.files).max(profile_min);
+    let profile_fat = profile_fat(&profile, &profile.files, profile_size, opts.epoch)?;
     let profile_sha: [u8; 32] = Sha256::digest(&profile_fat).into();
     let esp_bytes = layout::fat_budget(
         base.esp.iter().map(|f| f.data.len() as u64),
@@ -221,13 +242,23 @@ fn image_size(requested: Option<u64>, min_size: u64) -> Result<u64, BuildError> 
     }
 }
 
-/// The profile partition: its own FAT, reproducible from the profile alone.
-fn profile_fat(profile: &Profile, epoch: i64) -> Result<Vec<u8>, BuildError> {
-    let size = layout::fat_budget(
-        profile.files.iter().map(|f| f.data.len() as u64),
+/// Bytes of a profile partition for these files.
+pub(crate) fn profile_budget(files: &[FatFile]) -> u64 {
+    layout::fat_budget(
+        files.iter().map(|f| f.data.len() as u64),
         MIN_PROFILE,
         1 << 20,
-    );
+    )
+}
+
+/// The profile partition of `size` bytes holding `files` (the profile's, or a user's): its own
+/// FAT, reproducible from the files alone.
+pub(crate) fn profile_fat(
+    profile: &Profile,
+    files: &[FatFile],
+    size: u64,
+    epoch: i64,
+) -> Result<Vec<u8>, BuildError> {
     let spec = FatSpec {
         size,
         fat32: false,
@@ -235,11 +266,14 @@ fn profile_fat(profile: &Profile, epoch: i64) -> Result<Vec<u8>, BuildError> {
         volume_id: layout::volume_id(b"profile-volume", profile.customer.id.as_bytes()),
         epoch,
     };
-    fat::build(&spec, &profile.files).map_err(io_err("building the profile FAT"))
+    fat::build(&spec, files).map_err(io_err("building the profile FAT"))
 }
 
 /// A hidden temporary file beside the output, of the image's size.
-fn create_output(opts: &BuildOptions, inp: &Inputs) -> Result<NamedTempFile, BuildError> {
+pub(crate) fn create_output(
+    opts: &BuildOptions,
+    inp: &Inputs,
+) -> Result<NamedTempFile, BuildError> {
     let name = opts
         .output
         .file_name()
@@ -262,7 +296,7 @@ fn create_output(opts: &BuildOptions, inp: &Inputs) -> Result<NamedTempFile, Bui
 /// Write `data` at `lba` of the new output, skipping the blocks that are all zeros: the output
 /// was created empty and sized, so it reads as zeros there already, and a file system image is
 /// mostly empty (a 64 MiB ESP holds a few MiB of data).
-fn write_at(f: &File, lba: u64, data: &[u8], what: &str) -> Result<(), BuildError> {
+pub(crate) fn write_at(f: &File, lba: u64, data: &[u8], what: &str) -> Result<(), BuildError> {
     use std::os::unix::fs::FileExt;
     const BLOCK: usize = 64 << 10;
     let start = lba * SECTOR;
@@ -408,18 +442,24 @@ fn write_system(
 }
 
 /// The identities derived from the inputs.
-struct Ids {
+pub(crate) struct Ids {
     /// Inputs of the image id so far (the ESP files are added to them).
-    parts: Vec<Vec<u8>>,
+    pub(crate) parts: Vec<Vec<u8>>,
     /// Hash of everything but the ESP: the disk and partition GUIDs derive from it.
-    base: Uuid,
+    pub(crate) base: Uuid,
     /// Disk GUID.
     disk: Uuid,
 }
 
 impl Ids {
-    fn derive(opts: &BuildOptions, inp: &Inputs, sys_sha: &[u8; 32]) -> Ids {
-        let parts: Vec<Vec<u8>> = vec![
+    /// `extra`: more inputs (a set's roster).
+    pub(crate) fn derive(
+        opts: &BuildOptions,
+        inp: &Inputs,
+        sys_sha: &[u8; 32],
+        extra: &[&[u8]],
+    ) -> Ids {
+        let mut parts: Vec<Vec<u8>> = vec![
             b"homestick-image-id/1".to_vec(),
             inp.profile.customer.id.clone().into_bytes(),
             inp.version.clone().into_bytes(),
@@ -431,6 +471,7 @@ impl Ids {
             hex(sys_sha).into_bytes(),
             hex(&inp.profile_sha).into_bytes(),
         ];
+        parts.extend(extra.iter().map(|e| e.to_vec()));
         // Disk and partition GUIDs come from everything but the ESP, because the ESP's UKI
         // carries the disk GUID in its boot policy; the image id then covers the ESP files too.
         let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
@@ -449,15 +490,20 @@ fn guid(base: Uuid, what: &str) -> Uuid {
     derived_uuid(&[b"homestick-guid", base.as_bytes(), what.as_bytes()])
 }
 
-/// The ESP's files (the base's, the UKI, README.txt), their manifest entries (sorted), and the
-/// image id, which covers them.
-struct EspContents {
-    files: Vec<FatFile>,
-    entries: Vec<FileEntry>,
-    image_id: Uuid,
+/// README.txt, the manifest entries of every ESP file (sorted), and the image id, which covers
+/// them.
+pub(crate) struct EspContents {
+    pub(crate) readme: FatFile,
+    pub(crate) entries: Vec<FileEntry>,
+    pub(crate) image_id: Uuid,
 }
 
-fn esp_contents(opts: &BuildOptions, inp: &Inputs, ids: &Ids) -> Result<EspContents, BuildError> {
+/// The ESP's files that do not depend on the image id: the base's and the UKI.
+pub(crate) fn esp_shared(
+    opts: &BuildOptions,
+    inp: &Inputs,
+    ids: &Ids,
+) -> Result<Vec<FatFile>, BuildError> {
     let mut files: Vec<FatFile> = inp.base.esp.clone();
     if let (Some(boot), Some(boot_files)) = (&inp.base.boot, &inp.boot_files) {
         let target = UkiFor {
@@ -482,9 +528,25 @@ fn esp_contents(opts: &BuildOptions, inp: &Inputs, ids: &Ids) -> Result<EspConte
             data: uki,
         });
     }
-    // Each ESP file is hashed once: for the image id here and for the manifest.
-    let mut entries: Vec<FileEntry> = files.iter().map(file_entry).collect();
+    Ok(files)
+}
+
+/// Derive the image id from the inputs and the entries of the shared ESP files (each hashed
+/// once, by the caller), and make README.txt, which names it. `user`: the employee of a
+/// per-user image and the SHA-256 of their profile partition, both covered by the id.
+pub(crate) fn esp_finish(
+    inp: &Inputs,
+    ids: &Ids,
+    shared_entries: &[FileEntry],
+    user: Option<(&manifest::User, &[u8; 32])>,
+) -> EspContents {
+    let mut entries: Vec<FileEntry> = shared_entries.to_vec();
     let mut id_parts = ids.parts.clone();
+    if let Some((u, sha)) = user {
+        id_parts.push(b"user".to_vec());
+        id_parts.push(u.id.clone().into_bytes());
+        id_parts.push(hex(sha).into_bytes());
+    }
     for e in &entries {
         id_parts.push(e.path.clone().into_bytes());
         id_parts.push(e.sha256.to_string().into_bytes());
@@ -496,6 +558,7 @@ fn esp_contents(opts: &BuildOptions, inp: &Inputs, ids: &Ids) -> Result<EspConte
         &image_id.to_string(),
         &inp.version,
         &inp.key_id.to_string(),
+        user.map(|(u, _)| u),
     );
     let readme = FatFile {
         path: "homestick/README.txt".into(),
@@ -503,15 +566,14 @@ fn esp_contents(opts: &BuildOptions, inp: &Inputs, ids: &Ids) -> Result<EspConte
     };
     entries.push(file_entry(&readme));
     entries.sort_by(|a, b| a.path.cmp(&b.path));
-    files.push(readme);
-    Ok(EspContents {
-        files,
+    EspContents {
+        readme,
         entries,
         image_id,
-    })
+    }
 }
 
-fn file_entry(f: &FatFile) -> FileEntry {
+pub(crate) fn file_entry(f: &FatFile) -> FileEntry {
     FileEntry {
         path: f.path.clone(),
         size: f.data.len() as u64,
@@ -520,25 +582,27 @@ fn file_entry(f: &FatFile) -> FileEntry {
 }
 
 /// The system partition's dm-verity tree, as the manifest records it.
-struct SystemTree {
+pub(crate) struct SystemTree {
     params: verity::Params,
     root: [u8; 32],
     /// SHA-256 of the whole hash partition (the tree and its zero padding).
-    hash_partition_sha: [u8; 32],
+    pub(crate) hash_partition_sha: [u8; 32],
 }
 
 /// The hash partition's number (after the ESP, the system and the profile).
-const VERITY_PARTITION: u32 = 4;
+pub(crate) const VERITY_PARTITION: u32 = 4;
 
-/// The signed statement.
-fn manifest(
+/// The signed statement. `profile_sha`: the profile partition's (a user's in a set).
+pub(crate) fn manifest(
     opts: &BuildOptions,
     inp: &Inputs,
     ids: &Ids,
     file_entries: Vec<FileEntry>,
     image_id: Uuid,
     t: &SystemTree,
+    user: Option<(manifest::User, [u8; 32])>,
 ) -> Result<Manifest, BuildError> {
+    let profile_sha = user.as_ref().map_or(inp.profile_sha, |(_, s)| *s);
     let l = &inp.layout;
     let ro = gpt::ATTR_READ_ONLY;
     let part = |number: u32, name: &str, type_guid, (first_lba, last_lba), attributes| Partition {
@@ -575,7 +639,7 @@ fn manifest(
             ..part(2, "system", gpt::TYPE_ROOT_X86_64, l.system, ro)
         },
         Partition {
-            sha256: Some(manifest::Sha256Sum(inp.profile_sha)),
+            sha256: Some(manifest::Sha256Sum(profile_sha)),
             ..part(3, "profile", gpt::TYPE_HOMESTICK_PROFILE, l.profile, ro)
         },
         Partition {
@@ -597,6 +661,7 @@ fn manifest(
             id: inp.profile.customer.id.clone(),
             name: inp.profile.customer.name.clone(),
         },
+        user: user.map(|(u, _)| u),
         version: inp.version.clone(),
         build_time: fat::rfc3339(opts.epoch),
         build_epoch: opts.epoch,
@@ -622,7 +687,7 @@ fn manifest(
 }
 
 /// Add manifest.json and its signature to the ESP's files.
-fn sign_into(
+pub(crate) fn sign_into(
     key: &SigningKey,
     m: &Manifest,
     mut esp_files: Vec<FatFile>,
@@ -643,16 +708,13 @@ fn sign_into(
     Ok(esp_files)
 }
 
-/// Write the ESP (FAT32, last: it holds the signed statement) and the GPT, and flush.
-fn write_esp_and_gpt(
+/// The ESP (FAT32) holding `esp_files`, its volume id derived from `image_id`.
+pub(crate) fn esp_volume(
     opts: &BuildOptions,
     inp: &Inputs,
-    ids: &Ids,
-    m: &Manifest,
+    image_id: Uuid,
     esp_files: &[FatFile],
-    f: &mut File,
-) -> Result<(), BuildError> {
-    let image_id = m.image_id;
+) -> Result<Vec<u8>, BuildError> {
     let spec = FatSpec {
         size: inp.esp_bytes,
         fat32: true,
@@ -660,8 +722,16 @@ fn write_esp_and_gpt(
         volume_id: layout::volume_id(b"esp-volume", image_id.as_bytes()),
         epoch: opts.epoch,
     };
-    let esp = fat::build(&spec, esp_files).map_err(io_err("building the ESP (FAT32)"))?;
-    write_at(f, inp.layout.esp.0, &esp, "the ESP")?;
+    fat::build(&spec, esp_files).map_err(io_err("building the ESP (FAT32)"))
+}
+
+/// Write the GPT of `m`'s partitions, and flush.
+pub(crate) fn write_gpt(
+    inp: &Inputs,
+    ids: &Ids,
+    m: &Manifest,
+    f: &mut File,
+) -> Result<(), BuildError> {
     let parts: Vec<NewPartition> = m.partitions.iter().map(|p| p.new_partition()).collect();
     gpt::write(&mut *f, inp.size / SECTOR, ids.disk, &parts).map_err(|e| BuildError::Internal {
         context: "writing the GPT",
@@ -674,29 +744,27 @@ fn write_esp_and_gpt(
 /// and 1, the signature, the GPT, the ESP's files and tables and the profile partition. The
 /// system partition alone is not read again, on purpose: its hash was computed over the very
 /// buffers written (a later change on the disk is what `homestick verify` finds).
-fn self_check(
+pub(crate) fn self_check<D: homestick_image::disk::Disk + ?Sized>(
     opts: &BuildOptions,
     inp: &Inputs,
-    sys_sha: &[u8; 32],
-    path: &Path,
-    progress: &dyn BuildProgress,
+    known: &[(u32, [u8; 32])],
+    disk: &D,
+    progress: &dyn homestick_image::verify::Progress,
 ) -> Result<(), BuildError> {
-    let disk = FileDisk::open(path).map_err(io_err("reopening the output"))?;
     let trusted = [TrustedKey {
         id: inp.key_id.to_string(),
         key: inp.public,
         source: opts.key.clone(),
     }];
-    verify::verify_built(&disk, &trusted, &[(SYSTEM_PARTITION, *sys_sha)], progress)
-        .map_err(BuildError::SelfCheck)?;
+    verify::verify_built(disk, &trusted, known, progress).map_err(BuildError::SelfCheck)?;
     Ok(())
 }
 
 /// The system partition's number.
-const SYSTEM_PARTITION: u32 = 2;
+pub(crate) const SYSTEM_PARTITION: u32 = 2;
 
 /// Rename the temporary file to the output name and flush the directory.
-fn persist(tmp: NamedTempFile, output: &Path, out_dir: &Path) -> Result<(), BuildError> {
+pub(crate) fn persist(tmp: NamedTempFile, output: &Path, out_dir: &Path) -> Result<(), BuildError> {
     tmp.persist(output).map_err(|e| BuildError::Io {
         context: format!("renaming to {}", output.display()),
         source: e.error,

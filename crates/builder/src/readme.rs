@@ -6,7 +6,11 @@ pub fn readme_txt(
     image_id: &str,
     version: &str,
     key_id: &str,
+    user: Option<&homestick_image::manifest::User>,
 ) -> String {
+    let stick_of = user
+        .map(|u| format!("Stick: {} ({})\n", u.name, u.id))
+        .unwrap_or_default();
     let hotline = c.hotline.as_deref().unwrap_or("-");
     let email = c.email.as_deref().unwrap_or("-");
     let hours = c
@@ -41,7 +45,7 @@ pub fn readme_txt(
          \n\
          Help: {hotline}{hours}, {email}\n\
          \n\
-         Image {image_id}, version {version}\n\
+         {stick_of}Image {image_id}, version {version}\n\
          Signing key (SHA-256 of the public key) / Signaturschluessel:\n\
          {key_id}\n",
         name = c.name,
@@ -68,7 +72,13 @@ mod tests {
 
     #[test]
     fn both_languages_hotline_and_key_with_crlf() {
-        let t = readme_txt(&customer(Some("+49 1"), Some("Mo-Fr")), "ID", "1.0", "KEY");
+        let t = readme_txt(
+            &customer(Some("+49 1"), Some("Mo-Fr")),
+            "ID",
+            "1.0",
+            "KEY",
+            None,
+        );
         for want in [
             "DEUTSCH",
             "ENGLISH",
@@ -82,7 +92,7 @@ mod tests {
             !t.replace("\r\n", "").contains('\n'),
             "every line ends in CRLF"
         );
-        let t = readme_txt(&customer(None, None), "ID", "1.0", "KEY");
+        let t = readme_txt(&customer(None, None), "ID", "1.0", "KEY", None);
         assert!(t.contains("Help: -, it@stadt-a.example"), "{t}");
     }
 }

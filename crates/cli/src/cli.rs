@@ -226,6 +226,30 @@ the same user keeps the same keys and address."
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Write what the servers need from a filled roster: the WireGuard server's [Peer]
+    /// sections, the PBX's users, the IPsec EAP secrets and the OpenVPN users. Never a user's
+    /// private key.
+    #[command(
+        after_help = "Example:\n  homestick roster export --profile profiles/stadt-musterhausen roster-filled.csv --out server-config\n  \
+homestick roster export --profile profiles/stadt-musterhausen roster-filled.csv --out server-config --ha1\n\n\
+Files: wireguard-<vpn>-peers.conf (append to the server's wg config; `wg addconf` takes it),\n\
+pbx-users.csv (extension,user,display_name,password or ha1), ipsec-<vpn>-secrets.conf,\n\
+openvpn-<vpn>-users.csv. Files with passwords or preshared keys get mode 0600."
+    )]
+    Export {
+        /// Profile directory.
+        #[arg(long, value_name = "DIR")]
+        profile: PathBuf,
+        /// The filled roster (CSV).
+        roster: PathBuf,
+        /// A new directory for the files.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// In pbx-users.csv, the SIP digest HA1 = MD5(user:realm:password) instead of the
+        /// password; the realm defaults to the registrar's host.
+        #[arg(long, value_name = "REALM", num_args = 0..=1, default_missing_value = "")]
+        ha1: Option<String>,
+    },
 }
 
 /// `homestick build`
@@ -244,8 +268,13 @@ pub struct BuildArgs {
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
     /// Where to write the image; written to a temporary file first and renamed when verified.
-    #[arg(long, value_name = "FILE")]
+    /// With --roster: the new directory of the stick set.
+    #[arg(long, value_name = "FILE|DIR")]
     pub output: PathBuf,
+    /// Build a stick set: one signed image per user of this filled roster (CSV), stored as
+    /// the shared part and per user only what differs.
+    #[arg(long, value_name = "ROSTER")]
+    pub roster: Option<PathBuf>,
     /// Image version (default: the base's version).
     #[arg(long, value_name = "V")]
     pub version: Option<String>,
@@ -285,11 +314,17 @@ pub struct BuildArgs {
 /// `homestick verify`
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// Image file or block device.
+    /// Image file, block device, or stick set (directory with set.json; with --user or --all).
     pub target: PathBuf,
     /// A trusted public key (.pub) or a directory of them.
     #[arg(long, value_name = "PATH")]
     pub keyring: PathBuf,
+    /// In a stick set: verify this user's image.
+    #[arg(long, value_name = "ID")]
+    pub user: Option<String>,
+    /// In a stick set: verify every user's image (the shared partitions are read once).
+    #[arg(long, conflicts_with = "user")]
+    pub all: bool,
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -326,8 +361,11 @@ pub fn parse_guid(s: &str) -> Result<uuid::Uuid, BadValue> {
 /// `homestick inspect`
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// Image file or block device.
+    /// Image file, block device, or stick set (directory with set.json).
     pub target: PathBuf,
+    /// In a stick set: show this user's image (without it: the set's users).
+    #[arg(long, value_name = "ID")]
+    pub user: Option<String>,
     /// Print the manifest and findings as JSON on stdout.
     #[arg(long)]
     pub json: bool,

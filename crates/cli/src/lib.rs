@@ -73,6 +73,12 @@ pub fn run(cli: Cli) -> ExitCode {
             roster,
             out,
         }) => roster_fill(&profile, &roster, &out),
+        Command::Roster(RosterCommand::Export {
+            profile,
+            roster,
+            out,
+            ha1,
+        }) => roster_export(&profile, &roster, &out, ha1.as_deref()),
         Command::Flash(args) => flash::flash(&args),
         Command::Sticks(args) => flash::sticks(&args),
     };
@@ -267,6 +273,68 @@ fn roster_fill(profile: &Path, roster: &Path, out: &Path) -> Result<(), Failure>
     Ok(())
 }
 
+fn roster_export(
+    profile: &Path,
+    roster: &Path,
+    out: &Path,
+    ha1: Option<&str>,
+) -> Result<(), Failure> {
+    if out.exists() {
+        return Err(usage(format!(
+            "--out {}: exists; give a new directory",
+            out.display()
+        )));
+    }
+    let (p, r) = load_roster(profile, roster)?;
+    let errors = r.check(&p, false);
+    if !errors.is_empty() {
+        return Err(roster_errors(roster, &errors));
+    }
+    let files = homestick_profile::roster::exports(&p, &r, ha1);
+    let parent = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    // Into a temporary directory beside it, renamed when complete: never a partial --out.
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let tmp = tempfile::Builder::new()
+            .prefix(".homestick-export.")
+            .tempdir_in(&parent)?;
+        for f in &files {
+            let mut w = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(if f.secret { 0o600 } else { 0o644 })
+                .open(tmp.path().join(&f.name))?;
+            w.write_all(f.data.as_bytes())?;
+            w.sync_all()?;
+        }
+        fs::rename(tmp.keep(), out)
+    };
+    write().map_err(|e| usage(format!("--out {}: {e}", out.display())))?;
+    println!(
+        "roster {}: {} file(s) for the servers of {} user(s) in {}",
+        roster.display(),
+        files.len(),
+        r.users.len(),
+        out.display()
+    );
+    for f in &files {
+        println!(
+            "  {}{}",
+            f.name,
+            if f.secret {
+                " (mode 0600: passwords or preshared keys)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
+}
+
 fn profile_render(dir: &Path, out: &Path) -> Result<(), Failure> {
     let p = load_profile(dir)?;
     if out.exists() {
@@ -339,16 +407,45 @@ fn build(a: &BuildArgs) -> Result<(), Failure> {
     };
     let rep = Reporter::new(false);
     rep.cancel_on_interrupt();
+    if let Some(roster) = &a.roster {
+        let res = homestick_build::build_set(&opts, roster, &rep);
+        rep.finish();
+        return match res {
+            Ok(r) => {
+                report_warnings(a, &r.warnings);
+                let n = r.index.users.len().max(1) as u64;
+                println!(
+                    "built stick set {} for {} user(s) in {:.1} s",
+                    r.output.display(),
+                    r.index.users.len(),
+                    r.seconds
+                );
+                println!(
+                    "  on disk   {:.1} MiB: shared image {:.1} MiB (of {} MiB), users' parts {:.1} MiB ({:.1} KiB per user, largest {:.1} KiB)",
+                    (r.shared_bytes + r.parts_bytes) as f64 / 1048576.0,
+                    r.shared_bytes as f64 / 1048576.0,
+                    r.index.image_size >> 20,
+                    r.parts_bytes as f64 / 1048576.0,
+                    r.parts_bytes as f64 / n as f64 / 1024.0,
+                    r.largest_part as f64 / 1024.0
+                );
+                println!("  set id    {}", r.index.set_id);
+                println!(
+                    "  customer  {} ({})",
+                    r.index.customer.id, r.index.customer.name
+                );
+                println!("  version   {}", r.index.version);
+                println!("  key id    {}", r.index.key_id);
+                Ok(())
+            }
+            Err(e) => Err(build_failure(e)),
+        };
+    }
     let res = homestick_build::build(&opts, &rep);
     rep.finish();
     match res {
         Ok(r) => {
-            for w in &r.warnings {
-                eprintln!(
-                    "homestick: warning: {}: {w}",
-                    a.profile.join("customer.toml").display()
-                );
-            }
+            report_warnings(a, &r.warnings);
             let m = &r.manifest;
             println!(
                 "built {} ({} MiB) in {:.1} s",
@@ -365,14 +462,27 @@ fn build(a: &BuildArgs) -> Result<(), Failure> {
             println!("  key id    {}", m.key_id);
             Ok(())
         }
-        Err(e) => match e.kind() {
-            homestick_build::ErrorKind::Untrusted => {
-                eprintln!("homestick: error: {e}");
-                Err(Failure::Untrusted)
-            }
-            homestick_build::ErrorKind::Interrupted => Err(Failure::Interrupted(e.to_string())),
-            _ => Err(Failure::Usage(e.to_string())),
-        },
+        Err(e) => Err(build_failure(e)),
+    }
+}
+
+fn report_warnings(a: &BuildArgs, warnings: &[String]) {
+    for w in warnings {
+        eprintln!(
+            "homestick: warning: {}: {w}",
+            a.profile.join("customer.toml").display()
+        );
+    }
+}
+
+fn build_failure(e: homestick_build::BuildError) -> Failure {
+    match e.kind() {
+        homestick_build::ErrorKind::Untrusted => {
+            eprintln!("homestick: error: {e}");
+            Failure::Untrusted
+        }
+        homestick_build::ErrorKind::Interrupted => Failure::Interrupted(e.to_string()),
+        _ => Failure::Usage(e.to_string()),
     }
 }
 
@@ -382,7 +492,10 @@ fn open_target(path: &Path) -> Result<FileDisk, Failure> {
 
 /// The signed statement and its parsed manifest, signature not checked (`t` names the target
 /// in messages).
-fn read_manifest(disk: &FileDisk, t: &str) -> Result<(verify::Statement, Manifest), Failure> {
+fn read_manifest(
+    disk: &dyn homestick_image::disk::Disk,
+    t: &str,
+) -> Result<(verify::Statement, Manifest), Failure> {
     let st = verify::read_statement(disk).map_err(|e| usage(format!("{t}: {e}")))?;
     let m = Manifest::parse(&st.manifest).map_err(|e| usage(format!("{t}: {e}")))?;
     Ok((st, m))
@@ -484,14 +597,49 @@ fn verify_cmd(a: &VerifyArgs) -> Result<(), Failure> {
         Failure::Usage(m)
     })?;
     let expect = expectations(a).inspect_err(|f| fail_json(&f.message()))?;
-    let disk = open_target(&a.target).inspect_err(|f| fail_json(&f.message()))?;
+    let is_set = homestick_image::set::is_set(&a.target);
+    if !is_set && (a.user.is_some() || a.all) {
+        let m = format!(
+            "{t}: --user and --all are for a stick set (a directory with set.json); this is not one"
+        );
+        fail_json(&m);
+        return Err(Failure::Usage(m));
+    }
     let rep = Reporter::new(a.json);
     let depth = if a.quick {
         verify::Depth::Quick
     } else {
         verify::Depth::Full
     };
-    let res = verify::verify_depth(&disk, &keyring, &expect, depth, &rep);
+    let (res, t) = if is_set {
+        let set = open_set(&a.target, &keyring).inspect_err(|f| fail_json(&f.message()))?;
+        if a.all {
+            rep.finish();
+            return verify_all(a, &set, &keyring, &expect);
+        }
+        let Some(user) = &a.user else {
+            let m = format!("{t}: a stick set: give --user ID or --all");
+            fail_json(&m);
+            return Err(Failure::Usage(m));
+        };
+        let t = format!("{t} (user {user})");
+        let res = if a.quick {
+            set.image(user)
+                .map_err(|e| VerifyError::Unusable(e.to_string()))
+                .and_then(|img| verify::verify_depth(&img, &keyring, &expect, depth, &rep))
+        } else {
+            homestick_image::set::SetVerifier::new()
+                .verify(&set, user, &keyring, &expect, &rep)
+                .map(|(v, _)| v)
+        };
+        (res, t)
+    } else {
+        let disk = open_target(&a.target).inspect_err(|f| fail_json(&f.message()))?;
+        (
+            verify::verify_depth(&disk, &keyring, &expect, depth, &rep),
+            t.clone(),
+        )
+    };
     rep.finish();
     match res {
         Ok(v) => {
@@ -526,10 +674,104 @@ fn verify_cmd(a: &VerifyArgs) -> Result<(), Failure> {
     }
 }
 
+/// Open a stick set; its signature must verify with `keyring` (else exit 1).
+fn open_set(
+    dir: &Path,
+    keyring: &[keys::TrustedKey],
+) -> Result<homestick_image::set::StickSet, Failure> {
+    homestick_image::set::StickSet::open(dir, keyring).map_err(|e| {
+        if e.untrusted() {
+            println!("NOT TRUSTED: {e}");
+            Failure::Untrusted
+        } else {
+            usage(e)
+        }
+    })
+}
+
+/// `verify SET --all`: every user, one line each; exit 1 if any is not trusted.
+fn verify_all(
+    a: &VerifyArgs,
+    set: &homestick_image::set::StickSet,
+    keyring: &[keys::TrustedKey],
+    expect: &Expectations,
+) -> Result<(), Failure> {
+    let checker = homestick_image::set::SetVerifier::new();
+    let mut bad = 0usize;
+    let mut rows = Vec::new();
+    let total = set.index.users.len();
+    for (i, u) in set.index.users.iter().enumerate() {
+        match checker.verify(set, &u.id, keyring, expect, &verify::NoProgress) {
+            Ok((v, _)) => {
+                if !a.json {
+                    println!(
+                        "[{}/{total}] trusted      {}  image {}",
+                        i + 1,
+                        u.id,
+                        v.manifest.image_id
+                    );
+                }
+                rows.push(json!({"user": u.id, "trusted": true, "image_id": v.manifest.image_id.to_string()}));
+            }
+            Err(e) => {
+                bad += 1;
+                let failures = match &e {
+                    VerifyError::Untrusted { failures, .. } => texts(failures),
+                    e => vec![e.to_string()],
+                };
+                if !a.json {
+                    println!("[{}/{total}] NOT TRUSTED  {}", i + 1, u.id);
+                    for f in &failures {
+                        println!("    - {f}");
+                    }
+                }
+                rows.push(json!({"user": u.id, "trusted": false, "failures": failures}));
+            }
+        }
+    }
+    let t = a.target.display().to_string();
+    if a.json {
+        println!(
+            "{}",
+            json!({"target": t, "set_id": set.index.set_id.to_string(), "trusted": bad == 0, "users": rows})
+        );
+    } else if bad == 0 {
+        println!(
+            "TRUSTED: {t}: all {total} user(s) of set {} for {} ({})",
+            set.index.set_id, set.index.customer.id, set.index.customer.name
+        );
+    } else {
+        println!("NOT TRUSTED: {t}: {bad} of {total} user(s) failed");
+    }
+    if bad == 0 {
+        Ok(())
+    } else {
+        Err(Failure::Untrusted)
+    }
+}
+
 fn inspect(a: &InspectArgs) -> Result<(), Failure> {
     let t = a.target.display().to_string();
-    let disk = open_target(&a.target)?;
-    let (st, m) = read_manifest(&disk, &t)?;
+    let is_set = homestick_image::set::is_set(&a.target);
+    if !is_set && a.user.is_some() {
+        return Err(usage(format!(
+            "{t}: --user is for a stick set (a directory with set.json); this is not one"
+        )));
+    }
+    let disk: Box<dyn homestick_image::disk::Disk> = if is_set {
+        let set = homestick_image::set::StickSet::open_unchecked(&a.target).map_err(usage)?;
+        match &a.user {
+            Some(u) => Box::new(set.image(u).map_err(usage)?),
+            None => return inspect_set(a, &set),
+        }
+    } else {
+        Box::new(open_target(&a.target)?)
+    };
+    let t = match &a.user {
+        Some(u) => format!("{t} (user {u})"),
+        None => t,
+    };
+    let (st, m) = read_manifest(&*disk, &t)?;
     let sig_note = if st.signature.len() == 64 {
         "present, not checked (use homestick verify)"
     } else {
@@ -539,12 +781,15 @@ fn inspect(a: &InspectArgs) -> Result<(), Failure> {
         let mut v = serde_json::to_value(&m).map_err(usage)?;
         v["signature"] = json!(sig_note);
         v["target"] = json!(t);
-        v["target_size"] = json!(homestick_image::disk::Disk::size(&disk));
+        v["target_size"] = json!(disk.size());
         println!("{}", serde_json::to_string_pretty(&v).map_err(usage)?);
         return Ok(());
     }
     println!("{t}");
     println!("  customer     {} ({})", m.customer.id, m.customer.name);
+    if let Some(u) = &m.user {
+        println!("  user         {} ({})", u.id, u.name);
+    }
     println!(
         "  version      {} (rollback index {})",
         m.version, m.rollback_index
@@ -590,7 +835,7 @@ fn inspect(a: &InspectArgs) -> Result<(), Failure> {
             );
         }
     }
-    match homestick_profile::read_profile_json(&disk, &m) {
+    match homestick_profile::read_profile_json(&*disk, &m) {
         Ok(doc) => {
             println!("  profile (not verified)");
             for line in homestick_profile::render::summary(&doc) {
@@ -598,6 +843,41 @@ fn inspect(a: &InspectArgs) -> Result<(), Failure> {
             }
         }
         Err(e) => println!("  profile      unreadable: {e}"),
+    }
+    Ok(())
+}
+
+/// `inspect SET`: what set.json says (signature not checked).
+fn inspect_set(a: &InspectArgs, set: &homestick_image::set::StickSet) -> Result<(), Failure> {
+    let idx = &set.index;
+    if a.json {
+        let mut v = serde_json::to_value(idx).map_err(usage)?;
+        v["signature"] = json!("not checked (use homestick verify --all)");
+        println!("{}", serde_json::to_string_pretty(&v).map_err(usage)?);
+        return Ok(());
+    }
+    let parts: u64 = idx.users.iter().map(|u| u.part_bytes).sum();
+    println!("{} (stick set)", a.target.display());
+    println!("  customer     {} ({})", idx.customer.id, idx.customer.name);
+    println!("  version      {}", idx.version);
+    println!("  set id       {}", idx.set_id);
+    println!("  key id       {}", idx.key_id);
+    println!("  signature    not checked (use homestick verify --all)");
+    println!(
+        "  image size   {} bytes ({} MiB); users' parts {} KiB together",
+        idx.image_size,
+        idx.image_size >> 20,
+        parts >> 10
+    );
+    println!("  users        {}", idx.users.len());
+    for u in &idx.users {
+        println!(
+            "    {:24} {:32} image {}  part {} KiB",
+            u.id,
+            u.name,
+            u.image_id,
+            u.part_bytes.div_ceil(1024)
+        );
     }
     Ok(())
 }

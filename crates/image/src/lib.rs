@@ -15,5 +15,6 @@ pub mod hash;
 pub mod keys;
 pub mod manifest;
 pub mod policy;
+pub mod set;
 pub mod verify;
 pub mod verity;

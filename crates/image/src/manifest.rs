@@ -35,6 +35,25 @@ pub struct Customer {
     pub name: String,
 }
 
+/// The employee a per-user image is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    /// The roster's `user_id`: 1 to 64 of `a-z 0-9 . _ -`.
+    pub id: String,
+    /// The roster's `display_name`.
+    pub name: String,
+}
+
+/// True for a valid user id: 1 to 64 of `a-z 0-9 . _ -`, not `.` or `..` (it names files).
+pub fn user_id_ok(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s != "."
+        && s != ".."
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
 /// The base the image was built from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -387,6 +406,9 @@ pub struct Manifest {
     pub image_id: Uuid,
     /// Customer.
     pub customer: Customer,
+    /// The employee of a per-user image (a stick set's); absent in a customer-wide image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<User>,
     /// Image version.
     pub version: String,
     /// Build time, RFC 3339 UTC.
@@ -559,6 +581,20 @@ impl Manifest {
                 format!("{:?} is not supported (expected {FORMAT:?})", self.format),
             ));
         }
+        if let Some(u) = &self.user {
+            if !user_id_ok(&u.id) {
+                return Err(invalid("user.id", "must be 1 to 64 of a-z 0-9 . _ -"));
+            }
+            if u.name.is_empty()
+                || u.name.chars().count() > 100
+                || u.name.chars().any(char::is_control)
+            {
+                return Err(invalid(
+                    "user.name",
+                    "must be 1 to 100 characters without control characters",
+                ));
+            }
+        }
         self.disk.validate()?;
         let disk_sectors = self.disk.min_size_bytes / SECTOR;
         let first_usable = 2 + gpt::ENTRY_ARRAY_SECTORS;
@@ -597,6 +633,7 @@ pub(crate) mod tests {
                 id: "stadt-a".into(),
                 name: "Stadt A".into(),
             },
+            user: None,
             version: "1.0".into(),
             build_time: "2026-01-01T00:00:00Z".into(),
             build_epoch: 1_767_225_600,

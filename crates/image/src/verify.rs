@@ -692,6 +692,20 @@ pub fn verify_depth<D: Disk + ?Sized>(
     verify_inner(disk, keys, expect, &[], depth, progress)
 }
 
+/// [`verify_with`], except that the partitions in `known` are not read whole: a partition with
+/// a SHA-256 is compared by the one given (computed before from the same bytes), a dm-verity
+/// partition is checked by its superblock and tree top only. For a stick set, whose users share
+/// these partitions' bytes ([`crate::set::SetVerifier`]).
+pub fn verify_known<D: Disk + ?Sized>(
+    disk: &D,
+    keys: &[TrustedKey],
+    expect: &Expectations,
+    known: &[(u32, [u8; 32])],
+    progress: &dyn Progress,
+) -> Result<Verified, VerifyError> {
+    verify_inner(disk, keys, expect, known, Depth::Full, progress)
+}
+
 /// The builder's self-check: [`verify`], except that the partitions in `written` (number,
 /// SHA-256 computed over the very buffers the builder wrote) are not read back; everything
 /// else (LBA 0 and 1, signature, GPT, the other partitions, the ESP) is read from `disk`.

@@ -434,10 +434,251 @@ fn check_value(
             if v.chars().count() < 12 {
                 return Err("shorter than 12 characters".into());
             }
+            if v.contains(|c: char| c.is_whitespace() || UNSAFE.contains(c)) {
+                return Err(format!(
+                    "has a space or one of {UNSAFE}, which the VPN and SIP files cannot hold"
+                ));
+            }
             Ok(None)
         }
-        Kind::Text => Ok(None),
+        Kind::Text => {
+            if v.contains(|c: char| UNSAFE_TEXT.contains(c)) {
+                return Err(format!(
+                    "has one of {UNSAFE_TEXT}, which the VPN and SIP files cannot hold"
+                ));
+            }
+            Ok(None)
+        }
     }
+}
+
+/// Characters a password may not hold: each ends or escapes a value in one of the rendered
+/// files (baresip's `;auth_pass=`, strongSwan's quoted secrets, OpenVPN's inline blocks) or is
+/// a placeholder's brace.
+const UNSAFE: &str = "\"'\\;,<>{}`$#";
+/// Characters no other value may hold, for the same reason.
+const UNSAFE_TEXT: &str = "\"\\<>{}`";
+
+/// The profile's files for `user`: every `{{slot}}` replaced by the user's value, and the user
+/// (id and display name) in profile.json. The roster must have passed [`Roster::check`] without
+/// `generate`; a placeholder left over (a slot the roster lacks) is an error.
+pub fn personalize(profile: &Profile, user: &User) -> Result<Vec<crate::ProfileFile>, RosterError> {
+    let mut files = profile.files.clone();
+    for f in &mut files {
+        if f.path == crate::PROFILE_JSON {
+            let mut doc: serde_json::Value = serde_json::from_slice(&f.data)
+                .map_err(|e| err(user.line, "-", format!("profile.json: {e}")))?;
+            doc["user"] = serde_json::json!({"id": user.id, "name": user.name});
+            let mut json = serde_json::to_vec_pretty(&doc)
+                .map_err(|e| err(user.line, "-", format!("profile.json: {e}")))?;
+            json.push(b'\n');
+            f.data = json;
+            continue;
+        }
+        let Ok(text) = std::str::from_utf8(&f.data) else {
+            continue; // a logo: no slots
+        };
+        if !text.contains("{{") {
+            continue;
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(at) = rest.find("{{") {
+            out.push_str(&rest[..at]);
+            let after = &rest[at + 2..];
+            let end = after
+                .find("}}")
+                .ok_or_else(|| err(user.line, "-", format!("{}: a {{{{ without }}}}", f.path)))?;
+            let name = &after[..end];
+            let v = user
+                .values
+                .get(name)
+                .filter(|v| *v != GENERATE)
+                .ok_or_else(|| {
+                    err(
+                        user.line,
+                        name,
+                        format!("no value for {} in {}", name, f.path),
+                    )
+                })?;
+            out.push_str(v);
+            rest = &after[end + 2..];
+        }
+        out.push_str(rest);
+        f.data = out.into_bytes();
+    }
+    Ok(files)
+}
+
+/// The WireGuard public key (base64) of a private key (base64 of 32 bytes), as `wg pubkey`
+/// prints it; `None` if it is not one.
+pub fn wireguard_public_key(private_b64: &str) -> Option<String> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let k: [u8; 32] = b64.decode(private_b64.trim()).ok()?.try_into().ok()?;
+    let p = curve25519_dalek::MontgomeryPoint::mul_base_clamped(k);
+    Some(b64.encode(p.to_bytes()))
+}
+
+/// A file for a server, made from a filled roster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Export {
+    /// File name.
+    pub name: String,
+    /// Contents.
+    pub data: String,
+    /// Holds shared secrets (preshared keys, passwords): to be written with mode 0600.
+    pub secret: bool,
+}
+
+/// The host part of a SIP URI (`sip:host:port;params` → `host`).
+fn sip_host(uri: &str) -> &str {
+    let rest = uri
+        .strip_prefix("sips:")
+        .or_else(|| uri.strip_prefix("sip:"))
+        .unwrap_or(uri);
+    let rest = rest.split(';').next().unwrap_or(rest);
+    let rest = rest.rsplit('@').next().unwrap_or(rest);
+    match rest.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => rest.split(':').next().unwrap_or(rest),
+    }
+}
+
+/// SIP digest HA1: MD5 of `user:realm:password` (RFC 2617), lowercase hex.
+pub fn sip_ha1(user: &str, realm: &str, password: &str) -> String {
+    use md5::Digest;
+    let d = md5::Md5::digest(format!("{user}:{realm}:{password}").as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn csv_line(fields: &[&str]) -> String {
+    let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
+    let _ = w.write_record(fields);
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+/// What the servers need from a filled, checked roster, and no private key of a user:
+/// per WireGuard VPN the server's `[Peer]` sections (public key, preshared key, allowed IP, a
+/// comment naming the user); per IPsec VPN with EAP the swanctl `secrets` a server takes; per
+/// OpenVPN VPN with passwords the user names and passwords for its authentication back end;
+/// for the PBX a CSV of extension, SIP user, display name and password, or with `ha1_realm`
+/// the SIP digest HA1 instead of the password.
+pub fn exports(profile: &Profile, roster: &Roster, ha1_realm: Option<&str>) -> Vec<Export> {
+    use std::fmt::Write as _;
+    let mut out = Vec::new();
+    for v in &profile.vpn {
+        let n = &v.toml.name;
+        let val = |u: &User, slot: &str| u.values.get(&format!("vpn.{n}.{slot}")).cloned();
+        match &v.kind {
+            VpnKind::WireGuard(_) => {
+                let mut s = format!(
+                    "# WireGuard peers of {} ({}), VPN {n}: add to the server's configuration.\n\
+                     # Made by homestick roster export; one [Peer] per user.\n",
+                    profile.customer.name, profile.customer.id
+                );
+                let mut secret = false;
+                for u in &roster.users {
+                    let Some(public) = val(u, "private_key")
+                        .as_deref()
+                        .and_then(wireguard_public_key)
+                    else {
+                        continue;
+                    };
+                    let _ = write!(
+                        s,
+                        "\n[Peer]\n# {} ({})\nPublicKey = {public}\n",
+                        u.id, u.name
+                    );
+                    if let Some(psk) = val(u, "preshared_key") {
+                        secret = true;
+                        let _ = writeln!(s, "PresharedKey = {psk}");
+                    }
+                    if let Some(a) = val(u, "address") {
+                        let _ = writeln!(s, "AllowedIPs = {a}");
+                    }
+                }
+                out.push(Export {
+                    name: format!("wireguard-{n}-peers.conf"),
+                    data: s,
+                    secret,
+                });
+            }
+            VpnKind::Ipsec(_) => {
+                let mut s = format!(
+                    "# EAP secrets of {} ({}), VPN {n}, for the server's swanctl.conf.\n\
+                     # Made by homestick roster export.\nsecrets {{\n",
+                    profile.customer.name, profile.customer.id
+                );
+                let mut any = false;
+                for u in &roster.users {
+                    if let (Some(id), Some(pw)) = (val(u, "eap_identity"), val(u, "eap_password")) {
+                        any = true;
+                        let _ = write!(
+                            s,
+                            "  # {} ({})\n  eap-{} {{\n    id = \"{id}\"\n    secret = \"{pw}\"\n  }}\n",
+                            u.id, u.name, u.id.replace('.', "_")
+                        );
+                    }
+                }
+                s.push_str("}\n");
+                if any {
+                    out.push(Export {
+                        name: format!("ipsec-{n}-secrets.conf"),
+                        data: s,
+                        secret: true,
+                    });
+                }
+            }
+            VpnKind::OpenVpn(_) => {
+                let mut s = csv_line(&["user_id", "display_name", "username", "password"]);
+                let mut any = false;
+                for u in &roster.users {
+                    if let (Some(name), Some(pw)) = (val(u, "username"), val(u, "password")) {
+                        any = true;
+                        s.push_str(&csv_line(&[&u.id, &u.name, &name, &pw]));
+                    }
+                }
+                if any {
+                    out.push(Export {
+                        name: format!("openvpn-{n}-users.csv"),
+                        data: s,
+                        secret: true,
+                    });
+                }
+            }
+        }
+    }
+    if let Some(sp) = &profile.softphone {
+        let realm = ha1_realm.map(|r| {
+            if r.is_empty() {
+                sip_host(&sp.registrar)
+            } else {
+                r
+            }
+        });
+        let last = if realm.is_some() { "ha1" } else { "password" };
+        let mut s = csv_line(&["extension", "user", "display_name", last]);
+        for u in &roster.users {
+            let get = |k: &str| u.values.get(k).map_or("", String::as_str);
+            let pw = get("sip.password");
+            let cred = match realm {
+                Some(r) => sip_ha1(get("sip.user"), r, pw),
+                None => pw.to_string(),
+            };
+            s.push_str(&csv_line(&[
+                get("sip.extension"),
+                get("sip.user"),
+                &u.name,
+                &cred,
+            ]));
+        }
+        out.push(Export {
+            name: "pbx-users.csv".into(),
+            data: s,
+            secret: true,
+        });
+    }
+    out
 }
 
 fn random<const N: usize>() -> Result<[u8; N], String> {
