@@ -1,0 +1,832 @@
+//! The ledger: every flash attempt, which stick went to whom, and what to revoke when one is
+//! lost.
+//!
+//! Two back ends with one schema: an embedded SQLite file (the default, one station) and
+//! PostgreSQL (`postgres://…`, several stations). The schema is created and upgraded by
+//! versioned migrations when the ledger is opened. A user of a stick set is never handed to two
+//! sticks at once, even by two stations racing: a unique index over (set, user) of the rows
+//! that are being written, good or revoked decides, not a check-then-write.
+//!
+//! A row is `writing` from the moment a stick is claimed, then `good` (verified from the
+//! device) or `failed`; `revoked` once the stick is reported lost. A station that dies while
+//! writing leaves `writing` rows; the next open turns them into `failed`: at once for a dead
+//! process of this station, after [`STALE_SECONDS`] without a heartbeat for any station.
+
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+/// Rows of a station with no heartbeat for this long are taken as failed.
+pub const STALE_SECONDS: i64 = 120;
+/// How long SQLite waits for another process's transaction.
+const BUSY_MS: u64 = 30_000;
+
+/// What can go wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// The SQLite file cannot be used.
+    #[error("ledger {location}: {source}")]
+    Sqlite {
+        /// File.
+        location: String,
+        /// Why.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The PostgreSQL server cannot be used.
+    #[error("ledger {location}: {source}")]
+    Postgres {
+        /// URL without the password.
+        location: String,
+        /// Why.
+        #[source]
+        source: postgres::Error,
+    },
+    /// The ledger is newer than this homestick.
+    #[error("ledger {location}: schema version {found} is newer than this homestick knows ({known}); update homestick")]
+    TooNew {
+        /// Where.
+        location: String,
+        /// Its version.
+        found: i64,
+        /// Ours.
+        known: i64,
+    },
+    /// The directory of the SQLite file cannot be made.
+    #[error("ledger {location}: {source}")]
+    Io {
+        /// Where.
+        location: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A flash attempt as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attempt {
+    /// Row id.
+    pub id: i64,
+    /// Started, seconds since the Unix epoch.
+    pub started: i64,
+    /// Finished (good or failed), if it has.
+    pub finished: Option<i64>,
+    /// Station (host name).
+    pub station: String,
+    /// Process id of the flasher on the station.
+    pub pid: i64,
+    /// Device path, e.g. /dev/sdc.
+    pub device: String,
+    /// The stick's serial number ("" if it has none).
+    pub serial: String,
+    /// Customer id.
+    pub customer: String,
+    /// The stick set's id, for a per-user stick.
+    pub set_id: Option<String>,
+    /// The user, for a per-user stick.
+    pub user_id: Option<String>,
+    /// The user's display name.
+    pub user_name: Option<String>,
+    /// The image id written.
+    pub image_id: String,
+    /// SHA-256 of the image's manifest.json.
+    pub manifest_sha256: String,
+    /// `writing`, `good`, `failed` or `revoked`.
+    pub result: String,
+    /// Why it failed, or why it was revoked.
+    pub error: Option<String>,
+    /// What a server must drop when this stick is lost (JSON array of credentials).
+    pub credentials: Option<String>,
+    /// Revoked at.
+    pub revoked: Option<i64>,
+}
+
+/// A new attempt, as a station starts writing a stick.
+#[derive(Debug, Clone, Default)]
+pub struct NewAttempt {
+    /// Device path.
+    pub device: String,
+    /// Serial number.
+    pub serial: String,
+    /// Customer id.
+    pub customer: String,
+    /// Set id (per-user sticks).
+    pub set_id: Option<String>,
+    /// User id (per-user sticks).
+    pub user_id: Option<String>,
+    /// User's display name.
+    pub user_name: Option<String>,
+    /// Image id.
+    pub image_id: String,
+    /// Manifest SHA-256 (hex).
+    pub manifest_sha256: String,
+    /// Credentials (JSON array), for `revoke`.
+    pub credentials: Option<String>,
+}
+
+/// Which rows to list.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only this serial.
+    pub serial: Option<String>,
+    /// Only this user.
+    pub user_id: Option<String>,
+    /// Only this set.
+    pub set_id: Option<String>,
+}
+
+const COLUMNS: &str = "id, started, finished, station, pid, device, serial, customer, set_id, user_id, user_name, image_id, manifest_sha256, result, error, credentials, revoked";
+
+/// The migrations, in order; each one's SQL for SQLite and for PostgreSQL.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        started INTEGER NOT NULL,
+        finished INTEGER,
+        heartbeat INTEGER NOT NULL,
+        station TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        device TEXT NOT NULL,
+        serial TEXT NOT NULL,
+        customer TEXT NOT NULL,
+        set_id TEXT,
+        user_id TEXT,
+        user_name TEXT,
+        image_id TEXT NOT NULL,
+        manifest_sha256 TEXT NOT NULL,
+        result TEXT NOT NULL CHECK (result IN ('writing', 'good', 'failed', 'revoked')),
+        error TEXT,
+        credentials TEXT,
+        revoked INTEGER
+    );
+    CREATE UNIQUE INDEX one_stick_per_user ON attempts (set_id, user_id)
+        WHERE result IN ('writing', 'good', 'revoked');
+    CREATE INDEX attempts_serial ON attempts (serial);
+    CREATE INDEX attempts_user ON attempts (user_id);",
+    "CREATE TABLE attempts (
+        id BIGSERIAL PRIMARY KEY,
+        started BIGINT NOT NULL,
+        finished BIGINT,
+        heartbeat BIGINT NOT NULL,
+        station TEXT NOT NULL,
+        pid BIGINT NOT NULL,
+        device TEXT NOT NULL,
+        serial TEXT NOT NULL,
+        customer TEXT NOT NULL,
+        set_id TEXT,
+        user_id TEXT,
+        user_name TEXT,
+        image_id TEXT NOT NULL,
+        manifest_sha256 TEXT NOT NULL,
+        result TEXT NOT NULL CHECK (result IN ('writing', 'good', 'failed', 'revoked')),
+        error TEXT,
+        credentials TEXT,
+        revoked BIGINT
+    );
+    CREATE UNIQUE INDEX one_stick_per_user ON attempts (set_id, user_id)
+        WHERE result IN ('writing', 'good', 'revoked');
+    CREATE INDEX attempts_serial ON attempts (serial);
+    CREATE INDEX attempts_user ON attempts (user_id);",
+)];
+
+/// The schema version this homestick writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+enum Conn {
+    Sqlite(rusqlite::Connection),
+    Pg(Box<postgres::Client>),
+}
+
+/// A parameter value.
+#[derive(Debug, Clone)]
+enum V {
+    I(i64),
+    T(String),
+    N,
+}
+
+impl From<i64> for V {
+    fn from(v: i64) -> V {
+        V::I(v)
+    }
+}
+impl From<&str> for V {
+    fn from(v: &str) -> V {
+        V::T(v.to_string())
+    }
+}
+impl From<Option<&str>> for V {
+    fn from(v: Option<&str>) -> V {
+        v.map_or(V::N, |s| V::T(s.to_string()))
+    }
+}
+
+/// An open ledger.
+pub struct Ledger {
+    conn: Conn,
+    location: String,
+    station: String,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("location", &self.location)
+            .finish()
+    }
+}
+
+/// The default SQLite ledger: `$HOMESTICK_LEDGER`, else `$XDG_DATA_HOME/homestick/ledger.sqlite`,
+/// else `~/.local/share/homestick/ledger.sqlite`.
+pub fn default_location() -> String {
+    if let Some(v) = std::env::var_os("HOMESTICK_LEDGER").filter(|v| !v.is_empty()) {
+        return v.to_string_lossy().into_owned();
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/share"))
+        })
+        .unwrap_or_else(|| PathBuf::from("/var/lib"));
+    base.join("homestick/ledger.sqlite")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// True for a PostgreSQL connection string.
+pub fn is_postgres(location: &str) -> bool {
+    location.starts_with("postgres://") || location.starts_with("postgresql://")
+}
+
+/// `location` with any password replaced, for messages.
+pub fn redacted(location: &str) -> String {
+    if !is_postgres(location) {
+        return location.to_string();
+    }
+    let (scheme, rest) = location.split_once("://").unwrap_or(("", location));
+    match rest.split_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => location.to_string(),
+        },
+        None => location.to_string(),
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// `?` placeholders as PostgreSQL's `$1, $2, …`.
+fn pg_sql(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn process_alive(pid: i64) -> bool {
+    pid > 0 && Path::new(&format!("/proc/{pid}")).exists()
+}
+
+impl Ledger {
+    /// Open (and create or upgrade) the ledger at `location`: a file path, or a
+    /// `postgres://` URL. `station` names this station in new rows.
+    pub fn open(location: &str, station: &str) -> Result<Ledger, LedgerError> {
+        let shown = redacted(location);
+        let conn = if is_postgres(location) {
+            let c = postgres::Client::connect(location, postgres::NoTls).map_err(|source| {
+                LedgerError::Postgres {
+                    location: shown.clone(),
+                    source,
+                }
+            })?;
+            Conn::Pg(Box::new(c))
+        } else {
+            let path = Path::new(location);
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| LedgerError::Io {
+                    location: shown.clone(),
+                    source,
+                })?;
+            }
+            let sq = |source| LedgerError::Sqlite {
+                location: shown.clone(),
+                source,
+            };
+            let c = rusqlite::Connection::open(path).map_err(sq)?;
+            c.busy_timeout(std::time::Duration::from_millis(BUSY_MS))
+                .map_err(sq)?;
+            c.pragma_update(None, "journal_mode", "WAL").map_err(sq)?;
+            c.pragma_update(None, "synchronous", "FULL").map_err(sq)?;
+            Conn::Sqlite(c)
+        };
+        let mut l = Ledger {
+            conn,
+            location: shown,
+            station: station.to_string(),
+        };
+        l.migrate()?;
+        l.sweep()?;
+        Ok(l)
+    }
+
+    /// Where it is (a password redacted).
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn sqlite_err(&self, source: rusqlite::Error) -> LedgerError {
+        LedgerError::Sqlite {
+            location: self.location.clone(),
+            source,
+        }
+    }
+
+    fn pg_err(&self, source: postgres::Error) -> LedgerError {
+        LedgerError::Postgres {
+            location: self.location.clone(),
+            source,
+        }
+    }
+
+    /// Apply the migrations this ledger has not seen, each in a transaction that holds off
+    /// other stations doing the same.
+    fn migrate(&mut self) -> Result<(), LedgerError> {
+        let create = "CREATE TABLE IF NOT EXISTS homestick_schema (version BIGINT NOT NULL, applied BIGINT NOT NULL)";
+        match &mut self.conn {
+            Conn::Sqlite(c) => {
+                let r = (|| {
+                    c.execute_batch(create)?;
+                    let tx =
+                        c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                    let v: i64 = tx.query_row(
+                        "SELECT COALESCE(MAX(version), 0) FROM homestick_schema",
+                        [],
+                        |r| r.get(0),
+                    )?;
+                    if v > SCHEMA_VERSION {
+                        return Ok(Some(v));
+                    }
+                    for (n, sql, _) in MIGRATIONS.iter().filter(|m| m.0 > v) {
+                        tx.execute_batch(sql)?;
+                        tx.execute(
+                            "INSERT INTO homestick_schema (version, applied) VALUES (?1, ?2)",
+                            rusqlite::params![n, now()],
+                        )?;
+                    }
+                    tx.commit()?;
+                    Ok(None)
+                })();
+                match r {
+                    Ok(None) => Ok(()),
+                    Ok(Some(found)) => Err(LedgerError::TooNew {
+                        location: self.location.clone(),
+                        found,
+                        known: SCHEMA_VERSION,
+                    }),
+                    Err(e) => Err(LedgerError::Sqlite {
+                        location: self.location.clone(),
+                        source: e,
+                    }),
+                }
+            }
+            Conn::Pg(c) => {
+                let r = (|| {
+                    c.batch_execute(create)?;
+                    let mut tx = c.transaction()?;
+                    tx.batch_execute("LOCK TABLE homestick_schema IN EXCLUSIVE MODE")?;
+                    let v: i64 = tx
+                        .query_one(
+                            "SELECT COALESCE(MAX(version), 0)::BIGINT FROM homestick_schema",
+                            &[],
+                        )?
+                        .get(0);
+                    if v > SCHEMA_VERSION {
+                        return Ok(Some(v));
+                    }
+                    for (n, _, sql) in MIGRATIONS.iter().filter(|m| m.0 > v) {
+                        tx.batch_execute(sql)?;
+                        tx.execute(
+                            "INSERT INTO homestick_schema (version, applied) VALUES ($1, $2)",
+                            &[n, &now()],
+                        )?;
+                    }
+                    tx.commit()?;
+                    Ok(None)
+                })();
+                match r {
+                    Ok(None) => Ok(()),
+                    Ok(Some(found)) => Err(LedgerError::TooNew {
+                        location: self.location.clone(),
+                        found,
+                        known: SCHEMA_VERSION,
+                    }),
+                    Err(e) => Err(LedgerError::Postgres {
+                        location: self.location.clone(),
+                        source: e,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Run a statement; `Ok(None)` where a unique constraint refused it.
+    fn exec(&mut self, sql: &str, params: &[V]) -> Result<Option<u64>, LedgerError> {
+        match &mut self.conn {
+            Conn::Sqlite(c) => {
+                let p: Vec<rusqlite::types::Value> = params.iter().map(sq_value).collect();
+                match c.execute(sql, rusqlite::params_from_iter(p)) {
+                    Ok(n) => Ok(Some(n as u64)),
+                    Err(rusqlite::Error::SqliteFailure(e, _))
+                        if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+                    {
+                        Ok(None)
+                    }
+                    Err(e) => Err(self.sqlite_err(e)),
+                }
+            }
+            Conn::Pg(c) => {
+                let owned = pg_params(params);
+                let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                    owned.iter().map(|b| b.as_ref()).collect();
+                match c.execute(pg_sql(sql).as_str(), &refs) {
+                    Ok(n) => Ok(Some(n)),
+                    Err(e) if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                        Ok(None)
+                    }
+                    Err(e) => Err(self.pg_err(e)),
+                }
+            }
+        }
+    }
+
+    /// Insert a row and return its id; `None` where a unique constraint refused it.
+    fn insert(&mut self, sql: &str, params: &[V]) -> Result<Option<i64>, LedgerError> {
+        match &mut self.conn {
+            Conn::Sqlite(c) => {
+                let p: Vec<rusqlite::types::Value> = params.iter().map(sq_value).collect();
+                match c.execute(sql, rusqlite::params_from_iter(p)) {
+                    Ok(_) => Ok(Some(c.last_insert_rowid())),
+                    Err(rusqlite::Error::SqliteFailure(e, _))
+                        if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+                    {
+                        Ok(None)
+                    }
+                    Err(e) => Err(self.sqlite_err(e)),
+                }
+            }
+            Conn::Pg(c) => {
+                let owned = pg_params(params);
+                let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                    owned.iter().map(|b| b.as_ref()).collect();
+                let sql = format!("{} RETURNING id", pg_sql(sql));
+                match c.query_one(sql.as_str(), &refs) {
+                    Ok(row) => Ok(Some(row.get(0))),
+                    Err(e) if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                        Ok(None)
+                    }
+                    Err(e) => Err(self.pg_err(e)),
+                }
+            }
+        }
+    }
+
+    fn attempts(&mut self, where_: &str, params: &[V]) -> Result<Vec<Attempt>, LedgerError> {
+        let sql = format!("SELECT {COLUMNS} FROM attempts {where_} ORDER BY id");
+        match &mut self.conn {
+            Conn::Sqlite(c) => {
+                let p: Vec<rusqlite::types::Value> = params.iter().map(sq_value).collect();
+                let r = (|| {
+                    let mut st = c.prepare(&sql)?;
+                    let rows = st.query_map(rusqlite::params_from_iter(p), |r| {
+                        Ok(Attempt {
+                            id: r.get(0)?,
+                            started: r.get(1)?,
+                            finished: r.get(2)?,
+                            station: r.get(3)?,
+                            pid: r.get(4)?,
+                            device: r.get(5)?,
+                            serial: r.get(6)?,
+                            customer: r.get(7)?,
+                            set_id: r.get(8)?,
+                            user_id: r.get(9)?,
+                            user_name: r.get(10)?,
+                            image_id: r.get(11)?,
+                            manifest_sha256: r.get(12)?,
+                            result: r.get(13)?,
+                            error: r.get(14)?,
+                            credentials: r.get(15)?,
+                            revoked: r.get(16)?,
+                        })
+                    })?;
+                    rows.collect::<Result<Vec<_>, _>>()
+                })();
+                r.map_err(|e| self.sqlite_err(e))
+            }
+            Conn::Pg(c) => {
+                let owned = pg_params(params);
+                let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                    owned.iter().map(|b| b.as_ref()).collect();
+                let rows = match c.query(pg_sql(&sql).as_str(), &refs) {
+                    Ok(rows) => rows,
+                    Err(e) => return Err(self.pg_err(e)),
+                };
+                let conv = |r: &postgres::Row| -> Result<Attempt, postgres::Error> {
+                    Ok(Attempt {
+                        id: r.try_get(0)?,
+                        started: r.try_get(1)?,
+                        finished: r.try_get(2)?,
+                        station: r.try_get(3)?,
+                        pid: r.try_get(4)?,
+                        device: r.try_get(5)?,
+                        serial: r.try_get(6)?,
+                        customer: r.try_get(7)?,
+                        set_id: r.try_get(8)?,
+                        user_id: r.try_get(9)?,
+                        user_name: r.try_get(10)?,
+                        image_id: r.try_get(11)?,
+                        manifest_sha256: r.try_get(12)?,
+                        result: r.try_get(13)?,
+                        error: r.try_get(14)?,
+                        credentials: r.try_get(15)?,
+                        revoked: r.try_get(16)?,
+                    })
+                };
+                rows.iter()
+                    .map(conv)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| self.pg_err(e))
+            }
+        }
+    }
+
+    /// Turn the `writing` rows of dead flashers into `failed`: this station's whose process
+    /// is gone, and any station's without a heartbeat for [`STALE_SECONDS`].
+    pub fn sweep(&mut self) -> Result<usize, LedgerError> {
+        let mine = self.attempts(
+            "WHERE result = 'writing' AND station = ?",
+            &[self.station.as_str().into()],
+        )?;
+        let mut n = 0;
+        for a in mine.iter().filter(|a| !process_alive(a.pid)) {
+            n += self
+                .exec(
+                    "UPDATE attempts SET result = 'failed', finished = ?, error = ? WHERE id = ? AND result = 'writing'",
+                    &[
+                        now().into(),
+                        format!("interrupted: the flasher (process {}) ended while writing", a.pid)
+                            .as_str()
+                            .into(),
+                        a.id.into(),
+                    ],
+                )?
+                .unwrap_or(0) as usize;
+        }
+        n += self
+            .exec(
+                "UPDATE attempts SET result = 'failed', finished = ?, error = 'interrupted: the station stopped sending signs of life while writing' WHERE result = 'writing' AND heartbeat < ?",
+                &[now().into(), (now() - STALE_SECONDS).into()],
+            )?
+            .unwrap_or(0) as usize;
+        Ok(n)
+    }
+
+    /// Record that this station starts writing a stick. `None`: the user already has a stick
+    /// being written, a good one or a revoked one (the unique index refused the row).
+    pub fn begin(&mut self, a: &NewAttempt) -> Result<Option<i64>, LedgerError> {
+        let t = now();
+        self.insert(
+            "INSERT INTO attempts (started, heartbeat, station, pid, device, serial, customer, set_id, user_id, user_name, image_id, manifest_sha256, result, credentials) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'writing', ?)",
+            &[
+                t.into(),
+                t.into(),
+                self.station.clone().as_str().into(),
+                i64::from(std::process::id()).into(),
+                a.device.as_str().into(),
+                a.serial.as_str().into(),
+                a.customer.as_str().into(),
+                a.set_id.as_deref().into(),
+                a.user_id.as_deref().into(),
+                a.user_name.as_deref().into(),
+                a.image_id.as_str().into(),
+                a.manifest_sha256.as_str().into(),
+                a.credentials.as_deref().into(),
+            ],
+        )
+    }
+
+    /// Users of `set_id` that have a stick being written, a good or a revoked one.
+    pub fn taken(&mut self, set_id: &str) -> Result<Vec<String>, LedgerError> {
+        Ok(self
+            .attempts(
+                "WHERE set_id = ? AND result IN ('writing', 'good', 'revoked')",
+                &[set_id.into()],
+            )?
+            .into_iter()
+            .filter_map(|a| a.user_id)
+            .collect())
+    }
+
+    /// Record the end of an attempt: good, or failed with `error`.
+    pub fn finish(&mut self, id: i64, error: Option<&str>) -> Result<(), LedgerError> {
+        let result = if error.is_some() { "failed" } else { "good" };
+        self.exec(
+            "UPDATE attempts SET result = ?, finished = ?, error = ? WHERE id = ? AND result = 'writing'",
+            &[result.into(), now().into(), error.into(), id.into()],
+        )?;
+        Ok(())
+    }
+
+    /// Signs of life for rows being written.
+    pub fn heartbeat(&mut self, ids: &[i64]) -> Result<(), LedgerError> {
+        for &id in ids {
+            self.exec(
+                "UPDATE attempts SET heartbeat = ? WHERE id = ? AND result = 'writing'",
+                &[now().into(), id.into()],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Rows, oldest first.
+    pub fn list(&mut self, f: &Filter) -> Result<Vec<Attempt>, LedgerError> {
+        let mut conds = Vec::new();
+        let mut params = Vec::new();
+        for (col, v) in [
+            ("serial", &f.serial),
+            ("user_id", &f.user_id),
+            ("set_id", &f.set_id),
+        ] {
+            if let Some(v) = v {
+                conds.push(format!("{col} = ?"));
+                params.push(V::T(v.clone()));
+            }
+        }
+        let where_ = if conds.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conds.join(" AND "))
+        };
+        self.attempts(&where_, &params)
+    }
+
+    /// Mark the good sticks that `f` selects as revoked (lost) and return them.
+    pub fn revoke(&mut self, f: &Filter, reason: &str) -> Result<Vec<Attempt>, LedgerError> {
+        let rows: Vec<Attempt> = self
+            .list(f)?
+            .into_iter()
+            .filter(|a| a.result == "good")
+            .collect();
+        let mut done = Vec::new();
+        for mut a in rows {
+            let t = now();
+            let n = self.exec(
+                "UPDATE attempts SET result = 'revoked', revoked = ?, error = ? WHERE id = ? AND result = 'good'",
+                &[t.into(), reason.into(), a.id.into()],
+            )?;
+            if n == Some(1) {
+                a.result = "revoked".into();
+                a.revoked = Some(t);
+                a.error = Some(reason.to_string());
+                done.push(a);
+            }
+        }
+        Ok(done)
+    }
+}
+
+fn sq_value(v: &V) -> rusqlite::types::Value {
+    match v {
+        V::I(i) => rusqlite::types::Value::Integer(*i),
+        V::T(s) => rusqlite::types::Value::Text(s.clone()),
+        V::N => rusqlite::types::Value::Null,
+    }
+}
+
+fn pg_params(params: &[V]) -> Vec<Box<dyn postgres::types::ToSql + Sync>> {
+    params
+        .iter()
+        .map(|v| -> Box<dyn postgres::types::ToSql + Sync> {
+            match v {
+                V::I(i) => Box::new(*i),
+                V::T(s) => Box::new(s.clone()),
+                V::N => Box::new(None::<String>),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(user: &str) -> NewAttempt {
+        NewAttempt {
+            device: "/dev/sdx".into(),
+            serial: format!("SER-{user}"),
+            customer: "c".into(),
+            set_id: Some("set-1".into()),
+            user_id: Some(user.into()),
+            user_name: Some(user.to_uppercase()),
+            image_id: format!("img-{user}"),
+            manifest_sha256: "00".into(),
+            credentials: Some("[]".into()),
+        }
+    }
+
+    #[test]
+    fn a_user_is_claimed_once_until_the_stick_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        let mut l = Ledger::open(path.to_str().unwrap(), "st1").unwrap();
+        let a = l.begin(&attempt("anna")).unwrap().expect("first claim");
+        assert_eq!(l.begin(&attempt("anna")).unwrap(), None, "writing blocks");
+        l.finish(a, Some("removed")).unwrap();
+        let b = l.begin(&attempt("anna")).unwrap().expect("after a failure");
+        l.finish(b, None).unwrap();
+        assert_eq!(l.begin(&attempt("anna")).unwrap(), None, "good blocks");
+        let r = l
+            .revoke(
+                &Filter {
+                    user_id: Some("anna".into()),
+                    ..Filter::default()
+                },
+                "lost",
+            )
+            .unwrap();
+        assert_eq!(r.len(), 1);
+        assert_eq!(l.begin(&attempt("anna")).unwrap(), None, "revoked blocks");
+        // A customer-wide image (no set, no user) is never refused.
+        let plain = NewAttempt {
+            set_id: None,
+            user_id: None,
+            ..attempt("x")
+        };
+        assert!(l.begin(&plain).unwrap().is_some());
+        assert!(l.begin(&plain).unwrap().is_some());
+        let rows = l.list(&Filter::default()).unwrap();
+        assert_eq!(
+            rows.iter().map(|a| a.result.as_str()).collect::<Vec<_>>(),
+            ["failed", "revoked", "writing", "writing"]
+        );
+        drop(l);
+        // Reopened by the same station: its process (this one) lives, the rows stay.
+        let mut l = Ledger::open(path.to_str().unwrap(), "st1").unwrap();
+        assert_eq!(l.taken("set-1").unwrap(), ["anna"]);
+        assert_eq!(
+            l.exec(
+                "UPDATE attempts SET pid = 999999999 WHERE result = 'writing'",
+                &[]
+            )
+            .unwrap(),
+            Some(2)
+        );
+        assert_eq!(l.sweep().unwrap(), 2, "a dead flasher's rows fail");
+    }
+
+    #[test]
+    fn migrations_are_recorded_and_a_newer_ledger_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        let p = path.to_str().unwrap();
+        drop(Ledger::open(p, "s").unwrap());
+        drop(Ledger::open(p, "s").unwrap());
+        let c = rusqlite::Connection::open(&path).unwrap();
+        let n: i64 = c
+            .query_row("SELECT COUNT(*) FROM homestick_schema", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1, "applied once");
+        c.execute("INSERT INTO homestick_schema VALUES (99, 0)", [])
+            .unwrap();
+        let e = Ledger::open(p, "s").unwrap_err().to_string();
+        assert!(e.contains("schema version 99 is newer"), "{e}");
+    }
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(
+            redacted("postgres://hs:secret@db.example/ledger"),
+            "postgres://hs:***@db.example/ledger"
+        );
+        assert_eq!(redacted("/var/lib/x.sqlite"), "/var/lib/x.sqlite");
+        assert_eq!(pg_sql("a = ? AND b = ?"), "a = $1 AND b = $2");
+    }
+}
