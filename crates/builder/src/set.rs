@@ -277,6 +277,7 @@ pub fn build_set(
             id: inp.profile.customer.id.clone(),
             name: inp.profile.customer.name.clone(),
         },
+        hotline: inp.profile.customer.hotline.clone(),
         version: inp.version.clone(),
         key_id: inp.key_id,
         image_size: shared_disk.size(),

@@ -65,6 +65,8 @@ Exit codes: 0 every stick verified, 1 the image is not trusted or a stick failed
 130 stopped by Ctrl-C before every named stick was written."
     )]
     Flash(Box<FlashArgs>),
+    /// The ledger of flashed sticks: who got which stick, and what to revoke when one is lost.
+    Ledger(LedgerArgs),
     /// List the disks `flash` would consider, and why it would refuse each one.
     #[command(
         after_help = "Example:\n  homestick sticks\n  homestick sticks --image out/stadt-musterhausen.img --json"
@@ -84,11 +86,23 @@ pub enum ReportFormat {
 /// `homestick flash`
 #[derive(Debug, Args)]
 pub struct FlashArgs {
-    /// The signed image.
+    /// The signed image, or a stick set (directory with set.json): then each stick gets the
+    /// next user who has no good stick yet.
     pub image: PathBuf,
     /// A trusted public key (.pub) or a directory of them.
     #[arg(long, value_name = "PATH")]
     pub keyring: PathBuf,
+    /// From a stick set: write this user's stick (one stick).
+    #[arg(long, value_name = "ID")]
+    pub user: Option<String>,
+    /// The ledger every attempt is recorded in: an SQLite file, or postgres://USER@HOST/DB for
+    /// a ledger several stations share. Default: $HOMESTICK_LEDGER, else
+    /// $XDG_DATA_HOME/homestick/ledger.sqlite (~/.local/share/homestick/ledger.sqlite).
+    #[arg(long, value_name = "FILE|URL")]
+    pub ledger: Option<String>,
+    /// Write a printable label sheet (HTML) of this run's good sticks: user, serial, hotline.
+    #[arg(long, value_name = "FILE.html")]
+    pub labels: Option<PathBuf>,
     /// A stick to write (repeat for several); a whole disk such as /dev/sdc.
     #[arg(long = "target", value_name = "DEV")]
     pub targets: Vec<PathBuf>,
@@ -120,6 +134,78 @@ pub struct FlashArgs {
     /// verified in this run (a failed stick is always tried again when plugged in again).
     #[arg(long, requires = "watch")]
     pub again: bool,
+}
+
+/// `homestick ledger`
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  homestick ledger list\n  homestick ledger show 4C530001230907115172\n  homestick ledger user anna.schmidt\n  \
+homestick ledger export --csv > sticks.csv\n  homestick ledger revoke --serial 4C530001230907115172 --revocation-list revoked.json\n  \
+homestick ledger --ledger postgres://homestick@db.example/homestick list\n\n\
+The default ledger is $HOMESTICK_LEDGER, else $XDG_DATA_HOME/homestick/ledger.sqlite\n\
+(~/.local/share/homestick/ledger.sqlite); `homestick flash` records into the same one."
+)]
+pub struct LedgerArgs {
+    /// The ledger: an SQLite file or a postgres:// URL (default: see below).
+    #[arg(long, value_name = "FILE|URL", global = true)]
+    pub ledger: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: LedgerCommand,
+}
+
+/// `homestick ledger ...`
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Every flash attempt, oldest first.
+    List {
+        /// Only this stick set.
+        #[arg(long, value_name = "SET_ID")]
+        set: Option<String>,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every attempt on the stick with this serial number.
+    Show {
+        /// The stick's serial number.
+        serial: String,
+    },
+    /// Every stick of this user.
+    User {
+        /// The user id.
+        id: String,
+    },
+    /// Everything, as CSV or JSON lines on stdout.
+    Export {
+        /// CSV with a header line.
+        #[arg(long, conflicts_with = "json", required_unless_present = "json")]
+        csv: bool,
+        /// JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A stick is lost: mark it revoked, print what the VPN server and the PBX must drop, and
+    /// add its image id to a revocation list.
+    Revoke {
+        /// The lost stick's serial number.
+        #[arg(
+            long,
+            value_name = "SERIAL",
+            required_unless_present = "user",
+            conflicts_with = "user"
+        )]
+        serial: Option<String>,
+        /// Every good stick of this user.
+        #[arg(long, value_name = "ID")]
+        user: Option<String>,
+        /// Why (recorded in the ledger).
+        #[arg(long, default_value = "lost")]
+        reason: String,
+        /// The revocation list (JSON) to add the image ids to; created if missing.
+        #[arg(long, value_name = "FILE", default_value = "revocations.json")]
+        revocation_list: PathBuf,
+    },
 }
 
 /// `homestick sticks`

@@ -15,7 +15,9 @@ use homestick_flash::stick::{BlockTarget, Image, ImageError, Phase};
 use homestick_image::hash::hex;
 use homestick_image::keys;
 use homestick_image::policy::Expectations;
+use homestick_image::set::{SetVerifier, StickSet};
 use homestick_image::verify::VerifyError;
+use homestick_ledger::{Ledger, NewAttempt};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
@@ -102,6 +104,21 @@ pub fn flash(a: &FlashArgs) -> Result<(), Failure> {
         ));
     }
     let keys = keys::load_keyring(&a.keyring).map_err(usage)?;
+    let is_set = homestick_image::set::is_set(&a.image);
+    if a.user.is_some() && !is_set {
+        return Err(usage(format!(
+            "--user: {} is not a stick set (a directory with set.json)",
+            a.image.display()
+        )));
+    }
+    if a.user.is_some() && (a.watch || a.all_removable || a.targets.len() != 1) {
+        return Err(usage("--user writes one stick: give exactly one --target"));
+    }
+    let ledger_at = a
+        .ledger
+        .clone()
+        .unwrap_or_else(homestick_ledger::default_location);
+    let mut ledger = Ledger::open(&ledger_at, &report::station_name()).map_err(usage)?;
     let mut report = match &a.report {
         Some(p) => Some(
             Report::open(p, report_format(a.report_format))
@@ -109,14 +126,20 @@ pub fn flash(a: &FlashArgs) -> Result<(), Failure> {
         ),
         None => None,
     };
-    let image = open_image(&a.image, keys)?;
+    let source = if is_set {
+        open_set_source(a, keys, &mut ledger)?
+    } else {
+        Source::Image(Arc::new(open_image(&a.image, keys)?))
+    };
+    let image = source.first();
+    eprintln!("homestick: ledger {}", ledger.location());
     let roots = Roots::default();
     let chosen = if a.watch {
         Vec::new()
     } else {
         choose(a, &roots, &image)?
     };
-    if !a.yes && !confirm(&image, &chosen)? {
+    if !a.yes && !confirm(&source, &chosen)? {
         return Err(usage("nothing written: not confirmed"));
     }
     // From here (not at the prompt, where Ctrl-C simply ends the program): Ctrl-C once, no new
@@ -128,11 +151,15 @@ pub fn flash(a: &FlashArgs) -> Result<(), Failure> {
             c.fetch_add(1, Ordering::SeqCst);
         });
     }
-    let image = Arc::new(image);
     let mut run = Run {
-        station: Station::new(Arc::clone(&image), Duration::from_secs(a.stall_seconds)),
+        station: Station::new(Duration::from_secs(a.stall_seconds)),
         ui: Ui::new(),
-        image,
+        source,
+        ledger,
+        attempts: BTreeMap::new(),
+        heartbeat: Instant::now(),
+        labels: Vec::new(),
+        unassigned: 0,
         report: report.take(),
         jobs: a.jobs.map_or(usize::MAX, usize::from),
         queue: chosen,
@@ -142,7 +169,165 @@ pub fn flash(a: &FlashArgs) -> Result<(), Failure> {
         settled: BTreeSet::new(),
         announced: BTreeMap::new(),
     };
-    run.go(a, &roots, &cancel)
+    let r = run.go(a, &roots, &cancel);
+    if let Some(path) = &a.labels {
+        match write_labels(path, &run) {
+            Ok(()) => eprintln!(
+                "homestick: label sheet for {} stick(s): {}",
+                run.labels.len(),
+                path.display()
+            ),
+            Err(e) => eprintln!(
+                "homestick: warning: cannot write the label sheet {}: {e}",
+                path.display()
+            ),
+        }
+    }
+    r
+}
+
+/// What the sticks get: one image, or a user's image of a set per stick.
+enum Source {
+    Image(Arc<Image>),
+    Set {
+        set: Box<StickSet>,
+        checker: SetVerifier,
+        keys: Vec<keys::TrustedKey>,
+        /// The user verified first (in full), for sizes and the confirmation.
+        first: Arc<Image>,
+        /// --user: only this one.
+        only: Option<String>,
+        /// Users whose image did not verify: never handed out in this run.
+        bad: BTreeSet<String>,
+    },
+}
+
+impl Source {
+    fn first(&self) -> Arc<Image> {
+        match self {
+            Source::Image(i) | Source::Set { first: i, .. } => Arc::clone(i),
+        }
+    }
+}
+
+/// Open a stick set: its signature, then the first user to hand out (or --user) in full,
+/// which also checks the partitions every user shares.
+fn open_set_source(
+    a: &FlashArgs,
+    keys: Vec<keys::TrustedKey>,
+    ledger: &mut Ledger,
+) -> Result<Source, Failure> {
+    let set = crate::open_set(&a.image, &keys)?;
+    let set_id = set.index.set_id.to_string();
+    let taken: BTreeSet<String> = ledger.taken(&set_id).map_err(usage)?.into_iter().collect();
+    let first_user = match &a.user {
+        Some(u) => {
+            set.user(u).map_err(usage)?;
+            if taken.contains(u) {
+                return Err(usage(format!(
+                    "--user {u}: already has a stick being written, a good or a revoked one in the ledger (`homestick ledger user {u}`)"
+                )));
+            }
+            u.clone()
+        }
+        None => match set.index.users.iter().find(|u| !taken.contains(&u.id)) {
+            Some(u) => u.id.clone(),
+            None => {
+                return Err(usage(format!(
+                    "{}: every user of this set already has a stick (see `homestick ledger list`)",
+                    a.image.display()
+                )))
+            }
+        },
+    };
+    let checker = SetVerifier::new();
+    let progress = Reporter::new(false);
+    eprintln!(
+        "homestick: verifying stick set {} ({} users, {} without a stick yet)",
+        a.image.display(),
+        set.index.users.len(),
+        set.index.users.len() - taken.len().min(set.index.users.len())
+    );
+    let r = Image::from_set(
+        &set,
+        &first_user,
+        &checker,
+        keys.clone(),
+        Expectations::none(),
+        &progress,
+    );
+    progress.finish();
+    let first = match r {
+        Ok(i) => i,
+        Err(ImageError::Verify {
+            source: VerifyError::Untrusted { failures, .. },
+            ..
+        }) => {
+            println!("NOT TRUSTED: {} (user {first_user})", a.image.display());
+            for f in &failures {
+                println!("  - {f}");
+            }
+            println!("nothing was written");
+            return Err(Failure::Untrusted);
+        }
+        Err(e) => return Err(usage(e)),
+    };
+    eprintln!(
+        "homestick: stick set {} for {} ({}), version {}: trusted",
+        set.index.set_id, set.index.customer.id, set.index.customer.name, set.index.version
+    );
+    Ok(Source::Set {
+        set: Box::new(set),
+        checker,
+        keys,
+        first: Arc::new(first),
+        only: a.user.clone(),
+        bad: BTreeSet::new(),
+    })
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A printable page: one label per good stick of this run (user, serial, the hotline), new
+/// file or replaced whole.
+fn write_labels(path: &Path, run: &Run) -> std::io::Result<()> {
+    let (customer, hotline) = match &run.source {
+        Source::Set { set, .. } => (
+            set.index.customer.name.clone(),
+            set.index.hotline.clone().unwrap_or_default(),
+        ),
+        Source::Image(i) => (i.manifest.customer.name.clone(), String::new()),
+    };
+    let mut html = String::from(
+        "<!DOCTYPE html>\n<html lang=\"de\"><head><meta charset=\"utf-8\"><title>homestick labels</title>\n\
+         <style>body{font-family:sans-serif} .l{display:inline-block;width:8cm;height:3.5cm;border:1px dashed #999;\
+         margin:2mm;padding:3mm;box-sizing:border-box;vertical-align:top} .n{font-size:14pt;font-weight:bold}\
+         @media print{.l{page-break-inside:avoid}}</style></head><body>\n",
+    );
+    for (user, serial) in &run.labels {
+        html.push_str(&format!(
+            "<div class=\"l\"><div class=\"n\">{}</div><div>{}</div><div>Stick {}</div>\
+             <div>Hilfe / Help: {}</div></div>\n",
+            html_escape(user),
+            html_escape(&customer),
+            html_escape(serial),
+            html_escape(&hotline)
+        ));
+    }
+    html.push_str("</body></html>\n");
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(html.as_bytes())?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 fn report_format(f: ReportFormat) -> report::Format {
@@ -236,9 +421,24 @@ fn join(r: &[devices::Refusal]) -> String {
 
 /// Show what is about to be written and ask; `chosen` empty means --watch (every stick that
 /// is plugged in from now on).
-fn confirm(image: &Image, chosen: &[Device]) -> Result<bool, Failure> {
+fn confirm(source: &Source, chosen: &[Device]) -> Result<bool, Failure> {
+    let image = source.first();
     let m = &image.manifest;
-    let what = format!("{} ({} {})", image.path.display(), m.customer.id, m.version);
+    let what = match source {
+        Source::Image(_) => format!("{} ({} {})", image.path.display(), m.customer.id, m.version),
+        Source::Set { only: Some(u), .. } => format!(
+            "user {u}'s stick of set {} ({} {})",
+            image.path.display(),
+            m.customer.id,
+            m.version
+        ),
+        Source::Set { .. } => format!(
+            "per-user sticks of set {} ({} {}), the next user without a stick on each",
+            image.path.display(),
+            m.customer.id,
+            m.version
+        ),
+    };
     if chosen.is_empty() {
         eprintln!(
             "homestick: about to write {what} to every removable or USB stick plugged in until \
@@ -267,7 +467,16 @@ fn confirm(image: &Image, chosen: &[Device]) -> Result<bool, Failure> {
 struct Run {
     station: Station,
     ui: Ui,
-    image: Arc<Image>,
+    source: Source,
+    ledger: Ledger,
+    /// The ledger's row of each stick being written, by device name.
+    attempts: BTreeMap<String, i64>,
+    /// Last heartbeat sent to the ledger.
+    heartbeat: Instant,
+    /// Good sticks of this run: (user or image, serial), for the label sheet.
+    labels: Vec<(String, String)>,
+    /// Sticks not written because no user of the set was left.
+    unassigned: usize,
     report: Option<Report>,
     jobs: usize,
     queue: Vec<Device>,
@@ -313,6 +522,13 @@ impl Run {
             for o in self.station.poll(Duration::from_millis(200)) {
                 self.finished(&o);
             }
+            if self.heartbeat.elapsed() >= Duration::from_secs(20) {
+                self.heartbeat = Instant::now();
+                let ids: Vec<i64> = self.attempts.values().copied().collect();
+                if let Err(e) = self.ledger.heartbeat(&ids) {
+                    self.ui.line(&format!("homestick: warning: {e}"));
+                }
+            }
             self.ui.show(&self.station, self.good, self.failed);
             let idle = !self.station.busy() && (self.queue.is_empty() || stopping);
             if idle && (!a.watch || stopping) {
@@ -324,7 +540,13 @@ impl Run {
             "homestick: {} stick(s) verified, {} failed",
             self.good, self.failed
         );
-        if self.failed > 0 {
+        if self.unassigned > 0 {
+            eprintln!(
+                "homestick: {} stick(s) not written: every user of the set has a stick",
+                self.unassigned
+            );
+        }
+        if self.failed > 0 || self.unassigned > 0 {
             return Err(Failure::SticksFailed);
         }
         if !self.queue.is_empty() {
@@ -396,7 +618,12 @@ impl Run {
                 );
                 continue;
             }
-            let r = devices::refusals(&d, &used, self.image.min_size(), a.allow_non_removable);
+            let r = devices::refusals(
+                &d,
+                &used,
+                self.source.first().min_size(),
+                a.allow_non_removable,
+            );
             if r.is_empty() {
                 self.announced.remove(&identity(&d));
                 self.ui
@@ -411,19 +638,138 @@ impl Run {
     fn start_queued(&mut self) {
         while !self.queue.is_empty() && self.station.in_flight().count() < self.jobs {
             let d = self.queue.remove(0);
-            match BlockTarget::open(&d.path) {
-                Ok(t) => self.station.start(d, Box::new(t)),
+            let t = match BlockTarget::open(&d.path) {
+                Ok(t) => t,
                 Err(e) => {
                     let o = Outcome {
                         error: Some(format!("cannot open it exclusively for writing: {e}")),
                         device: d,
                         bytes_written: 0,
                         seconds: 0.0,
+                        image: self.source.first(),
+                    };
+                    self.finished(&o);
+                    continue;
+                }
+            };
+            match self.claim(&d) {
+                Ok(Some((image, id))) => {
+                    if let Some(u) = &image.manifest.user {
+                        self.ui.line(&format!(
+                            "homestick: {} (serial {}): writing the stick of {} ({})",
+                            d.path.display(),
+                            d.serial.as_deref().unwrap_or("none"),
+                            u.name,
+                            u.id
+                        ));
+                        self.ui.label(&d.name, &u.id);
+                    }
+                    self.attempts.insert(d.name.clone(), id);
+                    self.station.start(d, Box::new(t), image);
+                }
+                Ok(None) => {
+                    self.unassigned += 1;
+                    self.settled.insert(identity(&d));
+                    self.ui.line(&format!(
+                        "homestick: not writing {}: every user of the set has a stick",
+                        describe(&d)
+                    ));
+                }
+                Err(e) => {
+                    let o = Outcome {
+                        error: Some(e),
+                        device: d,
+                        bytes_written: 0,
+                        seconds: 0.0,
+                        image: self.source.first(),
                     };
                     self.finished(&o);
                 }
             }
         }
+    }
+
+    /// The image for stick `d` and its ledger row: the image, or the next user of the set
+    /// that the ledger lets this station have (its unique index decides a race with another
+    /// station: a refused claim moves on to the next user). `None`: no user left.
+    fn claim(&mut self, d: &Device) -> Result<Option<(Arc<Image>, i64)>, String> {
+        let mut attempt = NewAttempt {
+            device: d.path.display().to_string(),
+            serial: d.serial.clone().unwrap_or_default(),
+            ..NewAttempt::default()
+        };
+        let ledger_err = |e: homestick_ledger::LedgerError| format!("not written: {e}");
+        let Source::Set {
+            set,
+            checker,
+            keys,
+            only,
+            bad,
+            ..
+        } = &mut self.source
+        else {
+            let image = self.source.first();
+            let m = &image.manifest;
+            attempt.customer = m.customer.id.clone();
+            attempt.image_id = m.image_id.to_string();
+            attempt.manifest_sha256 = hex(&image.manifest_sha256);
+            let id = self.ledger.begin(&attempt).map_err(ledger_err)?;
+            return Ok(id.map(|id| (image, id)));
+        };
+        let set_id = set.index.set_id.to_string();
+        let taken: BTreeSet<String> = self
+            .ledger
+            .taken(&set_id)
+            .map_err(ledger_err)?
+            .into_iter()
+            .collect();
+        let candidates: Vec<String> = set
+            .index
+            .users
+            .iter()
+            .filter(|u| only.as_ref().map_or(true, |o| *o == u.id))
+            .filter(|u| !taken.contains(&u.id) && !bad.contains(&u.id))
+            .map(|u| u.id.clone())
+            .collect();
+        for user in candidates {
+            let image = match Image::from_set(
+                set,
+                &user,
+                checker,
+                keys.clone(),
+                Expectations::none(),
+                &homestick_image::verify::NoProgress,
+            ) {
+                Ok(i) => Arc::new(i),
+                Err(e) => {
+                    self.ui.line(&format!(
+                        "homestick: user {user}: NOT TRUSTED, never handed out in this run: {}",
+                        match &e {
+                            ImageError::Verify {
+                                source: VerifyError::Untrusted { failures, .. },
+                                ..
+                            } => homestick_image::verify::join(failures),
+                            e => e.to_string(),
+                        }
+                    ));
+                    bad.insert(user);
+                    continue;
+                }
+            };
+            let u = set.index.user(&user).cloned();
+            attempt.customer = set.index.customer.id.clone();
+            attempt.set_id = Some(set_id.clone());
+            attempt.user_id = Some(user.clone());
+            attempt.user_name = u.as_ref().map(|u| u.name.clone());
+            attempt.image_id = image.manifest.image_id.to_string();
+            attempt.manifest_sha256 = hex(&image.manifest_sha256);
+            attempt.credentials = u.and_then(|u| serde_json::to_string(&u.credentials).ok());
+            if let Some(id) = self.ledger.begin(&attempt).map_err(ledger_err)? {
+                return Ok(Some((image, id)));
+            }
+            // Another station took this user a moment ago: the next one.
+        }
+        Ok(None)
     }
 
     fn finished(&mut self, o: &Outcome) {
@@ -432,15 +778,35 @@ impl Run {
         if o.good() {
             self.written.insert(identity(d));
         }
+        let user = o.image.manifest.user.clone();
         let who = format!(
-            "{} (serial {}{})",
+            "{} (serial {}{}{})",
             d.path.display(),
             d.serial.as_deref().unwrap_or("none"),
             d.port
                 .as_ref()
                 .map(|p| format!(", USB {p}"))
+                .unwrap_or_default(),
+            user.as_ref()
+                .map(|u| format!(", user {} ({})", u.id, u.name))
                 .unwrap_or_default()
         );
+        if let Some(id) = self.attempts.remove(&d.name) {
+            if let Err(e) = self.ledger.finish(id, o.error.as_deref()) {
+                self.ui.line(&format!(
+                    "homestick: warning: {who}: not recorded in the ledger: {e}"
+                ));
+            }
+        }
+        if o.good() {
+            self.labels.push((
+                user.as_ref().map_or_else(
+                    || o.image.manifest.customer.name.clone(),
+                    |u| format!("{} ({})", u.name, u.id),
+                ),
+                d.serial.clone().unwrap_or_else(|| "-".into()),
+            ));
+        }
         match &o.error {
             None => {
                 self.good += 1;
@@ -455,7 +821,7 @@ impl Run {
         let Some(report) = self.report.as_mut() else {
             return;
         };
-        let m = &self.image.manifest;
+        let m = &o.image.manifest;
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |t| t.as_secs() as i64);
@@ -471,7 +837,7 @@ impl Run {
             image_id: m.image_id.to_string(),
             customer: m.customer.id.clone(),
             version: m.version.clone(),
-            manifest_sha256: hex(&self.image.manifest_sha256),
+            manifest_sha256: hex(&o.image.manifest_sha256),
             result: if o.good() { "ok" } else { "failed" },
             bytes_written: o.bytes_written,
             seconds: (o.seconds * 1000.0).round() / 1000.0,
@@ -481,6 +847,7 @@ impl Run {
                 0.0
             },
             error: o.error.clone(),
+            user: user.map(|u| u.id),
         };
         if let Err(e) = report.append(&rec) {
             self.ui
@@ -492,6 +859,8 @@ impl Run {
 /// Progress: a bar per stick and a total on a terminal; otherwise a line per stick (phase,
 /// percent, MB/s, ETA) and a total line every 10 s.
 struct Ui {
+    /// Whose stick each device gets (device name -> user id), shown on its line.
+    users: BTreeMap<String, String>,
     multi: Option<MultiProgress>,
     bars: Vec<(String, ProgressBar)>,
     total: Option<ProgressBar>,
@@ -557,12 +926,25 @@ impl Ui {
             .is_terminal()
             .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
         Ui {
+            users: BTreeMap::new(),
             multi,
             bars: Vec::new(),
             total: None,
             last_plain: Instant::now(),
             speed: Speed::default(),
         }
+    }
+
+    fn label(&mut self, device: &str, user: &str) {
+        self.users.insert(device.to_string(), user.to_string());
+    }
+
+    /// ` user anna` for a per-user stick.
+    fn user_of(&self, device: &str) -> String {
+        self.users
+            .get(device)
+            .map(|u| format!(" user {u}"))
+            .unwrap_or_default()
     }
 
     fn line(&self, msg: &str) {
@@ -596,9 +978,10 @@ impl Ui {
             let (done, size) = st.progress();
             let pct = (done * 100).checked_div(size).unwrap_or(0);
             eprintln!(
-                "homestick: {} ({}): {} {pct}% of {}, {}",
+                "homestick: {} ({}{}): {} {pct}% of {}, {}",
                 d.path.display(),
                 d.serial.as_deref().unwrap_or("no serial"),
+                self.user_of(&d.name),
                 st.phase().name(),
                 human(size),
                 self.speed.text(&d.name, done, size),
@@ -634,9 +1017,13 @@ impl Ui {
             }
             let phase = st.phase();
             let prefix = format!(
-                "{} {} {}",
+                "{} {}{} {}",
                 d.name,
                 d.serial.as_deref().unwrap_or(""),
+                self.users
+                    .get(&d.name)
+                    .map(|u| format!(" user {u}"))
+                    .unwrap_or_default(),
                 phase.name()
             );
             let bar = match self.bars.iter().find(|(n, _)| *n == d.name) {

@@ -6,6 +6,7 @@
 
 pub mod cli;
 mod flash;
+mod ledger;
 mod progress;
 
 use std::fs;
@@ -81,6 +82,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }) => roster_export(&profile, &roster, &out, ha1.as_deref()),
         Command::Flash(args) => flash::flash(&args),
         Command::Sticks(args) => flash::sticks(&args),
+        Command::Ledger(args) => ledger::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

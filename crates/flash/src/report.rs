@@ -43,6 +43,8 @@ pub struct Record {
     pub mb_per_s: f64,
     /// Why it failed.
     pub error: Option<String>,
+    /// The user whose stick it is (a stick set's).
+    pub user: Option<String>,
 }
 
 /// This machine's host name, for the report's `station` field.
@@ -62,7 +64,7 @@ pub enum Format {
     Csv,
 }
 
-const FIELDS: [&str; 17] = [
+const FIELDS: [&str; 18] = [
     "time",
     "station",
     "device",
@@ -80,6 +82,7 @@ const FIELDS: [&str; 17] = [
     "seconds",
     "mb_per_s",
     "error",
+    "user",
 ];
 
 /// An open report file.
@@ -153,6 +156,7 @@ mod tests {
             seconds: 1.5,
             mb_per_s: 3.0,
             error: None,
+            user: None,
         }
     }
 

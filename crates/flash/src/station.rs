@@ -22,6 +22,8 @@ pub struct Outcome {
     pub bytes_written: u64,
     /// Seconds from start to result.
     pub seconds: f64,
+    /// What was written to it.
+    pub image: Arc<Image>,
 }
 
 impl Outcome {
@@ -34,6 +36,7 @@ impl Outcome {
 #[derive(Debug)]
 struct Running {
     device: Device,
+    image: Arc<Image>,
     state: Arc<StickState>,
     started: Instant,
     /// Already reported (by the watchdog); the job's own result is then ignored.
@@ -45,7 +48,6 @@ struct Running {
 /// The sticks in flight.
 #[derive(Debug)]
 pub struct Station {
-    image: Arc<Image>,
     stall: Duration,
     running: Vec<Running>,
     tx: mpsc::Sender<(usize, Result<(), stick::StickError>)>,
@@ -53,11 +55,10 @@ pub struct Station {
 }
 
 impl Station {
-    /// A station writing `image`; a stick without progress for `stall` fails.
-    pub fn new(image: Arc<Image>, stall: Duration) -> Station {
+    /// A station; a stick without progress for `stall` fails.
+    pub fn new(stall: Duration) -> Station {
         let (tx, rx) = mpsc::channel();
         Station {
-            image,
             stall,
             running: Vec::new(),
             tx,
@@ -65,17 +66,19 @@ impl Station {
         }
     }
 
-    /// Start flashing `device` through `target`.
-    pub fn start(&mut self, device: Device, target: Box<dyn Target>) {
+    /// Start writing `image` to `device` through `target`.
+    pub fn start(&mut self, device: Device, target: Box<dyn Target>, image: Arc<Image>) {
         let state = Arc::new(StickState::default());
         let i = self.running.len();
-        let (image, st, tx) = (Arc::clone(&self.image), Arc::clone(&state), self.tx.clone());
+        let (st, tx) = (Arc::clone(&state), self.tx.clone());
+        let job_image = Arc::clone(&image);
         std::thread::spawn(move || {
-            let r = stick::flash(&image, &*target, &st);
+            let r = stick::flash(&job_image, &*target, &st);
             let _ = tx.send((i, r));
         });
         self.running.push(Running {
             device,
+            image,
             state,
             started: Instant::now(),
             reported: false,
@@ -140,5 +143,6 @@ fn outcome(run: &Running, error: Option<String>) -> Outcome {
         error,
         bytes_written: run.state.written(),
         seconds: run.started.elapsed().as_secs_f64(),
+        image: Arc::clone(&run.image),
     }
 }

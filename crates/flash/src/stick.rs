@@ -10,6 +10,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use homestick_image::disk::{AlignedBuf, Disk, FileDisk, SECTOR};
@@ -17,6 +18,7 @@ use homestick_image::gpt::{self, HEAD_BYTES, TAIL_BYTES};
 use homestick_image::keys::TrustedKey;
 use homestick_image::manifest::Manifest;
 use homestick_image::policy::Expectations;
+use homestick_image::set::{SetVerifier, StickSet};
 use homestick_image::verify::{self, Progress, VerifyError};
 use sha2::{Digest, Sha256};
 
@@ -91,12 +93,12 @@ impl Target for BlockTarget {
     }
 }
 
-/// A checked image, ready to be written to many sticks.
-#[derive(Debug)]
+/// A checked image, ready to be written to many sticks: an image file, or one user's image of
+/// a stick set (composed while it is written).
 pub struct Image {
-    /// Its path.
+    /// Its path (a set's directory for a user's image).
     pub path: PathBuf,
-    file: File,
+    source: Arc<dyn Disk + Send + Sync>,
     /// The signed manifest.
     pub manifest: Manifest,
     /// SHA-256 of manifest.json as signed.
@@ -106,6 +108,15 @@ pub struct Image {
     pub data_end: u64,
     keys: Vec<TrustedKey>,
     expect: Expectations,
+}
+
+impl std::fmt::Debug for Image {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Image")
+            .field("path", &self.path)
+            .field("image_id", &self.manifest.image_id)
+            .finish()
+    }
 }
 
 /// Why an image cannot be flashed.
@@ -159,7 +170,38 @@ impl Image {
         let data_end = m.disk.min_size_bytes - TAIL_BYTES as u64;
         Ok(Image {
             path: path.to_path_buf(),
-            file: File::open(path).map_err(io)?,
+            source: Arc::new(FileDisk::open(path).map_err(io)?),
+            manifest_sha256: Sha256::digest(&st.manifest).into(),
+            manifest: m,
+            data_end,
+            keys,
+            expect,
+        })
+    }
+
+    /// `user`'s image of `set`, verified by `checker` (which reads the partitions the users
+    /// share once) against `keys` and `expect`.
+    pub fn from_set(
+        set: &StickSet,
+        user: &str,
+        checker: &SetVerifier,
+        keys: Vec<TrustedKey>,
+        expect: Expectations,
+        progress: &dyn Progress,
+    ) -> Result<Image, ImageError> {
+        let err = |source| ImageError::Verify {
+            path: set.dir.clone(),
+            source,
+        };
+        let (v, image) = checker
+            .verify(set, user, &keys, &expect, progress)
+            .map_err(err)?;
+        let st = verify::read_statement(&image).map_err(err)?;
+        let m = v.manifest;
+        let data_end = m.disk.min_size_bytes - TAIL_BYTES as u64;
+        Ok(Image {
+            path: set.dir.clone(),
+            source: Arc::new(image),
             manifest_sha256: Sha256::digest(&st.manifest).into(),
             manifest: m,
             data_end,
@@ -437,7 +479,7 @@ fn write_image(image: &Image, t: &dyn Target, st: &StickState) -> Result<(), Sti
     while at < image.data_end {
         let n = ((image.data_end - at) as usize).min(CHUNK);
         image
-            .file
+            .source
             .read_exact_at(&mut buf[..n], at)
             .map_err(|e| StickError::Io {
                 what: "reading the image",

@@ -223,7 +223,7 @@ fn a_stalled_or_failing_stick_does_not_disturb_the_others() {
     let t = tempfile::tempdir().unwrap();
     let img = Arc::new(image(t.path()));
     let size = img.min_size();
-    let mut station = Station::new(Arc::clone(&img), Duration::from_secs(1));
+    let mut station = Station::new(Duration::from_secs(1));
     let sticks = [
         ("good1", Fault::None),
         ("stall", Fault::StallAt(6 << 20)),
@@ -239,7 +239,11 @@ fn a_stalled_or_failing_stick_does_not_disturb_the_others() {
         .map(|(_, f)| Arc::new(Mem::new(size, *f)))
         .collect();
     for ((name, _), mem) in sticks.iter().zip(&mems) {
-        station.start(device(name), Box::new(Shared(Arc::clone(mem))));
+        station.start(
+            device(name),
+            Box::new(Shared(Arc::clone(mem))),
+            Arc::clone(&img),
+        );
     }
     let mut outcomes = Vec::new();
     while station.busy() {

@@ -91,6 +91,9 @@ pub struct SetIndex {
     pub set_id: Uuid,
     /// Customer.
     pub customer: Customer,
+    /// The customer's hotline (for label sheets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hotline: Option<String>,
     /// Image version.
     pub version: String,
     /// Key id of the image key.

@@ -669,14 +669,23 @@ pub fn summary(doc: &serde_json::Value) -> Vec<String> {
         .take(256)
         .map(|x| s(&x["name"]))
         .collect();
-    out.push(format!(
-        "per user   a roster must fill: {}",
-        if slots.is_empty() {
-            "nothing".into()
-        } else {
+    if doc["user"].is_object() {
+        out.push(format!(
+            "user       {} ({}): filled from the roster ({})",
+            s(&doc["user"]["id"]),
+            s(&doc["user"]["name"]),
             slots.join(", ")
-        }
-    ));
+        ));
+    } else {
+        out.push(format!(
+            "per user   a roster must fill: {}",
+            if slots.is_empty() {
+                "nothing".into()
+            } else {
+                slots.join(", ")
+            }
+        ));
+    }
     out.push(format!("files      {}", list(&doc["files"])));
     out
 }

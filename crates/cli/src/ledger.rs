@@ -1,0 +1,313 @@
+//! `homestick ledger`: list, show, export, and revoke a lost stick.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::Path;
+
+use homestick_flash::report;
+use homestick_image::fat::rfc3339;
+use homestick_image::set::Credential;
+use homestick_ledger::{Attempt, Filter, Ledger};
+use serde_json::json;
+
+use crate::cli::{LedgerArgs, LedgerCommand};
+use crate::{usage, Failure};
+
+/// Format of a revocation list.
+pub const REVOCATIONS_FORMAT: &str = "homestick-revocations/1";
+
+pub fn run(a: &LedgerArgs) -> Result<(), Failure> {
+    let at = a
+        .ledger
+        .clone()
+        .unwrap_or_else(homestick_ledger::default_location);
+    let open = || Ledger::open(&at, &report::station_name()).map_err(usage);
+    match &a.command {
+        LedgerCommand::List { set, json } => {
+            let rows = open()?
+                .list(&Filter {
+                    set_id: set.clone(),
+                    ..Filter::default()
+                })
+                .map_err(usage)?;
+            if *json {
+                print_json(&rows);
+            } else {
+                print_table(&rows);
+            }
+            Ok(())
+        }
+        LedgerCommand::Show { serial } => {
+            let rows = open()?
+                .list(&Filter {
+                    serial: Some(serial.clone()),
+                    ..Filter::default()
+                })
+                .map_err(usage)?;
+            if rows.is_empty() {
+                return Err(usage(format!(
+                    "no stick with serial {serial:?} in the ledger"
+                )));
+            }
+            print_details(&rows);
+            Ok(())
+        }
+        LedgerCommand::User { id } => {
+            let rows = open()?
+                .list(&Filter {
+                    user_id: Some(id.clone()),
+                    ..Filter::default()
+                })
+                .map_err(usage)?;
+            if rows.is_empty() {
+                return Err(usage(format!("no stick of user {id:?} in the ledger")));
+            }
+            print_details(&rows);
+            Ok(())
+        }
+        LedgerCommand::Export { csv, .. } => {
+            let rows = open()?.list(&Filter::default()).map_err(usage)?;
+            if *csv {
+                print_csv(&rows);
+            } else {
+                print_json(&rows);
+            }
+            Ok(())
+        }
+        LedgerCommand::Revoke {
+            serial,
+            user,
+            reason,
+            revocation_list,
+        } => {
+            // The list is read first: a list that cannot be used stops before the ledger
+            // changes.
+            let mut list = read_revocations(revocation_list)?;
+            let mut l = open()?;
+            let f = Filter {
+                serial: serial.clone(),
+                user_id: user.clone(),
+                ..Filter::default()
+            };
+            let done = l.revoke(&f, reason).map_err(usage)?;
+            if done.is_empty() {
+                let what = match (serial, user) {
+                    (Some(s), _) => format!("serial {s:?}"),
+                    (_, Some(u)) => format!("user {u:?}"),
+                    _ => String::new(),
+                };
+                return Err(usage(format!(
+                    "no good stick with {what} in the ledger {} (already revoked? `homestick ledger list`)",
+                    l.location()
+                )));
+            }
+            for a in &done {
+                list.insert(a.image_id.clone());
+                print_revoked(a);
+            }
+            write_revocations(revocation_list, &list)
+                .map_err(|e| usage(format!("{}: {e}", revocation_list.display())))?;
+            println!(
+                "revocation list {}: {} image id(s); builds can embed it",
+                revocation_list.display(),
+                list.len()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn time(t: Option<i64>) -> String {
+    t.map_or_else(|| "-".into(), rfc3339)
+}
+
+fn print_table(rows: &[Attempt]) {
+    println!(
+        "{:>5}  {:20}  {:8}  {:20}  {:24}  {:10}  device",
+        "id", "time", "result", "serial", "user", "station"
+    );
+    for a in rows {
+        println!(
+            "{:>5}  {:20}  {:8}  {:20}  {:24}  {:10}  {}",
+            a.id,
+            rfc3339(a.started),
+            a.result,
+            if a.serial.is_empty() { "-" } else { &a.serial },
+            a.user_id.as_deref().unwrap_or("-"),
+            a.station,
+            a.device
+        );
+    }
+    println!("{} attempt(s)", rows.len());
+}
+
+fn credentials(a: &Attempt) -> Vec<Credential> {
+    a.credentials
+        .as_deref()
+        .and_then(|c| serde_json::from_str(c).ok())
+        .unwrap_or_default()
+}
+
+fn print_details(rows: &[Attempt]) {
+    for a in rows {
+        println!("attempt {}: {}", a.id, a.result);
+        println!("  serial      {}", a.serial);
+        if let Some(u) = &a.user_id {
+            println!(
+                "  user        {u} ({})",
+                a.user_name.as_deref().unwrap_or("-")
+            );
+        }
+        println!("  customer    {}", a.customer);
+        if let Some(s) = &a.set_id {
+            println!("  set         {s}");
+        }
+        println!("  image       {}", a.image_id);
+        println!("  manifest    sha256 {}", a.manifest_sha256);
+        println!(
+            "  station     {} (process {}), device {}",
+            a.station, a.pid, a.device
+        );
+        println!(
+            "  started     {}, finished {}",
+            rfc3339(a.started),
+            time(a.finished)
+        );
+        if let Some(t) = a.revoked {
+            println!("  revoked     {}", rfc3339(t));
+        }
+        if let Some(e) = &a.error {
+            println!("  note        {e}");
+        }
+        for c in credentials(a) {
+            println!("  credential  {} on {}: {}", c.kind, c.server, c.value);
+        }
+    }
+}
+
+fn print_json(rows: &[Attempt]) {
+    let mut out = std::io::stdout().lock();
+    for a in rows {
+        let mut v = serde_json::to_value(a).unwrap_or_default();
+        v["started"] = json!(rfc3339(a.started));
+        v["finished"] = json!(a.finished.map(rfc3339));
+        v["revoked"] = json!(a.revoked.map(rfc3339));
+        v["credentials"] = json!(credentials(a));
+        let _ = writeln!(out, "{v}");
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn print_csv(rows: &[Attempt]) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "id,started,finished,station,device,serial,customer,set_id,user_id,user_name,image_id,manifest_sha256,result,error,revoked");
+    for a in rows {
+        let f = [
+            a.id.to_string(),
+            rfc3339(a.started),
+            a.finished.map(rfc3339).unwrap_or_default(),
+            a.station.clone(),
+            a.device.clone(),
+            a.serial.clone(),
+            a.customer.clone(),
+            a.set_id.clone().unwrap_or_default(),
+            a.user_id.clone().unwrap_or_default(),
+            a.user_name.clone().unwrap_or_default(),
+            a.image_id.clone(),
+            a.manifest_sha256.clone(),
+            a.result.clone(),
+            a.error.clone().unwrap_or_default(),
+            a.revoked.map(rfc3339).unwrap_or_default(),
+        ];
+        let line: Vec<String> = f.iter().map(|s| csv_field(s)).collect();
+        let _ = writeln!(out, "{}", line.join(","));
+    }
+}
+
+fn print_revoked(a: &Attempt) {
+    println!(
+        "REVOKED: stick serial {} of {} ({}), image {}, written {} at {}",
+        if a.serial.is_empty() { "-" } else { &a.serial },
+        a.user_id.as_deref().unwrap_or("no user"),
+        a.user_name.as_deref().unwrap_or("-"),
+        a.image_id,
+        rfc3339(a.started),
+        a.station
+    );
+    let creds = credentials(a);
+    if creds.is_empty() {
+        println!("  no per-user credentials on it (a customer-wide image)");
+        return;
+    }
+    println!("  drop on the servers now:");
+    for c in creds {
+        let what = match c.kind.as_str() {
+            "wireguard-peer" => "WireGuard peer (public key)",
+            "tunnel-address" => "WireGuard tunnel address",
+            "sip-user" => "SIP user",
+            "sip-extension" => "SIP extension",
+            "vpn-user" => "VPN user",
+            "eap-identity" => "IPsec EAP identity",
+            "certificate-serial" => "certificate serial",
+            other => other,
+        };
+        println!("    {what:28} on {:10} {}", c.server, c.value);
+    }
+}
+
+fn read_revocations(path: &Path) -> Result<BTreeSet<String>, Failure> {
+    if !path.exists() {
+        return Ok(BTreeSet::new());
+    }
+    let bytes = homestick_image::files::read_bounded(path, 64 << 20)
+        .map_err(|e| usage(format!("{}: {e}", path.display())))?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| usage(format!("{}: not JSON: {e}", path.display())))?;
+    if v["format"] != REVOCATIONS_FORMAT {
+        return Err(usage(format!(
+            "{}: not a revocation list (format is not {REVOCATIONS_FORMAT:?})",
+            path.display()
+        )));
+    }
+    let ids = v["image_ids"].as_array().ok_or_else(|| {
+        usage(format!(
+            "{}: image_ids: missing or not a list",
+            path.display()
+        ))
+    })?;
+    ids.iter()
+        .map(|i| {
+            i.as_str()
+                .filter(|s| uuid::Uuid::parse_str(s).is_ok())
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    usage(format!(
+                        "{}: image_ids: {i} is not an image id",
+                        path.display()
+                    ))
+                })
+        })
+        .collect()
+}
+
+fn write_revocations(path: &Path, ids: &BTreeSet<String>) -> std::io::Result<()> {
+    let doc = json!({"format": REVOCATIONS_FORMAT, "image_ids": ids});
+    let mut text = serde_json::to_string_pretty(&doc).map_err(std::io::Error::other)?;
+    text.push('\n');
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
