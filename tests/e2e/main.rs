@@ -15,6 +15,7 @@ mod hostile;
 mod oracles;
 mod profiles;
 mod roster;
+mod sets;
 mod stick_gaps;
 mod tamper;
 mod verity;

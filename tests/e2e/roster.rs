@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::common::*;
 
 /// The demo profile with an address pool for its WireGuard VPN.
-fn profile_with_pool(dir: &Path) -> PathBuf {
+pub fn profile_with_pool(dir: &Path) -> PathBuf {
     let p = dir.join("profile");
     let r = tool(
         "cp",
@@ -25,7 +25,7 @@ fn profile_with_pool(dir: &Path) -> PathBuf {
     p
 }
 
-const HEADER: &str = "user_id,display_name,sip.extension,sip.password,sip.user,vpn.buero.address,vpn.buero.private_key";
+pub const HEADER: &str = "user_id,display_name,sip.extension,sip.password,sip.user,vpn.buero.address,vpn.buero.private_key";
 
 #[test]
 fn fill_generates_secrets_into_a_private_file_and_check_passes() {

@@ -36,7 +36,7 @@ pub enum LedgerError {
         source: rusqlite::Error,
     },
     /// The PostgreSQL server cannot be used.
-    #[error("ledger {location}: {source}")]
+    #[error("ledger {location}: {}", pg_detail(source))]
     Postgres {
         /// URL without the password.
         location: String,
@@ -63,6 +63,22 @@ pub enum LedgerError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The server's own message where there is one ("db error" alone says nothing).
+fn pg_detail(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => format!("{}: {}", d.severity(), d.message()),
+        None => {
+            let mut s = e.to_string();
+            let mut src = std::error::Error::source(e);
+            while let Some(x) = src {
+                s = format!("{s}: {x}");
+                src = x.source();
+            }
+            s
+        }
+    }
 }
 
 /// A flash attempt as recorded.
@@ -410,9 +426,11 @@ impl Ledger {
             }
             Conn::Pg(c) => {
                 let r = (|| {
-                    c.batch_execute(create)?;
+                    // Stations opening a new ledger at once: one migrates, the others wait
+                    // (CREATE TABLE IF NOT EXISTS alone races in PostgreSQL).
                     let mut tx = c.transaction()?;
-                    tx.batch_execute("LOCK TABLE homestick_schema IN EXCLUSIVE MODE")?;
+                    tx.batch_execute("SELECT pg_advisory_xact_lock(7061727374)")?;
+                    tx.batch_execute(create)?;
                     let v: i64 = tx
                         .query_one(
                             "SELECT COALESCE(MAX(version), 0)::BIGINT FROM homestick_schema",
