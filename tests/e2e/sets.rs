@@ -81,6 +81,16 @@ fn build_set(fx: &Fixture, profile: &Path, roster: &Path, name: &str) -> (PathBu
     (out, r)
 }
 
+fn verify_all(set: &Path) -> Run {
+    hs(&[
+        "verify".as_ref(),
+        set.as_os_str(),
+        "--keyring".as_ref(),
+        test_pub().as_os_str(),
+        "--all".as_ref(),
+    ])
+}
+
 fn wg_pubkey(private: &str) -> String {
     let mut c = Command::new("wg")
         .arg("pubkey")
@@ -149,24 +159,7 @@ fn user_profile_files(set: &Path, user: &str, dir: &Path) -> BTreeMap<String, Ve
         ],
     );
     assert_eq!(r.code, 0, "{}", r.all());
-    walk(&out)
-}
-
-fn walk(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(root).unwrap().display().to_string();
-                out.insert(rel, fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
+    files_under(&out)
 }
 
 #[test]
@@ -254,19 +247,13 @@ fn three_users_exports_load_into_wireguard_and_only_a_changed_user_fails() {
     // The set: every user verifies; each profile holds no placeholder and is the profile's
     // own rendering with the user's values in the slots.
     let (set, _) = build_set(&fx, &profile, &filled, "set");
-    let r = hs(&[
-        "verify",
-        set.to_str().unwrap(),
-        "--keyring",
-        test_pub().to_str().unwrap(),
-        "--all",
-    ]);
+    let r = verify_all(&set);
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(r.stdout.contains("all 3 user(s)"), "{}", r.stdout);
     let rendered = fx.path("rendered");
     let r = hs(&["profile", "render", p, "--out", rendered.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.all());
-    let template = walk(&rendered);
+    let template = files_under(&rendered);
     let mut per_user = BTreeMap::new();
     for (u, v) in &values {
         let files = user_profile_files(&set, u, fx.dir.path());
@@ -312,13 +299,7 @@ fn three_users_exports_load_into_wireguard_and_only_a_changed_user_fails() {
     let at = b.len() - 100;
     b[at] ^= 1;
     fs::write(&part, b).unwrap();
-    let r = hs(&[
-        "verify",
-        set.to_str().unwrap(),
-        "--keyring",
-        test_pub().to_str().unwrap(),
-        "--all",
-    ]);
+    let r = verify_all(&set);
     assert_eq!(r.code, 1, "{}", r.all());
     let bad: Vec<&str> = r
         .stdout

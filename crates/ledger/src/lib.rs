@@ -154,6 +154,31 @@ pub struct Filter {
     pub set_id: Option<String>,
 }
 
+/// An [`Attempt`] from a row of `SELECT {COLUMNS}`, with the back end's getter.
+macro_rules! attempt_row {
+    ($r:ident, $get:ident) => {
+        Attempt {
+            id: $r.$get(0)?,
+            started: $r.$get(1)?,
+            finished: $r.$get(2)?,
+            station: $r.$get(3)?,
+            pid: $r.$get(4)?,
+            device: $r.$get(5)?,
+            serial: $r.$get(6)?,
+            customer: $r.$get(7)?,
+            set_id: $r.$get(8)?,
+            user_id: $r.$get(9)?,
+            user_name: $r.$get(10)?,
+            image_id: $r.$get(11)?,
+            manifest_sha256: $r.$get(12)?,
+            result: $r.$get(13)?,
+            error: $r.$get(14)?,
+            credentials: $r.$get(15)?,
+            revoked: $r.$get(16)?,
+        }
+    };
+}
+
 const COLUMNS: &str = "id, started, finished, station, pid, device, serial, customer, set_id, user_id, user_name, image_id, manifest_sha256, result, error, credentials, revoked";
 
 /// The migrations, in order; each one's SQL for SQLite and for PostgreSQL.
@@ -383,6 +408,18 @@ impl Ledger {
         }
     }
 
+    /// `Some(version)`: the ledger's schema is newer than this homestick's.
+    fn too_new(&self, found: Option<i64>) -> Result<(), LedgerError> {
+        match found {
+            None => Ok(()),
+            Some(found) => Err(LedgerError::TooNew {
+                location: self.location.clone(),
+                found,
+                known: SCHEMA_VERSION,
+            }),
+        }
+    }
+
     /// Apply the migrations this ledger has not seen, each in a transaction that holds off
     /// other stations doing the same.
     fn migrate(&mut self) -> Result<(), LedgerError> {
@@ -411,18 +448,11 @@ impl Ledger {
                     tx.commit()?;
                     Ok(None)
                 })();
-                match r {
-                    Ok(None) => Ok(()),
-                    Ok(Some(found)) => Err(LedgerError::TooNew {
-                        location: self.location.clone(),
-                        found,
-                        known: SCHEMA_VERSION,
-                    }),
-                    Err(e) => Err(LedgerError::Sqlite {
-                        location: self.location.clone(),
-                        source: e,
-                    }),
-                }
+                let r = r.map_err(|source| LedgerError::Sqlite {
+                    location: self.location.clone(),
+                    source,
+                })?;
+                self.too_new(r)
             }
             Conn::Pg(c) => {
                 let r = (|| {
@@ -450,59 +480,40 @@ impl Ledger {
                     tx.commit()?;
                     Ok(None)
                 })();
-                match r {
-                    Ok(None) => Ok(()),
-                    Ok(Some(found)) => Err(LedgerError::TooNew {
-                        location: self.location.clone(),
-                        found,
-                        known: SCHEMA_VERSION,
-                    }),
-                    Err(e) => Err(LedgerError::Postgres {
-                        location: self.location.clone(),
-                        source: e,
-                    }),
-                }
+                let r = r.map_err(|source| LedgerError::Postgres {
+                    location: self.location.clone(),
+                    source,
+                })?;
+                self.too_new(r)
             }
         }
     }
 
-    /// Run a statement; `Ok(None)` where a unique constraint refused it.
+    /// Run a statement; `Ok(None)` where a unique constraint refused it, else the rows it
+    /// changed.
     fn exec(&mut self, sql: &str, params: &[V]) -> Result<Option<u64>, LedgerError> {
-        match &mut self.conn {
-            Conn::Sqlite(c) => {
-                let p: Vec<rusqlite::types::Value> = params.iter().map(sq_value).collect();
-                match c.execute(sql, rusqlite::params_from_iter(p)) {
-                    Ok(n) => Ok(Some(n as u64)),
-                    Err(rusqlite::Error::SqliteFailure(e, _))
-                        if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
-                    {
-                        Ok(None)
-                    }
-                    Err(e) => Err(self.sqlite_err(e)),
-                }
-            }
-            Conn::Pg(c) => {
-                let owned = pg_params(params);
-                let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
-                    owned.iter().map(|b| b.as_ref()).collect();
-                match c.execute(pg_sql(sql).as_str(), &refs) {
-                    Ok(n) => Ok(Some(n)),
-                    Err(e) if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) => {
-                        Ok(None)
-                    }
-                    Err(e) => Err(self.pg_err(e)),
-                }
-            }
-        }
+        self.run(sql, params, false).map(|r| r.map(|n| n as u64))
     }
 
     /// Insert a row and return its id; `None` where a unique constraint refused it.
     fn insert(&mut self, sql: &str, params: &[V]) -> Result<Option<i64>, LedgerError> {
+        self.run(sql, params, true)
+    }
+
+    /// Run `sql`; with `returning_id` the new row's id, else the number of rows changed.
+    /// `None` where a unique constraint refused it.
+    fn run(
+        &mut self,
+        sql: &str,
+        params: &[V],
+        returning_id: bool,
+    ) -> Result<Option<i64>, LedgerError> {
         match &mut self.conn {
             Conn::Sqlite(c) => {
                 let p: Vec<rusqlite::types::Value> = params.iter().map(sq_value).collect();
                 match c.execute(sql, rusqlite::params_from_iter(p)) {
-                    Ok(_) => Ok(Some(c.last_insert_rowid())),
+                    Ok(_) if returning_id => Ok(Some(c.last_insert_rowid())),
+                    Ok(n) => Ok(Some(n as i64)),
                     Err(rusqlite::Error::SqliteFailure(e, _))
                         if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
                     {
@@ -515,9 +526,15 @@ impl Ledger {
                 let owned = pg_params(params);
                 let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
                     owned.iter().map(|b| b.as_ref()).collect();
-                let sql = format!("{} RETURNING id", pg_sql(sql));
-                match c.query_one(sql.as_str(), &refs) {
-                    Ok(row) => Ok(Some(row.get(0))),
+                let r = if returning_id {
+                    let sql = format!("{} RETURNING id", pg_sql(sql));
+                    c.query_one(sql.as_str(), &refs)
+                        .map(|row| row.get::<_, i64>(0))
+                } else {
+                    c.execute(pg_sql(sql).as_str(), &refs).map(|n| n as i64)
+                };
+                match r {
+                    Ok(v) => Ok(Some(v)),
                     Err(e) if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) => {
                         Ok(None)
                     }
@@ -534,27 +551,8 @@ impl Ledger {
                 let p: Vec<rusqlite::types::Value> = params.iter().map(sq_value).collect();
                 let r = (|| {
                     let mut st = c.prepare(&sql)?;
-                    let rows = st.query_map(rusqlite::params_from_iter(p), |r| {
-                        Ok(Attempt {
-                            id: r.get(0)?,
-                            started: r.get(1)?,
-                            finished: r.get(2)?,
-                            station: r.get(3)?,
-                            pid: r.get(4)?,
-                            device: r.get(5)?,
-                            serial: r.get(6)?,
-                            customer: r.get(7)?,
-                            set_id: r.get(8)?,
-                            user_id: r.get(9)?,
-                            user_name: r.get(10)?,
-                            image_id: r.get(11)?,
-                            manifest_sha256: r.get(12)?,
-                            result: r.get(13)?,
-                            error: r.get(14)?,
-                            credentials: r.get(15)?,
-                            revoked: r.get(16)?,
-                        })
-                    })?;
+                    let rows =
+                        st.query_map(rusqlite::params_from_iter(p), |r| Ok(attempt_row!(r, get)))?;
                     rows.collect::<Result<Vec<_>, _>>()
                 })();
                 r.map_err(|e| self.sqlite_err(e))
@@ -568,25 +566,7 @@ impl Ledger {
                     Err(e) => return Err(self.pg_err(e)),
                 };
                 let conv = |r: &postgres::Row| -> Result<Attempt, postgres::Error> {
-                    Ok(Attempt {
-                        id: r.try_get(0)?,
-                        started: r.try_get(1)?,
-                        finished: r.try_get(2)?,
-                        station: r.try_get(3)?,
-                        pid: r.try_get(4)?,
-                        device: r.try_get(5)?,
-                        serial: r.try_get(6)?,
-                        customer: r.try_get(7)?,
-                        set_id: r.try_get(8)?,
-                        user_id: r.try_get(9)?,
-                        user_name: r.try_get(10)?,
-                        image_id: r.try_get(11)?,
-                        manifest_sha256: r.try_get(12)?,
-                        result: r.try_get(13)?,
-                        error: r.try_get(14)?,
-                        credentials: r.try_get(15)?,
-                        revoked: r.try_get(16)?,
-                    })
+                    Ok(attempt_row!(r, try_get))
                 };
                 rows.iter()
                     .map(conv)
