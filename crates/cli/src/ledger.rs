@@ -197,14 +197,6 @@ fn print_json(rows: &[Attempt]) {
     }
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 fn print_csv(rows: &[Attempt]) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "id,started,finished,station,device,serial,customer,set_id,user_id,user_name,image_id,manifest_sha256,result,error,revoked");
@@ -226,7 +218,7 @@ fn print_csv(rows: &[Attempt]) {
             a.error.clone().unwrap_or_default(),
             a.revoked.map(rfc3339).unwrap_or_default(),
         ];
-        let line: Vec<String> = f.iter().map(|s| csv_field(s)).collect();
+        let line: Vec<String> = f.iter().map(|s| report::csv_field(s)).collect();
         let _ = writeln!(out, "{}", line.join(","));
     }
 }

@@ -92,7 +92,8 @@ pub struct Report {
     format: Format,
 }
 
-fn csv_field(s: &str) -> String {
+/// A CSV field, quoted where it must be.
+pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

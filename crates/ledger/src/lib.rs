@@ -181,8 +181,9 @@ macro_rules! attempt_row {
 
 const COLUMNS: &str = "id, started, finished, station, pid, device, serial, customer, set_id, user_id, user_name, image_id, manifest_sha256, result, error, credentials, revoked";
 
-/// The migrations, in order; each one's SQL for SQLite and for PostgreSQL.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
+/// The migrations, in order, in SQLite's words ([`pg_dialect`] gives PostgreSQL's). Never
+/// changed once released: a new schema is a new migration.
+const MIGRATIONS: &[(i64, &str)] = &[(
     1,
     "CREATE TABLE attempts (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -208,31 +209,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
         WHERE result IN ('writing', 'good', 'revoked');
     CREATE INDEX attempts_serial ON attempts (serial);
     CREATE INDEX attempts_user ON attempts (user_id);",
-    "CREATE TABLE attempts (
-        id BIGSERIAL PRIMARY KEY,
-        started BIGINT NOT NULL,
-        finished BIGINT,
-        heartbeat BIGINT NOT NULL,
-        station TEXT NOT NULL,
-        pid BIGINT NOT NULL,
-        device TEXT NOT NULL,
-        serial TEXT NOT NULL,
-        customer TEXT NOT NULL,
-        set_id TEXT,
-        user_id TEXT,
-        user_name TEXT,
-        image_id TEXT NOT NULL,
-        manifest_sha256 TEXT NOT NULL,
-        result TEXT NOT NULL CHECK (result IN ('writing', 'good', 'failed', 'revoked')),
-        error TEXT,
-        credentials TEXT,
-        revoked BIGINT
-    );
-    CREATE UNIQUE INDEX one_stick_per_user ON attempts (set_id, user_id)
-        WHERE result IN ('writing', 'good', 'revoked');
-    CREATE INDEX attempts_serial ON attempts (serial);
-    CREATE INDEX attempts_user ON attempts (user_id);",
 )];
+
+/// A migration's SQL for PostgreSQL: 64-bit integers and a sequence for the row id.
+fn pg_dialect(sql: &str) -> String {
+    sql.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY")
+        .replace("INTEGER", "BIGINT")
+}
 
 /// The schema version this homestick writes.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -438,7 +421,7 @@ impl Ledger {
                     if v > SCHEMA_VERSION {
                         return Ok(Some(v));
                     }
-                    for (n, sql, _) in MIGRATIONS.iter().filter(|m| m.0 > v) {
+                    for (n, sql) in MIGRATIONS.iter().filter(|m| m.0 > v) {
                         tx.execute_batch(sql)?;
                         tx.execute(
                             "INSERT INTO homestick_schema (version, applied) VALUES (?1, ?2)",
@@ -470,8 +453,8 @@ impl Ledger {
                     if v > SCHEMA_VERSION {
                         return Ok(Some(v));
                     }
-                    for (n, _, sql) in MIGRATIONS.iter().filter(|m| m.0 > v) {
-                        tx.batch_execute(sql)?;
+                    for (n, sql) in MIGRATIONS.iter().filter(|m| m.0 > v) {
+                        tx.batch_execute(&pg_dialect(sql))?;
                         tx.execute(
                             "INSERT INTO homestick_schema (version, applied) VALUES ($1, $2)",
                             &[n, &now()],
@@ -826,5 +809,9 @@ mod tests {
         );
         assert_eq!(redacted("/var/lib/x.sqlite"), "/var/lib/x.sqlite");
         assert_eq!(pg_sql("a = ? AND b = ?"), "a = $1 AND b = $2");
+        assert_eq!(
+            pg_dialect("id INTEGER PRIMARY KEY AUTOINCREMENT, t INTEGER NOT NULL"),
+            "id BIGSERIAL PRIMARY KEY, t BIGINT NOT NULL"
+        );
     }
 }
