@@ -755,6 +755,77 @@ mod tests {
     }
 
     #[test]
+    fn public_keys_are_x25519_of_the_private_key() {
+        // RFC 7748, section 6.1: Alice's key pair.
+        let hexd = |h: &str| -> Vec<u8> {
+            (0..h.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let private = b64.encode(hexd(
+            "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a",
+        ));
+        let public = b64.encode(hexd(
+            "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a",
+        ));
+        assert_eq!(wireguard_public_key(&private), Some(public));
+        assert_eq!(wireguard_public_key("not base64"), None);
+        // RFC 2617's example: HA1 of Mufasa:testrealm@host.com:Circle Of Life.
+        assert_eq!(
+            sip_ha1("Mufasa", "testrealm@host.com", "Circle Of Life"),
+            "939e7578ed9e3c518a452acee763bce9"
+        );
+    }
+
+    #[test]
+    fn personalized_files_and_exports_hold_what_they_should_and_no_private_key() {
+        let p = profile("10.99.0.0/22");
+        let text = roster(&[
+            "anna.schmidt,Anna Schmidt,201,generate,anna,generate,generate",
+            "ben.meier,Ben Meier,202,generate,ben,generate,generate",
+        ]);
+        let mut r = Roster::parse(text.as_bytes(), &p).unwrap();
+        r.fill(&p).unwrap();
+        for u in &r.users {
+            let files = personalize(&p, u).unwrap();
+            let all: String = files
+                .iter()
+                .map(|f| String::from_utf8_lossy(&f.data).to_string())
+                .collect();
+            assert!(!all.contains("{{"), "no placeholder left");
+            assert!(all.contains(&u.values["vpn.buero.private_key"]));
+            assert!(all.contains(&u.values["sip.password"]));
+        }
+        let ex = exports(&p, &r, None);
+        let names: Vec<&str> = ex.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["wireguard-buero-peers.conf", "pbx-users.csv"]);
+        for u in &r.users {
+            let k = &u.values["vpn.buero.private_key"];
+            assert!(ex.iter().all(|e| !e.data.contains(k.as_str())));
+            let public = wireguard_public_key(k).unwrap();
+            assert!(ex[0].data.contains(&format!(
+                "# {} ({})\nPublicKey = {public}\nAllowedIPs = {}\n",
+                u.id, u.name, u.values["vpn.buero.address"]
+            )));
+        }
+        assert!(ex[1].secret, "the PBX file has passwords");
+        let ha1 = exports(&p, &r, Some(""));
+        assert!(ha1[1].data.starts_with("extension,user,display_name,ha1\n"));
+        assert!(ha1[1].data.contains(&sip_ha1(
+            "anna",
+            "sip.musterhausen.example",
+            &r.users[0].values["sip.password"]
+        )));
+        // A user without a value for a slot: named by line and slot.
+        let mut u = r.users[0].clone();
+        u.values.remove("sip.user");
+        let e = personalize(&p, &u).unwrap_err();
+        assert_eq!((e.line, e.column.as_str()), (2, "sip.user"));
+    }
+
+    #[test]
     fn generate_fills_every_slot_and_the_result_checks() {
         let p = profile("10.99.0.0/22");
         let text = roster(&[
@@ -985,6 +1056,13 @@ mod tests {
                 2,
                 "sip.password",
                 "shorter than 12",
+            ),
+            case(
+                "password that would end baresip's value",
+                with(&[row(&|v| v[3] = "SECRETSECRET;x".into())]),
+                2,
+                "sip.password",
+                "which the VPN and SIP files cannot hold",
             ),
             case(
                 "generate not filled",
