@@ -631,3 +631,86 @@ fn a_flash_killed_mid_way_leaves_a_failed_row_never_a_good_one() {
         rows[0]["user_id"]
     );
 }
+
+#[test]
+fn certificates_come_from_pem_files_beside_the_roster_and_their_serials_are_revoked() {
+    let fx = Fixture::new();
+    let d = fx.dir.path();
+    // Two users' client certificates and keys, made by openssl.
+    for u in ["eva", "jan"] {
+        let r = sh(&format!(
+            "cd {d} && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+             -keyout {u}.key -out {u}.crt -days 30 -subj /CN={u}.waldbach.example 2>/dev/null && \
+             openssl x509 -in {u}.crt -noout -serial",
+            d = d.display()
+        ));
+        assert_eq!(r.code, 0, "{}", r.all());
+    }
+    let serial = |u: &str| {
+        sh(&format!(
+            "openssl x509 -in {}/{u}.crt -noout -serial | cut -d= -f2 | tr A-F a-f",
+            d.display()
+        ))
+        .stdout
+        .trim()
+        .trim_start_matches('0')
+        .to_string()
+    };
+    let header = "user_id,display_name,sip.extension,sip.password,sip.user,vpn.ikev2.eap_identity,vpn.ikev2.eap_password,vpn.rathaus.client_certificate,vpn.rathaus.client_key,vpn.rathaus.password,vpn.rathaus.username";
+    let roster = d.join("roster.csv");
+    let profile = root().join("profiles/gemeinde-waldbach");
+    let write =
+        |rows: &[&str]| fs::write(&roster, format!("{header}\n{}\n", rows.join("\n"))).unwrap();
+    let eva = "eva,Eva Roth,301,Pw-eva-0123456789,eva,eva,Eap-eva-0123456789,eva.crt,eva.key,Vpn-eva-0123456789,eva";
+    let jan = "jan,Jan Berg,302,Pw-jan-0123456789,jan,jan,Eap-jan-0123456789,jan.crt,jan.key,Vpn-jan-0123456789,jan";
+
+    // Bad: a missing file, a key where the certificate goes, one certificate for two users.
+    let p = profile.to_str().unwrap();
+    let cases = [
+        (
+            jan.replace("jan.crt", "nobody.crt"),
+            "line 3, column vpn.rathaus.client_certificate: cannot read the file it names",
+        ),
+        (
+            jan.replace("jan.crt", "jan.key"),
+            "line 3, column vpn.rathaus.client_certificate: the PEM file",
+        ),
+        (
+            jan.replace("jan.crt", "eva.crt"),
+            "line 3, column vpn.rathaus.client_certificate: the same certificate serial as line 2",
+        ),
+    ];
+    table(
+        &cases,
+        |(_, want)| want.to_string(),
+        |(row, want)| {
+            write(&[eva, row]);
+            let r = hs(&["roster", "check", "--profile", p, roster.to_str().unwrap()]);
+            let key = fs::read_to_string(d.join("eva.key")).unwrap();
+            match (
+                r.code,
+                r.stderr.contains(want),
+                r.all().contains(key.trim()),
+            ) {
+                (2, true, false) => Ok(()),
+                _ => Err(r.all()),
+            }
+        },
+    );
+
+    write(&[eva, jan]);
+    let (set, _) = build_set(&fx, &profile, &roster, "waldbach-set");
+    let r = verify_all(&set);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let files = user_profile_files(&set, "jan", d);
+    let ovpn = String::from_utf8(files["openvpn/rathaus.ovpn"].clone()).unwrap();
+    let crt = fs::read_to_string(d.join("jan.crt")).unwrap();
+    assert!(ovpn.contains(crt.trim()), "{ovpn}");
+    let s = StickSet::open_unchecked(&set).unwrap();
+    let creds = &s.index.user("jan").unwrap().credentials;
+    let got = creds
+        .iter()
+        .find(|c| c.kind == "certificate-serial")
+        .map(|c| c.value.trim_start_matches('0').to_string());
+    assert_eq!(got, Some(serial("jan")), "{creds:?}");
+}

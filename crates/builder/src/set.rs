@@ -63,7 +63,12 @@ pub fn load_roster(path: &Path, profile: &Profile) -> Result<Roster, BuildError>
                 .join(&format!("\n{}: ", path.display())),
         )
     };
-    let r = Roster::parse(&bytes, profile).map_err(lines)?;
+    let mut r = Roster::parse(&bytes, profile).map_err(lines)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let errors = r.read_files(dir);
+    if !errors.is_empty() {
+        return Err(lines(errors));
+    }
     let errors = r.check(profile, false);
     if !errors.is_empty() {
         return Err(lines(errors));
@@ -98,6 +103,10 @@ pub fn credentials(profile: &Profile, u: &roster::User) -> Vec<Credential> {
             VpnKind::OpenVpn(_) => push("vpn-user", n, val("username")),
             VpnKind::Ipsec(_) => push("eap-identity", n, val("eap_identity")),
         }
+        let serial = val("client_certificate")
+            .and_then(|pem| homestick_profile::check::pem_certificates(&pem).ok())
+            .and_then(|c| c.first().map(|c| c.serial.clone()));
+        push("certificate-serial", n, serial);
     }
     if profile.softphone.is_some() {
         push("sip-user", "pbx", u.values.get("sip.user").cloned());

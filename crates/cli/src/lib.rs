@@ -197,6 +197,20 @@ fn load_roster(
     Ok((p, r))
 }
 
+/// `r` with the PEM files its certificate and key slots name read in (paths relative to the
+/// roster's directory), for checking and exporting; a filled roster keeps the paths.
+fn with_files(
+    roster: &Path,
+    r: &homestick_profile::roster::Roster,
+) -> Result<homestick_profile::roster::Roster, Failure> {
+    let mut r = r.clone();
+    let errors = r.read_files(roster.parent().unwrap_or(Path::new(".")));
+    if !errors.is_empty() {
+        return Err(roster_errors(roster, &errors));
+    }
+    Ok(r)
+}
+
 fn roster_errors(roster: &Path, errors: &[homestick_profile::roster::RosterError]) -> Failure {
     let lines: Vec<String> = errors
         .iter()
@@ -207,7 +221,7 @@ fn roster_errors(roster: &Path, errors: &[homestick_profile::roster::RosterError
 
 fn roster_check(profile: &Path, roster: &Path) -> Result<(), Failure> {
     let (p, r) = load_roster(profile, roster)?;
-    let errors = r.check(&p, false);
+    let errors = with_files(roster, &r)?.check(&p, false);
     if !errors.is_empty() {
         return Err(roster_errors(roster, &errors));
     }
@@ -228,14 +242,14 @@ fn roster_fill(profile: &Path, roster: &Path, out: &Path) -> Result<(), Failure>
         )));
     }
     let (p, mut r) = load_roster(profile, roster)?;
-    let errors = r.check(&p, true);
+    let errors = with_files(roster, &r)?.check(&p, true);
     if !errors.is_empty() {
         return Err(roster_errors(roster, &errors));
     }
     let before = r.clone();
     r.fill(&p)
         .map_err(|errors| roster_errors(roster, &errors))?;
-    let errors = r.check(&p, false);
+    let errors = with_files(roster, &r)?.check(&p, false);
     if !errors.is_empty() {
         return Err(roster_errors(roster, &errors));
     }
@@ -288,6 +302,7 @@ fn roster_export(
         )));
     }
     let (p, r) = load_roster(profile, roster)?;
+    let r = with_files(roster, &r)?;
     let errors = r.check(&p, false);
     if !errors.is_empty() {
         return Err(roster_errors(roster, &errors));

@@ -170,6 +170,8 @@ pub struct CertInfo {
     pub not_after: i64,
     /// Not-before as Unix seconds.
     pub not_before: i64,
+    /// Serial number, lowercase hex (as a CRL or `openssl x509 -serial` names it).
+    pub serial: String,
 }
 
 /// Every certificate in a PEM bundle parses; returns their facts (at least one).
@@ -196,6 +198,13 @@ pub fn pem_certificates(text: &str) -> Result<Vec<CertInfo>, Invalid> {
             subject: cert.tbs_certificate.subject.to_string(),
             not_after: v.not_after.to_unix_duration().as_secs() as i64,
             not_before: v.not_before.to_unix_duration().as_secs() as i64,
+            serial: cert
+                .tbs_certificate
+                .serial_number
+                .as_bytes()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
         });
         rest = &block[end..];
     }

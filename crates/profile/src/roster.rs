@@ -90,6 +90,8 @@ enum Kind {
     Extension,
     SipUser,
     Password,
+    Certificate,
+    PrivateKey,
     Text,
 }
 
@@ -101,6 +103,8 @@ fn kind(slot: &str) -> Kind {
         (false, "extension") => Kind::Extension,
         (false, "user") => Kind::SipUser,
         (_, "password" | "turn_password") => Kind::Password,
+        (true, "client_certificate") => Kind::Certificate,
+        (true, "client_key") => Kind::PrivateKey,
         _ => Kind::Text,
     }
 }
@@ -314,6 +318,37 @@ impl Roster {
         Ok(())
     }
 
+    /// Read the PEM files that certificate and key slots name (paths relative to `dir`, the
+    /// roster's directory) into their values; at most 64 KiB each. Run before
+    /// [`Roster::check`] and [`personalize`]; [`Roster::to_csv`] of the result would hold the
+    /// files' contents, so a filled roster is written from the roster before this.
+    pub fn read_files(&mut self, dir: &std::path::Path) -> Vec<RosterError> {
+        let mut errors = Vec::new();
+        for u in &mut self.users {
+            for (slot, v) in u.values.iter_mut() {
+                if !matches!(kind(slot), Kind::Certificate | Kind::PrivateKey)
+                    || v == GENERATE
+                    || v.is_empty()
+                {
+                    continue;
+                }
+                let path = dir.join(v.as_str());
+                match homestick_image::files::read_bounded(&path, 64 << 10) {
+                    Ok(b) => match String::from_utf8(b) {
+                        Ok(text) => *v = text,
+                        Err(_) => errors.push(err(u.line, slot, "the file it names is not text")),
+                    },
+                    Err(e) => errors.push(err(
+                        u.line,
+                        slot,
+                        format!("cannot read the file it names ({}): {e}", path.display()),
+                    )),
+                }
+            }
+        }
+        errors
+    }
+
     /// The roster as CSV (the same columns, generated values filled in).
     pub fn to_csv(&self) -> String {
         let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
@@ -356,6 +391,7 @@ fn unique_name(slot: &str) -> &'static str {
         Kind::Address => "tunnel address",
         Kind::Extension => "SIP extension",
         Kind::SipUser => "SIP user",
+        Kind::Certificate => "certificate serial",
         _ => "value",
     }
 }
@@ -390,7 +426,13 @@ fn check_value(
     if v.is_empty() {
         return Err("empty".into());
     }
-    if v.chars().any(char::is_control) {
+    let pem = matches!(kind(slot), Kind::Certificate | Kind::PrivateKey);
+    if pem && !v.starts_with("-----BEGIN ") {
+        return Err(
+            "not a PEM file: give the path of the user's PEM file, relative to the roster".into(),
+        );
+    }
+    if !pem && v.chars().any(char::is_control) {
         return Err("contains control characters".into());
     }
     match kind(slot) {
@@ -438,6 +480,20 @@ fn check_value(
                 return Err(format!(
                     "has a space or one of {UNSAFE}, which the VPN and SIP files cannot hold"
                 ));
+            }
+            Ok(None)
+        }
+        Kind::Certificate => match check::pem_certificates(v) {
+            Ok(c) if c.len() == 1 => Ok(Some(c[0].serial.clone())),
+            Ok(_) => Err("holds more than one certificate; give the user's own only".into()),
+            Err(e) => Err(format!("the PEM file {}", e.0)),
+        },
+        Kind::PrivateKey => {
+            let ok = v.contains("PRIVATE KEY-----")
+                && v.trim_end().ends_with("-----")
+                && v.matches("-----BEGIN ").count() == 1;
+            if !ok {
+                return Err("the PEM file is not one private key (BEGIN … PRIVATE KEY)".into());
             }
             Ok(None)
         }
@@ -721,9 +777,9 @@ fn generate(
             taken.insert(free);
             Ok(format!("{free}/32"))
         }
-        Kind::Extension | Kind::SipUser | Kind::Text => Err(format!(
-            "homestick cannot generate {slot}: put the value in the roster"
-        )),
+        Kind::Extension | Kind::SipUser | Kind::Text | Kind::Certificate | Kind::PrivateKey => Err(
+            format!("homestick cannot generate {slot}: put the value in the roster"),
+        ),
     }
 }
 
