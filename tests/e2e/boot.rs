@@ -38,10 +38,11 @@ fn build_boot_image(dir: &Path, name: &str, secure_boot: bool, extra: &[String])
     let out = dir.join(name);
     let pw = dir.join("snakeoil.pw");
     fs::write(&pw, "snakeoil\n").unwrap();
-    let mut args: Vec<String> = vec![
-        "build".into(),
-        "--profile".into(),
-        demo_profile().display().to_string(),
+    let mut args: Vec<String> = vec!["build".into()];
+    if !extra.iter().any(|a| a == "--profile") {
+        args.extend(["--profile".into(), demo_profile().display().to_string()]);
+    }
+    args.extend([
         "--base".into(),
         demo_base().display().to_string(),
         "--output".into(),
@@ -50,7 +51,7 @@ fn build_boot_image(dir: &Path, name: &str, secure_boot: bool, extra: &[String])
         verifier().display().to_string(),
         "--failure-delay".into(),
         "1".into(),
-    ];
+    ]);
     if secure_boot {
         for a in [
             "--secure-boot-key",
@@ -810,4 +811,52 @@ fn secure_boot_signature_passes_sbverify_and_the_uki_has_its_sections_in_order()
 #[test]
 fn stick_attached_as_sata_disk_boots() {
     boots_on(Bus::Sata);
+}
+
+#[test]
+fn a_users_image_from_a_stick_set_boots_with_secure_boot_enforced() {
+    let d = tempfile::tempdir().unwrap();
+    let profile = crate::roster::profile_with_pool(d.path());
+    let roster = d.path().join("roster.csv");
+    fs::write(
+        &roster,
+        format!(
+            "{}\nanna,Anna Schmidt,201,Pw-anna-0123456789,anna,10.99.0.2/32,yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\n\
+             ben,Ben Meier,202,Pw-ben-0123456789,ben,10.99.0.3/32,SIoHcjOi4XkSdQSBvEvdgvSLiYwZ4Rs8Y2hp/IFJHmE=\n",
+            crate::roster::HEADER
+        ),
+    )
+    .unwrap();
+    let set = d.path().join("set");
+    let extra: Vec<String> = vec![
+        "--profile".into(),
+        profile.display().to_string(),
+        "--roster".into(),
+        roster.display().to_string(),
+    ];
+    // With --roster, build_boot_image's output is the set's directory.
+    let out = build_boot_image(d.path(), "set", true, &extra);
+    assert_eq!(out, set);
+    let s = homestick_image::set::StickSet::open_unchecked(&set).unwrap();
+    let img = s.image("ben").unwrap();
+    let mut bytes = vec![0u8; homestick_image::disk::Disk::size(&img) as usize];
+    homestick_image::disk::Disk::read_exact_at(&img, &mut bytes, 0).unwrap();
+    let file = d.path().join("ben.img");
+    fs::write(&file, bytes).unwrap();
+    let b = boot(d.path(), &file, Bus::Virtio, None);
+    let ok = lines_with(&b.console, "homestick: image verified: ");
+    assert_eq!(ok.len(), 1, "success line:\n{}", b.console);
+    let id = s.index.user("ben").unwrap().image_id.to_string();
+    assert!(
+        ok[0].contains(&id) && ok[0].ends_with(" user ben"),
+        "{}",
+        ok[0]
+    );
+    assert!(
+        b.console
+            .contains("homestick-demo: profile from tmpfs (tmpfs)"),
+        "{}",
+        b.console
+    );
+    assert_clean_power_off(&b);
 }

@@ -317,8 +317,14 @@ fn main() {
             .map_err(|e| e.to_string())?;
         let m = &v.manifest;
         say(&format!(
-            "homestick: image verified: {} {} {}",
-            m.image_id, m.customer.id, m.version
+            "homestick: image verified: {} {} {}{}",
+            m.image_id,
+            m.customer.id,
+            m.version,
+            m.user
+                .as_ref()
+                .map(|u| format!(" user {}", u.id))
+                .unwrap_or_default()
         ));
         say(&format!(
             "homestick: verdict after {} ms",
