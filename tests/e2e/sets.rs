@@ -244,6 +244,39 @@ fn three_users_exports_load_into_wireguard_and_only_a_changed_user_fails() {
     }
     drop(ns);
 
+    // A roster with a value still to generate: no set, exit 2, line and column named.
+    let raw = fx.path("roster.csv");
+    let bad_out = fx.path("bad-set");
+    let r = hs(&[
+        "build",
+        "--profile",
+        p,
+        "--base",
+        fx.base().to_str().unwrap(),
+        "--key",
+        test_key().to_str().unwrap(),
+        "--roster",
+        raw.to_str().unwrap(),
+        "--output",
+        bad_out.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("line 2, column sip.password: not filled yet"),
+        "{}",
+        r.stderr
+    );
+    assert!(!bad_out.exists());
+    assert!(
+        fs::read_dir(fx.dir.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains(".partial")),
+        "no partial output"
+    );
+
     // The set: every user verifies; each profile holds no placeholder and is the profile's
     // own rendering with the user's values in the slots.
     let (set, _) = build_set(&fx, &profile, &filled, "set");
@@ -411,6 +444,22 @@ fn a_600_user_set_gives_four_loop_devices_four_users_and_revoke_names_their_keys
             r.stderr
         );
     }
+
+    let r = hs(&["ledger", "--ledger", &ledger, "export", "--csv"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.stdout.lines().count(), 5, "{}", r.stdout);
+    assert!(r
+        .stdout
+        .starts_with("id,started,finished,station,device,serial,customer,set_id,user_id"));
+    let r = hs(&["ledger", "--ledger", &ledger, "user", "user001"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout.contains("user        user001 (Person 1)"),
+        "{}",
+        r.stdout
+    );
+    let r = hs(&["inspect", set.to_str().unwrap()]);
+    assert!(r.stdout.contains("users        600"), "{}", r.stdout);
 
     // A lost stick: revoke prints its WireGuard public key and SIP user, lists its image id.
     let list = fx.path("revoked.json");
@@ -618,14 +667,20 @@ fn a_flash_killed_mid_way_leaves_a_failed_row_never_a_good_one() {
         "{rows:#?}"
     );
     assert_ne!(verify(Path::new(&stick.0), &test_pub()).code, 0);
-    // The user is free again: the next flash gives the same user.
-    let r = hs(&flash_args(
-        &set,
-        &ledger,
-        std::slice::from_ref(&stick),
-        &report,
-    ));
+    // The user is free again: --user gives that user's stick; then that user is taken.
+    let user = rows[0]["user_id"].as_str().unwrap().to_string();
+    let mut args = flash_args(&set, &ledger, std::slice::from_ref(&stick), &report);
+    args.extend(["--user".into(), user.clone()]);
+    let r = hs(&args);
     assert_eq!(r.code, 0, "{}", r.all());
+    let r2 = hs(&args);
+    assert_eq!(r2.code, 2, "{}", r2.all());
+    assert!(
+        r2.stderr
+            .contains(&format!("--user {user}: already has a stick")),
+        "{}",
+        r2.stderr
+    );
     assert_eq!(
         inspect_json(Path::new(&stick.0))["user"]["id"],
         rows[0]["user_id"]
