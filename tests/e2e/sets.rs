@@ -348,6 +348,21 @@ fn three_users_exports_load_into_wireguard_and_only_a_changed_user_fails() {
         r.stdout
     );
     assert!(r.stdout.contains("1 of 3 user(s) failed"), "{}", r.stdout);
+
+    // set.json changed after signing: the whole set is not trusted.
+    let index = set.join("set.json");
+    let text = fs::read_to_string(&index)
+        .unwrap()
+        .replace("Person 0", "Person X");
+    fs::write(&index, text).unwrap();
+    let r = verify_all(&set);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stdout
+            .contains("set.json.sig: the signature does not verify with any trusted key"),
+        "{}",
+        r.stdout
+    );
 }
 
 fn flash_args(set: &Path, ledger: &str, loops: &[Loop], report: &Path) -> Vec<String> {

@@ -217,7 +217,7 @@ fn open_set_source(
     keys: Vec<keys::TrustedKey>,
     ledger: &mut Ledger,
 ) -> Result<Source, Failure> {
-    let set = crate::open_set(&a.image, &keys)?;
+    let set = crate::open_set(&a.image, &keys, false)?;
     let set_id = set.index.set_id.to_string();
     let taken: BTreeSet<String> = ledger.taken(&set_id).map_err(usage)?.into_iter().collect();
     let first_user = match &a.user {

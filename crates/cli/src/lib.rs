@@ -629,7 +629,11 @@ fn verify_cmd(a: &VerifyArgs) -> Result<(), Failure> {
         verify::Depth::Full
     };
     let (res, t) = if is_set {
-        let set = open_set(&a.target, &keyring).inspect_err(|f| fail_json(&f.message()))?;
+        let set = open_set(&a.target, &keyring, a.json).inspect_err(|f| {
+            if matches!(f, Failure::Usage(_)) {
+                fail_json(&f.message())
+            }
+        })?;
         if a.all {
             rep.finish();
             return verify_all(a, &set, &keyring, &expect);
@@ -691,14 +695,23 @@ fn verify_cmd(a: &VerifyArgs) -> Result<(), Failure> {
     }
 }
 
-/// Open a stick set; its signature must verify with `keyring` (else exit 1).
+/// Open a stick set; its signature must verify with `keyring` (else exit 1, said on stdout:
+/// as JSON with `json`).
 fn open_set(
     dir: &Path,
     keyring: &[keys::TrustedKey],
+    json: bool,
 ) -> Result<homestick_image::set::StickSet, Failure> {
     homestick_image::set::StickSet::open(dir, keyring).map_err(|e| {
         if e.untrusted() {
-            println!("NOT TRUSTED: {e}");
+            if json {
+                println!(
+                    "{}",
+                    json!({"target": dir.display().to_string(), "trusted": false, "failures": [e.to_string()]})
+                );
+            } else {
+                println!("NOT TRUSTED: {e}");
+            }
             Failure::Untrusted
         } else {
             usage(e)
