@@ -279,9 +279,30 @@ fn three_users_exports_load_into_wireguard_and_only_a_changed_user_fails() {
 
     // The set: every user verifies; each profile holds no placeholder and is the profile's
     // own rendering with the user's values in the slots.
-    let (set, _) = build_set(&fx, &profile, &filled, "set");
+    let (set, built) = build_set(&fx, &profile, &filled, "set");
     let r = verify_all(&set);
     assert_eq!(r.code, 0, "{}", r.all());
+    // No secret in what the build and the check print, nor in the set's index.
+    let index = fs::read_to_string(set.join("set.json")).unwrap();
+    for v in values.values() {
+        for secret in [&v["vpn.buero.private_key"], &v["sip.password"]] {
+            for (what, text) in [
+                ("build", built.all()),
+                ("verify", r.all()),
+                ("set.json", index.clone()),
+            ] {
+                assert!(
+                    !text.contains(secret.as_str()),
+                    "a secret in {what}'s output"
+                );
+            }
+        }
+    }
+    use std::os::unix::fs::PermissionsExt;
+    for e in fs::read_dir(set.join("users")).unwrap() {
+        let mode = e.unwrap().metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "a user's part holds their secrets");
+    }
     assert!(r.stdout.contains("all 3 user(s)"), "{}", r.stdout);
     let rendered = fx.path("rendered");
     let r = hs(&["profile", "render", p, "--out", rendered.to_str().unwrap()]);
