@@ -64,21 +64,26 @@ fn roster_values(filled: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
 
 fn build_set(fx: &Fixture, profile: &Path, roster: &Path, name: &str) -> (PathBuf, Run) {
     let out = fx.path(name);
-    let r = hs(&[
-        "build",
-        "--profile",
-        profile.to_str().unwrap(),
-        "--base",
-        fx.base().to_str().unwrap(),
-        "--key",
-        test_key().to_str().unwrap(),
-        "--roster",
-        roster.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let r = build_set_run(fx, profile, roster, &out);
     assert_eq!(r.code, 0, "{}", r.all());
     (out, r)
+}
+
+/// `homestick build --roster` into `out`, whatever it gives.
+fn build_set_run(fx: &Fixture, profile: &Path, roster: &Path, out: &Path) -> Run {
+    hs(&[
+        "build".as_ref(),
+        "--profile".as_ref(),
+        profile.as_os_str(),
+        "--base".as_ref(),
+        fx.base().as_os_str(),
+        "--key".as_ref(),
+        test_key().as_os_str(),
+        "--roster".as_ref(),
+        roster.as_os_str(),
+        "--output".as_ref(),
+        out.as_os_str(),
+    ])
 }
 
 fn verify_all(set: &Path) -> Run {
@@ -247,19 +252,7 @@ fn three_users_exports_load_into_wireguard_and_only_a_changed_user_fails() {
     // A roster with a value still to generate: no set, exit 2, line and column named.
     let raw = fx.path("roster.csv");
     let bad_out = fx.path("bad-set");
-    let r = hs(&[
-        "build",
-        "--profile",
-        p,
-        "--base",
-        fx.base().to_str().unwrap(),
-        "--key",
-        test_key().to_str().unwrap(),
-        "--roster",
-        raw.to_str().unwrap(),
-        "--output",
-        bad_out.to_str().unwrap(),
-    ]);
+    let r = build_set_run(&fx, &profile, &raw, &bad_out);
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(
         r.stderr

@@ -90,7 +90,7 @@ pub fn check_static_elf(b: &[u8]) -> Result<(), &'static str> {
     for i in 0..u64::from(phnum) {
         let at = phoff.saturating_add(i * u64::from(phentsize));
         match usize::try_from(at).ok().and_then(|at| le(b, at, 4)) {
-            Some(3) => return Err("dynamically linked (has an ELF interpreter); build it with -C target-feature=+crt-static"),
+            Some(3) => return Err("dynamically linked (has an ELF interpreter), which the initramfs cannot run; `cargo xtask boot-verifier` makes the static one (target/boot/x86_64-unknown-linux-gnu/release/homestick-boot): pass it with --boot-verifier"),
             Some(_) => {}
             None => return Err("truncated ELF program headers"),
         }
@@ -254,6 +254,9 @@ mod tests {
         assert!(check_static_elf(&elf(true))
             .unwrap_err()
             .contains("dynamically linked"));
+        assert!(check_static_elf(&elf(true))
+            .unwrap_err()
+            .contains("cargo xtask boot-verifier"));
         assert_eq!(
             check_static_elf(b"#!/bin/sh"),
             Err("not a 64-bit ELF executable")
