@@ -25,6 +25,19 @@ pub fn profile_with_pool(dir: &Path) -> PathBuf {
     p
 }
 
+/// `homestick roster fill --profile PROFILE ROSTER --out OUT`.
+pub fn roster_fill(profile: &Path, roster: &Path, out: &Path) -> Run {
+    hs(&[
+        "roster".as_ref(),
+        "fill".as_ref(),
+        "--profile".as_ref(),
+        profile.as_os_str(),
+        roster.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ])
+}
+
 pub const HEADER: &str = "user_id,display_name,sip.extension,sip.password,sip.user,vpn.buero.address,vpn.buero.private_key";
 
 #[test]
@@ -51,18 +64,7 @@ fn fill_generates_secrets_into_a_private_file_and_check_passes() {
         r.stderr
     );
     let out = dir.path().join("filled.csv");
-    let args = |o: &Path| {
-        vec![
-            "roster".to_string(),
-            "fill".into(),
-            "--profile".into(),
-            p.into(),
-            roster.display().to_string(),
-            "--out".into(),
-            o.display().to_string(),
-        ]
-    };
-    let r = hs(&args(&out));
+    let r = roster_fill(&profile, &roster, &out);
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(
         r.stdout.contains("9 value(s) generated for 3 user(s)"),
@@ -92,7 +94,7 @@ fn fill_generates_secrets_into_a_private_file_and_check_passes() {
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(r.stdout.contains("OK, 3 user(s)"), "{}", r.stdout);
     // Never over an existing file.
-    let r = hs(&args(&out));
+    let r = roster_fill(&profile, &roster, &out);
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(r.stderr.contains("exists"), "{}", r.stderr);
     assert_eq!(fs::read_to_string(&out).unwrap(), filled);
@@ -112,15 +114,7 @@ fn a_bad_roster_is_refused_by_line_and_column_without_its_secrets() {
     )
     .unwrap();
     let out = dir.path().join("filled.csv");
-    let r = hs(&[
-        "roster",
-        "fill",
-        "--profile",
-        profile.to_str().unwrap(),
-        roster.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let r = roster_fill(&profile, &roster, &out);
     assert_eq!(r.code, 2, "{}", r.all());
     for want in [
         "line 2, column vpn.buero.address: outside the address pool 10.99.0.0/22",

@@ -15,7 +15,7 @@ use homestick_image::disk::Disk;
 use homestick_image::set::StickSet;
 
 use crate::common::*;
-use crate::roster::{profile_with_pool, HEADER};
+use crate::roster::{profile_with_pool, roster_fill, HEADER};
 
 /// A roster of `n` users with every secret and address to generate, filled; returns the
 /// profile and the filled roster.
@@ -31,15 +31,7 @@ fn filled_roster(dir: &Path, n: usize) -> (PathBuf, PathBuf) {
     let raw = dir.join("roster.csv");
     fs::write(&raw, text).unwrap();
     let filled = dir.join("filled.csv");
-    let r = hs(&[
-        "roster",
-        "fill",
-        "--profile",
-        profile.to_str().unwrap(),
-        raw.to_str().unwrap(),
-        "--out",
-        filled.to_str().unwrap(),
-    ]);
+    let r = roster_fill(&profile, &raw, &filled);
     assert_eq!(r.code, 0, "{}", r.all());
     (profile, filled)
 }

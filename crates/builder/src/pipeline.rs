@@ -51,7 +51,7 @@ pub(crate) struct Inputs {
 pub fn build(opts: &BuildOptions, progress: &dyn BuildProgress) -> Result<BuildReport, BuildError> {
     let started = Instant::now();
     progress.stage("checking inputs");
-    let inp = check_inputs(opts, 0)?;
+    let inp = check_inputs(opts, Profile::load(&opts.profile, opts.epoch)?, 0)?;
     progress.stage("writing the system partition");
     let mut tmp = create_output(opts, &inp)?;
     let (sys_sha, sys_tree) = write_shared(opts, &inp, &tmp, progress)?;
@@ -143,8 +143,13 @@ pub(crate) fn cancelled(progress: &dyn BuildProgress) -> Result<(), BuildError> 
 
 /// Read and check every input: profile, base, keys, boot verifier, version, output, sizes.
 /// The profile partition is at least `profile_min` bytes (a set's: room for every user's).
-pub(crate) fn check_inputs(opts: &BuildOptions, profile_min: u64) -> Result<Inputs, BuildError> {
-    let profile = Profile::load(&opts.profile, opts.epoch)?;
+/// `profile`: the one at `opts.profile`, loaded by the caller (a set build reads it first, for
+/// the roster).
+pub(crate) fn check_inputs(
+    opts: &BuildOptions,
+    profile: Profile,
+    profile_min: u64,
+) -> Result<Inputs, BuildError> {
     let base = base::load_base(&opts.base)?;
     if opts.secure_boot.is_some() && base.boot.is_none() {
         return Err(input(

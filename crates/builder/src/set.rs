@@ -153,7 +153,7 @@ pub fn build_set(
         .map(|(_, f, _)| pipeline::profile_budget(f))
         .max()
         .unwrap_or(0);
-    let inp = pipeline::check_inputs(opts, profile_min)?;
+    let inp = pipeline::check_inputs(opts, profile, profile_min)?;
     let out_dir = inp.out_dir.clone();
     let name = opts
         .output

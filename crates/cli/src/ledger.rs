@@ -37,34 +37,22 @@ pub fn run(a: &LedgerArgs) -> Result<(), Failure> {
             }
             Ok(())
         }
-        LedgerCommand::Show { serial } => {
-            let rows = open()?
-                .list(&Filter {
-                    serial: Some(serial.clone()),
-                    ..Filter::default()
-                })
-                .map_err(usage)?;
-            if rows.is_empty() {
-                return Err(usage(format!(
-                    "no stick with serial {serial:?} in the ledger"
-                )));
-            }
-            print_details(&rows);
-            Ok(())
-        }
-        LedgerCommand::User { id } => {
-            let rows = open()?
-                .list(&Filter {
-                    user_id: Some(id.clone()),
-                    ..Filter::default()
-                })
-                .map_err(usage)?;
-            if rows.is_empty() {
-                return Err(usage(format!("no stick of user {id:?} in the ledger")));
-            }
-            print_details(&rows);
-            Ok(())
-        }
+        LedgerCommand::Show { serial } => details(
+            open()?,
+            Filter {
+                serial: Some(serial.clone()),
+                ..Filter::default()
+            },
+            format!("no stick with serial {serial:?} in the ledger"),
+        ),
+        LedgerCommand::User { id } => details(
+            open()?,
+            Filter {
+                user_id: Some(id.clone()),
+                ..Filter::default()
+            },
+            format!("no stick of user {id:?} in the ledger"),
+        ),
         LedgerCommand::Export { csv, .. } => {
             let rows = open()?.list(&Filter::default()).map_err(usage)?;
             if *csv {
@@ -115,6 +103,16 @@ pub fn run(a: &LedgerArgs) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// Every attempt `f` selects, in detail; `none` (exit 2) if there is none.
+fn details(mut l: Ledger, f: Filter, none: String) -> Result<(), Failure> {
+    let rows = l.list(&f).map_err(usage)?;
+    if rows.is_empty() {
+        return Err(usage(none));
+    }
+    print_details(&rows);
+    Ok(())
 }
 
 fn time(t: Option<i64>) -> String {
