@@ -53,16 +53,15 @@ fn build_boot_image(dir: &Path, name: &str, secure_boot: bool, extra: &[String])
         "1".into(),
     ]);
     if secure_boot {
-        for a in [
-            "--secure-boot-key",
-            SB_KEY,
-            "--secure-boot-cert",
-            SB_CERT,
-            "--secure-boot-passphrase-file",
-        ] {
-            args.push(a.into());
-        }
-        args.push(pw.display().to_string());
+        let key = homestick_testkit::private_copy(Path::new(SB_KEY), dir);
+        args.extend([
+            "--secure-boot-key".into(),
+            key.display().to_string(),
+            "--secure-boot-cert".into(),
+            SB_CERT.into(),
+            "--secure-boot-passphrase-file".into(),
+            pw.display().to_string(),
+        ]);
     }
     if !extra.iter().any(|a| a == "--key") {
         args.extend(["--key".into(), test_key().display().to_string()]);

@@ -18,9 +18,9 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The committed test signing key (keys/test/).
+/// The committed test signing key (keys/test/), mode 0600.
 pub fn test_key() -> PathBuf {
-    root().join("keys/test/homestick-test.key")
+    homestick_testkit::test_key()
 }
 
 /// Its public key.

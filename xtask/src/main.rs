@@ -180,7 +180,7 @@ fn build_demo_image<S: AsRef<std::ffi::OsStr>>(
         .arg("--base")
         .arg(base)
         .arg("--key")
-        .arg(r.join("keys/test/homestick-test.key"))
+        .arg(homestick_testkit::test_key())
         .arg("--output")
         .arg(img)
         .args(extra)
@@ -194,13 +194,16 @@ fn signed_boot_args(dir: &Path, failure_delay: u32) -> Result<Vec<String>> {
     let verifier = boot_verifier()?;
     let pw = dir.join("snakeoil.pw");
     fs::write(&pw, "snakeoil\n")?;
+    // Debian ships the key 0644; homestick takes private keys only if no one else may read them.
+    let key =
+        homestick_testkit::private_copy(Path::new("/usr/share/ovmf/PkKek-1-snakeoil.key"), dir);
     Ok(vec![
         "--boot-verifier".into(),
         verifier.display().to_string(),
         "--failure-delay".into(),
         failure_delay.to_string(),
         "--secure-boot-key".into(),
-        "/usr/share/ovmf/PkKek-1-snakeoil.key".into(),
+        key.display().to_string(),
         "--secure-boot-cert".into(),
         "/usr/share/ovmf/PkKek-1-snakeoil.pem".into(),
         "--secure-boot-passphrase-file".into(),
@@ -529,7 +532,7 @@ fn bench_build(size_mib: u64, rounds: u32) -> Result<()> {
         .write(true)
         .open(&copy_src)?
         .set_len(size)?;
-    let k = r.join("keys/test/homestick-test.key");
+    let k = homestick_testkit::test_key();
     let p = r.join("profiles/stadt-musterhausen");
     let mut build = || -> Result<()> {
         let _ = fs::remove_file(&img);

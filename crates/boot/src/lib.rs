@@ -125,17 +125,23 @@ pub fn disk_guid(dev: &Path) -> Option<uuid::Uuid> {
 }
 
 /// The boot verifier's whole decision on a disk: the full verification plus the policy's
-/// checks. (A block device's logical sector size comes with the disk: [`FileDisk`] reads it
-/// from sysfs.)
+/// checks (customer, rollback index, disk GUID, revocation list, and expiry against `now`,
+/// the PC's clock). (A block device's logical sector size comes with the disk: [`FileDisk`]
+/// reads it from sysfs.)
 pub fn decide<D: Disk + ?Sized>(
     disk: &D,
     keys: &[TrustedKey],
     policy: &BootPolicy,
+    now: i64,
 ) -> Result<Manifest, BootError> {
+    let expect = Expectations {
+        now: Some(now),
+        ..Expectations::from(policy)
+    };
     let m = verify_depth(
         disk,
         keys,
-        &Expectations::from(policy),
+        &expect,
         Depth::Boot {
             deferred: &[PROFILE_NUMBER],
         },
@@ -226,12 +232,13 @@ pub fn verify_stick(
     dev: &Path,
     keys: &[TrustedKey],
     policy: &BootPolicy,
+    now: i64,
 ) -> Result<Verdict, BootError> {
     let disk = FileDisk::open(dev).map_err(|source| BootError::Open {
         dev: dev.to_path_buf(),
         source,
     })?;
-    let manifest = decide(&disk, keys, policy)?;
+    let manifest = decide(&disk, keys, policy, now)?;
     let profile = profile_files(&read_profile(&disk, &manifest)?)?;
     Ok(Verdict { manifest, profile })
 }
@@ -439,7 +446,7 @@ mod tests {
         let st = homestick_image::verify::read_statement(&bytes).unwrap();
         let m = Manifest::parse(&st.manifest).unwrap();
         let policy = homestick_testkit::boot_policy_for(&m);
-        let got = decide(&bytes, &keys, &policy).unwrap();
+        let got = decide(&bytes, &keys, &policy, homestick_image::time::now()).unwrap();
         assert_eq!(got, m);
         let v = system_mapping(&m).unwrap();
         let sys = &m.partitions[1];
@@ -472,11 +479,13 @@ mod tests {
         bytes[at] ^= 1;
         // A changed byte in the system's data: the verdict does not read it (the kernel will).
         bytes[sys.offset() as usize + 5000] ^= 1;
-        assert!(decide(&bytes, &keys, &policy).is_ok());
+        assert!(decide(&bytes, &keys, &policy, homestick_image::time::now()).is_ok());
         // One in the tree's top: refused.
         let top = m.partitions[3].offset() as usize + 4096 + 3;
         bytes[top] ^= 1;
-        let e = decide(&bytes, &keys, &policy).unwrap_err().to_string();
+        let e = decide(&bytes, &keys, &policy, homestick_image::time::now())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("top level of the hash tree"), "{e}");
     }
 

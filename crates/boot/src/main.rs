@@ -24,7 +24,8 @@ use homestick_boot::{
     system_mapping, verify_stick, Mapping, Verdict, Watchdog, SYSTEM_MAP,
 };
 use homestick_image::manifest::Manifest;
-use homestick_image::policy::{BootPolicy, KEYS_DIR, POLICY_PATH};
+use homestick_image::policy::{BootPolicy, Refusal, KEYS_DIR, POLICY_PATH};
+use homestick_image::verify::VerifyError;
 use nix::mount::{mount, MsFlags};
 use nix::sys::stat::{Mode, SFlag};
 
@@ -250,7 +251,7 @@ fn switch_root(policy: &BootPolicy) -> String {
     }
 }
 
-fn refuse(reason: &str, policy: Option<&BootPolicy>, started: Instant) -> ! {
+fn refuse(reason: &str, why: Refusal, policy: Option<&BootPolicy>, started: Instant) -> ! {
     // The watchdog and the main thread may both get here: the first one speaks and powers off.
     static REFUSING: AtomicBool = AtomicBool::new(false);
     if REFUSING.swap(true, Ordering::SeqCst) {
@@ -268,7 +269,7 @@ fn refuse(reason: &str, policy: Option<&BootPolicy>, started: Instant) -> ! {
     ));
     let delay = match policy {
         Some(p) => {
-            say(&p.refusal_message());
+            say(&p.refusal_message(why));
             p.failure_delay_seconds
         }
         None => {
@@ -294,7 +295,7 @@ fn main() {
     ));
     let policy = match load_policy(&Path::new("/").join(POLICY_PATH)) {
         Ok(p) => p,
-        Err(e) => refuse(&e.to_string(), None, started),
+        Err(e) => refuse(&e.to_string(), Refusal::Changed, None, started),
     };
     // No verdict (and no start of the system) in time is a refusal, whatever the stick does.
     let limit =
@@ -304,17 +305,29 @@ fn main() {
         Watchdog::start(Duration::from_secs(limit), move || {
             refuse(
                 &format!("no verdict within {limit} s: the stick is too slow, damaged or changed"),
+                Refusal::Changed,
                 Some(&policy),
                 started,
             )
         })
     };
-    let outcome = std::panic::catch_unwind(|| -> Result<(String, Verdict), String> {
-        let keys = load_keys(&Path::new("/").join(KEYS_DIR)).map_err(|e| e.to_string())?;
+    let outcome = std::panic::catch_unwind(|| -> Result<(String, Verdict), (String, Refusal)> {
+        let changed = |e: String| (e, Refusal::Changed);
+        let keys = load_keys(&Path::new("/").join(KEYS_DIR)).map_err(|e| changed(e.to_string()))?;
         load_modules(&policy);
-        let disk = find_stick(&policy)?;
-        let v = verify_stick(&Path::new("/dev").join(&disk), &keys, &policy)
-            .map_err(|e| e.to_string())?;
+        let disk = find_stick(&policy).map_err(changed)?;
+        // The PC's clock decides expiry: the person at home can set it back, which the
+        // threat model says; the revocation list and the rollback index do not depend on it.
+        let now = homestick_image::time::now();
+        let v = verify_stick(&Path::new("/dev").join(&disk), &keys, &policy, now).map_err(|e| {
+            let why = match &e {
+                homestick_boot::BootError::Verify(VerifyError::Untrusted { failures, .. }) => {
+                    Refusal::of(failures)
+                }
+                _ => Refusal::Changed,
+            };
+            (e.to_string(), why)
+        })?;
         let m = &v.manifest;
         say(&format!(
             "homestick: image verified: {} {} {}{}",
@@ -330,15 +343,30 @@ fn main() {
             "homestick: verdict after {} ms",
             started.elapsed().as_millis()
         ));
+        if let Some(notice) = policy.expiry_notice(m, now) {
+            say(&format!(
+                "homestick: expires {}",
+                m.expires.as_deref().unwrap_or_default()
+            ));
+            say(&notice);
+            std::thread::sleep(Duration::from_secs(u64::from(
+                policy.failure_delay_seconds.min(15),
+            )));
+        }
         Ok((disk, v))
     });
     let (disk, verdict) = match outcome {
         Ok(Ok(d)) => d,
-        Ok(Err(reason)) => refuse(&reason, Some(&policy), started),
-        Err(_) => refuse("internal error in the verifier", Some(&policy), started),
+        Ok(Err((reason, why))) => refuse(&reason, why, Some(&policy), started),
+        Err(_) => refuse(
+            "internal error in the verifier",
+            Refusal::Changed,
+            Some(&policy),
+            started,
+        ),
     };
     if let Err(e) = mount_system(&policy, &disk, &verdict) {
-        refuse(&e, Some(&policy), started);
+        refuse(&e, Refusal::Changed, Some(&policy), started);
     }
     if !watchdog.disarm() {
         // Too late: the watchdog is refusing and will power off; start nothing.
@@ -347,5 +375,5 @@ fn main() {
         }
     }
     let err = switch_root(&policy);
-    refuse(&err, Some(&policy), started);
+    refuse(&err, Refusal::Changed, Some(&policy), started);
 }

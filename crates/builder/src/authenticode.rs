@@ -95,11 +95,89 @@ pub fn pe_digest(pe: &[u8]) -> Result<[u8; 32], SbError> {
 
 // --- keys ------------------------------------------------------------------------------------
 
+/// Where the RSA key signs: in memory, or inside a PKCS#11 token.
+#[derive(Debug, Clone)]
+enum RsaSigner {
+    File(Box<RsaPrivateKey>),
+    Token(std::sync::Arc<crate::pkcs11::TokenKey>),
+}
+
 /// A loaded signing key with its certificate.
 #[derive(Debug, Clone)]
 pub struct SbKey {
-    key: RsaPrivateKey,
+    key: RsaSigner,
     cert: x509_cert::Certificate,
+}
+
+impl SbKey {
+    /// RSA PKCS#1 v1.5 with SHA-256 over `msg`.
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, SbError> {
+        match &self.key {
+            RsaSigner::File(k) => Ok(SigningKey::<Sha256>::new((**k).clone()).sign(msg).to_vec()),
+            RsaSigner::Token(t) => t
+                .sign_rsa_sha256(msg)
+                .map_err(|e| SbError::Sign(e.to_string())),
+        }
+    }
+}
+
+/// Load the Secure Boot key `key`: a `pkcs11:` URI (`pin` is the token's PIN), or an RSA
+/// private key file (PKCS#8 PEM, encrypted with `pin` or not, or PKCS#1 PEM); and its X.509
+/// certificate (PEM or DER); and check that they belong together.
+pub fn load_any(
+    key: &str,
+    cert_path: &Path,
+    pin: Option<&[u8]>,
+    module: Option<&Path>,
+) -> Result<SbKey, SbError> {
+    if !key.starts_with("pkcs11:") {
+        return load(Path::new(key), cert_path, pin);
+    }
+    let pin = pin.map(|p| homestick_image::keys::Passphrase::new(p.to_vec()));
+    let token = crate::pkcs11::TokenKey::open_rsa(key, module, pin.as_ref())
+        .map_err(|e| file_err(Path::new(key), e.to_string()))?;
+    let cert = read_cert(cert_path)?;
+    let k = SbKey {
+        key: RsaSigner::Token(std::sync::Arc::new(token)),
+        cert,
+    };
+    // The certificate must be the token key's: a signature it verifies proves it.
+    use rsa::pkcs8::DecodePublicKey;
+    let spki = k
+        .cert
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|e| file_err(cert_path, e.to_string()))?;
+    let public = rsa::RsaPublicKey::from_public_key_der(&spki)
+        .map_err(|e| file_err(cert_path, format!("not an RSA certificate: {e}")))?;
+    let probe = b"homestick: does this certificate belong to the token's key?";
+    let sig = k.sign(probe)?;
+    let ok = rsa::pkcs1v15::Signature::try_from(sig.as_slice())
+        .ok()
+        .is_some_and(|sig| {
+            use rsa::signature::Verifier;
+            rsa::pkcs1v15::VerifyingKey::<Sha256>::new(public)
+                .verify(probe, &sig)
+                .is_ok()
+        });
+    if !ok {
+        return Err(file_err(
+            cert_path,
+            format!("does not belong to the key {key}"),
+        ));
+    }
+    Ok(k)
+}
+
+fn read_cert(cert_path: &Path) -> Result<x509_cert::Certificate, SbError> {
+    let raw = fs::read(cert_path).map_err(|e| file_err(cert_path, format!("cannot read: {e}")))?;
+    if raw.starts_with(b"-----BEGIN") {
+        x509_cert::Certificate::from_pem(&raw)
+    } else {
+        x509_cert::Certificate::from_der(&raw)
+    }
+    .map_err(|e| file_err(cert_path, format!("not an X.509 certificate: {e}")))
 }
 
 /// Load an RSA private key (PKCS#8 PEM, encrypted or not, or PKCS#1 PEM) and its X.509
@@ -109,10 +187,16 @@ pub fn load(
     cert_path: &Path,
     passphrase: Option<&[u8]>,
 ) -> Result<SbKey, SbError> {
-    let text = fs::read_to_string(key_path)
-        .map_err(|e| file_err(key_path, format!("cannot read: {e}")))?;
+    let text = zeroize::Zeroizing::new(
+        fs::read_to_string(key_path)
+            .map_err(|e| file_err(key_path, format!("cannot read: {e}")))?,
+    );
     let (label, der) = pkcs8::der::pem::decode_vec(text.trim().as_bytes())
         .map_err(|e| file_err(key_path, format!("not a PEM key: {e}")))?;
+    let der = zeroize::Zeroizing::new(der);
+    if let Some(why) = homestick_image::keys::private_mode_problem(key_path) {
+        return Err(file_err(key_path, why));
+    }
     let key = match label {
         "PRIVATE KEY" => RsaPrivateKey::from_pkcs8_der(&der)
             .map_err(|e| file_err(key_path, format!("not an RSA key: {e}")))?,
@@ -125,7 +209,7 @@ pub fn load(
             let doc = homestick_image::keys::decrypt_pkcs8(
                 &der,
                 passphrase,
-                "--secure-boot-passphrase-file",
+                "--secure-boot-passphrase-file or --secure-boot-passphrase-fd",
             )
             .map_err(|e| file_err(key_path, e.to_string()))?;
             RsaPrivateKey::from_pkcs8_der(doc.as_bytes())
@@ -138,13 +222,7 @@ pub fn load(
             ))
         }
     };
-    let raw = fs::read(cert_path).map_err(|e| file_err(cert_path, format!("cannot read: {e}")))?;
-    let cert = if raw.starts_with(b"-----BEGIN") {
-        x509_cert::Certificate::from_pem(&raw)
-    } else {
-        x509_cert::Certificate::from_der(&raw)
-    }
-    .map_err(|e| file_err(cert_path, format!("not an X.509 certificate: {e}")))?;
+    let cert = read_cert(cert_path)?;
     let cert_spki = cert
         .tbs_certificate
         .subject_public_key_info
@@ -160,7 +238,10 @@ pub fn load(
             format!("does not belong to the key {}", key_path.display()),
         ));
     }
-    Ok(SbKey { key, cert })
+    Ok(SbKey {
+        key: RsaSigner::File(Box::new(key)),
+        cert,
+    })
 }
 
 // --- signing ---------------------------------------------------------------------------------
@@ -285,9 +366,7 @@ fn signed_data(digest: [u8; 32], k: &SbKey) -> Result<Vec<u8>, SbError> {
     use der::asn1::SetOfVec;
     let indirect = indirect_data(digest)?;
     let signed_attrs = signed_attributes(&indirect)?;
-    let signature = SigningKey::<Sha256>::new(k.key.clone())
-        .sign(&signed_attrs.to_der().map_err(der_err)?)
-        .to_vec();
+    let signature = k.sign(&signed_attrs.to_der().map_err(der_err)?)?;
     let tbs = &k.cert.tbs_certificate;
     let signer = SignerInfo {
         version: CmsVersion::V1,

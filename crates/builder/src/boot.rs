@@ -28,8 +28,11 @@ const DEVICE_TIMEOUT_SECONDS: u32 = 30;
 pub struct BootFiles {
     /// The static homestick-boot binary.
     pub verifier: Vec<u8>,
-    /// (file name, PEM) of each trusted key, sorted; `None`: the signing key's alone.
+    /// (file name, contents) of each trusted key's PEM, sorted, and of a keyring.toml when a
+    /// key has a comment or a validity window; `None`: the signing key's alone.
     pub keys: Option<Vec<(String, Vec<u8>)>>,
+    /// The `--boot-keyring` keys as loaded.
+    pub ring: Option<Vec<keys::TrustedKey>>,
 }
 
 impl BootFiles {
@@ -45,8 +48,8 @@ impl BootFiles {
             .map_err(read_err(path))
             .map_err(|e| input("--boot-verifier", e.to_string()))?;
         check_static_elf(&bytes).map_err(|why| input_file(path, why))?;
-        let keys = match keyring {
-            None => None,
+        let (keys, ring) = match keyring {
+            None => (None, None),
             Some(ring) => {
                 let loaded = keys::load_keyring(ring).map_err(|source| BuildError::Key {
                     option: "--boot-keyring",
@@ -57,12 +60,26 @@ impl BootFiles {
                     .map(|k| public_pem(&k.key))
                     .collect::<Result<Vec<_>, _>>()?;
                 pems.sort();
-                Some(pems)
+                let described = loaded.iter().any(|k| {
+                    k.comment.is_some() || k.not_before.is_some() || k.not_after.is_some()
+                });
+                if described {
+                    let named: Vec<(String, &keys::TrustedKey)> = loaded
+                        .iter()
+                        .map(|k| (format!("{}.pub", &k.id[..16]), k))
+                        .collect();
+                    pems.push((
+                        keys::KEYRING_FILE.to_string(),
+                        keys::keyring_toml(&named).into_bytes(),
+                    ));
+                }
+                (Some(pems), Some(loaded))
             }
         };
         Ok(BootFiles {
             verifier: bytes,
             keys,
+            ring,
         })
     }
 }
@@ -111,6 +128,10 @@ pub struct UkiFor<'a> {
     pub signing_public: &'a VerifyingKey,
     /// Minimum rollback index.
     pub min_rollback_index: u64,
+    /// The revocation list the verifier enforces.
+    pub revocations: Option<&'a homestick_image::revocation::RevocationList>,
+    /// Days before expiry from which the verifier warns.
+    pub expiry_warning_days: u32,
     /// Seconds the refusal stays on screen.
     pub failure_delay_seconds: u32,
     /// Build time (cpio mtimes).
@@ -143,6 +164,8 @@ pub fn policy(f: &UkiFor<'_>, boot: &BootInput) -> BootPolicy {
             .unwrap_or_else(|| "/sbin/init".into()),
         profile_mount: homestick_profile::MOUNT_POINT.into(),
         verity_on_corruption: boot.config.verity_on_corruption.unwrap_or_default(),
+        revocations: f.revocations.cloned(),
+        expiry_warning_days: f.expiry_warning_days,
     }
 }
 

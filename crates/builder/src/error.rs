@@ -45,6 +45,9 @@ pub enum BuildError {
     /// The Secure Boot key or certificate is unusable.
     #[error(transparent)]
     SecureBootKey(SbError),
+    /// The signing key (a file or a token's) cannot sign.
+    #[error("--key: {0}")]
+    Sign(#[from] crate::signer::SignError),
     /// Reading or writing failed.
     #[error("{context}: {source}")]
     Io {
@@ -94,7 +97,8 @@ impl BuildError {
             | BuildError::File { .. }
             | BuildError::Profile(_)
             | BuildError::Key { .. }
-            | BuildError::SecureBootKey(_) => ErrorKind::Input,
+            | BuildError::SecureBootKey(_)
+            | BuildError::Sign(_) => ErrorKind::Input,
             BuildError::Io { .. } | BuildError::Internal { .. } => ErrorKind::Environment,
             BuildError::SelfCheck(_) => ErrorKind::Untrusted,
             BuildError::Interrupted => ErrorKind::Interrupted,

@@ -19,8 +19,10 @@ pub mod keygen;
 pub mod layout;
 pub mod pe;
 pub mod pipeline;
+pub mod pkcs11;
 pub mod readme;
 pub mod set;
+pub mod signer;
 pub mod tree;
 pub mod uki;
 
@@ -41,16 +43,24 @@ pub struct BuildOptions {
     pub profile: PathBuf,
     /// Base directory.
     pub base: PathBuf,
-    /// Private signing key.
-    pub key: PathBuf,
-    /// Passphrase for an encrypted key.
-    pub passphrase: Option<Vec<u8>>,
+    /// The signing key: a PEM file, or a `pkcs11:` URI.
+    pub key: String,
+    /// Passphrase for an encrypted key file, or the token's PIN.
+    pub passphrase: Option<homestick_image::keys::Passphrase>,
+    /// The PKCS#11 module for a `pkcs11:` key (else the URI's or `$HOMESTICK_PKCS11_MODULE`).
+    pub pkcs11_module: Option<PathBuf>,
     /// Output image path.
     pub output: PathBuf,
     /// Image version; defaults to the base's version.
     pub version: Option<String>,
     /// Anti-rollback index.
     pub rollback_index: u64,
+    /// After this time (Unix seconds) the image is no longer trusted; `None`: never expires.
+    pub expires: Option<i64>,
+    /// Days before expiry from which the boot verifier warns the person at home.
+    pub expiry_warning_days: u32,
+    /// The provider's signed revocation list: checked, and embedded into the boot policy.
+    pub revocations: Option<PathBuf>,
     /// Image file size; defaults to the smallest that holds the image.
     pub size: Option<u64>,
     /// Build time (SOURCE_DATE_EPOCH or now).
@@ -71,12 +81,12 @@ pub struct BuildOptions {
 /// Secure Boot signing inputs.
 #[derive(Debug, Clone)]
 pub struct SecureBootOptions {
-    /// RSA private key (PEM).
-    pub key: PathBuf,
+    /// RSA private key: a PEM file, or a `pkcs11:` URI (same module as the image key).
+    pub key: String,
     /// X.509 certificate (PEM or DER).
     pub cert: PathBuf,
     /// Passphrase for an encrypted key.
-    pub passphrase: Option<Vec<u8>>,
+    pub passphrase: Option<homestick_image::keys::Passphrase>,
 }
 
 /// What a build produced.

@@ -9,13 +9,14 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Instant;
 
-use ed25519_dalek::{SigningKey, VerifyingKey};
+use ed25519_dalek::VerifyingKey;
 use homestick_image::disk::{AlignedBuf, FileDisk, SECTOR};
 use homestick_image::fat::{self, FatFile, FatSpec};
 use homestick_image::gpt::{self, NewPartition};
 use homestick_image::hash::hex;
 use homestick_image::keys::{self, TrustedKey};
 use homestick_image::manifest::{self, Base, Customer, DiskInfo, FileEntry, Manifest, Partition};
+use homestick_image::revocation::RevocationList;
 use homestick_image::{verify, verity};
 use homestick_profile::Profile;
 use sha2::{Digest, Sha256};
@@ -26,13 +27,14 @@ use crate::base::{self, BaseInput, LABEL_RULE};
 use crate::boot::{self, BootFiles, UkiFor};
 use crate::error::{input, io_err, BuildError};
 use crate::layout::{self, derived_uuid, Layout, MIN_ESP, MIN_PROFILE};
+use crate::signer::{SignError, Signer};
 use crate::{authenticode, hashtree, readme, BuildOptions, BuildProgress, BuildReport};
 
 /// Everything the build needs, read and checked before the first byte is written.
 pub(crate) struct Inputs {
     pub(crate) profile: Profile,
     pub(crate) base: BaseInput,
-    pub(crate) key: SigningKey,
+    pub(crate) key: Signer,
     /// Its public half and key id, derived once.
     pub(crate) public: VerifyingKey,
     pub(crate) key_id: manifest::Sha256Sum,
@@ -45,6 +47,10 @@ pub(crate) struct Inputs {
     pub(crate) esp_bytes: u64,
     pub(crate) layout: Layout,
     pub(crate) size: u64,
+    /// The signed revocation list (`--revocations`), embedded into the boot policy.
+    pub(crate) revocations: Option<RevocationList>,
+    /// Warnings about the inputs: the profile's, and what the revocation list refuses.
+    pub(crate) warnings: Vec<String>,
 }
 
 /// Build the image described by `opts`.
@@ -79,7 +85,7 @@ pub fn build(opts: &BuildOptions, progress: &dyn BuildProgress) -> Result<BuildR
         size: inp.size,
         manifest: m,
         seconds: started.elapsed().as_secs_f64(),
-        warnings: inp.profile.warnings.clone(),
+        warnings: inp.warnings.clone(),
     })
 }
 
@@ -160,12 +166,36 @@ pub(crate) fn check_inputs(
             ),
         ));
     }
-    let key = keys::load_signing_key(&opts.key, opts.passphrase.as_deref())
-        .map_err(|source| BuildError::Key { option: "", source })?;
+    let key = Signer::open(
+        &opts.key,
+        opts.passphrase.as_ref(),
+        opts.pkcs11_module.as_deref(),
+    )
+    .map_err(|e| match e {
+        SignError::Key(source) => BuildError::Key { option: "", source },
+        e => BuildError::Sign(e),
+    })?;
+    if let Some(e) = opts.expires {
+        if e <= opts.epoch {
+            return Err(input(
+                "--expires",
+                format!(
+                    "{} is not after the build time {}",
+                    fat::rfc3339(e),
+                    fat::rfc3339(opts.epoch)
+                ),
+            ));
+        }
+    }
     let sb_key = match &opts.secure_boot {
         Some(sb) => Some(
-            authenticode::load(&sb.key, &sb.cert, sb.passphrase.as_deref())
-                .map_err(BuildError::SecureBootKey)?,
+            authenticode::load_any(
+                &sb.key,
+                &sb.cert,
+                sb.passphrase.as_ref().map(|p| p.as_bytes()),
+                opts.pkcs11_module.as_deref(),
+            )
+            .map_err(BuildError::SecureBootKey)?,
         ),
         None => None,
     };
@@ -175,6 +205,29 @@ pub(crate) fn check_inputs(
             opts.boot_keyring.as_deref(),
         )?),
         None => None,
+    };
+    let public = key.public();
+    let key_id = manifest::Sha256Sum(keys::key_digest(&public));
+    let mut warnings = profile.warnings.clone();
+    let revocations = match &opts.revocations {
+        None => None,
+        Some(path) => {
+            // Signed by a key the sticks will trust: the boot keyring's, else the signing key.
+            let trust = boot_files
+                .as_ref()
+                .and_then(|b| b.ring.clone())
+                .unwrap_or_else(|| vec![TrustedKey::new(public, PathBuf::from(&opts.key))]);
+            let (list, _) = RevocationList::load_signed(path, &trust)
+                .map_err(|e| input("--revocations", e.to_string()))?;
+            if list.key_ids.contains(&key_id.to_string()) {
+                warnings.push(format!(
+                    "the revocation list {} (version {}) revokes the signing key {key_id}: verify and the boot verifier refuse this image; sign with a key it does not revoke",
+                    path.display(),
+                    list.version
+                ));
+            }
+            Some(list)
+        }
     };
     let version = opts
         .version
@@ -194,8 +247,6 @@ pub(crate) fn check_inputs(
     );
     let layout = Layout::new(esp_bytes, base.system_len, profile_fat.len() as u64);
     let size = image_size(opts.size, layout.min_sectors * SECTOR)?;
-    let public = key.verifying_key();
-    let key_id = manifest::Sha256Sum(keys::key_digest(&public));
     Ok(Inputs {
         profile,
         base,
@@ -211,6 +262,8 @@ pub(crate) fn check_inputs(
         esp_bytes,
         layout,
         size,
+        revocations,
+        warnings,
     })
 }
 
@@ -476,6 +529,10 @@ impl Ids {
             hex(sys_sha).into_bytes(),
             hex(&inp.profile_sha).into_bytes(),
         ];
+        if let Some(e) = opts.expires {
+            parts.push(b"expires".to_vec());
+            parts.push(e.to_le_bytes().to_vec());
+        }
         parts.extend(extra.iter().map(|e| e.to_vec()));
         // Disk and partition GUIDs come from everything but the ESP, because the ESP's UKI
         // carries the disk GUID in its boot policy; the image id then covers the ESP files too.
@@ -517,6 +574,8 @@ pub(crate) fn esp_shared(
             disk_guid: ids.disk,
             signing_public: &inp.public,
             min_rollback_index: opts.rollback_index,
+            revocations: inp.revocations.as_ref(),
+            expiry_warning_days: opts.expiry_warning_days,
             failure_delay_seconds: opts.failure_delay_seconds,
             epoch: opts.epoch,
         };
@@ -671,6 +730,7 @@ pub(crate) fn manifest(
         build_time: fat::rfc3339(opts.epoch),
         build_epoch: opts.epoch,
         rollback_index: opts.rollback_index,
+        expires: opts.expires.map(fat::rfc3339),
         key_id: inp.key_id,
         base: Base {
             name: inp.base.meta.name.clone(),
@@ -693,7 +753,7 @@ pub(crate) fn manifest(
 
 /// Add manifest.json and its signature to the ESP's files.
 pub(crate) fn sign_into(
-    key: &SigningKey,
+    key: &Signer,
     m: &Manifest,
     mut esp_files: Vec<FatFile>,
 ) -> Result<Vec<FatFile>, BuildError> {
@@ -701,7 +761,7 @@ pub(crate) fn sign_into(
         context: "writing the manifest",
         detail: e.to_string(),
     })?;
-    let sig = keys::sign(key, &bytes);
+    let sig = key.sign(&bytes)?;
     esp_files.push(FatFile {
         path: manifest::MANIFEST_PATH.into(),
         data: bytes,
@@ -756,11 +816,7 @@ pub(crate) fn self_check<D: homestick_image::disk::Disk + ?Sized>(
     disk: &D,
     progress: &dyn homestick_image::verify::Progress,
 ) -> Result<(), BuildError> {
-    let trusted = [TrustedKey {
-        id: inp.key_id.to_string(),
-        key: inp.public,
-        source: opts.key.clone(),
-    }];
+    let trusted = [TrustedKey::new(inp.public, PathBuf::from(&opts.key))];
     verify::verify_built(disk, &trusted, known, progress).map_err(BuildError::SelfCheck)?;
     Ok(())
 }

@@ -153,7 +153,25 @@ pub fn build_set(
         .map(|(_, f, _)| pipeline::profile_budget(f))
         .max()
         .unwrap_or(0);
-    let inp = pipeline::check_inputs(opts, profile, profile_min)?;
+    let mut inp = pipeline::check_inputs(opts, profile, profile_min)?;
+    if let Some(list) = &inp.revocations {
+        let revoked: Vec<&str> = users
+            .iter()
+            .filter(|(u, ..)| {
+                list.users
+                    .iter()
+                    .any(|r| r.customer == inp.profile.customer.id && r.id == u.id)
+            })
+            .map(|(u, ..)| u.id.as_str())
+            .collect();
+        if !revoked.is_empty() {
+            inp.warnings.push(format!(
+                "the revocation list (version {}) revokes user(s) {} of this roster: their sticks will be refused; take them out of the roster",
+                list.version,
+                revoked.join(", ")
+            ));
+        }
+    }
     let out_dir = inp.out_dir.clone();
     let name = opts
         .output
@@ -294,16 +312,15 @@ pub fn build_set(
         users: entries,
     };
     let bytes = index.to_bytes();
-    let sig = keys::sign(&inp.key, &bytes);
+    let sig = inp.key.sign(&bytes)?;
     write_private(&work.path().join(set::INDEX), &bytes)?;
     write_private(&work.path().join(set::INDEX_SIG), &sig)?;
     pipeline::cancelled(progress)?;
     progress.stage("checking the set");
-    let trusted = [keys::TrustedKey {
-        id: inp.key_id.to_string(),
-        key: inp.public,
-        source: opts.key.clone(),
-    }];
+    let trusted = [keys::TrustedKey::new(
+        inp.public,
+        std::path::PathBuf::from(&opts.key),
+    )];
     StickSet::open(work.path(), &trusted).map_err(|e| BuildError::Internal {
         context: "reopening the set",
         detail: e.to_string(),

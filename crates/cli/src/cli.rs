@@ -67,6 +67,9 @@ Exit codes: 0 every stick verified, 1 the image is not trusted or a stick failed
     Flash(Box<FlashArgs>),
     /// The ledger of flashed sticks: who got which stick, and what to revoke when one is lost.
     Ledger(LedgerArgs),
+    /// The provider's signed revocation list: keys, images and users no longer trusted.
+    #[command(subcommand)]
+    Revocations(RevocationsCommand),
     /// List the disks `flash` would consider, and why it would refuse each one.
     #[command(
         after_help = "Example:\n  homestick sticks\n  homestick sticks --image out/stadt-musterhausen.img --json"
@@ -95,6 +98,10 @@ pub struct FlashArgs {
     /// From a stick set: write this user's stick (one stick).
     #[arg(long, value_name = "ID")]
     pub user: Option<String>,
+    /// The provider's signed revocation list (FILE and FILE.sig): a revoked, expired or
+    /// otherwise refused image is not written.
+    #[arg(long, value_name = "FILE")]
+    pub revocations: Option<PathBuf>,
     /// The ledger every attempt is recorded in: an SQLite file, or postgres://USER@HOST/DB for
     /// a ledger several stations share. Default: $HOMESTICK_LEDGER, else
     /// $XDG_DATA_HOME/homestick/ledger.sqlite (~/.local/share/homestick/ledger.sqlite).
@@ -208,6 +215,75 @@ pub enum LedgerCommand {
     },
 }
 
+/// `homestick revocations ...`
+#[derive(Debug, Subcommand)]
+pub enum RevocationsCommand {
+    /// Add entries to a revocation list (created if missing); its version goes up by one and
+    /// its old signature is removed: sign it again.
+    #[command(
+        after_help = "Examples:\n  homestick revocations add revocations.json --key-id 3f5c...e1 --comment \"laptop stolen\"\n  \
+homestick revocations add revocations.json --image-id 0b1f6a8e-7d6e-4c1b-9a55-2f9e3c1d7b10\n  \
+homestick revocations add revocations.json --user stadt-musterhausen/anna.schmidt\n  \
+homestick revocations sign revocations.json --key /secure/keys/provider-2026.key\n\n\
+`homestick ledger revoke` adds the image ids of lost sticks to the same list."
+    )]
+    Add {
+        /// The revocation list (JSON).
+        list: PathBuf,
+        /// Revoke a signing key: every image it signed (its 64-digit key id).
+        #[arg(long = "key-id", value_name = "ID")]
+        key_ids: Vec<String>,
+        /// Revoke one image (its image id).
+        #[arg(long = "image-id", value_name = "ID")]
+        image_ids: Vec<String>,
+        /// Revoke every image of a user: CUSTOMER/USER.
+        #[arg(long = "user", value_name = "CUSTOMER/USER")]
+        users: Vec<String>,
+    },
+    /// Sign a revocation list: writes LIST.sig (raw Ed25519, as manifest.sig).
+    #[command(
+        after_help = "Example:\n  homestick revocations sign revocations.json --key /secure/keys/provider-2026.key\n  \
+homestick revocations sign revocations.json --key 'pkcs11:token=homestick;object=provider-2026'\n\n\
+Check without homestick:\n  openssl pkeyutl -verify -pubin -inkey provider-2026.pub -rawin -in revocations.json -sigfile revocations.json.sig"
+    )]
+    Sign {
+        /// The revocation list (JSON).
+        list: PathBuf,
+        /// The provider's signing key: a PEM file or a pkcs11: URI.
+        #[arg(long, value_name = "FILE|URI")]
+        key: String,
+        #[command(flatten)]
+        secret: SecretArgs,
+        /// The PKCS#11 module for a pkcs11: key (default: $HOMESTICK_PKCS11_MODULE).
+        #[arg(long, value_name = "FILE.so")]
+        pkcs11_module: Option<PathBuf>,
+    },
+    /// Check a revocation list's signature and print what it revokes.
+    #[command(
+        after_help = "Example:\n  homestick revocations show revocations.json --keyring /etc/homestick/trusted/"
+    )]
+    Show {
+        /// The revocation list (JSON).
+        list: PathBuf,
+        /// The trusted public keys.
+        #[arg(long, value_name = "PATH")]
+        keyring: PathBuf,
+    },
+}
+
+/// Where a passphrase or PIN comes from. Never from an argument: those are visible to every
+/// user of the machine. Without either option, a terminal is asked.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SecretArgs {
+    /// Read the key's passphrase (or the token's PIN) from the first line of this file.
+    #[arg(long, value_name = "FILE", conflicts_with = "passphrase_fd")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Read the key's passphrase (or the token's PIN) from this open file descriptor, e.g.
+    /// `--passphrase-fd 3 3<secret`.
+    #[arg(long, value_name = "N")]
+    pub passphrase_fd: Option<u32>,
+}
+
 /// `homestick sticks`
 #[derive(Debug, Args)]
 pub struct SticksArgs {
@@ -227,16 +303,42 @@ pub struct SticksArgs {
 pub enum KeysCommand {
     /// Generate an Ed25519 signing key pair: NAME.key (PKCS#8, mode 0600) and NAME.pub.
     #[command(
-        after_help = "Example:\n  homestick keys generate --out /secure/keys/provider-2026\n  homestick keys generate --out /secure/keys/provider-2026 --passphrase-file /run/secrets/pw\n\n\
-Both files are PEM that `openssl pkey` reads. The printed key id is the SHA-256 of the public key's DER."
+        after_help = "Examples:\n  homestick keys generate --out /secure/keys/provider-2026 --ask-passphrase\n  homestick keys generate --out /secure/keys/provider-2026 --passphrase-file /run/secrets/pw\n  \
+homestick keys generate --out keys/provider-2026 --pkcs11 'pkcs11:token=homestick;object=provider-2026' \\\n    --module /usr/lib/softhsm/libsofthsm2.so --pin-file /run/secrets/pin\n\n\
+Both files are PEM that `openssl pkey` reads. The printed key id is the SHA-256 of the public key's DER.\n\
+With --pkcs11 the private key never leaves the token; sign with --key 'pkcs11:...'."
     )]
     Generate {
         /// Output path without extension: DIR/NAME gives DIR/NAME.key and DIR/NAME.pub.
         #[arg(long, value_name = "DIR/NAME")]
         out: PathBuf,
         /// Encrypt the private key with the passphrase in this file (first line).
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["passphrase_fd", "ask_passphrase", "pkcs11"])]
         passphrase_file: Option<PathBuf>,
+        /// Encrypt the private key with the passphrase read from this file descriptor.
+        #[arg(long, value_name = "N", conflicts_with_all = ["ask_passphrase", "pkcs11"])]
+        passphrase_fd: Option<u32>,
+        /// Encrypt the private key with a passphrase asked for on the terminal (twice).
+        #[arg(long, conflicts_with = "pkcs11")]
+        ask_passphrase: bool,
+        /// Create the key inside a PKCS#11 token instead (non-extractable); only NAME.pub is
+        /// written. The token's PIN: --pin-file, --pin-fd or the terminal.
+        #[arg(long, value_name = "URI")]
+        pkcs11: Option<String>,
+        /// The PKCS#11 module (default: $HOMESTICK_PKCS11_MODULE).
+        #[arg(long, value_name = "FILE.so", requires = "pkcs11")]
+        module: Option<PathBuf>,
+        /// The token's user PIN, first line of this file.
+        #[arg(
+            long,
+            value_name = "FILE",
+            requires = "pkcs11",
+            conflicts_with = "pin_fd"
+        )]
+        pin_file: Option<PathBuf>,
+        /// The token's user PIN, from this file descriptor.
+        #[arg(long, value_name = "N", requires = "pkcs11")]
+        pin_fd: Option<u32>,
     },
     /// Create a Secure Boot db key: NAME.key (RSA, PKCS#8, mode 0600), NAME.crt (PEM), NAME.cer (DER).
     #[command(
@@ -347,12 +449,16 @@ pub struct BuildArgs {
     /// Base directory (base.toml, esp/, system.img).
     #[arg(long, value_name = "DIR")]
     pub base: PathBuf,
-    /// Ed25519 private signing key (PKCS#8 PEM).
-    #[arg(long, value_name = "FILE")]
-    pub key: PathBuf,
-    /// Passphrase for an encrypted signing key (first line of the file).
-    #[arg(long, value_name = "FILE")]
-    pub passphrase_file: Option<PathBuf>,
+    /// Ed25519 private signing key: a PKCS#8 PEM file (mode 0600), or a key in a PKCS#11
+    /// token: pkcs11:token=NAME;object=LABEL (RFC 7512).
+    #[arg(long, value_name = "FILE|URI")]
+    pub key: String,
+    /// The passphrase of an encrypted --key, or the PIN of its token.
+    #[command(flatten)]
+    pub secret: SecretArgs,
+    /// The PKCS#11 module for pkcs11: keys (default: $HOMESTICK_PKCS11_MODULE).
+    #[arg(long, value_name = "FILE.so")]
+    pub pkcs11_module: Option<PathBuf>,
     /// Where to write the image; written to a temporary file first and renamed when verified.
     /// With --roster: the new directory of the stick set.
     #[arg(long, value_name = "FILE|DIR")]
@@ -367,6 +473,17 @@ pub struct BuildArgs {
     /// Anti-rollback index recorded in the signed manifest.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub rollback_index: u64,
+    /// The image is no longer trusted after this time: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ
+    /// (UTC), or +DAYS after the build time.
+    #[arg(long, value_name = "WHEN", value_parser = parse_expires)]
+    pub expires: Option<Expires>,
+    /// The boot verifier warns the person at home this many days before the image expires.
+    #[arg(long, value_name = "DAYS", default_value_t = homestick_image::policy::DEFAULT_EXPIRY_WARNING_DAYS, value_parser = clap::value_parser!(u32).range(0..=3650))]
+    pub expiry_warning_days: u32,
+    /// The provider's signed revocation list (FILE and FILE.sig), embedded into the boot
+    /// policy: the boot verifier refuses the keys, images and users it lists.
+    #[arg(long, value_name = "FILE")]
+    pub revocations: Option<PathBuf>,
     /// Image file size: bytes, or with a suffix K, M, G (powers of 1024). Default: the smallest that fits.
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     pub size: Option<u64>,
@@ -376,15 +493,23 @@ pub struct BuildArgs {
     /// Public keys (.pub file or directory) the boot verifier trusts (default: the signing key's).
     #[arg(long, value_name = "PATH")]
     pub boot_keyring: Option<PathBuf>,
-    /// Sign the UKI for Secure Boot with this RSA private key (PEM).
-    #[arg(long, value_name = "FILE", requires = "secure_boot_cert")]
-    pub secure_boot_key: Option<PathBuf>,
+    /// Sign the UKI for Secure Boot with this RSA private key: a PEM file, or a pkcs11: URI
+    /// (in the same module as a pkcs11: --key).
+    #[arg(long, value_name = "FILE|URI", requires = "secure_boot_cert")]
+    pub secure_boot_key: Option<String>,
     /// The X.509 db certificate (PEM or DER) that belongs to --secure-boot-key.
     #[arg(long, value_name = "FILE", requires = "secure_boot_key")]
     pub secure_boot_cert: Option<PathBuf>,
     /// Passphrase for an encrypted --secure-boot-key (first line of the file).
-    #[arg(long, value_name = "FILE")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "secure_boot_passphrase_fd"
+    )]
     pub secure_boot_passphrase_file: Option<PathBuf>,
+    /// Passphrase for an encrypted --secure-boot-key, from this file descriptor.
+    #[arg(long, value_name = "N")]
+    pub secure_boot_passphrase_fd: Option<u32>,
     /// Seconds the refusal message stays on screen before the PC powers off.
     #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub failure_delay: u32,
@@ -423,8 +548,12 @@ pub struct VerifyArgs {
     /// Require this GPT disk GUID (as the boot verifier does).
     #[arg(long, value_name = "GUID", value_parser = parse_guid)]
     pub disk_guid: Option<uuid::Uuid>,
+    /// The provider's signed revocation list (FILE and FILE.sig, signed by a key of
+    /// --keyring): what it revokes is not trusted.
+    #[arg(long, value_name = "FILE")]
+    pub revocations: Option<PathBuf>,
     /// Apply a boot policy (policy.json, as in a UKI's initramfs): its customer, minimum
-    /// rollback index and disk GUID.
+    /// rollback index, disk GUID and revocation list.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["customer", "min_rollback", "disk_guid"])]
     pub policy: Option<PathBuf>,
     /// Check only the signature, LBA 0, the GPT and each dm-verity superblock and tree top
@@ -455,6 +584,40 @@ pub struct InspectArgs {
     /// Print the manifest and findings as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// When an image expires: at a time, or some days after its build time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expires {
+    /// At this Unix time.
+    At(i64),
+    /// This many days after the build time.
+    Days(u32),
+}
+
+impl Expires {
+    /// The Unix time, for a build at `epoch`.
+    pub fn at(self, epoch: i64) -> i64 {
+        match self {
+            Expires::At(t) => t,
+            Expires::Days(d) => epoch.saturating_add(i64::from(d) * 86_400),
+        }
+    }
+}
+
+/// Parse `2027-06-30`, `2027-06-30T12:00:00Z` or `+365`.
+pub fn parse_expires(s: &str) -> Result<Expires, BadValue> {
+    if let Some(d) = s.strip_prefix('+') {
+        return d
+            .parse::<u32>()
+            .ok()
+            .filter(|&d| (1..=36_500).contains(&d))
+            .map(Expires::Days)
+            .ok_or_else(|| BadValue(format!("{s:?}: +DAYS takes 1 to 36500 days")));
+    }
+    homestick_image::time::parse(s)
+        .map(Expires::At)
+        .map_err(BadValue)
 }
 
 /// Parse `1073741824`, `1024M`, `1G`, `64MiB`.
@@ -500,5 +663,14 @@ mod tests {
         assert!(parse_size("1T").is_err());
         assert!(parse_size("x").is_err());
         assert!(parse_size("99999999999999999999G").is_err());
+    }
+
+    #[test]
+    fn expiry_values() {
+        assert_eq!(parse_expires("+30").unwrap().at(100), 100 + 30 * 86_400);
+        assert_eq!(parse_expires("1970-01-02").unwrap(), Expires::At(86_400));
+        for bad in ["+0", "+x", "+-3", "2027-02-30", "soon"] {
+            assert!(parse_expires(bad).is_err(), "{bad}");
+        }
     }
 }

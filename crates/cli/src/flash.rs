@@ -104,6 +104,7 @@ pub fn flash(a: &FlashArgs) -> Result<(), Failure> {
         ));
     }
     let keys = keys::load_keyring(&a.keyring).map_err(usage)?;
+    let expect = crate::offline_expectations(a.revocations.as_deref(), &keys)?;
     let is_set = homestick_image::set::is_set(&a.image);
     if a.user.is_some() && !is_set {
         return Err(usage(format!(
@@ -127,9 +128,9 @@ pub fn flash(a: &FlashArgs) -> Result<(), Failure> {
         None => None,
     };
     let source = if is_set {
-        open_set_source(a, keys, &mut ledger)?
+        open_set_source(a, keys, expect, &mut ledger)?
     } else {
-        Source::Image(Arc::new(open_image(&a.image, keys)?))
+        Source::Image(Arc::new(open_image(&a.image, keys, expect)?))
     };
     let image = source.first();
     eprintln!("homestick: ledger {}", ledger.location());
@@ -193,6 +194,8 @@ enum Source {
         set: Box<StickSet>,
         checker: SetVerifier,
         keys: Vec<keys::TrustedKey>,
+        /// What every user's image must also satisfy (revocation list, expiry).
+        expect: Box<Expectations>,
         /// The user verified first (in full), for sizes and the confirmation.
         first: Arc<Image>,
         /// --user: only this one.
@@ -215,6 +218,7 @@ impl Source {
 fn open_set_source(
     a: &FlashArgs,
     keys: Vec<keys::TrustedKey>,
+    expect: Expectations,
     ledger: &mut Ledger,
 ) -> Result<Source, Failure> {
     let set = crate::open_set(&a.image, &keys, false)?;
@@ -230,7 +234,15 @@ fn open_set_source(
             }
             u.clone()
         }
-        None => match set.index.users.iter().find(|u| !taken.contains(&u.id)) {
+        None => match set.index.users.iter().find(|u| {
+            // A user the revocation list revokes is never handed a stick.
+            let revoked = expect.revoked.as_ref().is_some_and(|r| {
+                r.users
+                    .iter()
+                    .any(|x| x.customer == set.index.customer.id && x.id == u.id)
+            });
+            !taken.contains(&u.id) && !revoked
+        }) {
             Some(u) => u.id.clone(),
             None => {
                 return Err(usage(format!(
@@ -253,7 +265,7 @@ fn open_set_source(
         &first_user,
         &checker,
         keys.clone(),
-        Expectations::none(),
+        expect.clone(),
         &progress,
     );
     progress.finish();
@@ -280,6 +292,7 @@ fn open_set_source(
         set: Box::new(set),
         checker,
         keys,
+        expect: Box::new(expect),
         first: Arc::new(first),
         only: a.user.clone(),
         bad: BTreeSet::new(),
@@ -320,14 +333,7 @@ fn write_labels(path: &Path, run: &Run) -> std::io::Result<()> {
         ));
     }
     html.push_str("</body></html>\n");
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(html.as_bytes())?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    homestick_image::files::write_atomic(path, html.as_bytes())
 }
 
 fn report_format(f: ReportFormat) -> report::Format {
@@ -338,10 +344,14 @@ fn report_format(f: ReportFormat) -> report::Format {
 }
 
 /// Verify the image before anything is written: exit 1 if not trusted, 2 if unusable.
-fn open_image(path: &Path, keys: Vec<keys::TrustedKey>) -> Result<Image, Failure> {
+fn open_image(
+    path: &Path,
+    keys: Vec<keys::TrustedKey>,
+    expect: Expectations,
+) -> Result<Image, Failure> {
     let progress = Reporter::new(false);
     eprintln!("homestick: verifying {}", path.display());
-    let r = Image::open(path, keys, Expectations::none(), &progress);
+    let r = Image::open(path, keys, expect, &progress);
     progress.finish();
     match r {
         Ok(i) => {
@@ -703,6 +713,7 @@ impl Run {
             set,
             checker,
             keys,
+            expect,
             only,
             bad,
             ..
@@ -737,7 +748,7 @@ impl Run {
                 &user,
                 checker,
                 keys.clone(),
-                Expectations::none(),
+                (**expect).clone(),
                 &homestick_image::verify::NoProgress,
             ) {
                 Ok(i) => Arc::new(i),

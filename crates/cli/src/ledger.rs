@@ -1,20 +1,16 @@
 //! `homestick ledger`: list, show, export, and revoke a lost stick.
 
-use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::Path;
 
 use homestick_flash::report;
 use homestick_image::fat::rfc3339;
+use homestick_image::revocation::RevocationList;
 use homestick_image::set::Credential;
 use homestick_ledger::{Attempt, Filter, Ledger};
 use serde_json::json;
 
 use crate::cli::{LedgerArgs, LedgerCommand};
 use crate::{usage, Failure};
-
-/// Format of a revocation list.
-pub const REVOCATIONS_FORMAT: &str = "homestick-revocations/1";
 
 pub fn run(a: &LedgerArgs) -> Result<(), Failure> {
     let at = a
@@ -70,7 +66,7 @@ pub fn run(a: &LedgerArgs) -> Result<(), Failure> {
         } => {
             // The list is read first: a list that cannot be used stops before the ledger
             // changes.
-            let mut list = read_revocations(revocation_list)?;
+            let mut list = RevocationList::read_for_update(revocation_list).map_err(usage)?;
             let mut l = open()?;
             let f = Filter {
                 serial: serial.clone(),
@@ -90,15 +86,17 @@ pub fn run(a: &LedgerArgs) -> Result<(), Failure> {
                 )));
             }
             for a in &done {
-                list.insert(a.image_id.clone());
+                list.image_ids.insert(a.image_id.clone());
                 print_revoked(a);
             }
-            write_revocations(revocation_list, &list)
-                .map_err(|e| usage(format!("{}: {e}", revocation_list.display())))?;
+            list.version += 1;
+            crate::write_list(revocation_list, &list)?;
             println!(
-                "revocation list {}: {} image id(s); builds can embed it",
+                "revocation list {}: version {}, {} image id(s); sign it (homestick revocations sign {} --key PROVIDER.key), then builds, verify and flash take it",
                 revocation_list.display(),
-                list.len()
+                list.version,
+                list.image_ids.len(),
+                revocation_list.display()
             );
             Ok(())
         }
@@ -250,54 +248,4 @@ fn print_revoked(a: &Attempt) {
         };
         println!("    {what:28} on {:10} {}", c.server, c.value);
     }
-}
-
-fn read_revocations(path: &Path) -> Result<BTreeSet<String>, Failure> {
-    if !path.exists() {
-        return Ok(BTreeSet::new());
-    }
-    let bytes = homestick_image::files::read_bounded(path, 64 << 20)
-        .map_err(|e| usage(format!("{}: {e}", path.display())))?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| usage(format!("{}: not JSON: {e}", path.display())))?;
-    if v["format"] != REVOCATIONS_FORMAT {
-        return Err(usage(format!(
-            "{}: not a revocation list (format is not {REVOCATIONS_FORMAT:?})",
-            path.display()
-        )));
-    }
-    let ids = v["image_ids"].as_array().ok_or_else(|| {
-        usage(format!(
-            "{}: image_ids: missing or not a list",
-            path.display()
-        ))
-    })?;
-    ids.iter()
-        .map(|i| {
-            i.as_str()
-                .filter(|s| uuid::Uuid::parse_str(s).is_ok())
-                .map(str::to_string)
-                .ok_or_else(|| {
-                    usage(format!(
-                        "{}: image_ids: {i} is not an image id",
-                        path.display()
-                    ))
-                })
-        })
-        .collect()
-}
-
-fn write_revocations(path: &Path, ids: &BTreeSet<String>) -> std::io::Result<()> {
-    let doc = json!({"format": REVOCATIONS_FORMAT, "image_ids": ids});
-    let mut text = serde_json::to_string_pretty(&doc).map_err(std::io::Error::other)?;
-    text.push('\n');
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(text.as_bytes())?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }

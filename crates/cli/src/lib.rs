@@ -14,12 +14,15 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use cli::{
-    BuildArgs, Cli, Command, InspectArgs, KeysCommand, ProfileCommand, RosterCommand, VerifyArgs,
+    BuildArgs, Cli, Command, InspectArgs, KeysCommand, ProfileCommand, RevocationsCommand,
+    RosterCommand, SecretArgs, VerifyArgs,
 };
 use homestick_image::disk::FileDisk;
 use homestick_image::keys;
+use homestick_image::keys::Passphrase;
 use homestick_image::manifest::Manifest;
 use homestick_image::policy::{BootPolicy, Expectations};
+use homestick_image::revocation::RevocationList;
 use homestick_image::verify::{self, VerifyError};
 use progress::Reporter;
 use serde_json::json;
@@ -59,7 +62,31 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Keys(KeysCommand::Generate {
             out,
             passphrase_file,
-        }) => keys_generate(&out, passphrase_file.as_deref()),
+            passphrase_fd,
+            ask_passphrase,
+            pkcs11,
+            module,
+            pin_file,
+            pin_fd,
+        }) => match pkcs11 {
+            Some(uri) => keys_generate_pkcs11(
+                &out,
+                &uri,
+                module.as_deref(),
+                &SecretArgs {
+                    passphrase_file: pin_file,
+                    passphrase_fd: pin_fd,
+                },
+            ),
+            None => keys_generate(
+                &out,
+                &SecretArgs {
+                    passphrase_file,
+                    passphrase_fd,
+                },
+                ask_passphrase,
+            ),
+        },
         Command::Keys(KeysCommand::SecureBoot { out, name }) => keys_secure_boot(&out, &name),
         Command::Build(args) => build(&args),
         Command::Verify(args) => verify_cmd(&args),
@@ -83,6 +110,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Flash(args) => flash::flash(&args),
         Command::Sticks(args) => flash::sticks(&args),
         Command::Ledger(args) => ledger::run(&args),
+        Command::Revocations(c) => revocations(&c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -98,12 +126,56 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn read_passphrase(path: &Path) -> Result<Vec<u8>, Failure> {
-    keys::read_passphrase_file(path).map_err(usage)
+/// A passphrase from --passphrase-file or --passphrase-fd, if one was given.
+fn given_secret(s: &SecretArgs) -> Result<Option<Passphrase>, Failure> {
+    match (&s.passphrase_file, s.passphrase_fd) {
+        (Some(f), _) => keys::read_passphrase_file(f).map(Some).map_err(usage),
+        (None, Some(fd)) => keys::read_passphrase_fd(fd).map(Some).map_err(usage),
+        (None, None) => Ok(None),
+    }
 }
 
-fn keys_generate(out: &Path, passphrase_file: Option<&Path>) -> Result<(), Failure> {
-    let pw = passphrase_file.map(read_passphrase).transpose()?;
+/// Ask on the terminal (without echo); `None` if there is no terminal.
+fn ask(prompt: &str) -> Result<Option<Passphrase>, Failure> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return Ok(None);
+    }
+    let pw = rpassword::prompt_password(prompt)
+        .map_err(|e| usage(format!("reading the passphrase from the terminal: {e}")))?;
+    if pw.is_empty() {
+        return Err(usage("the passphrase is empty"));
+    }
+    Ok(Some(Passphrase::new(pw.into_bytes())))
+}
+
+/// The passphrase for the private key file `key`: given, else asked on a terminal when the
+/// key is encrypted, else none (an encrypted key then fails with the options that give one).
+fn key_passphrase(s: &SecretArgs, key: &Path) -> Result<Option<Passphrase>, Failure> {
+    if let Some(p) = given_secret(s)? {
+        return Ok(Some(p));
+    }
+    if keys::is_encrypted(key) {
+        return ask(&format!("Passphrase for {}: ", key.display()));
+    }
+    Ok(None)
+}
+
+fn keys_generate(out: &Path, secret: &SecretArgs, ask_twice: bool) -> Result<(), Failure> {
+    let pw = match given_secret(secret)? {
+        Some(p) => Some(p),
+        None if ask_twice => {
+            let first = ask(&format!("New passphrase for {}.key: ", out.display()))?
+                .ok_or_else(|| usage("--ask-passphrase needs a terminal; use --passphrase-file or --passphrase-fd"))?;
+            let again = ask("The same passphrase again: ")?
+                .ok_or_else(|| usage("--ask-passphrase needs a terminal"))?;
+            if first != again {
+                return Err(usage("the two passphrases differ; nothing was written"));
+            }
+            Some(first)
+        }
+        None => None,
+    };
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         if !parent.is_dir() {
             return Err(usage(format!(
@@ -112,7 +184,8 @@ fn keys_generate(out: &Path, passphrase_file: Option<&Path>) -> Result<(), Failu
             )));
         }
     }
-    let g = homestick_build::keygen::ed25519(out, pw.as_deref()).map_err(usage)?;
+    let g = homestick_build::keygen::ed25519(out, pw.as_ref().map(Passphrase::as_bytes))
+        .map_err(usage)?;
     println!(
         "private key: {} (mode 0600{})",
         g.private.display(),
@@ -121,6 +194,164 @@ fn keys_generate(out: &Path, passphrase_file: Option<&Path>) -> Result<(), Failu
     println!("public key:  {}", g.public.display());
     println!("key id:      {}", g.id);
     Ok(())
+}
+
+fn keys_generate_pkcs11(
+    out: &Path,
+    uri: &str,
+    module: Option<&Path>,
+    pin: &SecretArgs,
+) -> Result<(), Failure> {
+    use ed25519_dalek::pkcs8::EncodePublicKey;
+    let public_path = homestick_build::keygen::new_key_files(out, &["pub"]).map_err(usage)?;
+    let pin = secret_for(uri, pin)?;
+    let public = homestick_build::pkcs11::generate_ed25519(uri, module, pin.as_ref())
+        .map_err(|e| usage(format!("--pkcs11 {e}")))?;
+    let pem = public
+        .to_public_key_pem(Default::default())
+        .map_err(|e| usage(format!("encoding the public key: {e}")))?;
+    homestick_build::keygen::write_public(&public_path[0], pem.as_bytes()).map_err(usage)?;
+    println!("private key: in the token, not extractable: {uri}");
+    println!("public key:  {}", public_path[0].display());
+    println!("key id:      {}", keys::key_id(&public));
+    Ok(())
+}
+
+/// What an offline check requires besides the signature: the signed revocation list (its
+/// signature checked against `keys`), and expiry against this computer's clock.
+pub(crate) fn offline_expectations(
+    revocations: Option<&Path>,
+    keys: &[keys::TrustedKey],
+) -> Result<Expectations, Failure> {
+    let revoked = match revocations {
+        Some(p) => Some(RevocationList::load_signed(p, keys).map_err(usage)?.0),
+        None => None,
+    };
+    Ok(Expectations {
+        revoked,
+        now: Some(homestick_image::time::now()),
+        expiry_warning_days: homestick_image::policy::DEFAULT_EXPIRY_WARNING_DAYS,
+        ..Expectations::none()
+    })
+}
+
+fn revocations(c: &RevocationsCommand) -> Result<(), Failure> {
+    match c {
+        RevocationsCommand::Add {
+            list,
+            key_ids,
+            image_ids,
+            users,
+        } => {
+            let mut l = RevocationList::read_for_update(list).map_err(usage)?;
+            let before = l.len();
+            l.key_ids
+                .extend(key_ids.iter().map(|k| k.trim().to_ascii_lowercase()));
+            l.image_ids
+                .extend(image_ids.iter().map(|k| k.trim().to_ascii_lowercase()));
+            for u in users {
+                let (customer, id) = u.split_once('/').ok_or_else(|| {
+                    usage(format!(
+                        "--user {u:?}: give CUSTOMER/USER, e.g. stadt-musterhausen/anna.schmidt"
+                    ))
+                })?;
+                l.users.insert(homestick_image::revocation::RevokedUser {
+                    customer: customer.into(),
+                    id: id.into(),
+                });
+            }
+            if l.len() == before {
+                return Err(usage("nothing new to revoke: give --key-id, --image-id or --user (each not listed yet)"));
+            }
+            l.version += 1;
+            // What was added must be well-formed, like every list read.
+            let l = RevocationList::parse(&l.to_bytes())
+                .map_err(|e| usage(format!("{}: {e}", list.display())))?;
+            write_list(list, &l)?;
+            println!(
+                "revocation list {}: version {}, {} key(s), {} image(s), {} user(s)",
+                list.display(),
+                l.version,
+                l.key_ids.len(),
+                l.image_ids.len(),
+                l.users.len()
+            );
+            println!(
+                "sign it: homestick revocations sign {} --key PROVIDER.key",
+                list.display()
+            );
+            Ok(())
+        }
+        RevocationsCommand::Sign {
+            list,
+            key,
+            secret,
+            pkcs11_module,
+        } => {
+            let bytes =
+                homestick_image::files::read_bounded(list, homestick_image::revocation::MAX_BYTES)
+                    .map_err(|e| usage(format!("{}: {e}", list.display())))?;
+            let l = RevocationList::parse(&bytes)
+                .map_err(|e| usage(format!("{}: {e}", list.display())))?;
+            let signer = open_signer(key, secret, pkcs11_module.as_deref())?;
+            let sig = signer.sign(&bytes).map_err(usage)?;
+            let sp = homestick_image::revocation::sig_path(list);
+            homestick_image::files::write_atomic(&sp, &sig)
+                .map_err(|e| usage(format!("{}: {e}", sp.display())))?;
+            println!(
+                "signed {} (version {}) with key {}: {}",
+                list.display(),
+                l.version,
+                keys::key_id(&signer.public()),
+                sp.display()
+            );
+            Ok(())
+        }
+        RevocationsCommand::Show { list, keyring } => {
+            let ring = keys::load_keyring(keyring).map_err(usage)?;
+            let (l, by) = RevocationList::load_signed(list, &ring).map_err(usage)?;
+            println!(
+                "revocation list {}: version {}, signed by key {by}",
+                list.display(),
+                l.version
+            );
+            for k in &l.key_ids {
+                println!("  key    {k}");
+            }
+            for i in &l.image_ids {
+                println!("  image  {i}");
+            }
+            for u in &l.users {
+                println!("  user   {}/{}", u.customer, u.id);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Write a revocation list whole, and remove its signature, which no longer matches.
+pub(crate) fn write_list(path: &Path, l: &RevocationList) -> Result<(), Failure> {
+    homestick_image::files::write_atomic(path, &l.to_bytes())
+        .map_err(|e| usage(format!("{}: {e}", path.display())))?;
+    let sp = homestick_image::revocation::sig_path(path);
+    match fs::remove_file(&sp) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(usage(format!(
+            "{}: cannot remove the old signature: {e}",
+            sp.display()
+        ))),
+    }
+}
+
+/// The image-signing key named by `--key`: a PEM file, or a `pkcs11:` URI.
+fn open_signer(
+    key: &str,
+    secret: &SecretArgs,
+    module: Option<&Path>,
+) -> Result<homestick_build::signer::Signer, Failure> {
+    let pw = secret_for(key, secret)?;
+    homestick_build::signer::Signer::open(key, pw.as_ref(), module).map_err(usage)
 }
 
 fn keys_secure_boot(out: &Path, name: &str) -> Result<(), Failure> {
@@ -380,27 +611,55 @@ fn profile_render(dir: &Path, out: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Where the .deb installs the static boot verifier; `build` takes it when none is given and
+/// none lies beside the program.
+pub const INSTALLED_BOOT_VERIFIER: &str = "/usr/lib/homestick/homestick-boot";
+
+/// The passphrase or PIN for `--key`: given, else asked on a terminal when the key file is
+/// encrypted or the key is in a token.
+fn secret_for(key: &str, s: &SecretArgs) -> Result<Option<Passphrase>, Failure> {
+    if key.starts_with("pkcs11:") {
+        if let Some(p) = given_secret(s)? {
+            return Ok(Some(p));
+        }
+        if key.contains("pin-source=") {
+            return Ok(None);
+        }
+        return ask(&format!("User PIN for {key}: "));
+    }
+    key_passphrase(s, Path::new(key))
+}
+
 fn build(a: &BuildArgs) -> Result<(), Failure> {
-    let passphrase = a
-        .passphrase_file
-        .as_deref()
-        .map(read_passphrase)
-        .transpose()?;
+    let epoch = source_date_epoch()?;
+    let passphrase = secret_for(&a.key, &a.secret)?;
+    let sb_secret = SecretArgs {
+        passphrase_file: a.secure_boot_passphrase_file.clone(),
+        passphrase_fd: a.secure_boot_passphrase_fd,
+    };
     let opts = homestick_build::BuildOptions {
         profile: a.profile.clone(),
         base: a.base.clone(),
         key: a.key.clone(),
         passphrase,
+        pkcs11_module: a.pkcs11_module.clone(),
         output: a.output.clone(),
         version: a.version.clone(),
         rollback_index: a.rollback_index,
+        expires: a.expires.map(|e| e.at(epoch)),
+        expiry_warning_days: a.expiry_warning_days,
+        revocations: a.revocations.clone(),
         size: a.size,
-        epoch: source_date_epoch()?,
+        epoch,
         boot_verifier: a.boot_verifier.clone().or_else(|| {
             let sibling = std::env::current_exe()
                 .ok()?
                 .with_file_name("homestick-boot");
-            sibling.is_file().then_some(sibling)
+            if sibling.is_file() {
+                return Some(sibling);
+            }
+            let installed = Path::new(INSTALLED_BOOT_VERIFIER);
+            installed.is_file().then(|| installed.to_path_buf())
         }),
         boot_keyring: a.boot_keyring.clone(),
         failure_delay_seconds: a.failure_delay,
@@ -408,11 +667,7 @@ fn build(a: &BuildArgs) -> Result<(), Failure> {
             (Some(key), Some(cert)) => Some(homestick_build::SecureBootOptions {
                 key: key.clone(),
                 cert: cert.clone(),
-                passphrase: a
-                    .secure_boot_passphrase_file
-                    .as_deref()
-                    .map(read_passphrase)
-                    .transpose()?,
+                passphrase: secret_for(key, &sb_secret)?,
             }),
             _ => None,
         },
@@ -518,19 +773,36 @@ fn read_manifest(
     Ok((st, m))
 }
 
-/// What `verify` requires besides the signature: from --policy, or from the single options.
-fn expectations(a: &VerifyArgs) -> Result<Expectations, Failure> {
+/// What `verify` requires besides the signature: from --policy, or from the single options;
+/// the revocation list of --revocations (besides a policy's own); expiry, always.
+fn expectations(a: &VerifyArgs, keys: &[keys::TrustedKey]) -> Result<Expectations, Failure> {
+    let mut e = offline_expectations(a.revocations.as_deref(), keys)?;
     if let Some(path) = &a.policy {
         let b = homestick_image::files::read_bounded(path, 1 << 20)
             .map_err(|e| usage(format!("{}: {e}", path.display())))?;
         let p = BootPolicy::from_json(&b).map_err(|e| usage(format!("{}: {e}", path.display())))?;
-        return Ok(Expectations::from(&p));
+        let from_policy = Expectations::from(&p);
+        // Both lists apply: a key, image or user either one revokes is refused.
+        let revoked = match (e.revoked.take(), from_policy.revoked.clone()) {
+            (Some(mut a), Some(b)) => {
+                a.key_ids.extend(b.key_ids);
+                a.image_ids.extend(b.image_ids);
+                a.users.extend(b.users);
+                a.version = a.version.max(b.version);
+                Some(a)
+            }
+            (a, b) => a.or(b),
+        };
+        return Ok(Expectations {
+            revoked,
+            now: e.now,
+            ..from_policy
+        });
     }
-    Ok(Expectations {
-        customer_id: a.customer.clone(),
-        min_rollback_index: a.min_rollback,
-        disk_guid: a.disk_guid,
-    })
+    e.customer_id = a.customer.clone();
+    e.min_rollback_index = a.min_rollback;
+    e.disk_guid = a.disk_guid;
+    Ok(e)
 }
 
 fn describe_expectations(e: &Expectations) -> String {
@@ -568,6 +840,7 @@ fn report_trusted(a: &VerifyArgs, t: &str, v: &verify::Verified, expect: &Expect
             "{}",
             json!({"target": t, "trusted": true, "image_id": m.image_id.to_string(), "customer": m.customer.id,
                    "version": m.version, "rollback_index": m.rollback_index, "key_id": v.key_id,
+                   "key_comment": v.key_comment, "expires": m.expires,
                    "failures": [], "warnings": texts(&v.warnings), "findings": findings_json(&[], &v.warnings)})
         );
         return;
@@ -580,7 +853,15 @@ fn report_trusted(a: &VerifyArgs, t: &str, v: &verify::Verified, expect: &Expect
         "  image {} for {} ({}), version {}, rollback index {}",
         m.image_id, m.customer.id, m.customer.name, m.version, m.rollback_index
     );
-    println!("  signed by key {} ({})", v.key_id, v.key_source.display());
+    println!(
+        "  signed by key {}{} ({})",
+        v.key_id,
+        v.key_comment
+            .as_deref()
+            .map(|c| format!(" \"{c}\""))
+            .unwrap_or_default(),
+        v.key_source.display()
+    );
     let trees = m.partitions.iter().filter(|p| p.verity.is_some()).count();
     if a.quick {
         println!(
@@ -594,7 +875,20 @@ fn report_trusted(a: &VerifyArgs, t: &str, v: &verify::Verified, expect: &Expect
             m.esp().and_then(|p| p.files.as_ref()).map_or(0, Vec::len)
         );
     }
-    if *expect == Expectations::none() {
+    if let Some(r) = &expect.revoked {
+        println!(
+            "  revocation list version {}: {} key(s), {} image(s), {} user(s) revoked; none of them is this one",
+            r.version,
+            r.key_ids.len(),
+            r.image_ids.len(),
+            r.users.len()
+        );
+    }
+    match m.expires.as_deref() {
+        Some(x) => println!("  expires {x}"),
+        None => println!("  expires never"),
+    }
+    if !expect.binds_image() {
         println!("  not checked: customer, minimum rollback index, disk GUID (use --policy or --customer, --min-rollback, --disk-guid)");
     } else {
         println!("  policy: {}", describe_expectations(expect));
@@ -613,7 +907,7 @@ fn verify_cmd(a: &VerifyArgs) -> Result<(), Failure> {
         fail_json(&m);
         Failure::Usage(m)
     })?;
-    let expect = expectations(a).inspect_err(|f| fail_json(&f.message()))?;
+    let expect = expectations(a, &keyring).inspect_err(|f| fail_json(&f.message()))?;
     let is_set = homestick_image::set::is_set(&a.target);
     if !is_set && (a.user.is_some() || a.all) {
         let m = format!(

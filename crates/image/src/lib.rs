@@ -15,6 +15,8 @@ pub mod hash;
 pub mod keys;
 pub mod manifest;
 pub mod policy;
+pub mod revocation;
 pub mod set;
+pub mod time;
 pub mod verify;
 pub mod verity;

@@ -417,6 +417,9 @@ pub struct Manifest {
     pub build_epoch: i64,
     /// Anti-rollback counter: a verifier may refuse images below its stored index.
     pub rollback_index: u64,
+    /// After this time (RFC 3339 UTC) the image is no longer trusted; absent: no expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
     /// SHA-256 of the signing key's SubjectPublicKeyInfo DER (lowercase hex on the wire).
     pub key_id: Sha256Sum,
     /// Base.
@@ -573,6 +576,13 @@ impl Manifest {
         self.partitions.first().filter(|p| p.type_guid == TYPE_ESP)
     }
 
+    /// The expiry time (Unix seconds), if the image has one (validated manifests only).
+    pub fn expires_at(&self) -> Option<i64> {
+        self.expires
+            .as_deref()
+            .and_then(|e| crate::time::parse(e).ok())
+    }
+
     /// Check every invariant a verifier relies on.
     pub fn validate(&self) -> Result<(), ManifestError> {
         if self.format != FORMAT {
@@ -593,6 +603,12 @@ impl Manifest {
                     "user.name",
                     "must be 1 to 100 characters without control characters",
                 ));
+            }
+        }
+        if let Some(e) = &self.expires {
+            let t = crate::time::parse(e).map_err(|why| invalid("expires", why))?;
+            if t <= self.build_epoch {
+                return Err(invalid("expires", "is not after build_epoch"));
             }
         }
         self.disk.validate()?;
@@ -638,6 +654,7 @@ pub(crate) mod tests {
             build_time: "2026-01-01T00:00:00Z".into(),
             build_epoch: 1_767_225_600,
             rollback_index: 3,
+            expires: None,
             key_id: h,
             base: Base {
                 name: "demo".into(),

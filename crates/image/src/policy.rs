@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::manifest::Manifest;
+use crate::revocation::RevocationList;
+use crate::time::rfc3339;
 use crate::verify::Finding;
 
 /// Format id of policy.json.
@@ -55,6 +57,19 @@ pub struct BootPolicy {
     /// What a block of the system that does not match its dm-verity hash does.
     #[serde(default)]
     pub verity_on_corruption: OnCorruption,
+    /// The provider's revocation list the build embedded: keys, images and users refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocations: Option<RevocationList>,
+    /// During this many days before an image expires, the person at home is warned.
+    #[serde(default = "default_warning_days")]
+    pub expiry_warning_days: u32,
+}
+
+/// Days before expiry from which `verify` and the boot verifier warn, unless the build says.
+pub const DEFAULT_EXPIRY_WARNING_DAYS: u32 = 14;
+
+fn default_warning_days() -> u32 {
+    DEFAULT_EXPIRY_WARNING_DAYS
 }
 
 /// What the kernel does when a block of the system does not match its dm-verity hash.
@@ -111,12 +126,43 @@ pub struct Expectations {
     pub min_rollback_index: Option<u64>,
     /// The image's GPT disk GUID must be this.
     pub disk_guid: Option<Uuid>,
+    /// Nothing this list revokes is trusted.
+    pub revoked: Option<RevocationList>,
+    /// The time (Unix seconds) an image's `expires` is compared with; `None`: not checked.
+    pub now: Option<i64>,
+    /// Warn this many days before an image expires.
+    pub expiry_warning_days: u32,
 }
 
 impl Expectations {
     /// Nothing required.
     pub fn none() -> Self {
         Self::default()
+    }
+
+    /// Whether the customer, rollback index or disk GUID is required (the checks an offline
+    /// `verify` leaves out unless asked).
+    pub fn binds_image(&self) -> bool {
+        self.customer_id.is_some() || self.min_rollback_index.is_some() || self.disk_guid.is_some()
+    }
+
+    /// What does not break trust but someone should hear: an image that expires soon.
+    pub fn warnings(&self, m: &Manifest) -> Vec<Finding> {
+        let (Some(now), Some(exp)) = (self.now, m.expires_at()) else {
+            return vec![];
+        };
+        let left = exp - now;
+        if left > 0 && left <= i64::from(self.expiry_warning_days) * 86_400 {
+            let days = (left + 86_399) / 86_400;
+            return vec![Finding::new(
+                "expiry",
+                format!(
+                    "the image expires at {} (in {days} day(s)): replace the stick before then",
+                    rfc3339(exp)
+                ),
+            )];
+        }
+        vec![]
     }
 
     /// What each requirement finds wrong with `m`, in a fixed order.
@@ -152,16 +198,35 @@ impl Expectations {
                 ));
             }
         }
+        if let (Some(now), Some(exp)) = (self.now, m.expires_at()) {
+            if now >= exp {
+                fails.push(Finding::new(
+                    "expiry",
+                    format!(
+                        "the image expired at {} (this computer's clock says {})",
+                        rfc3339(exp),
+                        rfc3339(now)
+                    ),
+                ));
+            }
+        }
+        if let Some(r) = &self.revoked {
+            fails.extend(r.check(m));
+        }
         fails
     }
 }
 
 impl From<&BootPolicy> for Expectations {
+    /// The policy's checks; `now` stays unset: the boot verifier sets it from its clock.
     fn from(p: &BootPolicy) -> Self {
         Expectations {
             customer_id: Some(p.customer_id.clone()),
             min_rollback_index: Some(p.min_rollback_index),
             disk_guid: Some(p.disk_guid),
+            revoked: p.revocations.clone(),
+            now: None,
+            expiry_warning_days: p.expiry_warning_days,
         }
     }
 }
@@ -176,8 +241,8 @@ impl BootPolicy {
         Ok(p)
     }
 
-    /// The message for the person at home, German and English, with the customer's hotline.
-    pub fn refusal_message(&self) -> String {
+    /// How the person at home reaches help, German and English, and the e-mail line.
+    fn help(&self) -> (String, String, String) {
         let help_de = match (&self.hotline, &self.hours) {
             (Some(h), Some(t)) => format!("Bitte rufen Sie die IT-Hotline an: {h} ({t})."),
             (Some(h), None) => format!("Bitte rufen Sie die IT-Hotline an: {h}."),
@@ -193,14 +258,75 @@ impl BootPolicy {
             .as_deref()
             .map(|m| format!("\n  E-Mail: {m}"))
             .unwrap_or_default();
+        (help_de, help_en, mail)
+    }
+
+    /// The message for the person at home, German and English, with the customer's hotline.
+    pub fn refusal_message(&self, why: Refusal) -> String {
+        let (help_de, help_en, mail) = self.help();
+        let (de, en) = match why {
+            Refusal::Changed => (
+                "wurde veraendert oder ist beschaedigt",
+                "has been changed or is damaged",
+            ),
+            Refusal::Expired => ("ist abgelaufen", "has expired"),
+            Refusal::Revoked => ("wurde gesperrt", "has been revoked"),
+        };
         format!(
-            "\n  DEUTSCH\n  Dieser Home-Office-Stick von {name} wurde veraendert oder ist beschaedigt.\n  \
+            "\n  DEUTSCH\n  Dieser Home-Office-Stick von {name} {de}.\n  \
              Er wird aus Sicherheitsgruenden nicht gestartet. Ihre Daten sind nicht betroffen.\n  \
-             {help_de}{mail}\n\n  ENGLISH\n  This home-office stick from {name} has been changed or is damaged.\n  \
+             {help_de}{mail}\n\n  ENGLISH\n  This home-office stick from {name} {en}.\n  \
              For your security it will not start. Your data is not affected.\n  {help_en}{mail}\n\n  \
              Der PC schaltet sich in {d} Sekunden aus. / The PC will power off in {d} seconds.\n",
             name = self.customer_name,
             d = self.failure_delay_seconds
         )
+    }
+
+    /// The notice for the person at home when the image `m` expires within the policy's
+    /// warning days of `now`: German and English, with the hotline.
+    pub fn expiry_notice(&self, m: &Manifest, now: i64) -> Option<String> {
+        let exp = m.expires_at()?;
+        let left = exp - now;
+        if left <= 0 || left > i64::from(self.expiry_warning_days) * 86_400 {
+            return None;
+        }
+        let days = (left + 86_399) / 86_400;
+        let date = crate::time::date(exp);
+        let (help_de, help_en, mail) = self.help();
+        Some(format!(
+            "\n  DEUTSCH\n  Dieser Home-Office-Stick von {name} laeuft am {date} ab (in {days} Tag(en)).\n  \
+             Danach startet er nicht mehr. Bitte fordern Sie rechtzeitig einen neuen an.\n  {help_de}{mail}\n\n  \
+             ENGLISH\n  This home-office stick from {name} expires on {date} (in {days} day(s)).\n  \
+             After that it will not start. Please ask for a new one in time.\n  {help_en}{mail}\n",
+            name = self.customer_name,
+        ))
+    }
+}
+
+/// Why a stick is refused, in the words the person at home gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Changed, damaged, or not signed by a trusted key.
+    Changed,
+    /// Signed and intact, but past its `expires`.
+    Expired,
+    /// Signed and intact, but its key, image or user is revoked.
+    Revoked,
+}
+
+impl Refusal {
+    /// The refusal for `failures`: expired or revoked only if nothing else is wrong.
+    pub fn of(failures: &[Finding]) -> Refusal {
+        let revoked = |f: &Finding| f.region.starts_with("revocation list");
+        if !failures.is_empty() && failures.iter().all(|f| f.region == "expiry" || revoked(f)) {
+            if failures.iter().any(revoked) {
+                Refusal::Revoked
+            } else {
+                Refusal::Expired
+            }
+        } else {
+            Refusal::Changed
+        }
     }
 }

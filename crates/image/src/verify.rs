@@ -165,6 +165,8 @@ pub struct Verified {
     pub key_id: String,
     /// The trusted key file it matched.
     pub key_source: PathBuf,
+    /// The keyring's comment on that key.
+    pub key_comment: Option<String>,
     /// Findings that do not break trust (files on the ESP that the manifest does not list).
     pub warnings: Vec<Finding>,
 }
@@ -742,11 +744,17 @@ fn verify_inner<D: Disk + ?Sized>(
             m.disk.min_size_bytes
         )));
     }
-    let mut failures = expect.check(&m);
+    let mut failures: Vec<Finding> = key
+        .outside_window(m.build_epoch)
+        .map(|why| Finding::new("signature", why))
+        .into_iter()
+        .collect();
+    failures.extend(expect.check(&m));
     failures.extend(check_boot_sectors(disk, &m));
     failures.extend(check_gpt(disk, &m));
-    let (content_fails, warnings) = check_contents_known(disk, &m, known, depth, progress);
+    let (content_fails, mut warnings) = check_contents_known(disk, &m, known, depth, progress);
     failures.extend(content_fails);
+    warnings.extend(expect.warnings(&m));
     if !failures.is_empty() {
         return Err(VerifyError::Untrusted {
             failures,
@@ -757,6 +765,7 @@ fn verify_inner<D: Disk + ?Sized>(
         manifest: m,
         key_id: key.id.clone(),
         key_source: key.source.clone(),
+        key_comment: key.comment.clone(),
         warnings,
     })
 }

@@ -10,6 +10,30 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
 
+/// The committed test signing key (keys/test/homestick-test.key), mode 0600: git checks
+/// files out 0644, and homestick refuses private keys that group or others may read.
+pub fn test_key() -> std::path::PathBuf {
+    let p = repo_root().join("keys/test/homestick-test.key");
+    private_mode(&p);
+    p
+}
+
+/// Make `path` readable by its owner alone (a private key for homestick); panics if it cannot.
+pub fn private_mode(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+        .unwrap_or_else(|e| panic!("chmod 600 {}: {e}", path.display()));
+}
+
+/// A copy of the private key `src` in `dir`, mode 0600 (for keys shipped 0644, such as
+/// OVMF's snakeoil key).
+pub fn private_copy(src: &Path, dir: &Path) -> std::path::PathBuf {
+    let dst = dir.join(src.file_name().unwrap_or_default());
+    fs::copy(src, &dst).unwrap_or_else(|e| panic!("copying {}: {e}", src.display()));
+    private_mode(&dst);
+    dst
+}
+
 /// Deterministic pseudo-random bytes (xorshift64*).
 pub fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed | 1;
@@ -112,11 +136,15 @@ pub fn build_fixture_image(dir: &Path, system_mib: u64) -> io::Result<std::path:
     let opts = homestick_build::BuildOptions {
         profile: root.join("profiles/stadt-musterhausen"),
         base,
-        key: root.join("keys/test/homestick-test.key"),
+        key: test_key().display().to_string(),
         passphrase: None,
+        pkcs11_module: None,
         output: out.clone(),
         version: None,
         rollback_index: 0,
+        expires: None,
+        expiry_warning_days: 14,
+        revocations: None,
         size: None,
         epoch: 1_796_000_000,
         boot_verifier: None,
@@ -156,5 +184,7 @@ pub fn boot_policy_for(
         init: "/sbin/init".into(),
         profile_mount: "/run/homestick/profile".into(),
         verity_on_corruption: Default::default(),
+        revocations: None,
+        expiry_warning_days: 14,
     }
 }

@@ -1,0 +1,306 @@
+//! The provider's revocation list: signing keys, images and users that must no longer be
+//! trusted, whatever their signatures say.
+//!
+//! `revocations.json` (this schema) with `revocations.json.sig` beside it: the raw 64-byte
+//! Ed25519 signature over the file's exact bytes by a key of the provider's keyring, so an
+//! auditor checks it with `openssl pkeyutl -verify -rawin`. `verify`, `flash` and `build`
+//! take it; a build embeds its entries into the boot policy inside the Secure-Boot-signed
+//! UKI, and the boot verifier refuses what it lists.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::keys::{verify_any, TrustedKey};
+use crate::manifest::{user_id_ok, Manifest};
+use crate::verify::Finding;
+
+/// Format id of a revocation list.
+pub const FORMAT: &str = "homestick-revocations/1";
+/// Largest revocation list read.
+pub const MAX_BYTES: u64 = 4 << 20;
+/// Most entries (of all kinds together).
+pub const MAX_ENTRIES: usize = 50_000;
+
+/// A revoked user: the customer's id and the user's, as in the manifest's `user`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokedUser {
+    /// Customer id.
+    pub customer: String,
+    /// User id.
+    pub id: String,
+}
+
+/// What is revoked. Every list is kept sorted and without duplicates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationList {
+    /// [`FORMAT`].
+    pub format: String,
+    /// Raised by one with every change, so a newer list is told from an older one.
+    #[serde(default)]
+    pub version: u64,
+    /// Key ids (64 lowercase hex digits, as `homestick keys generate` prints them).
+    #[serde(default)]
+    pub key_ids: BTreeSet<String>,
+    /// Image ids (the manifest's `image_id`).
+    #[serde(default)]
+    pub image_ids: BTreeSet<String>,
+    /// Users of a customer (every image made for them).
+    #[serde(default)]
+    pub users: BTreeSet<RevokedUser>,
+}
+
+impl Default for RevocationList {
+    fn default() -> Self {
+        RevocationList {
+            format: FORMAT.into(),
+            version: 0,
+            key_ids: BTreeSet::new(),
+            image_ids: BTreeSet::new(),
+            users: BTreeSet::new(),
+        }
+    }
+}
+
+/// Why a revocation list cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RevocationError {
+    /// Reading, parsing or checking failed; names the file.
+    #[error("revocation list {}: {why}", path.display())]
+    Bad {
+        /// The list (or its signature).
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
+}
+
+fn bad(path: &Path, why: impl Into<String>) -> RevocationError {
+    RevocationError::Bad {
+        path: path.to_path_buf(),
+        why: why.into(),
+    }
+}
+
+/// The signature file of a list: `FILE.sig`.
+pub fn sig_path(list: &Path) -> PathBuf {
+    let mut s = list.as_os_str().to_owned();
+    s.push(".sig");
+    PathBuf::from(s)
+}
+
+fn key_id_ok(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+impl RevocationList {
+    /// Parse and check: the format, every id well-formed, at most [`MAX_ENTRIES`].
+    pub fn parse(bytes: &[u8]) -> Result<RevocationList, String> {
+        let de = &mut serde_json::Deserializer::from_slice(bytes);
+        let l: RevocationList = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            if path == "." {
+                e.inner().to_string()
+            } else {
+                format!("{path}: {}", e.inner())
+            }
+        })?;
+        if l.format != FORMAT {
+            return Err(format!("format {:?} is not {FORMAT:?}", l.format));
+        }
+        if l.len() > MAX_ENTRIES {
+            return Err(format!("{} entries, more than {MAX_ENTRIES}", l.len()));
+        }
+        if let Some(k) = l.key_ids.iter().find(|k| !key_id_ok(k)) {
+            return Err(format!(
+                "key_ids: {k:?} is not a key id (64 lowercase hex digits)"
+            ));
+        }
+        if let Some(i) = l
+            .image_ids
+            .iter()
+            .find(|i| uuid::Uuid::parse_str(i).map_or(true, |u| u.to_string() != **i))
+        {
+            return Err(format!(
+                "image_ids: {i:?} is not an image id (a lowercase UUID)"
+            ));
+        }
+        if let Some(u) = l
+            .users
+            .iter()
+            .find(|u| !user_id_ok(&u.id) || !user_id_ok(&u.customer))
+        {
+            return Err(format!(
+                "users: customer {:?}, user {:?} is not a customer and user id",
+                u.customer, u.id
+            ));
+        }
+        Ok(l)
+    }
+
+    /// The entries of every kind together.
+    pub fn len(&self) -> usize {
+        self.key_ids.len() + self.image_ids.len() + self.users.len()
+    }
+
+    /// No entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The list as written: pretty JSON with a final line end.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut b = serde_json::to_vec_pretty(self).unwrap_or_default();
+        b.push(b'\n');
+        b
+    }
+
+    /// Read an unsigned list (to change it); a missing file is an empty list.
+    pub fn read_for_update(path: &Path) -> Result<RevocationList, RevocationError> {
+        if !path.exists() {
+            return Ok(RevocationList::default());
+        }
+        let b =
+            crate::files::read_bounded(path, MAX_BYTES).map_err(|e| bad(path, e.to_string()))?;
+        RevocationList::parse(&b).map_err(|e| bad(path, e))
+    }
+
+    /// Read `path` and require `path.sig` to verify it with a key of `keys`; returns the list
+    /// and the id of the key that signed it.
+    pub fn load_signed(
+        path: &Path,
+        keys: &[TrustedKey],
+    ) -> Result<(RevocationList, String), RevocationError> {
+        let b =
+            crate::files::read_bounded(path, MAX_BYTES).map_err(|e| bad(path, e.to_string()))?;
+        let sp = sig_path(path);
+        let sig = match crate::files::read_bounded(&sp, 4096) {
+            Ok(s) => s,
+            Err(crate::files::ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(bad(
+                    path,
+                    format!(
+                        "not signed: {} is missing (homestick revocations sign {} --key ...)",
+                        sp.display(),
+                        path.display()
+                    ),
+                ))
+            }
+            Err(e) => return Err(bad(&sp, e.to_string())),
+        };
+        let sig: [u8; 64] = sig.as_slice().try_into().map_err(|_| {
+            bad(
+                &sp,
+                format!("{} bytes, an Ed25519 signature has 64", sig.len()),
+            )
+        })?;
+        let key = verify_any(keys, &b, &sig).ok_or_else(|| {
+            bad(
+                path,
+                format!(
+                    "{} does not verify it with any trusted key: changed since it was signed, or signed by a key the keyring does not hold",
+                    sp.display()
+                ),
+            )
+        })?;
+        let l = RevocationList::parse(&b).map_err(|e| bad(path, e))?;
+        Ok((l, key.id.clone()))
+    }
+
+    /// What this list finds revoked about a signed manifest, in a fixed order.
+    pub fn check(&self, m: &Manifest) -> Vec<Finding> {
+        let mut fails = Vec::new();
+        let region = || format!("revocation list version {}", self.version);
+        let key = m.key_id.to_string();
+        if self.key_ids.contains(&key) {
+            fails.push(Finding::new(
+                region(),
+                format!("the signing key {key} is revoked"),
+            ));
+        }
+        let image = m.image_id.to_string();
+        if self.image_ids.contains(&image) {
+            fails.push(Finding::new(region(), format!("image {image} is revoked")));
+        }
+        if let Some(u) = &m.user {
+            let r = RevokedUser {
+                customer: m.customer.id.clone(),
+                id: u.id.clone(),
+            };
+            if self.users.contains(&r) {
+                fails.push(Finding::new(
+                    region(),
+                    format!("user {} of customer {} is revoked", u.id, m.customer.id),
+                ));
+            }
+        }
+        fails
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(json: &str) -> Result<RevocationList, String> {
+        RevocationList::parse(json.as_bytes())
+    }
+
+    #[test]
+    fn parse_table() {
+        let k = "a".repeat(64);
+        let ok: &[&str] = &[
+            r#"{"format":"homestick-revocations/1"}"#,
+            r#"{"format":"homestick-revocations/1","version":3,"image_ids":["0b1f6a8e-7d6e-4c1b-9a55-2f9e3c1d7b10"]}"#,
+            r#"{"format":"homestick-revocations/1","users":[{"customer":"stadt-musterhausen","id":"anna.schmidt"}]}"#,
+        ];
+        for (i, j) in ok.iter().enumerate() {
+            assert!(list(j).is_ok(), "case {i}: {:?}", list(j));
+        }
+        assert!(list(&format!(
+            r#"{{"format":"homestick-revocations/1","key_ids":["{k}"]}}"#
+        ))
+        .is_ok());
+        let bad: &[(&str, String, &str)] = &[
+            ("other format", r#"{"format":"x"}"#.into(), "is not \"homestick-revocations/1\""),
+            ("unknown field", r#"{"format":"homestick-revocations/1","keys":[]}"#.into(), "unknown field `keys`"),
+            ("short key id", r#"{"format":"homestick-revocations/1","key_ids":["abc"]}"#.into(), "key_ids: \"abc\""),
+            ("uppercase key id", format!(r#"{{"format":"homestick-revocations/1","key_ids":["{}"]}}"#, "A".repeat(64)), "not a key id"),
+            ("image id not a uuid", r#"{"format":"homestick-revocations/1","image_ids":["x"]}"#.into(), "image_ids: \"x\""),
+            ("image id uppercase", r#"{"format":"homestick-revocations/1","image_ids":["0B1F6A8E-7D6E-4C1B-9A55-2F9E3C1D7B10"]}"#.into(), "lowercase UUID"),
+            ("bad user", r#"{"format":"homestick-revocations/1","users":[{"customer":"c","id":"a b"}]}"#.into(), "users: customer \"c\""),
+            ("negative version", r#"{"format":"homestick-revocations/1","version":-1}"#.into(), "version"),
+            ("not json", "[".into(), "EOF"),
+        ];
+        for (name, j, want) in bad {
+            let e = list(j).expect_err(name);
+            assert!(e.contains(want), "{name}: {e}");
+        }
+    }
+
+    #[test]
+    fn round_trip_is_sorted_and_stable() {
+        let mut l = RevocationList::default();
+        l.image_ids
+            .insert("0b1f6a8e-7d6e-4c1b-9a55-2f9e3c1d7b10".into());
+        l.users.insert(RevokedUser {
+            customer: "c".into(),
+            id: "b".into(),
+        });
+        l.users.insert(RevokedUser {
+            customer: "c".into(),
+            id: "a".into(),
+        });
+        let b = l.to_bytes();
+        let back = RevocationList::parse(&b).unwrap();
+        assert_eq!(back, l);
+        assert_eq!(back.to_bytes(), b);
+        assert_eq!(back.users.iter().next().unwrap().id, "a");
+    }
+}
