@@ -50,7 +50,7 @@ fuzz_target!(|data: &[u8]| {
     let w = common::world();
     let mut img = w.image.lock().unwrap_or_else(|e| e.into_inner());
     common::with_edits(&mut img, regions, data, |disk| {
-        if let Ok(m) = homestick_boot::decide(disk, &w.keys, p) {
+        if let Ok(m) = homestick_boot::decide(disk, &w.keys, p, homestick_image::time::now()) {
             let v = homestick_boot::system_mapping(&m).expect("a trusted manifest has the tree");
             for map in [v.data, v.hash] {
                 assert!(map.sectors > 0 && map.start >= 2048);
