@@ -306,6 +306,82 @@ fn bad_inputs_get_one_clear_message_and_the_right_exit_code() {
             2,
             "empty: the passphrase (first line) is empty",
         ),
+        (
+            "key readable by group and others",
+            |w, a| {
+                let p = w.p("open.key");
+                fs::copy(test_key(), &p).unwrap();
+                fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+                    .unwrap();
+                set(a, "--key", w.s("open.key"))
+            },
+            2,
+            "open.key: a private key that group or others may read (mode 0644): refusing to use it; run `chmod 600",
+        ),
+        (
+            "passphrase fd not open",
+            |w, a| {
+                set(a, "--key", w.s("enc.key"));
+                a.extend(["--passphrase-fd".into(), "9".into()])
+            },
+            2,
+            "file descriptor 9: cannot read a passphrase from it",
+        ),
+        (
+            "passphrase file and fd both",
+            |w, a| {
+                a.extend(["--passphrase-file".into(), w.s("pw"), "--passphrase-fd".into(), "0".into()])
+            },
+            2,
+            "'--passphrase-file <FILE>' cannot be used with '--passphrase-fd <N>'",
+        ),
+        (
+            "expires before the build time",
+            |_, a| a.extend(["--expires".into(), "2020-01-01".into()]),
+            2,
+            "--expires: 2020-01-01T00:00:00Z is not after the build time",
+        ),
+        (
+            "expires not a date",
+            |_, a| a.extend(["--expires".into(), "2027-02-30".into()]),
+            2,
+            "\"2027-02-30\": no such UTC time",
+        ),
+        (
+            "revocation list not signed",
+            |w, a| {
+                w.write("rl.json", b"{\"format\":\"homestick-revocations/1\"}\n");
+                a.extend(["--revocations".into(), w.s("rl.json")])
+            },
+            2,
+            "rl.json: not signed: ",
+        ),
+        (
+            "revocation list signature of 10 bytes",
+            |w, a| {
+                w.write("rl2.json", b"{\"format\":\"homestick-revocations/1\"}\n");
+                w.write("rl2.json.sig", b"0123456789");
+                a.extend(["--revocations".into(), w.s("rl2.json")])
+            },
+            2,
+            "rl2.json.sig: 10 bytes, an Ed25519 signature has 64",
+        ),
+        (
+            "pkcs11 URI with the PIN in it",
+            |_, a| set(a, "--key", "pkcs11:token=t;object=k?pin-value=1234".into()),
+            2,
+            "pin-value: a PIN in a URI is visible to every user",
+        ),
+        (
+            "pkcs11 module missing",
+            |w, a| {
+                set(a, "--key", "pkcs11:token=t;object=k".into());
+                w.write("pin", b"1234\n");
+                a.extend(["--pkcs11-module".into(), "/nonexistent/p11.so".into(), "--passphrase-file".into(), w.s("pin")])
+            },
+            2,
+            "pkcs11:token=t;object=k: module /nonexistent/p11.so does not exist",
+        ),
         // Arguments.
         (
             "--size too small",
@@ -356,7 +432,7 @@ fn bad_inputs_get_one_clear_message_and_the_right_exit_code() {
                 a.drain(i..i + 2);
             },
             2,
-            "--key <FILE>",
+            "--key <FILE|URI>",
         ),
     ];
     assert!(cases.len() >= 25);

@@ -38,6 +38,9 @@ pub enum SbError {
     /// The image cannot be signed.
     #[error("signing: {0}")]
     Sign(String),
+    /// The key in a PKCS#11 token is unusable.
+    #[error(transparent)]
+    Token(#[from] crate::pkcs11::Pkcs11Error),
 }
 
 fn file_err(path: &Path, reason: impl Into<String>) -> SbError {
@@ -134,8 +137,7 @@ pub fn load_any(
         return load(Path::new(key), cert_path, pin);
     }
     let pin = pin.map(|p| homestick_image::keys::Passphrase::new(p.to_vec()));
-    let token = crate::pkcs11::TokenKey::open_rsa(key, module, pin.as_ref())
-        .map_err(|e| file_err(Path::new(key), e.to_string()))?;
+    let token = crate::pkcs11::TokenKey::open_rsa(key, module, pin.as_ref())?;
     let cert = read_cert(cert_path)?;
     let k = SbKey {
         key: RsaSigner::Token(std::sync::Arc::new(token)),

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use cryptoki::context::{CInitializeArgs, Pkcs11};
+use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
@@ -198,13 +199,10 @@ fn open(
     if !module.is_file() {
         return Err(err(format!("module {} does not exist", module.display())));
     }
-    let ctx = Pkcs11::new(&module)
-        .map_err(|e| err(format!("cannot load module {}: {e}", module.display())))?;
-    ctx.initialize(CInitializeArgs::OsThreads)
-        .map_err(|e| err(format!("module {}: {e}", module.display())))?;
+    let ctx = context(&module).map_err(err)?;
     let slots = ctx
         .get_slots_with_token()
-        .map_err(|e| err(format!("listing tokens: {e}")))?;
+        .map_err(|e| err(format!("listing tokens: {}", short(&e))))?;
     let mut labels = Vec::new();
     let mut found: Option<Slot> = None;
     for s in slots {
@@ -237,7 +235,7 @@ fn open(
     } else {
         ctx.open_ro_session(slot)
     }
-    .map_err(|e| err(format!("opening a session: {e}")))?;
+    .map_err(|e| err(format!("opening a session: {}", short(&e))))?;
     let from_file;
     let pin = match (pin, &uri.pin_source) {
         (Some(p), _) => p,
@@ -254,10 +252,37 @@ fn open(
     };
     let pin_text =
         std::str::from_utf8(pin.as_bytes()).map_err(|_| err("the PIN is not UTF-8 text".into()))?;
-    session
-        .login(UserType::User, Some(&AuthPin::new(pin_text.to_string())))
-        .map_err(|e| err(format!("login: {e} (wrong PIN?)")))?;
+    match session.login(UserType::User, Some(&AuthPin::new(pin_text.to_string()))) {
+        // Login state is per token and process: a second key of the same token is in already.
+        Ok(()) | Err(cryptoki::error::Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+        Err(e) => return Err(err(format!("login: {}", short(&e)))),
+    }
     Ok(Opened { session, ctx, uri })
+}
+
+/// The module loaded and initialized once per process, however many keys use it (a second
+/// C_Initialize would fail).
+fn context(module: &Path) -> Result<Pkcs11, String> {
+    static LOADED: Mutex<Vec<(PathBuf, Pkcs11)>> = Mutex::new(Vec::new());
+    let mut loaded = LOADED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, c)) = loaded.iter().find(|(p, _)| p == module) {
+        return Ok(c.clone());
+    }
+    let ctx = Pkcs11::new(module)
+        .map_err(|e| format!("cannot load module {}: {}", module.display(), short(&e)))?;
+    ctx.initialize(CInitializeArgs::OsThreads)
+        .map_err(|e| format!("module {}: {}", module.display(), short(&e)))?;
+    loaded.push((module.to_path_buf(), ctx.clone()));
+    Ok(ctx)
+}
+
+/// A module's error in a few words: the return value's name (CKR_PIN_INCORRECT reads
+/// `PinIncorrect`) and the function that returned it.
+fn short(e: &cryptoki::error::Error) -> String {
+    match e {
+        cryptoki::error::Error::Pkcs11(rv, f) => format!("{rv:?} (from {f:?})"),
+        e => e.to_string(),
+    }
 }
 
 fn select(u: &Pkcs11Uri, class: ObjectClass, kind: KeyType) -> Vec<Attribute> {
@@ -280,7 +305,7 @@ fn one(
 ) -> Result<ObjectHandle, Pkcs11Error> {
     let found = session
         .find_objects(template)
-        .map_err(|e| token_err(uri, format!("finding the {what}: {e}")))?;
+        .map_err(|e| token_err(uri, format!("finding the {what}: {}", short(&e))))?;
     match found.as_slice() {
         [h] => Ok(*h),
         [] => Err(token_err(
@@ -310,7 +335,7 @@ fn ed25519_point(p: &[u8]) -> Option<VerifyingKey> {
 fn public_of(session: &Session, h: ObjectHandle, uri: &str) -> Result<VerifyingKey, Pkcs11Error> {
     let attrs = session
         .get_attributes(h, &[AttributeType::EcParams, AttributeType::EcPoint])
-        .map_err(|e| token_err(uri, format!("reading the public key: {e}")))?;
+        .map_err(|e| token_err(uri, format!("reading the public key: {}", short(&e))))?;
     let mut params = None;
     let mut point = None;
     for a in attrs {
@@ -408,7 +433,7 @@ impl TokenKey {
         let sig = self
             .session()
             .sign(&Mechanism::Eddsa, self.key, msg)
-            .map_err(|e| token_err(&self.uri, format!("signing: {e}")))?;
+            .map_err(|e| token_err(&self.uri, format!("signing: {}", short(&e))))?;
         sig.as_slice().try_into().map_err(|_| {
             token_err(
                 &self.uri,
@@ -421,7 +446,7 @@ impl TokenKey {
     pub fn sign_rsa_sha256(&self, msg: &[u8]) -> Result<Vec<u8>, Pkcs11Error> {
         self.session()
             .sign(&Mechanism::Sha256RsaPkcs, self.key, msg)
-            .map_err(|e| token_err(&self.uri, format!("signing: {e}")))
+            .map_err(|e| token_err(&self.uri, format!("signing: {}", short(&e))))
     }
 }
 
@@ -441,7 +466,7 @@ pub fn generate_ed25519(
     let taken = o
         .session
         .find_objects(&[Attribute::Label(label.as_bytes().to_vec())])
-        .map_err(|e| token_err(uri, format!("looking for {label:?}: {e}")))?;
+        .map_err(|e| token_err(uri, format!("looking for {label:?}: {}", short(&e))))?;
     if !taken.is_empty() {
         return Err(token_err(
             uri,
@@ -473,7 +498,7 @@ pub fn generate_ed25519(
     let (pubh, _) = o
         .session
         .generate_key_pair(&Mechanism::EccEdwardsKeyPairGen, &public_t, &private_t)
-        .map_err(|e| token_err(uri, format!("generating the key: {e}")))?;
+        .map_err(|e| token_err(uri, format!("generating the key: {}", short(&e))))?;
     public_of(&o.session, pubh, uri)
 }
 

@@ -306,7 +306,7 @@ pub fn load_signing_key(path: &Path, passphrase: Option<&[u8]>) -> Result<Signin
     let (label, der) = pkcs8::der::pem::decode_vec(text.trim().as_bytes())
         .map_err(|e| bad(path, format!("not a PEM private key: {e}")))?;
     let der = zeroize::Zeroizing::new(der);
-    if label != "PUBLIC KEY" {
+    if label == "PRIVATE KEY" || label == "ENCRYPTED PRIVATE KEY" {
         if let Some(why) = private_mode_problem(path) {
             return Err(bad(path, why));
         }
