@@ -74,6 +74,19 @@ pub fn hs<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
     finish(&mut c, o)
 }
 
+/// Run homestick with `args` at build time `epoch` (SOURCE_DATE_EPOCH).
+pub fn hs_at<S: AsRef<std::ffi::OsStr>>(epoch: i64, args: &[S]) -> Run {
+    let mut c = Command::new(bin());
+    c.args(args).env("SOURCE_DATE_EPOCH", epoch.to_string());
+    let o = c.output();
+    finish(&mut c, o)
+}
+
+/// This computer's clock, Unix seconds.
+pub fn now() -> i64 {
+    homestick_image::time::now()
+}
+
 /// Run an external tool; panics loudly if it is missing.
 pub fn tool<S: AsRef<std::ffi::OsStr>>(prog: &str, args: &[S]) -> Run {
     let mut c = Command::new(prog);

@@ -16,6 +16,7 @@ mod oracles;
 mod profiles;
 mod roster;
 mod sets;
+mod signing;
 mod stick_gaps;
 mod tamper;
 mod verity;

@@ -270,6 +270,9 @@ const TEST_PACKAGES: &[&str] = &[
     "binutils",
     "squashfs-tools",
     "dmsetup",
+    "softhsm2",
+    "opensc",
+    "mmdebstrap",
 ];
 
 fn install_test_packages() -> Result<()> {

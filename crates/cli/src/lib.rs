@@ -1120,6 +1120,9 @@ fn inspect(a: &InspectArgs) -> Result<(), Failure> {
     );
     println!("  image id     {}", m.image_id);
     println!("  built        {}", m.build_time);
+    if let Some(x) = &m.expires {
+        println!("  expires      {x}");
+    }
     println!("  base         {} {}", m.base.name, m.base.version);
     println!("  key id       {}", m.key_id);
     println!("  signature    {sig_note}");
