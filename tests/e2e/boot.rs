@@ -35,6 +35,17 @@ fn verifier() -> PathBuf {
 
 /// Build the demo customer's image on the demo base, Secure-Boot-signed unless `extra` says otherwise.
 fn build_boot_image(dir: &Path, name: &str, secure_boot: bool, extra: &[String]) -> PathBuf {
+    build_boot_image_at(dir, name, secure_boot, extra, EPOCH.parse().unwrap())
+}
+
+/// [`build_boot_image`] with the build time `epoch`.
+fn build_boot_image_at(
+    dir: &Path,
+    name: &str,
+    secure_boot: bool,
+    extra: &[String],
+    epoch: i64,
+) -> PathBuf {
     let out = dir.join(name);
     let pw = dir.join("snakeoil.pw");
     fs::write(&pw, "snakeoil\n").unwrap();
@@ -67,7 +78,7 @@ fn build_boot_image(dir: &Path, name: &str, secure_boot: bool, extra: &[String])
         args.extend(["--key".into(), test_key().display().to_string()]);
     }
     args.extend(extra.iter().cloned());
-    let r = hs(&args);
+    let r = hs_at(epoch, &args);
     assert_eq!(r.code, 0, "build failed: {}", r.all());
     out
 }
@@ -136,12 +147,34 @@ enum Bus {
 }
 
 fn boot(dir: &Path, img: &Path, bus: Bus, stop_on: Option<&str>) -> Boot {
+    boot_from(dir, None, img, bus, stop_on)
+}
+
+/// [`boot`], the firmware starting from `first` (another disk, ahead of the stick) if given.
+fn boot_from(
+    dir: &Path,
+    first: Option<&Path>,
+    img: &Path,
+    bus: Bus,
+    stop_on: Option<&str>,
+) -> Boot {
     let vars = dir.join(format!(
         "vars-{}.fd",
         img.file_name().unwrap().to_string_lossy()
     ));
     fs::copy(OVMF_SB_VARS, &vars).expect("OVMF (package ovmf) must be installed");
     let mut cmd = homestick_testkit::qemu_secure_boot(&vars);
+    if let Some(f) = first {
+        cmd.args([
+            "-drive",
+            &format!(
+                "if=none,id=first,format=raw,snapshot=on,file={}",
+                f.display()
+            ),
+            "-device",
+            "virtio-blk-pci,drive=first,bootindex=0",
+        ]);
+    }
     let drive = format!(
         "if=none,id=stick,format=raw,snapshot=on,file={}",
         img.display()
@@ -827,21 +860,37 @@ fn a_users_image_from_a_stick_set_boots_with_secure_boot_enforced() {
     )
     .unwrap();
     let set = d.path().join("set");
+    // The provider revoked anna (her stick was lost): the set's one UKI lets ben in and keeps
+    // anna out.
+    let list = signed_list(d.path(), &["--user", "stadt-musterhausen/anna"]);
     let extra: Vec<String> = vec![
         "--profile".into(),
         profile.display().to_string(),
         "--roster".into(),
         roster.display().to_string(),
+        "--revocations".into(),
+        list.display().to_string(),
     ];
     // With --roster, build_boot_image's output is the set's directory.
     let out = build_boot_image(d.path(), "set", true, &extra);
     assert_eq!(out, set);
     let s = homestick_image::set::StickSet::open_unchecked(&set).unwrap();
-    let img = s.image("ben").unwrap();
-    let mut bytes = vec![0u8; homestick_image::disk::Disk::size(&img) as usize];
-    homestick_image::disk::Disk::read_exact_at(&img, &mut bytes, 0).unwrap();
-    let file = d.path().join("ben.img");
-    fs::write(&file, bytes).unwrap();
+    let user_image = |user: &str| {
+        let img = s.image(user).unwrap();
+        let mut bytes = vec![0u8; homestick_image::disk::Disk::size(&img) as usize];
+        homestick_image::disk::Disk::read_exact_at(&img, &mut bytes, 0).unwrap();
+        let file = d.path().join(format!("{user}.img"));
+        fs::write(&file, bytes).unwrap();
+        file
+    };
+    let anna = boot(d.path(), &user_image("anna"), Bus::Virtio, None);
+    assert_refused(&anna, "user anna of customer stadt-musterhausen is revoked");
+    assert!(
+        anna.console.contains("wurde gesperrt") && anna.console.contains("has been revoked"),
+        "{}",
+        anna.console
+    );
+    let file = user_image("ben");
     let b = boot(d.path(), &file, Bus::Virtio, None);
     let ok = lines_with(&b.console, "homestick: image verified: ");
     assert_eq!(ok.len(), 1, "success line:\n{}", b.console);
@@ -857,5 +906,135 @@ fn a_users_image_from_a_stick_set_boots_with_secure_boot_enforced() {
         "{}",
         b.console
     );
+    assert_clean_power_off(&b);
+}
+
+/// A revocation list with `add`'s entries, signed by the test key; returns its path.
+fn signed_list(dir: &Path, add: &[&str]) -> PathBuf {
+    let list = dir.join("revocations.json");
+    let l = list.display().to_string();
+    let mut a = vec!["revocations", "add", &l];
+    a.extend(add);
+    let r = hs(&a);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let k = test_key().display().to_string();
+    let r = hs(&["revocations", "sign", &l, "--key", &k]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    list
+}
+
+#[test]
+fn an_image_whose_signing_key_is_revoked_is_refused_at_boot() {
+    let d = tempfile::tempdir().unwrap();
+    let key_id = homestick_image::keys::load_public_key(&test_pub())
+        .unwrap()
+        .id;
+    let list = signed_list(d.path(), &["--key-id", &key_id]);
+    let img = build_boot_image(
+        d.path(),
+        "revoked-key.img",
+        true,
+        &["--revocations".into(), list.display().to_string()],
+    );
+    let b = boot(d.path(), &img, Bus::Virtio, None);
+    assert_refused(
+        &b,
+        &format!("revocation list version 1: the signing key {key_id} is revoked"),
+    );
+    assert!(b.console.contains("wurde gesperrt"), "{}", b.console);
+}
+
+/// A copy of `img` with new random disk and partition GUIDs: the firmware boots its ESP, and
+/// no verifier takes it for the stick it was built for.
+fn other_disk(dir: &Path, img: &Path) -> PathBuf {
+    let disk = dir.join("boot-disk.img");
+    fs::copy(img, &disk).unwrap();
+    let r = tool("sgdisk", &["-G", &disk.display().to_string()]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    disk
+}
+
+#[test]
+fn a_newer_uki_refuses_an_older_stick_whose_image_id_is_revoked() {
+    // The image id covers the UKI, so no image can list itself. The list protects when the
+    // UKI comes from a newer build than the stick's partitions: here the PC starts the newer
+    // build's UKI from another disk and it finds the older stick by its disk GUID.
+    let d = tempfile::tempdir().unwrap();
+    let old = build_boot_image(d.path(), "old.img", true, &[]);
+    let old_id = inspect_json(&old)["image_id"].as_str().unwrap().to_string();
+    let list = signed_list(d.path(), &["--image-id", &old_id]);
+    let newer = build_boot_image(
+        d.path(),
+        "newer.img",
+        true,
+        &["--revocations".into(), list.display().to_string()],
+    );
+    assert_eq!(
+        inspect_json(&newer)["disk"]["guid"],
+        inspect_json(&old)["disk"]["guid"],
+        "same inputs, same disk GUID"
+    );
+    let first = other_disk(d.path(), &newer);
+    let b = boot_from(d.path(), Some(&first), &old, Bus::Virtio, None);
+    assert_refused(
+        &b,
+        &format!("revocation list version 1: image {old_id} is revoked"),
+    );
+    // The older stick's own UKI, which has no list, still starts it: what stops an old stick
+    // for good is its expiry, or a new Secure Boot db key (docs/threat-model.md).
+    let b = boot(d.path(), &old, Bus::Virtio, None);
+    assert_eq!(
+        lines_with(&b.console, "homestick: image verified: ").len(),
+        1,
+        "{}",
+        b.console
+    );
+}
+
+#[test]
+fn an_expired_image_is_refused_at_boot_and_one_in_its_last_days_warns_first() {
+    let d = tempfile::tempdir().unwrap();
+    // Built two hours ago: the PC's clock (QEMU's, the host's) is past the first image's expiry.
+    let built = now() - 7200;
+    let expired_at = homestick_image::time::rfc3339(built + 3600);
+    let expired = build_boot_image_at(
+        d.path(),
+        "expired.img",
+        true,
+        &["--expires".into(), expired_at.clone()],
+        built,
+    );
+    let b = boot(d.path(), &expired, Bus::Virtio, None);
+    assert_refused(&b, &format!("expiry: the image expired at {expired_at}"));
+    assert!(
+        b.console.contains("ist abgelaufen") && b.console.contains("has expired"),
+        "{}",
+        b.console
+    );
+
+    let soon = build_boot_image_at(
+        d.path(),
+        "soon.img",
+        true,
+        &["--expires".into(), "+3".into()],
+        built,
+    );
+    let b = boot(d.path(), &soon, Bus::Virtio, None);
+    let notice = b.console.find("laeuft am").expect("the notice in German");
+    assert!(
+        b.console.contains("expires on") && b.console.contains("(in 3 day(s))"),
+        "{}",
+        b.console
+    );
+    assert!(
+        b.console.contains("+49 5555 1234-100"),
+        "the hotline: {}",
+        b.console
+    );
+    let started = b
+        .console
+        .find("homestick-demo: vpn buero")
+        .expect("the system starts after the notice");
+    assert!(notice < started, "{}", b.console);
     assert_clean_power_off(&b);
 }

@@ -9,6 +9,7 @@
 mod bad_input;
 mod boot;
 mod common;
+mod deb;
 mod flash;
 mod flash_usb;
 mod hostile;

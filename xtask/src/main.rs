@@ -14,6 +14,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 mod base;
+mod dist;
 
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask")]
@@ -41,6 +42,8 @@ enum Cmd {
     },
     /// Build the static boot verifier (target/boot/.../homestick-boot).
     BootVerifier,
+    /// Build the .deb for stations and signing machines (target/dist/).
+    Dist,
     /// Build the demo customer's signed image and verify it (the README's main job).
     Demo,
     /// Install test dependencies (apt-get), then run fmt, clippy and all tests.
@@ -326,10 +329,15 @@ fn test(no_install: bool) -> Result<()> {
     let demo_base = r.join("target/demo-base");
     base::base(&demo_base)?;
     let verifier = boot_verifier()?;
+    // The .deb's install test: the package and a minimal Debian root to install it into.
+    let deb = dist::dist()?;
+    let station = dist::station_root()?;
     let mut child = Command::new("cargo")
         .args(["test", "--workspace"])
         .env("HOMESTICK_DEMO_BASE", &demo_base)
         .env("HOMESTICK_BOOT_VERIFIER", &verifier)
+        .env("HOMESTICK_DEB", &deb)
+        .env("HOMESTICK_STATION_ROOT", &station)
         .env("HOMESTICK_BUSYBOX", base::busybox()?)
         .current_dir(&r)
         .stdout(std::process::Stdio::piped())
@@ -850,6 +858,7 @@ fn main() -> Result<()> {
         Cmd::FixtureBase { out, system_mib } => fixture_base(&out, system_mib),
         Cmd::Base { out } => base::base(&out),
         Cmd::BootVerifier => boot_verifier().map(|p| println!("{}", p.display())),
+        Cmd::Dist => dist::dist().map(|p| println!("{}", p.display())),
         Cmd::Demo => demo(),
         Cmd::Test { no_install } => test(no_install),
         Cmd::Fuzz { seconds } => fuzz(seconds),

@@ -41,7 +41,7 @@ impl BootFiles {
         let path = verifier.ok_or_else(|| {
             input(
                 "--boot-verifier",
-                "this base has a kernel; give the static homestick-boot binary",
+                "this base has a kernel, so the image needs the static boot verifier, and there is none beside homestick nor at /usr/lib/homestick/homestick-boot (the .deb installs it there); in a source tree, `cargo xtask boot-verifier` makes it (target/boot/x86_64-unknown-linux-gnu/release/homestick-boot): pass that with --boot-verifier",
             )
         })?;
         let bytes = read_bounded(path, MAX_VERIFIER)

@@ -208,7 +208,12 @@ pub(crate) fn check_inputs(
     };
     let public = key.public();
     let key_id = manifest::Sha256Sum(keys::key_digest(&public));
-    let mut warnings = profile.warnings.clone();
+    let customer_toml = opts.profile.join("customer.toml");
+    let mut warnings: Vec<String> = profile
+        .warnings
+        .iter()
+        .map(|w| format!("{}: {w}", customer_toml.display()))
+        .collect();
     let revocations = match &opts.revocations {
         None => None,
         Some(path) => {

@@ -615,6 +615,19 @@ fn profile_render(dir: &Path, out: &Path) -> Result<(), Failure> {
 /// none lies beside the program.
 pub const INSTALLED_BOOT_VERIFIER: &str = "/usr/lib/homestick/homestick-boot";
 
+/// The boot verifier `build` takes without --boot-verifier: homestick-boot beside this
+/// program, else the one the .deb installs.
+fn default_boot_verifier() -> Option<std::path::PathBuf> {
+    let sibling = std::env::current_exe()
+        .ok()
+        .map(|e| e.with_file_name("homestick-boot"))
+        .filter(|p| p.is_file());
+    sibling.or_else(|| {
+        let installed = Path::new(INSTALLED_BOOT_VERIFIER);
+        installed.is_file().then(|| installed.to_path_buf())
+    })
+}
+
 /// The passphrase or PIN for `--key`: given, else asked on a terminal when the key file is
 /// encrypted or the key is in a token.
 fn secret_for(key: &str, s: &SecretArgs) -> Result<Option<Passphrase>, Failure> {
@@ -651,16 +664,7 @@ fn build(a: &BuildArgs) -> Result<(), Failure> {
         revocations: a.revocations.clone(),
         size: a.size,
         epoch,
-        boot_verifier: a.boot_verifier.clone().or_else(|| {
-            let sibling = std::env::current_exe()
-                .ok()?
-                .with_file_name("homestick-boot");
-            if sibling.is_file() {
-                return Some(sibling);
-            }
-            let installed = Path::new(INSTALLED_BOOT_VERIFIER);
-            installed.is_file().then(|| installed.to_path_buf())
-        }),
+        boot_verifier: a.boot_verifier.clone().or_else(default_boot_verifier),
         boot_keyring: a.boot_keyring.clone(),
         failure_delay_seconds: a.failure_delay,
         secure_boot: match (&a.secure_boot_key, &a.secure_boot_cert) {
@@ -684,7 +688,7 @@ fn build(a: &BuildArgs) -> Result<(), Failure> {
         rep.finish();
         return match res {
             Ok(r) => {
-                report_warnings(a, &r.warnings);
+                report_warnings(&r.warnings);
                 let n = r.index.users.len().max(1) as u64;
                 println!(
                     "built stick set {} for {} user(s) in {:.1} s",
@@ -717,7 +721,7 @@ fn build(a: &BuildArgs) -> Result<(), Failure> {
     rep.finish();
     match res {
         Ok(r) => {
-            report_warnings(a, &r.warnings);
+            report_warnings(&r.warnings);
             let m = &r.manifest;
             println!(
                 "built {} ({} MiB) in {:.1} s",
@@ -738,12 +742,9 @@ fn build(a: &BuildArgs) -> Result<(), Failure> {
     }
 }
 
-fn report_warnings(a: &BuildArgs, warnings: &[String]) {
+fn report_warnings(warnings: &[String]) {
     for w in warnings {
-        eprintln!(
-            "homestick: warning: {}: {w}",
-            a.profile.join("customer.toml").display()
-        );
+        eprintln!("homestick: warning: {w}");
     }
 }
 
