@@ -1038,3 +1038,49 @@ fn an_expired_image_is_refused_at_boot_and_one_in_its_last_days_warns_first() {
     assert!(notice < started, "{}", b.console);
     assert_clean_power_off(&b);
 }
+
+#[test]
+fn a_rotated_keyring_at_boot_trusts_the_new_key_beside_the_old_and_refuses_the_retired_one() {
+    let d = tempfile::tempdir().unwrap();
+    let ring = d.path().join("ring");
+    fs::create_dir(&ring).unwrap();
+    for name in ["provider-2025", "provider-2026"] {
+        let r = hs(&[
+            "keys",
+            "generate",
+            "--out",
+            &ring.join(name).display().to_string(),
+        ]);
+        assert_eq!(r.code, 0, "{}", r.all());
+    }
+    // Every image here is built at EPOCH, 2026-11-30: after the 2025 key was retired.
+    fs::write(
+        ring.join("keyring.toml"),
+        "[[key]]\nfile = \"provider-2025.pub\"\ncomment = \"2025\"\nnot_after = \"2026-11-01\"\n\n\
+         [[key]]\nfile = \"provider-2026.pub\"\ncomment = \"2026\"\nnot_before = \"2026-11-01\"\n",
+    )
+    .unwrap();
+    let signed_by = |name: &str| {
+        build_boot_image(
+            d.path(),
+            &format!("{name}.img"),
+            true,
+            &[
+                "--key".into(),
+                ring.join(format!("{name}.key")).display().to_string(),
+                "--boot-keyring".into(),
+                ring.display().to_string(),
+            ],
+        )
+    };
+    let new = boot(d.path(), &signed_by("provider-2026"), Bus::Virtio, None);
+    assert_eq!(
+        lines_with(&new.console, "homestick: image verified: ").len(),
+        1,
+        "{}",
+        new.console
+    );
+    assert_clean_power_off(&new);
+    let old = boot(d.path(), &signed_by("provider-2025"), Bus::Virtio, None);
+    assert_refused(&old, "(2025) signed this image, built 2026-11-30T00:53:20Z, after the key was retired at 2026-11-01T00:00:00Z");
+}

@@ -214,6 +214,17 @@ pub(crate) fn check_inputs(
         .iter()
         .map(|w| format!("{}: {w}", customer_toml.display()))
         .collect();
+    if let Some(k) = boot_files
+        .as_ref()
+        .and_then(|b| b.ring.as_ref())
+        .and_then(|ring| ring.iter().find(|k| k.key == public))
+    {
+        if let Some(why) = k.outside_window(opts.epoch) {
+            warnings.push(format!(
+                "--boot-keyring: {why}: the boot verifier and verify with this keyring refuse this image"
+            ));
+        }
+    }
     let revocations = match &opts.revocations {
         None => None,
         Some(path) => {
