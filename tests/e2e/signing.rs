@@ -953,3 +953,92 @@ fn a_full_build_never_shows_the_passphrase_or_the_key() {
         r.all()
     );
 }
+
+#[test]
+fn without_a_file_or_descriptor_the_terminal_is_asked_without_echo() {
+    let fx = Fixture::new();
+    let pass = "Typed-At-The-Terminal-42";
+    // `script` gives homestick a terminal; the input is typed after each prompt.
+    let typed = |script_cmd: &str, times: usize| {
+        let feed: String = (0..times)
+            .map(|_| format!("sleep 2; printf '%s\\n' '{pass}'; "))
+            .collect();
+        sh(&format!(
+            "({feed} sleep 2) | script -qec \"{script_cmd}\" /dev/null"
+        ))
+    };
+    let key = fx.path("k");
+    let r = typed(
+        &format!(
+            "{} keys generate --out {} --ask-passphrase",
+            bin().display(),
+            key.display()
+        ),
+        2,
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout.contains("New passphrase for") && r.stdout.contains("(mode 0600, encrypted)"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.all().contains(pass), "echoed: {}", r.all());
+    fs::write(fx.path("pw"), format!("{pass}\n")).unwrap();
+    let k = fx.path("k.key").display().to_string();
+    let r = tool(
+        "openssl",
+        &[
+            "pkey",
+            "-in",
+            &k,
+            "-passin",
+            &format!("file:{}", fx.path("pw").display()),
+            "-noout",
+        ],
+    );
+    assert_eq!(
+        r.code,
+        0,
+        "the typed passphrase encrypts the key: {}",
+        r.all()
+    );
+    // A build with the encrypted key and neither --passphrase-file nor --passphrase-fd asks.
+    let img = fx.path("t.img");
+    let r = typed(
+        &format!(
+            "SOURCE_DATE_EPOCH={EPOCH} {} build --profile {} --base {} --key {k} --output {}",
+            bin().display(),
+            demo_profile().display(),
+            fx.base().display(),
+            img.display()
+        ),
+        1,
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout.contains(&format!("Passphrase for {k}:")),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.all().contains(pass), "echoed: {}", r.all());
+    assert_eq!(verify(&img, &fx.path("k.pub")).code, 0);
+    // Without a terminal, nothing is asked: the message names the options.
+    let r = hs(&[
+        "build",
+        "--profile",
+        &demo_profile().display().to_string(),
+        "--base",
+        &fx.base().display().to_string(),
+        "--key",
+        &k,
+        "--output",
+        &fx.path("u.img").display().to_string(),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("the key is encrypted: give --passphrase-file or --passphrase-fd"),
+        "{}",
+        r.stderr
+    );
+}
