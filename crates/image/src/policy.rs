@@ -330,3 +330,94 @@ impl Refusal {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::tests::sample;
+    use crate::revocation::RevokedUser;
+
+    #[test]
+    fn expiry_is_refused_from_its_second_on_and_warned_about_before() {
+        let mut m = sample();
+        let exp = m.build_epoch + 30 * 86_400;
+        m.expires = Some(crate::time::rfc3339(exp));
+        assert_eq!(m.validate().map_err(|e| e.to_string()), Ok(()));
+        let at = |now: i64| Expectations {
+            now: Some(now),
+            expiry_warning_days: 14,
+            ..Expectations::none()
+        };
+        // (now, failure expected, warning expected)
+        let cases = [
+            (exp - 15 * 86_400, false, false),
+            (exp - 14 * 86_400, false, true),
+            (exp - 1, false, true),
+            (exp, true, false),
+            (exp + 86_400 * 365, true, false),
+        ];
+        for (now, fails, warns) in cases {
+            let e = at(now);
+            assert_eq!(!e.check(&m).is_empty(), fails, "now {now}");
+            assert_eq!(!e.warnings(&m).is_empty(), warns, "now {now}");
+        }
+        // Without a clock nothing is judged; without `expires` nothing expires.
+        assert!(Expectations::none().check(&m).is_empty());
+        m.expires = None;
+        assert!(at(i64::MAX / 2).check(&m).is_empty());
+        // An expiry not after the build time is not a valid manifest.
+        m.expires = Some(m.build_time.clone());
+        assert!(m.validate().is_err());
+    }
+
+    #[test]
+    fn revocations_name_what_they_refuse_and_the_refusal_for_the_person_at_home() {
+        let mut m = sample();
+        m.user = Some(crate::manifest::User {
+            id: "anna".into(),
+            name: "Anna".into(),
+        });
+        let mut l = RevocationList {
+            version: 7,
+            ..RevocationList::default()
+        };
+        let e = |l: &RevocationList| Expectations {
+            revoked: Some(l.clone()),
+            ..Expectations::none()
+        };
+        assert!(e(&l).check(&m).is_empty());
+        l.users.insert(RevokedUser {
+            customer: "other".into(),
+            id: "anna".into(),
+        });
+        assert!(e(&l).check(&m).is_empty(), "another customer's anna");
+        l.users.insert(RevokedUser {
+            customer: "stadt-a".into(),
+            id: "anna".into(),
+        });
+        l.image_ids.insert(m.image_id.to_string());
+        l.key_ids.insert(m.key_id.to_string());
+        let f = e(&l).check(&m);
+        let text: Vec<String> = f.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 3, "{text:?}");
+        assert!(
+            text[0].starts_with("revocation list version 7: the signing key abab"),
+            "{text:?}"
+        );
+        assert!(text[1].contains("image 0b6a7f0e-1a2b-4c3d-8e4f-0123456789ab is revoked"));
+        assert!(text[2].contains("user anna of customer stadt-a is revoked"));
+        assert_eq!(Refusal::of(&f), Refusal::Revoked);
+        let expired = Finding::new("expiry", "x");
+        let tampered = Finding::new("partition 3 (profile)", "x");
+        assert_eq!(
+            Refusal::of(std::slice::from_ref(&expired)),
+            Refusal::Expired
+        );
+        assert_eq!(
+            Refusal::of(&[expired.clone(), f[0].clone()]),
+            Refusal::Revoked
+        );
+        assert_eq!(Refusal::of(&[expired, tampered]), Refusal::Changed);
+        assert_eq!(Refusal::of(&[]), Refusal::Changed);
+    }
+}
