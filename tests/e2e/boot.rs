@@ -850,15 +850,7 @@ fn a_users_image_from_a_stick_set_boots_with_secure_boot_enforced() {
     let d = tempfile::tempdir().unwrap();
     let profile = crate::roster::profile_with_pool(d.path());
     let roster = d.path().join("roster.csv");
-    fs::write(
-        &roster,
-        format!(
-            "{}\nanna,Anna Schmidt,201,Pw-anna-0123456789,anna,10.99.0.2/32,yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\n\
-             ben,Ben Meier,202,Pw-ben-0123456789,ben,10.99.0.3/32,SIoHcjOi4XkSdQSBvEvdgvSLiYwZ4Rs8Y2hp/IFJHmE=\n",
-            crate::roster::HEADER
-        ),
-    )
-    .unwrap();
+    crate::roster::two_users(&roster);
     let set = d.path().join("set");
     // The provider revoked anna (her stick was lost): the set's one UKI lets ben in and keeps
     // anna out.

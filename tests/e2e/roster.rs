@@ -38,6 +38,19 @@ pub fn roster_fill(profile: &Path, roster: &Path, out: &Path) -> Run {
     ])
 }
 
+/// Write a filled roster with two users, anna and ben, to `path` (mode 0600).
+pub fn two_users(path: &std::path::Path) {
+    std::fs::write(
+        path,
+        format!(
+            "{HEADER}\nanna,Anna Schmidt,201,Pw-anna-0123456789,anna,10.99.0.2/32,yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\n\
+             ben,Ben Meier,202,Pw-ben-0123456789,ben,10.99.0.3/32,SIoHcjOi4XkSdQSBvEvdgvSLiYwZ4Rs8Y2hp/IFJHmE=\n"
+        ),
+    )
+    .unwrap();
+    homestick_testkit::private_mode(path);
+}
+
 pub const HEADER: &str = "user_id,display_name,sip.extension,sip.password,sip.user,vpn.buero.address,vpn.buero.private_key";
 
 #[test]

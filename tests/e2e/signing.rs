@@ -104,6 +104,20 @@ impl SoftHsm {
     }
 }
 
+/// `src` (encrypted with `passphrase` or not) as an unencrypted PKCS#8 PEM at `out`, mode
+/// 0600: what softhsm2-util imports.
+fn plain_key(src: &Path, passphrase: Option<&str>, out: &Path) {
+    let (s, o) = (src.display().to_string(), out.display().to_string());
+    let mut args = vec!["pkey", "-in", &s, "-out", &o];
+    let pass = passphrase.map(|p| format!("pass:{p}"));
+    if let Some(p) = &pass {
+        args.extend(["-passin", p]);
+    }
+    let r = tool("openssl", &args);
+    assert_eq!(r.code, 0, "{}", r.all());
+    homestick_testkit::private_mode(out);
+}
+
 fn openssl_verifies(public: &Path, data: &[u8], sig: &[u8], dir: &Path) -> Run {
     let (d, s) = (dir.join("data.bin"), dir.join("data.sig"));
     fs::write(&d, data).unwrap();
@@ -281,17 +295,7 @@ fn a_key_made_in_softhsm_signs_images_and_lists_and_an_imported_key_gives_the_sa
     // Ed25519 is deterministic: the test key imported into the token signs the same image,
     // byte for byte, as the same key read from its file.
     let plain = fx.path("test-plain.pem");
-    let r = tool(
-        "openssl",
-        &[
-            "pkey",
-            "-in",
-            &test_key().display().to_string(),
-            "-out",
-            &plain.display().to_string(),
-        ],
-    );
-    assert_eq!(r.code, 0, "{}", r.all());
+    plain_key(&test_key(), None, &plain);
     hsm.import(&plain, "imported", "01");
     let from_file = fx.build("file.img");
     let from_token = fx.path("token.img");
@@ -312,33 +316,14 @@ fn the_secure_boot_key_in_softhsm_signs_the_uki_as_the_key_file_does() {
     let hsm = SoftHsm::new();
     let d = tempfile::tempdir().unwrap();
     let sb_plain = d.path().join("db.pem");
-    let r = tool(
-        "openssl",
-        &[
-            "pkey",
-            "-in",
-            "/usr/share/ovmf/PkKek-1-snakeoil.key",
-            "-passin",
-            "pass:snakeoil",
-            "-out",
-            &sb_plain.display().to_string(),
-        ],
+    plain_key(
+        Path::new("/usr/share/ovmf/PkKek-1-snakeoil.key"),
+        Some("snakeoil"),
+        &sb_plain,
     );
-    assert_eq!(r.code, 0, "{}", r.all());
-    homestick_testkit::private_mode(&sb_plain);
     hsm.import(&sb_plain, "db", "02");
     let plain = d.path().join("test-plain.pem");
-    let r = tool(
-        "openssl",
-        &[
-            "pkey",
-            "-in",
-            &test_key().display().to_string(),
-            "-out",
-            &plain.display().to_string(),
-        ],
-    );
-    assert_eq!(r.code, 0, "{}", r.all());
+    plain_key(&test_key(), None, &plain);
     hsm.import(&plain, "image", "01");
     let cert = "/usr/share/ovmf/PkKek-1-snakeoil.pem";
     let build = |out: &Path, key: &str, sb_key: &str| {
@@ -695,16 +680,7 @@ fn revocation_lists_refuse_a_key_an_image_and_a_user_offline_and_in_flash() {
 
     // A user: every image of that user in a set, and no other.
     let roster = fx.path("roster.csv");
-    fs::write(
-        &roster,
-        format!(
-            "{}\nanna,Anna Schmidt,201,Pw-anna-0123456789,anna,10.99.0.2/32,yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\n\
-             ben,Ben Meier,202,Pw-ben-0123456789,ben,10.99.0.3/32,SIoHcjOi4XkSdQSBvEvdgvSLiYwZ4Rs8Y2hp/IFJHmE=\n",
-            crate::roster::HEADER
-        ),
-    )
-    .unwrap();
-    homestick_testkit::private_mode(&roster);
+    crate::roster::two_users(&roster);
     let set = fx.path("set");
     let r = hs(&[
         "build",

@@ -356,44 +356,63 @@ fn public_of(session: &Session, h: ObjectHandle, uri: &str) -> Result<VerifyingK
 }
 
 impl TokenKey {
+    /// Open the one private key of type `kind` that `uri` names, in a logged-in session;
+    /// with `public`, also the public key object of the same name, as Ed25519.
+    fn open_private(
+        uri: &str,
+        module: Option<&Path>,
+        pin: Option<&Passphrase>,
+        kind: KeyType,
+        what: &str,
+        public: bool,
+    ) -> Result<TokenKey, Pkcs11Error> {
+        let o = open(uri, module, pin, false)?;
+        let key = one(
+            &o.session,
+            &select(&o.uri, ObjectClass::PRIVATE_KEY, kind),
+            uri,
+            &format!("{what} private key"),
+        )?;
+        let public = if public {
+            let h = one(
+                &o.session,
+                &select(&o.uri, ObjectClass::PUBLIC_KEY, kind),
+                uri,
+                &format!("{what} public key"),
+            )?;
+            Some(public_of(&o.session, h, uri)?)
+        } else {
+            None
+        };
+        Ok(TokenKey {
+            session: Mutex::new(o.session),
+            key,
+            public,
+            uri: uri.to_string(),
+            _ctx: o.ctx,
+        })
+    }
+
     /// Open the Ed25519 key `uri` names (with its public half, which must match it).
     pub fn open_ed25519(
         uri: &str,
         module: Option<&Path>,
         pin: Option<&Passphrase>,
     ) -> Result<TokenKey, Pkcs11Error> {
-        let o = open(uri, module, pin, false)?;
-        let key = one(
-            &o.session,
-            &select(&o.uri, ObjectClass::PRIVATE_KEY, KeyType::EC_EDWARDS),
-            uri,
-            "Ed25519 private key",
-        )?;
-        let pubh = one(
-            &o.session,
-            &select(&o.uri, ObjectClass::PUBLIC_KEY, KeyType::EC_EDWARDS),
-            uri,
-            "Ed25519 public key",
-        )?;
-        let public = public_of(&o.session, pubh, uri)?;
-        let k = TokenKey {
-            session: Mutex::new(o.session),
-            key,
-            public: Some(public),
-            uri: uri.to_string(),
-            _ctx: o.ctx,
-        };
+        let k = Self::open_private(uri, module, pin, KeyType::EC_EDWARDS, "Ed25519", true)?;
         // The public key beside it must be this key's: a signature proves it.
         let probe = b"homestick: does the token's public key belong to its private key?";
         let sig = k.sign_ed25519(probe)?;
-        public
-            .verify_strict(probe, &ed25519_dalek::Signature::from_bytes(&sig))
-            .map_err(|_| {
-                token_err(
-                    uri,
-                    "the public key object does not belong to the private key",
-                )
-            })?;
+        let matches = k.public.is_some_and(|p| {
+            p.verify_strict(probe, &ed25519_dalek::Signature::from_bytes(&sig))
+                .is_ok()
+        });
+        if !matches {
+            return Err(token_err(
+                uri,
+                "the public key object does not belong to the private key",
+            ));
+        }
         Ok(k)
     }
 
@@ -403,20 +422,7 @@ impl TokenKey {
         module: Option<&Path>,
         pin: Option<&Passphrase>,
     ) -> Result<TokenKey, Pkcs11Error> {
-        let o = open(uri, module, pin, false)?;
-        let key = one(
-            &o.session,
-            &select(&o.uri, ObjectClass::PRIVATE_KEY, KeyType::RSA),
-            uri,
-            "RSA private key",
-        )?;
-        Ok(TokenKey {
-            session: Mutex::new(o.session),
-            key,
-            public: None,
-            uri: uri.to_string(),
-            _ctx: o.ctx,
-        })
+        Self::open_private(uri, module, pin, KeyType::RSA, "RSA", false)
     }
 
     /// The Ed25519 public key (of keys opened with [`TokenKey::open_ed25519`]).
