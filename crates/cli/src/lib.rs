@@ -161,6 +161,17 @@ fn key_passphrase(s: &SecretArgs, key: &Path) -> Result<Option<Passphrase>, Fail
     Ok(None)
 }
 
+/// `--out DIR/NAME`: DIR must exist (checked before a key is made, in a token or not).
+fn out_dir_exists(out: &Path) -> Result<(), Failure> {
+    match out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) if !parent.is_dir() => Err(usage(format!(
+            "--out: directory {} does not exist",
+            parent.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn keys_generate(out: &Path, secret: &SecretArgs, ask_twice: bool) -> Result<(), Failure> {
     let pw = match given_secret(secret)? {
         Some(p) => Some(p),
@@ -176,14 +187,7 @@ fn keys_generate(out: &Path, secret: &SecretArgs, ask_twice: bool) -> Result<(),
         }
         None => None,
     };
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if !parent.is_dir() {
-            return Err(usage(format!(
-                "--out: directory {} does not exist",
-                parent.display()
-            )));
-        }
-    }
+    out_dir_exists(out)?;
     let g = homestick_build::keygen::ed25519(out, pw.as_ref().map(Passphrase::as_bytes))
         .map_err(usage)?;
     println!(
@@ -203,6 +207,7 @@ fn keys_generate_pkcs11(
     pin: &SecretArgs,
 ) -> Result<(), Failure> {
     use ed25519_dalek::pkcs8::EncodePublicKey;
+    out_dir_exists(out)?;
     let public_path = homestick_build::keygen::new_key_files(out, &["pub"]).map_err(usage)?;
     let pin = secret_for(uri, pin)?;
     let public = homestick_build::pkcs11::generate_ed25519(uri, module, pin.as_ref())
@@ -355,14 +360,7 @@ fn open_signer(
 }
 
 fn keys_secure_boot(out: &Path, name: &str) -> Result<(), Failure> {
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if !parent.is_dir() {
-            return Err(usage(format!(
-                "--out: directory {} does not exist",
-                parent.display()
-            )));
-        }
-    }
+    out_dir_exists(out)?;
     let g = homestick_build::keygen::secure_boot(out, name).map_err(usage)?;
     println!("private key: {} (RSA 2048, mode 0600)", g.key.display());
     println!(
