@@ -33,7 +33,10 @@ Set SOURCE_DATE_EPOCH for reproducible builds: same inputs, same key, same epoch
     #[command(
         after_help = "Examples:\n  homestick verify out/stadt-musterhausen.img --keyring keys/test/homestick-test.pub\n  homestick verify /dev/sdc --keyring /etc/homestick/trusted/ --json\n  \
 homestick verify /dev/sdc --keyring provider.pub --customer stadt-musterhausen --min-rollback 3\n  \
-homestick verify stick.img --keyring provider.pub --policy policy.json\n\n\
+homestick verify stick.img --keyring provider.pub --policy policy.json\n  \
+homestick verify stick.img --keyring /etc/homestick/trusted/ --revocations revocations.json\n\n\
+The keyring directory may hold a keyring.toml with each key's comment and validity window\n\
+(docs/format.md); verify names the key that signed. An image past its `expires` is not trusted.\n\n\
 With --customer, --min-rollback, --disk-guid or --policy, verify applies the boot verifier's checks\n\
 too: without them any image signed by a trusted key is trusted, for whichever customer.\n\n\
 Exit codes: 0 trusted, 1 NOT trusted (the message names the partition, file or check), 2 unusable input."
@@ -54,7 +57,8 @@ Exit codes: 0 trusted, 1 NOT trusted (the message names the partition, file or c
     #[command(
         after_help = "Examples:\n  homestick sticks\n  homestick flash out/stadt-musterhausen.img --keyring provider.pub --all-removable --report flash-report.jsonl\n  \
 homestick flash out/stadt-musterhausen.img --keyring provider.pub --watch --yes --report weekend.jsonl\n  \
-homestick flash stick.img --keyring provider.pub --target /dev/sdc --target /dev/sdd\n\n\
+homestick flash stick.img --keyring provider.pub --target /dev/sdc --target /dev/sdd\n  \
+homestick flash out/set --keyring provider.pub --revocations revocations.json --watch --yes\n\n\
 The image is verified before a byte is written. Mounted disks, swap, the running system, read-only\n\
 and too small disks are refused, and so is any disk that is neither removable nor on USB unless\n\
 --allow-non-removable is given. A stick counts as good only after it was read back from the device\n\
