@@ -520,6 +520,8 @@ fn bad_profiles_name_file_field_and_reason() {
         ("stun without port", "stadt-musterhausen", m.replace("stun.musterhausen.example:3478", "stun.musterhausen.example"), "softphone.stun", "has no port"),
         ("voicemail not dialable", "stadt-musterhausen", m.replace("voicemail = \"*86\"", "voicemail = \"mailbox\""), "softphone.voicemail", "\"mailbox\" is not a dialable number"),
         ("softphone field missing", "stadt-musterhausen", m.replace("srtp = \"mandatory\"\n", ""), "softphone", "missing field `srtp`"),
+        ("direct destination inside a tunnel route", "stadt-musterhausen", format!("{m}\n[[network.direct]]\nname = \"video\"\nto = \"192.168.50.0/25\"\nports = [\"tcp/443\"]\n"), "network.direct[0].to", "overlaps vpn[0].routes[1] 192.168.50.0/24: it would go through the tunnel"),
+        ("direct destination without ports", "stadt-musterhausen", format!("{m}\n[[network.direct]]\nname = \"video\"\nto = \"198.51.100.0/24\"\nports = []\n"), "network.direct[0].ports", "give 1 to 16 ports"),
         ("secret in customer.toml", "stadt-musterhausen", m.replace("[vpn.wireguard]", "[vpn.wireguard]\nprivate_key = \"VJ6YO4bmpT3PfnDeZz4dwhNkJzenoU/C3AJcWRIr/Dc=\""), "vpn[0].wireguard.private_key", "unknown field `private_key`"),
     ];
     assert!(cases.len() >= 30);
@@ -540,6 +542,52 @@ fn bad_profiles_name_file_field_and_reason() {
         );
         assert!(line.contains(msg), "{what}: expected {msg:?} in:\n{line}");
     }
+}
+
+#[test]
+fn direct_destinations_reach_profile_json_and_the_summary() {
+    let m = demo_toml();
+    let toml = format!(
+        "{m}\n[[network.direct]]\nname = \"video\"\nto = \"198.51.100.0/24\"\nports = [\"udp/3478-3481\", \"tcp/443\"]\n\n\
+         [[network.direct]]\nname = \"portal\"\nto = \"portal.example.net\"\nports = [\"tcp/80\"]\n"
+    );
+    let (d, dir) = profile_with("stadt-musterhausen", &toml);
+    let r = hs(&["profile".as_ref(), "check".as_ref(), dir.as_os_str()]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout.contains(
+            "direct     video -> 198.51.100.0/24 (udp/3478-3481, tcp/443), outside the tunnel"
+        ) && r
+            .stdout
+            .contains("direct     portal -> portal.example.net (tcp/80)"),
+        "{}",
+        r.stdout
+    );
+    let out = d.path().join("rendered");
+    let r = hs(&[
+        "profile".as_ref(),
+        "render".as_ref(),
+        dir.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let doc: serde_json::Value =
+        serde_json::from_slice(&fs::read(out.join("profile.json")).unwrap()).unwrap();
+    assert_eq!(doc["network"]["direct"][0]["to"], "198.51.100.0/24");
+    assert_eq!(doc["network"]["direct"][1]["ports"][0], "tcp/80");
+    // Without [[network.direct]], profile.json has no network key: nothing goes around the tunnel.
+    let plain = hs(&[
+        "profile".as_ref(),
+        "render".as_ref(),
+        root().join("profiles/stadt-musterhausen").as_os_str(),
+        "--out".as_ref(),
+        d.path().join("plain").as_os_str(),
+    ]);
+    assert_eq!(plain.code, 0, "{}", plain.all());
+    let doc: serde_json::Value =
+        serde_json::from_slice(&fs::read(d.path().join("plain/profile.json")).unwrap()).unwrap();
+    assert!(doc.get("network").is_none(), "{doc}");
 }
 
 #[test]

@@ -172,6 +172,8 @@ pub struct Profile {
     pub softphone_ca: Option<Referenced>,
     /// Logo file.
     pub logo: Option<Referenced>,
+    /// Destinations allowed outside the tunnel (checked), none by default.
+    pub direct: Vec<schema::Direct>,
     /// Things worth knowing that do not stop a build (certificates near expiry).
     pub warnings: Vec<String>,
     /// The rendered files of the profile partition, sorted, profile.json included.
@@ -362,6 +364,127 @@ fn check_customer(ctx: &mut Ctx<'_>, c: &Customer) -> Result<Option<Referenced>,
         }
         None => Ok(None),
     }
+}
+
+/// Most `[[network.direct]]` entries, and ports per entry.
+const MAX_DIRECT: usize = 32;
+const MAX_DIRECT_PORTS: usize = 16;
+
+/// `proto/port` or `proto/first-last`: (proto, first, last).
+fn direct_ports(s: &str) -> Result<(&str, u16, u16), String> {
+    let (proto, range) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s:?} is not PROTO/PORT (tcp/443, udp/3478-3481)"))?;
+    if proto != "tcp" && proto != "udp" {
+        return Err(format!("{s:?}: protocol {proto:?} is not tcp or udp"));
+    }
+    let (a, b) = range.split_once('-').unwrap_or((range, range));
+    let port = |p: &str| {
+        p.parse::<u16>()
+            .ok()
+            .filter(|&n| n > 0 && p.bytes().all(|c| c.is_ascii_digit()))
+            .ok_or_else(|| format!("{s:?}: {p:?} is not a port (1-65535)"))
+    };
+    let (a, b) = (port(a)?, port(b)?);
+    if a > b {
+        return Err(format!("{s:?}: the range runs backwards"));
+    }
+    Ok((proto, a, b))
+}
+
+/// Whether two networks share an address.
+fn overlaps((a, alen): (std::net::IpAddr, u8), (b, blen): (std::net::IpAddr, u8)) -> bool {
+    let bits = |ip: std::net::IpAddr| -> (u128, u8) {
+        match ip {
+            std::net::IpAddr::V4(v) => (u128::from(u32::from(v)) << 96, 32),
+            std::net::IpAddr::V6(v) => (u128::from(v), 128),
+        }
+    };
+    let ((x, xw), (y, yw)) = (bits(a), bits(b));
+    if xw != yw {
+        return false;
+    }
+    // Both are left-aligned in 128 bits, so a prefix length counts from the top either way.
+    let len = u32::from(alen.min(blen));
+    let mask = if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - len)
+    };
+    x & mask == y & mask
+}
+
+/// The allow-list of destinations outside the tunnel: each named once, an address, network
+/// or host name that no tunnel route covers (it would leave the tunnel) and that is not the
+/// whole internet (no kill switch then), with explicit ports.
+fn check_direct(
+    ctx: &Ctx<'_>,
+    direct: &[schema::Direct],
+    vpns: &[Vpn],
+) -> Result<(), ProfileError> {
+    if direct.len() > MAX_DIRECT {
+        return Err(ctx.err(
+            "network.direct",
+            format!("{} entries, at most {MAX_DIRECT}", direct.len()),
+        ));
+    }
+    for (i, d) in direct.iter().enumerate() {
+        let f = |field: &str| format!("network.direct[{i}].{field}");
+        let name_ok = (1..=32).contains(&d.name.len())
+            && d.name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !name_ok {
+            return Err(ctx.err(
+                &f("name"),
+                format!("{:?} is not 1-32 of a-z, 0-9 and '-'", d.name),
+            ));
+        }
+        if let Some(j) = direct[..i].iter().position(|o| o.name == d.name) {
+            return Err(ctx.err(
+                &f("name"),
+                format!("{:?} is already network.direct[{j}]", d.name),
+            ));
+        }
+        let net = if d.to.contains('/') {
+            Some(check::cidr(&d.to).map_err(|e| ctx.err(&f("to"), e.0))?)
+        } else if let Ok(ip) = check::ip(&d.to) {
+            Some((ip, if ip.is_ipv4() { 32 } else { 128 }))
+        } else {
+            ctx.chk(&f("to"), check::host(&d.to))?;
+            None
+        };
+        if let Some((ip, len)) = net {
+            if len < 8 {
+                return Err(ctx.err(
+                    &f("to"),
+                    format!("{:?} is /{len}: allowing that much outside the tunnel leaves no kill switch (at least /8)", d.to),
+                ));
+            }
+            for (vi, v) in vpns.iter().enumerate() {
+                for (ri, r) in v.routes.iter().enumerate() {
+                    if let Ok(route) = check::cidr(r) {
+                        if route.1 > 0 && overlaps((ip, len), route) {
+                            return Err(ctx.err(
+                                &f("to"),
+                                format!("{:?} overlaps vpn[{vi}].routes[{ri}] {r}: it would go through the tunnel, not around it", d.to),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        if d.ports.is_empty() || d.ports.len() > MAX_DIRECT_PORTS {
+            return Err(ctx.err(
+                &f("ports"),
+                format!("give 1 to {MAX_DIRECT_PORTS} ports (tcp/443, udp/3478-3481)"),
+            ));
+        }
+        for (k, p) in d.ports.iter().enumerate() {
+            direct_ports(p).map_err(|e| ctx.err(&f(&format!("ports[{k}]")), e))?;
+        }
+    }
+    Ok(())
 }
 
 /// OpenVPN data ciphers homestick accepts (AEAD only).
@@ -685,6 +808,7 @@ impl Profile {
             Some(s) => check_softphone(&mut ctx, s)?,
             None => None,
         };
+        check_direct(&ctx, &parsed.network.direct, &parsed.vpn)?;
         let mut p = Profile {
             dir: dir.to_path_buf(),
             customer: parsed.customer,
@@ -692,6 +816,7 @@ impl Profile {
             softphone: parsed.softphone,
             softphone_ca,
             logo,
+            direct: parsed.network.direct,
             warnings: ctx.warnings,
             files: Vec::new(),
             slots: Vec::new(),
@@ -874,6 +999,133 @@ mod tests {
             Err(ProfileError::Invalid { field, reason, .. }) => Ok((field, reason)),
             Ok(_) => Err("accepted".into()),
         }
+    }
+
+    /// Check MINIMAL plus `extra` as far as the allow-list: the field and reason of its error.
+    fn direct_error(extra: &str) -> Result<(), (String, String)> {
+        let file = Path::new("customer.toml");
+        let parsed =
+            parse_customer_toml(file, &format!("{MINIMAL}{extra}")).map_err(|e| match e {
+                ProfileError::Invalid { field, reason, .. } => (field, reason),
+            })?;
+        let ctx = Ctx {
+            file,
+            dir: Path::new("."),
+            root: PathBuf::from("."),
+            now: 0,
+            warnings: vec![],
+        };
+        check_direct(&ctx, &parsed.network.direct, &parsed.vpn).map_err(|e| match e {
+            ProfileError::Invalid { field, reason, .. } => (field, reason),
+        })
+    }
+
+    #[test]
+    fn the_direct_allow_list_is_checked_field_by_field() {
+        let entry = |to: &str, ports: &str| {
+            format!("\n[[network.direct]]\nname = \"video\"\nto = \"{to}\"\nports = [{ports}]\n")
+        };
+        for ok in [
+            entry("198.51.100.0/24", "\"udp/3478-3481\", \"tcp/443\""),
+            entry("2001:db8::/48", "\"tcp/443\""),
+            entry("203.0.113.7", "\"udp/10000-20000\""),
+            entry("portal.example.net", "\"tcp/80\", \"tcp/443\""),
+            String::new(),
+        ] {
+            assert_eq!(direct_error(&ok), Ok(()), "{ok}");
+        }
+        let cases: &[(&str, String, &str, &str)] = &[
+            (
+                "whole internet",
+                entry("0.0.0.0/0", "\"tcp/443\""),
+                "network.direct[0].to",
+                "leaves no kill switch",
+            ),
+            (
+                "inside a tunnel route",
+                entry("10.20.0.0/16", "\"tcp/443\""),
+                "network.direct[0].to",
+                "overlaps vpn[0].routes[0] 10.0.0.0/8",
+            ),
+            (
+                "address inside a route",
+                entry("10.1.2.3", "\"tcp/443\""),
+                "network.direct[0].to",
+                "overlaps vpn[0].routes[0]",
+            ),
+            (
+                "not a host",
+                entry("bad host", "\"tcp/443\""),
+                "network.direct[0].to",
+                "bad host",
+            ),
+            (
+                "no ports",
+                entry("203.0.113.7", ""),
+                "network.direct[0].ports",
+                "give 1 to 16 ports",
+            ),
+            (
+                "other protocol",
+                entry("203.0.113.7", "\"icmp/1\""),
+                "network.direct[0].ports[0]",
+                "protocol \"icmp\" is not tcp or udp",
+            ),
+            (
+                "port 0",
+                entry("203.0.113.7", "\"tcp/0\""),
+                "network.direct[0].ports[0]",
+                "\"0\" is not a port",
+            ),
+            (
+                "port too high",
+                entry("203.0.113.7", "\"tcp/65536\""),
+                "network.direct[0].ports[0]",
+                "is not a port",
+            ),
+            (
+                "backwards range",
+                entry("203.0.113.7", "\"udp/20-10\""),
+                "network.direct[0].ports[0]",
+                "runs backwards",
+            ),
+            (
+                "no protocol",
+                entry("203.0.113.7", "\"443\""),
+                "network.direct[0].ports[0]",
+                "is not PROTO/PORT",
+            ),
+            (
+                "same name twice",
+                format!(
+                    "{}{}",
+                    entry("203.0.113.7", "\"tcp/443\""),
+                    entry("203.0.113.8", "\"tcp/443\"")
+                ),
+                "network.direct[1].name",
+                "already network.direct[0]",
+            ),
+            (
+                "bad name",
+                entry("203.0.113.7", "\"tcp/443\"").replace("video", "Video Calls"),
+                "network.direct[0].name",
+                "not 1-32 of a-z",
+            ),
+            (
+                "unknown field",
+                entry("203.0.113.7", "\"tcp/443\"") + "via = \"eth0\"\n",
+                "network.direct[0].via",
+                "unknown field",
+            ),
+        ];
+        let mut failed = Vec::new();
+        for (name, extra, field, want) in cases {
+            match direct_error(extra) {
+                Err((f, r)) if f == *field && r.contains(want) => {}
+                other => failed.push(format!("{name}: {other:?}")),
+            }
+        }
+        assert!(failed.is_empty(), "{failed:#?}");
     }
 
     #[test]

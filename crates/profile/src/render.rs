@@ -483,6 +483,9 @@ struct JsonProfile<'a> {
     vpn: Vec<JsonVpn<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     softphone: Option<serde_json::Value>,
+    /// What may leave outside the tunnel; absent when nothing may (the default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    network: Option<serde_json::Value>,
     slots: &'a [Slot],
     files: Vec<&'a str>,
 }
@@ -588,6 +591,7 @@ pub fn render(p: &Profile) -> Result<(Vec<ProfileFile>, Vec<Slot>), serde_json::
         customer: c,
         vpn: json_vpn,
         softphone,
+        network: (!p.direct.is_empty()).then(|| serde_json::json!({ "direct": p.direct })),
         slots: &slot_list,
         files: file_names,
     };
@@ -646,6 +650,19 @@ pub fn summary(doc: &serde_json::Value) -> Vec<String> {
                 list(&v["dns"])
             },
             s(&v["file"]),
+        ));
+    }
+    for d in doc["network"]["direct"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .take(64)
+    {
+        out.push(format!(
+            "direct     {} -> {} ({}), outside the tunnel",
+            s(&d["name"]),
+            s(&d["to"]),
+            list(&d["ports"])
         ));
     }
     let sp = &doc["softphone"];

@@ -17,6 +17,31 @@ pub struct CustomerToml {
     pub vpn: Vec<Vpn>,
     /// `[softphone]`
     pub softphone: Option<Softphone>,
+    /// `[network]`
+    #[serde(default)]
+    pub network: Network,
+}
+
+/// The `[network]` table: what may leave the PC outside the tunnel.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    /// Destinations allowed directly, outside every tunnel (split tunnelling for a
+    /// video-conference service, a captive portal). None by default: the kill switch lets
+    /// nothing else out.
+    #[serde(default)]
+    pub direct: Vec<Direct>,
+}
+
+/// One `[[network.direct]]` destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Direct {
+    /// What it is for: 1-32 of a-z, 0-9, '-' (shown in logs and the summary).
+    pub name: String,
+    /// An IPv4/IPv6 address, a network in CIDR notation, or a host name (resolved on the PC
+    /// before the tunnel comes up).
+    pub to: String,
+    /// `tcp/443`, `udp/3478-3481`: protocol and port or port range, at least one.
+    pub ports: Vec<String>,
 }
 
 /// The `[customer]` table.
