@@ -24,10 +24,10 @@ const BOOT_VERIFIER_PATH: &str = "usr/lib/homestick/homestick-boot";
 pub(crate) fn dist() -> Result<PathBuf> {
     let r = root();
     let version = env!("CARGO_PKG_VERSION");
-    assert_eq!(
-        homestick::INSTALLED_BOOT_VERIFIER,
-        format!("/{BOOT_VERIFIER_PATH}"),
-        "the CLI looks where the package installs"
+    anyhow::ensure!(
+        homestick::INSTALLED_BOOT_VERIFIER == format!("/{BOOT_VERIFIER_PATH}"),
+        "the CLI looks for the boot verifier at {}, the package installs it at /{BOOT_VERIFIER_PATH}",
+        homestick::INSTALLED_BOOT_VERIFIER
     );
     run(Command::new("cargo")
         .args(["build", "--release", "--quiet", "-p", "homestick"])
