@@ -47,7 +47,7 @@ impl Run {
     }
 }
 
-fn finish(cmd: &mut Command, out: std::io::Result<Output>) -> Run {
+pub fn finish(cmd: &mut Command, out: std::io::Result<Output>) -> Run {
     let out = out.unwrap_or_else(|e| {
         panic!(
             "cannot start {cmd:?}: {e} (is it installed? `cargo xtask test` installs test tools)"

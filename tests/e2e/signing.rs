@@ -60,23 +60,12 @@ impl SoftHsm {
 
     /// Run `prog` with SOFTHSM2_CONF set.
     fn run(&self, prog: &str, args: &[&str]) -> Run {
-        let o = std::process::Command::new(prog)
-            .args(args)
+        let mut c = std::process::Command::new(prog);
+        c.args(args)
             .env("SOFTHSM2_CONF", self.conf())
-            .env("SOURCE_DATE_EPOCH", EPOCH)
-            .output()
-            .unwrap_or_else(|e| panic!("{prog}: {e}"));
-        let r = Run {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        };
-        assert!(
-            !r.stderr.contains("panicked"),
-            "{prog} panicked: {}",
-            r.stderr
-        );
-        r
+            .env("SOURCE_DATE_EPOCH", EPOCH);
+        let o = c.output();
+        finish(&mut c, o)
     }
 
     fn hs(&self, args: &[&str]) -> Run {
@@ -326,11 +315,14 @@ fn the_secure_boot_key_in_softhsm_signs_the_uki_as_the_key_file_does() {
     plain_key(&test_key(), None, &plain);
     hsm.import(&plain, "image", "01");
     let cert = "/usr/share/ovmf/PkKek-1-snakeoil.pem";
-    let build = |out: &Path, key: &str, sb_key: &str| {
-        let o = out.display().to_string();
-        let (b, v) = (base.display().to_string(), verifier.display().to_string());
-        let p = demo_profile().display().to_string();
-        hsm.hs(&[
+    // The demo customer's image on the demo base, Secure-Boot-signed: `extra` names the keys.
+    let build = |out: &Path, extra: &[&str]| {
+        let (o, b) = (out.display().to_string(), base.display().to_string());
+        let (v, p) = (
+            verifier.display().to_string(),
+            demo_profile().display().to_string(),
+        );
+        let mut args = vec![
             "build",
             "--profile",
             &p,
@@ -341,26 +333,27 @@ fn the_secure_boot_key_in_softhsm_signs_the_uki_as_the_key_file_does() {
             "--no-cache",
             "--output",
             &o,
-            "--key",
-            key,
-            "--passphrase-file",
-            &hsm.pin(),
-            "--pkcs11-module",
-            SOFTHSM_MODULE,
-            "--secure-boot-key",
-            sb_key,
-            "--secure-boot-cert",
-            cert,
-            "--secure-boot-passphrase-file",
-            &hsm.pin(),
-        ])
+        ];
+        args.extend(extra);
+        hsm.hs(&args)
     };
-    let token = d.path().join("token.img");
-    let r = build(
-        &token,
+    let pin = hsm.pin();
+    let in_token = [
+        "--key",
         "pkcs11:token=homestick;object=image",
+        "--passphrase-file",
+        &pin,
+        "--pkcs11-module",
+        SOFTHSM_MODULE,
+        "--secure-boot-key",
         "pkcs11:token=homestick;object=db",
-    );
+        "--secure-boot-passphrase-file",
+        &pin,
+        "--secure-boot-cert",
+        cert,
+    ];
+    let token = d.path().join("token.img");
+    let r = build(&token, &in_token);
     assert_eq!(r.code, 0, "{}", r.all());
     let uki = d.path().join("uki.efi");
     fs::write(&uki, esp_file(&token, "EFI/BOOT/BOOTX64.EFI")).unwrap();
@@ -373,27 +366,24 @@ fn the_secure_boot_key_in_softhsm_signs_the_uki_as_the_key_file_does() {
         d.path(),
     );
     fs::write(d.path().join("sbpw"), "snakeoil\n").unwrap();
-    let o = files.display().to_string();
-    let r = hs(&[
-        "build",
-        "--profile",
-        &demo_profile().display().to_string(),
-        "--base",
-        &base.display().to_string(),
-        "--boot-verifier",
-        &verifier.display().to_string(),
-        "--no-cache",
-        "--output",
-        &o,
-        "--key",
-        &test_key().display().to_string(),
-        "--secure-boot-key",
-        &sb_file.display().to_string(),
-        "--secure-boot-cert",
-        cert,
-        "--secure-boot-passphrase-file",
-        &d.path().join("sbpw").display().to_string(),
-    ]);
+    let (k, sk, sp) = (
+        test_key().display().to_string(),
+        sb_file.display().to_string(),
+        d.path().join("sbpw").display().to_string(),
+    );
+    let r = build(
+        &files,
+        &[
+            "--key",
+            &k,
+            "--secure-boot-key",
+            &sk,
+            "--secure-boot-passphrase-file",
+            &sp,
+            "--secure-boot-cert",
+            cert,
+        ],
+    );
     assert_eq!(r.code, 0, "{}", r.all());
     assert_eq!(
         sha(&files),
@@ -406,29 +396,11 @@ fn the_secure_boot_key_in_softhsm_signs_the_uki_as_the_key_file_does() {
         hs(&["keys", "secure-boot", "--out", &other.display().to_string()]).code,
         0
     );
-    let o = d.path().join("never.img").display().to_string();
-    let r = hsm.hs(&[
-        "build",
-        "--profile",
-        &demo_profile().display().to_string(),
-        "--base",
-        &base.display().to_string(),
-        "--boot-verifier",
-        &verifier.display().to_string(),
-        "--no-cache",
-        "--output",
-        &o,
-        "--key",
-        &test_key().display().to_string(),
-        "--pkcs11-module",
-        SOFTHSM_MODULE,
-        "--secure-boot-key",
-        "pkcs11:token=homestick;object=db",
-        "--secure-boot-cert",
-        &d.path().join("other-db.crt").display().to_string(),
-        "--secure-boot-passphrase-file",
-        &hsm.pin(),
-    ]);
+    let never = d.path().join("never.img");
+    let other_crt = d.path().join("other-db.crt").display().to_string();
+    let mut args: Vec<&str> = in_token[..in_token.len() - 2].to_vec();
+    args.extend(["--secure-boot-cert", &other_crt]);
+    let r = build(&never, &args);
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(
         r.stderr
@@ -436,6 +408,7 @@ fn the_secure_boot_key_in_softhsm_signs_the_uki_as_the_key_file_does() {
         "{}",
         r.stderr
     );
+    assert!(!never.exists());
 }
 
 /// `homestick keys generate --out DIR/NAME`, not encrypted; returns the key id.
