@@ -133,19 +133,22 @@ fn a_key_made_in_softhsm_signs_images_and_lists_and_an_imported_key_gives_the_sa
     let fx = Fixture::new();
     let hsm = SoftHsm::new();
     let uri = "pkcs11:token=homestick;object=provider-2026";
-    let out = fx.path("provider-2026");
-    let r = hsm.hs(&[
-        "keys",
-        "generate",
-        "--pkcs11",
-        uri,
-        "--module",
-        SOFTHSM_MODULE,
-        "--pin-file",
-        &hsm.pin(),
-        "--out",
-        &out.display().to_string(),
-    ]);
+    let generate = |out: &str| {
+        let (pin, out) = (hsm.pin(), fx.path(out).display().to_string());
+        hsm.hs(&[
+            "keys",
+            "generate",
+            "--pkcs11",
+            uri,
+            "--module",
+            SOFTHSM_MODULE,
+            "--pin-file",
+            &pin,
+            "--out",
+            &out,
+        ])
+    };
+    let r = generate("provider-2026");
     assert_eq!(r.code, 0, "{}", r.all());
     let public = fx.path("provider-2026.pub");
     assert!(
@@ -173,18 +176,7 @@ fn a_key_made_in_softhsm_signs_images_and_lists_and_an_imported_key_gives_the_sa
         r.stdout
     );
     // A second key under the same label is refused.
-    let r = hsm.hs(&[
-        "keys",
-        "generate",
-        "--pkcs11",
-        uri,
-        "--module",
-        SOFTHSM_MODULE,
-        "--pin-file",
-        &hsm.pin(),
-        "--out",
-        &fx.path("again").display().to_string(),
-    ]);
+    let r = generate("again");
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(
         r.stderr
