@@ -222,7 +222,11 @@ impl Monitor {
         let mut got = Vec::new();
         let mut buf = [0u8; 1024];
         while !got.ends_with(b"(qemu) ") {
-            let n = self.0.read(&mut buf).expect("QEMU monitor answers");
+            // A signal (the flasher's child processes ending) may interrupt the read: retry.
+            let n = match self.0.read(&mut buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => r.expect("QEMU monitor answers"),
+            };
             assert!(n > 0, "QEMU monitor closed");
             got.extend_from_slice(&buf[..n]);
         }
