@@ -16,6 +16,7 @@ mod hostile;
 mod oracles;
 mod profiles;
 mod roster;
+mod session;
 mod sets;
 mod signing;
 mod stick_gaps;

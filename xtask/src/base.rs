@@ -6,38 +6,13 @@
 //! module's modinfo), a locked-down command line, the stub, and a squashfs system whose init
 //! prints what the profile partition holds and powers off.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use homestick_build::cpio::{archive, Entry};
 
 use crate::{root, run};
-
-/// Modules the verifier needs: virtio, SATA (AHCI) and USB storage, FAT, squashfs, code pages,
-/// and device-mapper with dm-verity (the verifier maps the verified sector ranges itself and
-/// puts dm-verity over the system).
-const WANTED: &[&str] = &[
-    "dm_mod",
-    "dm_verity",
-    "virtio_pci",
-    "virtio_blk",
-    "virtio_scsi",
-    "ahci",
-    "xhci_pci",
-    "ehci_pci",
-    "usb_storage",
-    "uas",
-    "sd_mod",
-    "squashfs",
-    "vfat",
-    "nls_cp437",
-    "nls_iso8859_1",
-    "nls_utf8",
-    "nls_ascii",
-];
 
 /// The demo system's init: reads the mounted profile, prints the demo lines, powers off.
 const DEMO_INIT: &str = r#"#!/bin/busybox sh
@@ -131,75 +106,6 @@ fn kernel_package() -> Result<String> {
         .context("apt-cache depends linux-image-amd64 names no kernel (run apt-get update)")
 }
 
-/// `depends=` from a module's .modinfo strings.
-fn module_depends(ko: &[u8]) -> Vec<String> {
-    ko.windows(8)
-        .position(|w| w == b"depends=")
-        .map(|i| {
-            let rest = &ko[i + 8..];
-            let end = rest.iter().position(|&b| b == 0).unwrap_or(0);
-            String::from_utf8_lossy(&rest[..end])
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn walk_modules(dir: &Path, out: &mut BTreeMap<String, PathBuf>) -> Result<()> {
-    for e in fs::read_dir(dir)? {
-        let p = e?.path();
-        if p.is_dir() {
-            walk_modules(&p, out)?;
-        } else if let Some(name) = p
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".ko"))
-        {
-            out.insert(name.replace('-', "_"), p);
-        }
-    }
-    Ok(())
-}
-
-/// Modules in load order (dependencies first), as paths relative to the unpacked root.
-fn resolve_modules(linux: &Path, kv: &str) -> Result<Vec<(String, PathBuf)>> {
-    let mut all = BTreeMap::new();
-    walk_modules(&linux.join("lib/modules").join(kv).join("kernel"), &mut all)?;
-    let mut order = Vec::new();
-    let mut seen = BTreeSet::new();
-    fn visit(
-        name: &str,
-        all: &BTreeMap<String, PathBuf>,
-        seen: &mut BTreeSet<String>,
-        order: &mut Vec<String>,
-    ) -> Result<()> {
-        if !seen.insert(name.to_string()) {
-            return Ok(());
-        }
-        let Some(p) = all.get(name) else {
-            return Ok(());
-        }; // built into the kernel
-        for d in module_depends(&fs::read(p)?) {
-            visit(&d.replace('-', "_"), all, seen, order)?;
-        }
-        order.push(name.to_string());
-        Ok(())
-    }
-    for w in WANTED {
-        visit(w, &all, &mut seen, &mut order)?;
-    }
-    Ok(order
-        .into_iter()
-        .filter_map(|n| {
-            let p = all.get(&n)?;
-            let rel = p.strip_prefix(linux).ok()?.to_path_buf();
-            Some((n, rel))
-        })
-        .collect())
-}
-
 fn system_image(busybox: &Path, out: &Path) -> Result<()> {
     let tree = out.with_extension("tree");
     let _ = fs::remove_dir_all(&tree);
@@ -273,33 +179,14 @@ pub fn base(out: &Path) -> Result<()> {
         "console=tty0 console=ttyS0,115200 lockdown=integrity ro panic=-1 loglevel=4\n",
     )?;
 
-    let modules = resolve_modules(&linux, &kv)?;
-    let mut entries = Vec::new();
-    let mut dirs = BTreeSet::new();
-    for (_, rel) in &modules {
-        let mut acc = PathBuf::new();
-        for c in rel.parent().into_iter().flat_map(|p| p.components()) {
-            acc.push(c);
-            dirs.insert(acc.clone());
-        }
-    }
-    for d in &dirs {
-        entries.push(Entry::Dir {
-            path: d.to_string_lossy().into_owned(),
-            mode: 0o755,
-        });
-    }
-    for (_, rel) in &modules {
-        entries.push(Entry::File {
-            path: rel.to_string_lossy().into_owned(),
-            mode: 0o644,
-            data: fs::read(linux.join(rel))?,
-        });
-    }
-    fs::write(out.join("initrd"), archive(&entries, 0))?;
+    let modules = homestick_build::basebuild::resolve_modules(&linux, &kv)?;
+    fs::write(
+        out.join("initrd"),
+        homestick_build::basebuild::initrd(&linux, &modules)?,
+    )?;
     let list: Vec<String> = modules
         .iter()
-        .map(|(_, rel)| format!("  \"{}\",", rel.display()))
+        .map(|rel| format!("  \"{}\",", rel.display()))
         .collect();
     fs::write(
         out.join("base.toml"),

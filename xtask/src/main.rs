@@ -42,6 +42,19 @@ enum Cmd {
     },
     /// Build the static boot verifier (target/boot/.../homestick-boot).
     BootVerifier,
+    /// Build the static session program (target/boot/.../homestick-session).
+    Session,
+    /// Build an example base from bases/NAME/base.toml with `homestick base build`.
+    RealBase {
+        /// bases/NAME (headless or desktop).
+        name: String,
+        /// Output directory (replaced).
+        #[arg(long)]
+        out: PathBuf,
+        /// Also copy tests/bases/test-channel in (the test-only virtio-serial shell).
+        #[arg(long)]
+        test_channel: bool,
+    },
     /// Build the .deb for stations and signing machines (target/dist/).
     Dist,
     /// Build the demo customer's signed image and verify it (the README's main job).
@@ -139,7 +152,8 @@ fn fixture_base(out: &Path, system_mib: u64) -> Result<()> {
 }
 
 /// Build homestick-boot as a static, stripped binary for the initramfs.
-pub(crate) fn boot_verifier() -> Result<PathBuf> {
+/// A static, stripped release build of one of the programs that run on the stick.
+fn static_program(package: &str) -> Result<PathBuf> {
     let r = root();
     run(Command::new("cargo")
         .args([
@@ -147,7 +161,7 @@ pub(crate) fn boot_verifier() -> Result<PathBuf> {
             "--release",
             "--quiet",
             "-p",
-            "homestick-boot",
+            package,
             "--target",
             "x86_64-unknown-linux-gnu",
             "--target-dir",
@@ -158,7 +172,39 @@ pub(crate) fn boot_verifier() -> Result<PathBuf> {
             "-C target-feature=+crt-static -C strip=symbols -C debuginfo=0",
         )
         .current_dir(&r))?;
-    Ok(r.join("target/boot/x86_64-unknown-linux-gnu/release/homestick-boot"))
+    Ok(r.join("target/boot/x86_64-unknown-linux-gnu/release").join(package))
+}
+
+pub(crate) fn boot_verifier() -> Result<PathBuf> {
+    static_program("homestick-boot")
+}
+
+/// The session program bases get (`homestick base build --session`).
+pub(crate) fn session_program() -> Result<PathBuf> {
+    static_program("homestick-session")
+}
+
+/// An example base (bases/NAME) built with `homestick base build`, packages cached under
+/// target/debcache/archives; with `test_channel`, tests/bases/test-channel is copied in.
+pub(crate) fn real_base(name: &str, out: &Path, test_channel: bool) -> Result<PathBuf> {
+    let r = root();
+    let bin = homestick_bin()?;
+    let session = session_program()?;
+    let mut cmd = Command::new(&bin);
+    cmd.args(["base", "build"])
+        .arg(r.join("bases").join(name).join("base.toml"))
+        .arg("--out")
+        .arg(out)
+        .arg("--session")
+        .arg(&session)
+        .arg("--cache")
+        .arg(r.join("target/debcache/archives"))
+        .env("SOURCE_DATE_EPOCH", "1796000000");
+    if test_channel {
+        cmd.arg("--overlay").arg(r.join("tests/bases/test-channel"));
+    }
+    run(&mut cmd)?;
+    Ok(out.to_path_buf())
 }
 
 fn homestick_bin() -> Result<PathBuf> {
@@ -276,6 +322,10 @@ const TEST_PACKAGES: &[&str] = &[
     "softhsm2",
     "opensc",
     "mmdebstrap",
+    "dnsmasq-base",
+    "tcpdump",
+    "kamailio",
+    "kamailio-tls-modules",
 ];
 
 fn install_test_packages() -> Result<()> {
@@ -332,12 +382,15 @@ fn test(no_install: bool) -> Result<()> {
     // The .deb's install test: the package and a minimal Debian root to install it into.
     let deb = dist::dist()?;
     let station = dist::station_root()?;
+    // The headless example base with the test-only channel, built once per run.
+    let headless = real_base("headless", &r.join("target/headless-test"), true)?;
     let mut child = Command::new("cargo")
         .args(["test", "--workspace"])
         .env("HOMESTICK_DEMO_BASE", &demo_base)
         .env("HOMESTICK_BOOT_VERIFIER", &verifier)
         .env("HOMESTICK_DEB", &deb)
         .env("HOMESTICK_STATION_ROOT", &station)
+        .env("HOMESTICK_HEADLESS_BASE", &headless)
         .env("HOMESTICK_BUSYBOX", base::busybox()?)
         .current_dir(&r)
         .stdout(std::process::Stdio::piped())
@@ -858,6 +911,12 @@ fn main() -> Result<()> {
         Cmd::FixtureBase { out, system_mib } => fixture_base(&out, system_mib),
         Cmd::Base { out } => base::base(&out),
         Cmd::BootVerifier => boot_verifier().map(|p| println!("{}", p.display())),
+        Cmd::Session => session_program().map(|p| println!("{}", p.display())),
+        Cmd::RealBase {
+            name,
+            out,
+            test_channel,
+        } => real_base(&name, &out, test_channel).map(|_| ()),
         Cmd::Dist => dist::dist().map(|p| println!("{}", p.display())),
         Cmd::Demo => demo(),
         Cmd::Test { no_install } => test(no_install),

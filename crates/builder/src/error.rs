@@ -69,6 +69,15 @@ pub enum BuildError {
     /// The freshly built image did not verify: a bug, never the user's fault.
     #[error("self-check of the built image failed: {0}")]
     SelfCheck(#[source] VerifyError),
+    /// An outside tool (mmdebstrap, mksquashfs, chroot) failed: the machine's or the
+    /// package sources' problem, its own output says which.
+    #[error("{tool}: {reason}")]
+    Tool {
+        /// The tool and what it was doing.
+        tool: String,
+        /// Its exit status and last lines.
+        reason: String,
+    },
     /// The build was cancelled (Ctrl-C); the temporary file has been removed.
     #[error("interrupted; the temporary output file was removed")]
     Interrupted,
@@ -99,7 +108,9 @@ impl BuildError {
             | BuildError::Key { .. }
             | BuildError::SecureBootKey(_)
             | BuildError::Sign(_) => ErrorKind::Input,
-            BuildError::Io { .. } | BuildError::Internal { .. } => ErrorKind::Environment,
+            BuildError::Io { .. } | BuildError::Internal { .. } | BuildError::Tool { .. } => {
+                ErrorKind::Environment
+            }
             BuildError::SelfCheck(_) => ErrorKind::Untrusted,
             BuildError::Interrupted => ErrorKind::Interrupted,
         }

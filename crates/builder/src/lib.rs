@@ -10,6 +10,7 @@
 
 pub mod authenticode;
 pub mod base;
+pub mod basebuild;
 pub mod boot;
 pub mod cmdline;
 pub mod cpio;

@@ -13,7 +13,7 @@ use std::fs;
 use std::path::Path;
 use std::process::ExitCode;
 
-use cli::{
+use cli::{BaseCommand, 
     BuildArgs, Cli, Command, InspectArgs, KeysCommand, ProfileCommand, RevocationsCommand,
     RosterCommand, SecretArgs, VerifyArgs,
 };
@@ -91,6 +91,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Build(args) => build(&args),
         Command::Verify(args) => verify_cmd(&args),
         Command::Inspect(args) => inspect(&args),
+        Command::Base(BaseCommand::Build(args)) => base_build(&args),
         Command::Profile(ProfileCommand::Check { dir }) => profile_check(&dir),
         Command::Profile(ProfileCommand::Render { dir, out }) => profile_render(&dir, &out),
         Command::Roster(RosterCommand::Check { profile, roster }) => {
@@ -616,14 +617,56 @@ pub const INSTALLED_BOOT_VERIFIER: &str = "/usr/lib/homestick/homestick-boot";
 /// The boot verifier `build` takes without --boot-verifier: homestick-boot beside this
 /// program, else the one the .deb installs.
 fn default_boot_verifier() -> Option<std::path::PathBuf> {
+    beside_or_installed("homestick-boot", INSTALLED_BOOT_VERIFIER)
+}
+
+/// Where the .deb installs the session program that `base build` puts into bases.
+pub const INSTALLED_SESSION: &str = "/usr/lib/homestick/homestick-session";
+
+/// A helper program: `name` beside this program, else the installed one.
+fn beside_or_installed(name: &str, installed: &str) -> Option<std::path::PathBuf> {
     let sibling = std::env::current_exe()
         .ok()
-        .map(|e| e.with_file_name("homestick-boot"))
+        .map(|e| e.with_file_name(name))
         .filter(|p| p.is_file());
     sibling.or_else(|| {
-        let installed = Path::new(INSTALLED_BOOT_VERIFIER);
+        let installed = Path::new(installed);
         installed.is_file().then(|| installed.to_path_buf())
     })
+}
+
+fn base_build(a: &cli::BaseBuildArgs) -> Result<(), Failure> {
+    source_date_epoch()?;
+    let session = match a.session.clone().or_else(|| beside_or_installed("homestick-session", INSTALLED_SESSION)) {
+        Some(s) => s,
+        None => {
+            return Err(usage(format!(
+                "--session: no homestick-session beside homestick nor at {INSTALLED_SESSION} (the .deb installs it there); in a source tree, `cargo xtask session` makes it (target/boot/x86_64-unknown-linux-gnu/release/homestick-session): pass that with --session"
+            )))
+        }
+    };
+    let opts = homestick_build::basebuild::BaseBuildOptions {
+        recipe: a.recipe.clone(),
+        out: a.out.clone(),
+        overlays: a.overlay.clone(),
+        session,
+        cache: a.cache.clone(),
+        sources: a.sources.clone(),
+    };
+    let started = std::time::Instant::now();
+    let report = homestick_build::basebuild::build_base(&opts, &mut |step| {
+        eprintln!("homestick: base: {step} ({:.0} s)", started.elapsed().as_secs_f64());
+    })
+    .map_err(build_failure)?;
+    println!(
+        "base {}: kernel {}, {} packages, system.img {} MiB, in {:.0} s",
+        a.out.display(),
+        report.kernel,
+        report.packages,
+        report.system_bytes >> 20,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// The passphrase or PIN for `--key`: given, else asked on a terminal when the key file is

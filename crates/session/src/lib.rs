@@ -1,0 +1,635 @@
+//! The home-office session on the stick, as pure code: what the verified profile says
+//! (`/run/homestick/profile/profile.json`), the nftables kill switch made from it, and the
+//! messages the employee sees. `main.rs` runs the programs (nft, wg-quick, openvpn, baresip).
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use serde::Deserialize;
+
+/// Where the boot verifier puts the verified profile.
+pub const PROFILE_DIR: &str = "/run/homestick/profile";
+
+/// What is wrong with a profile.json.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProfileError {
+    /// Not JSON, or not the shape homestick writes.
+    #[error("profile.json: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A format this session does not know.
+    #[error("profile.json: format {0:?} (this system knows homestick-profile/1)")]
+    Format(String),
+    /// No VPN connection.
+    #[error("profile.json: no VPN connection")]
+    NoVpn,
+    /// An endpoint that is not host:port.
+    #[error("profile.json: vpn {vpn}: endpoint {endpoint:?} is not host:port")]
+    Endpoint {
+        /// Connection name.
+        vpn: String,
+        /// The endpoint text.
+        endpoint: String,
+    },
+    /// A name unusable as an interface name.
+    #[error("profile.json: vpn name {0:?} is not an interface name")]
+    Name(String),
+}
+
+/// The customer, as far as messages need it.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Customer {
+    /// Display name.
+    pub name: String,
+    /// Hotline.
+    #[serde(default)]
+    pub hotline: Option<String>,
+    /// Languages; empty: both.
+    #[serde(default)]
+    pub languages: Vec<String>,
+}
+
+/// The VPN kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// wg-quick.
+    Wireguard,
+    /// openvpn.
+    Openvpn,
+    /// strongSwan (swanctl).
+    Ipsec,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct RawVpn {
+    name: String,
+    kind: Kind,
+    #[serde(default)]
+    default: bool,
+    endpoint: String,
+    routes: Vec<String>,
+    #[serde(default)]
+    dns: Vec<String>,
+    #[serde(default)]
+    dns_search: Vec<String>,
+    file: String,
+    #[serde(default)]
+    openvpn: Option<RawOpenvpn>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct RawOpenvpn {
+    remotes: Vec<String>,
+    proto: String,
+}
+
+/// Transport protocol of an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    /// UDP.
+    Udp,
+    /// TCP.
+    Tcp,
+}
+
+impl Proto {
+    fn nft(self) -> &'static str {
+        match self {
+            Proto::Udp => "udp",
+            Proto::Tcp => "tcp",
+        }
+    }
+}
+
+/// A server the tunnel talks to, before it is resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Protocol.
+    pub proto: Proto,
+}
+
+/// One VPN connection.
+#[derive(Debug, Clone)]
+pub struct Vpn {
+    /// Name: also the tunnel interface's name.
+    pub name: String,
+    /// Kind.
+    pub kind: Kind,
+    /// The default connection.
+    pub default: bool,
+    /// The servers (OpenVPN may list several; IPsec is IKE on UDP 500 and 4500).
+    pub endpoints: Vec<Endpoint>,
+    /// Networks through the tunnel.
+    pub routes: Vec<String>,
+    /// DNS servers inside the tunnel.
+    pub dns: Vec<String>,
+    /// Search domains.
+    pub dns_search: Vec<String>,
+    /// The rendered file, relative to the profile directory.
+    pub file: String,
+}
+
+/// One destination allowed outside the tunnel.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Direct {
+    /// Name.
+    pub name: String,
+    /// Address, network or host name.
+    pub to: String,
+    /// `tcp/443`, `udp/3478-3481`.
+    pub ports: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct RawNetwork {
+    #[serde(default)]
+    direct: Vec<Direct>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct RawSoftphone {
+    registrar: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct RawProfile {
+    format: String,
+    customer: Customer,
+    vpn: Vec<RawVpn>,
+    #[serde(default)]
+    softphone: Option<RawSoftphone>,
+    #[serde(default)]
+    network: Option<RawNetwork>,
+}
+
+/// What the session needs of profile.json.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// The customer.
+    pub customer: Customer,
+    /// Connections, in profile order.
+    pub vpn: Vec<Vpn>,
+    /// The softphone's registrar, when there is a softphone.
+    pub registrar: Option<String>,
+    /// Destinations allowed outside the tunnel.
+    pub direct: Vec<Direct>,
+}
+
+/// Split `host:port` / `[v6]:port`.
+pub fn split_host_port(s: &str) -> Option<(String, u16)> {
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (h, p) = rest.split_once("]:")?;
+        (h, p)
+    } else {
+        s.rsplit_once(':')?
+    };
+    let port: u16 = port.parse().ok()?;
+    (!host.is_empty() && port != 0).then(|| (host.to_string(), port))
+}
+
+fn iface_name(s: &str) -> bool {
+    (1..=15).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+impl Profile {
+    /// Parse profile.json.
+    pub fn parse(text: &str) -> Result<Self, ProfileError> {
+        let raw: RawProfile = serde_json::from_str(text)?;
+        if raw.format != "homestick-profile/1" {
+            return Err(ProfileError::Format(raw.format));
+        }
+        let mut vpn = Vec::new();
+        for v in raw.vpn {
+            if !iface_name(&v.name) {
+                return Err(ProfileError::Name(v.name));
+            }
+            let bad = || ProfileError::Endpoint {
+                vpn: v.name.clone(),
+                endpoint: v.endpoint.clone(),
+            };
+            let endpoints = match v.kind {
+                Kind::Wireguard => {
+                    let (host, port) = split_host_port(&v.endpoint).ok_or_else(bad)?;
+                    vec![Endpoint {
+                        host,
+                        port,
+                        proto: Proto::Udp,
+                    }]
+                }
+                Kind::Openvpn => {
+                    let o = v.openvpn.clone().ok_or_else(bad)?;
+                    let proto = if o.proto.starts_with("tcp") {
+                        Proto::Tcp
+                    } else {
+                        Proto::Udp
+                    };
+                    o.remotes
+                        .iter()
+                        .map(|r| {
+                            split_host_port(r)
+                                .map(|(host, port)| Endpoint { host, port, proto })
+                                .ok_or_else(bad)
+                        })
+                        .collect::<Result<_, _>>()?
+                }
+                Kind::Ipsec => [500, 4500]
+                    .into_iter()
+                    .map(|port| Endpoint {
+                        host: v.endpoint.clone(),
+                        port,
+                        proto: Proto::Udp,
+                    })
+                    .collect(),
+            };
+            vpn.push(Vpn {
+                name: v.name,
+                kind: v.kind,
+                default: v.default,
+                endpoints,
+                routes: v.routes,
+                dns: v.dns,
+                dns_search: v.dns_search,
+                file: v.file,
+            });
+        }
+        if vpn.is_empty() {
+            return Err(ProfileError::NoVpn);
+        }
+        Ok(Profile {
+            customer: raw.customer,
+            vpn,
+            registrar: raw.softphone.map(|s| s.registrar),
+            direct: raw.network.map(|n| n.direct).unwrap_or_default(),
+        })
+    }
+
+    /// The connection started by default (the marked one, else the first).
+    pub fn default_vpn(&self) -> &Vpn {
+        self.vpn
+            .iter()
+            .find(|v| v.default)
+            .unwrap_or(&self.vpn[0])
+    }
+
+    /// German, English or both, as the customer chose.
+    pub fn say(&self, de: &str, en: &str) -> String {
+        let has = |l: &str| self.customer.languages.iter().any(|x| x == l);
+        match (has("de"), has("en")) {
+            (true, false) => de.to_string(),
+            (false, true) => en.to_string(),
+            _ => format!("{de} / {en}"),
+        }
+    }
+
+    /// The hotline sentence for error lines.
+    pub fn hotline(&self) -> String {
+        match &self.customer.hotline {
+            Some(h) => self.say(
+                &format!("Hilfe: IT-Hotline {h}"),
+                &format!("help: IT hotline {h}"),
+            ),
+            None => self.say("Bitte wenden Sie sich an Ihre IT", "please call your IT"),
+        }
+    }
+}
+
+/// Where the session stands: what the kill switch lets out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Before the tunnel is up: DHCP, DNS (to find the VPN server), the VPN server.
+    Connecting,
+    /// The tunnel is up: DHCP, the VPN server, the tunnel, the allowed direct destinations.
+    Tunnel,
+}
+
+/// A resolved server or direct destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allowed {
+    /// What it is (goes into the rule's comment).
+    pub what: String,
+    /// Address or CIDR network.
+    pub to: String,
+    /// IPv6.
+    pub v6: bool,
+    /// `(proto, first, last)`.
+    pub ports: Vec<(Proto, u16, u16)>,
+}
+
+/// Parse `tcp/443` or `udp/3478-3481`.
+pub fn parse_port(s: &str) -> Option<(Proto, u16, u16)> {
+    let (proto, range) = s.split_once('/')?;
+    let proto = match proto {
+        "tcp" => Proto::Tcp,
+        "udp" => Proto::Udp,
+        _ => return None,
+    };
+    let (a, b) = range.split_once('-').unwrap_or((range, range));
+    let (a, b): (u16, u16) = (a.parse().ok()?, b.parse().ok()?);
+    (a >= 1 && a <= b).then_some((proto, a, b))
+}
+
+/// The endpoints as rules, given the addresses they resolved to.
+pub fn endpoint_rules(vpn: &Vpn, resolved: &[(Endpoint, Vec<IpAddr>)]) -> Vec<Allowed> {
+    let mut out = Vec::new();
+    for (e, addrs) in resolved {
+        for a in addrs {
+            out.push(Allowed {
+                what: format!("vpn {} server {}", vpn.name, e.host),
+                to: a.to_string(),
+                v6: a.is_ipv6(),
+                ports: vec![(e.proto, e.port, e.port)],
+            });
+        }
+    }
+    out
+}
+
+fn comment(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || " .:-_/".contains(*c))
+        .take(120)
+        .collect()
+}
+
+/// The nftables ruleset (for `nft -f -`): replaces table `inet homestick` in one transaction.
+/// Output is dropped unless a rule allows it; nothing is forwarded; input only answers to what
+/// went out, DHCP's replies and (with the tunnel up) what comes through the tunnel.
+pub fn ruleset(stage: Stage, vpn: &Vpn, servers: &[Allowed], direct: &[Allowed]) -> String {
+    let mut s = String::new();
+    s.push_str("table inet homestick\ndelete table inet homestick\ntable inet homestick {\n");
+    s.push_str("  chain input {\n    type filter hook input priority filter; policy drop;\n");
+    s.push_str("    iif \"lo\" accept\n    ct state established,related accept\n");
+    s.push_str("    udp sport 67 udp dport 68 accept comment \"DHCP replies\"\n");
+    let _ = writeln!(
+        s,
+        "    iifname \"{}\" accept comment \"through the tunnel\"",
+        vpn.name
+    );
+    s.push_str("  }\n");
+    s.push_str("  chain forward {\n    type filter hook forward priority filter; policy drop;\n  }\n");
+    s.push_str("  chain output {\n    type filter hook output priority filter; policy drop;\n");
+    s.push_str("    oif \"lo\" accept\n");
+    s.push_str("    udp sport 68 udp dport 67 accept comment \"DHCP\"\n");
+    if stage == Stage::Connecting {
+        s.push_str("    udp dport 53 accept comment \"DNS to find the VPN server\"\n");
+        s.push_str("    tcp dport 53 accept comment \"DNS to find the VPN server\"\n");
+    }
+    fn rule(s: &mut String, a: &Allowed) {
+        let fam = if a.v6 { "ip6" } else { "ip" };
+        for (proto, first, last) in &a.ports {
+            let ports = if first == last {
+                first.to_string()
+            } else {
+                format!("{first}-{last}")
+            };
+            let _ = writeln!(
+                s,
+                "    {fam} daddr {} {} dport {ports} accept comment \"{}\"",
+                a.to,
+                proto.nft(),
+                comment(&a.what)
+            );
+        }
+    }
+    for a in servers {
+        rule(&mut s, a);
+    }
+    if vpn.kind == Kind::Ipsec {
+        for a in servers {
+            let fam = if a.v6 { "ip6" } else { "ip" };
+            let _ = writeln!(
+                s,
+                "    {fam} daddr {} meta l4proto esp accept comment \"{}\"",
+                a.to,
+                comment(&a.what)
+            );
+        }
+    }
+    if stage == Stage::Tunnel {
+        for a in direct {
+            rule(&mut s, a);
+        }
+    }
+    match vpn.kind {
+        Kind::Ipsec => {
+            s.push_str("    rt ipsec exists accept comment \"through the tunnel (IPsec policy)\"\n")
+        }
+        _ => {
+            let _ = writeln!(
+                s,
+                "    oifname \"{}\" accept comment \"through the tunnel\"",
+                vpn.name
+            );
+        }
+    }
+    s.push_str("  }\n}\n");
+    s
+}
+
+fn html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The kiosk's start page for a session state (German and English, the customer's hotline).
+pub fn status_page(p: Option<&Profile>, state: &str) -> String {
+    let (de, en, ok) = match state {
+        "network" => ("Netzwerk wird gesucht …", "Looking for the network …", false),
+        "vpn" => ("Verbindung zum Büro wird aufgebaut …", "Connecting to the office …", false),
+        "vpn-up" => ("Mit dem Büro verbunden. Telefon meldet sich an …", "Connected to the office. The phone is signing in …", true),
+        "sip-registered" => ("Mit dem Büro verbunden. Telefon bereit.", "Connected to the office. Phone ready.", true),
+        "vpn-down" => ("Keine Verbindung zum Büro. Bitte Netzwerk prüfen.", "No connection to the office. Please check the network.", false),
+        _ => ("Störung. Bitte rufen Sie die IT-Hotline an.", "Something is wrong. Please call the IT hotline.", false),
+    };
+    let name = p.map(|p| html(&p.customer.name)).unwrap_or_default();
+    let hotline = p
+        .and_then(|p| p.customer.hotline.as_deref())
+        .map(|h| format!("<p class=\"h\">IT-Hotline: {}</p>", html(h)))
+        .unwrap_or_default();
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"de\"><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"3\">\
+<title>homestick</title><style>body{{font-family:sans-serif;background:#f4f4f4;margin:8vh 8vw}}\
+h1{{font-size:2.2em}}.s{{font-size:1.6em;padding:1em;border-radius:.4em;background:{bg}}}.h{{font-size:1.3em}}</style></head>\
+<body><h1>{name}</h1><div class=\"s\"><p>{de}</p><p lang=\"en\">{en}</p></div>{hotline}</body></html>\n",
+        bg = if ok { "#cfeccf" } else { "#f6e0b5" },
+        de = html(de),
+        en = html(en),
+    )
+}
+
+/// The `<sip:...>` address of a baresip accounts file's first account.
+pub fn account_aor(accounts: &str) -> Option<String> {
+    accounts
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("<sip:") || l.starts_with("<sips:"))
+        .and_then(|l| l.get(1..l.find('>')?))
+        .map(|a| a.split(';').next().unwrap_or(a).to_string())
+}
+
+/// What a line of baresip's output means for the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SipEvent {
+    /// The registrar accepted the registration.
+    Registered,
+    /// The registrar refused: the status code and text.
+    Refused(u16, String),
+    /// Registration failed without a SIP answer (network, TLS, DNS).
+    Failed(String),
+    /// A call was established.
+    CallEstablished(String),
+    /// A call ended.
+    CallClosed(String),
+}
+
+/// Read one line of baresip's output (its `ua` and `call` lines).
+pub fn sip_event(line: &str) -> Option<SipEvent> {
+    let l = line.trim();
+    if let Some(i) = l.find("} ") {
+        // "sip:1001@host: {0/TLS/v4} 200 OK (kamailio) [1 binding]"
+        let rest = &l[i + 2..];
+        let code: u16 = rest.get(..3)?.parse().ok()?;
+        let text = rest.get(4..).unwrap_or("").trim().to_string();
+        return Some(if (200..300).contains(&code) {
+            SipEvent::Registered
+        } else {
+            SipEvent::Refused(code, text)
+        });
+    }
+    if l.contains("failed to register") || l.contains("reg: ") && l.contains("failed") {
+        return Some(SipEvent::Failed(l.to_string()));
+    }
+    if l.contains("Call established") || l.contains("call established") {
+        return Some(SipEvent::CallEstablished(l.to_string()));
+    }
+    if l.contains("session closed") || l.contains("Call with") && l.contains("terminated") {
+        return Some(SipEvent::CallClosed(l.to_string()));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(extra: &str) -> Profile {
+        let text = format!(
+            r#"{{"format":"homestick-profile/1",
+            "customer":{{"name":"Stadt X","hotline":"+49 1","languages":["de","en"]}},
+            "vpn":[{{"name":"buero","kind":"wireguard","default":true,
+              "endpoint":"vpn.x.example:51820","routes":["10.20.0.0/16"],"dns":["10.20.0.53"],
+              "dns_search":["x.local"],"file":"wireguard/buero.conf"}}],
+            "softphone":{{"registrar":"sip:sip.x.example"}}{extra}}}"#
+        );
+        Profile::parse(&text).expect("parses")
+    }
+
+    #[test]
+    fn endpoints_of_each_kind() {
+        let p = profile("");
+        assert_eq!(
+            p.default_vpn().endpoints,
+            vec![Endpoint {
+                host: "vpn.x.example".into(),
+                port: 51820,
+                proto: Proto::Udp
+            }]
+        );
+        let ovpn = r#"{"format":"homestick-profile/1","customer":{"name":"W","languages":["de"]},
+          "vpn":[{"name":"rathaus","kind":"openvpn","endpoint":"a:1194","routes":["10.30.0.0/16"],
+          "file":"openvpn/rathaus.ovpn","openvpn":{"remotes":["a:1194","[2001:db8::1]:443"],"proto":"tcp"}}]}"#;
+        let p = Profile::parse(ovpn).expect("parses");
+        let e = &p.default_vpn().endpoints;
+        assert_eq!(e.len(), 2);
+        assert_eq!((e[1].host.as_str(), e[1].port), ("2001:db8::1", 443));
+        assert!(e.iter().all(|e| e.proto == Proto::Tcp));
+        assert_eq!(p.say("Hallo", "Hello"), "Hallo");
+        assert_eq!(p.hotline(), "Bitte wenden Sie sich an Ihre IT");
+    }
+
+    #[test]
+    fn bad_profiles_are_named() {
+        let cases = [
+            ("not json", "profile.json: "),
+            (
+                r#"{"format":"homestick-profile/9","customer":{"name":"x"},"vpn":[]}"#,
+                "format",
+            ),
+            (
+                r#"{"format":"homestick-profile/1","customer":{"name":"x"},"vpn":[]}"#,
+                "no VPN",
+            ),
+            (
+                r#"{"format":"homestick-profile/1","customer":{"name":"x"},"vpn":[{"name":"a","kind":"wireguard","endpoint":"nohost","routes":[],"file":"f"}]}"#,
+                "not host:port",
+            ),
+            (
+                r#"{"format":"homestick-profile/1","customer":{"name":"x"},"vpn":[{"name":"A B","kind":"wireguard","endpoint":"h:1","routes":[],"file":"f"}]}"#,
+                "interface name",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = Profile::parse(text).expect_err(text).to_string();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_kill_switch_opens_dns_only_while_connecting() {
+        let p = profile("");
+        let v = p.default_vpn();
+        let servers = endpoint_rules(
+            v,
+            &[(v.endpoints[0].clone(), vec!["192.0.2.1".parse().expect("ip")])],
+        );
+        let direct = vec![Allowed {
+            what: "direct video".into(),
+            to: "198.51.100.0/24".into(),
+            v6: false,
+            ports: vec![(Proto::Tcp, 443, 443), (Proto::Udp, 3478, 3481)],
+        }];
+        let c = ruleset(Stage::Connecting, v, &servers, &direct);
+        assert!(c.contains("udp dport 53 accept"));
+        assert!(c.contains("ip daddr 192.0.2.1 udp dport 51820 accept"));
+        assert!(!c.contains("198.51.100.0/24"), "{c}");
+        assert!(c.contains("policy drop"));
+        let t = ruleset(Stage::Tunnel, v, &servers, &direct);
+        assert!(!t.contains("dport 53"), "{t}");
+        assert!(t.contains("ip daddr 198.51.100.0/24 tcp dport 443 accept"));
+        assert!(t.contains("ip daddr 198.51.100.0/24 udp dport 3478-3481 accept"));
+        assert!(t.contains("oifname \"buero\" accept"));
+        assert!(t.contains("chain forward {\n    type filter hook forward priority filter; policy drop;"));
+    }
+
+    #[test]
+    fn ports_and_accounts_and_sip_lines() {
+        assert_eq!(parse_port("tcp/443"), Some((Proto::Tcp, 443, 443)));
+        assert_eq!(parse_port("udp/3478-3481"), Some((Proto::Udp, 3478, 3481)));
+        for bad in ["icmp/1", "tcp/0", "tcp/9-8", "tcp", "udp/x"] {
+            assert_eq!(parse_port(bad), None, "{bad}");
+        }
+        assert_eq!(
+            account_aor("# c\n<sip:1001@sip.x.example;transport=tls>;auth_user=a\n").as_deref(),
+            Some("sip:1001@sip.x.example")
+        );
+        assert_eq!(account_aor("# nothing\n"), None);
+        assert_eq!(
+            sip_event("sip:1001@sip.x.example: {0/TLS/v4} 200 OK (kamailio) [1 binding]"),
+            Some(SipEvent::Registered)
+        );
+        assert_eq!(
+            sip_event("sip:1001@sip.x.example: {0/TLS/v4} 403 Forbidden"),
+            Some(SipEvent::Refused(403, "Forbidden".into()))
+        );
+        assert_eq!(sip_event("baresip is ready."), None);
+    }
+}

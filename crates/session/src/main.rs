@@ -1,0 +1,608 @@
+//! `homestick-session`: the home-office session on the stick.
+//!
+//! - `homestick-session firewall`: before any network comes up (homestick-firewall.service,
+//!   before network-pre.target), the kill switch's first stage: DHCP and DNS out, nothing else.
+//! - `homestick-session run` (homestick-session.service): waits for the network, finds the VPN
+//!   server, opens the kill switch for it alone, brings up the profile's default VPN, closes DNS
+//!   outside the tunnel, starts baresip with the rendered configuration as the unprivileged user
+//!   `homestick`, and says what happens in plain words on the console and in the journal:
+//!   `homestick-session: vpn <name> up`, `homestick-session: sip registered <aor>`, or what
+//!   failed, with the hotline.
+//!
+//! Only the verified profile (`/run/homestick/profile`, written by the boot verifier) drives it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use homestick_session::{
+    account_aor, endpoint_rules, parse_port, ruleset, sip_event, Allowed, Kind, Profile,
+    SipEvent, Stage, Vpn, PROFILE_DIR,
+};
+
+/// The session's own runtime directory (the baresip control FIFO, the status page).
+const RUN_DIR: &str = "/run/homestick-session";
+/// The unprivileged user the softphone runs as.
+const USER: &str = "homestick";
+
+fn line(msg: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "homestick-session: {msg}");
+    let _ = out.flush();
+}
+
+fn fail(p: &Profile, de: &str, en: &str) {
+    line(&format!("{}; {}", p.say(de, en), p.hotline()));
+}
+
+fn write_atomic(name: &str, text: &str) {
+    let _ = std::fs::create_dir_all(RUN_DIR);
+    let tmp = Path::new(RUN_DIR).join(format!("{name}.partial"));
+    if std::fs::write(&tmp, text).is_ok() {
+        let _ = std::fs::rename(&tmp, Path::new(RUN_DIR).join(name));
+    }
+}
+
+/// The session's state: `status` (one word, for programs) and `status.html` (the kiosk's
+/// start page, refreshed every few seconds).
+fn status(p: Option<&Profile>, state: &str) {
+    write_atomic("status", &format!("{state}\n"));
+    write_atomic("status.html", &homestick_session::status_page(p, state));
+}
+
+fn profile() -> Result<Profile, String> {
+    let path = Path::new(PROFILE_DIR).join("profile.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Profile::parse(&text).map_err(|e| e.to_string())
+}
+
+fn nft(rules: &str) -> Result<(), String> {
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("nft: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(rules.as_bytes())
+            .map_err(|e| format!("nft: {e}"))?;
+    }
+    let out = child.wait_with_output().map_err(|e| format!("nft: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "nft: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+fn firewall() -> ExitCode {
+    // Before the network: no server is known yet, so only DHCP and DNS may leave.
+    let rules = match profile() {
+        Ok(p) => ruleset(Stage::Connecting, p.default_vpn(), &[], &[]),
+        Err(e) => {
+            line(&format!(
+                "{e}: keine gültige Konfiguration, das Netzwerk bleibt aus / no valid configuration, the network stays off"
+            ));
+            return ExitCode::FAILURE;
+        }
+    };
+    match nft(&rules) {
+        Ok(()) => {
+            line("firewall loaded: only DHCP and DNS may leave until the VPN server is known");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            line(&format!("{e}: die Firewall konnte nicht geladen werden, das Netzwerk bleibt aus / the firewall could not be loaded, the network stays off"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn has_default_route() -> bool {
+    std::fs::read_to_string("/proc/net/route")
+        .map(|t| {
+            t.lines()
+                .skip(1)
+                .any(|l| l.split_whitespace().nth(1) == Some("00000000"))
+        })
+        .unwrap_or(false)
+}
+
+fn run_quiet(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{cmd:?}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{}: {}",
+            cmd.get_program().to_string_lossy(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+fn resolve(host: &str, port: u16) -> Vec<IpAddr> {
+    let mut v: Vec<IpAddr> = (host, port)
+        .to_socket_addrs()
+        .map(|a| a.map(|s| s.ip()).filter(IpAddr::is_ipv4).collect())
+        .unwrap_or_default();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Events from the programs the session watches.
+enum Event {
+    Baresip(String),
+    BaresipGone,
+    Openvpn(String),
+    OpenvpnGone,
+}
+
+fn pipe_lines<R: std::io::Read + Send + 'static>(
+    r: R,
+    tx: Sender<Event>,
+    each: fn(String) -> Event,
+    end: Event,
+    echo: &'static str,
+) {
+    std::thread::spawn(move || {
+        for l in BufReader::new(r).lines().map_while(Result::ok) {
+            if !echo.is_empty() {
+                // Into the journal only (stderr), not onto the employee's console.
+                eprintln!("{echo}: {l}");
+            }
+            if tx.send(each(l)).is_err() {
+                return;
+            }
+        }
+        let _ = tx.send(end);
+    });
+}
+
+fn user_ids(name: &str) -> Option<(u32, u32)> {
+    std::fs::read_to_string("/etc/passwd").ok()?.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 4 && f[0] == name).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
+    })
+}
+
+fn start_baresip(tx: &Sender<Event>) -> Result<Child, String> {
+    use std::os::unix::process::CommandExt;
+    std::fs::create_dir_all(RUN_DIR).map_err(|e| format!("{RUN_DIR}: {e}"))?;
+    let fifo = Path::new(RUN_DIR).join("baresip.ctl");
+    if !fifo.exists() {
+        run_quiet(Command::new("mkfifo").args(["-m", "0600"]).arg(&fifo))?;
+    }
+    // Opened for reading and writing, so baresip never sees the end of its input; the session
+    // (and, in the desktop base, the status window) writes commands such as "/dial 2000".
+    let ctl = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .map_err(|e| format!("{}: {e}", fifo.display()))?;
+    let (uid, gid) = user_ids(USER).ok_or_else(|| format!("no user {USER:?}"))?;
+    let home = PathBuf::from("/home").join(USER);
+    let mut cmd = Command::new("baresip");
+    cmd.arg("-f")
+        .arg(Path::new(PROFILE_DIR).join("baresip"))
+        .stdin(ctl)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env_clear()
+        .env("HOME", &home)
+        .env("PATH", "/usr/bin:/bin")
+        .current_dir("/")
+        .uid(uid)
+        // The sound devices belong to group audio; std drops supplementary groups.
+        .gid(group_id("audio").unwrap_or(gid));
+    let mut child = cmd.spawn().map_err(|e| format!("baresip: {e}"))?;
+    if let Some(o) = child.stdout.take() {
+        pipe_lines(o, tx.clone(), Event::Baresip, Event::BaresipGone, "baresip");
+    }
+    if let Some(e) = child.stderr.take() {
+        let tx = tx.clone();
+        pipe_lines(e, tx, Event::Baresip, Event::Baresip(String::new()), "baresip");
+    }
+    Ok(child)
+}
+
+fn group_id(name: &str) -> Option<u32> {
+    std::fs::read_to_string("/etc/group").ok()?.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 3 && f[0] == name).then(|| f[2].parse().ok())?
+    })
+}
+
+/// Bring the tunnel up; returns the OpenVPN child when there is one.
+fn start_vpn(p: &Profile, v: &Vpn, tx: &Sender<Event>) -> Result<Option<Child>, String> {
+    let file = Path::new(PROFILE_DIR).join(&v.file);
+    match v.kind {
+        Kind::Wireguard => {
+            let _ = run_quiet(Command::new("wg-quick").arg("down").arg(&file));
+            run_quiet(Command::new("wg-quick").arg("up").arg(&file)).map(|_| None)
+        }
+        Kind::Openvpn => {
+            let mut child = Command::new("openvpn")
+                .arg("--config")
+                .arg(&file)
+                .args(["--dev", &v.name, "--dev-type", "tun", "--verb", "3"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("openvpn: {e}"))?;
+            if let Some(o) = child.stdout.take() {
+                pipe_lines(o, tx.clone(), Event::Openvpn, Event::OpenvpnGone, "openvpn");
+            }
+            Ok(Some(child))
+        }
+        Kind::Ipsec => {
+            let _ = p;
+            run_quiet(Command::new("swanctl").arg("--load-all").arg("--file").arg(&file))?;
+            run_quiet(Command::new("swanctl").args(["--initiate", "--child", &v.name]))
+                .map(|_| None)
+        }
+    }
+}
+
+fn set_tunnel_dns(v: &Vpn) {
+    if v.dns.is_empty() || v.kind == Kind::Ipsec {
+        return;
+    }
+    let _ = run_quiet(Command::new("resolvectl").arg("dns").arg(&v.name).args(&v.dns));
+    let mut domains = vec!["~.".to_string()];
+    domains.extend(v.dns_search.iter().cloned());
+    let _ = run_quiet(
+        Command::new("resolvectl")
+            .arg("domain")
+            .arg(&v.name)
+            .args(&domains),
+    );
+    let _ = run_quiet(Command::new("resolvectl").args(["default-route", &v.name, "true"]));
+}
+
+fn wg_handshake(name: &str) -> Option<u64> {
+    let out = run_quiet(Command::new("wg").args(["show", name, "latest-handshakes"])).ok()?;
+    out.lines()
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .max()
+        .filter(|&t| t > 0)
+}
+
+/// Something answers through the tunnel: the first DNS server inside it.
+fn tunnel_alive(v: &Vpn) -> bool {
+    let Some(target) = v.dns.first() else {
+        return match v.kind {
+            Kind::Wireguard => wg_handshake(&v.name).is_some_and(|t| {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                now.saturating_sub(t) < 180
+            }),
+            _ => true,
+        };
+    };
+    let mut ping = Command::new("ping");
+    ping.args(["-n", "-q", "-c", "1", "-W", "3"]);
+    if v.kind != Kind::Ipsec {
+        ping.args(["-I", &v.name]);
+    }
+    ping.arg(target)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn direct_rules(p: &Profile) -> Vec<Allowed> {
+    let mut out = Vec::new();
+    for d in &p.direct {
+        let ports: Vec<_> = d.ports.iter().filter_map(|s| parse_port(s)).collect();
+        let addrs: Vec<String> = if d.to.parse::<IpAddr>().is_ok() || d.to.contains('/') {
+            vec![d.to.clone()]
+        } else {
+            resolve(&d.to, 443).iter().map(IpAddr::to_string).collect()
+        };
+        if addrs.is_empty() {
+            line(&format!("direct {}: {} not found, not allowed", d.name, d.to));
+        }
+        for to in addrs {
+            out.push(Allowed {
+                what: format!("direct {}", d.name),
+                v6: to.contains(':'),
+                to,
+                ports: ports.clone(),
+            });
+        }
+    }
+    out
+}
+
+fn run() -> ExitCode {
+    let p = match profile() {
+        Ok(p) => p,
+        Err(e) => {
+            line(&format!("{e}: keine gültige Konfiguration auf dem Stick / no valid configuration on the stick"));
+            status(None, "error");
+            return ExitCode::FAILURE;
+        }
+    };
+    let v = p.default_vpn().clone();
+    status(Some(&p), "network");
+    // 1. The network.
+    let started = Instant::now();
+    let mut said = false;
+    while !has_default_route() {
+        if !said && started.elapsed() > Duration::from_secs(20) {
+            fail(
+                &p,
+                "Keine Netzwerkverbindung: bitte Netzwerkkabel und Router prüfen",
+                "no network: please check the network cable and the router",
+            );
+            said = true;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // 2. The VPN server's addresses (DNS is open for this, and only until the tunnel is up).
+    let mut tries = 0u32;
+    let resolved = loop {
+        let r: Vec<_> = v
+            .endpoints
+            .iter()
+            .map(|e| (e.clone(), resolve(&e.host, e.port)))
+            .filter(|(_, a)| !a.is_empty())
+            .collect();
+        if !r.is_empty() {
+            break r;
+        }
+        tries += 1;
+        if tries == 3 {
+            let hosts: Vec<&str> = v.endpoints.iter().map(|e| e.host.as_str()).collect();
+            fail(
+                &p,
+                &format!("Der VPN-Server {} wurde nicht gefunden (DNS)", hosts.join(", ")),
+                &format!("the VPN server {} cannot be found (DNS)", hosts.join(", ")),
+            );
+        }
+        std::thread::sleep(Duration::from_secs(3));
+    };
+    let servers = endpoint_rules(&v, &resolved);
+    if let Err(e) = nft(&ruleset(Stage::Connecting, &v, &servers, &[])) {
+        fail(
+            &p,
+            &format!("{e}: Firewall-Fehler, das VPN wird nicht gestartet"),
+            &format!("{e}: firewall error, the VPN is not started"),
+        );
+        status(Some(&p), "error");
+        return ExitCode::FAILURE;
+    }
+    // 3. The tunnel.
+    status(Some(&p), "vpn");
+    let (tx, rx) = channel::<Event>();
+    let server_names: Vec<String> = v
+        .endpoints
+        .iter()
+        .map(|e| format!("{}:{}", e.host, e.port))
+        .collect();
+    let mut up_since: Option<Instant> = None;
+    let mut complained = false;
+    loop {
+        match start_vpn(&p, &v, &tx) {
+            Ok(_child) => {
+                // An OpenVPN child is watched through its output (Event::OpenvpnGone).
+                break;
+            }
+            Err(e) => {
+                fail(
+                    &p,
+                    &format!("VPN {} startet nicht ({e})", v.name),
+                    &format!("vpn {} does not start ({e})", v.name),
+                );
+                std::thread::sleep(Duration::from_secs(10));
+            }
+        }
+    }
+    let attempt = Instant::now();
+    while up_since.is_none() {
+        let up = match v.kind {
+            Kind::Wireguard => wg_handshake(&v.name).is_some(),
+            Kind::Ipsec => tunnel_alive(&v),
+            Kind::Openvpn => {
+                let mut up = false;
+                while let Ok(ev) = rx.try_recv() {
+                    match ev {
+                        Event::Openvpn(l) if l.contains("Initialization Sequence Completed") => {
+                            up = true
+                        }
+                        Event::Openvpn(l) if l.contains("AUTH_FAILED") => fail(
+                            &p,
+                            "VPN-Anmeldung abgelehnt (Benutzername oder Passwort)",
+                            "the VPN refused the login (user name or password)",
+                        ),
+                        Event::OpenvpnGone => {
+                            fail(
+                                &p,
+                                &format!("VPN {} wurde beendet, neuer Versuch", v.name),
+                                &format!("vpn {} stopped, trying again", v.name),
+                            );
+                            std::thread::sleep(Duration::from_secs(5));
+                            let _ = start_vpn(&p, &v, &tx);
+                        }
+                        _ => {}
+                    }
+                }
+                up
+            }
+        };
+        if up {
+            up_since = Some(Instant::now());
+        } else {
+            if !complained && attempt.elapsed() > Duration::from_secs(30) {
+                fail(
+                    &p,
+                    &format!("Keine Antwort vom VPN-Server {}", server_names.join(", ")),
+                    &format!("no answer from the VPN server {}", server_names.join(", ")),
+                );
+                complained = true;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    set_tunnel_dns(&v);
+    let direct = direct_rules(&p);
+    if let Err(e) = nft(&ruleset(Stage::Tunnel, &v, &servers, &direct)) {
+        fail(
+            &p,
+            &format!("{e}: Firewall-Fehler"),
+            &format!("{e}: firewall error"),
+        );
+        status(Some(&p), "error");
+        return ExitCode::FAILURE;
+    }
+    line(&format!("vpn {} up", v.name));
+    status(Some(&p), "vpn-up");
+    // 4. The softphone.
+    let aor = std::fs::read_to_string(Path::new(PROFILE_DIR).join("baresip/accounts"))
+        .ok()
+        .and_then(|a| account_aor(&a));
+    let mut baresip = if p.registrar.is_some() {
+        match start_baresip(&tx) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                fail(
+                    &p,
+                    &format!("Das Telefon startet nicht ({e})"),
+                    &format!("the phone does not start ({e})"),
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut registered = false;
+    let mut vpn_down = false;
+    let mut misses = 0u32;
+    let mut last_check = Instant::now();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(2)) {
+            Ok(Event::Baresip(l)) => match sip_event(&l) {
+                Some(SipEvent::Registered) if !registered => {
+                    registered = true;
+                    line(&format!(
+                        "sip registered {}",
+                        aor.as_deref().unwrap_or("(account)")
+                    ));
+                    status(Some(&p), "sip-registered");
+                }
+                Some(SipEvent::Refused(code, text)) => {
+                    registered = false;
+                    fail(
+                        &p,
+                        &format!("Telefon-Anmeldung abgelehnt: {code} {text}"),
+                        &format!("phone registration refused: {code} {text}"),
+                    );
+                }
+                Some(SipEvent::Failed(why)) if registered || !vpn_down => {
+                    registered = false;
+                    fail(
+                        &p,
+                        &format!("Telefon nicht angemeldet ({why})"),
+                        &format!("phone not registered ({why})"),
+                    );
+                }
+                Some(SipEvent::CallEstablished(_)) => line("call established"),
+                Some(SipEvent::CallClosed(_)) => line("call ended"),
+                _ => {}
+            },
+            Ok(Event::BaresipGone) => {
+                registered = false;
+                fail(
+                    &p,
+                    "Das Telefon wurde beendet, es startet neu",
+                    "the phone stopped, restarting it",
+                );
+                if let Some(mut c) = baresip.take() {
+                    let _ = c.wait();
+                }
+                std::thread::sleep(Duration::from_secs(3));
+                baresip = start_baresip(&tx).ok();
+            }
+            Ok(Event::OpenvpnGone) => {
+                fail(
+                    &p,
+                    &format!("VPN {} wurde beendet, neuer Versuch", v.name),
+                    &format!("vpn {} stopped, trying again", v.name),
+                );
+                std::thread::sleep(Duration::from_secs(5));
+                let _ = start_vpn(&p, &v, &tx);
+            }
+            Ok(Event::Openvpn(_)) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return ExitCode::FAILURE,
+        }
+        if last_check.elapsed() >= Duration::from_secs(10) {
+            last_check = Instant::now();
+            if tunnel_alive(&v) {
+                misses = 0;
+                if vpn_down {
+                    vpn_down = false;
+                    line(&format!("vpn {} up", v.name));
+                    status(Some(&p), if registered { "sip-registered" } else { "vpn-up" });
+                }
+            } else {
+                misses += 1;
+                if misses >= 3 && !vpn_down {
+                    vpn_down = true;
+                    registered = false;
+                    fail(
+                        &p,
+                        &format!(
+                            "VPN {} getrennt: keine Antwort durch den Tunnel; Telefon und Firmenanwendungen gehen nicht, es wird nichts am Tunnel vorbei gesendet",
+                            v.name
+                        ),
+                        &format!(
+                            "vpn {} down: no answer through the tunnel; calls and office applications do not work, nothing is sent around the tunnel",
+                            v.name
+                        ),
+                    );
+                    status(Some(&p), "vpn-down");
+                }
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match std::env::args().nth(1).as_deref() {
+        Some("firewall") => firewall(),
+        Some("run") => run(),
+        Some("ruleset") => match profile() {
+            // For audits on a running stick: the ruleset the first stage loads.
+            Ok(p) => {
+                print!("{}", ruleset(Stage::Connecting, p.default_vpn(), &[], &[]));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("homestick-session: {e}");
+                ExitCode::from(2)
+            }
+        },
+        _ => {
+            eprintln!("usage: homestick-session firewall|run|ruleset\n\nfirewall  load the kill switch's first stage (before the network)\nrun       bring up the VPN and the softphone from {PROFILE_DIR}\nruleset   print the first stage's nftables rules");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,857 @@
+//! The real home-office system, end to end: a stick from the `headless` base (built by
+//! `homestick base build`, with the test-only virtio-serial shell) for a 3-user roster boots in
+//! QEMU with OVMF and Secure Boot enforced, inside a network namespace the test makes as "the
+//! office": a tap device for the PC, dnsmasq as the home router (DHCP, DNS for the VPN server),
+//! a WireGuard peer (wireguard-go), and behind the tunnel a DNS server, kamailio (SIP over TLS
+//! with the test's CA, digest auth) and an auto-answering baresip extension. Nothing leaves
+//! the namespace: it has no link to the host.
+//!
+//! The test reads: the console lines of the session, `wg show latest-handshakes`, kamailio's
+//! REGISTER log, the RTP of a call at the office, a capture of the whole boot on the tap
+//! (the kill switch), and lock-down checks through the test channel.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::boot::{env_path, Qemu};
+use crate::common::*;
+
+const SB_KEY: &str = "/usr/share/ovmf/PkKek-1-snakeoil.key";
+const SB_CERT: &str = "/usr/share/ovmf/PkKek-1-snakeoil.pem";
+/// The home router's address on the PC's network (TEST-NET-1).
+const ROUTER: &str = "192.0.2.1";
+/// Inside the office, behind the tunnel.
+const SIP: &str = "10.20.0.5";
+const DNS: &str = "10.20.0.53";
+const EXT2000: &str = "10.20.0.6";
+/// The profile's allowed direct destination, and one it does not allow.
+const DIRECT_OK: &str = "198.51.100.7";
+const DIRECT_NO: &str = "198.51.100.8";
+/// The PC's MAC address in QEMU.
+const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+
+fn headless_base() -> PathBuf {
+    env_path("HOMESTICK_HEADLESS_BASE")
+}
+
+fn sh_ok(script: &str) -> String {
+    let r = sh(script);
+    assert_eq!(r.code, 0, "{script}\n{}", r.all());
+    r.stdout
+}
+
+/// A process killed and reaped when dropped.
+struct Bg(Child, &'static str);
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The office: a network namespace and the servers in it; dropping it stops them all and
+/// deletes the namespace.
+struct Office {
+    ns: String,
+    dir: PathBuf,
+    procs: Vec<Bg>,
+}
+
+impl Drop for Office {
+    fn drop(&mut self) {
+        self.procs.clear();
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+impl Office {
+    fn exec(&self, script: &str) -> String {
+        sh_ok(&format!("ip netns exec {} sh -c '{}'", self.ns, script.replace('\'', "'\\''")))
+    }
+
+    fn spawn(&mut self, name: &'static str, args: &[&str]) {
+        let log = fs::File::create(self.dir.join(format!("{name}.log"))).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        self.procs.push(Bg(child, name));
+    }
+
+    fn stop(&mut self, name: &str) {
+        self.procs.retain(|p| p.1 != name);
+    }
+
+    fn log(&self, name: &str) -> String {
+        fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
+    }
+}
+
+/// The test CA and the SIP server's certificate (for sbc. and sip.musterhausen.example).
+fn test_ca(dir: &Path) {
+    sh_ok(&format!(
+        "cd {d} && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+         -subj '/O=homestick tests/CN=homestick office test CA (TEST ONLY)' -keyout ca.key -out ca.pem 2>/dev/null && \
+         openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj '/CN=sbc.musterhausen.example' \
+         -keyout sip.key -out sip.csr 2>/dev/null && \
+         printf 'subjectAltName=DNS:sbc.musterhausen.example,DNS:sip.musterhausen.example\\nextendedKeyUsage=serverAuth\\n' > ext && \
+         openssl x509 -req -in sip.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 -extfile ext -out sip.pem 2>/dev/null",
+        d = dir.display()
+    ));
+}
+
+/// The demo customer as the office knows it: its WireGuard server key, the test CA, an
+/// address pool, one allowed direct destination, no STUN (the office has none).
+fn office_profile(dir: &Path, server_pub: &str) -> PathBuf {
+    let p = dir.join("profile");
+    sh_ok(&format!(
+        "cp -r {} {}",
+        demo_profile().display(),
+        p.display()
+    ));
+    let toml = p.join("customer.toml");
+    let text = fs::read_to_string(&toml).unwrap();
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.starts_with("server_public_key") {
+            out.push_str(&format!("server_public_key = \"{server_pub}\"\n"));
+        } else if line.starts_with("persistent_keepalive") {
+            out.push_str(line);
+            out.push_str("\naddress_pool = \"10.99.0.0/22\"\n");
+        } else if line.starts_with("stun") {
+            continue;
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.push_str(&format!(
+        "\n[[network.direct]]\nname = \"video\"\nto = \"{DIRECT_OK}\"\nports = [\"tcp/443\"]\n"
+    ));
+    fs::write(&toml, out).unwrap();
+    fs::copy(dir.join("ca.pem"), p.join("certs/sip-ca.pem")).unwrap();
+    p
+}
+
+/// A 3-user roster, filled (secrets generated), and the servers' view of it.
+fn roster(dir: &Path, profile: &Path) -> (PathBuf, PathBuf) {
+    let roster = dir.join("roster.csv");
+    fs::write(
+        &roster,
+        format!(
+            "{}\nanna,Anna Schmidt,201,generate,anna,generate,generate\n\
+             ben,Ben Meier,202,generate,ben,generate,generate\n\
+             cem,Cem Yilmaz,203,generate,cem,generate,generate\n",
+            crate::roster::HEADER
+        ),
+    )
+    .unwrap();
+    let filled = dir.join("filled.csv");
+    let r = crate::roster::roster_fill(profile, &roster, &filled);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let export = dir.join("server");
+    let r = hs(&[
+        "roster".as_ref(),
+        "export".as_ref(),
+        "--profile".as_ref(),
+        profile.as_os_str(),
+        filled.as_os_str(),
+        "--out".as_ref(),
+        export.as_os_str(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    (filled, export)
+}
+
+/// The filled roster's row of `user`: (extension, password, sip user, address).
+fn row(filled: &Path, user: &str) -> (String, String, String, String) {
+    let text = fs::read_to_string(filled).unwrap();
+    let l = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{user},")))
+        .unwrap();
+    let f: Vec<&str> = l.split(',').collect();
+    (f[2].into(), f[3].into(), f[4].into(), f[5].into())
+}
+
+/// Build the set from the headless base, Secure Boot signed; returns `user`'s image.
+fn build_stick(dir: &Path, profile: &Path, filled: &Path, user: &str) -> PathBuf {
+    let pw = dir.join("snakeoil.pw");
+    fs::write(&pw, "snakeoil\n").unwrap();
+    let key = homestick_testkit::private_copy(Path::new(SB_KEY), dir);
+    let set = dir.join("set");
+    let r = hs(&[
+        "build",
+        "--profile",
+        profile.to_str().unwrap(),
+        "--roster",
+        filled.to_str().unwrap(),
+        "--base",
+        headless_base().to_str().unwrap(),
+        "--key",
+        test_key().to_str().unwrap(),
+        "--output",
+        set.to_str().unwrap(),
+        "--boot-verifier",
+        env_path("HOMESTICK_BOOT_VERIFIER").to_str().unwrap(),
+        "--secure-boot-key",
+        key.to_str().unwrap(),
+        "--secure-boot-cert",
+        SB_CERT,
+        "--secure-boot-passphrase-file",
+        pw.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let s = homestick_image::set::StickSet::open_unchecked(&set).unwrap();
+    let img = s.image(user).unwrap();
+    let mut bytes = vec![0u8; homestick_image::disk::Disk::size(&img) as usize];
+    homestick_image::disk::Disk::read_exact_at(&img, &mut bytes, 0).unwrap();
+    let file = dir.join(format!("{user}.img"));
+    fs::write(&file, bytes).unwrap();
+    file
+}
+
+fn kamailio_cfg(dir: &Path, users: &str) -> PathBuf {
+    let mut sets = String::new();
+    for l in users.lines().skip(1) {
+        let f: Vec<&str> = l.split(',').collect();
+        if f.len() >= 4 {
+            sets.push_str(&format!("    $sht(users=>{}) = \"{}\";\n", f[1], f[3]));
+        }
+    }
+    sets.push_str("    $sht(users=>ext2000) = \"office-2000\";\n");
+    let tls = dir.join("tls.cfg");
+    fs::write(
+        &tls,
+        format!(
+            "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n\
+             private_key = {d}/sip.key\ncertificate = {d}/sip.pem\n\n[client:default]\nverify_certificate = no\nrequire_certificate = no\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    let cfg = dir.join("kamailio.cfg");
+    fs::write(
+        &cfg,
+        format!(
+            r#"#!KAMAILIO
+debug=2
+log_stderror=yes
+children=2
+tcp_children=2
+enable_tls=yes
+auto_aliases=no
+alias="sip.musterhausen.example"
+alias="sbc.musterhausen.example"
+listen=tls:{SIP}:5061
+listen=tcp:{SIP}:5060
+listen=udp:{SIP}:5060
+mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+loadmodule "kex.so"
+loadmodule "corex.so"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "xlog.so"
+loadmodule "auth.so"
+loadmodule "htable.so"
+loadmodule "tls.so"
+modparam("tls", "config", "{tls}")
+modparam("htable", "htable", "users=>size=4;")
+modparam("usrloc", "db_mode", 0)
+modparam("rr", "enable_full_lr", 1)
+
+event_route[htable:mod-init] {{
+{sets}}}
+
+request_route {{
+    if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
+    if (has_totag()) {{
+        if (loose_route()) {{ t_relay(); exit; }}
+        if (is_method("ACK")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
+        sl_send_reply("404", "Not here");
+        exit;
+    }}
+    if (is_method("REGISTER")) {{
+        if (!pv_www_authenticate("$td", "$sht(users=>$au)", "0")) {{
+            www_challenge("$td", "0");
+            exit;
+        }}
+        xlog("L_NOTICE", "homestick-office: REGISTER $tu auth_user=$au from $si:$sp proto=$pr digest=ok\n");
+        if (!save("location")) {{ sl_reply_error(); }}
+        exit;
+    }}
+    if (is_method("INVITE")) {{
+        xlog("L_NOTICE", "homestick-office: INVITE $ru from $fu at $si proto=$pr\n");
+        record_route();
+    }}
+    if (!lookup("location")) {{ sl_send_reply("404", "Not Found"); exit; }}
+    t_relay();
+}}
+"#,
+            tls = tls.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+/// The auto-answering extension 2000: baresip with a sine tone, SRTP, PCMA only.
+fn extension_2000(dir: &Path) -> PathBuf {
+    let d = dir.join("ext2000");
+    fs::create_dir_all(&d).unwrap();
+    fs::write(
+        d.join("config"),
+        format!(
+            "poll_method epoll\nsip_listen {EXT2000}:5060\naudio_source ausine,440\naudio_player aubridge,sink\n\
+             module_path /usr/lib/baresip/modules\nmodule stdio.so\nmodule g711.so\nmodule ausine.so\nmodule aubridge.so\nmodule srtp.so\n\
+             module_app account.so\nmodule_app menu.so\n"
+        ),
+    )
+    .unwrap();
+    fs::write(
+        d.join("accounts"),
+        format!(
+            "<sip:2000@sip.musterhausen.example;transport=tcp>;auth_user=ext2000;auth_pass=office-2000;\
+             outbound=\"sip:{SIP}:5060;transport=tcp\";mediaenc=srtp-mand;answermode=auto;audio_codecs=PCMA/8000/1;regint=600\n"
+        ),
+    )
+    .unwrap();
+    fs::write(d.join("contacts"), "").unwrap();
+    d
+}
+
+/// A WireGuard key pair: (private, public).
+fn wg_keys() -> (String, String) {
+    let k = sh_ok("wg genkey").trim().to_string();
+    let p = sh_ok(&format!("echo {k} | wg pubkey")).trim().to_string();
+    (k, p)
+}
+
+fn start_office(dir: &Path, export: &Path, wg_private: &str) -> Office {
+    let ns = format!("hs-office-{}", std::process::id());
+    let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    sh_ok(&format!("ip netns add {ns}"));
+    let mut o = Office {
+        ns,
+        dir: dir.to_path_buf(),
+        procs: Vec::new(),
+    };
+    o.exec(&format!(
+        "ip link set lo up && ip tuntap add dev hstap0 mode tap && ip addr add {ROUTER}/24 dev hstap0 && ip link set hstap0 up && \
+         ip link add office0 type dummy && ip link set office0 up && \
+         ip addr add {SIP}/32 dev office0 && ip addr add {DNS}/32 dev office0 && ip addr add {EXT2000}/32 dev office0"
+    ));
+    // The PC reaches the router's DHCP, DNS and WireGuard port; the office only through the
+    // tunnel (and a destination the profile allows direct is simply not answered).
+    o.exec(&format!(
+        "nft -f - <<EOF\ntable inet office {{\n chain input {{ type filter hook input priority 0; policy accept;\n  \
+         iifname \"hstap0\" ip daddr != {ROUTER} drop\n  iifname \"hstap0\" tcp dport != 53 udp dport != {{53, 67, 51820}} drop\n }}\n}}\nEOF"
+    ));
+    o.spawn(
+        "capture-tap",
+        &["tcpdump", "-i", "hstap0", "-n", "-U", "-s", "0", "-w", dir.join("tap.pcap").to_str().unwrap()],
+    );
+    o.spawn(
+        "router",
+        &[
+            "dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--interface=hstap0",
+            "--bind-interfaces", "--dhcp-range=192.0.2.100,192.0.2.150,1h", "--log-queries", "--log-dhcp",
+            "--log-facility=-", "--pid-file", "--dhcp-leasefile=/dev/null",
+            "--address=/vpn.musterhausen.example/192.0.2.1",
+        ],
+    );
+    o.spawn(
+        "office-dns",
+        &[
+            "dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--listen-address=10.20.0.53",
+            "--bind-interfaces", "--log-queries", "--log-facility=-", "--pid-file",
+            "--address=/sip.musterhausen.example/10.20.0.5", "--address=/sbc.musterhausen.example/10.20.0.5",
+        ],
+    );
+    // WireGuard: the host may lack the kernel module; wireguard-go makes wg0 in the namespace.
+    fs::write(dir.join("wg.key"), wg_private).unwrap();
+    o.spawn("wireguard", &["env", "WG_PROCESS_FOREGROUND=1", "wireguard-go", "-f", "wg0"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sh(&format!("ip netns exec {} ip link show wg0", o.ns)).code != 0 {
+        assert!(Instant::now() < deadline, "wireguard-go made no wg0: {}", o.log("wireguard"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    o.exec(&format!(
+        "wg set wg0 private-key {k} listen-port 51820 && wg addconf wg0 {peers} && ip addr add 10.20.0.1/32 dev wg0 && \
+         ip link set wg0 up && ip route add 10.99.0.0/22 dev wg0",
+        k = dir.join("wg.key").display(),
+        peers = export.join("wireguard-buero-peers.conf").display()
+    ));
+    o.spawn(
+        "capture-wg",
+        &["tcpdump", "-i", "wg0", "-n", "-U", "-s", "0", "-w", dir.join("wg.pcap").to_str().unwrap()],
+    );
+    let users = fs::read_to_string(export.join("pbx-users.csv")).unwrap();
+    let cfg = kamailio_cfg(dir, &users);
+    o.spawn(
+        "kamailio",
+        &["kamailio", "-f", cfg.to_str().unwrap(), "-DD", "-E", "-m", "64", "-M", "8", "-Y", dir.to_str().unwrap()],
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let ext = extension_2000(dir);
+    o.spawn("ext2000", &["env", "HOME=/tmp", "baresip", "-f", ext.to_str().unwrap()]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !o.log("kamailio").contains("REGISTER sip:2000@") {
+        assert!(
+            Instant::now() < deadline,
+            "extension 2000 did not register:\n{}\n{}",
+            o.log("ext2000"),
+            o.log("kamailio")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    o
+}
+
+/// The test channel: a shell on the virtio-serial port homestick.test (test base only).
+struct Channel {
+    s: UnixStream,
+    buf: Vec<u8>,
+}
+
+impl Channel {
+    fn connect(path: &Path) -> Channel {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match UnixStream::connect(path) {
+                Ok(s) => {
+                    s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+                    return Channel { s, buf: Vec::new() };
+                }
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "{}: {e}", path.display());
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        }
+    }
+
+    /// Run `cmd` in the booted system; its output (stdout and stderr) and exit status.
+    fn run(&mut self, cmd: &str) -> (String, i32) {
+        let tag = format!("__HS{}__", self.buf.len() ^ 0x5a5a);
+        let line = format!("{cmd}\necho \"{tag}$?\"\n");
+        self.s.write_all(line.as_bytes()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut chunk = [0u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&self.buf).into_owned();
+            if let Some(i) = text.find(&tag) {
+                let rest = &text[i + tag.len()..];
+                if let Some(nl) = rest.find('\n') {
+                    let code = rest[..nl].trim().parse().unwrap_or(-1);
+                    let out = text[..i].to_string();
+                    self.buf = rest[nl + 1..].as_bytes().to_vec();
+                    return (out, code);
+                }
+            }
+            assert!(Instant::now() < deadline, "test channel: no answer to {cmd:?}: {text}");
+            match self.s.read(&mut chunk) {
+                Ok(0) => std::thread::sleep(Duration::from_millis(200)),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut
+                        || e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => panic!("test channel: {e}"),
+            }
+        }
+    }
+}
+
+fn wait_console(q: &Qemu, want: &str, secs: u64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let c = q.console();
+        if c.contains(want) {
+            return c;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {want:?} on the console after {secs} s:\n{c}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// One IPv4 packet from a capture.
+#[derive(Debug, Clone)]
+struct Pkt {
+    t: f64,
+    src: [u8; 4],
+    dst: [u8; 4],
+    proto: u8,
+    sport: u16,
+    dport: u16,
+    payload: Vec<u8>,
+    /// Non-IPv4 frame from the PC (ARP, anything else): its ethertype.
+    other: Option<u16>,
+    from_pc: bool,
+}
+
+fn ip(a: [u8; 4]) -> String {
+    format!("{}.{}.{}.{}", a[0], a[1], a[2], a[3])
+}
+
+/// Read a pcap file (Ethernet or raw IP) into packets.
+fn pcap(path: &Path) -> Vec<Pkt> {
+    let b = fs::read(path).unwrap_or_default();
+    if b.len() < 24 {
+        return Vec::new();
+    }
+    let linktype = u32::from_le_bytes(b[20..24].try_into().unwrap());
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at + 16 <= b.len() {
+        let sec = u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) as f64;
+        let usec = u32::from_le_bytes(b[at + 4..at + 8].try_into().unwrap()) as f64;
+        let len = u32::from_le_bytes(b[at + 8..at + 12].try_into().unwrap()) as usize;
+        let Some(frame) = b.get(at + 16..at + 16 + len) else {
+            break;
+        };
+        at += 16 + len;
+        let (from_pc, ipb) = if linktype == 1 {
+            if frame.len() < 14 {
+                continue;
+            }
+            let from_pc = frame[6..12] == MAC;
+            let et = u16::from_be_bytes([frame[12], frame[13]]);
+            if et != 0x0800 {
+                out.push(Pkt {
+                    t: sec + usec / 1e6,
+                    src: [0; 4],
+                    dst: [0; 4],
+                    proto: 0,
+                    sport: 0,
+                    dport: 0,
+                    payload: Vec::new(),
+                    other: Some(et),
+                    from_pc,
+                });
+                continue;
+            }
+            (from_pc, &frame[14..])
+        } else {
+            (false, frame)
+        };
+        if ipb.len() < 20 || ipb[0] >> 4 != 4 {
+            continue;
+        }
+        let ihl = usize::from(ipb[0] & 15) * 4;
+        let proto = ipb[9];
+        let l4 = ipb.get(ihl..).unwrap_or(&[]);
+        let (sport, dport, payload) = match proto {
+            17 if l4.len() >= 8 => (
+                u16::from_be_bytes([l4[0], l4[1]]),
+                u16::from_be_bytes([l4[2], l4[3]]),
+                l4[8..].to_vec(),
+            ),
+            6 if l4.len() >= 20 => (
+                u16::from_be_bytes([l4[0], l4[1]]),
+                u16::from_be_bytes([l4[2], l4[3]]),
+                l4.get(usize::from(l4[12] >> 4) * 4..).unwrap_or(&[]).to_vec(),
+            ),
+            _ => (0, 0, l4.to_vec()),
+        };
+        out.push(Pkt {
+            t: sec + usec / 1e6,
+            src: ipb[12..16].try_into().unwrap(),
+            dst: ipb[16..20].try_into().unwrap(),
+            proto,
+            sport,
+            dport,
+            payload,
+            other: None,
+            from_pc,
+        });
+    }
+    out
+}
+
+/// The first question's name of a DNS message.
+fn dns_qname(m: &[u8]) -> Option<String> {
+    let mut at = 12;
+    let mut labels = Vec::new();
+    loop {
+        let n = usize::from(*m.get(at)?);
+        if n == 0 {
+            break;
+        }
+        labels.push(String::from_utf8_lossy(m.get(at + 1..at + 1 + n)?).into_owned());
+        at += 1 + n;
+    }
+    Some(labels.join("."))
+}
+
+fn describe(p: &Pkt) -> String {
+    match p.other {
+        Some(et) => format!("ethertype {et:#06x}"),
+        None => format!(
+            "{}:{} -> {}:{} proto {}",
+            ip(p.src),
+            p.sport,
+            ip(p.dst),
+            p.dport,
+            p.proto
+        ),
+    }
+}
+
+/// What the kill switch lets the PC send: `Ok` or why not.
+fn allowed(p: &Pkt, tunnel_up: bool) -> Result<(), String> {
+    if p.other == Some(0x0806) {
+        return Ok(()); // ARP: finding the router on the link
+    }
+    if p.other.is_some() {
+        return Err(describe(p));
+    }
+    let to_router = ip(p.dst) == ROUTER;
+    match (p.proto, p.sport, p.dport) {
+        (17, 68, 67) => Ok(()),
+        (17, _, 51820) if to_router => Ok(()),
+        (17, _, 53) if to_router && !tunnel_up => match dns_qname(&p.payload).as_deref() {
+            Some("vpn.musterhausen.example") => Ok(()),
+            q => Err(format!("DNS for {q:?} before the tunnel: {}", describe(p))),
+        },
+        (6, _, 443) if tunnel_up && ip(p.dst) == DIRECT_OK => Ok(()),
+        _ => Err(describe(p)),
+    }
+}
+
+fn entropy(bytes: &[u8]) -> f64 {
+    let mut n = [0usize; 256];
+    for b in bytes {
+        n[usize::from(*b)] += 1;
+    }
+    let len = bytes.len() as f64;
+    n.iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / len;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+#[test]
+fn a_headless_stick_brings_up_wireguard_registers_over_tls_calls_with_srtp_and_is_locked_down() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    test_ca(dir);
+    // The office's WireGuard key comes first: the profile names its public half.
+    let (office_key, office_pub) = wg_keys();
+    let profile = office_profile(dir, &office_pub);
+    let (filled, export) = roster(dir, &profile);
+    let img = build_stick(dir, &profile, &filled, "ben");
+    let (ext, _pw, sip_user, address) = row(&filled, "ben");
+    let mut office = start_office(dir, &export, &office_key);
+    // The PC's own disk, which the stick never mounts.
+    let pc_disk = dir.join("pc-disk.img");
+    sh_ok(&format!(
+        "truncate -s 64M {p} && mkfs.vfat -n PCDISK {p} >/dev/null && echo precious > {d}/doc.txt && mcopy -i {p} {d}/doc.txt ::doc.txt",
+        p = pc_disk.display(),
+        d = dir.display()
+    ));
+    let pc_before = sha(&pc_disk);
+
+    let vars = dir.join("vars.fd");
+    fs::copy(homestick_testkit::OVMF_SNAKEOIL_VARS, &vars).unwrap();
+    let sock = dir.join("test.sock");
+    let q = homestick_testkit::qemu_secure_boot(&vars);
+    let mut qemu = Command::new("ip");
+    qemu.args(["netns", "exec", &office.ns]).arg(q.get_program());
+    qemu.args(q.get_args());
+    qemu.args(["-m", "1536", "-smp", "2"])
+        .arg("-drive")
+        .arg(format!("if=virtio,format=raw,snapshot=on,file={}", img.display()))
+        .arg("-drive")
+        .arg(format!("if=virtio,format=raw,file={}", pc_disk.display()))
+        .args(["-netdev", "tap,id=n0,ifname=hstap0,script=no,downscript=no"])
+        .args(["-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56"])
+        .args(["-device", "virtio-serial-pci"])
+        .arg("-chardev")
+        .arg(format!("socket,id=tc,path={},server=on,wait=off", sock.display()))
+        .args(["-device", "virtserialport,chardev=tc,name=homestick.test"])
+        .args(["-audiodev", "none,id=snd0", "-device", "intel-hda", "-device", "hda-duplex,audiodev=snd0"]);
+    let vm = Qemu::spawn(&mut qemu);
+    let c = wait_console(&vm, "homestick-session: vpn buero up", 900);
+    assert!(c.contains("homestick: image verified"), "{c}");
+    let aor = format!("sip:{ext}@sip.musterhausen.example");
+    let c = wait_console(&vm, &format!("homestick-session: sip registered {aor}"), 300);
+    eprintln!("console:\n{c}");
+
+    // The office saw the user's handshake and the REGISTER with digest auth, through the tunnel.
+    let pubkey = sh_ok(&format!(
+        "grep -A2 '# ben' {} | sed -n 's/^PublicKey = //p'",
+        export.join("wireguard-buero-peers.conf").display()
+    ));
+    let hs = office.exec("wg show wg0 latest-handshakes");
+    let line = hs
+        .lines()
+        .find(|l| l.starts_with(pubkey.trim()))
+        .unwrap_or_else(|| panic!("ben's key {pubkey} not in {hs}"));
+    let t: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(t > 0, "{hs}");
+    let tunnel_ip = address.split('/').next().unwrap().to_string();
+    let kam = office.log("kamailio");
+    let reg = format!(
+        "homestick-office: REGISTER {aor} auth_user={sip_user} from {tunnel_ip}:"
+    );
+    assert!(
+        kam.lines().any(|l| l.contains(&reg) && l.contains("proto=tls digest=ok")),
+        "{reg} not in:\n{kam}"
+    );
+
+    // A call from the stick to the auto-answering extension 2000: SRTP for several seconds.
+    let mut ch = Channel::connect(&sock);
+    let (out, code) = ch.run("echo /dial sip:2000@sip.musterhausen.example > /run/homestick-session/baresip.ctl");
+    assert_eq!(code, 0, "{out}");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !office.log("ext2000").to_lowercase().contains("call established") {
+        assert!(
+            Instant::now() < deadline,
+            "no call: ext2000:\n{}\nkamailio:\n{}\nconsole:\n{}",
+            office.log("ext2000"),
+            office.log("kamailio"),
+            vm.console()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(8));
+    let rtp: Vec<Pkt> = pcap(&dir.join("wg.pcap"))
+        .into_iter()
+        .filter(|p| {
+            p.proto == 17 && ip(p.src) == tunnel_ip && ip(p.dst) == EXT2000 && p.dport != 5060
+                && p.payload.len() > 12 && p.payload[0] >> 6 == 2
+        })
+        .collect();
+    let span = rtp.last().map(|l| l.t).unwrap_or(0.0) - rtp.first().map(|f| f.t).unwrap_or(0.0);
+    assert!(rtp.len() >= 100 && span >= 4.0, "{} RTP packets over {span:.1} s", rtp.len());
+    let payload: Vec<u8> = rtp.iter().flat_map(|p| p.payload[12..].to_vec()).collect();
+    let e = entropy(&payload);
+    // PCMA of the silent sound card is one byte value over and over; SRTP looks random, and
+    // each packet carries the 10-byte authentication tag (12 + 160 + 10).
+    assert!(e > 7.0, "payload entropy {e:.2} bits/byte: not encrypted");
+    assert!(rtp.iter().all(|p| p.payload.len() == 182), "{:?}", rtp.iter().map(|p| p.payload.len()).take(5).collect::<Vec<_>>());
+    eprintln!("RTP from the stick: {} packets over {span:.1} s, payload entropy {e:.2} bits/byte", rtp.len());
+
+    // Lock-down, checked inside the booted system through the test channel.
+    let (mounts, _) = ch.run("cat /proc/mounts");
+    const PSEUDO: &[&str] = &[
+        "proc", "sysfs", "devtmpfs", "devpts", "securityfs", "cgroup2", "pstore", "bpf", "debugfs",
+        "tracefs", "mqueue", "hugetlbfs", "configfs", "fusectl", "tmpfs", "ramfs", "binfmt_misc", "autofs",
+    ];
+    for m in mounts.lines() {
+        let f: Vec<&str> = m.split_whitespace().collect();
+        let rw = f[3].split(',').any(|o| o == "rw");
+        assert!(!rw || PSEUDO.contains(&f[2]), "writable mount that is not RAM: {m}");
+        assert!(!f[0].starts_with("/dev/vdb"), "the PC's disk is mounted: {m}");
+    }
+    let root = mounts.lines().find(|l| l.split_whitespace().nth(1) == Some("/")).unwrap();
+    assert!(root.contains(" squashfs ro"), "{root}");
+    for (cmd, want) in [
+        ("cat /proc/sys/kernel/sysrq", "0"),
+        ("systemctl is-enabled ctrl-alt-del.target", "masked"),
+        ("systemctl is-enabled getty@tty1.service", "masked"),
+        ("systemctl is-enabled serial-getty@ttyS0.service", "masked"),
+        ("systemctl is-enabled emergency.service", "masked"),
+        ("systemctl is-enabled rescue.service", "masked"),
+        ("systemctl is-enabled debug-shell.service", "masked"),
+        ("findmnt -n -o FSTYPE /var", "tmpfs"),
+        ("findmnt -n -o FSTYPE /home", "tmpfs"),
+        ("findmnt -n -o FSTYPE /tmp", "tmpfs"),
+        ("command -v sudo || echo none", "none"),
+        ("cat /proc/[0-9]*/comm | grep -cE '^(agetty|getty|login|sulogin|bash)$' || true", "0"),
+        ("touch /usr/x 2>&1 || echo refused", "refused"),
+    ] {
+        let (out, _) = ch.run(cmd);
+        let got = out.lines().last().unwrap_or("").trim().to_string();
+        assert!(got.ends_with(want), "{cmd}: {out:?}, want {want:?}");
+    }
+    let (passwd, _) = ch.run("cat /etc/passwd");
+    for l in passwd.lines() {
+        let shell = l.rsplit(':').next().unwrap_or("");
+        assert!(
+            ["/usr/sbin/nologin", "/sbin/nologin", "/bin/false", "/usr/bin/false", "/bin/sync"].contains(&shell),
+            "a user with a shell: {l}"
+        );
+    }
+    let (shadow, _) = ch.run("cut -d: -f1,2 /etc/shadow");
+    for l in shadow.lines() {
+        let hash = l.split(':').nth(1).unwrap_or("");
+        assert!(hash.starts_with('*') || hash.starts_with('!'), "a usable password: {l}");
+    }
+    // The allow-list: the one direct destination leaves the PC, another does not.
+    let (out, _) = ch.run(&format!(
+        "timeout 5 bash -c 'exec 3<>/dev/tcp/{DIRECT_OK}/443' 2>&1; timeout 5 bash -c 'exec 3<>/dev/tcp/{DIRECT_NO}/443' 2>&1; timeout 5 bash -c 'exec 3<>/dev/tcp/{ROUTER}/80' 2>&1; true"
+    ));
+    eprintln!("direct attempts: {out}");
+
+    // The tunnel's peer goes away: the stick says so and sends nothing else.
+    office.stop("wireguard");
+    let t_off = pcap(&dir.join("tap.pcap")).last().map(|p| p.t).unwrap_or(0.0);
+    wait_console(&vm, "homestick-session: vpn buero down", 180);
+    std::thread::sleep(Duration::from_secs(15));
+    drop(ch);
+    drop(vm);
+    office.stop("capture-tap");
+    office.stop("capture-wg");
+
+    // The kill switch, over the whole boot.
+    let pkts = pcap(&dir.join("tap.pcap"));
+    let from_pc: Vec<&Pkt> = pkts.iter().filter(|p| p.from_pc).collect();
+    assert!(!from_pc.is_empty(), "nothing captured");
+    // The handshake's answer: WireGuard message type 2 from the office.
+    let t_up = pkts
+        .iter()
+        .find(|p| !p.from_pc && p.proto == 17 && p.sport == 51820 && p.payload.first() == Some(&2))
+        .map(|p| p.t)
+        .expect("no WireGuard handshake response in the capture");
+    let mut bad = Vec::new();
+    let mut direct_seen = false;
+    for p in &from_pc {
+        if let Err(why) = allowed(p, p.t >= t_up) {
+            bad.push(format!("{:.3} s: {why}", p.t - from_pc[0].t));
+        }
+        direct_seen |= p.proto == 6 && ip(p.dst) == DIRECT_OK;
+    }
+    assert!(bad.is_empty(), "packets the kill switch should have stopped:\n{}", bad.join("\n"));
+    assert!(direct_seen, "the allowed direct destination {DIRECT_OK}:443 was never tried");
+    assert!(!from_pc.iter().any(|p| ip(p.dst) == DIRECT_NO), "{DIRECT_NO} left the PC");
+    let after_off: Vec<String> = from_pc
+        .iter()
+        .filter(|p| p.t > t_off && p.other.is_none() && !(p.proto == 17 && (p.dport == 51820 || p.dport == 67)))
+        .map(|p| describe(p))
+        .collect();
+    assert!(after_off.is_empty(), "sent with the peer off: {after_off:?}");
+    eprintln!(
+        "kill switch: {} packets from the PC, handshake at {:.1} s, all allowed",
+        from_pc.len(),
+        t_up - from_pc[0].t
+    );
+    assert_eq!(sha(&pc_disk), pc_before, "the PC's disk changed");
+    let dns_log = office.log("router");
+    for l in dns_log.lines().filter(|l| l.contains("query[")) {
+        assert!(l.contains("vpn.musterhausen.example"), "router DNS query: {l}");
+    }
+}
