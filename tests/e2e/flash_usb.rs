@@ -198,10 +198,10 @@ fn initramfs(dir: &Path, img: &Path) -> PathBuf {
 }
 
 /// The QEMU human monitor on a Unix socket.
-struct Monitor(UnixStream);
+pub(crate) struct Monitor(UnixStream);
 
 impl Monitor {
-    fn connect(path: &Path) -> Monitor {
+    pub(crate) fn connect(path: &Path) -> Monitor {
         let started = Instant::now();
         let s = loop {
             match UnixStream::connect(path) {
@@ -234,7 +234,7 @@ impl Monitor {
     }
 
     /// Run a monitor command; fails the test if QEMU answers with an error.
-    fn run(&mut self, cmd: &str) {
+    pub(crate) fn run(&mut self, cmd: &str) {
         self.0.write_all(format!("{cmd}\n").as_bytes()).unwrap();
         let answer = self.until_prompt();
         assert!(

@@ -58,6 +58,8 @@ impl Drop for Bg {
 /// deletes the namespace.
 struct Office {
     ns: String,
+    /// The WireGuard interface (wireguard-go's control socket is machine-wide: one name per run).
+    wg: String,
     dir: PathBuf,
     procs: Vec<Bg>,
 }
@@ -71,7 +73,11 @@ impl Drop for Office {
 
 impl Office {
     fn exec(&self, script: &str) -> String {
-        sh_ok(&format!("ip netns exec {} sh -c '{}'", self.ns, script.replace('\'', "'\\''")))
+        sh_ok(&format!(
+            "ip netns exec {} sh -c '{}'",
+            self.ns,
+            script.replace('\'', "'\\''")
+        ))
     }
 
     fn spawn(&mut self, name: &'static str, args: &[&str]) {
@@ -348,69 +354,131 @@ fn start_office(dir: &Path, export: &Path, wg_private: &str) -> Office {
     let _ = Command::new("ip").args(["netns", "del", &ns]).status();
     sh_ok(&format!("ip netns add {ns}"));
     let mut o = Office {
+        wg: format!("hswg{}", std::process::id() % 100_000),
         ns,
         dir: dir.to_path_buf(),
         procs: Vec::new(),
     };
     o.exec(&format!(
         "ip link set lo up && ip tuntap add dev hstap0 mode tap && ip addr add {ROUTER}/24 dev hstap0 && ip link set hstap0 up && \
-         ip link add office0 type dummy && ip link set office0 up && \
-         ip addr add {SIP}/32 dev office0 && ip addr add {DNS}/32 dev office0 && ip addr add {EXT2000}/32 dev office0"
+         ip addr add {SIP}/32 dev lo && ip addr add {DNS}/32 dev lo && ip addr add {EXT2000}/32 dev lo"
     ));
     // The PC reaches the router's DHCP, DNS and WireGuard port; the office only through the
     // tunnel (and a destination the profile allows direct is simply not answered).
     o.exec(&format!(
         "nft -f - <<EOF\ntable inet office {{\n chain input {{ type filter hook input priority 0; policy accept;\n  \
-         iifname \"hstap0\" ip daddr != {ROUTER} drop\n  iifname \"hstap0\" tcp dport != 53 udp dport != {{53, 67, 51820}} drop\n }}\n}}\nEOF"
+         iifname \"hstap0\" udp dport 67 accept\n  iifname \"hstap0\" ip daddr {ROUTER} udp dport {{53, 51820}} accept\n  \
+         iifname \"hstap0\" ip daddr {ROUTER} tcp dport 53 accept\n  iifname \"hstap0\" drop\n }}\n}}\nEOF"
     ));
     o.spawn(
         "capture-tap",
-        &["tcpdump", "-i", "hstap0", "-n", "-U", "-s", "0", "-w", dir.join("tap.pcap").to_str().unwrap()],
+        &[
+            "tcpdump",
+            "-i",
+            "hstap0",
+            "-n",
+            "-U",
+            "-s",
+            "0",
+            "-w",
+            dir.join("tap.pcap").to_str().unwrap(),
+        ],
     );
     o.spawn(
         "router",
         &[
-            "dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--interface=hstap0",
-            "--bind-interfaces", "--dhcp-range=192.0.2.100,192.0.2.150,1h", "--log-queries", "--log-dhcp",
-            "--log-facility=-", "--pid-file", "--dhcp-leasefile=/dev/null",
+            "dnsmasq",
+            "-k",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--interface=hstap0",
+            "--except-interface=lo",
+            "--bind-interfaces",
+            "--dhcp-range=192.0.2.100,192.0.2.150,1h",
+            "--log-queries",
+            "--log-dhcp",
+            "--log-facility=-",
+            "--pid-file",
+            "--dhcp-leasefile=/dev/null",
             "--address=/vpn.musterhausen.example/192.0.2.1",
         ],
     );
     o.spawn(
         "office-dns",
         &[
-            "dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--listen-address=10.20.0.53",
-            "--bind-interfaces", "--log-queries", "--log-facility=-", "--pid-file",
-            "--address=/sip.musterhausen.example/10.20.0.5", "--address=/sbc.musterhausen.example/10.20.0.5",
+            "dnsmasq",
+            "-k",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--listen-address=10.20.0.53",
+            "--bind-interfaces",
+            "--log-queries",
+            "--log-facility=-",
+            "--pid-file",
+            "--address=/sip.musterhausen.example/10.20.0.5",
+            "--address=/sbc.musterhausen.example/10.20.0.5",
         ],
     );
     // WireGuard: the host may lack the kernel module; wireguard-go makes wg0 in the namespace.
     fs::write(dir.join("wg.key"), wg_private).unwrap();
-    o.spawn("wireguard", &["env", "WG_PROCESS_FOREGROUND=1", "wireguard-go", "-f", "wg0"]);
+    let wg = o.wg.clone();
+    let _ = fs::remove_file(format!("/var/run/wireguard/{wg}.sock"));
+    o.spawn("wireguard", &["wireguard-go", "-f", &wg]);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while sh(&format!("ip netns exec {} ip link show wg0", o.ns)).code != 0 {
-        assert!(Instant::now() < deadline, "wireguard-go made no wg0: {}", o.log("wireguard"));
+    while sh(&format!("ip netns exec {} ip link show {wg}", o.ns)).code != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "wireguard-go made no {wg}: {}",
+            o.log("wireguard")
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     o.exec(&format!(
-        "wg set wg0 private-key {k} listen-port 51820 && wg addconf wg0 {peers} && ip addr add 10.20.0.1/32 dev wg0 && \
-         ip link set wg0 up && ip route add 10.99.0.0/22 dev wg0",
+        "wg set {wg} private-key {k} listen-port 51820 && wg addconf {wg} {peers} && ip addr add 10.20.0.1/32 dev {wg} && \
+         ip link set {wg} up && ip route add 10.99.0.0/22 dev {wg}",
         k = dir.join("wg.key").display(),
         peers = export.join("wireguard-buero-peers.conf").display()
     ));
     o.spawn(
         "capture-wg",
-        &["tcpdump", "-i", "wg0", "-n", "-U", "-s", "0", "-w", dir.join("wg.pcap").to_str().unwrap()],
+        &[
+            "tcpdump",
+            "-i",
+            &wg,
+            "-n",
+            "-U",
+            "-s",
+            "0",
+            "-w",
+            dir.join("wg.pcap").to_str().unwrap(),
+        ],
     );
     let users = fs::read_to_string(export.join("pbx-users.csv")).unwrap();
     let cfg = kamailio_cfg(dir, &users);
     o.spawn(
         "kamailio",
-        &["kamailio", "-f", cfg.to_str().unwrap(), "-DD", "-E", "-m", "64", "-M", "8", "-Y", dir.to_str().unwrap()],
+        &[
+            "kamailio",
+            "-f",
+            cfg.to_str().unwrap(),
+            "-DD",
+            "-E",
+            "-m",
+            "64",
+            "-M",
+            "8",
+            "-Y",
+            dir.to_str().unwrap(),
+        ],
     );
     std::thread::sleep(Duration::from_secs(2));
     let ext = extension_2000(dir);
-    o.spawn("ext2000", &["env", "HOME=/tmp", "baresip", "-f", ext.to_str().unwrap()]);
+    o.spawn(
+        "ext2000",
+        &["env", "HOME=/tmp", "baresip", "-f", ext.to_str().unwrap()],
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     while !o.log("kamailio").contains("REGISTER sip:2000@") {
         assert!(
@@ -465,7 +533,10 @@ impl Channel {
                     return (out, code);
                 }
             }
-            assert!(Instant::now() < deadline, "test channel: no answer to {cmd:?}: {text}");
+            assert!(
+                Instant::now() < deadline,
+                "test channel: no answer to {cmd:?}: {text}"
+            );
             match self.s.read(&mut chunk) {
                 Ok(0) => std::thread::sleep(Duration::from_millis(200)),
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
@@ -569,7 +640,9 @@ fn pcap(path: &Path) -> Vec<Pkt> {
             6 if l4.len() >= 20 => (
                 u16::from_be_bytes([l4[0], l4[1]]),
                 u16::from_be_bytes([l4[2], l4[3]]),
-                l4.get(usize::from(l4[12] >> 4) * 4..).unwrap_or(&[]).to_vec(),
+                l4.get(usize::from(l4[12] >> 4) * 4..)
+                    .unwrap_or(&[])
+                    .to_vec(),
             ),
             _ => (0, 0, l4.to_vec()),
         };
@@ -679,25 +752,50 @@ fn a_headless_stick_brings_up_wireguard_registers_over_tls_calls_with_srtp_and_i
     let sock = dir.join("test.sock");
     let q = homestick_testkit::qemu_secure_boot(&vars);
     let mut qemu = Command::new("ip");
-    qemu.args(["netns", "exec", &office.ns]).arg(q.get_program());
+    qemu.args(["netns", "exec", &office.ns])
+        .arg(q.get_program());
     qemu.args(q.get_args());
     qemu.args(["-m", "1536", "-smp", "2"])
         .arg("-drive")
-        .arg(format!("if=virtio,format=raw,snapshot=on,file={}", img.display()))
+        .arg(format!(
+            "if=virtio,format=raw,snapshot=on,file={}",
+            img.display()
+        ))
         .arg("-drive")
         .arg(format!("if=virtio,format=raw,file={}", pc_disk.display()))
         .args(["-netdev", "tap,id=n0,ifname=hstap0,script=no,downscript=no"])
-        .args(["-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56"])
+        .args([
+            "-device",
+            "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56,romfile=",
+        ])
+        // The PC's firmware stays off the network (no PXE, no IPv6 stack on the NIC): what the
+        // capture sees from this MAC is the stick's system.
+        .args(["-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=n"])
+        .args(["-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n"])
         .args(["-device", "virtio-serial-pci"])
         .arg("-chardev")
-        .arg(format!("socket,id=tc,path={},server=on,wait=off", sock.display()))
+        .arg(format!(
+            "socket,id=tc,path={},server=on,wait=off",
+            sock.display()
+        ))
         .args(["-device", "virtserialport,chardev=tc,name=homestick.test"])
-        .args(["-audiodev", "none,id=snd0", "-device", "intel-hda", "-device", "hda-duplex,audiodev=snd0"]);
+        .args([
+            "-audiodev",
+            "none,id=snd0",
+            "-device",
+            "intel-hda",
+            "-device",
+            "hda-duplex,audiodev=snd0",
+        ]);
     let vm = Qemu::spawn(&mut qemu);
     let c = wait_console(&vm, "homestick-session: vpn buero up", 900);
     assert!(c.contains("homestick: image verified"), "{c}");
     let aor = format!("sip:{ext}@sip.musterhausen.example");
-    let c = wait_console(&vm, &format!("homestick-session: sip registered {aor}"), 300);
+    let c = wait_console(
+        &vm,
+        &format!("homestick-session: sip registered {aor}"),
+        300,
+    );
     eprintln!("console:\n{c}");
 
     // The office saw the user's handshake and the REGISTER with digest auth, through the tunnel.
@@ -705,7 +803,7 @@ fn a_headless_stick_brings_up_wireguard_registers_over_tls_calls_with_srtp_and_i
         "grep -A2 '# ben' {} | sed -n 's/^PublicKey = //p'",
         export.join("wireguard-buero-peers.conf").display()
     ));
-    let hs = office.exec("wg show wg0 latest-handshakes");
+    let hs = office.exec(&format!("wg show {} latest-handshakes", office.wg));
     let line = hs
         .lines()
         .find(|l| l.starts_with(pubkey.trim()))
@@ -714,20 +812,24 @@ fn a_headless_stick_brings_up_wireguard_registers_over_tls_calls_with_srtp_and_i
     assert!(t > 0, "{hs}");
     let tunnel_ip = address.split('/').next().unwrap().to_string();
     let kam = office.log("kamailio");
-    let reg = format!(
-        "homestick-office: REGISTER {aor} auth_user={sip_user} from {tunnel_ip}:"
-    );
+    let reg = format!("homestick-office: REGISTER {aor} auth_user={sip_user} from {tunnel_ip}:");
     assert!(
-        kam.lines().any(|l| l.contains(&reg) && l.contains("proto=tls digest=ok")),
+        kam.lines()
+            .any(|l| l.contains(&reg) && l.contains("proto=tls digest=ok")),
         "{reg} not in:\n{kam}"
     );
 
     // A call from the stick to the auto-answering extension 2000: SRTP for several seconds.
     let mut ch = Channel::connect(&sock);
-    let (out, code) = ch.run("echo /dial sip:2000@sip.musterhausen.example > /run/homestick-session/baresip.ctl");
+    let (out, code) =
+        ch.run("echo /dial sip:2000@sip.musterhausen.example > /run/homestick-session/baresip.ctl");
     assert_eq!(code, 0, "{out}");
     let deadline = Instant::now() + Duration::from_secs(90);
-    while !office.log("ext2000").to_lowercase().contains("call established") {
+    while !office
+        .log("ext2000")
+        .to_lowercase()
+        .contains("call established")
+    {
         assert!(
             Instant::now() < deadline,
             "no call: ext2000:\n{}\nkamailio:\n{}\nconsole:\n{}",
@@ -741,33 +843,76 @@ fn a_headless_stick_brings_up_wireguard_registers_over_tls_calls_with_srtp_and_i
     let rtp: Vec<Pkt> = pcap(&dir.join("wg.pcap"))
         .into_iter()
         .filter(|p| {
-            p.proto == 17 && ip(p.src) == tunnel_ip && ip(p.dst) == EXT2000 && p.dport != 5060
-                && p.payload.len() > 12 && p.payload[0] >> 6 == 2
+            p.proto == 17
+                && ip(p.src) == tunnel_ip
+                && ip(p.dst) == EXT2000
+                && p.dport != 5060
+                && p.payload.len() > 12
+                && p.payload[0] >> 6 == 2
         })
         .collect();
     let span = rtp.last().map(|l| l.t).unwrap_or(0.0) - rtp.first().map(|f| f.t).unwrap_or(0.0);
-    assert!(rtp.len() >= 100 && span >= 4.0, "{} RTP packets over {span:.1} s", rtp.len());
+    assert!(
+        rtp.len() >= 100 && span >= 4.0,
+        "{} RTP packets over {span:.1} s",
+        rtp.len()
+    );
     let payload: Vec<u8> = rtp.iter().flat_map(|p| p.payload[12..].to_vec()).collect();
     let e = entropy(&payload);
     // PCMA of the silent sound card is one byte value over and over; SRTP looks random, and
     // each packet carries the 10-byte authentication tag (12 + 160 + 10).
     assert!(e > 7.0, "payload entropy {e:.2} bits/byte: not encrypted");
-    assert!(rtp.iter().all(|p| p.payload.len() == 182), "{:?}", rtp.iter().map(|p| p.payload.len()).take(5).collect::<Vec<_>>());
-    eprintln!("RTP from the stick: {} packets over {span:.1} s, payload entropy {e:.2} bits/byte", rtp.len());
+    assert!(
+        rtp.iter().all(|p| p.payload.len() == 182),
+        "{:?}",
+        rtp.iter()
+            .map(|p| p.payload.len())
+            .take(5)
+            .collect::<Vec<_>>()
+    );
+    eprintln!(
+        "RTP from the stick: {} packets over {span:.1} s, payload entropy {e:.2} bits/byte",
+        rtp.len()
+    );
 
     // Lock-down, checked inside the booted system through the test channel.
     let (mounts, _) = ch.run("cat /proc/mounts");
     const PSEUDO: &[&str] = &[
-        "proc", "sysfs", "devtmpfs", "devpts", "securityfs", "cgroup2", "pstore", "bpf", "debugfs",
-        "tracefs", "mqueue", "hugetlbfs", "configfs", "fusectl", "tmpfs", "ramfs", "binfmt_misc", "autofs",
+        "proc",
+        "sysfs",
+        "devtmpfs",
+        "devpts",
+        "securityfs",
+        "cgroup2",
+        "pstore",
+        "bpf",
+        "debugfs",
+        "tracefs",
+        "mqueue",
+        "hugetlbfs",
+        "configfs",
+        "fusectl",
+        "tmpfs",
+        "ramfs",
+        "binfmt_misc",
+        "autofs",
     ];
     for m in mounts.lines() {
         let f: Vec<&str> = m.split_whitespace().collect();
         let rw = f[3].split(',').any(|o| o == "rw");
-        assert!(!rw || PSEUDO.contains(&f[2]), "writable mount that is not RAM: {m}");
-        assert!(!f[0].starts_with("/dev/vdb"), "the PC's disk is mounted: {m}");
+        assert!(
+            !rw || PSEUDO.contains(&f[2]),
+            "writable mount that is not RAM: {m}"
+        );
+        assert!(
+            !f[0].starts_with("/dev/vdb"),
+            "the PC's disk is mounted: {m}"
+        );
     }
-    let root = mounts.lines().find(|l| l.split_whitespace().nth(1) == Some("/")).unwrap();
+    let root = mounts
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some("/"))
+        .unwrap();
     assert!(root.contains(" squashfs ro"), "{root}");
     for (cmd, want) in [
         ("cat /proc/sys/kernel/sysrq", "0"),
@@ -781,7 +926,10 @@ fn a_headless_stick_brings_up_wireguard_registers_over_tls_calls_with_srtp_and_i
         ("findmnt -n -o FSTYPE /home", "tmpfs"),
         ("findmnt -n -o FSTYPE /tmp", "tmpfs"),
         ("command -v sudo || echo none", "none"),
-        ("cat /proc/[0-9]*/comm | grep -cE '^(agetty|getty|login|sulogin|bash)$' || true", "0"),
+        (
+            "cat /proc/[0-9]*/comm | grep -cE '^(agetty|getty|login|sulogin|bash)$' || true",
+            "0",
+        ),
         ("touch /usr/x 2>&1 || echo refused", "refused"),
     ] {
         let (out, _) = ch.run(cmd);
@@ -792,14 +940,24 @@ fn a_headless_stick_brings_up_wireguard_registers_over_tls_calls_with_srtp_and_i
     for l in passwd.lines() {
         let shell = l.rsplit(':').next().unwrap_or("");
         assert!(
-            ["/usr/sbin/nologin", "/sbin/nologin", "/bin/false", "/usr/bin/false", "/bin/sync"].contains(&shell),
+            [
+                "/usr/sbin/nologin",
+                "/sbin/nologin",
+                "/bin/false",
+                "/usr/bin/false",
+                "/bin/sync"
+            ]
+            .contains(&shell),
             "a user with a shell: {l}"
         );
     }
     let (shadow, _) = ch.run("cut -d: -f1,2 /etc/shadow");
     for l in shadow.lines() {
         let hash = l.split(':').nth(1).unwrap_or("");
-        assert!(hash.starts_with('*') || hash.starts_with('!'), "a usable password: {l}");
+        assert!(
+            hash.starts_with('*') || hash.starts_with('!'),
+            "a usable password: {l}"
+        );
     }
     // The allow-list: the one direct destination leaves the PC, another does not.
     let (out, _) = ch.run(&format!(
@@ -809,7 +967,10 @@ fn a_headless_stick_brings_up_wireguard_registers_over_tls_calls_with_srtp_and_i
 
     // The tunnel's peer goes away: the stick says so and sends nothing else.
     office.stop("wireguard");
-    let t_off = pcap(&dir.join("tap.pcap")).last().map(|p| p.t).unwrap_or(0.0);
+    let t_off = pcap(&dir.join("tap.pcap"))
+        .last()
+        .map(|p| p.t)
+        .unwrap_or(0.0);
     wait_console(&vm, "homestick-session: vpn buero down", 180);
     std::thread::sleep(Duration::from_secs(15));
     drop(ch);
@@ -835,15 +996,32 @@ fn a_headless_stick_brings_up_wireguard_registers_over_tls_calls_with_srtp_and_i
         }
         direct_seen |= p.proto == 6 && ip(p.dst) == DIRECT_OK;
     }
-    assert!(bad.is_empty(), "packets the kill switch should have stopped:\n{}", bad.join("\n"));
-    assert!(direct_seen, "the allowed direct destination {DIRECT_OK}:443 was never tried");
-    assert!(!from_pc.iter().any(|p| ip(p.dst) == DIRECT_NO), "{DIRECT_NO} left the PC");
+    assert!(
+        bad.is_empty(),
+        "packets the kill switch should have stopped:\n{}",
+        bad.join("\n")
+    );
+    assert!(
+        direct_seen,
+        "the allowed direct destination {DIRECT_OK}:443 was never tried"
+    );
+    assert!(
+        !from_pc.iter().any(|p| ip(p.dst) == DIRECT_NO),
+        "{DIRECT_NO} left the PC"
+    );
     let after_off: Vec<String> = from_pc
         .iter()
-        .filter(|p| p.t > t_off && p.other.is_none() && !(p.proto == 17 && (p.dport == 51820 || p.dport == 67)))
+        .filter(|p| {
+            p.t > t_off
+                && p.other.is_none()
+                && !(p.proto == 17 && (p.dport == 51820 || p.dport == 67))
+        })
         .map(|p| describe(p))
         .collect();
-    assert!(after_off.is_empty(), "sent with the peer off: {after_off:?}");
+    assert!(
+        after_off.is_empty(),
+        "sent with the peer off: {after_off:?}"
+    );
     eprintln!(
         "kill switch: {} packets from the PC, handshake at {:.1} s, all allowed",
         from_pc.len(),
@@ -852,6 +1030,117 @@ fn a_headless_stick_brings_up_wireguard_registers_over_tls_calls_with_srtp_and_i
     assert_eq!(sha(&pc_disk), pc_before, "the PC's disk changed");
     let dns_log = office.log("router");
     for l in dns_log.lines().filter(|l| l.contains("query[")) {
-        assert!(l.contains("vpn.musterhausen.example"), "router DNS query: {l}");
+        assert!(
+            l.contains("vpn.musterhausen.example"),
+            "router DNS query: {l}"
+        );
     }
+}
+
+fn desktop_base() -> PathBuf {
+    env_path("HOMESTICK_DESKTOP_BASE")
+}
+
+/// A PPM (P6) screendump: width, height, RGB pixels.
+fn ppm(path: &Path) -> (usize, usize, Vec<u8>) {
+    let b = fs::read(path).unwrap();
+    let mut fields = Vec::new();
+    let mut at = 0;
+    while fields.len() < 4 {
+        while b[at].is_ascii_whitespace() {
+            at += 1;
+        }
+        let start = at;
+        while !b[at].is_ascii_whitespace() {
+            at += 1;
+        }
+        fields.push(String::from_utf8_lossy(&b[start..at]).into_owned());
+    }
+    assert_eq!(fields[0], "P6", "{}", path.display());
+    let (w, h): (usize, usize) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
+    (w, h, b[at + 1..].to_vec())
+}
+
+#[test]
+fn the_desktop_base_boots_to_its_kiosk_and_the_screen_shows_the_session() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let pw = dir.join("snakeoil.pw");
+    fs::write(&pw, "snakeoil\n").unwrap();
+    let key = homestick_testkit::private_copy(Path::new(SB_KEY), dir);
+    let img = dir.join("desktop.img");
+    let r = hs(&[
+        "build",
+        "--profile",
+        demo_profile().to_str().unwrap(),
+        "--base",
+        desktop_base().to_str().unwrap(),
+        "--key",
+        test_key().to_str().unwrap(),
+        "--output",
+        img.to_str().unwrap(),
+        "--boot-verifier",
+        env_path("HOMESTICK_BOOT_VERIFIER").to_str().unwrap(),
+        "--secure-boot-key",
+        key.to_str().unwrap(),
+        "--secure-boot-cert",
+        SB_CERT,
+        "--secure-boot-passphrase-file",
+        pw.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let vars = dir.join("vars.fd");
+    fs::copy(homestick_testkit::OVMF_SNAKEOIL_VARS, &vars).unwrap();
+    let mon = dir.join("monitor.sock");
+    let mut cmd = homestick_testkit::qemu_secure_boot(&vars);
+    cmd.args(["-m", "2048", "-smp", "2"])
+        .arg("-drive")
+        .arg(format!("if=virtio,format=raw,snapshot=on,file={}", img.display()))
+        .args(["-device", "virtio-gpu-pci"])
+        .args(["-display", "none"])
+        .arg("-monitor")
+        .arg(format!("unix:{},server=on,wait=off", mon.display()));
+    let vm = Qemu::spawn(&mut cmd);
+    wait_console(&vm, "homestick: image verified", 600);
+    let mut m = crate::flash_usb::Monitor::connect(&mon);
+    // The kiosk's start page: the customer's name on a light page with the status box. Poll
+    // the screen until it shows, then keep that screenshot.
+    let shot = std::env::var_os("HOMESTICK_SCREENSHOT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| common_target().join("screenshots"));
+    fs::create_dir_all(&shot).unwrap();
+    let file = shot.join("desktop-kiosk.ppm");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        m.run(&format!("screendump {}", file.display()));
+        let (w, h, px) = ppm(&file);
+        let n = w * h;
+        let count = |rgb: [u8; 3]| px.chunks(3).filter(|p| p == &rgb).count();
+        // #f4f4f4 page background, #f6e0b5 or #cfeccf status box.
+        let page = count([0xf4, 0xf4, 0xf4]);
+        let boxed = count([0xf6, 0xe0, 0xb5]) + count([0xcf, 0xec, 0xcf]);
+        if page * 3 > n && boxed * 50 > n {
+            eprintln!(
+                "kiosk screenshot {} ({w}x{h}): page {:.0} %, status box {:.0} %",
+                file.display(),
+                page as f64 * 100.0 / n as f64,
+                boxed as f64 * 100.0 / n as f64
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the screen never showed the kiosk page (last screenshot {}):\n{}",
+            file.display(),
+            vm.console()
+        );
+        std::thread::sleep(Duration::from_secs(5));
+    }
+    let c = vm.console();
+    assert!(!c.contains("login:"), "{c}");
+}
+
+/// target/ of this checkout.
+fn common_target() -> PathBuf {
+    root().join("target")
 }

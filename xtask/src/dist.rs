@@ -2,7 +2,8 @@
 //! the tests install it into.
 //!
 //! The package holds `homestick` (/usr/bin), the static boot verifier at the fixed path
-//! `homestick build` takes by default (/usr/lib/homestick/homestick-boot), a man page for the
+//! `homestick build` takes by default (/usr/lib/homestick/homestick-boot), the session program
+//! `homestick base build` puts into bases (/usr/lib/homestick/homestick-session), a man page for the
 //! command and for every subcommand (clap_mangen), bash, zsh and fish completions
 //! (clap_complete), all made from the CLI definition itself, and the docs and example profiles.
 //! It is put together with dpkg-deb (no cargo-deb needed: one more tool to install on every
@@ -15,10 +16,12 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use clap::CommandFactory;
 
-use crate::{boot_verifier, root, run};
+use crate::{boot_verifier, root, run, session_program};
 
 /// Where the .deb puts the static boot verifier (the CLI's default).
 const BOOT_VERIFIER_PATH: &str = "usr/lib/homestick/homestick-boot";
+/// Where the .deb puts the session program `homestick base build` installs into bases.
+const SESSION_PATH: &str = "usr/lib/homestick/homestick-session";
 
 /// Build the .deb; returns its path under target/dist/.
 pub(crate) fn dist() -> Result<PathBuf> {
@@ -28,6 +31,11 @@ pub(crate) fn dist() -> Result<PathBuf> {
         homestick::INSTALLED_BOOT_VERIFIER == format!("/{BOOT_VERIFIER_PATH}"),
         "the CLI looks for the boot verifier at {}, the package installs it at /{BOOT_VERIFIER_PATH}",
         homestick::INSTALLED_BOOT_VERIFIER
+    );
+    anyhow::ensure!(
+        homestick::INSTALLED_SESSION == format!("/{SESSION_PATH}"),
+        "the CLI looks for the session program at {}, the package installs it at /{SESSION_PATH}",
+        homestick::INSTALLED_SESSION
     );
     run(Command::new("cargo")
         .args(["build", "--release", "--quiet", "-p", "homestick"])
@@ -56,6 +64,7 @@ pub(crate) fn dist() -> Result<PathBuf> {
         .arg("--strip-debug")
         .arg(stage.join("usr/bin/homestick")))?;
     put(BOOT_VERIFIER_PATH, &fs::read(&verifier)?, 0o755)?;
+    put(SESSION_PATH, &fs::read(session_program()?)?, 0o755)?;
 
     // Man pages: homestick(1), homestick-flash(1), homestick-keys-generate(1), ...
     let cmd = homestick::cli::Cli::command();
@@ -135,7 +144,7 @@ Upstream-Name: homestick\n\nFiles: *\nLicense: Apache-2.0 or MIT\n",
         "DEBIAN/control",
         format!(
             "Package: homestick\nVersion: {version}\nArchitecture: amd64\nMaintainer: homestick developers <homestick@example.invalid>\n\
-Installed-Size: {size_kib}\nDepends: libc6 (>= 2.34), libgcc-s1\nSuggests: softhsm2, opensc, openssl, mtools, cryptsetup-bin, sbsigntool\n\
+Installed-Size: {size_kib}\nDepends: libc6 (>= 2.34), libgcc-s1\nSuggests: softhsm2, opensc, openssl, mtools, cryptsetup-bin, sbsigntool, mmdebstrap, squashfs-tools\n\
 Section: admin\nPriority: optional\nDescription: signed home-office USB sticks: build, flash, verify\n \
 homestick builds one signed, locked-down, bootable image per customer and per employee,\n \
 writes many sticks in parallel and verifies each from the device, and lets auditors check\n \

@@ -80,6 +80,13 @@ enum Cmd {
 
 #[derive(Debug, Subcommand)]
 enum Bench {
+    /// Power-on to "sip registered" for the headless base in QEMU (TCG, Secure Boot) against the
+    /// office of the end-to-end test, and the share of it that is the boot verifier's verdict.
+    Session {
+        /// Rounds.
+        #[arg(long, default_value_t = 2)]
+        rounds: u32,
+    },
     /// Hash throughput of `homestick verify` against `sha256sum` on the same image.
     Verify {
         /// System partition size in MiB.
@@ -172,7 +179,8 @@ fn static_program(package: &str) -> Result<PathBuf> {
             "-C target-feature=+crt-static -C strip=symbols -C debuginfo=0",
         )
         .current_dir(&r))?;
-    Ok(r.join("target/boot/x86_64-unknown-linux-gnu/release").join(package))
+    Ok(r.join("target/boot/x86_64-unknown-linux-gnu/release")
+        .join(package))
 }
 
 pub(crate) fn boot_verifier() -> Result<PathBuf> {
@@ -205,6 +213,57 @@ pub(crate) fn real_base(name: &str, out: &Path, test_channel: bool) -> Result<Pa
     }
     run(&mut cmd)?;
     Ok(out.to_path_buf())
+}
+
+/// `bench session`: the end-to-end office test, `rounds` times; its `session-timing:` lines.
+fn bench_session(rounds: u32) -> Result<()> {
+    install_test_packages()?;
+    let r = root();
+    let headless = real_base("headless", &r.join("target/headless-test"), true)?;
+    let verifier = boot_verifier()?;
+    let mut rows = Vec::new();
+    for round in 1..=rounds {
+        let out = Command::new("cargo")
+            .args(["test", "-p", "homestick", "--test", "e2e", "--", "--exact"])
+            .arg("session::a_headless_stick_brings_up_wireguard_registers_over_tls_calls_with_srtp_and_is_locked_down")
+            .arg("--nocapture")
+            .env("HOMESTICK_HEADLESS_BASE", &headless)
+            .env("HOMESTICK_BOOT_VERIFIER", &verifier)
+            .current_dir(&r)
+            .output()
+            .context("starting cargo test")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix("session-timing: "))
+            .with_context(|| {
+                format!(
+                    "round {round}: no timing line; the test said:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })?
+            .to_string();
+        println!("round {round}: {line}");
+        rows.push(line);
+    }
+    let field = |l: &str, k: &str| -> f64 {
+        l.split_whitespace()
+            .find_map(|f| f.strip_prefix(k))
+            .and_then(|v| v.trim_end_matches('%').parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let best = rows
+        .iter()
+        .min_by(|a, b| field(a, "sip_registered_s=").total_cmp(&field(b, "sip_registered_s=")))
+        .context("no rounds")?;
+    println!(
+        "bench session (QEMU TCG, Secure Boot, headless base): power-on to vpn up {:.1} s, to sip registered {:.1} s; boot verifier verdict {:.0} ms = {:.1} % of it (best of {rounds})",
+        field(best, "vpn_up_s="),
+        field(best, "sip_registered_s="),
+        field(best, "verdict_ms="),
+        field(best, "verification_share=")
+    );
+    Ok(())
 }
 
 fn homestick_bin() -> Result<PathBuf> {
@@ -384,6 +443,7 @@ fn test(no_install: bool) -> Result<()> {
     let station = dist::station_root()?;
     // The headless example base with the test-only channel, built once per run.
     let headless = real_base("headless", &r.join("target/headless-test"), true)?;
+    let desktop = real_base("desktop", &r.join("target/desktop"), false)?;
     let mut child = Command::new("cargo")
         .args(["test", "--workspace"])
         .env("HOMESTICK_DEMO_BASE", &demo_base)
@@ -391,6 +451,7 @@ fn test(no_install: bool) -> Result<()> {
         .env("HOMESTICK_DEB", &deb)
         .env("HOMESTICK_STATION_ROOT", &station)
         .env("HOMESTICK_HEADLESS_BASE", &headless)
+        .env("HOMESTICK_DESKTOP_BASE", &desktop)
         .env("HOMESTICK_BUSYBOX", base::busybox()?)
         .current_dir(&r)
         .stdout(std::process::Stdio::piped())
@@ -932,6 +993,9 @@ fn main() -> Result<()> {
         Cmd::Bench {
             what: Bench::Verify { size_mib, rounds },
         } => bench_verify(size_mib, rounds),
+        Cmd::Bench {
+            what: Bench::Session { rounds },
+        } => bench_session(rounds),
         Cmd::Bench {
             what: Bench::Build { size_mib, rounds },
         } => bench_build(size_mib, rounds),

@@ -122,7 +122,7 @@ pub const MASKED_UNITS: &[&str] = &[
     "systemd-timesyncd.service",
 ];
 
-const DEFAULT_CMDLINE: &str = "console=tty0 console=ttyS0,115200 lockdown=integrity ro panic=-1 loglevel=4 ipv6.disable=1 systemd.show_status=error";
+const DEFAULT_CMDLINE: &str = "console=tty0 console=ttyS0,115200 lockdown=integrity ro panic=-1 loglevel=4 ipv6.disable_ipv6=1 systemd.show_status=error";
 
 fn package_ok(p: &str) -> bool {
     p.len() >= 2
@@ -147,13 +147,19 @@ pub fn parse_recipe(text: &str, path: &Path) -> Result<Recipe, BuildError> {
     let field = |f: &str| format!("{}: {f}", path.display());
     for (f, v) in [("name", &r.name), ("version", &r.version)] {
         if !crate::base::label_ok(v) {
-            return Err(input(field(f), format!("{v:?} {}", crate::base::LABEL_RULE)));
+            return Err(input(
+                field(f),
+                format!("{v:?} {}", crate::base::LABEL_RULE),
+            ));
         }
     }
     if !package_ok(&r.suite) {
         return Err(input(
             field("suite"),
-            format!("{:?} is not a Debian suite name (e.g. \"bookworm\")", r.suite),
+            format!(
+                "{:?} is not a Debian suite name (e.g. \"bookworm\")",
+                r.suite
+            ),
         ));
     }
     if !package_ok(&r.kernel) || !r.kernel.starts_with("linux-image-") {
@@ -275,13 +281,23 @@ fn preflight(o: &BaseBuildOptions) -> Result<Recipe, BuildError> {
     let recipe = load_recipe(&o.recipe)?;
     for ov in &o.overlays {
         if !ov.is_dir() {
-            return Err(input("--overlay", format!("{} is not a directory", ov.display())));
+            return Err(input(
+                "--overlay",
+                format!("{} is not a directory", ov.display()),
+            ));
         }
     }
     let md = fs::metadata(&o.session)
         .map_err(|e| input_file(&o.session, format!("the session program: {e}")))?;
-    if !md.is_file() || fs::read(&o.session).map(|b| !b.starts_with(b"\x7fELF")).unwrap_or(true) {
-        return Err(input_file(&o.session, "the session program is not an ELF executable"));
+    if !md.is_file()
+        || fs::read(&o.session)
+            .map(|b| !b.starts_with(b"\x7fELF"))
+            .unwrap_or(true)
+    {
+        return Err(input_file(
+            &o.session,
+            "the session program is not an ELF executable",
+        ));
     }
     if let Some(s) = &o.sources {
         if !s.is_file() {
@@ -293,7 +309,10 @@ fn preflight(o: &BaseBuildOptions) -> Result<Recipe, BuildError> {
             "this machine has no /etc/apt/sources.list(.d/debian.sources); name an apt sources file",
         ));
     }
-    for (tool, pkg) in [("mmdebstrap", "mmdebstrap"), ("mksquashfs", "squashfs-tools")] {
+    for (tool, pkg) in [
+        ("mmdebstrap", "mmdebstrap"),
+        ("mksquashfs", "squashfs-tools"),
+    ] {
         if Command::new(tool).arg("--version").output().is_err()
             && Command::new(tool).arg("-version").output().is_err()
         {
@@ -362,7 +381,11 @@ pub fn build_base(
         packages.len(),
         o.cache.display()
     ));
-    let sources = o.sources.clone().or_else(default_sources).unwrap_or_default();
+    let sources = o
+        .sources
+        .clone()
+        .or_else(default_sources)
+        .unwrap_or_default();
     let cache = o.cache.display().to_string();
     let mut mm = Command::new("mmdebstrap");
     mm.args(["--variant=minbase", "--mode=root", "--format=directory"])
@@ -395,7 +418,9 @@ pub fn build_base(
     say("locking the system down and installing the session");
     let kv = lock_down(&root, &recipe, o)?;
 
-    say(&format!("kernel {kv}: taking the kernel and the verifier's modules out"));
+    say(&format!(
+        "kernel {kv}: taking the kernel and the verifier's modules out"
+    ));
     let boot = root.join("boot");
     copy(&boot.join(format!("vmlinuz-{kv}")), &staged.join("kernel"))?;
     copy(
@@ -446,7 +471,12 @@ pub fn build_base(
             .arg(&root)
             .arg(&system)
             .args(["-noappend", "-comp", "zstd", "-quiet", "-no-progress"])
-            .args(["-mkfs-time", &epoch.to_string(), "-all-time", &epoch.to_string()])
+            .args([
+                "-mkfs-time",
+                &epoch.to_string(),
+                "-all-time",
+                &epoch.to_string(),
+            ])
             .args(["-e", "boot"])
             // mksquashfs refuses the variable beside the explicit times.
             .env_remove("SOURCE_DATE_EPOCH"),
@@ -522,11 +552,26 @@ fn overlay(from: &Path, root: &Path) -> Result<(), BuildError> {
 fn lock_down(root: &Path, recipe: &Recipe, o: &BaseBuildOptions) -> Result<String, BuildError> {
     const SYS: &[(&str, &str)] = &[
         ("etc/fstab", include_str!("../system/fstab")),
-        ("etc/sysctl.d/90-homestick.conf", include_str!("../system/sysctl.conf")),
-        ("etc/systemd/logind.conf.d/homestick.conf", include_str!("../system/logind.conf")),
-        ("etc/systemd/journald.conf.d/homestick.conf", include_str!("../system/journald.conf")),
-        ("etc/systemd/resolved.conf.d/homestick.conf", include_str!("../system/resolved.conf")),
-        ("etc/systemd/network/80-wired.network", include_str!("../system/wired.network")),
+        (
+            "etc/sysctl.d/90-homestick.conf",
+            include_str!("../system/sysctl.conf"),
+        ),
+        (
+            "etc/systemd/logind.conf.d/homestick.conf",
+            include_str!("../system/logind.conf"),
+        ),
+        (
+            "etc/systemd/journald.conf.d/homestick.conf",
+            include_str!("../system/journald.conf"),
+        ),
+        (
+            "etc/systemd/resolved.conf.d/homestick.conf",
+            include_str!("../system/resolved.conf"),
+        ),
+        (
+            "etc/systemd/network/80-wired.network",
+            include_str!("../system/wired.network"),
+        ),
         (
             "etc/systemd/system/homestick-firewall.service",
             include_str!("../system/homestick-firewall.service"),
@@ -539,7 +584,10 @@ fn lock_down(root: &Path, recipe: &Recipe, o: &BaseBuildOptions) -> Result<Strin
             "etc/systemd/system/systemd-networkd.service.d/homestick.conf",
             include_str!("../system/networkd-needs-firewall.conf"),
         ),
-        ("usr/lib/tmpfiles.d/homestick.conf", include_str!("../system/tmpfiles.conf")),
+        (
+            "usr/lib/tmpfiles.d/homestick.conf",
+            include_str!("../system/tmpfiles.conf"),
+        ),
         ("etc/hostname", "homestick\n"),
         ("etc/hosts", "127.0.0.1 localhost\n127.0.1.1 homestick\n"),
         // Empty: systemd puts a new machine id in RAM at every boot.
@@ -551,7 +599,8 @@ fn lock_down(root: &Path, recipe: &Recipe, o: &BaseBuildOptions) -> Result<Strin
     let _ = fs::remove_file(root.join("var/lib/dbus/machine-id"));
     symlink("/etc/machine-id", root, "var/lib/dbus/machine-id")?;
     let session = root.join("usr/lib/homestick/homestick-session");
-    fs::create_dir_all(session.parent().unwrap_or(root)).map_err(|e| input_file(root, e.to_string()))?;
+    fs::create_dir_all(session.parent().unwrap_or(root))
+        .map_err(|e| input_file(root, e.to_string()))?;
     fs::copy(&o.session, &session).map_err(|e| input_file(&o.session, e.to_string()))?;
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(&session, fs::Permissions::from_mode(0o755))
@@ -560,8 +609,16 @@ fn lock_down(root: &Path, recipe: &Recipe, o: &BaseBuildOptions) -> Result<Strin
     chroot(
         root,
         &[
-            "useradd", "--system", "--user-group", "--no-create-home", "--home-dir",
-            "/home/homestick", "--shell", "/usr/sbin/nologin", "--groups", "audio,video",
+            "useradd",
+            "--system",
+            "--user-group",
+            "--no-create-home",
+            "--home-dir",
+            "/home/homestick",
+            "--shell",
+            "/usr/sbin/nologin",
+            "--groups",
+            "audio,video",
             "homestick",
         ],
     )?;
@@ -583,9 +640,17 @@ fn lock_down(root: &Path, recipe: &Recipe, o: &BaseBuildOptions) -> Result<Strin
             include_str!("../system/homestick-kiosk.service"),
         )?;
         enable.push("homestick-kiosk.service");
-        symlink("/lib/systemd/system/graphical.target", root, "etc/systemd/system/default.target")?;
+        symlink(
+            "/lib/systemd/system/graphical.target",
+            root,
+            "etc/systemd/system/default.target",
+        )?;
     } else {
-        symlink("/lib/systemd/system/multi-user.target", root, "etc/systemd/system/default.target")?;
+        symlink(
+            "/lib/systemd/system/multi-user.target",
+            root,
+            "etc/systemd/system/default.target",
+        )?;
     }
     let mut args = vec!["--root", root.to_str().unwrap_or_default(), "enable"];
     args.extend(enable.iter().copied());
@@ -598,7 +663,11 @@ fn lock_down(root: &Path, recipe: &Recipe, o: &BaseBuildOptions) -> Result<Strin
             let _ = fs::create_dir_all(&p);
         }
     }
-    for d in [&recipe.overlay].into_iter().flatten().chain(o.overlays.iter()) {
+    for d in [&recipe.overlay]
+        .into_iter()
+        .flatten()
+        .chain(o.overlays.iter())
+    {
         overlay(d, root)?;
     }
     write(
@@ -660,11 +729,7 @@ pub fn resolve_modules(root: &Path, kv: &str) -> Result<Vec<PathBuf>, BuildError
     let mut all = BTreeMap::new();
     for e in walkdir::WalkDir::new(&dir) {
         let e = e.map_err(|e| input_file(&dir, e.to_string()))?;
-        if let Some(name) = e
-            .file_name()
-            .to_str()
-            .and_then(|n| n.strip_suffix(".ko"))
-        {
+        if let Some(name) = e.file_name().to_str().and_then(|n| n.strip_suffix(".ko")) {
             all.insert(name.replace('-', "_"), e.path().to_path_buf());
         }
     }
@@ -743,12 +808,20 @@ session = "headless"
     fn a_good_recipe_and_its_packages() {
         let r = parse_recipe(GOOD, Path::new("base.toml")).expect("good");
         let p = package_list(&r);
-        for want in ["linux-image-amd64", "nftables", "systemd", "wireguard-tools"] {
+        for want in [
+            "linux-image-amd64",
+            "nftables",
+            "systemd",
+            "wireguard-tools",
+        ] {
             assert!(p.iter().any(|x| x == want), "{want} in {p:?}");
         }
         assert!(!p.iter().any(|x| x == "cage"));
-        let k = parse_recipe(&GOOD.replace("\"headless\"", "\"kiosk\""), Path::new("b.toml"))
-            .expect("kiosk");
+        let k = parse_recipe(
+            &GOOD.replace("\"headless\"", "\"kiosk\""),
+            Path::new("b.toml"),
+        )
+        .expect("kiosk");
         assert!(package_list(&k).iter().any(|x| x == "firefox-esr"));
     }
 
@@ -760,7 +833,11 @@ session = "headless"
             ("kernel", "kernel = \"linux\"", "kernel"),
             ("session", "session = \"gnome\"", "unknown variant"),
             ("unknown", "flavour = \"x\"", "unknown field"),
-            ("cmdline", "cmdline = \"ro init=/bin/sh lockdown=integrity\"", "cmdline"),
+            (
+                "cmdline",
+                "cmdline = \"ro init=/bin/sh lockdown=integrity\"",
+                "cmdline",
+            ),
             ("overlay", "overlay = \"../etc\"", "overlay"),
             ("overlay-missing", "overlay = \"nope\"", "not a directory"),
         ];
@@ -779,10 +856,14 @@ session = "headless"
             assert!(e.contains(want) && e.contains("base.toml"), "{name}: {e}");
         }
         let dup = GOOD.replace("\"openvpn\", \"baresip-core\"", "\"openvpn\", \"openvpn\"");
-        let e = parse_recipe(&dup, Path::new("base.toml")).expect_err("dup").to_string();
+        let e = parse_recipe(&dup, Path::new("base.toml"))
+            .expect_err("dup")
+            .to_string();
         assert!(e.contains("packages[2]") && e.contains("twice"), "{e}");
         let bad = GOOD.replace("\"openvpn\"", "\"Open VPN\"");
-        let e = parse_recipe(&bad, Path::new("base.toml")).expect_err("bad").to_string();
+        let e = parse_recipe(&bad, Path::new("base.toml"))
+            .expect_err("bad")
+            .to_string();
         assert!(e.contains("packages[1]"), "{e}");
     }
 
@@ -797,7 +878,12 @@ session = "headless"
         let m = resolve_modules(d.path(), "6.1").expect("resolve");
         let names: Vec<String> = m
             .iter()
-            .map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned())
+            .map(|p| {
+                p.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect();
         assert_eq!(names, ["dm-mod.ko", "dm-bufio.ko", "dm-verity.ko"]);
         let cpio = initrd(d.path(), &m).expect("initrd");

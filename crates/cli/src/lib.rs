@@ -13,9 +13,9 @@ use std::fs;
 use std::path::Path;
 use std::process::ExitCode;
 
-use cli::{BaseCommand, 
-    BuildArgs, Cli, Command, InspectArgs, KeysCommand, ProfileCommand, RevocationsCommand,
-    RosterCommand, SecretArgs, VerifyArgs,
+use cli::{
+    BaseCommand, BuildArgs, Cli, Command, InspectArgs, KeysCommand, ProfileCommand,
+    RevocationsCommand, RosterCommand, SecretArgs, VerifyArgs,
 };
 use homestick_image::disk::FileDisk;
 use homestick_image::keys;
@@ -655,7 +655,10 @@ fn base_build(a: &cli::BaseBuildArgs) -> Result<(), Failure> {
     };
     let started = std::time::Instant::now();
     let report = homestick_build::basebuild::build_base(&opts, &mut |step| {
-        eprintln!("homestick: base: {step} ({:.0} s)", started.elapsed().as_secs_f64());
+        eprintln!(
+            "homestick: base: {step} ({:.0} s)",
+            started.elapsed().as_secs_f64()
+        );
     })
     .map_err(build_failure)?;
     println!(

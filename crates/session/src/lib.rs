@@ -272,10 +272,7 @@ impl Profile {
 
     /// The connection started by default (the marked one, else the first).
     pub fn default_vpn(&self) -> &Vpn {
-        self.vpn
-            .iter()
-            .find(|v| v.default)
-            .unwrap_or(&self.vpn[0])
+        self.vpn.iter().find(|v| v.default).unwrap_or(&self.vpn[0])
     }
 
     /// German, English or both, as the customer chose.
@@ -373,7 +370,9 @@ pub fn ruleset(stage: Stage, vpn: &Vpn, servers: &[Allowed], direct: &[Allowed])
         vpn.name
     );
     s.push_str("  }\n");
-    s.push_str("  chain forward {\n    type filter hook forward priority filter; policy drop;\n  }\n");
+    s.push_str(
+        "  chain forward {\n    type filter hook forward priority filter; policy drop;\n  }\n",
+    );
     s.push_str("  chain output {\n    type filter hook output priority filter; policy drop;\n");
     s.push_str("    oif \"lo\" accept\n");
     s.push_str("    udp sport 68 udp dport 67 accept comment \"DHCP\"\n");
@@ -443,12 +442,36 @@ fn html(s: &str) -> String {
 /// The kiosk's start page for a session state (German and English, the customer's hotline).
 pub fn status_page(p: Option<&Profile>, state: &str) -> String {
     let (de, en, ok) = match state {
-        "network" => ("Netzwerk wird gesucht …", "Looking for the network …", false),
-        "vpn" => ("Verbindung zum Büro wird aufgebaut …", "Connecting to the office …", false),
-        "vpn-up" => ("Mit dem Büro verbunden. Telefon meldet sich an …", "Connected to the office. The phone is signing in …", true),
-        "sip-registered" => ("Mit dem Büro verbunden. Telefon bereit.", "Connected to the office. Phone ready.", true),
-        "vpn-down" => ("Keine Verbindung zum Büro. Bitte Netzwerk prüfen.", "No connection to the office. Please check the network.", false),
-        _ => ("Störung. Bitte rufen Sie die IT-Hotline an.", "Something is wrong. Please call the IT hotline.", false),
+        "network" => (
+            "Netzwerk wird gesucht …",
+            "Looking for the network …",
+            false,
+        ),
+        "vpn" => (
+            "Verbindung zum Büro wird aufgebaut …",
+            "Connecting to the office …",
+            false,
+        ),
+        "vpn-up" => (
+            "Mit dem Büro verbunden. Telefon meldet sich an …",
+            "Connected to the office. The phone is signing in …",
+            true,
+        ),
+        "sip-registered" => (
+            "Mit dem Büro verbunden. Telefon bereit.",
+            "Connected to the office. Phone ready.",
+            true,
+        ),
+        "vpn-down" => (
+            "Keine Verbindung zum Büro. Bitte Netzwerk prüfen.",
+            "No connection to the office. Please check the network.",
+            false,
+        ),
+        _ => (
+            "Störung. Bitte rufen Sie die IT-Hotline an.",
+            "Something is wrong. Please call the IT hotline.",
+            false,
+        ),
     };
     let name = p.map(|p| html(&p.customer.name)).unwrap_or_default();
     let hotline = p
@@ -589,7 +612,10 @@ mod tests {
         let v = p.default_vpn();
         let servers = endpoint_rules(
             v,
-            &[(v.endpoints[0].clone(), vec!["192.0.2.1".parse().expect("ip")])],
+            &[(
+                v.endpoints[0].clone(),
+                vec!["192.0.2.1".parse().expect("ip")],
+            )],
         );
         let direct = vec![Allowed {
             what: "direct video".into(),
@@ -607,7 +633,9 @@ mod tests {
         assert!(t.contains("ip daddr 198.51.100.0/24 tcp dport 443 accept"));
         assert!(t.contains("ip daddr 198.51.100.0/24 udp dport 3478-3481 accept"));
         assert!(t.contains("oifname \"buero\" accept"));
-        assert!(t.contains("chain forward {\n    type filter hook forward priority filter; policy drop;"));
+        assert!(t.contains(
+            "chain forward {\n    type filter hook forward priority filter; policy drop;"
+        ));
     }
 
     #[test]

@@ -19,8 +19,8 @@ use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use homestick_session::{
-    account_aor, endpoint_rules, parse_port, ruleset, sip_event, Allowed, Kind, Profile,
-    SipEvent, Stage, Vpn, PROFILE_DIR,
+    account_aor, endpoint_rules, parse_port, ruleset, sip_event, Allowed, Kind, Profile, SipEvent,
+    Stage, Vpn, PROFILE_DIR,
 };
 
 /// The session's own runtime directory (the baresip control FIFO, the status page).
@@ -171,10 +171,14 @@ fn pipe_lines<R: std::io::Read + Send + 'static>(
 }
 
 fn user_ids(name: &str) -> Option<(u32, u32)> {
-    std::fs::read_to_string("/etc/passwd").ok()?.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 4 && f[0] == name).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
-    })
+    std::fs::read_to_string("/etc/passwd")
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 4 && f[0] == name)
+                .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
+        })
 }
 
 fn start_baresip(tx: &Sender<Event>) -> Result<Child, String> {
@@ -212,16 +216,25 @@ fn start_baresip(tx: &Sender<Event>) -> Result<Child, String> {
     }
     if let Some(e) = child.stderr.take() {
         let tx = tx.clone();
-        pipe_lines(e, tx, Event::Baresip, Event::Baresip(String::new()), "baresip");
+        pipe_lines(
+            e,
+            tx,
+            Event::Baresip,
+            Event::Baresip(String::new()),
+            "baresip",
+        );
     }
     Ok(child)
 }
 
 fn group_id(name: &str) -> Option<u32> {
-    std::fs::read_to_string("/etc/group").ok()?.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 3 && f[0] == name).then(|| f[2].parse().ok())?
-    })
+    std::fs::read_to_string("/etc/group")
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 3 && f[0] == name).then(|| f[2].parse().ok())?
+        })
 }
 
 /// Bring the tunnel up; returns the OpenVPN child when there is one.
@@ -249,7 +262,12 @@ fn start_vpn(p: &Profile, v: &Vpn, tx: &Sender<Event>) -> Result<Option<Child>, 
         }
         Kind::Ipsec => {
             let _ = p;
-            run_quiet(Command::new("swanctl").arg("--load-all").arg("--file").arg(&file))?;
+            run_quiet(
+                Command::new("swanctl")
+                    .arg("--load-all")
+                    .arg("--file")
+                    .arg(&file),
+            )?;
             run_quiet(Command::new("swanctl").args(["--initiate", "--child", &v.name]))
                 .map(|_| None)
         }
@@ -260,7 +278,12 @@ fn set_tunnel_dns(v: &Vpn) {
     if v.dns.is_empty() || v.kind == Kind::Ipsec {
         return;
     }
-    let _ = run_quiet(Command::new("resolvectl").arg("dns").arg(&v.name).args(&v.dns));
+    let _ = run_quiet(
+        Command::new("resolvectl")
+            .arg("dns")
+            .arg(&v.name)
+            .args(&v.dns),
+    );
     let mut domains = vec!["~.".to_string()];
     domains.extend(v.dns_search.iter().cloned());
     let _ = run_quiet(
@@ -307,6 +330,14 @@ fn tunnel_alive(v: &Vpn) -> bool {
         .unwrap_or(false)
 }
 
+/// Keep baresip's last non-empty line for the message when it stops; never matches.
+fn remember(last: &mut String, line: &str) -> bool {
+    if !line.trim().is_empty() {
+        *last = line.trim().chars().take(160).collect();
+    }
+    false
+}
+
 fn direct_rules(p: &Profile) -> Vec<Allowed> {
     let mut out = Vec::new();
     for d in &p.direct {
@@ -317,7 +348,10 @@ fn direct_rules(p: &Profile) -> Vec<Allowed> {
             resolve(&d.to, 443).iter().map(IpAddr::to_string).collect()
         };
         if addrs.is_empty() {
-            line(&format!("direct {}: {} not found, not allowed", d.name, d.to));
+            line(&format!(
+                "direct {}: {} not found, not allowed",
+                d.name, d.to
+            ));
         }
         for to in addrs {
             out.push(Allowed {
@@ -373,7 +407,10 @@ fn run() -> ExitCode {
             let hosts: Vec<&str> = v.endpoints.iter().map(|e| e.host.as_str()).collect();
             fail(
                 &p,
-                &format!("Der VPN-Server {} wurde nicht gefunden (DNS)", hosts.join(", ")),
+                &format!(
+                    "Der VPN-Server {} wurde nicht gefunden (DNS)",
+                    hosts.join(", ")
+                ),
                 &format!("the VPN server {} cannot be found (DNS)", hosts.join(", ")),
             );
         }
@@ -494,14 +531,18 @@ fn run() -> ExitCode {
         None
     };
     let mut registered = false;
+    let mut restarts = 0u32;
+    let mut last_sip = String::new();
     let mut vpn_down = false;
     let mut misses = 0u32;
     let mut last_check = Instant::now();
     loop {
         match rx.recv_timeout(Duration::from_secs(2)) {
             Ok(Event::Baresip(l)) => match sip_event(&l) {
+                _ if remember(&mut last_sip, &l) => {}
                 Some(SipEvent::Registered) if !registered => {
                     registered = true;
+                    restarts = 0;
                     line(&format!(
                         "sip registered {}",
                         aor.as_deref().unwrap_or("(account)")
@@ -530,15 +571,21 @@ fn run() -> ExitCode {
             },
             Ok(Event::BaresipGone) => {
                 registered = false;
-                fail(
-                    &p,
-                    "Das Telefon wurde beendet, es startet neu",
-                    "the phone stopped, restarting it",
-                );
-                if let Some(mut c) = baresip.take() {
-                    let _ = c.wait();
+                let how = baresip
+                    .take()
+                    .and_then(|mut c| c.wait().ok())
+                    .map(|st| st.to_string())
+                    .unwrap_or_default();
+                restarts += 1;
+                // Said once per run of failures; the journal has baresip's own lines.
+                if restarts == 1 {
+                    fail(
+                        &p,
+                        &format!("Das Telefon wurde beendet ({how}: {last_sip}), es startet neu"),
+                        &format!("the phone stopped ({how}: {last_sip}), restarting it"),
+                    );
                 }
-                std::thread::sleep(Duration::from_secs(3));
+                std::thread::sleep(Duration::from_secs(3u64 << restarts.min(4)));
                 baresip = start_baresip(&tx).ok();
             }
             Ok(Event::OpenvpnGone) => {
@@ -560,7 +607,14 @@ fn run() -> ExitCode {
                 if vpn_down {
                     vpn_down = false;
                     line(&format!("vpn {} up", v.name));
-                    status(Some(&p), if registered { "sip-registered" } else { "vpn-up" });
+                    status(
+                        Some(&p),
+                        if registered {
+                            "sip-registered"
+                        } else {
+                            "vpn-up"
+                        },
+                    );
                 }
             } else {
                 misses += 1;
