@@ -122,7 +122,7 @@ pub const MASKED_UNITS: &[&str] = &[
     "systemd-timesyncd.service",
 ];
 
-const DEFAULT_CMDLINE: &str = "console=tty0 console=ttyS0,115200 lockdown=integrity ro panic=-1 loglevel=4 ipv6.disable_ipv6=1 systemd.show_status=error";
+const DEFAULT_CMDLINE: &str = "console=tty0 console=ttyS0,115200 lockdown=integrity ro panic=-1 loglevel=4 ipv6.disable_ipv6=1 efi=noruntime systemd.show_status=error";
 
 fn package_ok(p: &str) -> bool {
     p.len() >= 2
