@@ -82,6 +82,23 @@ fn nft(rules: &str) -> Result<(), String> {
     }
 }
 
+/// Load a kill-switch stage; on failure say so (the session then stops: without its rules
+/// the VPN is not started, and the previous stage's rules stay in force).
+fn load(p: &Profile, rules: &str) -> bool {
+    match nft(rules) {
+        Ok(()) => true,
+        Err(e) => {
+            fail(
+                p,
+                &format!("{e}: Firewall-Fehler, das VPN bleibt aus"),
+                &format!("{e}: firewall error, the VPN stays off"),
+            );
+            status(Some(p), "error");
+            false
+        }
+    }
+}
+
 fn firewall() -> ExitCode {
     // Before the network: no server is known yet, so only DHCP and DNS may leave.
     let rules = match profile() {
@@ -417,13 +434,7 @@ fn run() -> ExitCode {
         std::thread::sleep(Duration::from_secs(3));
     };
     let servers = endpoint_rules(&v, &resolved);
-    if let Err(e) = nft(&ruleset(Stage::Connecting, &v, &servers, &[])) {
-        fail(
-            &p,
-            &format!("{e}: Firewall-Fehler, das VPN wird nicht gestartet"),
-            &format!("{e}: firewall error, the VPN is not started"),
-        );
-        status(Some(&p), "error");
+    if !load(&p, &ruleset(Stage::Connecting, &v, &servers, &[])) {
         return ExitCode::FAILURE;
     }
     // 3. The tunnel.
@@ -500,13 +511,7 @@ fn run() -> ExitCode {
     }
     set_tunnel_dns(&v);
     let direct = direct_rules(&p);
-    if let Err(e) = nft(&ruleset(Stage::Tunnel, &v, &servers, &direct)) {
-        fail(
-            &p,
-            &format!("{e}: Firewall-Fehler"),
-            &format!("{e}: firewall error"),
-        );
-        status(Some(&p), "error");
+    if !load(&p, &ruleset(Stage::Tunnel, &v, &servers, &direct)) {
         return ExitCode::FAILURE;
     }
     line(&format!("vpn {} up", v.name));
