@@ -95,7 +95,15 @@ const SESSION_PACKAGES: &[&str] = &[
 ];
 
 /// What the kiosk session needs on top.
-const KIOSK_PACKAGES: &[&str] = &["cage", "firefox-esr", "fonts-dejavu-core", "libpam-systemd"];
+/// cage gets the screen and the input devices from seatd (as the unprivileged session user in
+/// group video): logind did not let it activate its session.
+const KIOSK_PACKAGES: &[&str] = &[
+    "cage",
+    "seatd",
+    "firefox-esr",
+    "fonts-dejavu-core",
+    "libpam-systemd",
+];
 
 /// Units no stick runs: text logins, rescue shells, Ctrl-Alt-Del, EFI variables (the PC's
 /// flash), background downloads.
@@ -639,6 +647,7 @@ fn lock_down(root: &Path, recipe: &Recipe, o: &BaseBuildOptions) -> Result<Strin
             "etc/systemd/system/homestick-kiosk.service",
             include_str!("../system/homestick-kiosk.service"),
         )?;
+        enable.push("seatd.service");
         enable.push("homestick-kiosk.service");
         symlink(
             "/lib/systemd/system/graphical.target",
