@@ -803,6 +803,7 @@ fn a_headless_stick_brings_up_wireguard_registers_over_tls_calls_with_srtp_and_i
             "-device",
             "hda-duplex,audiodev=snd0",
         ]);
+    let power_on = Instant::now();
     let vm = Qemu::spawn(&mut qemu);
     // The boot verifier's first line: nothing before it is the stick's (the initramfs has no
     // network driver); what the PC's firmware sends before it is reported, not judged.
@@ -812,6 +813,7 @@ fn a_headless_stick_brings_up_wireguard_registers_over_tls_calls_with_srtp_and_i
         .unwrap()
         .as_secs_f64();
     let c = wait_console(&vm, "homestick-session: vpn buero up", 900);
+    let t_vpn = power_on.elapsed().as_secs_f64();
     assert!(c.contains("homestick: image verified"), "{c}");
     let aor = format!("sip:{ext}@sip.musterhausen.example");
     let c = wait_console(
@@ -819,7 +821,19 @@ fn a_headless_stick_brings_up_wireguard_registers_over_tls_calls_with_srtp_and_i
         &format!("homestick-session: sip registered {aor}"),
         300,
     );
+    let t_sip = power_on.elapsed().as_secs_f64();
     eprintln!("console:\n{c}");
+    let verdict_ms: f64 = c
+        .lines()
+        .find_map(|l| l.split("homestick: verdict after ").nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0);
+    // `cargo xtask bench session` reads this line (the console is polled every 0.5 s).
+    println!(
+        "session-timing: vpn_up_s={t_vpn:.1} sip_registered_s={t_sip:.1} verdict_ms={verdict_ms:.0} verification_share={:.1}%",
+        verdict_ms / 10.0 / t_sip
+    );
 
     // The office saw the user's handshake and the REGISTER with digest auth, through the tunnel.
     let pubkey = sh_ok(&format!(
