@@ -1139,7 +1139,8 @@ fn the_desktop_base_boots_to_its_kiosk_and_the_screen_shows_the_session() {
             "if=virtio,format=raw,snapshot=on,file={}",
             img.display()
         ))
-        .args(["-device", "virtio-gpu-pci"])
+        // One display adapter: wlroots' software renderer cannot share buffers between two.
+        .args(["-vga", "none", "-device", "virtio-gpu-pci"])
         // A test-channel port: used only to explain a failure, when the base has the channel.
         .args(["-device", "virtio-serial-pci"])
         .arg("-chardev")

@@ -99,6 +99,7 @@ const SESSION_PACKAGES: &[&str] = &[
 /// group video): logind did not let it activate its session.
 const KIOSK_PACKAGES: &[&str] = &[
     "cage",
+    "xwayland",
     "seatd",
     "firefox-esr",
     "fonts-dejavu-core",
