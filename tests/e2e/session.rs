@@ -1140,6 +1140,7 @@ fn the_desktop_base_boots_to_its_kiosk_and_the_screen_shows_the_session() {
             img.display()
         ))
         // One display adapter: wlroots' software renderer cannot share buffers between two.
+        // One display adapter: wlroots cannot use a second one without PRIME import.
         .args(["-vga", "none", "-device", "virtio-gpu-pci"])
         // A test-channel port: used only to explain a failure, when the base has the channel.
         .args(["-device", "virtio-serial-pci"])
