@@ -442,7 +442,7 @@ Format: CSV, UTF-8, header user_id,display_name,<each slot the profile declares>
         /// The roster (CSV).
         roster: PathBuf,
     },
-    /// Make every `generate` value (WireGuard keys, SIP passwords, tunnel addresses from the
+    /// Make every `generate` value (WireGuard keys, SIP, TURN, OpenVPN and EAP passwords, tunnel addresses from the
     /// VPN's address_pool) and write the filled roster, mode 0600, to a new file.
     #[command(
         after_help = "Example:\n  homestick roster fill --profile profiles/stadt-musterhausen roster.csv --out roster-filled.csv\n\n\

@@ -102,7 +102,7 @@ fn kind(slot: &str) -> Kind {
         (true, "address") => Kind::Address,
         (false, "extension") => Kind::Extension,
         (false, "user") => Kind::SipUser,
-        (_, "password" | "turn_password") => Kind::Password,
+        (_, "password" | "turn_password" | "eap_password") => Kind::Password,
         (true, "client_certificate") => Kind::Certificate,
         (true, "client_key") => Kind::PrivateKey,
         _ => Kind::Text,
@@ -285,7 +285,7 @@ impl Roster {
         errors
     }
 
-    /// Replace every `generate` with a new value: WireGuard keys, SIP passwords (144 random
+    /// Replace every `generate` with a new value: WireGuard keys, passwords (SIP, TURN, OpenVPN, EAP: 144 random
     /// bits), tunnel addresses (the next free host of the VPN's pool, after the server's).
     /// Fails, changing nothing, where a value cannot be made (no pool, pool exhausted, a slot
     /// homestick cannot generate).
@@ -879,6 +879,30 @@ mod tests {
         u.values.remove("sip.user");
         let e = personalize(&p, &u).unwrap_err();
         assert_eq!((e.line, e.column.as_str()), (2, "sip.user"));
+    }
+
+    #[test]
+    fn every_password_slot_can_be_generated() {
+        for slot in [
+            "sip.password",
+            "sip.turn_password",
+            "vpn.rathaus.password",
+            "vpn.ikev2.eap_password",
+        ] {
+            assert_eq!(kind(slot), Kind::Password, "{slot}");
+            let p = generate(slot, &BTreeMap::new(), &mut BTreeSet::new()).unwrap();
+            assert_eq!(p.len(), 24, "{slot}: {p}");
+        }
+        for slot in [
+            "vpn.ikev2.eap_identity",
+            "vpn.rathaus.username",
+            "vpn.rathaus.client_key",
+        ] {
+            assert!(
+                generate(slot, &BTreeMap::new(), &mut BTreeSet::new()).is_err(),
+                "{slot}"
+            );
+        }
     }
 
     #[test]
