@@ -221,9 +221,142 @@ fn load_boot(
     }))
 }
 
+/// The Debian packages a base must hold for `profile`'s connections and softphone to start on
+/// the stick: `(package, what needs it)`.
+pub fn needed_packages(profile: &homestick_profile::Profile) -> Vec<(&'static str, String)> {
+    use homestick_profile::{schema::IpsecAuth, VpnKind};
+    let mut out = Vec::new();
+    for v in &profile.vpn {
+        let what = format!("vpn {} ({})", v.toml.name, v.kind.name());
+        let need: &[&'static str] = match &v.kind {
+            VpnKind::WireGuard(_) => &["wireguard-tools"],
+            VpnKind::OpenVpn(_) => &["openvpn"],
+            // The openssl plugin has the ECP groups and AES-GCM of IKE proposals.
+            VpnKind::Ipsec(i) if i.auth == IpsecAuth::Certificate => &[
+                "strongswan-swanctl",
+                "charon-systemd",
+                "libstrongswan-standard-plugins",
+            ],
+            VpnKind::Ipsec(_) => &[
+                "strongswan-swanctl",
+                "charon-systemd",
+                "libstrongswan-standard-plugins",
+                "libcharon-extra-plugins",
+            ],
+        };
+        out.extend(need.iter().map(|p| (*p, what.clone())));
+    }
+    if profile.softphone.is_some() {
+        out.push(("baresip-core", "the softphone".into()));
+    }
+    out
+}
+
+/// A base made by `homestick base build` lists its packages in `packages.txt` (`name version`
+/// per line): every package the profile needs must be there, or the stick would fail at home.
+/// Bases without the list (the fixture bases of the tests) are not checked.
+pub fn check_packages(dir: &Path, profile: &homestick_profile::Profile) -> Result<(), BuildError> {
+    let path = dir.join("packages.txt");
+    if !path.exists() {
+        return Ok(());
+    }
+    let raw = read_bounded(&path, 1 << 20).map_err(read_err(&path))?;
+    let text = String::from_utf8_lossy(&raw);
+    let have: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let missing: Vec<String> = needed_packages(profile)
+        .into_iter()
+        .filter(|(p, _)| !have.contains(p))
+        .map(|(p, what)| format!("{p} (for {what})"))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(input_file(
+        &path,
+        format!(
+            "the base lacks {}: add the package(s) to its base.toml and build it again",
+            missing.join(", ")
+        ),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_base_must_hold_what_the_profile_needs() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let waldbach = homestick_profile::Profile::load(
+            &root.join("profiles/gemeinde-waldbach"),
+            1_796_000_000,
+        )
+        .unwrap();
+        let muster = homestick_profile::Profile::load(
+            &root.join("profiles/stadt-musterhausen"),
+            1_796_000_000,
+        )
+        .unwrap();
+        let full = "openvpn 2.6\nwireguard-tools 1\nstrongswan-swanctl 5\ncharon-systemd 5\n\
+                    libstrongswan-standard-plugins 5\nlibcharon-extra-plugins 5\nbaresip-core 1\n";
+        for (name, profile, packages, missing) in [
+            (
+                "everything there",
+                &waldbach,
+                Some(full.to_string()),
+                vec![],
+            ),
+            ("no list: not checked", &waldbach, None, vec![]),
+            (
+                "no EAP plugin",
+                &waldbach,
+                Some(full.replace("libcharon-extra-plugins 5\n", "")),
+                vec!["libcharon-extra-plugins (for vpn ikev2 (ipsec))"],
+            ),
+            (
+                "no OpenVPN, no baresip",
+                &waldbach,
+                Some(
+                    full.replace("openvpn 2.6\n", "")
+                        .replace("baresip-core 1\n", ""),
+                ),
+                vec![
+                    "openvpn (for vpn rathaus (openvpn))",
+                    "baresip-core (for the softphone)",
+                ],
+            ),
+            (
+                "WireGuard needs only its tools",
+                &muster,
+                Some("wireguard-tools 1\nbaresip-core 1\n".into()),
+                vec![],
+            ),
+            (
+                "empty list",
+                &muster,
+                Some(String::new()),
+                vec!["wireguard-tools", "baresip-core"],
+            ),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            if let Some(p) = &packages {
+                fs::write(dir.path().join("packages.txt"), p).unwrap();
+            }
+            let r = check_packages(dir.path(), profile);
+            if missing.is_empty() {
+                assert!(r.is_ok(), "{name}: {r:?}");
+                continue;
+            }
+            let e = r.expect_err(name).to_string();
+            assert!(e.contains("packages.txt"), "{name}: {e}");
+            for m in &missing {
+                assert!(e.contains(m), "{name}: {m} not in {e}");
+            }
+        }
+    }
 
     #[test]
     fn labels() {

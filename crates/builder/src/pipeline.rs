@@ -157,6 +157,7 @@ pub(crate) fn check_inputs(
     profile_min: u64,
 ) -> Result<Inputs, BuildError> {
     let base = base::load_base(&opts.base)?;
+    base::check_packages(&opts.base, &profile)?;
     if opts.secure_boot.is_some() && base.boot.is_none() {
         return Err(input(
             "--secure-boot-key",
