@@ -440,6 +440,20 @@ fn html(s: &str) -> String {
 }
 
 /// The kiosk's start page for a session state (German and English, the customer's hotline).
+/// The kiosk compositor's (wlroots) settings for the screen's DRM driver: on the virtual
+/// adapters of virtual machines (no 3D, no atomic modesetting that passes wlroots' output test,
+/// no cursor plane) the software renderer, legacy modesetting and a drawn cursor; on real
+/// graphics wlroots chooses itself.
+pub fn kiosk_env(driver: &str) -> &'static str {
+    match driver {
+        "virtio_gpu" | "virtio-gpu" | "bochs" | "bochs-drm" | "qxl" | "cirrus" | "vmwgfx"
+        | "simpledrm" | "hyperv_drm" | "vboxvideo" => {
+            "WLR_RENDERER=pixman\nWLR_DRM_NO_ATOMIC=1\nWLR_NO_HARDWARE_CURSORS=1\n"
+        }
+        _ => "",
+    }
+}
+
 pub fn status_page(p: Option<&Profile>, state: &str) -> String {
     let (de, en, ok) = match state {
         "network" => (
@@ -543,6 +557,17 @@ pub fn sip_event(line: &str) -> Option<SipEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kiosk_draws_in_software_on_virtual_adapters_only() {
+        for d in ["virtio_gpu", "bochs-drm", "qxl", "simpledrm"] {
+            assert!(kiosk_env(d).contains("WLR_RENDERER=pixman"), "{d}");
+            assert!(kiosk_env(d).contains("WLR_DRM_NO_ATOMIC=1"), "{d}");
+        }
+        for d in ["i915", "amdgpu", "nouveau", ""] {
+            assert_eq!(kiosk_env(d), "", "{d}");
+        }
+    }
 
     fn profile(extra: &str) -> Profile {
         let text = format!(

@@ -644,9 +644,29 @@ fn run() -> ExitCode {
     }
 }
 
+/// Write the kiosk compositor's settings for this PC's screen (`kiosk.env`, read by the kiosk
+/// unit): the DRM driver of the first card decides.
+fn kiosk_env() -> ExitCode {
+    let driver = std::fs::read_link("/sys/class/drm/card0/device/driver")
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    write_atomic("kiosk.env", homestick_session::kiosk_env(&driver));
+    line(&format!(
+        "kiosk for the screen's driver {}",
+        if driver.is_empty() {
+            "(none yet)"
+        } else {
+            &driver
+        }
+    ));
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
         Some("firewall") => firewall(),
+        Some("kiosk-env") => kiosk_env(),
         Some("run") => run(),
         Some("ruleset") => match profile() {
             // For audits on a running stick: the ruleset the first stage loads.
@@ -660,7 +680,7 @@ fn main() -> ExitCode {
             }
         },
         _ => {
-            eprintln!("usage: homestick-session firewall|run|ruleset\n\nfirewall  load the kill switch's first stage (before the network)\nrun       bring up the VPN and the softphone from {PROFILE_DIR}\nruleset   print the first stage's nftables rules");
+            eprintln!("usage: homestick-session firewall|run|ruleset\n\nfirewall  load the kill switch's first stage (before the network)\nkiosk-env write the kiosk compositor's settings for this PC's screen\nrun       bring up the VPN and the softphone from {PROFILE_DIR}\nruleset   print the first stage's nftables rules");
             ExitCode::from(2)
         }
     }
