@@ -1413,7 +1413,6 @@ fn ppm(path: &Path) -> (usize, usize, Vec<u8>) {
 }
 
 #[test]
-#[ignore = "not passing yet: cage cannot activate its logind session (libseat: \"Could not activate session: Permission denied\"), the screen stays black; run with --ignored and HOMESTICK_DESKTOP_BASE"]
 fn the_desktop_base_boots_to_its_kiosk_and_the_screen_shows_the_session() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
@@ -1429,7 +1428,6 @@ fn the_desktop_base_boots_to_its_kiosk_and_the_screen_shows_the_session() {
             "if=virtio,format=raw,snapshot=on,file={}",
             img.display()
         ))
-        // One display adapter: wlroots' software renderer cannot share buffers between two.
         // One display adapter: wlroots cannot use a second one without PRIME import.
         .args(["-vga", "none", "-device", "virtio-gpu-pci"])
         // A test-channel port: used only to explain a failure, when the base has the channel.

@@ -443,6 +443,9 @@ fn test(no_install: bool) -> Result<()> {
     let station = dist::station_root()?;
     // The headless example base with the test-only channel, built once per run.
     let headless = real_base("headless", &r.join("target/headless-test"), true)?;
+    // The desktop example base (the kiosk's screenshot test), with the channel to explain a
+    // failure.
+    let desktop = real_base("desktop", &r.join("target/desktop-test"), true)?;
     let mut child = Command::new("cargo")
         .args(["test", "--workspace"])
         .env("HOMESTICK_DEMO_BASE", &demo_base)
@@ -450,6 +453,7 @@ fn test(no_install: bool) -> Result<()> {
         .env("HOMESTICK_DEB", &deb)
         .env("HOMESTICK_STATION_ROOT", &station)
         .env("HOMESTICK_HEADLESS_BASE", &headless)
+        .env("HOMESTICK_DESKTOP_BASE", &desktop)
         .env("HOMESTICK_BUSYBOX", base::busybox()?)
         .current_dir(&r)
         .stdout(std::process::Stdio::piped())

@@ -650,6 +650,13 @@ fn lock_down(root: &Path, recipe: &Recipe, o: &BaseBuildOptions) -> Result<Strin
         )?;
         enable.push("seatd.service");
         enable.push("homestick-kiosk.service");
+        // The kiosk browser's policy comes from the verified profile at boot (the session's
+        // kiosk-env step writes it before the kiosk starts).
+        symlink(
+            "/run/homestick-session/firefox-policies.json",
+            root,
+            "etc/firefox/policies/policies.json",
+        )?;
         symlink(
             "/lib/systemd/system/graphical.target",
             root,

@@ -440,6 +440,71 @@ fn html(s: &str) -> String {
 }
 
 /// The kiosk's start page for a session state (German and English, the customer's hotline).
+/// Where the kiosk's browser reads its policy: the base links
+/// `/etc/firefox/policies/policies.json` here.
+pub const FIREFOX_POLICIES: &str = "firefox-policies.json";
+
+/// The kiosk browser's policy (firefox-esr enterprise policies) for `p`: every URL blocked but
+/// the session's status page and the customer's intranet (the search domains of its VPNs, over
+/// HTTP and HTTPS); no settings, add-ons, developer tools, private windows, accounts, password
+/// store or telemetry; the status page as the locked home page. Without a profile only the
+/// status page.
+pub fn firefox_policies(p: Option<&Profile>) -> String {
+    let mut exceptions = vec!["file:///run/homestick-session/*".to_string()];
+    let mut domains: Vec<&str> = p
+        .map(|p| {
+            p.vpn
+                .iter()
+                .flat_map(|v| v.dns_search.iter().map(String::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    domains.sort_unstable();
+    domains.dedup();
+    for d in domains {
+        for scheme in ["https", "http"] {
+            exceptions.push(format!("{scheme}://{d}/*"));
+            exceptions.push(format!("{scheme}://*.{d}/*"));
+        }
+    }
+    let locked = |v: serde_json::Value| serde_json::json!({ "Value": v, "Status": "locked" });
+    let policy = serde_json::json!({ "policies": {
+        "WebsiteFilter": { "Block": ["<all_urls>"], "Exceptions": exceptions },
+        "BlockAboutConfig": true,
+        "BlockAboutProfiles": true,
+        "BlockAboutAddons": true,
+        "DisableDeveloperTools": true,
+        "DisablePrivateBrowsing": true,
+        "DisableTelemetry": true,
+        "DisableFirefoxStudies": true,
+        "DisablePocket": true,
+        "DisableAppUpdate": true,
+        "DisableFirefoxAccounts": true,
+        "DisableSetDesktopBackground": true,
+        "DisableProfileImport": true,
+        "DontCheckDefaultBrowser": true,
+        "NoDefaultBookmarks": true,
+        "OfferToSaveLogins": false,
+        "PasswordManagerEnabled": false,
+        "CaptivePortal": false,
+        "NetworkPrediction": false,
+        "DNSOverHTTPS": { "Enabled": false, "Locked": true },
+        "Homepage": { "URL": "file:///run/homestick-session/status.html", "Locked": true, "StartPage": "homepage" },
+        "OverrideFirstRunPage": "",
+        "OverridePostUpdatePage": "",
+        "DownloadDirectory": "/tmp",
+        "PromptForDownloadLocation": false,
+        "ExtensionSettings": { "*": { "installation_mode": "blocked" } },
+        "Preferences": {
+            "browser.shell.checkDefaultBrowser": locked(false.into()),
+            "toolkit.telemetry.enabled": locked(false.into()),
+            "network.connectivity-service.enabled": locked(false.into()),
+            "browser.safebrowsing.downloads.remote.enabled": locked(false.into())
+        }
+    }});
+    serde_json::to_string_pretty(&policy).unwrap_or_default() + "\n"
+}
+
 /// The kiosk compositor's (wlroots) settings for the screen's DRM driver: on the virtual
 /// adapters of virtual machines (no 3D, no atomic modesetting that passes wlroots' output test,
 /// no cursor plane) the software renderer, legacy modesetting and a drawn cursor; on real
@@ -557,6 +622,32 @@ pub fn sip_event(line: &str) -> Option<SipEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kiosk_browser_allows_the_status_page_and_the_customers_intranet_only() {
+        // Two connections of one customer may share a search domain: listed once.
+        let mut p = profile("");
+        p.vpn.push(p.vpn[0].clone());
+        let v: serde_json::Value = serde_json::from_str(&firefox_policies(Some(&p))).unwrap();
+        let f = &v["policies"]["WebsiteFilter"];
+        assert_eq!(f["Block"], serde_json::json!(["<all_urls>"]));
+        assert_eq!(
+            f["Exceptions"],
+            serde_json::json!([
+                "file:///run/homestick-session/*",
+                "https://x.local/*",
+                "https://*.x.local/*",
+                "http://x.local/*",
+                "http://*.x.local/*"
+            ])
+        );
+        assert_eq!(v["policies"]["BlockAboutConfig"], true);
+        let none: serde_json::Value = serde_json::from_str(&firefox_policies(None)).unwrap();
+        assert_eq!(
+            none["policies"]["WebsiteFilter"]["Exceptions"],
+            serde_json::json!(["file:///run/homestick-session/*"])
+        );
+    }
 
     #[test]
     fn the_kiosk_draws_in_software_on_virtual_adapters_only() {

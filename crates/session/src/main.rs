@@ -652,6 +652,20 @@ fn kiosk_env() -> ExitCode {
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_default();
     write_atomic("kiosk.env", homestick_session::kiosk_env(&driver));
+    // The browser's policy: without it the browser would start unrestricted, so the kiosk does
+    // not start (this step fails) unless it is written.
+    let p = profile().ok();
+    write_atomic(
+        homestick_session::FIREFOX_POLICIES,
+        &homestick_session::firefox_policies(p.as_ref()),
+    );
+    if !Path::new(RUN_DIR)
+        .join(homestick_session::FIREFOX_POLICIES)
+        .is_file()
+    {
+        line("the browser's policy could not be written; the kiosk does not start");
+        return ExitCode::FAILURE;
+    }
     line(&format!(
         "kiosk for the screen's driver {}",
         if driver.is_empty() {
