@@ -511,8 +511,10 @@ pub fn firefox_policies(p: Option<&Profile>) -> String {
 /// graphics wlroots chooses itself.
 pub fn kiosk_env(driver: &str) -> &'static str {
     match driver {
-        "virtio_gpu" | "virtio-gpu" | "bochs" | "bochs-drm" | "qxl" | "cirrus" | "vmwgfx"
-        | "simpledrm" | "hyperv_drm" | "vboxvideo" => {
+        // A DRM card on a virtio PCI device is virtio-gpu (its card's device is the PCI function,
+        // bound to virtio-pci).
+        "virtio-pci" | "virtio_gpu" | "virtio-gpu" | "bochs" | "bochs-drm" | "qxl" | "cirrus"
+        | "vmwgfx" | "simpledrm" | "hyperv_drm" | "vboxvideo" => {
             "WLR_RENDERER=pixman\nWLR_DRM_NO_ATOMIC=1\nWLR_NO_HARDWARE_CURSORS=1\n"
         }
         _ => "",
@@ -651,7 +653,7 @@ mod tests {
 
     #[test]
     fn the_kiosk_draws_in_software_on_virtual_adapters_only() {
-        for d in ["virtio_gpu", "bochs-drm", "qxl", "simpledrm"] {
+        for d in ["virtio-pci", "virtio_gpu", "bochs-drm", "qxl", "simpledrm"] {
             assert!(kiosk_env(d).contains("WLR_RENDERER=pixman"), "{d}");
             assert!(kiosk_env(d).contains("WLR_DRM_NO_ATOMIC=1"), "{d}");
         }

@@ -291,6 +291,17 @@ fn start_vpn(p: &Profile, v: &Vpn, tx: &Sender<Event>) -> Result<Option<Child>, 
     }
 }
 
+/// OpenVPN stopped (its output ended): say so and start it again after a pause.
+fn restart_openvpn(p: &Profile, v: &Vpn, tx: &Sender<Event>) {
+    fail(
+        p,
+        &format!("VPN {} wurde beendet, neuer Versuch", v.name),
+        &format!("vpn {} stopped, trying again", v.name),
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    let _ = start_vpn(p, v, tx);
+}
+
 fn set_tunnel_dns(v: &Vpn) {
     if v.dns.is_empty() || v.kind == Kind::Ipsec {
         return;
@@ -480,15 +491,7 @@ fn run() -> ExitCode {
                             "VPN-Anmeldung abgelehnt (Benutzername oder Passwort)",
                             "the VPN refused the login (user name or password)",
                         ),
-                        Event::OpenvpnGone => {
-                            fail(
-                                &p,
-                                &format!("VPN {} wurde beendet, neuer Versuch", v.name),
-                                &format!("vpn {} stopped, trying again", v.name),
-                            );
-                            std::thread::sleep(Duration::from_secs(5));
-                            let _ = start_vpn(&p, &v, &tx);
-                        }
+                        Event::OpenvpnGone => restart_openvpn(&p, &v, &tx),
                         _ => {}
                     }
                 }
@@ -593,15 +596,7 @@ fn run() -> ExitCode {
                 std::thread::sleep(Duration::from_secs(3u64 << restarts.min(4)));
                 baresip = start_baresip(&tx).ok();
             }
-            Ok(Event::OpenvpnGone) => {
-                fail(
-                    &p,
-                    &format!("VPN {} wurde beendet, neuer Versuch", v.name),
-                    &format!("vpn {} stopped, trying again", v.name),
-                );
-                std::thread::sleep(Duration::from_secs(5));
-                let _ = start_vpn(&p, &v, &tx);
-            }
+            Ok(Event::OpenvpnGone) => restart_openvpn(&p, &v, &tx),
             Ok(Event::Openvpn(_)) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return ExitCode::FAILURE,
         }
