@@ -1460,7 +1460,9 @@ fn the_desktop_base_boots_to_its_kiosk_and_the_screen_shows_the_session() {
         // #f4f4f4 page background, #f6e0b5 or #cfeccf status box.
         let page = count([0xf4, 0xf4, 0xf4]);
         let boxed = count([0xf6, 0xe0, 0xb5]) + count([0xcf, 0xec, 0xcf]);
-        if page * 3 > n && boxed * 50 > n {
+        // Kiosk mode: no tabs, no address bar; the page's colour reaches the top of the screen.
+        let top = px[..w * 3 * 40].chunks(3).all(|p| p == [0xf4, 0xf4, 0xf4]);
+        if page * 3 > n && boxed * 50 > n && top {
             eprintln!(
                 "kiosk screenshot {} ({w}x{h}): page {:.0} %, status box {:.0} %",
                 file.display(),

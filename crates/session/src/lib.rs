@@ -439,7 +439,6 @@ fn html(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The kiosk's start page for a session state (German and English, the customer's hotline).
 /// Where the kiosk's browser reads its policy: the base links
 /// `/etc/firefox/policies/policies.json` here.
 pub const FIREFOX_POLICIES: &str = "firefox-policies.json";
@@ -521,6 +520,7 @@ pub fn kiosk_env(driver: &str) -> &'static str {
     }
 }
 
+/// The kiosk's start page for a session state (German and English, the customer's hotline).
 pub fn status_page(p: Option<&Profile>, state: &str) -> String {
     let (de, en, ok) = match state {
         "network" => (

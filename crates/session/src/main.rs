@@ -649,15 +649,11 @@ fn kiosk_env() -> ExitCode {
     write_atomic("kiosk.env", homestick_session::kiosk_env(&driver));
     // The browser's policy: without it the browser would start unrestricted, so the kiosk does
     // not start (this step fails) unless it is written.
-    let p = profile().ok();
-    write_atomic(
-        homestick_session::FIREFOX_POLICIES,
-        &homestick_session::firefox_policies(p.as_ref()),
-    );
-    if !Path::new(RUN_DIR)
-        .join(homestick_session::FIREFOX_POLICIES)
-        .is_file()
-    {
+    let policy = homestick_session::firefox_policies(profile().ok().as_ref());
+    write_atomic(homestick_session::FIREFOX_POLICIES, &policy);
+    let written =
+        std::fs::read_to_string(Path::new(RUN_DIR).join(homestick_session::FIREFOX_POLICIES));
+    if written.ok().as_deref() != Some(policy.as_str()) {
         line("the browser's policy could not be written; the kiosk does not start");
         return ExitCode::FAILURE;
     }
@@ -689,7 +685,7 @@ fn main() -> ExitCode {
             }
         },
         _ => {
-            eprintln!("usage: homestick-session firewall|run|ruleset\n\nfirewall  load the kill switch's first stage (before the network)\nkiosk-env write the kiosk compositor's settings for this PC's screen\nrun       bring up the VPN and the softphone from {PROFILE_DIR}\nruleset   print the first stage's nftables rules");
+            eprintln!("usage: homestick-session firewall|kiosk-env|run|ruleset\n\nfirewall  load the kill switch's first stage (before the network)\nkiosk-env write the kiosk compositor's settings for this PC's screen\nrun       bring up the VPN and the softphone from {PROFILE_DIR}\nruleset   print the first stage's nftables rules");
             ExitCode::from(2)
         }
     }
