@@ -145,7 +145,23 @@ struct Office {
 impl Drop for Office {
     fn drop(&mut self) {
         self.procs.clear();
+        // Whatever the servers forked (kamailio's workers outlive their killed parent) still
+        // runs in the namespace: stop every process in it before deleting it.
+        for _ in 0..50 {
+            let pids = Command::new("ip")
+                .args(["netns", "pids", &self.ns])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            let pids: Vec<&str> = pids.split_whitespace().collect();
+            if pids.is_empty() {
+                break;
+            }
+            let _ = Command::new("kill").arg("-9").args(&pids).status();
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+        let _ = fs::remove_file(format!("/var/run/wireguard/{}.sock", self.tun));
     }
 }
 
