@@ -58,11 +58,10 @@ struct Site {
     /// The profile's SIP transport, as kamailio's `$pr` names it.
     sip_proto: &'static str,
     /// Inside the office, behind the tunnel: the PBX, the DNS server (the profile's), the
-    /// extension 2000, and the office network's first two octets.
+    /// extension 2000 (all in the PBX's /16).
     sip: &'static str,
     dns: &'static str,
     ext: &'static str,
-    net: [u8; 2],
     /// How extension 2000 encrypts media (baresip `mediaenc`), matching the profile's `srtp`.
     ext_menc: &'static str,
     /// The profile allows [`DIRECT_OK`] outside the tunnel.
@@ -82,7 +81,6 @@ const MUSTERHAUSEN: Site = Site {
     sip: "10.20.0.5",
     dns: "10.20.0.53",
     ext: "10.20.0.6",
-    net: [10, 20],
     ext_menc: "srtp-mand",
     direct: true,
     // The profile speaks German and English: "VPN buero getrennt … / vpn buero down: …".
@@ -100,7 +98,6 @@ const WALDBACH: Site = Site {
     sip: "10.30.0.5",
     dns: "10.30.0.10",
     ext: "10.30.0.6",
-    net: [10, 30],
     // srtp = "optional": SRTP offered in an RTP/AVP offer, taken when the answer has it.
     ext_menc: "srtp",
     direct: false,
@@ -1174,6 +1171,7 @@ fn office_session(site: &Site) {
         std::thread::sleep(Duration::from_millis(500));
     }
     std::thread::sleep(Duration::from_secs(8));
+    let office_net = site.sip.parse::<std::net::Ipv4Addr>().unwrap().octets();
     let rtp: Vec<Pkt> = pcap(&dir.join("tunnel.pcap"))
         .into_iter()
         .filter(|p| {
@@ -1181,7 +1179,7 @@ fn office_session(site: &Site) {
             // extension's SDP names whichever office address baresip took as its own.
             p.proto == 17
                 && ip(p.src) == tunnel_ip
-                && p.dst[..2] == site.net
+                && p.dst[..2] == office_net[..2]
                 && ![53, 5060].contains(&p.dport)
                 && p.payload.len() > 12
                 && p.payload[0] >> 6 == 2

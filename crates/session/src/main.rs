@@ -38,19 +38,20 @@ fn fail(p: &Profile, de: &str, en: &str) {
     line(&format!("{}; {}", p.say(de, en), p.hotline()));
 }
 
-fn write_atomic(name: &str, text: &str) {
-    let _ = std::fs::create_dir_all(RUN_DIR);
+/// Write `RUN_DIR/name` whole or not at all.
+fn write_atomic(name: &str, text: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(RUN_DIR)?;
     let tmp = Path::new(RUN_DIR).join(format!("{name}.partial"));
-    if std::fs::write(&tmp, text).is_ok() {
-        let _ = std::fs::rename(&tmp, Path::new(RUN_DIR).join(name));
-    }
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, Path::new(RUN_DIR).join(name))
 }
 
 /// The session's state: `status` (one word, for programs) and `status.html` (the kiosk's
 /// start page, refreshed every few seconds).
 fn status(p: Option<&Profile>, state: &str) {
-    write_atomic("status", &format!("{state}\n"));
-    write_atomic("status.html", &homestick_session::status_page(p, state));
+    // The status is for the screen and for programs: a failed write only leaves the last one.
+    let _ = write_atomic("status", &format!("{state}\n"));
+    let _ = write_atomic("status.html", &homestick_session::status_page(p, state));
 }
 
 fn profile() -> Result<Profile, String> {
@@ -646,15 +647,15 @@ fn kiosk_env() -> ExitCode {
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_default();
-    write_atomic("kiosk.env", homestick_session::kiosk_env(&driver));
+    // Without it wlroots chooses itself, as on real graphics.
+    let _ = write_atomic("kiosk.env", homestick_session::kiosk_env(&driver));
     // The browser's policy: without it the browser would start unrestricted, so the kiosk does
     // not start (this step fails) unless it is written.
     let policy = homestick_session::firefox_policies(profile().ok().as_ref());
-    write_atomic(homestick_session::FIREFOX_POLICIES, &policy);
-    let written =
-        std::fs::read_to_string(Path::new(RUN_DIR).join(homestick_session::FIREFOX_POLICIES));
-    if written.ok().as_deref() != Some(policy.as_str()) {
-        line("the browser's policy could not be written; the kiosk does not start");
+    if let Err(e) = write_atomic(homestick_session::FIREFOX_POLICIES, &policy) {
+        line(&format!(
+            "the browser's policy could not be written ({e}); the kiosk does not start"
+        ));
         return ExitCode::FAILURE;
     }
     line(&format!(
