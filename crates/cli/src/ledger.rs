@@ -214,8 +214,7 @@ fn print_csv(rows: &[Attempt]) {
             a.error.clone().unwrap_or_default(),
             a.revoked.map(rfc3339).unwrap_or_default(),
         ];
-        let line: Vec<String> = f.iter().map(|s| report::csv_field(s)).collect();
-        let _ = writeln!(out, "{}", line.join(","));
+        let _ = write!(out, "{}", homestick_image::csv::record(&f));
     }
 }
 

@@ -537,7 +537,8 @@ fn roster_export(
     if !errors.is_empty() {
         return Err(roster_errors(roster, &errors));
     }
-    let files = homestick_profile::roster::exports(&p, &r, ha1);
+    let files = homestick_profile::roster::exports(&p, &r, ha1)
+        .map_err(|e| roster_errors(roster, &[e]))?;
     let parent = match out.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),

@@ -92,19 +92,17 @@ pub struct Report {
     format: Format,
 }
 
-/// A CSV field, quoted where it must be.
-pub fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 impl Report {
-    /// Open `path` for appending (created if missing; a CSV header if it is new).
+    /// Open `path` for appending (created if missing; a CSV header if it is new). A symbolic
+    /// link is refused, not followed: the station runs as root, and a link planted where the
+    /// report goes would make it append to any file.
     pub fn open(path: &Path, format: Format) -> io::Result<Report> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+            .open(path)?;
         let mut r = Report { file, format };
         if format == Format::Csv && r.file.metadata()?.len() == 0 {
             writeln!(r.file, "{}", FIELDS.join(","))?;
@@ -122,7 +120,7 @@ impl Report {
                     .iter()
                     .map(|f| match &v[*f] {
                         serde_json::Value::Null => String::new(),
-                        serde_json::Value::String(s) => csv_field(s),
+                        serde_json::Value::String(s) => homestick_image::csv::field(s),
                         other => other.to_string(),
                     })
                     .collect::<Vec<_>>()
@@ -192,5 +190,34 @@ mod tests {
             "{}",
             lines[1]
         );
+    }
+
+    #[test]
+    fn report_csv_neutralises_formula_like_serials_from_a_device() {
+        let t = tempfile::tempdir().unwrap();
+        let c = t.path().join("r.csv");
+        let mut r = rec();
+        r.serial = Some("=HYPERLINK(\"http://evil\")".into());
+        r.vendor = "+cmd".into();
+        Report::open(&c, Format::Csv).unwrap().append(&r).unwrap();
+        let text = std::fs::read_to_string(&c).unwrap();
+        let line = text.lines().nth(1).unwrap();
+        assert!(line.contains(",'+cmd,"), "{line}");
+        assert!(
+            line.contains(",\"'=HYPERLINK(\"\"http://evil\"\")\","),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn report_refuses_a_symlink_instead_of_following_it() {
+        let t = tempfile::tempdir().unwrap();
+        let target = t.path().join("shadow");
+        std::fs::write(&target, "root:x:0:0\n").unwrap();
+        let link = t.path().join("report.csv");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let e = Report::open(&link, Format::Csv).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(nix::libc::ELOOP), "{e}");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "root:x:0:0\n");
     }
 }

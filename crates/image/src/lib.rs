@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bytes;
+pub mod csv;
 pub mod disk;
 pub mod fat;
 pub mod files;

@@ -11,6 +11,7 @@ pub mod check;
 pub mod render;
 pub mod roster;
 pub mod schema;
+pub mod write;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -88,11 +88,13 @@ enum Kind {
     WireGuardKey,
     Address,
     Extension,
+    /// A SIP or TURN authentication user name.
     SipUser,
+    /// A VPN user name or EAP identity (may hold `@`).
+    Identity,
     Password,
     Certificate,
     PrivateKey,
-    Text,
 }
 
 fn kind(slot: &str) -> Kind {
@@ -101,11 +103,125 @@ fn kind(slot: &str) -> Kind {
         (true, "private_key" | "preshared_key") => Kind::WireGuardKey,
         (true, "address") => Kind::Address,
         (false, "extension") => Kind::Extension,
-        (false, "user") => Kind::SipUser,
+        (false, "user" | "turn_username") => Kind::SipUser,
         (_, "password" | "turn_password" | "eap_password") => Kind::Password,
         (true, "client_certificate") => Kind::Certificate,
         (true, "client_key") => Kind::PrivateKey,
-        _ => Kind::Text,
+        _ => Kind::Identity,
+    }
+}
+
+/// A slot's value, parsed: what the renderer writes with each format's writer.
+#[derive(Clone)]
+pub enum Value {
+    /// A WireGuard private or preshared key.
+    Key([u8; 32]),
+    /// A tunnel address (/32).
+    Address(Ipv4Addr),
+    /// A word from an allow-list: extension (digits), user name, identity, password.
+    Word(zeroize::Zeroizing<String>),
+    /// A client certificate.
+    Certificate(Box<check::CertInfo>),
+    /// A client private key.
+    PrivateKey(check::ClientKey),
+}
+
+impl Value {
+    /// The value as its formats write it: base64, `a.b.c.d/32`, the word, or PEM written anew
+    /// from DER (with its final newline).
+    pub fn text(&self) -> zeroize::Zeroizing<String> {
+        use zeroize::Zeroizing;
+        match self {
+            Value::Key(k) => Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(k)),
+            Value::Address(a) => Zeroizing::new(format!("{a}/32")),
+            Value::Word(w) => w.clone(),
+            Value::Certificate(c) => Zeroizing::new(crate::write::pem("CERTIFICATE", &c.der)),
+            Value::PrivateKey(k) => Zeroizing::new(crate::write::pem(k.label, &k.der)),
+        }
+    }
+}
+
+impl fmt::Debug for Value {
+    // Values are secrets: never in a debug print.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Value(..)")
+    }
+}
+
+/// Characters a password may hold besides ASCII letters and digits: none of them ends or
+/// escapes a value in a rendered file (baresip's `;auth_pass=`, strongSwan's quoted secrets,
+/// OpenVPN's inline blocks, CSV).
+const PASSWORD_SPECIALS: &str = "-_.~+/!%*@:?^()[]&|";
+
+/// Whether `v` is 1..=`max` of ASCII letters, digits and `extra`, beginning with a letter or a
+/// digit (never with what a spreadsheet takes for a formula).
+fn word(v: &str, max: usize, extra: &str) -> bool {
+    (1..=max).contains(&v.len())
+        && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && v.chars().all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+}
+
+/// Parse `v` as the value of `slot`: the allow-list of its kind, or the PEM it must be.
+pub fn parse_value(slot: &str, v: &str) -> Result<Value, String> {
+    use zeroize::Zeroizing;
+    if v.is_empty() {
+        return Err("empty".into());
+    }
+    let pem = matches!(kind(slot), Kind::Certificate | Kind::PrivateKey);
+    if pem && !v.contains("-----BEGIN ") {
+        return Err(
+            "not a PEM file: give the path of the user's PEM file, relative to the roster".into(),
+        );
+    }
+    match kind(slot) {
+        Kind::WireGuardKey => base64::engine::general_purpose::STANDARD
+            .decode(v)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .filter(|k| base64::engine::general_purpose::STANDARD.encode(k) == v)
+            .map(Value::Key)
+            .ok_or_else(|| "not a WireGuard key (base64 of 32 bytes)".into()),
+        Kind::Address => v
+            .strip_suffix("/32")
+            .and_then(|a| a.parse().ok())
+            .filter(|a: &Ipv4Addr| format!("{a}/32") == v)
+            .map(Value::Address)
+            .ok_or_else(|| "not an IPv4 tunnel address with /32, e.g. 10.99.0.17/32".into()),
+        Kind::Extension => {
+            if v.len() > 15 || !v.bytes().all(|b| b.is_ascii_digit()) {
+                return Err("not 1 to 15 digits".into());
+            }
+            Ok(Value::Word(Zeroizing::new(v.to_string())))
+        }
+        Kind::SipUser => {
+            if !word(v, 64, "._-+") {
+                return Err("not a SIP user name: 1 to 64 of A-Z a-z 0-9 . _ - +, beginning with a letter or digit".into());
+            }
+            Ok(Value::Word(Zeroizing::new(v.to_string())))
+        }
+        Kind::Identity => {
+            if !word(v, 128, "._-+@") {
+                return Err("not a user name: 1 to 128 of A-Z a-z 0-9 . _ - + @, beginning with a letter or digit".into());
+            }
+            Ok(Value::Word(Zeroizing::new(v.to_string())))
+        }
+        Kind::Password => {
+            if v.chars().count() < 12 {
+                return Err("shorter than 12 characters".into());
+            }
+            if !word(v, 128, PASSWORD_SPECIALS) {
+                return Err(format!(
+                    "has a character which the VPN and SIP files cannot hold: give at most 128 of A-Z a-z 0-9 and {PASSWORD_SPECIALS}, beginning with a letter or digit"
+                ));
+            }
+            Ok(Value::Word(Zeroizing::new(v.to_string())))
+        }
+        Kind::Certificate => check::client_certificate(v)
+            .map(|c| Value::Certificate(Box::new(c)))
+            .map_err(|e| format!("the PEM file {}", e.0)),
+        Kind::PrivateKey => check::client_key(v)
+            .map(Value::PrivateKey)
+            .map_err(|e| format!("the PEM file {}", e.0)),
     }
 }
 
@@ -233,19 +349,16 @@ impl Roster {
     pub fn check(&self, profile: &Profile, allow_generate: bool) -> Vec<RosterError> {
         let pools = pools(profile);
         let mut errors = Vec::new();
-        let mut unique: BTreeMap<&str, BTreeMap<String, usize>> = BTreeMap::new();
+        let mut unique: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
         for u in &self.users {
             if !id_ok(&u.id) {
                 errors.push(err(u.line, "user_id", "must be 1 to 64 of a-z 0-9 . _ -"));
             }
-            if u.name.is_empty()
-                || u.name.chars().count() > 100
-                || u.name.chars().any(char::is_control)
-            {
+            if !display_name_ok(&u.name) {
                 errors.push(err(
                     u.line,
                     "display_name",
-                    "must be 1 to 100 characters without control characters",
+                    "must be 1 to 100 characters without control characters or line separators, not beginning with = + - @",
                 ));
             }
             once(
@@ -280,6 +393,7 @@ impl Roster {
                     Ok(None) => {}
                 }
             }
+            errors.extend(check_key_pairs(u));
         }
         errors.sort_by_key(|e| e.line);
         errors
@@ -319,9 +433,12 @@ impl Roster {
     }
 
     /// Read the PEM files that certificate and key slots name (paths relative to `dir`, the
-    /// roster's directory) into their values; at most 64 KiB each. Run before
-    /// [`Roster::check`] and [`personalize`]; [`Roster::to_csv`] of the result would hold the
-    /// files' contents, so a filled roster is written from the roster before this.
+    /// roster's directory) into their values; at most 64 KiB each. A file is opened strictly
+    /// beneath `dir`: an absolute path, `..`, or a symbolic link on the way is refused (a
+    /// roster must not copy a file of the signing machine, such as its signing key, onto a
+    /// stick). Run before [`Roster::check`] and [`personalize`]; [`Roster::to_csv`] of the
+    /// result would hold the files' contents, so a filled roster is written from the roster
+    /// before this.
     pub fn read_files(&mut self, dir: &std::path::Path) -> Vec<RosterError> {
         let mut errors = Vec::new();
         for u in &mut self.users {
@@ -332,16 +449,12 @@ impl Roster {
                 {
                     continue;
                 }
-                let path = dir.join(v.as_str());
-                match homestick_image::files::read_bounded(&path, 64 << 10) {
-                    Ok(b) => match String::from_utf8(b) {
-                        Ok(text) => *v = text,
-                        Err(_) => errors.push(err(u.line, slot, "the file it names is not text")),
-                    },
-                    Err(e) => errors.push(err(
+                match read_beneath(dir, v) {
+                    Ok(text) => *v = text,
+                    Err(reason) => errors.push(err(
                         u.line,
                         slot,
-                        format!("cannot read the file it names ({}): {e}", path.display()),
+                        format!("cannot read the file it names ({v}): {reason}"),
                     )),
                 }
             }
@@ -368,16 +481,52 @@ impl Roster {
     }
 }
 
-/// Record `key` as taken by `line`, or an error if an earlier line took it.
+/// The text of the file `rel` beneath `dir` (see [`Roster::read_files`]).
+fn read_beneath(dir: &std::path::Path, rel: &str) -> Result<String, String> {
+    use std::io::Read;
+    use std::path::{Component, Path};
+    const MAX: u64 = 64 << 10;
+    let p = Path::new(rel);
+    if p.is_absolute() {
+        return Err("an absolute path; give a path relative to the roster's directory".into());
+    }
+    if p.components().any(|c| c == Component::ParentDir) {
+        return Err("'..' leaves the roster's directory".into());
+    }
+    let f = homestick_sys::open_beneath(dir, p).map_err(|e| {
+        // Linux's ELOOP, EXDEV and ENOENT, as openat2 reports them.
+        match e.raw_os_error() {
+            Some(40) => "a symbolic link (or a path through one); name the file itself".into(),
+            Some(18) => "it leaves the roster's directory".into(),
+            Some(2) => "file not found".into(),
+            _ => e.to_string(),
+        }
+    })?;
+    let meta = f.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.len() > MAX {
+        return Err(format!("{} bytes, over the limit of {MAX}", meta.len()));
+    }
+    let mut b = Vec::new();
+    f.take(MAX + 1)
+        .read_to_end(&mut b)
+        .map_err(|e| e.to_string())?;
+    String::from_utf8(b).map_err(|_| "not a text file".into())
+}
+
+/// Record `key` as taken by `line` in column `col`, or an error if an earlier line took it
+/// there (`what` names it in the message).
 fn once(
-    unique: &mut BTreeMap<&'static str, BTreeMap<String, usize>>,
+    unique: &mut BTreeMap<String, BTreeMap<String, usize>>,
     errors: &mut Vec<RosterError>,
     line: usize,
-    what: &'static str,
+    what: &str,
     key: String,
     col: &str,
 ) {
-    let m = unique.entry(what).or_default();
+    let m = unique.entry(col.to_string()).or_default();
     match m.get(&key) {
         Some(l) => errors.push(err(line, col, format!("the same {what} as line {l}"))),
         None => {
@@ -391,6 +540,8 @@ fn unique_name(slot: &str) -> &'static str {
         Kind::Address => "tunnel address",
         Kind::Extension => "SIP extension",
         Kind::SipUser => "SIP user",
+        Kind::Identity => "VPN user name",
+        Kind::WireGuardKey => "WireGuard key",
         Kind::Certificate => "certificate serial",
         _ => "value",
     }
@@ -423,30 +574,12 @@ fn check_value(
     v: &str,
     pools: &BTreeMap<String, (Ipv4Addr, u8)>,
 ) -> Result<Option<String>, String> {
-    if v.is_empty() {
-        return Err("empty".into());
-    }
-    let pem = matches!(kind(slot), Kind::Certificate | Kind::PrivateKey);
-    if pem && !v.starts_with("-----BEGIN ") {
-        return Err(
-            "not a PEM file: give the path of the user's PEM file, relative to the roster".into(),
-        );
-    }
-    if !pem && v.chars().any(char::is_control) {
-        return Err("contains control characters".into());
-    }
-    match kind(slot) {
-        Kind::WireGuardKey => check::base64_key(v, 32, "WireGuard key")
-            .map(|_| None)
-            .map_err(|_| "not a WireGuard key (base64 of 32 bytes)".into()),
-        Kind::Address => {
-            let a: Ipv4Addr = v
-                .strip_suffix("/32")
-                .and_then(|a| a.parse().ok())
-                .ok_or("not an IPv4 tunnel address with /32, e.g. 10.99.0.17/32")?;
+    let value = parse_value(slot, v)?;
+    match (kind(slot), &value) {
+        (Kind::Address, Value::Address(a)) => {
             if let Some(&(net, prefix)) = pools.get(vpn_of(slot)) {
                 let mask = u32::MAX << (32 - prefix);
-                let (n, x) = (u32::from(net), u32::from(a));
+                let (n, x) = (u32::from(net), u32::from(*a));
                 if x & mask != n {
                     return Err(format!("outside the address pool {net}/{prefix}"));
                 }
@@ -458,110 +591,89 @@ fn check_value(
             }
             Ok(Some(a.to_string()))
         }
-        Kind::Extension => {
-            if v.len() > 15 || !v.bytes().all(|b| b.is_ascii_digit()) {
-                return Err("not 1 to 15 digits".into());
-            }
-            Ok(Some(v.to_string()))
+        (Kind::Extension | Kind::SipUser | Kind::Identity, Value::Word(w)) => {
+            Ok(Some(w.to_string()))
         }
-        Kind::SipUser => {
-            if v.len() > 64 || v.contains(|c: char| c.is_whitespace() || "@:;\"<>".contains(c)) {
-                return Err(
-                    "not a SIP user name (at most 64 characters, no spaces, @ : ; \" < >)".into(),
-                );
-            }
-            Ok(Some(v.to_string()))
+        (Kind::WireGuardKey, Value::Key(k)) if slot.ends_with(".private_key") => {
+            Ok(Some(base64::engine::general_purpose::STANDARD.encode(k)))
         }
-        Kind::Password => {
-            if v.chars().count() < 12 {
-                return Err("shorter than 12 characters".into());
-            }
-            if v.contains(|c: char| c.is_whitespace() || UNSAFE.contains(c)) {
-                return Err(format!(
-                    "has a space or one of {UNSAFE}, which the VPN and SIP files cannot hold"
-                ));
-            }
-            Ok(None)
-        }
-        Kind::Certificate => match check::pem_certificates(v) {
-            Ok(c) if c.len() == 1 => Ok(Some(c[0].serial.clone())),
-            Ok(_) => Err("holds more than one certificate; give the user's own only".into()),
-            Err(e) => Err(format!("the PEM file {}", e.0)),
-        },
-        Kind::PrivateKey => {
-            let ok = v.contains("PRIVATE KEY-----")
-                && v.trim_end().ends_with("-----")
-                && v.matches("-----BEGIN ").count() == 1;
-            if !ok {
-                return Err("the PEM file is not one private key (BEGIN … PRIVATE KEY)".into());
-            }
-            Ok(None)
-        }
-        Kind::Text => {
-            if v.contains(|c: char| UNSAFE_TEXT.contains(c)) {
-                return Err(format!(
-                    "has one of {UNSAFE_TEXT}, which the VPN and SIP files cannot hold"
-                ));
-            }
-            Ok(None)
-        }
+        (Kind::Certificate, Value::Certificate(c)) => Ok(Some(c.serial.clone())),
+        _ => Ok(None),
     }
 }
 
-/// Characters a password may not hold: each ends or escapes a value in one of the rendered
-/// files (baresip's `;auth_pass=`, strongSwan's quoted secrets, OpenVPN's inline blocks) or is
-/// a placeholder's brace.
-const UNSAFE: &str = "\"'\\;,<>{}`$#";
-/// Characters no other value may hold, for the same reason.
-const UNSAFE_TEXT: &str = "\"\\<>{}`";
-
-/// The profile's files for `user`: every `{{slot}}` replaced by the user's value, and the user
-/// (id and display name) in profile.json. The roster must have passed [`Roster::check`] without
-/// `generate`; a placeholder left over (a slot the roster lacks) is an error.
-pub fn personalize(profile: &Profile, user: &User) -> Result<Vec<crate::ProfileFile>, RosterError> {
-    let mut files = profile.files.clone();
-    for f in &mut files {
-        if f.path == crate::PROFILE_JSON {
-            let mut doc: serde_json::Value = serde_json::from_slice(&f.data)
-                .map_err(|e| err(user.line, "-", format!("profile.json: {e}")))?;
-            doc["user"] = serde_json::json!({"id": user.id, "name": user.name});
-            let mut json = serde_json::to_vec_pretty(&doc)
-                .map_err(|e| err(user.line, "-", format!("profile.json: {e}")))?;
-            json.push(b'\n');
-            f.data = json;
+/// Each VPN's client key must belong to the user's client certificate of that VPN.
+fn check_key_pairs(u: &User) -> Vec<RosterError> {
+    let mut errors = Vec::new();
+    for (slot, v) in &u.values {
+        let Some(n) = slot
+            .strip_prefix("vpn.")
+            .and_then(|r| r.strip_suffix(".client_key"))
+        else {
             continue;
-        }
-        let Ok(text) = std::str::from_utf8(&f.data) else {
-            continue; // a logo: no slots
         };
-        if !text.contains("{{") {
+        let cert_slot = format!("vpn.{n}.client_certificate");
+        let (Ok(Value::PrivateKey(k)), Some(Ok(Value::Certificate(c)))) = (
+            parse_value(slot, v),
+            u.values.get(&cert_slot).map(|c| parse_value(&cert_slot, c)),
+        ) else {
             continue;
+        };
+        if !check::key_matches(&c, &k) {
+            errors.push(err(
+                u.line,
+                slot,
+                format!("the private key does not belong to the certificate in {cert_slot}"),
+            ));
         }
-        let mut out = String::with_capacity(text.len());
-        let mut rest = text;
-        while let Some(at) = rest.find("{{") {
-            out.push_str(&rest[..at]);
-            let after = &rest[at + 2..];
-            let end = after
-                .find("}}")
-                .ok_or_else(|| err(user.line, "-", format!("{}: a {{{{ without }}}}", f.path)))?;
-            let name = &after[..end];
-            let v = user
-                .values
-                .get(name)
-                .filter(|v| *v != GENERATE)
-                .ok_or_else(|| {
-                    err(
-                        user.line,
-                        name,
-                        format!("no value for {} in {}", name, f.path),
-                    )
-                })?;
-            out.push_str(v);
-            rest = &after[end + 2..];
+    }
+    errors
+}
+
+/// Whether a display name can be shown and listed: 1 to 100 characters, none that breaks a
+/// line, not beginning like a spreadsheet formula.
+fn display_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.chars().count() <= 100
+        && !name.chars().any(crate::write::breaks_line)
+        && !homestick_image::csv::formula_like(name)
+}
+
+/// The profile's files for `user`: the profile rendered again with every slot written from the
+/// user's parsed value by the writer of the format it stands in (never pasted into the
+/// template), and the user (id and display name) in profile.json. The roster must have passed
+/// [`Roster::check`] without `generate`; a slot without a value is an error.
+pub fn personalize(profile: &Profile, user: &User) -> Result<Vec<crate::ProfileFile>, RosterError> {
+    let mut values = BTreeMap::new();
+    for slot in &profile.slots {
+        let v = user
+            .values
+            .get(&slot.name)
+            .filter(|v| *v != GENERATE)
+            .ok_or_else(|| {
+                err(
+                    user.line,
+                    &slot.name,
+                    format!("no value for {} in {}", slot.name, slot.files.join(", ")),
+                )
+            })?;
+        let value = parse_value(&slot.name, v).map_err(|r| err(user.line, &slot.name, r))?;
+        values.insert(slot.name.clone(), value);
+    }
+    let mut files = crate::render::render_for(profile, &values).map_err(|e| match e {
+        crate::render::RenderError::Unwritable { field, source } => {
+            err(user.line, &field, source.to_string())
         }
-        out.push_str(rest);
-        f.data = out.into_bytes();
+        other => err(user.line, "-", other.to_string()),
+    })?;
+    for f in files.iter_mut().filter(|f| f.path == crate::PROFILE_JSON) {
+        let mut doc: serde_json::Value = serde_json::from_slice(&f.data)
+            .map_err(|e| err(user.line, "-", format!("profile.json: {e}")))?;
+        doc["user"] = serde_json::json!({"id": user.id, "name": user.name});
+        let mut json = serde_json::to_vec_pretty(&doc)
+            .map_err(|e| err(user.line, "-", format!("profile.json: {e}")))?;
+        json.push(b'\n');
+        f.data = json;
     }
     Ok(files)
 }
@@ -608,9 +720,7 @@ pub fn sip_ha1(user: &str, realm: &str, password: &str) -> String {
 }
 
 fn csv_line(fields: &[&str]) -> String {
-    let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
-    let _ = w.write_record(fields);
-    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+    homestick_image::csv::record(fields)
 }
 
 /// What the servers need from a filled, checked roster, and no private key of a user:
@@ -619,7 +729,11 @@ fn csv_line(fields: &[&str]) -> String {
 /// OpenVPN VPN with passwords the user names and passwords for its authentication back end;
 /// for the PBX a CSV of extension, SIP user, display name and password, or with `ha1_realm`
 /// the SIP digest HA1 instead of the password.
-pub fn exports(profile: &Profile, roster: &Roster, ha1_realm: Option<&str>) -> Vec<Export> {
+pub fn exports(
+    profile: &Profile,
+    roster: &Roster,
+    ha1_realm: Option<&str>,
+) -> Result<Vec<Export>, RosterError> {
     use std::fmt::Write as _;
     let mut out = Vec::new();
     for v in &profile.vpn {
@@ -642,8 +756,8 @@ pub fn exports(profile: &Profile, roster: &Roster, ha1_realm: Option<&str>) -> V
                     };
                     let _ = write!(
                         s,
-                        "\n[Peer]\n# {} ({})\nPublicKey = {public}\n",
-                        u.id, u.name
+                        "\n[Peer]\n# {}\nPublicKey = {public}\n",
+                        crate::write::comment(&format!("{} ({})", u.id, u.name))
                     );
                     if let Some(psk) = val(u, "preshared_key") {
                         secret = true;
@@ -668,11 +782,18 @@ pub fn exports(profile: &Profile, roster: &Roster, ha1_realm: Option<&str>) -> V
                 let mut any = false;
                 for u in &roster.users {
                     if let (Some(id), Some(pw)) = (val(u, "eap_identity"), val(u, "eap_password")) {
+                        let quoted = |slot: &str, v: &str| {
+                            crate::write::swanctl_quoted(v).map_err(|e| {
+                                err(u.line, &format!("vpn.{n}.{slot}"), e.to_string())
+                            })
+                        };
+                        let (id, pw) = (quoted("eap_identity", &id)?, quoted("eap_password", &pw)?);
                         any = true;
                         let _ = write!(
                             s,
-                            "  # {} ({})\n  eap-{} {{\n    id = \"{id}\"\n    secret = \"{pw}\"\n  }}\n",
-                            u.id, u.name, u.id.replace('.', "_")
+                            "  # {}\n  eap-{} {{\n    id = {id}\n    secret = {pw}\n  }}\n",
+                            crate::write::comment(&format!("{} ({})", u.id, u.name)),
+                            u.id.replace('.', "_")
                         );
                     }
                 }
@@ -734,7 +855,7 @@ pub fn exports(profile: &Profile, roster: &Roster, ha1_realm: Option<&str>) -> V
             secret: true,
         });
     }
-    out
+    Ok(out)
 }
 
 fn random<const N: usize>() -> Result<[u8; N], String> {
@@ -759,9 +880,14 @@ fn generate(
             }
             Ok(b64.encode(k))
         }
-        Kind::Password => {
-            Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random::<18>()?))
-        }
+        Kind::Password => loop {
+            // base64url may begin with '-' or '_': a password begins with a letter or digit
+            // (a spreadsheet would take a leading '-' for a formula).
+            let p = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random::<18>()?);
+            if p.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+                return Ok(p);
+            }
+        },
         Kind::Address => {
             let vpn = vpn_of(slot);
             let &(net, prefix) = pools.get(vpn).ok_or_else(|| {
@@ -777,7 +903,7 @@ fn generate(
             taken.insert(free);
             Ok(format!("{free}/32"))
         }
-        Kind::Extension | Kind::SipUser | Kind::Text | Kind::Certificate | Kind::PrivateKey => Err(
+        Kind::Extension | Kind::SipUser | Kind::Identity | Kind::Certificate | Kind::PrivateKey => Err(
             format!("homestick cannot generate {slot}: put the value in the roster"),
         ),
     }
@@ -802,6 +928,7 @@ mod tests {
     const HEADER: &str =
         "user_id,display_name,sip.extension,sip.password,sip.user,vpn.buero.address,vpn.buero.private_key";
     const KEY: &str = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
+    const KEY2: &str = "sB9C4Bm1Zl7PFzQl0mTfRFIhI1bHQZ4Y3pGVi4qj6W0=";
 
     fn roster(rows: &[&str]) -> String {
         std::iter::once(HEADER)
@@ -854,7 +981,7 @@ mod tests {
             assert!(all.contains(&u.values["vpn.buero.private_key"]));
             assert!(all.contains(&u.values["sip.password"]));
         }
-        let ex = exports(&p, &r, None);
+        let ex = exports(&p, &r, None).unwrap();
         let names: Vec<&str> = ex.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["wireguard-buero-peers.conf", "pbx-users.csv"]);
         for u in &r.users {
@@ -867,7 +994,7 @@ mod tests {
             )));
         }
         assert!(ex[1].secret, "the PBX file has passwords");
-        let ha1 = exports(&p, &r, Some(""));
+        let ha1 = exports(&p, &r, Some("")).unwrap();
         assert!(ha1[1].data.starts_with("extension,user,display_name,ha1\n"));
         assert!(ha1[1].data.contains(&sip_ha1(
             "anna",
@@ -960,7 +1087,7 @@ mod tests {
             f(&mut v);
             v.join(",")
         };
-        let second = "ben,Ben,202,SECRET-password-2,ben,10.99.0.11/32,".to_string() + KEY;
+        let second = "ben,Ben,202,SECRET-password-2,ben,10.99.0.11/32,".to_string() + KEY2;
         struct Case {
             name: &'static str,
             text: Vec<u8>,
@@ -986,6 +1113,7 @@ mod tests {
                     good.clone(),
                     row(&|v| v[2] = "209".into())
                         .replace("10.99.0.10", "10.99.0.19")
+                        .replace(KEY, KEY2)
                         .replace(
                             "anna,Anna,209,SECRET-password-1,anna",
                             "anna,Anna2,209,SECRET-password-1,anna2",
@@ -1143,6 +1271,48 @@ mod tests {
                 2,
                 "sip.password",
                 "which the VPN and SIP files cannot hold",
+            ),
+            case(
+                "WireGuard key twice",
+                with(&[good.clone(), second.replace(KEY2, KEY)]),
+                3,
+                "vpn.buero.private_key",
+                "the same WireGuard key as line 2",
+            ),
+            case(
+                "display name with a line separator",
+                with(&[row(&|v| v[1] = "Anna\u{2028}# injected".into())]),
+                2,
+                "display_name",
+                "line separators",
+            ),
+            case(
+                "display name like a formula",
+                with(&[row(&|v| v[1] = "=HYPERLINK(1)".into())]),
+                2,
+                "display_name",
+                "not beginning with = + - @",
+            ),
+            case(
+                "password with a quote",
+                with(&[row(&|v| v[3] = "\"SECRETSECRET\"\"x\"".into())]),
+                2,
+                "sip.password",
+                "which the VPN and SIP files cannot hold",
+            ),
+            case(
+                "password like a formula",
+                with(&[row(&|v| v[3] = "-SECRETSECRET".into())]),
+                2,
+                "sip.password",
+                "beginning with a letter or digit",
+            ),
+            case(
+                "SIP user with an account parameter",
+                with(&[row(&|v| v[4] = "ben;answermode=auto".into())]),
+                2,
+                "sip.user",
+                "not a SIP user name",
             ),
             case(
                 "generate not filled",

@@ -204,6 +204,14 @@ pub fn blkrrpart(fd: RawFd) -> io::Result<()> {
     block_none(fd, BLKRRPART, "re-reading the partition table (BLKRRPART)")
 }
 
+/// Take ownership of a descriptor that a system call (openat2) has just returned.
+pub(crate) fn own_new_fd(fd: std::os::fd::RawFd) -> std::fs::File {
+    use std::os::fd::FromRawFd;
+    // SAFETY: `fd` was returned by a successful openat2 a moment ago and has not been stored,
+    // closed or handed to anything else: this File becomes its only owner.
+    unsafe { std::fs::File::from_raw_fd(fd) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,8 @@
 //! device-mapper (the boot verifier maps exactly the verified sectors of the stick) and
 //! partition removal (so no node from the kernel's own partition scan is left to be used).
 //!
-//! All `unsafe` code of homestick lives in [`ioctl`], each call with a `// SAFETY:` comment;
+//! All `unsafe` code of homestick lives in [`ioctl`] (the ioctls, and taking ownership of a
+//! descriptor from openat2 for [`open_beneath`]), each call with a `// SAFETY:` comment;
 //! everything else in the workspace denies it.
 
 pub mod ioctl;
@@ -85,6 +86,21 @@ pub fn split_dev(dev: u64) -> (u64, u64) {
     )
 }
 
+/// Open the file `rel` for reading strictly beneath the directory `dir` (openat2 with
+/// RESOLVE_BENEATH and RESOLVE_NO_SYMLINKS): an absolute path, a `..` that leaves `dir`, or a
+/// symbolic link anywhere on the way fails with the kernel's error (EXDEV or ELOOP) instead
+/// of reaching a file elsewhere. The check and the open are one step, so nothing can swap a
+/// link in between.
+pub fn open_beneath(dir: &Path, rel: &Path) -> io::Result<File> {
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+    let d = File::open(dir)?;
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NOCTTY)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
+    let fd = openat2(d.as_raw_fd(), rel, how).map_err(io::Error::from)?;
+    Ok(ioctl::own_new_fd(fd))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +110,23 @@ mod tests {
         assert_eq!(split_dev((254 << 8) | 3), (254, 3));
         assert_eq!(split_dev((259 << 8) | (0x100 << 12) | 0x01), (259, 0x101));
         assert_eq!(split_dev((0x1000 << 32) | (1 << 8)), (0x1001, 0));
+    }
+
+    #[test]
+    fn open_beneath_refuses_links_parents_and_absolute_paths() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        std::fs::create_dir(d.join("sub")).unwrap();
+        std::fs::write(d.join("sub/ok.pem"), "x").unwrap();
+        std::fs::write(t.path().join("secret.key"), "k").unwrap();
+        std::os::unix::fs::symlink(d.join("secret.key"), d.join("sub/link.pem")).unwrap();
+        std::os::unix::fs::symlink(d, d.join("sub/up")).unwrap();
+        let dir = d.join("sub");
+        assert!(open_beneath(&dir, Path::new("ok.pem")).is_ok());
+        for bad in ["link.pem", "up/secret.key", "../secret.key", "/etc/hostname"] {
+            let e = open_beneath(&dir, Path::new(bad)).unwrap_err();
+            println!("{bad}: {e}");
+            assert!(matches!(e.raw_os_error(), Some(40) | Some(18)), "{bad}: {e}");
+        }
     }
 }
