@@ -13,6 +13,7 @@ mod deb;
 mod flash;
 mod flash_usb;
 mod hostile;
+mod hostile_inputs;
 mod oracles;
 mod profiles;
 mod roster;

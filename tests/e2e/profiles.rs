@@ -205,32 +205,7 @@ fn openvpn_config_parses_in_openvpn() {
     );
     let path = d.path().join("rathaus.ovpn");
     fs::write(&path, &filled).unwrap();
-    let st = d.path().join("static.key");
-    assert_eq!(
-        tool(
-            "openvpn",
-            &["--genkey", "secret", &st.display().to_string()]
-        )
-        .code,
-        0
-    );
-    // openvpn has no parse-only mode. --test-crypto with --secret parses and checks every
-    // option of the file, then stops at the one conflict we add ourselves (--secret in a TLS
-    // client config): reaching that error means everything before it was accepted.
-    let run = |file: &Path| {
-        tool(
-            "openvpn",
-            &[
-                "--config",
-                &file.display().to_string(),
-                "--test-crypto",
-                "--secret",
-                &st.display().to_string(),
-                "--verb",
-                "1",
-            ],
-        )
-    };
+    let run = |file: &Path| openvpn_option_check(file, d.path());
     let r = run(&path);
     assert!(
         r.all()
@@ -249,6 +224,30 @@ fn openvpn_config_parses_in_openvpn() {
         run(&broken).all().contains("unsupported cipher"),
         "the oracle can fail"
     );
+}
+
+/// OpenVPN has no parse-only mode. `--test-crypto` with `--secret` parses and checks every
+/// option of `conf`, then stops at the one conflict added here (--secret in a TLS client
+/// config): "Options error: specify only one of --tls-server, --tls-client, or --secret" means
+/// everything before it was accepted. `scratch` gets the static key.
+pub(crate) fn openvpn_option_check(conf: &Path, scratch: &Path) -> Run {
+    let st = scratch.join("static.key");
+    if !st.exists() {
+        let r = tool("openvpn", &["--genkey", "secret", &st.display().to_string()]);
+        assert_eq!(r.code, 0, "{}", r.all());
+    }
+    tool(
+        "openvpn",
+        &[
+            "--config",
+            &conf.display().to_string(),
+            "--test-crypto",
+            "--secret",
+            &st.display().to_string(),
+            "--verb",
+            "1",
+        ],
+    )
 }
 
 /// Runs charon for swanctl and stops it when dropped.

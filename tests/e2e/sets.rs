@@ -54,7 +54,7 @@ fn roster_values(filled: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
         .collect()
 }
 
-fn build_set(fx: &Fixture, profile: &Path, roster: &Path, name: &str) -> (PathBuf, Run) {
+pub(crate) fn build_set(fx: &Fixture, profile: &Path, roster: &Path, name: &str) -> (PathBuf, Run) {
     let out = fx.path(name);
     let r = build_set_run(fx, profile, roster, &out);
     assert_eq!(r.code, 0, "{}", r.all());
@@ -128,7 +128,7 @@ impl Drop for Netns {
 
 /// The files of the profile partition of `user`'s image in `set`, read with mtools from the
 /// composed image (written to a file).
-fn user_profile_files(set: &Path, user: &str, dir: &Path) -> BTreeMap<String, Vec<u8>> {
+pub(crate) fn user_profile_files(set: &Path, user: &str, dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let s = StickSet::open_unchecked(set).unwrap();
     let img = s.image(user).unwrap();
     let m = homestick_image::manifest::Manifest::parse(
