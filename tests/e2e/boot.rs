@@ -854,15 +854,13 @@ fn a_users_image_from_a_stick_set_boots_with_secure_boot_enforced() {
     let set = d.path().join("set");
     // The provider revoked anna (her stick was lost): the set's one UKI lets ben in and keeps
     // anna out.
-    let list = signed_list(d.path(), &["--user", "stadt-musterhausen/anna"]);
-    let extra: Vec<String> = vec![
+    let mut extra: Vec<String> = vec![
         "--profile".into(),
         profile.display().to_string(),
         "--roster".into(),
         roster.display().to_string(),
-        "--revocations".into(),
-        list.display().to_string(),
     ];
+    extra.extend(signed_list(d.path(), &["--user", "stadt-musterhausen/anna"]));
     // With --roster, build_boot_image's output is the set's directory.
     let out = build_boot_image(d.path(), "set", true, &extra);
     assert_eq!(out, set);
@@ -901,18 +899,36 @@ fn a_users_image_from_a_stick_set_boots_with_secure_boot_enforced() {
     assert_clean_power_off(&b);
 }
 
-/// A revocation list with `add`'s entries, signed by the test key; returns its path.
-fn signed_list(dir: &Path, add: &[&str]) -> PathBuf {
+/// A revocation list with `add`'s entries, signed by a revocation key of its own (a key
+/// cannot sign a list that revokes it); returns the build arguments that take it: the list and
+/// a boot keyring of the test key and that revocation key.
+fn signed_list(dir: &Path, add: &[&str]) -> Vec<String> {
+    let ring = dir.join("ring");
+    fs::create_dir_all(&ring).unwrap();
+    let r = hs(&[
+        "keys".as_ref(),
+        "generate".as_ref(),
+        "--out".as_ref(),
+        dir.join("revoker").as_os_str(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    fs::copy(dir.join("revoker.pub"), ring.join("revoker.pub")).unwrap();
+    fs::copy(test_pub(), ring.join("test.pub")).unwrap();
     let list = dir.join("revocations.json");
     let l = list.display().to_string();
     let mut a = vec!["revocations", "add", &l];
     a.extend(add);
     let r = hs(&a);
     assert_eq!(r.code, 0, "{}", r.all());
-    let k = test_key().display().to_string();
+    let k = dir.join("revoker.key").display().to_string();
     let r = hs(&["revocations", "sign", &l, "--key", &k]);
     assert_eq!(r.code, 0, "{}", r.all());
-    list
+    vec![
+        "--revocations".into(),
+        l,
+        "--boot-keyring".into(),
+        ring.display().to_string(),
+    ]
 }
 
 #[test]
@@ -921,13 +937,8 @@ fn an_image_whose_signing_key_is_revoked_is_refused_at_boot() {
     let key_id = homestick_image::keys::load_public_key(&test_pub())
         .unwrap()
         .id;
-    let list = signed_list(d.path(), &["--key-id", &key_id]);
-    let img = build_boot_image(
-        d.path(),
-        "revoked-key.img",
-        true,
-        &["--revocations".into(), list.display().to_string()],
-    );
+    let list_args = signed_list(d.path(), &["--key-id", &key_id]);
+    let img = build_boot_image(d.path(), "revoked-key.img", true, &list_args);
     let b = boot(d.path(), &img, Bus::Virtio, None);
     assert_refused(
         &b,
@@ -954,13 +965,8 @@ fn a_newer_uki_refuses_an_older_stick_whose_image_id_is_revoked() {
     let d = tempfile::tempdir().unwrap();
     let old = build_boot_image(d.path(), "old.img", true, &[]);
     let old_id = inspect_json(&old)["image_id"].as_str().unwrap().to_string();
-    let list = signed_list(d.path(), &["--image-id", &old_id]);
-    let newer = build_boot_image(
-        d.path(),
-        "newer.img",
-        true,
-        &["--revocations".into(), list.display().to_string()],
-    );
+    let list_args = signed_list(d.path(), &["--image-id", &old_id]);
+    let newer = build_boot_image(d.path(), "newer.img", true, &list_args);
     assert_eq!(
         inspect_json(&newer)["disk"]["guid"],
         inspect_json(&old)["disk"]["guid"],

@@ -496,16 +496,27 @@ fn rotation_the_old_key_is_refused_after_its_window_and_the_new_one_trusted_besi
     );
 }
 
-/// Sign `list` with the test key.
-fn sign_list(list: &Path) {
+/// Sign `list` with `key`.
+fn sign_list_with(list: &Path, key: &Path) {
     let r = hs(&[
         "revocations",
         "sign",
         &list.display().to_string(),
         "--key",
-        &test_key().display().to_string(),
+        &key.display().to_string(),
     ]);
     assert_eq!(r.code, 0, "{}", r.all());
+}
+
+/// A keyring directory `ring` in `dir` with the test key and a revocation key `revoker`
+/// (its private key beside the directory); returns (ring, revoker.key).
+fn ring_with_revoker(dir: &Path) -> (PathBuf, PathBuf) {
+    new_key(dir, "revoker");
+    let ring = dir.join("ring");
+    fs::create_dir_all(&ring).unwrap();
+    fs::copy(test_pub(), ring.join("test.pub")).unwrap();
+    fs::copy(dir.join("revoker.pub"), ring.join("revoker.pub")).unwrap();
+    (ring, dir.join("revoker.key"))
 }
 
 #[test]
@@ -518,12 +529,17 @@ fn revocation_lists_refuse_a_key_an_image_and_a_user_offline_and_in_flash() {
         .id;
     let list = fx.path("revocations.json");
     let l = list.display().to_string();
+    // The lists are signed by a revocation key of the keyring, not by the image key they
+    // revoke (a key cannot sign a list that revokes it).
+    let (ring, revoker) = ring_with_revoker(fx.dir.path());
+    let rg = ring.display().to_string();
+    let sign_list = |list: &Path| sign_list_with(list, &revoker);
     let with_list = |target: &Path, extra: &[&str]| {
         let mut a = vec![
             "verify".to_string(),
             target.display().to_string(),
             "--keyring".into(),
-            test_pub().display().to_string(),
+            rg.clone(),
             "--revocations".into(),
             l.clone(),
         ];
@@ -550,7 +566,7 @@ fn revocation_lists_refuse_a_key_an_image_and_a_user_offline_and_in_flash() {
         r.stdout
     );
     let r = openssl_verifies(
-        &test_pub(),
+        &fx.path("revoker.pub"),
         &fs::read(&list).unwrap(),
         &fs::read(fx.path("revocations.json.sig")).unwrap(),
         fx.dir.path(),
@@ -571,7 +587,7 @@ fn revocation_lists_refuse_a_key_an_image_and_a_user_offline_and_in_flash() {
         ),
     ];
     for (what, add, want) in cases {
-        let mut a = vec!["revocations", "add", &l];
+        let mut a = vec!["revocations", "add", &l, "--keyring", &rg];
         a.extend(add);
         let r = hs(&a);
         assert_eq!(r.code, 0, "{what}: {}", r.all());
@@ -628,7 +644,7 @@ fn revocation_lists_refuse_a_key_an_image_and_a_user_offline_and_in_flash() {
         "flash",
         &img.display().to_string(),
         "--keyring",
-        &test_pub().display().to_string(),
+        &rg,
         "--revocations",
         &l,
         "--target",
@@ -682,7 +698,7 @@ fn revocation_lists_refuse_a_key_an_image_and_a_user_offline_and_in_flash() {
             "--user",
             user,
             "--keyring",
-            &test_pub().display().to_string(),
+            &rg,
             "--revocations",
             &u,
         ])
@@ -696,7 +712,7 @@ fn revocation_lists_refuse_a_key_an_image_and_a_user_offline_and_in_flash() {
         r.stdout
     );
     assert_eq!(v("ben").code, 0);
-    let r = hs(&["revocations", "add", &u, "--user", "anna"]);
+    let r = hs(&["revocations", "add", &u, "--user", "anna", "--keyring", &rg]);
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(r.stderr.contains("give CUSTOMER/USER"), "{}", r.stderr);
     let r = hs(&[
@@ -704,7 +720,7 @@ fn revocation_lists_refuse_a_key_an_image_and_a_user_offline_and_in_flash() {
         "show",
         &u,
         "--keyring",
-        &test_pub().display().to_string(),
+        &rg,
     ]);
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(
@@ -712,6 +728,126 @@ fn revocation_lists_refuse_a_key_an_image_and_a_user_offline_and_in_flash() {
         "{}",
         r.stdout
     );
+}
+
+#[test]
+fn a_revoked_or_retired_key_cannot_sign_a_list_and_an_older_or_unsigned_list_is_not_taken() {
+    let fx = Fixture::new();
+    let img = fx.build("demo.img");
+    let d = fx.dir.path();
+    let (ring, revoker) = ring_with_revoker(d);
+    let revoker_id = homestick_image::keys::load_public_key(&d.join("revoker.pub"))
+        .unwrap()
+        .id;
+    let test_id = homestick_image::keys::load_public_key(&test_pub())
+        .unwrap()
+        .id;
+    let verify_with = |list: &Path, ring: &Path, extra: &[&str]| {
+        let mut a = vec![
+            "verify".to_string(),
+            img.display().to_string(),
+            "--keyring".into(),
+            ring.display().to_string(),
+            "--revocations".into(),
+            list.display().to_string(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        hs(&a)
+    };
+    // A list made with `add` and signed; `entries` are add's flags.
+    let made = |name: &str, entries: &[&str], key: &Path| {
+        let list = d.join(name);
+        let mut a = vec!["revocations", "add", list.to_str().unwrap()];
+        a.extend(entries);
+        let r = hs(&a);
+        assert_eq!(r.code, 0, "{}", r.all());
+        sign_list_with(&list, key);
+        list
+    };
+    // A keyring.toml ring: the test key for images only, the revoker retired yesterday.
+    let toml_ring = d.join("ring-toml");
+    fs::create_dir_all(&toml_ring).unwrap();
+    fs::copy(test_pub(), toml_ring.join("test.pub")).unwrap();
+    fs::copy(d.join("revoker.pub"), toml_ring.join("revoker.pub")).unwrap();
+    fs::write(
+        toml_ring.join("keyring.toml"),
+        format!(
+            "[[key]]\nfile = \"test.pub\"\nroles = [\"images\"]\n\n[[key]]\nfile = \"revoker.pub\"\nroles = [\"revocations\"]\nnot_after = \"{}\"\n",
+            homestick_image::time::rfc3339(now() - 86_400)
+        ),
+    )
+    .unwrap();
+    let other = "0b1f6a8e-7d6e-4c1b-9a55-2f9e3c1d7b10";
+    let self_revoking = made("self.json", &["--key-id", &revoker_id], &revoker);
+    let by_image_key = made("by-image-key.json", &["--image-id", other], &test_key());
+    let good = made("good.json", &["--image-id", other], &revoker);
+    let cases: Vec<(&str, PathBuf, PathBuf, Vec<&str>, String)> = vec![
+        (
+            "a list that revokes its own signing key",
+            self_revoking,
+            ring.clone(),
+            vec![],
+            format!("revokes the key that signed it ({}", &revoker_id[..16]),
+        ),
+        (
+            "a list signed by a key whose roles are images only",
+            by_image_key,
+            toml_ring.clone(),
+            vec![],
+            "may not sign revocation lists".into(),
+        ),
+        (
+            "a list signed by a retired revocation key",
+            good.clone(),
+            toml_ring.clone(),
+            vec![],
+            "the key was retired at".into(),
+        ),
+        (
+            "a list older than the pinned floor",
+            good.clone(),
+            ring.clone(),
+            vec!["--min-revocation-version", "2"],
+            "version 1 is older than the lowest version taken here (2)".into(),
+        ),
+    ];
+    table(
+        &cases,
+        |c| c.0.to_string(),
+        |(_, list, ring, extra, want)| {
+            let r = verify_with(list, ring, extra);
+            match (r.code, r.stderr.contains(want.as_str())) {
+                (2, true) => Ok(()),
+                _ => Err(format!("exit {}: {}", r.code, r.all())),
+            }
+        },
+    );
+    // The good list is taken, and at its own version as the floor too.
+    let r = verify_with(&good, &ring, &["--min-revocation-version", "1"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    // The image key may still revoke another key in a list signed by the revoker.
+    let list = made("revokes-test.json", &["--key-id", &test_id], &revoker);
+    let r = verify_with(&list, &ring, &[]);
+    assert_eq!(r.code, 1, "{}", r.all());
+
+    // `add` never extends a list whose signature does not verify: one planted on disk with
+    // an entry removed, unsigned, is refused, and without --keyring an existing list is too.
+    let planted = d.join("planted.json");
+    fs::write(
+        &planted,
+        "{\"format\": \"homestick-revocations/1\", \"version\": 7}\n",
+    )
+    .unwrap();
+    let p = planted.display().to_string();
+    let rg = ring.display().to_string();
+    let r = hs(&["revocations", "add", &p, "--image-id", other, "--keyring", &rg]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("not signed"), "{}", r.stderr);
+    assert!(!d.join("planted.json.sig").exists());
+    let g = good.display().to_string();
+    let r = hs(&["revocations", "add", &g, "--image-id", other]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("give --keyring"), "{}", r.stderr);
 }
 
 #[test]

@@ -62,6 +62,8 @@ pub struct BuildOptions {
     pub expiry_warning_days: u32,
     /// The provider's signed revocation list: checked, and embedded into the boot policy.
     pub revocations: Option<PathBuf>,
+    /// The lowest revocation-list version taken.
+    pub min_revocation_version: u64,
     /// Image file size; defaults to the smallest that holds the image.
     pub size: Option<u64>,
     /// Build time (SOURCE_DATE_EPOCH or now).

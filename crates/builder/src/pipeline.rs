@@ -234,8 +234,13 @@ pub(crate) fn check_inputs(
                 .as_ref()
                 .and_then(|b| b.ring.clone())
                 .unwrap_or_else(|| vec![TrustedKey::new(public, PathBuf::from(&opts.key))]);
-            let (list, _) = RevocationList::load_signed(path, &trust)
-                .map_err(|e| input("--revocations", e.to_string()))?;
+            let (list, _) = RevocationList::load_signed(
+                path,
+                &trust,
+                homestick_image::time::now(),
+                opts.min_revocation_version,
+            )
+            .map_err(|e| input("--revocations", e.to_string()))?;
             if list.key_ids.contains(&key_id.to_string()) {
                 warnings.push(format!(
                     "the revocation list {} (version {}) revokes the signing key {key_id}: verify and the boot verifier refuse this image; sign with a key it does not revoke",

@@ -109,6 +109,10 @@ pub struct FlashArgs {
     /// otherwise refused image is not written.
     #[arg(long, value_name = "FILE")]
     pub revocations: Option<PathBuf>,
+    /// The lowest revocation-list version taken (the newest version this station or
+    /// signing machine has seen): an older list, which misses later revocations, is refused.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "revocations")]
+    pub min_revocation_version: u64,
     /// The ledger every attempt is recorded in: an SQLite file, or postgres://USER@HOST/DB for
     /// a ledger several stations share. Default: $HOMESTICK_LEDGER, else
     /// $XDG_DATA_HOME/homestick/ledger.sqlite (~/.local/share/homestick/ledger.sqlite).
@@ -219,6 +223,9 @@ pub enum LedgerCommand {
         /// The revocation list (JSON) to add the image ids to; created if missing.
         #[arg(long, value_name = "FILE", default_value = "revocations.json")]
         revocation_list: PathBuf,
+        /// The keyring the existing list's signature is checked against before it is extended.
+        #[arg(long, value_name = "PATH")]
+        keyring: Option<PathBuf>,
     },
 }
 
@@ -246,6 +253,10 @@ homestick revocations sign revocations.json --key /secure/keys/provider-2026.key
         /// Revoke every image of a user: CUSTOMER/USER.
         #[arg(long = "user", value_name = "CUSTOMER/USER")]
         users: Vec<String>,
+        /// The keyring the existing list's signature is checked against: a list is only
+        /// extended when it verifies (an unsigned or changed list on disk is never re-signed).
+        #[arg(long, value_name = "PATH")]
+        keyring: Option<PathBuf>,
     },
     /// Sign a revocation list: writes LIST.sig (raw Ed25519, as manifest.sig).
     #[command(
@@ -529,6 +540,10 @@ pub struct BuildArgs {
     /// policy: the boot verifier refuses the keys, images and users it lists.
     #[arg(long, value_name = "FILE")]
     pub revocations: Option<PathBuf>,
+    /// The lowest revocation-list version taken (the newest version this station or
+    /// signing machine has seen): an older list, which misses later revocations, is refused.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "revocations")]
+    pub min_revocation_version: u64,
     /// Image file size: bytes, or with a suffix K, M, G (powers of 1024). Default: the smallest that fits.
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     pub size: Option<u64>,
@@ -597,6 +612,10 @@ pub struct VerifyArgs {
     /// --keyring): what it revokes is not trusted.
     #[arg(long, value_name = "FILE")]
     pub revocations: Option<PathBuf>,
+    /// The lowest revocation-list version taken (the newest version this station or
+    /// signing machine has seen): an older list, which misses later revocations, is refused.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "revocations")]
+    pub min_revocation_version: u64,
     /// Apply a boot policy (policy.json, as in a UKI's initramfs): its customer, minimum
     /// rollback index, disk GUID and revocation list.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["customer", "min_rollback", "disk_guid"])]

@@ -104,7 +104,8 @@ pub fn flash(a: &FlashArgs) -> Result<(), Failure> {
         ));
     }
     let keys = keys::load_keyring(&a.keyring).map_err(usage)?;
-    let expect = crate::offline_expectations(a.revocations.as_deref(), &keys)?;
+    let expect =
+        crate::offline_expectations(a.revocations.as_deref(), a.min_revocation_version, &keys)?;
     let is_set = homestick_image::set::is_set(&a.image);
     if a.user.is_some() && !is_set {
         return Err(usage(format!(

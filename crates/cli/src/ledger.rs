@@ -4,7 +4,6 @@ use std::io::Write;
 
 use homestick_flash::report;
 use homestick_image::fat::rfc3339;
-use homestick_image::revocation::RevocationList;
 use homestick_image::set::Credential;
 use homestick_ledger::{Attempt, Filter, Ledger};
 use serde_json::json;
@@ -63,10 +62,11 @@ pub fn run(a: &LedgerArgs) -> Result<(), Failure> {
             user,
             reason,
             revocation_list,
+            keyring,
         } => {
             // The list is read first: a list that cannot be used stops before the ledger
             // changes.
-            let mut list = RevocationList::read_for_update(revocation_list).map_err(usage)?;
+            let mut list = crate::list_to_extend(revocation_list, keyring.as_deref())?;
             let mut l = open()?;
             let f = Filter {
                 serial: serial.clone(),

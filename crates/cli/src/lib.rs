@@ -227,10 +227,16 @@ fn keys_generate_pkcs11(
 /// signature checked against `keys`), and expiry against this computer's clock.
 pub(crate) fn offline_expectations(
     revocations: Option<&Path>,
+    min_version: u64,
     keys: &[keys::TrustedKey],
 ) -> Result<Expectations, Failure> {
+    let now = homestick_image::time::now();
     let revoked = match revocations {
-        Some(p) => Some(RevocationList::load_signed(p, keys).map_err(usage)?.0),
+        Some(p) => Some(
+            RevocationList::load_signed(p, keys, now, min_version)
+                .map_err(usage)?
+                .0,
+        ),
         None => None,
     };
     Ok(Expectations {
@@ -248,8 +254,9 @@ fn revocations(c: &RevocationsCommand) -> Result<(), Failure> {
             key_ids,
             image_ids,
             users,
+            keyring,
         } => {
-            let mut l = RevocationList::read_for_update(list).map_err(usage)?;
+            let mut l = list_to_extend(list, keyring.as_deref())?;
             let before = l.len();
             l.key_ids
                 .extend(key_ids.iter().map(|k| k.trim().to_ascii_lowercase()));
@@ -315,7 +322,9 @@ fn revocations(c: &RevocationsCommand) -> Result<(), Failure> {
         }
         RevocationsCommand::Show { list, keyring } => {
             let ring = keys::load_keyring(keyring).map_err(usage)?;
-            let (l, by) = RevocationList::load_signed(list, &ring).map_err(usage)?;
+            let (l, by) =
+                RevocationList::load_signed(list, &ring, homestick_image::time::now(), 0)
+                    .map_err(usage)?;
             println!(
                 "revocation list {}: version {}, signed by key {by}",
                 list.display(),
@@ -333,6 +342,29 @@ fn revocations(c: &RevocationsCommand) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// The list `path` to add entries to: a new one if there is none; an existing one only if
+/// its signature verifies with `keyring` (a list planted or changed on disk, unsigned, is
+/// never extended and signed again).
+pub(crate) fn list_to_extend(path: &Path, keyring: Option<&Path>) -> Result<RevocationList, Failure> {
+    if !path.exists() {
+        return Ok(RevocationList::default());
+    }
+    let ring = keyring.ok_or_else(|| {
+        usage(format!(
+            "{} exists: give --keyring, against which its signature is checked before it is extended",
+            path.display()
+        ))
+    })?;
+    let ring = keys::load_keyring(ring).map_err(usage)?;
+    RevocationList::load_signed(path, &ring, homestick_image::time::now(), 0)
+        .map(|(l, _)| l)
+        .map_err(|e| {
+            usage(format!(
+                "{e}; a list is only extended from its signed version (restore it, or start a new list)"
+            ))
+        })
 }
 
 /// Write a revocation list whole, and remove its signature, which no longer matches.
@@ -707,6 +739,7 @@ fn build(a: &BuildArgs) -> Result<(), Failure> {
         expires: a.expires.map(|e| e.at(epoch)),
         expiry_warning_days: a.expiry_warning_days,
         revocations: a.revocations.clone(),
+        min_revocation_version: a.min_revocation_version,
         size: a.size,
         epoch,
         boot_verifier: a.boot_verifier.clone().or_else(default_boot_verifier),
@@ -822,7 +855,7 @@ fn read_manifest(
 /// What `verify` requires besides the signature: from --policy, or from the single options;
 /// the revocation list of --revocations (besides a policy's own); expiry, always.
 fn expectations(a: &VerifyArgs, keys: &[keys::TrustedKey]) -> Result<Expectations, Failure> {
-    let mut e = offline_expectations(a.revocations.as_deref(), keys)?;
+    let mut e = offline_expectations(a.revocations.as_deref(), a.min_revocation_version, keys)?;
     if let Some(path) = &a.policy {
         let b = homestick_image::files::read_bounded(path, 1 << 20)
             .map_err(|e| usage(format!("{}: {e}", path.display())))?;

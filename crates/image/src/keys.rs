@@ -56,6 +56,27 @@ pub struct TrustedKey {
     pub not_before: Option<i64>,
     /// Images built after this time are not trusted from this key (it was retired).
     pub not_after: Option<i64>,
+    /// What the key may sign: images, revocation lists (keyring.toml's `roles`; both when
+    /// the keyring does not say).
+    pub roles: Roles,
+}
+
+/// What a trusted key may sign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// Images (their manifest).
+    pub images: bool,
+    /// The provider's revocation lists.
+    pub revocations: bool,
+}
+
+impl Default for Roles {
+    fn default() -> Self {
+        Roles {
+            images: true,
+            revocations: true,
+        }
+    }
 }
 
 impl TrustedKey {
@@ -68,6 +89,35 @@ impl TrustedKey {
             comment: None,
             not_before: None,
             not_after: None,
+            roles: Roles::default(),
+        }
+    }
+
+    /// Why a revocation list this key signed is not taken at `now` (Unix seconds): the key
+    /// may not sign lists, or is outside its validity window; `None` if it may.
+    pub fn refuses_lists_at(&self, now: i64) -> Option<String> {
+        use crate::time::rfc3339;
+        if !self.roles.revocations {
+            return Some(format!(
+                "key {} may not sign revocation lists (its roles in {} do not include \"revocations\")",
+                self.name(),
+                self.source.display()
+            ));
+        }
+        match (self.not_before, self.not_after) {
+            (Some(nb), _) if now < nb => Some(format!(
+                "key {} signed it, but its validity window opens at {} (keyring {})",
+                self.name(),
+                rfc3339(nb),
+                self.source.display()
+            )),
+            (_, Some(na)) if now > na => Some(format!(
+                "key {} signed it, but the key was retired at {}: a retired key's list is not taken; sign it with a current key (keyring {})",
+                self.name(),
+                rfc3339(na),
+                self.source.display()
+            )),
+            _ => None,
         }
     }
 
@@ -374,6 +424,8 @@ struct KeyringEntry {
     comment: Option<String>,
     not_before: Option<String>,
     not_after: Option<String>,
+    /// "images", "revocations" (both when absent).
+    roles: Option<Vec<String>>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -483,6 +535,27 @@ fn load_keyring_file(toml_path: &Path, dir: &Path) -> Result<Vec<TrustedKey>, Ke
         k.comment = e.comment.clone();
         k.not_before = not_before;
         k.not_after = not_after;
+        if let Some(roles) = &e.roles {
+            k.roles = Roles {
+                images: false,
+                revocations: false,
+            };
+            for r in roles {
+                match r.as_str() {
+                    "images" => k.roles.images = true,
+                    "revocations" => k.roles.revocations = true,
+                    other => {
+                        return Err(at(
+                            "roles",
+                            format!("{other:?} is not a role (\"images\", \"revocations\")"),
+                        ))
+                    }
+                }
+            }
+            if roles.is_empty() {
+                return Err(at("roles", "give at least one of \"images\", \"revocations\"".into()));
+            }
+        }
         keys.push(k);
     }
     for f in pub_files(dir)? {
@@ -514,6 +587,16 @@ pub fn keyring_toml(keys: &[(String, &TrustedKey)]) -> String {
         }
         if let Some(t) = k.not_after {
             s.push_str(&format!("not_after = \"{}\"\n", crate::time::rfc3339(t)));
+        }
+        if k.roles != Roles::default() {
+            let mut roles = Vec::new();
+            if k.roles.images {
+                roles.push("\"images\"");
+            }
+            if k.roles.revocations {
+                roles.push("\"revocations\"");
+            }
+            s.push_str(&format!("roles = [{}]\n", roles.join(", ")));
         }
     }
     s

@@ -161,21 +161,16 @@ impl RevocationList {
         b
     }
 
-    /// Read an unsigned list (to change it); a missing file is an empty list.
-    pub fn read_for_update(path: &Path) -> Result<RevocationList, RevocationError> {
-        if !path.exists() {
-            return Ok(RevocationList::default());
-        }
-        let b =
-            crate::files::read_bounded(path, MAX_BYTES).map_err(|e| bad(path, e.to_string()))?;
-        RevocationList::parse(&b).map_err(|e| bad(path, e))
-    }
-
-    /// Read `path` and require `path.sig` to verify it with a key of `keys`; returns the list
-    /// and the id of the key that signed it.
+    /// Read `path` and require `path.sig` to verify it with a key of `keys` that may sign
+    /// revocation lists and is inside its validity window at `now`; the list must not revoke
+    /// the key that signed it (a revoked key cannot sign its own un-revocation) and its version
+    /// must be at least `min_version` (a station's or build's floor: an older list, which
+    /// misses later entries, is refused). Returns the list and the id of the key that signed it.
     pub fn load_signed(
         path: &Path,
         keys: &[TrustedKey],
+        now: i64,
+        min_version: u64,
     ) -> Result<(RevocationList, String), RevocationError> {
         let b =
             crate::files::read_bounded(path, MAX_BYTES).map_err(|e| bad(path, e.to_string()))?;
@@ -209,7 +204,29 @@ impl RevocationList {
                 ),
             )
         })?;
+        if let Some(why) = key.refuses_lists_at(now) {
+            return Err(bad(path, why));
+        }
         let l = RevocationList::parse(&b).map_err(|e| bad(path, e))?;
+        if l.key_ids.contains(&key.id) {
+            return Err(bad(
+                path,
+                format!(
+                    "version {} revokes the key that signed it ({}): a revoked key cannot sign a list; sign it with another revocation key of the keyring",
+                    l.version,
+                    key.name()
+                ),
+            ));
+        }
+        if l.version < min_version {
+            return Err(bad(
+                path,
+                format!(
+                    "version {} is older than the lowest version taken here ({min_version}): an older list misses later revocations",
+                    l.version
+                ),
+            ));
+        }
         Ok((l, key.id.clone()))
     }
 

@@ -749,6 +749,16 @@ fn verify_inner<D: Disk + ?Sized>(
         .map(|why| Finding::new("signature", why))
         .into_iter()
         .collect();
+    if !key.roles.images {
+        failures.push(Finding::new(
+            "signature",
+            format!(
+                "key {} may not sign images (its roles in {} do not include \"images\")",
+                key.name(),
+                key.source.display()
+            ),
+        ));
+    }
     failures.extend(expect.check(&m));
     failures.extend(check_boot_sectors(disk, &m));
     failures.extend(check_gpt(disk, &m));

@@ -326,6 +326,35 @@ fn pg_sql(sql: &str) -> String {
     out
 }
 
+/// Run `f` again while SQLite answers "busy" or "locked", for up to [`BUSY_MS`]. The busy
+/// timeout alone does not cover every case: SQLite returns SQLITE_BUSY at once, without
+/// waiting, when a WAL file is being recovered, when the journal mode is switched while
+/// another station opens the file, and when a read snapshot went stale before its write.
+fn sqlite_retry<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(BUSY_MS);
+    let mut pause = 5u64;
+    loop {
+        match f() {
+            Err(rusqlite::Error::SqliteFailure(e, m))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
+            {
+                if std::time::Instant::now() >= deadline {
+                    return Err(rusqlite::Error::SqliteFailure(e, m));
+                }
+                // Stations pause for different times (the process id), so they do not retry
+                // in step.
+                let jitter = u64::from(std::process::id() % 7);
+                std::thread::sleep(std::time::Duration::from_millis(pause + jitter));
+                pause = (pause * 2).min(200);
+            }
+            other => return other,
+        }
+    }
+}
+
 fn process_alive(pid: i64) -> bool {
     pid > 0 && Path::new(&format!("/proc/{pid}")).exists()
 }
@@ -358,8 +387,8 @@ impl Ledger {
             let c = rusqlite::Connection::open(path).map_err(sq)?;
             c.busy_timeout(std::time::Duration::from_millis(BUSY_MS))
                 .map_err(sq)?;
-            c.pragma_update(None, "journal_mode", "WAL").map_err(sq)?;
-            c.pragma_update(None, "synchronous", "FULL").map_err(sq)?;
+            sqlite_retry(|| c.pragma_update(None, "journal_mode", "WAL")).map_err(sq)?;
+            sqlite_retry(|| c.pragma_update(None, "synchronous", "FULL")).map_err(sq)?;
             Conn::Sqlite(c)
         };
         let mut l = Ledger {
@@ -409,7 +438,7 @@ impl Ledger {
         let create = "CREATE TABLE IF NOT EXISTS homestick_schema (version BIGINT NOT NULL, applied BIGINT NOT NULL)";
         match &mut self.conn {
             Conn::Sqlite(c) => {
-                let r = (|| {
+                let r = sqlite_retry(|| {
                     c.execute_batch(create)?;
                     let tx =
                         c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -430,7 +459,7 @@ impl Ledger {
                     }
                     tx.commit()?;
                     Ok(None)
-                })();
+                });
                 let r = r.map_err(|source| LedgerError::Sqlite {
                     location: self.location.clone(),
                     source,
@@ -494,7 +523,7 @@ impl Ledger {
         match &mut self.conn {
             Conn::Sqlite(c) => {
                 let p: Vec<rusqlite::types::Value> = params.iter().map(sq_value).collect();
-                match c.execute(sql, rusqlite::params_from_iter(p)) {
+                match sqlite_retry(|| c.execute(sql, rusqlite::params_from_iter(p.iter()))) {
                     Ok(_) if returning_id => Ok(Some(c.last_insert_rowid())),
                     Ok(n) => Ok(Some(n as i64)),
                     Err(rusqlite::Error::SqliteFailure(e, _))
@@ -532,12 +561,13 @@ impl Ledger {
         match &mut self.conn {
             Conn::Sqlite(c) => {
                 let p: Vec<rusqlite::types::Value> = params.iter().map(sq_value).collect();
-                let r = (|| {
+                let r = sqlite_retry(|| {
                     let mut st = c.prepare(&sql)?;
-                    let rows =
-                        st.query_map(rusqlite::params_from_iter(p), |r| Ok(attempt_row!(r, get)))?;
+                    let rows = st.query_map(rusqlite::params_from_iter(p.iter()), |r| {
+                        Ok(attempt_row!(r, get))
+                    })?;
                     rows.collect::<Result<Vec<_>, _>>()
-                })();
+                });
                 r.map_err(|e| self.sqlite_err(e))
             }
             Conn::Pg(c) => {

@@ -145,6 +145,7 @@ pub fn build_fixture_image(dir: &Path, system_mib: u64) -> io::Result<std::path:
         expires: None,
         expiry_warning_days: 14,
         revocations: None,
+        min_revocation_version: 0,
         size: None,
         epoch: 1_796_000_000,
         boot_verifier: None,
