@@ -644,7 +644,7 @@ fn two_stations_racing_never_hand_a_user_out_twice_in_sqlite_and_postgresql() {
 }
 
 #[test]
-fn a_flash_killed_mid_way_leaves_a_failed_row_never_a_good_one() {
+fn a_flash_killed_mid_way_leaves_a_row_to_check_never_a_good_one_and_the_user_waits_for_the_check() {
     let fx = Fixture::new();
     let (profile, filled) = filled_roster(fx.dir.path(), 2);
     let (set, _) = build_set(&fx, &profile, &filled, "set2");
@@ -679,7 +679,8 @@ fn a_flash_killed_mid_way_leaves_a_failed_row_never_a_good_one() {
     child.wait().unwrap();
     let rows = ledger_rows(&ledger);
     assert_eq!(rows.len(), 1, "{rows:#?}");
-    assert_eq!(rows[0]["result"], "failed", "{rows:#?}");
+    // Nobody knows how far it got: the row needs a check, and its user is not handed out.
+    assert_eq!(rows[0]["result"], "needs-check", "{rows:#?}");
     assert!(
         rows[0]["error"]
             .as_str()
@@ -688,10 +689,27 @@ fn a_flash_killed_mid_way_leaves_a_failed_row_never_a_good_one() {
         "{rows:#?}"
     );
     assert_ne!(verify(Path::new(&stick.0), &test_pub()).code, 0);
-    // The user is free again: --user gives that user's stick; then that user is taken.
     let user = rows[0]["user_id"].as_str().unwrap().to_string();
     let mut args = flash_args(&set, &ledger, std::slice::from_ref(&stick), &report);
     args.extend(["--user".into(), user.clone()]);
+    let r = hs(&args);
+    assert_eq!(r.code, 2, "the user waits for the check: {}", r.all());
+    // The technician checks the stick: it does not hold the user's image, so the row fails
+    // and the user is free again: --user gives that user's stick; then that user is taken.
+    let row = rows[0]["id"].to_string();
+    let r = hs(&[
+        "ledger",
+        "--ledger",
+        &ledger,
+        "check",
+        &row,
+        &stick.0,
+        "--keyring",
+        test_pub().to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("failed (checked: "), "{}", r.stdout);
+    assert_eq!(ledger_rows(&ledger)[0]["result"], "failed");
     let r = hs(&args);
     assert_eq!(r.code, 0, "{}", r.all());
     let r2 = hs(&args);

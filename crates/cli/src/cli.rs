@@ -204,16 +204,24 @@ pub enum LedgerCommand {
         json: bool,
     },
     /// A stick is lost: mark it revoked, print what the VPN server and the PBX must drop, and
-    /// add its image id to a revocation list.
+    /// add its image id to a revocation list. A stick of a customer-wide image (no user) shares
+    /// its image id and its credentials with every stick of that image: revoking it takes
+    /// --all-sticks-of-image.
     Revoke {
-        /// The lost stick's serial number.
+        /// The lost stick's serial number (several rows with one serial: give --id).
         #[arg(
             long,
             value_name = "SERIAL",
-            required_unless_present = "user",
+            required_unless_present_any = ["user", "id"],
             conflicts_with = "user"
         )]
         serial: Option<String>,
+        /// The ledger row of the lost stick (`homestick ledger list` shows it).
+        #[arg(long, value_name = "ROW", conflicts_with = "user")]
+        id: Option<i64>,
+        /// Revoke a customer-wide image, and with it every stick written with it.
+        #[arg(long)]
+        all_sticks_of_image: bool,
         /// Every good stick of this user.
         #[arg(long, value_name = "ID")]
         user: Option<String>,
@@ -226,6 +234,22 @@ pub enum LedgerCommand {
         /// The keyring the existing list's signature is checked against before it is extended.
         #[arg(long, value_name = "PATH")]
         keyring: Option<PathBuf>,
+    },
+    /// Resolve a stick whose state is unknown (`needs-check`: its flasher died or it stalled
+    /// and could not be wiped): read it and verify it. Holding the user's image, the row becomes
+    /// good; anything else, failed, and the user is free for another stick.
+    #[command(
+        after_help = "Example:\n  homestick ledger check 412 /dev/sdc --keyring provider.pub\n\n\
+A stick that cannot be found may be in someone's hands: revoke it instead (homestick ledger revoke --id 412)."
+    )]
+    Check {
+        /// The ledger row (`homestick ledger list` shows rows that need a check).
+        row: i64,
+        /// The stick (or an image of it).
+        stick: PathBuf,
+        /// The trusted public keys.
+        #[arg(long, value_name = "PATH")]
+        keyring: PathBuf,
     },
 }
 

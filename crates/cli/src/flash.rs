@@ -17,7 +17,7 @@ use homestick_image::keys;
 use homestick_image::policy::Expectations;
 use homestick_image::set::{SetVerifier, StickSet};
 use homestick_image::verify::VerifyError;
-use homestick_ledger::{Ledger, NewAttempt};
+use homestick_ledger::{Finish, Ledger, NewAttempt};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
@@ -71,20 +71,22 @@ fn image_min_size(p: &Path) -> Result<u64, Failure> {
     Ok(m.disk.min_size_bytes)
 }
 
-/// `/dev/sdb  14.9 GiB  SanDisk Ultra  serial 4C53…  USB 2-1.3`
+/// `/dev/sdb  14.9 GiB  SanDisk Ultra  serial 4C53…  USB 2-1.3`; what the device says about
+/// itself is escaped for the terminal.
 fn describe(d: &Device) -> String {
+    use crate::terminal::text;
     let mut s = format!(
         "{}  {}  {} {}",
         d.path.display(),
         human(d.size),
-        d.vendor,
-        d.model
+        text(&d.vendor),
+        text(&d.model)
     );
     if let Some(serial) = &d.serial {
-        s += &format!("  serial {serial}");
+        s += &format!("  serial {}", text(serial));
     }
     match &d.port {
-        Some(p) => s += &format!("  USB {p}"),
+        Some(p) => s += &format!("  USB {}", text(p)),
         None if d.removable => s += "  removable",
         None => {}
     }
@@ -120,7 +122,7 @@ pub fn flash(a: &FlashArgs) -> Result<(), Failure> {
         .ledger
         .clone()
         .unwrap_or_else(homestick_ledger::default_location);
-    let mut ledger = Ledger::open(&ledger_at, &report::station_name()).map_err(usage)?;
+    let mut ledger = crate::ledger::open_ledger(&ledger_at)?;
     let mut report = match &a.report {
         Some(p) => Some(
             Report::open(p, report_format(a.report_format))
@@ -654,6 +656,7 @@ impl Run {
                 Err(e) => {
                     let o = Outcome {
                         error: Some(format!("cannot open it exclusively for writing: {e}")),
+                        unknown: false,
                         device: d,
                         bytes_written: 0,
                         seconds: 0.0,
@@ -669,7 +672,7 @@ impl Run {
                         self.ui.line(&format!(
                             "homestick: {} (serial {}): writing the stick of {} ({})",
                             d.path.display(),
-                            d.serial.as_deref().unwrap_or("none"),
+                            crate::terminal::text(d.serial.as_deref().unwrap_or("none")),
                             u.name,
                             u.id
                         ));
@@ -689,6 +692,7 @@ impl Run {
                 Err(e) => {
                     let o = Outcome {
                         error: Some(e),
+                        unknown: false,
                         device: d,
                         bytes_written: 0,
                         seconds: 0.0,
@@ -794,17 +798,22 @@ impl Run {
         let who = format!(
             "{} (serial {}{}{})",
             d.path.display(),
-            d.serial.as_deref().unwrap_or("none"),
+            crate::terminal::text(d.serial.as_deref().unwrap_or("none")),
             d.port
                 .as_ref()
-                .map(|p| format!(", USB {p}"))
+                .map(|p| format!(", USB {}", crate::terminal::text(p)))
                 .unwrap_or_default(),
             user.as_ref()
                 .map(|u| format!(", user {} ({})", u.id, u.name))
                 .unwrap_or_default()
         );
         if let Some(id) = self.attempts.remove(&d.name) {
-            if let Err(e) = self.ledger.finish(id, o.error.as_deref()) {
+            let how = match (&o.error, o.unknown) {
+                (None, _) => Finish::Good,
+                (Some(e), false) => Finish::Failed(e),
+                (Some(e), true) => Finish::NeedsCheck(e),
+            };
+            if let Err(e) = self.ledger.finish(id, how) {
                 self.ui.line(&format!(
                     "homestick: warning: {who}: not recorded in the ledger: {e}"
                 ));
@@ -824,6 +833,12 @@ impl Run {
                 self.good += 1;
                 self.ui
                     .line(&format!("homestick: {who}: verified, may be unplugged"));
+            }
+            Some(e) if o.unknown => {
+                self.failed += 1;
+                self.ui.line(&format!(
+                    "homestick: {who}: UNKNOWN, set it aside and check it (homestick ledger check): {e}"
+                ));
             }
             Some(e) => {
                 self.failed += 1;
@@ -850,7 +865,11 @@ impl Run {
             customer: m.customer.id.clone(),
             version: m.version.clone(),
             manifest_sha256: hex(&o.image.manifest_sha256),
-            result: if o.good() { "ok" } else { "failed" },
+            result: match (o.good(), o.unknown) {
+                (true, _) => "ok",
+                (false, true) => "unknown",
+                (false, false) => "failed",
+            },
             bytes_written: o.bytes_written,
             seconds: (o.seconds * 1000.0).round() / 1000.0,
             mb_per_s: if o.seconds > 0.0 {

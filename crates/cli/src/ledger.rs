@@ -1,5 +1,6 @@
 //! `homestick ledger`: list, show, export, and revoke a lost stick.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 
 use homestick_flash::report;
@@ -16,7 +17,7 @@ pub fn run(a: &LedgerArgs) -> Result<(), Failure> {
         .ledger
         .clone()
         .unwrap_or_else(homestick_ledger::default_location);
-    let open = || Ledger::open(&at, &report::station_name()).map_err(usage);
+    let open = || open_ledger(&at);
     match &a.command {
         LedgerCommand::List { set, json } => {
             let rows = open()?
@@ -59,6 +60,8 @@ pub fn run(a: &LedgerArgs) -> Result<(), Failure> {
         }
         LedgerCommand::Revoke {
             serial,
+            id,
+            all_sticks_of_image,
             user,
             reason,
             revocation_list,
@@ -69,22 +72,13 @@ pub fn run(a: &LedgerArgs) -> Result<(), Failure> {
             let mut list = crate::list_to_extend(revocation_list, keyring.as_deref())?;
             let mut l = open()?;
             let f = Filter {
+                id: *id,
                 serial: serial.clone(),
                 user_id: user.clone(),
                 ..Filter::default()
             };
-            let done = l.revoke(&f, reason).map_err(usage)?;
-            if done.is_empty() {
-                let what = match (serial, user) {
-                    (Some(s), _) => format!("serial {s:?}"),
-                    (_, Some(u)) => format!("user {u:?}"),
-                    _ => String::new(),
-                };
-                return Err(usage(format!(
-                    "no good stick with {what} in the ledger {} (already revoked? `homestick ledger list`)",
-                    l.location()
-                )));
-            }
+            let rows = revocable(&mut l, &f, *all_sticks_of_image)?;
+            let done = l.revoke(&rows, reason).map_err(usage)?;
             for a in &done {
                 list.image_ids.insert(a.image_id.clone());
                 print_revoked(a);
@@ -100,7 +94,138 @@ pub fn run(a: &LedgerArgs) -> Result<(), Failure> {
             );
             Ok(())
         }
+        LedgerCommand::Check {
+            row,
+            stick,
+            keyring,
+        } => check(open()?, *row, stick, keyring),
     }
+}
+
+/// Open the ledger as this station (host name and random station id).
+pub(crate) fn open_ledger(at: &str) -> Result<Ledger, Failure> {
+    let id = homestick_ledger::station_id()
+        .map_err(|e| usage(format!("this station's id (beside the default ledger): {e}")))?;
+    Ledger::open(at, &report::station_name(), &id).map_err(usage)
+}
+
+/// The rows `f` selects that may be revoked. A serial that several rows share is refused (cheap
+/// sticks share serials; loop devices have none): the row must be named. A stick of a
+/// customer-wide image is refused unless `all_of_image`: its image id is every such stick's, so
+/// revoking it revokes them all, and their credentials are shared.
+fn revocable(l: &mut Ledger, f: &Filter, all_of_image: bool) -> Result<Vec<Attempt>, Failure> {
+    let mut rows = l.revocable(f).map_err(usage)?;
+    let what = match (&f.id, &f.serial, &f.user_id) {
+        (Some(i), _, _) => format!("row {i}"),
+        (_, Some(s), _) => format!("serial {s:?}"),
+        (_, _, Some(u)) => format!("user {u:?}"),
+        _ => String::new(),
+    };
+    if rows.is_empty() {
+        return Err(usage(format!(
+            "no good stick or stick to check with {what} in the ledger {} (already revoked? `homestick ledger list`)",
+            l.location()
+        )));
+    }
+    if f.id.is_none() && f.serial.is_some() && rows.len() > 1 {
+        let list: Vec<String> = rows.iter().map(row_line).collect();
+        return Err(usage(format!(
+            "{what} matches {} sticks in the ledger (cheap sticks share serials): give --id with the row of the lost one:\n  {}",
+            rows.len(),
+            list.join("\n  ")
+        )));
+    }
+    let wide: BTreeSet<String> = rows
+        .iter()
+        .filter(|a| a.user_id.is_none())
+        .map(|a| a.image_id.clone())
+        .collect();
+    for image in wide {
+        let all = l
+            .revocable(&Filter {
+                image_id: Some(image.clone()),
+                ..Filter::default()
+            })
+            .map_err(usage)?;
+        if !all_of_image {
+            return Err(usage(format!(
+                "{what} holds image {image}, written for the whole customer: revoking its image id revokes all {} stick(s) written with it, and every credential on them is shared by all: rotate them on the VPN server and the PBX. Give --all-sticks-of-image to revoke all {}",
+                all.len(),
+                all.len()
+            )));
+        }
+        println!(
+            "revoking image {image}: {} stick(s); every credential on them is shared: rotate them on the VPN server and the PBX",
+            all.len()
+        );
+        for a in all {
+            if !rows.iter().any(|r| r.id == a.id) {
+                rows.push(a);
+            }
+        }
+    }
+    Ok(rows)
+}
+
+fn row_line(a: &Attempt) -> String {
+    format!(
+        "row {}: {} written {} at {} on {}",
+        a.id,
+        a.result,
+        rfc3339(a.started),
+        crate::terminal::text(&a.station),
+        crate::terminal::text(&a.device)
+    )
+}
+
+/// `ledger check`: verify the stick of a row that needs a check and record what it holds.
+fn check(
+    mut l: Ledger,
+    row: i64,
+    stick: &std::path::Path,
+    keyring: &std::path::Path,
+) -> Result<(), Failure> {
+    let a = l
+        .list(&Filter {
+            id: Some(row),
+            ..Filter::default()
+        })
+        .map_err(usage)?
+        .pop()
+        .ok_or_else(|| usage(format!("no row {row} in the ledger {}", l.location())))?;
+    if a.result != "needs-check" {
+        return Err(usage(format!(
+            "row {row} is {}, not a stick to check",
+            a.result
+        )));
+    }
+    let keys = homestick_image::keys::load_keyring(keyring).map_err(usage)?;
+    let disk = homestick_image::disk::FileDisk::open(stick)
+        .map_err(|e| usage(format!("{}: {e}", stick.display())))?;
+    let verdict =
+        homestick_image::verify::verify(&disk, &keys, &homestick_image::verify::NoProgress);
+    let failed = match verdict {
+        Ok(v) if v.manifest.image_id.to_string() == a.image_id => None,
+        Ok(v) => Some(format!(
+            "checked: the stick holds image {}, not {}",
+            v.manifest.image_id, a.image_id
+        )),
+        Err(e) => Some(format!("checked: {}", crate::terminal::text(&e.to_string()))),
+    };
+    let r = l.check(row, failed.as_deref()).map_err(usage)?;
+    match failed {
+        None => println!(
+            "row {row}: good: {} holds the verified image {} of {}",
+            stick.display(),
+            r.image_id,
+            r.user_id.as_deref().unwrap_or("the customer")
+        ),
+        Some(e) => println!(
+            "row {row}: failed ({e}); {} is free for another stick",
+            r.user_id.as_deref().unwrap_or("the image")
+        ),
+    }
+    Ok(())
 }
 
 /// Every attempt `f` selects, in detail; `none` (exit 2) if there is none.

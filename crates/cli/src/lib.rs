@@ -8,6 +8,7 @@ pub mod cli;
 mod flash;
 mod ledger;
 mod progress;
+mod terminal;
 
 use std::fs;
 use std::path::Path;

@@ -33,7 +33,7 @@ pub struct Record {
     pub version: String,
     /// SHA-256 of the signed manifest.json.
     pub manifest_sha256: String,
-    /// `ok` or `failed`.
+    /// `ok`, `failed`, or `unknown` (not verified and not wiped: set aside and checked).
     pub result: &'static str,
     /// Bytes written.
     pub bytes_written: u64,

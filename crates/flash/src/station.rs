@@ -1,8 +1,11 @@
 //! Many sticks at once: one thread per stick, a stall watchdog, and results as they come.
 //!
 //! Each stick's job runs on its own thread with its own buffer, so a slow or dead stick never
-//! holds up another. The station never blocks on a job: a job stuck in the kernel (a stick that
-//! stopped answering) is reported failed by the watchdog and left to end on its own.
+//! holds up another. The station never blocks on a job. A stick without progress is stopped
+//! by the watchdog; its job then wipes the stick's ends and reports it failed. A job stuck in
+//! the kernel (a stick that stopped answering) cannot wipe it: after [`WIPE_GRACE`] the stick
+//! is reported with its state unknown, to be set aside and checked, never as failed while it
+//! may hold a good image.
 
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -11,6 +14,9 @@ use std::time::{Duration, Instant};
 use crate::devices::Device;
 use crate::stick::{self, Image, Phase, StickState, Target};
 
+/// How long a stopped job has to wipe its stick before the stick is reported unknown.
+pub const WIPE_GRACE: Duration = Duration::from_secs(30);
+
 /// How one stick ended.
 #[derive(Debug)]
 pub struct Outcome {
@@ -18,6 +24,9 @@ pub struct Outcome {
     pub device: Device,
     /// `None` if it verified; otherwise why not.
     pub error: Option<String>,
+    /// It did not verify and could not be wiped either: it may hold a good image. Set it aside
+    /// and check it; its user is not handed out again.
+    pub unknown: bool,
     /// Bytes written to it.
     pub bytes_written: u64,
     /// Seconds from start to result.
@@ -39,27 +48,37 @@ struct Running {
     image: Arc<Image>,
     state: Arc<StickState>,
     started: Instant,
-    /// Already reported (by the watchdog); the job's own result is then ignored.
+    /// Already reported; the job's own result is then ignored.
     reported: bool,
     /// The job returned.
     ended: bool,
+    /// The watchdog stopped it (when, and why): its result is awaited for [`WIPE_GRACE`].
+    stalled: Option<(Instant, String)>,
 }
 
 /// The sticks in flight.
 #[derive(Debug)]
 pub struct Station {
     stall: Duration,
+    grace: Duration,
     running: Vec<Running>,
     tx: mpsc::Sender<(usize, Result<(), stick::StickError>)>,
     rx: mpsc::Receiver<(usize, Result<(), stick::StickError>)>,
 }
 
 impl Station {
-    /// A station; a stick without progress for `stall` fails.
+    /// A station; a stick without progress for `stall` is stopped (and wiped, or reported
+    /// unknown after [`WIPE_GRACE`]).
     pub fn new(stall: Duration) -> Station {
+        Station::with_grace(stall, WIPE_GRACE)
+    }
+
+    /// [`Station::new`] with another grace for a stopped job to wipe its stick.
+    pub fn with_grace(stall: Duration, grace: Duration) -> Station {
         let (tx, rx) = mpsc::channel();
         Station {
             stall,
+            grace,
             running: Vec::new(),
             tx,
             rx,
@@ -83,6 +102,7 @@ impl Station {
             started: Instant::now(),
             reported: false,
             ended: false,
+            stalled: None,
         });
     }
 
@@ -107,7 +127,9 @@ impl Station {
         }
     }
 
-    /// Results since the last call: finished jobs and stalled ones. Waits at most `wait`.
+    /// Results since the last call: finished jobs (a stalled one with the stall as its
+    /// reason), and stalled jobs that did not end within [`WIPE_GRACE`] (state unknown).
+    /// Waits at most `wait`.
     pub fn poll(&mut self, wait: Duration) -> Vec<Outcome> {
         let mut out = Vec::new();
         let mut got = self.rx.recv_timeout(wait).ok();
@@ -116,31 +138,66 @@ impl Station {
             run.ended = true;
             if !run.reported {
                 run.reported = true;
-                out.push(outcome(run, r.err().map(|e| e.to_string())));
+                out.push(ended(run, r));
             }
             got = self.rx.try_recv().ok();
         }
         for run in self.running.iter_mut().filter(|r| !r.reported) {
             let idle = run.state.idle();
-            if matches!(run.state.phase(), Phase::Write | Phase::Verify) && idle > self.stall {
+            let active = matches!(run.state.phase(), Phase::Write | Phase::Verify);
+            if run.stalled.is_none() && active && idle > self.stall {
                 run.state.abort();
-                run.reported = true;
-                let e = format!(
+                let why = format!(
                     "stalled: no progress for {} s ({} bytes written)",
                     idle.as_secs(),
                     run.state.written()
                 );
-                out.push(outcome(run, Some(e)));
+                run.stalled = Some((Instant::now(), why));
+            }
+            if let Some((at, why)) = &run.stalled {
+                if at.elapsed() > self.grace {
+                    run.reported = true;
+                    let complete = run.state.may_be_complete();
+                    let e = if complete {
+                        format!(
+                            "{why}; the stick did not answer for {} s more and could not be wiped: set it aside, its state is unknown",
+                            self.grace.as_secs()
+                        )
+                    } else {
+                        format!(
+                            "{why}; the stick does not answer (not wiped, but it never got a partition table: it cannot start)"
+                        )
+                    };
+                    out.push(outcome(run, Some(e), complete));
+                }
             }
         }
         out
     }
 }
 
-fn outcome(run: &Running, error: Option<String>) -> Outcome {
+/// The outcome of a job that returned: a stalled one says so first.
+fn ended(run: &Running, r: Result<(), stick::StickError>) -> Outcome {
+    match (r, &run.stalled) {
+        (Ok(()), _) => outcome(run, None, false),
+        (Err(e), Some((_, why))) => {
+            let unknown = e.state_unknown();
+            let tail = if unknown {
+                "could not be wiped: set it aside, its state is unknown"
+            } else {
+                "its first and last MiB are wiped"
+            };
+            outcome(run, Some(format!("{why}; {tail}")), unknown)
+        }
+        (Err(e), None) => outcome(run, Some(e.to_string()), e.state_unknown()),
+    }
+}
+
+fn outcome(run: &Running, error: Option<String>, unknown: bool) -> Outcome {
     Outcome {
         device: run.device.clone(),
         error,
+        unknown,
         bytes_written: run.state.written(),
         seconds: run.started.elapsed().as_secs_f64(),
         image: Arc::clone(&run.image),

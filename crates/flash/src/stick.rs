@@ -265,6 +265,9 @@ pub struct StickState {
     last_progress: AtomicU64,
     epoch: Instant,
     abort: AtomicBool,
+    /// The stick's ends (backup GPT, then the first MiB) are being written: from here on it may
+    /// hold a complete image.
+    ends: AtomicBool,
 }
 
 impl Default for StickState {
@@ -277,6 +280,7 @@ impl Default for StickState {
             last_progress: AtomicU64::new(0),
             epoch: Instant::now(),
             abort: AtomicBool::new(false),
+            ends: AtomicBool::new(false),
         }
     }
 }
@@ -317,6 +321,12 @@ impl StickState {
         let now = self.epoch.elapsed().as_millis() as u64;
         Duration::from_millis(now.saturating_sub(self.last_progress.load(Ordering::SeqCst)))
     }
+    /// Whether the stick may hold a complete image: its ends were being written (or it was
+    /// read back). Before that it has neither GPT and cannot start, wiped or not.
+    pub fn may_be_complete(&self) -> bool {
+        self.ends.load(Ordering::SeqCst)
+    }
+
     /// Ask the job to stop at its next step (it then wipes the stick's ends).
     pub fn abort(&self) {
         self.abort.store(true, Ordering::SeqCst);
@@ -361,9 +371,20 @@ pub enum StickError {
     /// The read-back did not verify.
     #[error("read back from the stick: {0}")]
     Verify(String),
-    /// Stopped from outside (Ctrl-C; the stall watchdog reports its own reason).
-    #[error("stopped before it was written (Ctrl-C); its first and last MiB are wiped")]
+    /// Stopped from outside (Ctrl-C, or the stall watchdog).
+    #[error("stopped before it was written and verified; its first and last MiB are wiped")]
     Aborted,
+    /// It failed, and its ends could not be wiped either: it may still boot, and nobody knows
+    /// what it holds.
+    #[error("{0}; the stick could not be wiped: set it aside, its state is unknown")]
+    NotWiped(Box<StickError>),
+}
+
+impl StickError {
+    /// The stick may still hold a bootable image: it must be checked before it is used.
+    pub fn state_unknown(&self) -> bool {
+        matches!(self, StickError::NotWiped(_))
+    }
 }
 
 /// Errors that mean the stick went away or broke. Besides EIO, ENODEV and ENXIO: ENOSPC, which
@@ -440,24 +461,23 @@ fn sync(t: &dyn Target, at: u64) -> Result<(), StickError> {
     })
 }
 
-/// Write `image` to `t` and verify it from the device. On a write failure the stick's first
-/// and last MiB are wiped (best effort: a pulled stick takes nothing).
+/// Write `image` to `t` and verify it from the device. On any failure, an abort (Ctrl-C, the
+/// stall watchdog) in the write or the read-back included, the stick's first and last MiB are
+/// wiped; if even that fails, the error says the stick's state is unknown
+/// ([`StickError::NotWiped`]): it may be complete and bootable.
 pub fn flash(image: &Image, t: &dyn Target, st: &StickState) -> Result<(), StickError> {
-    let written = write_image(image, t, st);
-    if let Err(e) = written {
-        wipe_ends(t);
-        st.set_phase(Phase::Failed, 0);
-        return Err(e);
-    }
-    match read_back(image, t, st) {
+    let r = write_image(image, t, st).and_then(|()| read_back(image, t, st));
+    match r {
         Ok(()) => {
             st.set_phase(Phase::Good, 0);
             Ok(())
         }
         Err(e) => {
-            wipe_ends(t);
             st.set_phase(Phase::Failed, 0);
-            Err(e)
+            match wipe_ends(t) {
+                Err(_) if st.may_be_complete() => Err(StickError::NotWiped(Box::new(e))),
+                _ => Err(e),
+            }
         }
     }
 }
@@ -491,6 +511,7 @@ fn write_image(image: &Image, t: &dyn Target, st: &StickState) -> Result<(), Sti
         at += n as u64;
     }
     let tail_at = sectors * SECTOR - TAIL_BYTES as u64;
+    st.ends.store(true, Ordering::SeqCst);
     if tail_at > image.data_end {
         // Where the image's own backup GPT was: zeros, as in an image of the stick's size.
         buf[..TAIL_BYTES].fill(0);
@@ -518,7 +539,14 @@ fn read_back(image: &Image, t: &dyn Target, st: &StickState) -> Result<(), Stick
     if st.aborted() {
         return Err(StickError::Aborted);
     }
-    match verify::verify_with(&*disk, &image.keys, &image.expect, st) {
+    // Every read of the verification asks first whether the job was stopped: a read-back that
+    // stalls or is aborted ends as a failure (and the stick is wiped), never as a result.
+    let disk = Abortable { disk, st };
+    let verified = verify::verify_with(&disk, &image.keys, &image.expect, st);
+    if st.aborted() {
+        return Err(StickError::Aborted);
+    }
+    match verified {
         Ok(v) if v.manifest == image.manifest => Ok(()),
         Ok(v) => Err(StickError::Verify(format!(
             "the stick holds image {}, not {}",
@@ -531,13 +559,39 @@ fn read_back(image: &Image, t: &dyn Target, st: &StickState) -> Result<(), Stick
     }
 }
 
-/// Zero the first and last MiB (best effort).
-fn wipe_ends(t: &dyn Target) {
+/// A read-back disk whose reads fail once the job is stopped.
+struct Abortable<'a> {
+    disk: Box<dyn Disk>,
+    st: &'a StickState,
+}
+
+impl Disk for Abortable<'_> {
+    fn size(&self) -> u64 {
+        self.disk.size()
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        if self.st.aborted() {
+            // Not ErrorKind::Interrupted: readers retry that.
+            return Err(io::Error::other("the read-back was stopped"));
+        }
+        self.disk.read_exact_at(buf, offset)
+    }
+    fn logical_block_size(&self) -> Option<u64> {
+        self.disk.logical_block_size()
+    }
+}
+
+/// Zero the first and last MiB and flush: the stick then neither boots nor looks like a
+/// homestick (the primary GPT and the backup GPT are both gone). An error if any step failed.
+fn wipe_ends(t: &dyn Target) -> io::Result<()> {
     let zeros = AlignedBuf::new(1 << 20);
     let size = t.size();
-    let _ = t.write_at(&zeros[..(size.min(1 << 20) as usize)], 0);
-    if size > 2 << 20 {
-        let _ = t.write_at(&zeros, size - (1 << 20));
+    let head = &zeros[..(size.min(1 << 20) as usize)];
+    if t.write_at(head, 0)? != head.len() {
+        return Err(io::Error::new(io::ErrorKind::WriteZero, "short write at 0"));
     }
-    let _ = t.sync();
+    if size > 2 << 20 && t.write_at(&zeros, size - (1 << 20))? != zeros.len() {
+        return Err(io::Error::new(io::ErrorKind::WriteZero, "short write at the end"));
+    }
+    t.sync()
 }

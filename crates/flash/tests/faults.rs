@@ -29,6 +29,23 @@ enum Fault {
     StallAt(u64),
     /// The read-back shows this byte flipped.
     FlipOnReadBack(u64),
+    /// Every read of the read-back takes 2 s (a stick that stops answering while verified).
+    SlowReadBack,
+    /// A write from this byte on never returns (a stick dead in the kernel).
+    DeadAt(u64),
+}
+
+/// A read-back whose every read takes 2 s.
+struct Slow(Vec<u8>);
+
+impl Disk for Slow {
+    fn size(&self) -> u64 {
+        self.0.len() as u64
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        std::thread::sleep(Duration::from_secs(2));
+        self.0.read_exact_at(buf, offset)
+    }
 }
 
 #[derive(Debug)]
@@ -62,6 +79,7 @@ impl Target for Mem {
                 return Err(io::Error::from_raw_os_error(errno))
             }
             Fault::StallAt(at) if offset >= at => std::thread::sleep(Duration::from_secs(5)),
+            Fault::DeadAt(at) if offset >= at => std::thread::sleep(Duration::from_secs(3600)),
             _ => {}
         }
         let mut d = self.data.lock().unwrap();
@@ -75,6 +93,9 @@ impl Target for Mem {
         let mut d = self.bytes();
         if let Fault::FlipOnReadBack(at) = self.fault {
             d[at as usize] ^= 0x40;
+        }
+        if let Fault::SlowReadBack = self.fault {
+            return Ok(Box::new(Slow(d)));
         }
         Ok(Box::new(d))
     }
@@ -302,4 +323,59 @@ impl Target for Shared {
     fn read_back(&self) -> io::Result<Box<dyn Disk>> {
         self.0.read_back()
     }
+}
+
+#[test]
+fn a_stick_stalled_in_its_read_back_is_wiped_and_one_dead_in_the_kernel_is_reported_unknown() {
+    let t = tempfile::tempdir().unwrap();
+    let img = Arc::new(image(t.path()));
+    let size = img.min_size();
+    let mut station = Station::with_grace(Duration::from_secs(1), Duration::from_secs(4));
+    // Dead in the body: the stick never gets a partition table. Dead at its last MiB (the
+    // backup GPT, written just before the first MiB): it may hold a complete image.
+    let sticks = [
+        ("slow-verify", Fault::SlowReadBack),
+        ("dead-body", Fault::DeadAt(6 << 20)),
+        ("dead-ends", Fault::DeadAt(size - (1 << 20))),
+        ("good", Fault::None),
+    ];
+    let mems: Vec<Arc<Mem>> = sticks
+        .iter()
+        .map(|(_, f)| Arc::new(Mem::new(size, *f)))
+        .collect();
+    for ((name, _), mem) in sticks.iter().zip(&mems) {
+        station.start(
+            device(name),
+            Box::new(Shared(Arc::clone(mem))),
+            Arc::clone(&img),
+        );
+    }
+    let mut outcomes = Vec::new();
+    while station.busy() {
+        outcomes.extend(station.poll(Duration::from_millis(100)));
+    }
+    let get = |name: &str| outcomes.iter().find(|o| o.device.name == name).unwrap();
+    // Stalled while it was read back: the job stops at its next read, wipes the stick, and it
+    // is failed, not a complete stick reported failed.
+    let slow = get("slow-verify");
+    println!("slow-verify: {:?}, unknown {}", slow.error, slow.unknown);
+    assert!(!slow.good() && !slow.unknown, "{slow:?}");
+    assert!(slow.error.as_deref().unwrap().contains("stalled"), "{slow:?}");
+    assert!(slow.error.as_deref().unwrap().contains("wiped"), "{slow:?}");
+    assert!(!trusted(&mems[0].bytes()), "the stick verifies: it was not wiped");
+    assert!(wiped(&mems[0].bytes(), true));
+    // Dead in the kernel in the body: not wiped, but it cannot start: failed, not unknown.
+    let body = get("dead-body");
+    println!("dead-body: {:?}, unknown {}", body.error, body.unknown);
+    assert!(!body.good() && !body.unknown, "{body:?}");
+    assert!(!trusted(&mems[1].bytes()));
+    // Dead while its ends were written: nothing can wipe it, so its state is unknown.
+    let dead = get("dead-ends");
+    println!("dead: {:?}, unknown {}", dead.error, dead.unknown);
+    assert!(!dead.good() && dead.unknown, "{dead:?}");
+    assert!(
+        dead.error.as_deref().unwrap().contains("set it aside"),
+        "{dead:?}"
+    );
+    assert!(get("good").good());
 }

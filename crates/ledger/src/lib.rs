@@ -8,9 +8,14 @@
 //! that are being written, good or revoked decides, not a check-then-write.
 //!
 //! A row is `writing` from the moment a stick is claimed, then `good` (verified from the
-//! device) or `failed`; `revoked` once the stick is reported lost. A station that dies while
-//! writing leaves `writing` rows; the next open turns them into `failed`: at once for a dead
-//! process of this station, after [`STALE_SECONDS`] without a heartbeat for any station.
+//! device) or `failed` (wiped); `revoked` once the stick is reported lost. A stick whose state
+//! nobody knows is `needs-check`: its flasher died or stalled while writing, or it could not be
+//! wiped. Such a stick may be good, so its user is never handed out again by itself: a
+//! technician checks the stick (`homestick ledger check`), which makes the row `good` or
+//! `failed`. The next open marks a dead flasher's `writing` rows so: at once for a dead process
+//! of this station, after [`STALE_SECONDS`] without a heartbeat for any station. Stations are
+//! told apart by a random id kept on each station ([`station_id`]), not by host name, and every
+//! time in the ledger is the database server's clock.
 
 #![forbid(unsafe_code)]
 
@@ -18,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-/// Rows of a station with no heartbeat for this long are taken as failed.
+/// Rows of a station with no heartbeat for this long need a check.
 pub const STALE_SECONDS: i64 = 120;
 /// How long SQLite waits for another process's transaction.
 const BUSY_MS: u64 = 30_000;
@@ -26,6 +31,16 @@ const BUSY_MS: u64 = 30_000;
 /// What can go wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
+    /// A row this station wrote is not as it left it: another station or a person changed it.
+    #[error("ledger {location}: row {id}: could not {what}: the row is not this station's row being written any more (changed by another station or by hand?)")]
+    RowLost {
+        /// Where.
+        location: String,
+        /// The row.
+        id: i64,
+        /// What was being done.
+        what: String,
+    },
     /// The SQLite file cannot be used.
     #[error("ledger {location}: {source}")]
     Sqlite {
@@ -110,7 +125,7 @@ pub struct Attempt {
     pub image_id: String,
     /// SHA-256 of the image's manifest.json.
     pub manifest_sha256: String,
-    /// `writing`, `good`, `failed` or `revoked`.
+    /// `writing`, `good`, `failed`, `revoked` or `needs-check`.
     pub result: String,
     /// Why it failed, or why it was revoked.
     pub error: Option<String>,
@@ -118,6 +133,8 @@ pub struct Attempt {
     pub credentials: Option<String>,
     /// Revoked at.
     pub revoked: Option<i64>,
+    /// The station's random id.
+    pub station_id: String,
 }
 
 /// A new attempt, as a station starts writing a stick.
@@ -146,6 +163,10 @@ pub struct NewAttempt {
 /// Which rows to list.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
+    /// Only this row.
+    pub id: Option<i64>,
+    /// Only this image.
+    pub image_id: Option<String>,
     /// Only this serial.
     pub serial: Option<String>,
     /// Only this user.
@@ -175,17 +196,20 @@ macro_rules! attempt_row {
             error: $r.$get(14)?,
             credentials: $r.$get(15)?,
             revoked: $r.$get(16)?,
+            station_id: $r.$get(17)?,
         }
     };
 }
 
-const COLUMNS: &str = "id, started, finished, station, pid, device, serial, customer, set_id, user_id, user_name, image_id, manifest_sha256, result, error, credentials, revoked";
+const COLUMNS: &str = "id, started, finished, station, pid, device, serial, customer, set_id, user_id, user_name, image_id, manifest_sha256, result, error, credentials, revoked, station_id";
 
-/// The migrations, in order, in SQLite's words ([`pg_dialect`] gives PostgreSQL's). Never
-/// changed once released: a new schema is a new migration.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE attempts (
+/// The migrations, in order, in SQLite's words ([`pg_dialect`] gives PostgreSQL's), and, where
+/// the two differ beyond that, PostgreSQL's own. Never changed once released: a new schema is
+/// a new migration.
+const MIGRATIONS: &[(i64, &str, Option<&str>)] = &[
+    (
+        1,
+        "CREATE TABLE attempts (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         started INTEGER NOT NULL,
         finished INTEGER,
@@ -209,7 +233,53 @@ const MIGRATIONS: &[(i64, &str)] = &[(
         WHERE result IN ('writing', 'good', 'revoked');
     CREATE INDEX attempts_serial ON attempts (serial);
     CREATE INDEX attempts_user ON attempts (user_id);",
-)];
+        None,
+    ),
+    // 2: `needs-check`, a stick whose state is unknown (its flasher died or stalled, it could
+    // not be wiped): its user stays taken until a technician checks the stick; and the
+    // station's random id, so two stations with one host name are told apart.
+    (
+        2,
+        "CREATE TABLE attempts_v2 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        started INTEGER NOT NULL,
+        finished INTEGER,
+        heartbeat INTEGER NOT NULL,
+        station TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        device TEXT NOT NULL,
+        serial TEXT NOT NULL,
+        customer TEXT NOT NULL,
+        set_id TEXT,
+        user_id TEXT,
+        user_name TEXT,
+        image_id TEXT NOT NULL,
+        manifest_sha256 TEXT NOT NULL,
+        result TEXT NOT NULL CHECK (result IN ('writing', 'good', 'failed', 'revoked', 'needs-check')),
+        error TEXT,
+        credentials TEXT,
+        revoked INTEGER,
+        station_id TEXT NOT NULL DEFAULT ''
+    );
+    INSERT INTO attempts_v2 (id, started, finished, heartbeat, station, pid, device, serial, customer, set_id, user_id, user_name, image_id, manifest_sha256, result, error, credentials, revoked)
+        SELECT id, started, finished, heartbeat, station, pid, device, serial, customer, set_id, user_id, user_name, image_id, manifest_sha256, result, error, credentials, revoked FROM attempts;
+    DROP TABLE attempts;
+    ALTER TABLE attempts_v2 RENAME TO attempts;
+    CREATE UNIQUE INDEX one_stick_per_user ON attempts (set_id, user_id)
+        WHERE result IN ('writing', 'good', 'revoked', 'needs-check');
+    CREATE INDEX attempts_serial ON attempts (serial);
+    CREATE INDEX attempts_user ON attempts (user_id);",
+        Some(
+            "ALTER TABLE attempts DROP CONSTRAINT attempts_result_check;
+    ALTER TABLE attempts ADD CONSTRAINT attempts_result_check
+        CHECK (result IN ('writing', 'good', 'failed', 'revoked', 'needs-check'));
+    ALTER TABLE attempts ADD COLUMN station_id TEXT NOT NULL DEFAULT '';
+    DROP INDEX one_stick_per_user;
+    CREATE UNIQUE INDEX one_stick_per_user ON attempts (set_id, user_id)
+        WHERE result IN ('writing', 'good', 'revoked', 'needs-check');",
+        ),
+    ),
+];
 
 /// A migration's SQL for PostgreSQL: 64-bit integers and a sequence for the row id.
 fn pg_dialect(sql: &str) -> String {
@@ -218,7 +288,7 @@ fn pg_dialect(sql: &str) -> String {
 }
 
 /// The schema version this homestick writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 enum Conn {
     Sqlite(rusqlite::Connection),
@@ -254,7 +324,51 @@ pub struct Ledger {
     conn: Conn,
     location: String,
     station: String,
+    station_id: String,
 }
+
+/// How an attempt ended, for [`Ledger::finish`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish<'a> {
+    /// Verified from the device.
+    Good,
+    /// Failed and wiped: the stick cannot boot; its user is free again.
+    Failed(&'a str),
+    /// Its state is unknown (it stalled and could not be wiped): set aside, checked later.
+    NeedsCheck(&'a str),
+}
+
+/// This station's random id: read from `DIR/station-id` beside the default ledger (made with
+/// 128 random bits on first use). `$HOMESTICK_STATION_ID` overrides it.
+pub fn station_id() -> Result<String, std::io::Error> {
+    if let Some(v) = std::env::var_os("HOMESTICK_STATION_ID").filter(|v| !v.is_empty()) {
+        return Ok(v.to_string_lossy().into_owned());
+    }
+    let path = PathBuf::from(default_location())
+        .parent()
+        .map_or_else(|| PathBuf::from("station-id"), |d| d.join("station-id"));
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let id = text.trim();
+        if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(id.to_string());
+        }
+    }
+    let mut b = [0u8; 16];
+    getrandom::getrandom(&mut b).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let id: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    homestick_image::files::write_atomic(&path, format!("{id}\n").as_bytes())
+        .map_err(std::io::Error::other)?;
+    Ok(id)
+}
+
+/// The database's clock in SQL, written `{NOW}` in statements: stations' clocks differ, the
+/// ledger's does not.
+const NOW: &str = "{NOW}";
+const SQLITE_NOW: &str = "CAST(strftime('%s','now') AS INTEGER)";
+const PG_NOW: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS BIGINT)";
 
 impl std::fmt::Debug for Ledger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -311,8 +425,9 @@ pub fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// `?` placeholders as PostgreSQL's `$1, $2, …`.
+/// `?` placeholders as PostgreSQL's `$1, $2, …`, and its clock for `{NOW}`.
 fn pg_sql(sql: &str) -> String {
+    let sql = sql.replace(NOW, PG_NOW);
     let mut out = String::with_capacity(sql.len() + 8);
     let mut n = 0;
     for c in sql.chars() {
@@ -361,8 +476,9 @@ fn process_alive(pid: i64) -> bool {
 
 impl Ledger {
     /// Open (and create or upgrade) the ledger at `location`: a file path, or a
-    /// `postgres://` URL. `station` names this station in new rows.
-    pub fn open(location: &str, station: &str) -> Result<Ledger, LedgerError> {
+    /// `postgres://` URL. `station` names this station in new rows (its host name, for people);
+    /// `station_id` tells it from every other station ([`station_id`]).
+    pub fn open(location: &str, station: &str, station_id: &str) -> Result<Ledger, LedgerError> {
         let shown = redacted(location);
         let conn = if is_postgres(location) {
             let c = postgres::Client::connect(location, postgres::NoTls).map_err(|source| {
@@ -395,6 +511,7 @@ impl Ledger {
             conn,
             location: shown,
             station: station.to_string(),
+            station_id: station_id.to_string(),
         };
         l.migrate()?;
         l.sweep()?;
@@ -450,7 +567,7 @@ impl Ledger {
                     if v > SCHEMA_VERSION {
                         return Ok(Some(v));
                     }
-                    for (n, sql) in MIGRATIONS.iter().filter(|m| m.0 > v) {
+                    for (n, sql, _) in MIGRATIONS.iter().filter(|m| m.0 > v) {
                         tx.execute_batch(sql)?;
                         tx.execute(
                             "INSERT INTO homestick_schema (version, applied) VALUES (?1, ?2)",
@@ -482,8 +599,11 @@ impl Ledger {
                     if v > SCHEMA_VERSION {
                         return Ok(Some(v));
                     }
-                    for (n, sql) in MIGRATIONS.iter().filter(|m| m.0 > v) {
-                        tx.batch_execute(&pg_dialect(sql))?;
+                    for (n, sql, pg) in MIGRATIONS.iter().filter(|m| m.0 > v) {
+                        match pg {
+                            Some(pg) => tx.batch_execute(pg)?,
+                            None => tx.batch_execute(&pg_dialect(sql))?,
+                        }
                         tx.execute(
                             "INSERT INTO homestick_schema (version, applied) VALUES ($1, $2)",
                             &[n, &now()],
@@ -523,7 +643,8 @@ impl Ledger {
         match &mut self.conn {
             Conn::Sqlite(c) => {
                 let p: Vec<rusqlite::types::Value> = params.iter().map(sq_value).collect();
-                match sqlite_retry(|| c.execute(sql, rusqlite::params_from_iter(p.iter()))) {
+                let sql = sql.replace(NOW, SQLITE_NOW);
+                match sqlite_retry(|| c.execute(&sql, rusqlite::params_from_iter(p.iter()))) {
                     Ok(_) if returning_id => Ok(Some(c.last_insert_rowid())),
                     Ok(n) => Ok(Some(n as i64)),
                     Err(rusqlite::Error::SqliteFailure(e, _))
@@ -558,6 +679,11 @@ impl Ledger {
 
     fn attempts(&mut self, where_: &str, params: &[V]) -> Result<Vec<Attempt>, LedgerError> {
         let sql = format!("SELECT {COLUMNS} FROM attempts {where_} ORDER BY id");
+        let sql = if matches!(self.conn, Conn::Sqlite(_)) {
+            sql.replace(NOW, SQLITE_NOW)
+        } else {
+            sql
+        };
         match &mut self.conn {
             Conn::Sqlite(c) => {
                 let p: Vec<rusqlite::types::Value> = params.iter().map(sq_value).collect();
@@ -589,21 +715,21 @@ impl Ledger {
         }
     }
 
-    /// Turn the `writing` rows of dead flashers into `failed`: this station's whose process
-    /// is gone, and any station's without a heartbeat for [`STALE_SECONDS`].
+    /// Mark the `writing` rows of dead flashers `needs-check` (their sticks may be good: their
+    /// users stay taken): this station's whose process is gone, and any station's without a
+    /// heartbeat for [`STALE_SECONDS`] by the database's clock.
     pub fn sweep(&mut self) -> Result<usize, LedgerError> {
         let mine = self.attempts(
-            "WHERE result = 'writing' AND station = ?",
-            &[self.station.as_str().into()],
+            "WHERE result = 'writing' AND station_id = ?",
+            &[self.station_id.as_str().into()],
         )?;
         let mut n = 0;
         for a in mine.iter().filter(|a| !process_alive(a.pid)) {
             n += self
                 .exec(
-                    "UPDATE attempts SET result = 'failed', finished = ?, error = ? WHERE id = ? AND result = 'writing'",
+                    "UPDATE attempts SET result = 'needs-check', finished = {NOW}, error = ? WHERE id = ? AND result = 'writing'",
                     &[
-                        now().into(),
-                        format!("interrupted: the flasher (process {}) ended while writing", a.pid)
+                        format!("interrupted: the flasher (process {}) ended while writing; check the stick: homestick ledger check {} DEVICE", a.pid, a.id)
                             .as_str()
                             .into(),
                         a.id.into(),
@@ -613,23 +739,22 @@ impl Ledger {
         }
         n += self
             .exec(
-                "UPDATE attempts SET result = 'failed', finished = ?, error = 'interrupted: the station stopped sending signs of life while writing' WHERE result = 'writing' AND heartbeat < ?",
-                &[now().into(), (now() - STALE_SECONDS).into()],
+                "UPDATE attempts SET result = 'needs-check', finished = {NOW}, error = 'interrupted: the station stopped sending signs of life while writing; check the stick: homestick ledger check ID DEVICE' WHERE result = 'writing' AND heartbeat < {NOW} - ?",
+                &[STALE_SECONDS.into()],
             )?
             .unwrap_or(0) as usize;
         Ok(n)
     }
 
     /// Record that this station starts writing a stick. `None`: the user already has a stick
-    /// being written, a good one or a revoked one (the unique index refused the row).
+    /// being written, a good one, a revoked one or one to check (the unique index refused the
+    /// row).
     pub fn begin(&mut self, a: &NewAttempt) -> Result<Option<i64>, LedgerError> {
-        let t = now();
         self.insert(
-            "INSERT INTO attempts (started, heartbeat, station, pid, device, serial, customer, set_id, user_id, user_name, image_id, manifest_sha256, result, credentials) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'writing', ?)",
+            "INSERT INTO attempts (started, heartbeat, station, station_id, pid, device, serial, customer, set_id, user_id, user_name, image_id, manifest_sha256, result, credentials) VALUES ({NOW}, {NOW}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'writing', ?)",
             &[
-                t.into(),
-                t.into(),
                 self.station.clone().as_str().into(),
+                self.station_id.clone().as_str().into(),
                 i64::from(std::process::id()).into(),
                 a.device.as_str().into(),
                 a.serial.as_str().into(),
@@ -644,11 +769,12 @@ impl Ledger {
         )
     }
 
-    /// Users of `set_id` that have a stick being written, a good or a revoked one.
+    /// Users of `set_id` that have a stick being written, a good, a revoked one or one to
+    /// check.
     pub fn taken(&mut self, set_id: &str) -> Result<Vec<String>, LedgerError> {
         Ok(self
             .attempts(
-                "WHERE set_id = ? AND result IN ('writing', 'good', 'revoked')",
+                "WHERE set_id = ? AND result IN ('writing', 'good', 'revoked', 'needs-check')",
                 &[set_id.into()],
             )?
             .into_iter()
@@ -656,32 +782,82 @@ impl Ledger {
             .collect())
     }
 
-    /// Record the end of an attempt: good, or failed with `error`.
-    pub fn finish(&mut self, id: i64, error: Option<&str>) -> Result<(), LedgerError> {
-        let result = if error.is_some() { "failed" } else { "good" };
-        self.exec(
-            "UPDATE attempts SET result = ?, finished = ?, error = ? WHERE id = ? AND result = 'writing'",
-            &[result.into(), now().into(), error.into(), id.into()],
+    /// Exactly one row must have changed, or the ledger no longer says what this station did.
+    fn one_row(&self, id: i64, what: &str, n: Option<u64>) -> Result<(), LedgerError> {
+        match n {
+            Some(1) => Ok(()),
+            _ => Err(LedgerError::RowLost {
+                location: self.location.clone(),
+                id,
+                what: what.to_string(),
+            }),
+        }
+    }
+
+    /// Record the end of this station's attempt `id` (a row it is writing, or one marked to
+    /// check meanwhile). Exactly one row changes, or it is an error.
+    pub fn finish(&mut self, id: i64, how: Finish<'_>) -> Result<(), LedgerError> {
+        let (result, error) = match how {
+            Finish::Good => ("good", None),
+            Finish::Failed(e) => ("failed", Some(e)),
+            Finish::NeedsCheck(e) => ("needs-check", Some(e)),
+        };
+        let n = self.exec(
+            "UPDATE attempts SET result = ?, finished = {NOW}, error = ? WHERE id = ? AND station_id = ? AND result IN ('writing', 'needs-check')",
+            &[
+                result.into(),
+                error.into(),
+                id.into(),
+                self.station_id.clone().as_str().into(),
+            ],
         )?;
+        self.one_row(id, &format!("record it as {result}"), n)
+    }
+
+    /// Signs of life for this station's rows being written (a row marked to check because its
+    /// signs of life were late is `writing` again). Each must change exactly one row.
+    pub fn heartbeat(&mut self, ids: &[i64]) -> Result<(), LedgerError> {
+        for &id in ids {
+            let n = self.exec(
+                "UPDATE attempts SET heartbeat = {NOW}, result = 'writing', finished = NULL, error = NULL WHERE id = ? AND station_id = ? AND result IN ('writing', 'needs-check')",
+                &[id.into(), self.station_id.clone().as_str().into()],
+            )?;
+            self.one_row(id, "record a sign of life", n)?;
+        }
         Ok(())
     }
 
-    /// Signs of life for rows being written.
-    pub fn heartbeat(&mut self, ids: &[i64]) -> Result<(), LedgerError> {
-        for &id in ids {
-            self.exec(
-                "UPDATE attempts SET heartbeat = ? WHERE id = ? AND result = 'writing'",
-                &[now().into(), id.into()],
-            )?;
-        }
-        Ok(())
+    /// A technician checked the stick of `needs-check` row `id`: `good` (it holds the user's
+    /// verified image) or `failed` with why.
+    pub fn check(&mut self, id: i64, failed: Option<&str>) -> Result<Attempt, LedgerError> {
+        let (result, error) = match failed {
+            None => ("good", None),
+            Some(e) => ("failed", Some(e)),
+        };
+        let n = self.exec(
+            "UPDATE attempts SET result = ?, finished = {NOW}, error = ? WHERE id = ? AND result = 'needs-check'",
+            &[result.into(), error.into(), id.into()],
+        )?;
+        self.one_row(id, "resolve it (it is not a row to check)", n)?;
+        self.attempts("WHERE id = ?", &[id.into()])?
+            .pop()
+            .ok_or_else(|| LedgerError::RowLost {
+                location: self.location.clone(),
+                id,
+                what: "read it back".into(),
+            })
     }
 
     /// Rows, oldest first.
     pub fn list(&mut self, f: &Filter) -> Result<Vec<Attempt>, LedgerError> {
         let mut conds = Vec::new();
         let mut params = Vec::new();
+        if let Some(id) = f.id {
+            conds.push("id = ?".to_string());
+            params.push(V::I(id));
+        }
         for (col, v) in [
+            ("image_id", &f.image_id),
             ("serial", &f.serial),
             ("user_id", &f.user_id),
             ("set_id", &f.set_id),
@@ -699,26 +875,25 @@ impl Ledger {
         self.attempts(&where_, &params)
     }
 
-    /// Mark the good sticks that `f` selects as revoked (lost) and return them.
-    pub fn revoke(&mut self, f: &Filter, reason: &str) -> Result<Vec<Attempt>, LedgerError> {
-        let rows: Vec<Attempt> = self
+    /// The sticks that `f` selects which may be in someone's hands: good, or to check.
+    pub fn revocable(&mut self, f: &Filter) -> Result<Vec<Attempt>, LedgerError> {
+        Ok(self
             .list(f)?
             .into_iter()
-            .filter(|a| a.result == "good")
-            .collect();
+            .filter(|a| a.result == "good" || a.result == "needs-check")
+            .collect())
+    }
+
+    /// Mark `rows` (from [`Ledger::revocable`]) revoked (lost) and return them as they now are.
+    pub fn revoke(&mut self, rows: &[Attempt], reason: &str) -> Result<Vec<Attempt>, LedgerError> {
         let mut done = Vec::new();
-        for mut a in rows {
-            let t = now();
+        for a in rows {
             let n = self.exec(
-                "UPDATE attempts SET result = 'revoked', revoked = ?, error = ? WHERE id = ? AND result = 'good'",
-                &[t.into(), reason.into(), a.id.into()],
+                "UPDATE attempts SET result = 'revoked', revoked = {NOW}, error = ? WHERE id = ? AND result IN ('good', 'needs-check')",
+                &[reason.into(), a.id.into()],
             )?;
-            if n == Some(1) {
-                a.result = "revoked".into();
-                a.revoked = Some(t);
-                a.error = Some(reason.to_string());
-                done.push(a);
-            }
+            self.one_row(a.id, "revoke it", n)?;
+            done.extend(self.attempts("WHERE id = ?", &[a.id.into()])?);
         }
         Ok(done)
     }
@@ -767,23 +942,21 @@ mod tests {
     fn a_user_is_claimed_once_until_the_stick_fails() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.sqlite");
-        let mut l = Ledger::open(path.to_str().unwrap(), "st1").unwrap();
+        let mut l = Ledger::open(path.to_str().unwrap(), "st1", "id-1").unwrap();
         let a = l.begin(&attempt("anna")).unwrap().expect("first claim");
         assert_eq!(l.begin(&attempt("anna")).unwrap(), None, "writing blocks");
-        l.finish(a, Some("removed")).unwrap();
+        l.finish(a, Finish::Failed("removed")).unwrap();
         let b = l.begin(&attempt("anna")).unwrap().expect("after a failure");
-        l.finish(b, None).unwrap();
+        l.finish(b, Finish::Good).unwrap();
         assert_eq!(l.begin(&attempt("anna")).unwrap(), None, "good blocks");
-        let r = l
-            .revoke(
-                &Filter {
-                    user_id: Some("anna".into()),
-                    ..Filter::default()
-                },
-                "lost",
-            )
-            .unwrap();
+        let f = Filter {
+            user_id: Some("anna".into()),
+            ..Filter::default()
+        };
+        let rows = l.revocable(&f).unwrap();
+        let r = l.revoke(&rows, "lost").unwrap();
         assert_eq!(r.len(), 1);
+        assert_eq!(r[0].result, "revoked");
         assert_eq!(l.begin(&attempt("anna")).unwrap(), None, "revoked blocks");
         // A customer-wide image (no set, no user) is never refused.
         let plain = NewAttempt {
@@ -800,7 +973,7 @@ mod tests {
         );
         drop(l);
         // Reopened by the same station: its process (this one) lives, the rows stay.
-        let mut l = Ledger::open(path.to_str().unwrap(), "st1").unwrap();
+        let mut l = Ledger::open(path.to_str().unwrap(), "st1", "id-1").unwrap();
         assert_eq!(l.taken("set-1").unwrap(), ["anna"]);
         assert_eq!(
             l.exec(
@@ -810,7 +983,49 @@ mod tests {
             .unwrap(),
             Some(2)
         );
-        assert_eq!(l.sweep().unwrap(), 2, "a dead flasher's rows fail");
+        assert_eq!(l.sweep().unwrap(), 2, "a dead flasher's rows need a check");
+        let rows = l.list(&Filter::default()).unwrap();
+        assert!(rows[2..].iter().all(|a| a.result == "needs-check"), "{rows:?}");
+    }
+
+    #[test]
+    fn a_stick_that_may_be_good_keeps_its_user_until_a_technician_checks_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        let p = path.to_str().unwrap();
+        let mut l = Ledger::open(p, "station", "id-1").unwrap();
+        let a = l.begin(&attempt("anna")).unwrap().unwrap();
+        // A second station with the same host name but its own id: its sweep does not take the
+        // first station's live row for its own (whose process it cannot see).
+        let mut twin = Ledger::open(p, "station", "id-2").unwrap();
+        assert_eq!(twin.sweep().unwrap(), 0);
+        assert_eq!(twin.taken("set-1").unwrap(), ["anna"]);
+        // Nor can it finish or keep alive a row that is not its own.
+        let e = twin.finish(a, Finish::Good).unwrap_err().to_string();
+        assert!(e.contains("could not record it as good"), "{e}");
+        assert!(twin.heartbeat(&[a]).is_err());
+        // The first station's signs of life stop: after STALE_SECONDS by the ledger's clock
+        // the row needs a check, and the user stays taken.
+        l.exec(
+            "UPDATE attempts SET heartbeat = heartbeat - ? WHERE id = ?",
+            &[(STALE_SECONDS + 1).into(), a.into()],
+        )
+        .unwrap();
+        assert_eq!(twin.sweep().unwrap(), 1);
+        assert_eq!(l.list(&Filter::default()).unwrap()[0].result, "needs-check");
+        assert_eq!(twin.begin(&attempt("anna")).unwrap(), None, "still taken");
+        // The first station was only slow: its next sign of life makes the row `writing`
+        // again, and its result is recorded.
+        l.heartbeat(&[a]).unwrap();
+        assert_eq!(l.list(&Filter::default()).unwrap()[0].result, "writing");
+        l.finish(a, Finish::NeedsCheck("stalled; could not be wiped"))
+            .unwrap();
+        // A technician checks the stick: not the user's image, so the user is free again.
+        let r = l.check(a, Some("checked: the stick is blank")).unwrap();
+        assert_eq!(r.result, "failed");
+        assert!(l.begin(&attempt("anna")).unwrap().is_some());
+        // Only rows to check are resolved so.
+        assert!(l.check(a, None).is_err());
     }
 
     #[test]
@@ -818,16 +1033,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.sqlite");
         let p = path.to_str().unwrap();
-        drop(Ledger::open(p, "s").unwrap());
-        drop(Ledger::open(p, "s").unwrap());
+        drop(Ledger::open(p, "s", "i").unwrap());
+        drop(Ledger::open(p, "s", "i").unwrap());
         let c = rusqlite::Connection::open(&path).unwrap();
         let n: i64 = c
             .query_row("SELECT COUNT(*) FROM homestick_schema", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(n, 1, "applied once");
+        assert_eq!(n, SCHEMA_VERSION, "each applied once");
         c.execute("INSERT INTO homestick_schema VALUES (99, 0)", [])
             .unwrap();
-        let e = Ledger::open(p, "s").unwrap_err().to_string();
+        let e = Ledger::open(p, "s", "i").unwrap_err().to_string();
         assert!(e.contains("schema version 99 is newer"), "{e}");
     }
 
