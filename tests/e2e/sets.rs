@@ -808,3 +808,61 @@ fn certificates_come_from_pem_files_beside_the_roster_and_their_serials_are_revo
         .map(|c| c.value.trim_start_matches('0').to_string());
     assert_eq!(got, Some(serial("jan")), "{creds:?}");
 }
+
+#[test]
+fn revoking_a_stick_of_a_customer_wide_image_or_a_shared_serial_asks_before_it_takes_others() {
+    let fx = Fixture::new();
+    let img = fx.build("wide.img");
+    let size = fs::metadata(&img).unwrap().len();
+    // Two sticks of one customer-wide image; loop devices report no serial, as cheap sticks
+    // often share one.
+    let loops: Vec<Loop> = (0..2)
+        .map(|i| {
+            Loop::attach(
+                &junk_file(fx.dir.path(), &format!("wide-{i}"), size + (1 << 20)),
+                &[],
+            )
+        })
+        .collect();
+    let ledger = fx.path("ledger.sqlite").display().to_string();
+    let report = fx.path("report.jsonl");
+    let r = hs(&flash_args(&img, &ledger, &loops, &report));
+    assert_eq!(r.code, 0, "{}", r.all());
+    let rows = ledger_rows(&ledger);
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    let list = fx.path("revoked.json");
+    let revoke = |extra: &[&str]| {
+        let mut a = vec![
+            "ledger",
+            "--ledger",
+            &ledger,
+            "revoke",
+            "--revocation-list",
+            list.to_str().unwrap(),
+        ];
+        a.extend(extra);
+        hs(&a)
+    };
+    // The serial (none) matches both: which one was lost?
+    let r = revoke(&["--serial", ""]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("matches 2 sticks"), "{}", r.stderr);
+    assert!(r.stderr.contains("give --id"), "{}", r.stderr);
+    // One stick of a customer-wide image: its image id is both sticks'.
+    let first = rows[0]["id"].to_string();
+    let r = revoke(&["--id", &first]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("revokes all 2 stick(s)") && r.stderr.contains("--all-sticks-of-image"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("rotate them"), "{}", r.stderr);
+    assert!(!list.exists(), "nothing written before the answer");
+    assert!(ledger_rows(&ledger).iter().all(|r| r["result"] == "good"));
+    let r = revoke(&["--id", &first, "--all-sticks-of-image"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(ledger_rows(&ledger).iter().all(|r| r["result"] == "revoked"));
+    let doc: serde_json::Value = serde_json::from_slice(&fs::read(&list).unwrap()).unwrap();
+    assert_eq!(doc["image_ids"], serde_json::json!([rows[0]["image_id"]]));
+}

@@ -20,7 +20,7 @@ use homestick_image::manifest::{self, FileEntry, Sha256Sum};
 use homestick_image::set::{self, Credential, SetIndex, SetUser, StickSet, UserImage};
 use homestick_image::{files, keys};
 use homestick_profile::roster::{self, Roster};
-use homestick_profile::{Profile, VpnKind};
+use homestick_profile::Profile;
 use sha2::{Digest, Sha256};
 
 use crate::error::{input, io_err, BuildError};
@@ -77,46 +77,24 @@ pub fn load_roster(path: &Path, profile: &Profile) -> Result<Roster, BuildError>
 }
 
 /// The credentials of `u` that servers know and must drop when the stick is lost: never a
-/// secret.
+/// secret. Every slot of the profile is walked; the slot's metadata ([`roster::on_loss`]) says
+/// whether it is such a credential or a secret that goes with one.
 pub fn credentials(profile: &Profile, u: &roster::User) -> Vec<Credential> {
-    let mut out = Vec::new();
-    let mut push = |kind: &str, server: &str, value: Option<String>| {
-        if let Some(value) = value {
-            out.push(Credential {
+    profile
+        .slots
+        .iter()
+        .filter_map(|slot| {
+            let roster::OnLoss::Drop(kind) = roster::on_loss(&slot.name) else {
+                return None;
+            };
+            let value = roster::credential_value(&slot.name, u.values.get(&slot.name)?)?;
+            Some(Credential {
                 kind: kind.into(),
-                server: server.into(),
+                server: roster::server_of(&slot.name).into(),
                 value,
-            });
-        }
-    };
-    for v in &profile.vpn {
-        let n = &v.toml.name;
-        let val = |slot: &str| u.values.get(&format!("vpn.{n}.{slot}")).cloned();
-        match &v.kind {
-            VpnKind::WireGuard(_) => {
-                let public = val("private_key")
-                    .as_deref()
-                    .and_then(roster::wireguard_public_key);
-                push("wireguard-peer", n, public);
-                push("tunnel-address", n, val("address"));
-            }
-            VpnKind::OpenVpn(_) => push("vpn-user", n, val("username")),
-            VpnKind::Ipsec(_) => push("eap-identity", n, val("eap_identity")),
-        }
-        let serial = val("client_certificate")
-            .and_then(|pem| homestick_profile::check::pem_certificates(&pem).ok())
-            .and_then(|c| c.first().map(|c| c.serial.clone()));
-        push("certificate-serial", n, serial);
-    }
-    if profile.softphone.is_some() {
-        push("sip-user", "pbx", u.values.get("sip.user").cloned());
-        push(
-            "sip-extension",
-            "pbx",
-            u.values.get("sip.extension").cloned(),
-        );
-    }
-    out
+            })
+        })
+        .collect()
 }
 
 /// Build the set of `roster`'s users into the new directory `opts.output`.

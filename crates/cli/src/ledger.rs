@@ -346,12 +346,16 @@ fn print_csv(rows: &[Attempt]) {
 fn print_revoked(a: &Attempt) {
     println!(
         "REVOKED: stick serial {} of {} ({}), image {}, written {} at {}",
-        if a.serial.is_empty() { "-" } else { &a.serial },
+        if a.serial.is_empty() {
+            "-".to_string()
+        } else {
+            crate::terminal::text(&a.serial)
+        },
         a.user_id.as_deref().unwrap_or("no user"),
-        a.user_name.as_deref().unwrap_or("-"),
+        crate::terminal::text(a.user_name.as_deref().unwrap_or("-")),
         a.image_id,
         rfc3339(a.started),
-        a.station
+        crate::terminal::text(&a.station)
     );
     let creds = credentials(a);
     if creds.is_empty() {
@@ -364,6 +368,7 @@ fn print_revoked(a: &Attempt) {
             "wireguard-peer" => "WireGuard peer (public key)",
             "tunnel-address" => "WireGuard tunnel address",
             "sip-user" => "SIP user",
+            "turn-user" => "TURN user",
             "sip-extension" => "SIP extension",
             "vpn-user" => "VPN user",
             "eap-identity" => "IPsec EAP identity",

@@ -111,6 +111,53 @@ fn kind(slot: &str) -> Kind {
     }
 }
 
+/// What becomes of a slot's value when the stick is lost: a credential that a server must
+/// drop (of this kind), or a secret that is dropped with the credential it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnLoss {
+    /// A server must drop it: the kind shown (`wireguard-peer`, `sip-user`, …).
+    Drop(&'static str),
+    /// A secret that only works with a credential that is dropped (a password, a private
+    /// key, a preshared key).
+    SecretOnly,
+}
+
+/// The slot's metadata for revocation: every per-user slot is one or the other.
+pub fn on_loss(slot: &str) -> OnLoss {
+    let last = slot.rsplit('.').next().unwrap_or(slot);
+    match (kind(slot), last) {
+        (Kind::WireGuardKey, "private_key") => OnLoss::Drop("wireguard-peer"),
+        (Kind::Address, _) => OnLoss::Drop("tunnel-address"),
+        (Kind::Extension, _) => OnLoss::Drop("sip-extension"),
+        (Kind::SipUser, "turn_username") => OnLoss::Drop("turn-user"),
+        (Kind::SipUser, _) => OnLoss::Drop("sip-user"),
+        (Kind::Identity, "eap_identity") => OnLoss::Drop("eap-identity"),
+        (Kind::Identity, _) => OnLoss::Drop("vpn-user"),
+        (Kind::Certificate, _) => OnLoss::Drop("certificate-serial"),
+        (Kind::WireGuardKey | Kind::Password | Kind::PrivateKey, _) => OnLoss::SecretOnly,
+    }
+}
+
+/// The server a slot's credential is on: the VPN's name, `pbx` for SIP, `turn` for TURN.
+pub fn server_of(slot: &str) -> &str {
+    match slot.strip_prefix("vpn.") {
+        Some(_) => vpn_of(slot),
+        None if slot.starts_with("sip.turn_") => "turn",
+        None => "pbx",
+    }
+}
+
+/// What a server knows a lost stick's credential by: the WireGuard public key of a private
+/// key, a certificate's serial, else the value itself.
+pub fn credential_value(slot: &str, v: &str) -> Option<String> {
+    match (on_loss(slot), parse_value(slot, v).ok()?) {
+        (OnLoss::Drop("wireguard-peer"), Value::Key(_)) => wireguard_public_key(v),
+        (OnLoss::Drop(_), Value::Certificate(c)) => Some(c.serial.clone()),
+        (OnLoss::Drop(_), _) => Some(v.to_string()),
+        (OnLoss::SecretOnly, _) => None,
+    }
+}
+
 /// A slot's value, parsed: what the renderer writes with each format's writer.
 #[derive(Clone)]
 pub enum Value {
@@ -1006,6 +1053,41 @@ mod tests {
         u.values.remove("sip.user");
         let e = personalize(&p, &u).unwrap_err();
         assert_eq!((e.line, e.column.as_str()), (2, "sip.user"));
+    }
+
+    #[test]
+    fn every_slot_is_a_credential_to_drop_or_a_secret_only_each_case() {
+        // Every slot both example profiles and a TURN softphone declare, walked.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../profiles");
+        let mut slots: Vec<String> = Vec::new();
+        for id in ["stadt-musterhausen", "gemeinde-waldbach"] {
+            let p = Profile::load(&root.join(id), 1_796_000_000).unwrap();
+            slots.extend(p.slots.iter().map(|s| s.name.clone()));
+        }
+        slots.extend(["sip.turn_username".into(), "sip.turn_password".into()]);
+        let want = [
+            ("sip.extension", OnLoss::Drop("sip-extension")),
+            ("sip.password", OnLoss::SecretOnly),
+            ("sip.user", OnLoss::Drop("sip-user")),
+            ("sip.turn_username", OnLoss::Drop("turn-user")),
+            ("sip.turn_password", OnLoss::SecretOnly),
+            ("vpn.buero.address", OnLoss::Drop("tunnel-address")),
+            ("vpn.buero.private_key", OnLoss::Drop("wireguard-peer")),
+            ("vpn.rathaus.client_certificate", OnLoss::Drop("certificate-serial")),
+            ("vpn.rathaus.client_key", OnLoss::SecretOnly),
+            ("vpn.rathaus.username", OnLoss::Drop("vpn-user")),
+            ("vpn.rathaus.password", OnLoss::SecretOnly),
+            ("vpn.ikev2.eap_identity", OnLoss::Drop("eap-identity")),
+            ("vpn.ikev2.eap_password", OnLoss::SecretOnly),
+        ];
+        for slot in &slots {
+            let got = on_loss(slot);
+            println!("case {slot}: {got:?} on {}", server_of(slot));
+            let expected = want.iter().find(|w| w.0 == slot).map(|w| w.1);
+            assert_eq!(Some(got), expected, "{slot}: not in the table");
+        }
+        assert_eq!(server_of("sip.turn_username"), "turn");
+        assert_eq!(server_of("vpn.ikev2.eap_identity"), "ikev2");
     }
 
     #[test]
