@@ -860,7 +860,10 @@ fn a_users_image_from_a_stick_set_boots_with_secure_boot_enforced() {
         "--roster".into(),
         roster.display().to_string(),
     ];
-    extra.extend(signed_list(d.path(), &["--user", "stadt-musterhausen/anna"]));
+    extra.extend(signed_list(
+        d.path(),
+        &["--user", "stadt-musterhausen/anna"],
+    ));
     // With --roster, build_boot_image's output is the set's directory.
     let out = build_boot_image(d.path(), "set", true, &extra);
     assert_eq!(out, set);

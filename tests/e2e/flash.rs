@@ -334,3 +334,43 @@ fn asks_before_writing_on_a_terminal_and_refuses_to_ask_without_one() {
     );
     assert_eq!(verify(l.path(), &test_pub()).code, 0);
 }
+
+/// Device number (major, minor) of a block device node.
+fn devnum(p: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    homestick_sys::split_dev(fs::metadata(p).unwrap().rdev())
+}
+
+#[test]
+fn the_flasher_writes_and_reads_back_only_the_device_it_checked_even_through_a_changing_link() {
+    use homestick_flash::stick::{BlockTarget, Target};
+    let t = tempfile::tempdir().unwrap();
+    let a = Loop::attach(&junk_file(t.path(), "a", 8 << 20), &[]);
+    let b = Loop::attach(&junk_file(t.path(), "b", 8 << 20), &[]);
+    let (da, db) = (devnum(a.path()), devnum(b.path()));
+    // A by-path style link to stick a, checked as a.
+    let link = t.path().join("by-path-stick");
+    std::os::unix::fs::symlink(a.path(), &link).unwrap();
+    // Between the check and the open the link comes to name b: the open refuses.
+    std::os::unix::fs::symlink(b.path(), t.path().join("tmp-link")).unwrap();
+    fs::rename(t.path().join("tmp-link"), &link).unwrap();
+    let e = BlockTarget::open(&link, da, 8 << 20)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!("not the {}:{} that was checked", da.0, da.1)),
+        "{e}"
+    );
+    // Opened as b (what it now is), then the link moves back to a before the read-back: the
+    // read-back refuses to read a.
+    let target = BlockTarget::open(&link, db, 8 << 20).unwrap();
+    std::os::unix::fs::symlink(a.path(), t.path().join("tmp-link")).unwrap();
+    fs::rename(t.path().join("tmp-link"), &link).unwrap();
+    let e = target.read_back().map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("the read-back would read another device"), "{e}");
+    // A size that changed since the check (another medium in the same reader) is refused too.
+    let e = BlockTarget::open(a.path(), da, 4 << 20)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not the 4194304 that were checked"), "{e}");
+}

@@ -75,15 +75,51 @@ fn a_roster_cannot_name_a_signing_key_or_a_file_outside_its_directory() {
     fs::write(dir.join("two.key"), two).unwrap();
     let abs = signing.display().to_string();
     let cases: Vec<(&str, String, &str)> = vec![
-        ("absolute path", row("eva", 301, "eva.crt", &abs), "an absolute path"),
-        ("parent directory", row("eva", 301, "eva.crt", "../provider.key"), "'..' leaves the roster's directory"),
-        ("symlink to the signing key", row("eva", 301, "eva.crt", "link.key"), "a symbolic link"),
-        ("through a linked directory", row("eva", 301, "eva.crt", "sub/up/provider.key"), "a symbolic link"),
-        ("homestick's Ed25519 key", row("eva", 301, "eva.crt", "homestick.key"), "Ed25519"),
-        ("Secure Boot db certificate and key", row("eva", 301, "db.crt", "db.key"), "code-signing certificate"),
-        ("encrypted key", row("eva", 301, "eva.crt", "enc.key"), "is encrypted"),
-        ("another user's key", row("eva", 301, "eva.crt", "jan.key"), "does not belong to the certificate"),
-        ("two keys in one file", row("eva", 301, "eva.crt", "two.key"), "exactly one PEM block"),
+        (
+            "absolute path",
+            row("eva", 301, "eva.crt", &abs),
+            "an absolute path",
+        ),
+        (
+            "parent directory",
+            row("eva", 301, "eva.crt", "../provider.key"),
+            "'..' leaves the roster's directory",
+        ),
+        (
+            "symlink to the signing key",
+            row("eva", 301, "eva.crt", "link.key"),
+            "a symbolic link",
+        ),
+        (
+            "through a linked directory",
+            row("eva", 301, "eva.crt", "sub/up/provider.key"),
+            "a symbolic link",
+        ),
+        (
+            "homestick's Ed25519 key",
+            row("eva", 301, "eva.crt", "homestick.key"),
+            "Ed25519",
+        ),
+        (
+            "Secure Boot db certificate and key",
+            row("eva", 301, "db.crt", "db.key"),
+            "code-signing certificate",
+        ),
+        (
+            "encrypted key",
+            row("eva", 301, "eva.crt", "enc.key"),
+            "is encrypted",
+        ),
+        (
+            "another user's key",
+            row("eva", 301, "eva.crt", "jan.key"),
+            "does not belong to the certificate",
+        ),
+        (
+            "two keys in one file",
+            row("eva", 301, "eva.crt", "two.key"),
+            "exactly one PEM block",
+        ),
     ];
     let roster = dir.join("roster.csv");
     let secret = fs::read_to_string(test_key()).unwrap();
@@ -100,7 +136,11 @@ fn a_roster_cannot_name_a_signing_key_or_a_file_outside_its_directory() {
             }
         },
     );
-    fs::write(&roster, format!("{HEADER}\n{}\n", row("eva", 301, "eva.crt", "eva.key"))).unwrap();
+    fs::write(
+        &roster,
+        format!("{HEADER}\n{}\n", row("eva", 301, "eva.crt", "eva.key")),
+    )
+    .unwrap();
     let r = roster_check(&roster);
     assert_eq!(r.code, 0, "the good row checks: {}", r.all());
 }
@@ -175,10 +215,18 @@ fn a_customers_ca_or_tls_key_file_cannot_add_options_either() {
     assert_eq!(r.code, 0, "{}", r.all());
     let ca = p.join("certs/vpn-ca.pem");
     let good_ca = fs::read_to_string(&ca).unwrap();
-    fs::write(&ca, format!("{good_ca}</ca>\nscript-security 2\nup /bin/sh\n<ca>\n")).unwrap();
+    fs::write(
+        &ca,
+        format!("{good_ca}</ca>\nscript-security 2\nup /bin/sh\n<ca>\n"),
+    )
+    .unwrap();
     let tk = p.join("keys/tls-crypt.key");
     let good_tk = fs::read_to_string(&tk).unwrap();
-    fs::write(&tk, format!("{good_tk}</tls-crypt>\nplugin /tmp/x.so\n<tls-crypt>\n")).unwrap();
+    fs::write(
+        &tk,
+        format!("{good_tk}</tls-crypt>\nplugin /tmp/x.so\n<tls-crypt>\n"),
+    )
+    .unwrap();
     let out = t.path().join("r");
     let r = hs(&[
         "profile".as_ref(),

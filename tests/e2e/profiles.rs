@@ -233,7 +233,10 @@ fn openvpn_config_parses_in_openvpn() {
 pub(crate) fn openvpn_option_check(conf: &Path, scratch: &Path) -> Run {
     let st = scratch.join("static.key");
     if !st.exists() {
-        let r = tool("openvpn", &["--genkey", "secret", &st.display().to_string()]);
+        let r = tool(
+            "openvpn",
+            &["--genkey", "secret", &st.display().to_string()],
+        );
         assert_eq!(r.code, 0, "{}", r.all());
     }
     tool(

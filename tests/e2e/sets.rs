@@ -644,7 +644,8 @@ fn two_stations_racing_never_hand_a_user_out_twice_in_sqlite_and_postgresql() {
 }
 
 #[test]
-fn a_flash_killed_mid_way_leaves_a_row_to_check_never_a_good_one_and_the_user_waits_for_the_check() {
+fn a_flash_killed_mid_way_leaves_a_row_to_check_never_a_good_one_and_the_user_waits_for_the_check()
+{
     let fx = Fixture::new();
     let (profile, filled) = filled_roster(fx.dir.path(), 2);
     let (set, _) = build_set(&fx, &profile, &filled, "set2");
@@ -862,7 +863,9 @@ fn revoking_a_stick_of_a_customer_wide_image_or_a_shared_serial_asks_before_it_t
     assert!(ledger_rows(&ledger).iter().all(|r| r["result"] == "good"));
     let r = revoke(&["--id", &first, "--all-sticks-of-image"]);
     assert_eq!(r.code, 0, "{}", r.all());
-    assert!(ledger_rows(&ledger).iter().all(|r| r["result"] == "revoked"));
+    assert!(ledger_rows(&ledger)
+        .iter()
+        .all(|r| r["result"] == "revoked"));
     let doc: serde_json::Value = serde_json::from_slice(&fs::read(&list).unwrap()).unwrap();
     assert_eq!(doc["image_ids"], serde_json::json!([rows[0]["image_id"]]));
 }

@@ -715,13 +715,7 @@ fn revocation_lists_refuse_a_key_an_image_and_a_user_offline_and_in_flash() {
     let r = hs(&["revocations", "add", &u, "--user", "anna", "--keyring", &rg]);
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(r.stderr.contains("give CUSTOMER/USER"), "{}", r.stderr);
-    let r = hs(&[
-        "revocations",
-        "show",
-        &u,
-        "--keyring",
-        &rg,
-    ]);
+    let r = hs(&["revocations", "show", &u, "--keyring", &rg]);
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(
         r.stdout.contains("user   stadt-musterhausen/anna"),
@@ -840,7 +834,15 @@ fn a_revoked_or_retired_key_cannot_sign_a_list_and_an_older_or_unsigned_list_is_
     .unwrap();
     let p = planted.display().to_string();
     let rg = ring.display().to_string();
-    let r = hs(&["revocations", "add", &p, "--image-id", other, "--keyring", &rg]);
+    let r = hs(&[
+        "revocations",
+        "add",
+        &p,
+        "--image-id",
+        other,
+        "--keyring",
+        &rg,
+    ]);
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(r.stderr.contains("not signed"), "{}", r.stderr);
     assert!(!d.join("planted.json.sig").exists());

@@ -127,6 +127,11 @@ pub struct FlashArgs {
     /// Write every removable or USB disk that is not refused.
     #[arg(long, conflicts_with = "targets")]
     pub all_removable: bool,
+    /// With --all-removable and --watch, a disk larger than this is not written (a USB backup
+    /// disk is no stick): bytes, or with K, M, G, T. A disk named with --target is written
+    /// whatever its size.
+    #[arg(long, value_name = "SIZE", default_value = "256G", value_parser = parse_size)]
+    pub max_size: u64,
     /// Station mode: wait for sticks and write each new one as it is plugged in (Ctrl-C ends).
     #[arg(long, conflicts_with_all = ["targets", "all_removable"])]
     pub watch: bool,

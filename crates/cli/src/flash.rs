@@ -156,6 +156,8 @@ pub fn flash(a: &FlashArgs) -> Result<(), Failure> {
         });
     }
     let mut run = Run {
+        roots: roots.clone(),
+        allow_non_removable: a.allow_non_removable,
         station: Station::new(Duration::from_secs(a.stall_seconds)),
         ui: Ui::new(),
         source,
@@ -410,7 +412,8 @@ fn choose(a: &FlashArgs, roots: &Roots, image: &Image) -> Result<Vec<Device>, Fa
         if !(d.removable || d.usb || a.allow_non_removable) {
             continue;
         }
-        let r = devices::refusals(&d, &used, need, a.allow_non_removable);
+        let mut r = devices::refusals(&d, &used, need, a.allow_non_removable);
+        r.extend(devices::too_large(&d, a.max_size));
         if r.is_empty() {
             out.push(d);
         } else {
@@ -478,6 +481,8 @@ fn confirm(source: &Source, chosen: &[Device]) -> Result<bool, Failure> {
 
 /// One run of the flasher.
 struct Run {
+    roots: Roots,
+    allow_non_removable: bool,
     station: Station,
     ui: Ui,
     source: Source,
@@ -631,12 +636,13 @@ impl Run {
                 );
                 continue;
             }
-            let r = devices::refusals(
+            let mut r = devices::refusals(
                 &d,
                 &used,
                 self.source.first().min_size(),
                 a.allow_non_removable,
             );
+            r.extend(devices::too_large(&d, a.max_size));
             if r.is_empty() {
                 self.announced.remove(&identity(&d));
                 self.ui
@@ -648,14 +654,45 @@ impl Run {
         }
     }
 
+    /// Open the stick as the device that was checked, and check it again on the open
+    /// descriptor's device number: what is written and read back is what the refusal rules
+    /// passed, with its serial as sysfs now says.
+    fn open_checked(&self, d: &Device) -> Result<(Device, BlockTarget), String> {
+        let t = BlockTarget::open(&d.path, d.dev, d.size)
+            .map_err(|e| format!("cannot open it exclusively for writing: {e}"))?;
+        let fresh = devices::describe_dev(&self.roots, d.dev)
+            .map_err(|e| format!("cannot describe it again after opening: {e}"))?;
+        let used =
+            devices::in_use(&self.roots).map_err(|e| format!("/proc/self/mountinfo: {e}"))?;
+        let r = devices::refusals(
+            &fresh,
+            &used,
+            self.source.first().min_size(),
+            self.allow_non_removable,
+        );
+        if !r.is_empty() {
+            return Err(format!("refused when opened: {}", join(&r)));
+        }
+        if fresh.serial != d.serial || fresh.size != d.size {
+            return Err("it is not the stick that was checked (serial or size changed)".into());
+        }
+        Ok((
+            Device {
+                path: d.path.clone(),
+                ..fresh
+            },
+            t,
+        ))
+    }
+
     fn start_queued(&mut self) {
         while !self.queue.is_empty() && self.station.in_flight().count() < self.jobs {
             let d = self.queue.remove(0);
-            let t = match BlockTarget::open(&d.path) {
-                Ok(t) => t,
+            let (d, t) = match self.open_checked(&d) {
+                Ok(dt) => dt,
                 Err(e) => {
                     let o = Outcome {
-                        error: Some(format!("cannot open it exclusively for writing: {e}")),
+                        error: Some(e),
                         unknown: false,
                         device: d,
                         bytes_written: 0,

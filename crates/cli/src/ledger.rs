@@ -104,8 +104,11 @@ pub fn run(a: &LedgerArgs) -> Result<(), Failure> {
 
 /// Open the ledger as this station (host name and random station id).
 pub(crate) fn open_ledger(at: &str) -> Result<Ledger, Failure> {
-    let id = homestick_ledger::station_id()
-        .map_err(|e| usage(format!("this station's id (beside the default ledger): {e}")))?;
+    let id = homestick_ledger::station_id().map_err(|e| {
+        usage(format!(
+            "this station's id (beside the default ledger): {e}"
+        ))
+    })?;
     Ledger::open(at, &report::station_name(), &id).map_err(usage)
 }
 
@@ -210,7 +213,10 @@ fn check(
             "checked: the stick holds image {}, not {}",
             v.manifest.image_id, a.image_id
         )),
-        Err(e) => Some(format!("checked: {}", crate::terminal::text(&e.to_string()))),
+        Err(e) => Some(format!(
+            "checked: {}",
+            crate::terminal::text(&e.to_string())
+        )),
     };
     let r = l.check(row, failed.as_deref()).map_err(usage)?;
     match failed {

@@ -323,9 +323,8 @@ fn revocations(c: &RevocationsCommand) -> Result<(), Failure> {
         }
         RevocationsCommand::Show { list, keyring } => {
             let ring = keys::load_keyring(keyring).map_err(usage)?;
-            let (l, by) =
-                RevocationList::load_signed(list, &ring, homestick_image::time::now(), 0)
-                    .map_err(usage)?;
+            let (l, by) = RevocationList::load_signed(list, &ring, homestick_image::time::now(), 0)
+                .map_err(usage)?;
             println!(
                 "revocation list {}: version {}, signed by key {by}",
                 list.display(),
@@ -348,7 +347,10 @@ fn revocations(c: &RevocationsCommand) -> Result<(), Failure> {
 /// The list `path` to add entries to: a new one if there is none; an existing one only if
 /// its signature verifies with `keyring` (a list planted or changed on disk, unsigned, is
 /// never extended and signed again).
-pub(crate) fn list_to_extend(path: &Path, keyring: Option<&Path>) -> Result<RevocationList, Failure> {
+pub(crate) fn list_to_extend(
+    path: &Path,
+    keyring: Option<&Path>,
+) -> Result<RevocationList, Failure> {
     if !path.exists() {
         return Ok(RevocationList::default());
     }
@@ -570,8 +572,8 @@ fn roster_export(
     if !errors.is_empty() {
         return Err(roster_errors(roster, &errors));
     }
-    let files = homestick_profile::roster::exports(&p, &r, ha1)
-        .map_err(|e| roster_errors(roster, &[e]))?;
+    let files =
+        homestick_profile::roster::exports(&p, &r, ha1).map_err(|e| roster_errors(roster, &[e]))?;
     let parent = match out.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),

@@ -30,8 +30,16 @@ mod tests {
     #[test]
     fn device_strings_cannot_move_the_cursor_or_fake_a_line_each_case() {
         let cases = [
-            ("ESC sequence", "SER\u{1b}[2K\u{1b}[1Ghomestick: verified", "SER\\u{001b}[2K\\u{001b}[1Ghomestick: verified"),
-            ("newline", "A\nhomestick: /dev/sdz: verified", "A\\u{000a}homestick: /dev/sdz: verified"),
+            (
+                "ESC sequence",
+                "SER\u{1b}[2K\u{1b}[1Ghomestick: verified",
+                "SER\\u{001b}[2K\\u{001b}[1Ghomestick: verified",
+            ),
+            (
+                "newline",
+                "A\nhomestick: /dev/sdz: verified",
+                "A\\u{000a}homestick: /dev/sdz: verified",
+            ),
             ("carriage return", "A\rB", "A\\u{000d}B"),
             ("C1 CSI", "A\u{9b}2J", "A\\u{009b}2J"),
             ("bidi override", "A\u{202e}B", "A\\u{202e}B"),

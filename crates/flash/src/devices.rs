@@ -108,6 +108,13 @@ pub enum Refusal {
     NotRemovable,
     /// Empty (no medium in a card reader, a loop device without a file).
     NoMedium,
+    /// Larger than a stick is expected to be (a USB backup disk?): only written when named.
+    TooLarge {
+        /// The disk's size.
+        size: u64,
+        /// The limit (--max-size).
+        max: u64,
+    },
 }
 
 impl fmt::Display for Refusal {
@@ -131,6 +138,12 @@ impl fmt::Display for Refusal {
                 "neither removable nor on USB: probably one of this machine's own disks (--allow-non-removable to flash it anyway)"
             ),
             Refusal::NoMedium => write!(f, "no medium (size 0)"),
+            Refusal::TooLarge { size, max } => write!(
+                f,
+                "{} ({size} bytes), larger than --max-size {}: a USB backup disk? Name it with --target to write it",
+                human(*size),
+                human(*max)
+            ),
         }
     }
 }
@@ -400,6 +413,29 @@ pub fn refusals(d: &Device, u: &InUse, need: u64, allow_non_removable: bool) -> 
     r
 }
 
+/// A disk found by scanning (not named with --target) larger than `max` bytes is refused.
+pub fn too_large(d: &Device, max: u64) -> Option<Refusal> {
+    (d.size > max).then_some(Refusal::TooLarge { size: d.size, max })
+}
+
+/// The whole disk with device number `dev`, described afresh from sysfs (its name may have
+/// changed; its number is what was checked).
+pub fn describe_dev(roots: &Roots, dev: DevNum) -> io::Result<Device> {
+    let sysdir = roots.sys.join(format!("dev/block/{}:{}", dev.0, dev.1));
+    let name = fs::canonicalize(&sysdir)?
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| io::Error::other("no sysfs name"))?;
+    let d = describe(roots, &name)?;
+    if d.dev != dev {
+        return Err(io::Error::other(format!(
+            "{name} is now device {}:{}",
+            d.dev.0, d.dev.1
+        )));
+    }
+    Ok(d)
+}
+
 /// Every whole disk under /sys/block that a flash could consider (not RAM disks, not
 /// device-mapper or md devices, not unused loop devices).
 pub fn scan(roots: &Roots) -> io::Result<Vec<Device>> {
@@ -598,6 +634,20 @@ mod tests {
         assert!(d.usb && d.removable && !d.read_only);
         assert_eq!(d.size, 30031872 * 512);
         assert_eq!(d.stacked, vec![("sdb1".to_string(), (8, 17))]);
+    }
+
+    #[test]
+    fn a_disk_found_by_scanning_above_the_size_limit_is_refused() {
+        let mut d = dev("sdz");
+        d.size = 2 << 40;
+        let r = too_large(&d, 256 << 30).unwrap();
+        assert!(
+            r.to_string().contains("larger than --max-size 256.0 GiB"),
+            "{r}"
+        );
+        assert!(r.to_string().contains("--target"), "{r}");
+        d.size = 64 << 30;
+        assert_eq!(too_large(&d, 256 << 30), None);
     }
 
     #[test]

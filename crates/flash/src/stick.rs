@@ -43,27 +43,52 @@ pub trait Target: Send + Sync {
 
 /// A block device opened for writing with O_EXCL (the kernel refuses if it is mounted or
 /// otherwise claimed) and O_DIRECT (progress and speed are the stick's, not the page cache's).
+/// It is the device that was checked, by device number, and the read-back reads that very
+/// device.
 #[derive(Debug)]
 pub struct BlockTarget {
     file: File,
     path: PathBuf,
     size: u64,
+    rdev: u64,
+}
+
+/// Whether `f` is the block device `dev` (major, minor).
+fn is_device(f: &File, dev: (u64, u64)) -> io::Result<u64> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let m = f.metadata()?;
+    let got = homestick_sys::split_dev(m.rdev());
+    if !m.file_type().is_block_device() || got != dev {
+        return Err(io::Error::other(format!(
+            "it is now device {}:{}, not the {}:{} that was checked (re-plugged or re-named?)",
+            got.0, got.1, dev.0, dev.1
+        )));
+    }
+    Ok(m.rdev())
 }
 
 impl BlockTarget {
-    /// Open `path` for writing, exclusively.
-    pub fn open(path: &Path) -> io::Result<BlockTarget> {
+    /// Open `path` for writing, exclusively; it must still be the block device `dev` (major,
+    /// minor) that the refusal rules were checked on, and of `size` bytes.
+    pub fn open(path: &Path, dev: (u64, u64), size: u64) -> io::Result<BlockTarget> {
         use std::io::{Seek, SeekFrom};
         use std::os::unix::fs::OpenOptionsExt;
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .custom_flags(nix::libc::O_EXCL | nix::libc::O_DIRECT)
             .open(path)?;
-        let size = file.seek(SeekFrom::End(0))?;
+        let rdev = is_device(&file, dev)?;
+        let real = file.seek(SeekFrom::End(0))?;
+        if real != size {
+            return Err(io::Error::other(format!(
+                "it now has {real} bytes, not the {size} that were checked"
+            )));
+        }
         Ok(BlockTarget {
             file,
             path: path.to_path_buf(),
             size,
+            rdev,
         })
     }
 }
@@ -89,7 +114,18 @@ impl Target for BlockTarget {
             0,
             PosixFadviseAdvice::POSIX_FADV_DONTNEED,
         );
-        Ok(Box::new(FileDisk::open_direct(&self.path)?))
+        // A fresh O_DIRECT descriptor (no page cache), taken only if it is the same device.
+        let fresh = FileDisk::open_direct(&self.path)?;
+        let dev = homestick_sys::split_dev(self.rdev);
+        if fresh.rdev() != Some(self.rdev) || fresh.size() != self.size {
+            return Err(io::Error::other(format!(
+                "{} is no longer device {}:{}: the read-back would read another device",
+                self.path.display(),
+                dev.0,
+                dev.1
+            )));
+        }
+        Ok(Box::new(fresh))
     }
 }
 
@@ -591,7 +627,10 @@ fn wipe_ends(t: &dyn Target) -> io::Result<()> {
         return Err(io::Error::new(io::ErrorKind::WriteZero, "short write at 0"));
     }
     if size > 2 << 20 && t.write_at(&zeros, size - (1 << 20))? != zeros.len() {
-        return Err(io::Error::new(io::ErrorKind::WriteZero, "short write at the end"));
+        return Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            "short write at the end",
+        ));
     }
     t.sync()
 }

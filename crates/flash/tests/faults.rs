@@ -360,9 +360,15 @@ fn a_stick_stalled_in_its_read_back_is_wiped_and_one_dead_in_the_kernel_is_repor
     let slow = get("slow-verify");
     println!("slow-verify: {:?}, unknown {}", slow.error, slow.unknown);
     assert!(!slow.good() && !slow.unknown, "{slow:?}");
-    assert!(slow.error.as_deref().unwrap().contains("stalled"), "{slow:?}");
+    assert!(
+        slow.error.as_deref().unwrap().contains("stalled"),
+        "{slow:?}"
+    );
     assert!(slow.error.as_deref().unwrap().contains("wiped"), "{slow:?}");
-    assert!(!trusted(&mems[0].bytes()), "the stick verifies: it was not wiped");
+    assert!(
+        !trusted(&mems[0].bytes()),
+        "the stick verifies: it was not wiped"
+    );
     assert!(wiped(&mems[0].bytes(), true));
     // Dead in the kernel in the body: not wiped, but it cannot start: failed, not unknown.
     let body = get("dead-body");

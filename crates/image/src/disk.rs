@@ -183,6 +183,14 @@ impl FileDisk {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The device number of the opened block device (fstat of this very descriptor); `None`
+    /// for a file.
+    pub fn rdev(&self) -> Option<u64> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let m = self.file.metadata().ok()?;
+        m.file_type().is_block_device().then(|| m.rdev())
+    }
 }
 
 impl Disk for FileDisk {

@@ -553,7 +553,10 @@ fn load_keyring_file(toml_path: &Path, dir: &Path) -> Result<Vec<TrustedKey>, Ke
                 }
             }
             if roles.is_empty() {
-                return Err(at("roles", "give at least one of \"images\", \"revocations\"".into()));
+                return Err(at(
+                    "roles",
+                    "give at least one of \"images\", \"revocations\"".into(),
+                ));
             }
         }
         keys.push(k);

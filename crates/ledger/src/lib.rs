@@ -985,7 +985,10 @@ mod tests {
         );
         assert_eq!(l.sweep().unwrap(), 2, "a dead flasher's rows need a check");
         let rows = l.list(&Filter::default()).unwrap();
-        assert!(rows[2..].iter().all(|a| a.result == "needs-check"), "{rows:?}");
+        assert!(
+            rows[2..].iter().all(|a| a.result == "needs-check"),
+            "{rows:?}"
+        );
     }
 
     #[test]

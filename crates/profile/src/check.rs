@@ -163,8 +163,7 @@ pub fn sip_uri(s: &str) -> Result<(String, Option<u16>), Invalid> {
     };
     let uri_chars = |t: &str, extra: &str| {
         !t.is_empty()
-            && t
-                .chars()
+            && t.chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_.!~*'()%".contains(c) || extra.contains(c))
     };
     if let Some(u) = user {
@@ -303,7 +302,9 @@ pub struct ClientKey {
 
 impl std::fmt::Debug for ClientKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientKey").field("label", &self.label).finish()
+        f.debug_struct("ClientKey")
+            .field("label", &self.label)
+            .finish()
     }
 }
 
@@ -402,7 +403,10 @@ pub fn client_certificate(text: &str) -> Result<CertInfo, Invalid> {
     let mut certs = pem_certificates(text)?;
     let c = certs.pop().ok_or("holds no certificate")?;
     if c.code_signing {
-        return Err("is a code-signing certificate (a Secure Boot key's), not a VPN client certificate".into());
+        return Err(
+            "is a code-signing certificate (a Secure Boot key's), not a VPN client certificate"
+                .into(),
+        );
     }
     Ok(c)
 }
@@ -416,7 +420,11 @@ pub fn key_matches(cert: &CertInfo, key: &ClientKey) -> bool {
         // A certificate may hold the point compressed: compare the points, not the bytes.
         let p = |b: &[u8]| {
             p256::PublicKey::from_sec1_bytes(b)
-                .map(|k| p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&k, false).as_bytes().to_vec())
+                .map(|k| {
+                    p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&k, false)
+                        .as_bytes()
+                        .to_vec()
+                })
                 .or_else(|_| {
                     p384::PublicKey::from_sec1_bytes(b).map(|k| {
                         p384::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&k, false)

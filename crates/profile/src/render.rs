@@ -16,10 +16,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::roster::Value;
 use crate::schema::{
     Ipsec, IpsecAuth, OpenVpn, OvpnAuth, OvpnProto, Softphone, Srtp, Transport, WireGuard,
 };
-use crate::roster::Value;
 use crate::{
     check, write, CheckedVpn, Customer, Profile, ProfileFile, Referenced, Slot, VpnKind,
     MOUNT_POINT, PROFILE_JSON,
@@ -94,7 +94,8 @@ impl Slots<'_> {
             };
         };
         let Some(v) = values.get(name) else {
-            self.error.get_or_insert(RenderError::Missing(name.to_string()));
+            self.error
+                .get_or_insert(RenderError::Missing(name.to_string()));
             return String::new();
         };
         let text = v.text();
@@ -544,10 +545,7 @@ fn baresip_account(
         "<sip:{ext}@{hostport};transport={transport}>;auth_user={user};auth_pass={pass}"
     );
     if let Some(op) = &sp.outbound_proxy {
-        let op = slots.field(
-            "softphone.outbound_proxy",
-            write::baresip_quoted_param(op),
-        );
+        let op = slots.field("softphone.outbound_proxy", write::baresip_quoted_param(op));
         let _ = write!(acc, ";outbound={op}");
     }
     match sp.srtp {

@@ -205,7 +205,8 @@ const PASSWORD_SPECIALS: &str = "-_.~+/!%*@:?^()[]&|";
 fn word(v: &str, max: usize, extra: &str) -> bool {
     (1..=max).contains(&v.len())
         && v.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && v.chars().all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
 }
 
 /// Parse `v` as the value of `slot`: the allow-list of its kind, or the PEM it must be.
@@ -830,9 +831,8 @@ pub fn exports(
                 for u in &roster.users {
                     if let (Some(id), Some(pw)) = (val(u, "eap_identity"), val(u, "eap_password")) {
                         let quoted = |slot: &str, v: &str| {
-                            crate::write::swanctl_quoted(v).map_err(|e| {
-                                err(u.line, &format!("vpn.{n}.{slot}"), e.to_string())
-                            })
+                            crate::write::swanctl_quoted(v)
+                                .map_err(|e| err(u.line, &format!("vpn.{n}.{slot}"), e.to_string()))
                         };
                         let (id, pw) = (quoted("eap_identity", &id)?, quoted("eap_password", &pw)?);
                         any = true;
@@ -950,9 +950,11 @@ fn generate(
             taken.insert(free);
             Ok(format!("{free}/32"))
         }
-        Kind::Extension | Kind::SipUser | Kind::Identity | Kind::Certificate | Kind::PrivateKey => Err(
-            format!("homestick cannot generate {slot}: put the value in the roster"),
-        ),
+        Kind::Extension | Kind::SipUser | Kind::Identity | Kind::Certificate | Kind::PrivateKey => {
+            Err(format!(
+                "homestick cannot generate {slot}: put the value in the roster"
+            ))
+        }
     }
 }
 
@@ -1073,7 +1075,10 @@ mod tests {
             ("sip.turn_password", OnLoss::SecretOnly),
             ("vpn.buero.address", OnLoss::Drop("tunnel-address")),
             ("vpn.buero.private_key", OnLoss::Drop("wireguard-peer")),
-            ("vpn.rathaus.client_certificate", OnLoss::Drop("certificate-serial")),
+            (
+                "vpn.rathaus.client_certificate",
+                OnLoss::Drop("certificate-serial"),
+            ),
             ("vpn.rathaus.client_key", OnLoss::SecretOnly),
             ("vpn.rathaus.username", OnLoss::Drop("vpn-user")),
             ("vpn.rathaus.password", OnLoss::SecretOnly),

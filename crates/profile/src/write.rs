@@ -33,9 +33,12 @@ pub fn breaks_line(c: char) -> bool {
 
 /// The first character of `v` that breaks a line, as the reason a writer gives.
 fn line_break_reason(v: &str) -> Option<String> {
-    v.chars()
-        .find(|&c| breaks_line(c))
-        .map(|c| format!("it holds the control or line-separator character U+{:04X}", c as u32))
+    v.chars().find(|&c| breaks_line(c)).map(|c| {
+        format!(
+            "it holds the control or line-separator character U+{:04X}",
+            c as u32
+        )
+    })
 }
 
 /// A comment line's text for the `#` comments of wg-quick, OpenVPN, swanctl and baresip files:
@@ -131,10 +134,16 @@ pub fn baresip_quoted_param(v: &str) -> Result<String, Unwritable> {
         return Err(unwritable(F, r));
     }
     if v.contains(['"', '<', '>', '\\']) || v.contains(char::is_whitespace) {
-        return Err(unwritable(F, "it holds a quote, a backslash, < or > or a space"));
+        return Err(unwritable(
+            F,
+            "it holds a quote, a backslash, < or > or a space",
+        ));
     }
     for param in v.split(';').skip(1) {
-        if !matches!(param, "transport=udp" | "transport=tcp" | "transport=tls" | "lr") {
+        if !matches!(
+            param,
+            "transport=udp" | "transport=tcp" | "transport=tls" | "lr"
+        ) {
             return Err(unwritable(
                 F,
                 format!("the URI parameter {param:?} (only transport=udp|tcp|tls and lr; baresip would read others as its own)"),
@@ -214,7 +223,10 @@ mod tests {
         table("swanctl", swanctl_quoted, |o| {
             breaks(o) || o.matches('"').count() != 2 || o.contains('\\')
         });
-        assert_eq!(swanctl_quoted("anna@waldbach").unwrap(), "\"anna@waldbach\"");
+        assert_eq!(
+            swanctl_quoted("anna@waldbach").unwrap(),
+            "\"anna@waldbach\""
+        );
         assert!(swanctl_quoted("a\\b").is_err());
     }
 

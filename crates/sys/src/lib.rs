@@ -123,10 +123,18 @@ mod tests {
         std::os::unix::fs::symlink(d, d.join("sub/up")).unwrap();
         let dir = d.join("sub");
         assert!(open_beneath(&dir, Path::new("ok.pem")).is_ok());
-        for bad in ["link.pem", "up/secret.key", "../secret.key", "/etc/hostname"] {
+        for bad in [
+            "link.pem",
+            "up/secret.key",
+            "../secret.key",
+            "/etc/hostname",
+        ] {
             let e = open_beneath(&dir, Path::new(bad)).unwrap_err();
             println!("{bad}: {e}");
-            assert!(matches!(e.raw_os_error(), Some(40) | Some(18)), "{bad}: {e}");
+            assert!(
+                matches!(e.raw_os_error(), Some(40) | Some(18)),
+                "{bad}: {e}"
+            );
         }
     }
 }
