@@ -392,7 +392,15 @@ fn flash_args(set: &Path, ledger: &str, loops: &[Loop], report: &Path) -> Vec<St
 }
 
 fn ledger_rows(ledger: &str) -> Vec<serde_json::Value> {
-    let r = hs(&["ledger", "--ledger", ledger, "list", "--json"]);
+    ledger_rows_with(ledger, &[])
+}
+
+/// [`ledger_rows`] with more arguments (a PostgreSQL ledger's `--ledger-ca`).
+fn ledger_rows_with(ledger: &str, extra: &[String]) -> Vec<serde_json::Value> {
+    let mut a: Vec<String> = vec!["ledger".into(), "--ledger".into(), ledger.into()];
+    a.extend(extra.iter().cloned());
+    a.extend(["list".into(), "--json".into()]);
+    let r = hs(&a);
     assert_eq!(r.code, 0, "{}", r.all());
     r.stdout
         .lines()
@@ -531,10 +539,29 @@ impl Postgres {
             .expect("initdb");
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let port = 20000 + (std::process::id() % 20000) as u16;
+        // A free port of this machine (tests run side by side, each with its own server).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // The server speaks TLS with a certificate for 127.0.0.1 from a CA of the test's own.
+        let r = sh(&format!(
+            "cd {d} && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+             -subj '/CN=homestick ledger test CA' -keyout ca.key -out ca.pem 2>/dev/null && \
+             openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+             -keyout server.key -out server.csr 2>/dev/null && \
+             printf 'subjectAltName=IP:127.0.0.1\\n' > san.ext && \
+             openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+             -extfile san.ext -out server.pem 2>/dev/null && \
+             chown postgres server.key server.pem && chmod 600 server.key",
+            d = dir.path().display()
+        ));
+        assert_eq!(r.code, 0, "{}", r.all());
         let r = sh(&format!(
             "chown postgres {d} && runuser -u postgres -- {b}/initdb -D {data} -A trust -U postgres >/dev/null && \
-             runuser -u postgres -- {b}/pg_ctl -D {data} -l {d}/log -w -o '-p {port} -k {d} -c listen_addresses=127.0.0.1' start",
+             runuser -u postgres -- {b}/pg_ctl -D {data} -l {d}/log -w -o '-p {port} -k {d} -c listen_addresses=127.0.0.1 \
+             -c ssl=on -c ssl_cert_file={d}/server.pem -c ssl_key_file={d}/server.key' start",
             d = dir.path().display(),
             b = bin.display(),
             data = data.display()
@@ -545,6 +572,14 @@ impl Postgres {
 
     fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// `--ledger-ca` with the server's CA.
+    fn ca_args(&self) -> Vec<String> {
+        vec![
+            "--ledger-ca".into(),
+            self.dir.path().join("ca.pem").display().to_string(),
+        ]
     }
 }
 
@@ -566,11 +601,14 @@ fn two_stations_racing_never_hand_a_user_out_twice_in_sqlite_and_postgresql() {
     let size = fs::metadata(set.join("shared.img")).unwrap().len();
     let pg = Postgres::start();
     let sqlite = fx.path("shared-ledger.sqlite").display().to_string();
-    let cases = [("sqlite", sqlite), ("postgresql", pg.url())];
+    let cases = [
+        ("sqlite", sqlite, vec![]),
+        ("postgresql over TLS", pg.url(), pg.ca_args()),
+    ];
     table(
         &cases,
-        |(name, _)| name.to_string(),
-        |(name, ledger)| {
+        |(name, ..)| name.to_string(),
+        |(name, ledger, extra)| {
             // Two stations, three sticks each, four users: four good sticks, two not written.
             let loops: Vec<Vec<Loop>> = (0..2)
                 .map(|s| {
@@ -595,6 +633,7 @@ fn two_stations_racing_never_hand_a_user_out_twice_in_sqlite_and_postgresql() {
                     let report = fx.path(&format!("{name}-report{s}.jsonl"));
                     Command::new(bin())
                         .args(flash_args(&set, ledger, l, &report))
+                        .args(extra)
                         .stdout(Stdio::piped())
                         .stderr(Stdio::piped())
                         .spawn()
@@ -609,7 +648,7 @@ fn two_stations_racing_never_hand_a_user_out_twice_in_sqlite_and_postgresql() {
                 .iter()
                 .map(|o| String::from_utf8_lossy(&o.stderr).to_string())
                 .collect();
-            let rows = ledger_rows(ledger);
+            let rows = ledger_rows_with(ledger, extra);
             let good: Vec<&str> = rows
                 .iter()
                 .filter(|r| r["result"] == "good")
@@ -868,4 +907,56 @@ fn revoking_a_stick_of_a_customer_wide_image_or_a_shared_serial_asks_before_it_t
         .all(|r| r["result"] == "revoked"));
     let doc: serde_json::Value = serde_json::from_slice(&fs::read(&list).unwrap()).unwrap();
     assert_eq!(doc["image_ids"], serde_json::json!([rows[0]["image_id"]]));
+}
+
+#[test]
+fn a_postgresql_ledger_is_reached_over_verified_tls_or_only_in_clear_by_name() {
+    let pg = Postgres::start();
+    let url = pg.url();
+    let list = |extra: &[&str]| {
+        let mut a = vec!["ledger", "--ledger", &url];
+        a.extend(extra);
+        a.push("list");
+        hs(&a)
+    };
+    let ca = pg.ca_args();
+    // The server's own CA: TLS, verified.
+    let r = list(&[&ca[0], &ca[1]]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    // Without it, the system's CAs do not know the server's: refused, named.
+    let r = list(&[]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("certificate"), "{}", r.stderr);
+    // Another CA: refused too.
+    let other = tempfile::tempdir().unwrap();
+    let o = other.path().join("other-ca.pem");
+    let g = sh(&format!(
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=other \
+         -keyout {k} -out {o} 2>/dev/null",
+        k = other.path().join("k").display(),
+        o = o.display()
+    ));
+    assert_eq!(g.code, 0, "{}", g.all());
+    let r = list(&["--ledger-ca", o.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("certificate"), "{}", r.stderr);
+    // sslmode=disable in the URL is refused unless plain TCP is asked for by name; a password
+    // in the URL never shows in a message.
+    let plain = format!("{url}?sslmode=disable&password=hunter2");
+    let r = hs(&["ledger", "--ledger", &plain, "list"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("--ledger-insecure-plaintext"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.all().contains("hunter2"), "{}", r.all());
+    let r = hs(&[
+        "ledger",
+        "--ledger",
+        &plain,
+        "--ledger-insecure-plaintext",
+        "list",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.all());
 }

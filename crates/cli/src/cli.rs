@@ -118,6 +118,14 @@ pub struct FlashArgs {
     /// $XDG_DATA_HOME/homestick/ledger.sqlite (~/.local/share/homestick/ledger.sqlite).
     #[arg(long, value_name = "FILE|URL")]
     pub ledger: Option<String>,
+    /// CA certificates (PEM) that a PostgreSQL ledger's TLS certificate must chain to
+    /// (default: the system's); the server's name must match its certificate.
+    #[arg(long, value_name = "FILE")]
+    pub ledger_ca: Option<PathBuf>,
+    /// Connect to a PostgreSQL ledger without TLS: its password and every row travel in clear
+    /// and any server may answer. Only on a network nobody else can reach.
+    #[arg(long)]
+    pub ledger_insecure_plaintext: bool,
     /// Write a printable label sheet (HTML) of this run's good sticks: user, serial, hotline.
     #[arg(long, value_name = "FILE.html")]
     pub labels: Option<PathBuf>,
@@ -172,6 +180,14 @@ pub struct LedgerArgs {
     /// The ledger: an SQLite file or a postgres:// URL (default: see below).
     #[arg(long, value_name = "FILE|URL", global = true)]
     pub ledger: Option<String>,
+    /// CA certificates (PEM) that a PostgreSQL ledger's TLS certificate must chain to
+    /// (default: the system's); the server's name must match its certificate.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub ledger_ca: Option<PathBuf>,
+    /// Connect to a PostgreSQL ledger without TLS: its password and every row travel in clear
+    /// and any server may answer. Only on a network nobody else can reach.
+    #[arg(long, global = true)]
+    pub ledger_insecure_plaintext: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: LedgerCommand,

@@ -122,7 +122,11 @@ pub fn flash(a: &FlashArgs) -> Result<(), Failure> {
         .ledger
         .clone()
         .unwrap_or_else(homestick_ledger::default_location);
-    let mut ledger = crate::ledger::open_ledger(&ledger_at)?;
+    let tls = homestick_ledger::Tls {
+        ca: a.ledger_ca.clone(),
+        insecure_plaintext: a.ledger_insecure_plaintext,
+    };
+    let mut ledger = crate::ledger::open_ledger(&ledger_at, &tls)?;
     let mut report = match &a.report {
         Some(p) => Some(
             Report::open(p, report_format(a.report_format))

@@ -17,7 +17,11 @@ pub fn run(a: &LedgerArgs) -> Result<(), Failure> {
         .ledger
         .clone()
         .unwrap_or_else(homestick_ledger::default_location);
-    let open = || open_ledger(&at);
+    let tls = homestick_ledger::Tls {
+        ca: a.ledger_ca.clone(),
+        insecure_plaintext: a.ledger_insecure_plaintext,
+    };
+    let open = || open_ledger(&at, &tls);
     match &a.command {
         LedgerCommand::List { set, json } => {
             let rows = open()?
@@ -103,13 +107,13 @@ pub fn run(a: &LedgerArgs) -> Result<(), Failure> {
 }
 
 /// Open the ledger as this station (host name and random station id).
-pub(crate) fn open_ledger(at: &str) -> Result<Ledger, Failure> {
+pub(crate) fn open_ledger(at: &str, tls: &homestick_ledger::Tls) -> Result<Ledger, Failure> {
     let id = homestick_ledger::station_id().map_err(|e| {
         usage(format!(
             "this station's id (beside the default ledger): {e}"
         ))
     })?;
-    Ledger::open(at, &report::station_name(), &id).map_err(usage)
+    Ledger::open(at, &report::station_name(), &id, tls).map_err(usage)
 }
 
 /// The rows `f` selects that may be revoked. A serial that several rows share is refused (cheap

@@ -59,6 +59,14 @@ pub enum LedgerError {
         #[source]
         source: postgres::Error,
     },
+    /// The connection to the PostgreSQL server cannot be secured as asked.
+    #[error("ledger {location}: {why}")]
+    Tls {
+        /// URL without the password.
+        location: String,
+        /// Why.
+        why: String,
+    },
     /// The ledger is newer than this homestick.
     #[error("ledger {location}: schema version {found} is newer than this homestick knows ({known}); update homestick")]
     TooNew {
@@ -403,19 +411,98 @@ pub fn is_postgres(location: &str) -> bool {
     location.starts_with("postgres://") || location.starts_with("postgresql://")
 }
 
-/// `location` with any password replaced, for messages.
+/// `location` with any password replaced, for messages: in the user part and as a
+/// `password=` parameter.
 pub fn redacted(location: &str) -> String {
     if !is_postgres(location) {
         return location.to_string();
     }
     let (scheme, rest) = location.split_once("://").unwrap_or(("", location));
-    match rest.split_once('@') {
+    let (head, query) = match rest.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (rest, None),
+    };
+    let head = match head.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-            None => location.to_string(),
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => head.to_string(),
         },
-        None => location.to_string(),
+        None => head.to_string(),
+    };
+    let query = query.map(|q| {
+        q.split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => kv.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    match query {
+        Some(q) => format!("{scheme}://{head}?{q}"),
+        None => format!("{scheme}://{head}"),
     }
+}
+
+/// How a PostgreSQL ledger is reached: TLS with the server's certificate verified against
+/// `ca` (PEM; default: the system's CA certificates), or, only when asked by name, plain TCP.
+#[derive(Debug, Clone, Default)]
+pub struct Tls {
+    /// CA certificates the server's certificate must chain to.
+    pub ca: Option<PathBuf>,
+    /// No TLS: the password and every row in clear, and any server may answer.
+    pub insecure_plaintext: bool,
+}
+
+/// The system's CA certificates (Debian's bundle).
+const SYSTEM_CA: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// Connect to a PostgreSQL ledger as `tls` says. TLS is required and verified (chain and host
+/// name); a URL that asks for `sslmode=disable` is refused unless plain TCP was asked for.
+fn pg_connect(location: &str, tls: &Tls, shown: &str) -> Result<postgres::Client, LedgerError> {
+    use rustls_pki_types::pem::PemObject;
+    let bad = |why: String| LedgerError::Tls {
+        location: shown.to_string(),
+        why,
+    };
+    let pg = |source| LedgerError::Postgres {
+        location: shown.to_string(),
+        source,
+    };
+    let mut config: postgres::Config = location.parse().map_err(pg)?;
+    if tls.insecure_plaintext {
+        config.ssl_mode(postgres::config::SslMode::Disable);
+        return config.connect(postgres::NoTls).map_err(pg);
+    }
+    if config.get_ssl_mode() == postgres::config::SslMode::Disable {
+        return Err(bad("the URL says sslmode=disable: the password and every row would travel in clear; give --ledger-insecure-plaintext to do so on a trusted network".into()));
+    }
+    config.ssl_mode(postgres::config::SslMode::Require);
+    let ca = tls.ca.clone().unwrap_or_else(|| PathBuf::from(SYSTEM_CA));
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = rustls_pki_types::CertificateDer::pem_file_iter(&ca)
+        .map_err(|e| bad(format!("CA certificates {}: {e}", ca.display())))?;
+    for c in certs {
+        let c = c.map_err(|e| bad(format!("CA certificates {}: {e}", ca.display())))?;
+        roots
+            .add(c)
+            .map_err(|e| bad(format!("CA certificates {}: {e}", ca.display())))?;
+    }
+    if roots.is_empty() {
+        return Err(bad(format!(
+            "CA certificates {}: none in the file",
+            ca.display()
+        )));
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config
+        .connect(tokio_postgres_rustls::MakeRustlsConnect::new(client))
+        .map_err(pg)
 }
 
 /// Seconds since the Unix epoch.
@@ -478,16 +565,15 @@ impl Ledger {
     /// Open (and create or upgrade) the ledger at `location`: a file path, or a
     /// `postgres://` URL. `station` names this station in new rows (its host name, for people);
     /// `station_id` tells it from every other station ([`station_id`]).
-    pub fn open(location: &str, station: &str, station_id: &str) -> Result<Ledger, LedgerError> {
+    pub fn open(
+        location: &str,
+        station: &str,
+        station_id: &str,
+        tls: &Tls,
+    ) -> Result<Ledger, LedgerError> {
         let shown = redacted(location);
         let conn = if is_postgres(location) {
-            let c = postgres::Client::connect(location, postgres::NoTls).map_err(|source| {
-                LedgerError::Postgres {
-                    location: shown.clone(),
-                    source,
-                }
-            })?;
-            Conn::Pg(Box::new(c))
+            Conn::Pg(Box::new(pg_connect(location, tls, &shown)?))
         } else {
             let path = Path::new(location);
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -942,7 +1028,7 @@ mod tests {
     fn a_user_is_claimed_once_until_the_stick_fails() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.sqlite");
-        let mut l = Ledger::open(path.to_str().unwrap(), "st1", "id-1").unwrap();
+        let mut l = Ledger::open(path.to_str().unwrap(), "st1", "id-1", &Tls::default()).unwrap();
         let a = l.begin(&attempt("anna")).unwrap().expect("first claim");
         assert_eq!(l.begin(&attempt("anna")).unwrap(), None, "writing blocks");
         l.finish(a, Finish::Failed("removed")).unwrap();
@@ -973,7 +1059,7 @@ mod tests {
         );
         drop(l);
         // Reopened by the same station: its process (this one) lives, the rows stay.
-        let mut l = Ledger::open(path.to_str().unwrap(), "st1", "id-1").unwrap();
+        let mut l = Ledger::open(path.to_str().unwrap(), "st1", "id-1", &Tls::default()).unwrap();
         assert_eq!(l.taken("set-1").unwrap(), ["anna"]);
         assert_eq!(
             l.exec(
@@ -996,11 +1082,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.sqlite");
         let p = path.to_str().unwrap();
-        let mut l = Ledger::open(p, "station", "id-1").unwrap();
+        let mut l = Ledger::open(p, "station", "id-1", &Tls::default()).unwrap();
         let a = l.begin(&attempt("anna")).unwrap().unwrap();
         // A second station with the same host name but its own id: its sweep does not take the
         // first station's live row for its own (whose process it cannot see).
-        let mut twin = Ledger::open(p, "station", "id-2").unwrap();
+        let mut twin = Ledger::open(p, "station", "id-2", &Tls::default()).unwrap();
         assert_eq!(twin.sweep().unwrap(), 0);
         assert_eq!(twin.taken("set-1").unwrap(), ["anna"]);
         // Nor can it finish or keep alive a row that is not its own.
@@ -1036,8 +1122,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.sqlite");
         let p = path.to_str().unwrap();
-        drop(Ledger::open(p, "s", "i").unwrap());
-        drop(Ledger::open(p, "s", "i").unwrap());
+        drop(Ledger::open(p, "s", "i", &Tls::default()).unwrap());
+        drop(Ledger::open(p, "s", "i", &Tls::default()).unwrap());
         let c = rusqlite::Connection::open(&path).unwrap();
         let n: i64 = c
             .query_row("SELECT COUNT(*) FROM homestick_schema", [], |r| r.get(0))
@@ -1045,7 +1131,9 @@ mod tests {
         assert_eq!(n, SCHEMA_VERSION, "each applied once");
         c.execute("INSERT INTO homestick_schema VALUES (99, 0)", [])
             .unwrap();
-        let e = Ledger::open(p, "s", "i").unwrap_err().to_string();
+        let e = Ledger::open(p, "s", "i", &Tls::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("schema version 99 is newer"), "{e}");
     }
 
@@ -1056,6 +1144,10 @@ mod tests {
             "postgres://hs:***@db.example/ledger"
         );
         assert_eq!(redacted("/var/lib/x.sqlite"), "/var/lib/x.sqlite");
+        assert_eq!(
+            redacted("postgres://hs@db.example/ledger?sslmode=require&password=secret"),
+            "postgres://hs@db.example/ledger?sslmode=require&password=***"
+        );
         assert_eq!(pg_sql("a = ? AND b = ?"), "a = $1 AND b = $2");
         assert_eq!(
             pg_dialect("id INTEGER PRIMARY KEY AUTOINCREMENT, t INTEGER NOT NULL"),
