@@ -960,3 +960,24 @@ fn a_postgresql_ledger_is_reached_over_verified_tls_or_only_in_clear_by_name() {
     ]);
     assert_eq!(r.code, 0, "{}", r.all());
 }
+
+#[test]
+fn verify_all_checks_shared_img_against_set_json() {
+    let fx = Fixture::new();
+    let (profile, filled) = filled_roster(fx.dir.path(), 2);
+    let (set, _) = build_set(&fx, &profile, &filled, "set-shared");
+    assert_eq!(verify_all(&set).code, 0);
+    // One byte near the end of shared.img, before its backup GPT.
+    let shared = set.join("shared.img");
+    let mut b = fs::read(&shared).unwrap();
+    let at = b.len() - (2 << 20);
+    b[at] ^= 0x01;
+    fs::write(&shared, b).unwrap();
+    let r = verify_all(&set);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stdout.contains("shared image") && r.stdout.contains("is not set.json's shared_sha256"),
+        "{}",
+        r.stdout
+    );
+}

@@ -1106,6 +1106,13 @@ fn verify_all(
     let mut bad = 0usize;
     let mut rows = Vec::new();
     let total = set.index.users.len();
+    if let Err(why) = set.check_shared() {
+        bad += 1;
+        if !a.json {
+            println!("NOT TRUSTED  shared image: {why}");
+        }
+        rows.push(json!({"shared": false, "failures": [why]}));
+    }
     for (i, u) in set.index.users.iter().enumerate() {
         match checker.verify(set, &u.id, keyring, expect, &verify::NoProgress) {
             Ok((v, _)) => {

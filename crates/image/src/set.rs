@@ -469,6 +469,23 @@ impl StickSet {
         self.dir.join(SHARED)
     }
 
+    /// Whether shared.img is the one set.json names (its `shared_sha256`): the whole file is
+    /// hashed. Each user's image is verified on its own as well; this finds a changed byte
+    /// outside every user's signed regions too. A reason if it is not.
+    pub fn check_shared(&self) -> Result<(), String> {
+        let got = crate::hash::hash_range(&*self.shared, 0, self.shared.size(), &|_| {})
+            .map_err(|e| format!("{}: {e}", self.shared_path().display()))?;
+        if got != self.index.shared_sha256.0 {
+            return Err(format!(
+                "{}: SHA-256 {} is not set.json's shared_sha256 {}: changed after signing",
+                self.shared_path().display(),
+                crate::hash::hex(&got),
+                self.index.shared_sha256
+            ));
+        }
+        Ok(())
+    }
+
     /// The path of `user`'s part.
     pub fn part_path(&self, user: &str) -> PathBuf {
         self.dir.join(USERS).join(format!("{user}.part"))

@@ -453,6 +453,18 @@ fn check_direct(
             Some((ip, if ip.is_ipv4() { 32 } else { 128 }))
         } else {
             ctx.chk(&f("to"), check::host(&d.to))?;
+            // A name is resolved on the stick through the tunnel's DNS once the tunnel is up;
+            // without one the home router would answer (and see) it.
+            let default = vpns
+                .iter()
+                .find(|v| v.default)
+                .or_else(|| vpns.first().filter(|_| vpns.len() == 1));
+            if default.is_some_and(|v| v.dns.is_empty()) {
+                return Err(ctx.err(
+                    &f("to"),
+                    format!("{:?} is a host name, and the default VPN has no dns to resolve it through the tunnel (the home router would): give its address or network, or the VPN's dns", d.to),
+                ));
+            }
             None
         };
         if let Some((ip, len)) = net {
@@ -1004,11 +1016,15 @@ mod tests {
 
     /// Check MINIMAL plus `extra` as far as the allow-list: the field and reason of its error.
     fn direct_error(extra: &str) -> Result<(), (String, String)> {
+        direct_error_in(MINIMAL, extra)
+    }
+
+    /// [`direct_error`] on another base profile.
+    fn direct_error_in(base: &str, extra: &str) -> Result<(), (String, String)> {
         let file = Path::new("customer.toml");
-        let parsed =
-            parse_customer_toml(file, &format!("{MINIMAL}{extra}")).map_err(|e| match e {
-                ProfileError::Invalid { field, reason, .. } => (field, reason),
-            })?;
+        let parsed = parse_customer_toml(file, &format!("{base}{extra}")).map_err(|e| match e {
+            ProfileError::Invalid { field, reason, .. } => (field, reason),
+        })?;
         let ctx = Ctx {
             file,
             dir: Path::new("."),
@@ -1030,11 +1046,16 @@ mod tests {
             entry("198.51.100.0/24", "\"udp/3478-3481\", \"tcp/443\""),
             entry("2001:db8::/48", "\"tcp/443\""),
             entry("203.0.113.7", "\"udp/10000-20000\""),
-            entry("portal.example.net", "\"tcp/80\", \"tcp/443\""),
             String::new(),
         ] {
             assert_eq!(direct_error(&ok), Ok(()), "{ok}");
         }
+        // A host name is resolved through the tunnel's DNS: with the VPN's dns it is taken.
+        let with_dns = MINIMAL.replace("routes = ", "dns = [\"10.0.0.53\"]\nroutes = ");
+        assert_eq!(
+            direct_error_in(&with_dns, &entry("portal.example.net", "\"tcp/80\"")),
+            Ok(())
+        );
         let cases: &[(&str, String, &str, &str)] = &[
             (
                 "whole internet",
@@ -1059,6 +1080,12 @@ mod tests {
                 entry("bad host", "\"tcp/443\""),
                 "network.direct[0].to",
                 "bad host",
+            ),
+            (
+                "host name without the tunnel's DNS",
+                entry("portal.example.net", "\"tcp/80\", \"tcp/443\""),
+                "network.direct[0].to",
+                "the default VPN has no dns to resolve it through the tunnel",
             ),
             (
                 "no ports",
