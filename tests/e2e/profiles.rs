@@ -206,14 +206,7 @@ fn openvpn_config_parses_in_openvpn() {
     let path = d.path().join("rathaus.ovpn");
     fs::write(&path, &filled).unwrap();
     let run = |file: &Path| openvpn_option_check(file, d.path());
-    let r = run(&path);
-    assert!(
-        r.all()
-            .contains("Options error: specify only one of --tls-server, --tls-client, or --secret"),
-        "{}",
-        r.all()
-    );
-    assert_eq!(r.all().matches("Options error").count(), 1, "{}", r.all());
+    assert_openvpn_accepts(&path, d.path());
     let broken = d.path().join("broken.ovpn");
     fs::write(
         &broken,
@@ -224,6 +217,19 @@ fn openvpn_config_parses_in_openvpn() {
         run(&broken).all().contains("unsupported cipher"),
         "the oracle can fail"
     );
+}
+
+/// OpenVPN accepts every option of `conf`: [`openvpn_option_check`] reaches its one planted
+/// conflict and nothing else.
+pub(crate) fn assert_openvpn_accepts(conf: &Path, scratch: &Path) {
+    let r = openvpn_option_check(conf, scratch);
+    assert!(
+        r.all()
+            .contains("Options error: specify only one of --tls-server, --tls-client, or --secret"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(r.all().matches("Options error").count(), 1, "{}", r.all());
 }
 
 /// OpenVPN has no parse-only mode. `--test-crypto` with `--secret` parses and checks every

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use homestick_flash::devices::Device;
-use homestick_flash::station::Station;
+use homestick_flash::station::{Outcome, Station};
 use homestick_flash::stick::{self, Image, StickError, StickState, Target};
 use homestick_image::disk::{Disk, SECTOR};
 use homestick_image::gpt;
@@ -255,21 +255,7 @@ fn a_stalled_or_failing_stick_does_not_disturb_the_others() {
             Fault::FlipOnReadBack(img.manifest.partitions[2].offset() + 7),
         ),
     ];
-    let mems: Vec<Arc<Mem>> = sticks
-        .iter()
-        .map(|(_, f)| Arc::new(Mem::new(size, *f)))
-        .collect();
-    for ((name, _), mem) in sticks.iter().zip(&mems) {
-        station.start(
-            device(name),
-            Box::new(Shared(Arc::clone(mem))),
-            Arc::clone(&img),
-        );
-    }
-    let mut outcomes = Vec::new();
-    while station.busy() {
-        outcomes.extend(station.poll(Duration::from_millis(100)));
-    }
+    let (mems, outcomes) = run_all(&mut station, &img, size, &sticks);
     let result = |name: &str| {
         outcomes
             .iter()
@@ -308,6 +294,32 @@ fn a_stalled_or_failing_stick_does_not_disturb_the_others() {
     );
 }
 
+/// Start a stick of `size` bytes with each named fault on `station`, and wait for every result:
+/// the sticks' memory and the outcomes.
+fn run_all(
+    station: &mut Station,
+    img: &Arc<Image>,
+    size: u64,
+    sticks: &[(&str, Fault)],
+) -> (Vec<Arc<Mem>>, Vec<Outcome>) {
+    let mems: Vec<Arc<Mem>> = sticks
+        .iter()
+        .map(|(_, f)| Arc::new(Mem::new(size, *f)))
+        .collect();
+    for ((name, _), mem) in sticks.iter().zip(&mems) {
+        station.start(
+            device(name),
+            Box::new(Shared(Arc::clone(mem))),
+            Arc::clone(img),
+        );
+    }
+    let mut outcomes = Vec::new();
+    while station.busy() {
+        outcomes.extend(station.poll(Duration::from_millis(100)));
+    }
+    (mems, outcomes)
+}
+
 #[derive(Debug)]
 struct Shared(Arc<Mem>);
 impl Target for Shared {
@@ -339,21 +351,7 @@ fn a_stick_stalled_in_its_read_back_is_wiped_and_one_dead_in_the_kernel_is_repor
         ("dead-ends", Fault::DeadAt(size - (1 << 20))),
         ("good", Fault::None),
     ];
-    let mems: Vec<Arc<Mem>> = sticks
-        .iter()
-        .map(|(_, f)| Arc::new(Mem::new(size, *f)))
-        .collect();
-    for ((name, _), mem) in sticks.iter().zip(&mems) {
-        station.start(
-            device(name),
-            Box::new(Shared(Arc::clone(mem))),
-            Arc::clone(&img),
-        );
-    }
-    let mut outcomes = Vec::new();
-    while station.busy() {
-        outcomes.extend(station.poll(Duration::from_millis(100)));
-    }
+    let (mems, outcomes) = run_all(&mut station, &img, size, &sticks);
     let get = |name: &str| outcomes.iter().find(|o| o.device.name == name).unwrap();
     // Stalled while it was read back: the job stops at its next read, wipes the stick, and it
     // is failed, not a complete stick reported failed.
