@@ -143,6 +143,16 @@ fn a_roster_cannot_name_a_signing_key_or_a_file_outside_its_directory() {
     .unwrap();
     let r = roster_check(&roster);
     assert_eq!(r.code, 0, "the good row checks: {}", r.all());
+    // Named relative to the current directory (its parent is the empty path), it checks too.
+    let p = root().join("profiles/gemeinde-waldbach");
+    let mut cmd = std::process::Command::new(bin());
+    cmd.current_dir(&dir)
+        .args(["roster", "check", "--profile"])
+        .arg(&p)
+        .arg("roster.csv");
+    let out = cmd.output();
+    let r = finish(&mut cmd, out);
+    assert_eq!(r.code, 0, "a roster in the current directory: {}", r.all());
 }
 
 /// The block between `<tag>` and `</tag>` of an OpenVPN file.

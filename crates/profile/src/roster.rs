@@ -488,6 +488,12 @@ impl Roster {
     /// result would hold the files' contents, so a filled roster is written from the roster
     /// before this.
     pub fn read_files(&mut self, dir: &std::path::Path) -> Vec<RosterError> {
+        // `roster.csv`'s parent is the empty path: the current directory.
+        let dir = if dir.as_os_str().is_empty() {
+            std::path::Path::new(".")
+        } else {
+            dir
+        };
         let mut errors = Vec::new();
         for u in &mut self.users {
             for (slot, v) in u.values.iter_mut() {
