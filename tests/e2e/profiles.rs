@@ -518,6 +518,8 @@ fn bad_profiles_name_file_field_and_reason() {
         ("ipsec proposal invalid", "gemeinde-waldbach", w.replace("aes256-sha256-modp3072", "AES 256"), "vpn[1].ipsec.ike_proposals[1]", "\"AES 256\" is not a strongSwan proposal"),
         ("ipsec auth unknown", "gemeinde-waldbach", w.replace("auth = \"eap-mschapv2\"", "auth = \"psk\""), "vpn[1].ipsec.auth", "unknown variant `psk`"),
         ("registrar not a SIP URI", "stadt-musterhausen", m.replace("registrar = \"sip:sip.musterhausen.example\"", "registrar = \"sip.musterhausen.example\""), "softphone.registrar", "\"sip.musterhausen.example\" is not a SIP URI (expected sip:host or sips:host)"),
+        ("outbound proxy with an account parameter", "stadt-musterhausen", m.replace("sbc.musterhausen.example:5061;transport=tls", "sbc.musterhausen.example:5061;answermode=auto"), "softphone.outbound_proxy", "cannot be written into a baresip account parameter: the URI parameter \"answermode=auto\""),
+        ("outbound proxy closing its quotes", "stadt-musterhausen", m.replace("sbc.musterhausen.example:5061;transport=tls", "sbc.musterhausen.example:5061\\\";answermode=auto;x=\\\""), "softphone.outbound_proxy", "which a SIP URI cannot"),
         ("outbound proxy bad port", "stadt-musterhausen", m.replace("sbc.musterhausen.example:5061", "sbc.musterhausen.example:x"), "softphone.outbound_proxy", "port \"x\" is not a number"),
         ("transport unknown", "stadt-musterhausen", m.replace("transport = \"tls\"", "transport = \"ws\""), "softphone.transport", "unknown variant `ws` (expected one of `udp`, `tcp`, `tls`)"),
         ("srtp unknown", "stadt-musterhausen", m.replace("srtp = \"mandatory\"", "srtp = \"yes\""), "softphone.srtp", "unknown variant `yes`"),

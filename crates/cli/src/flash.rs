@@ -832,9 +832,6 @@ impl Run {
     fn finished(&mut self, o: &Outcome) {
         let d = &o.device;
         self.settled.insert(identity(d));
-        if o.good() {
-            self.written.insert(identity(d));
-        }
         let user = o.image.manifest.user.clone();
         let who = format!(
             "{} (serial {}{}{})",
@@ -848,19 +845,9 @@ impl Run {
                 .map(|u| format!(", user {} ({})", u.id, u.name))
                 .unwrap_or_default()
         );
-        if let Some(id) = self.attempts.remove(&d.name) {
-            let how = match (&o.error, o.unknown) {
-                (None, _) => Finish::Good,
-                (Some(e), false) => Finish::Failed(e),
-                (Some(e), true) => Finish::NeedsCheck(e),
-            };
-            if let Err(e) = self.ledger.finish(id, how) {
-                self.ui.line(&format!(
-                    "homestick: warning: {who}: not recorded in the ledger: {e}"
-                ));
-            }
-        }
-        if o.good() {
+        let (error, unknown) = self.record(o, &who);
+        if error.is_none() {
+            self.written.insert(identity(d));
             self.labels.push((
                 user.as_ref().map_or_else(
                     || o.image.manifest.customer.name.clone(),
@@ -869,13 +856,13 @@ impl Run {
                 d.serial.clone().unwrap_or_else(|| "-".into()),
             ));
         }
-        match &o.error {
+        match &error {
             None => {
                 self.good += 1;
                 self.ui
                     .line(&format!("homestick: {who}: verified, may be unplugged"));
             }
-            Some(e) if o.unknown => {
+            Some(e) if unknown => {
                 self.failed += 1;
                 self.ui.line(&format!(
                     "homestick: {who}: UNKNOWN, set it aside and check it (homestick ledger check): {e}"
@@ -886,10 +873,44 @@ impl Run {
                 self.ui.line(&format!("homestick: {who}: FAILED: {e}"));
             }
         }
+        self.append_report(o, error, unknown);
+    }
+
+    /// Record `o` in the ledger; the stick's result as it stands then: a verified stick whose
+    /// row is no longer this station's (changed by another station or by hand) is not handed
+    /// out as good: its state is unknown.
+    fn record(&mut self, o: &Outcome, who: &str) -> (Option<String>, bool) {
+        let Some(id) = self.attempts.remove(&o.device.name) else {
+            return (o.error.clone(), o.unknown);
+        };
+        let how = match (&o.error, o.unknown) {
+            (None, _) => Finish::Good,
+            (Some(e), false) => Finish::Failed(e),
+            (Some(e), true) => Finish::NeedsCheck(e),
+        };
+        match self.ledger.finish(id, how) {
+            Ok(()) => (o.error.clone(), o.unknown),
+            Err(e) if o.good() => (
+                Some(format!(
+                    "verified, but the ledger does not hold it as this station's any more ({e})"
+                )),
+                true,
+            ),
+            Err(e) => {
+                self.ui.line(&format!(
+                    "homestick: warning: {who}: not recorded in the ledger: {e}"
+                ));
+                (o.error.clone(), o.unknown)
+            }
+        }
+    }
+
+    /// The report's line for `o`, with its result as recorded.
+    fn append_report(&mut self, o: &Outcome, error: Option<String>, unknown: bool) {
         let Some(report) = self.report.as_mut() else {
             return;
         };
-        let m = &o.image.manifest;
+        let (d, m) = (&o.device, &o.image.manifest);
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |t| t.as_secs() as i64);
@@ -906,7 +927,7 @@ impl Run {
             customer: m.customer.id.clone(),
             version: m.version.clone(),
             manifest_sha256: hex(&o.image.manifest_sha256),
-            result: match (o.good(), o.unknown) {
+            result: match (error.is_none(), unknown) {
                 (true, _) => "ok",
                 (false, true) => "unknown",
                 (false, false) => "failed",
@@ -918,8 +939,8 @@ impl Run {
             } else {
                 0.0
             },
-            error: o.error.clone(),
-            user: user.map(|u| u.id),
+            error,
+            user: m.user.as_ref().map(|u| u.id.clone()),
         };
         if let Err(e) = report.append(&rec) {
             self.ui

@@ -165,7 +165,7 @@ impl Station {
                         )
                     } else {
                         format!(
-                            "{why}; the stick does not answer (not wiped, but it never got a partition table: it cannot start)"
+                            "{why}; the stick does not answer (not wiped, but it never got this image's partition tables)"
                         )
                     };
                     out.push(outcome(run, Some(e), complete));

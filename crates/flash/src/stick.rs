@@ -358,7 +358,7 @@ impl StickState {
         Duration::from_millis(now.saturating_sub(self.last_progress.load(Ordering::SeqCst)))
     }
     /// Whether the stick may hold a complete image: its ends were being written (or it was
-    /// read back). Before that it has neither GPT and cannot start, wiped or not.
+    /// read back). Before that it has neither of this image's GPTs.
     pub fn may_be_complete(&self) -> bool {
         self.ends.load(Ordering::SeqCst)
     }

@@ -834,7 +834,12 @@ impl Profile {
             files: Vec::new(),
             slots: Vec::new(),
         };
-        let (files, slots) = render::render(&p).map_err(|e| invalid(&file, "-", e.to_string()))?;
+        let (files, slots) = render::render(&p).map_err(|e| match e {
+            render::RenderError::Unwritable { field, source } => {
+                invalid(&file, &field, source.to_string())
+            }
+            e => invalid(&file, "-", e.to_string()),
+        })?;
         p.files = files;
         p.slots = slots;
         Ok(p)
