@@ -813,6 +813,14 @@ fn certificates_come_from_pem_files_beside_the_roster_and_their_serials_are_revo
             jan.replace("jan.crt", "eva.crt"),
             "line 3, column vpn.rathaus.client_certificate: the same certificate serial as line 2",
         ),
+        (
+            jan.replace(",Vpn-jan-0123456789,jan", ",Vpn-jan-0123456789,eva"),
+            "line 3, column vpn.rathaus.username: the same VPN user name as line 2",
+        ),
+        (
+            jan.replace(",jan,Eap-jan", ",eva,Eap-jan"),
+            "line 3, column vpn.ikev2.eap_identity: the same VPN user name as line 2",
+        ),
     ];
     table(
         &cases,
