@@ -119,10 +119,14 @@ impl Station {
         self.running.iter().any(|r| !r.reported)
     }
 
-    /// Ask every stick in flight to stop: one being written fails and is wiped; a verification
-    /// already under way finishes.
+    /// Ask every stick being written to stop: it fails and is wiped. A verification already
+    /// under way finishes (only the stall watchdog stops one).
     pub fn abort_all(&self) {
-        for r in self.running.iter().filter(|r| !r.reported) {
+        for r in self
+            .running
+            .iter()
+            .filter(|r| !r.reported && r.state.phase() != Phase::Verify)
+        {
             r.state.abort();
         }
     }
