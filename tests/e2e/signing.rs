@@ -816,6 +816,18 @@ fn a_revoked_or_retired_key_cannot_sign_a_list_and_an_older_or_unsigned_list_is_
             }
         },
     );
+    // A key whose roles are revocations only does not sign images.
+    let revonly = d.join("ring-revonly");
+    fs::create_dir_all(&revonly).unwrap();
+    fs::copy(test_pub(), revonly.join("test.pub")).unwrap();
+    fs::write(
+        revonly.join("keyring.toml"),
+        "[[key]]\nfile = \"test.pub\"\nroles = [\"revocations\"]\n",
+    )
+    .unwrap();
+    let r = verify(&img, &revonly);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stdout.contains("may not sign images"), "{}", r.stdout);
     // The good list is taken, and at its own version as the floor too.
     let r = verify_with(&good, &ring, &["--min-revocation-version", "1"]);
     assert_eq!(r.code, 0, "{}", r.all());
