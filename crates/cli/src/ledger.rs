@@ -73,30 +73,21 @@ pub fn run(a: &LedgerArgs) -> Result<(), Failure> {
         } => {
             // The list is read first: a list that cannot be used stops before the ledger
             // changes.
-            let mut list = crate::list_to_extend(revocation_list, keyring.as_deref())?;
-            let mut l = open()?;
+            let list = crate::list_to_extend(revocation_list, keyring.as_deref())?;
             let f = Filter {
                 id: *id,
                 serial: serial.clone(),
                 user_id: user.clone(),
                 ..Filter::default()
             };
-            let rows = revocable(&mut l, &f, *all_sticks_of_image)?;
-            let done = l.revoke(&rows, reason).map_err(usage)?;
-            for a in &done {
-                list.image_ids.insert(a.image_id.clone());
-                print_revoked(a);
-            }
-            list.version += 1;
-            crate::write_list(revocation_list, &list)?;
-            println!(
-                "revocation list {}: version {}, {} image id(s); sign it (homestick revocations sign {} --key PROVIDER.key), then builds, verify and flash take it",
-                revocation_list.display(),
-                list.version,
-                list.image_ids.len(),
-                revocation_list.display()
-            );
-            Ok(())
+            revoke(
+                open()?,
+                &f,
+                *all_sticks_of_image,
+                reason,
+                revocation_list,
+                list,
+            )
         }
         LedgerCommand::Check {
             row,
@@ -114,6 +105,34 @@ pub(crate) fn open_ledger(at: &str, tls: &homestick_ledger::Tls) -> Result<Ledge
         ))
     })?;
     Ledger::open(at, &report::station_name(), &id, tls).map_err(usage)
+}
+
+/// `ledger revoke`: mark the rows `f` selects revoked, print what the servers must drop, and
+/// add their image ids to `list` (written to `path`, its stale signature removed).
+fn revoke(
+    mut l: Ledger,
+    f: &Filter,
+    all_of_image: bool,
+    reason: &str,
+    path: &std::path::Path,
+    mut list: homestick_image::revocation::RevocationList,
+) -> Result<(), Failure> {
+    let rows = revocable(&mut l, f, all_of_image)?;
+    let done = l.revoke(&rows, reason).map_err(usage)?;
+    for a in &done {
+        list.image_ids.insert(a.image_id.clone());
+        print_revoked(a);
+    }
+    list.version += 1;
+    crate::write_list(path, &list)?;
+    println!(
+        "revocation list {}: version {}, {} image id(s); sign it (homestick revocations sign {} --key PROVIDER.key), then builds, verify and flash take it",
+        path.display(),
+        list.version,
+        list.image_ids.len(),
+        path.display()
+    );
+    Ok(())
 }
 
 /// The rows `f` selects that may be revoked. A serial that several rows share is refused (cheap
