@@ -385,6 +385,7 @@ const TEST_PACKAGES: &[&str] = &[
     "tcpdump",
     "kamailio",
     "kamailio-tls-modules",
+    "nftables",
 ];
 
 fn install_test_packages() -> Result<()> {
