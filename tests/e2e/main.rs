@@ -14,6 +14,7 @@ mod flash;
 mod flash_usb;
 mod hostile;
 mod hostile_inputs;
+mod kiosk;
 mod oracles;
 mod profiles;
 mod roster;

@@ -33,6 +33,8 @@ const ROUTER: &str = "192.0.2.1";
 /// The profile's allowed direct destination (Musterhausen's), and one it does not allow.
 const DIRECT_OK: &str = "198.51.100.7";
 const DIRECT_NO: &str = "198.51.100.8";
+/// The payload of packets to the VPN server's port sent without the VPN daemon's mark.
+const UNMARKED: &str = "homestick-kill-switch-unmarked";
 /// The PC's MAC address in QEMU.
 const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
 
@@ -336,7 +338,13 @@ fn row(filled: &Path, user: &str) -> std::collections::BTreeMap<String, String> 
 
 /// `homestick build` of `profile` (and `extra`) on `base` to `output`, with the boot verifier
 /// and the UKI signed for OVMF's snakeoil Secure Boot key.
-fn secure_boot_build(dir: &Path, base: &Path, profile: &Path, output: &Path, extra: &[&str]) {
+pub(crate) fn secure_boot_build(
+    dir: &Path,
+    base: &Path,
+    profile: &Path,
+    output: &Path,
+    extra: &[&str],
+) {
     let pw = dir.join("snakeoil.pw");
     fs::write(&pw, "snakeoil\n").unwrap();
     let key = homestick_testkit::private_copy(Path::new(SB_KEY), dir);
@@ -741,13 +749,13 @@ fn start_office(dir: &Path, site: &Site, export: &Path, wg_private: &str) -> Off
 }
 
 /// The test channel: a shell on the virtio-serial port homestick.test (test base only).
-struct Channel {
+pub(crate) struct Channel {
     s: UnixStream,
     buf: Vec<u8>,
 }
 
 impl Channel {
-    fn connect(path: &Path) -> Channel {
+    pub(crate) fn connect(path: &Path) -> Channel {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             match UnixStream::connect(path) {
@@ -764,7 +772,7 @@ impl Channel {
     }
 
     /// Run `cmd` in the booted system; its output (stdout and stderr) and exit status.
-    fn run(&mut self, cmd: &str) -> (String, i32) {
+    pub(crate) fn run(&mut self, cmd: &str) -> (String, i32) {
         let tag = format!("__HS{}__", self.buf.len() ^ 0x5a5a);
         let line = format!("{cmd}\necho \"{tag}$?\"\n");
         self.s.write_all(line.as_bytes()).unwrap();
@@ -798,7 +806,7 @@ impl Channel {
     }
 }
 
-fn wait_console(q: &Qemu, want: &str, secs: u64) -> String {
+pub(crate) fn wait_console(q: &Qemu, want: &str, secs: u64) -> String {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         let c = q.console();
@@ -1304,12 +1312,20 @@ fn office_session(site: &Site) {
             "a usable password: {l}"
         );
     }
-    // The allow-list: the one direct destination (Musterhausen's) leaves the PC, another does
-    // not; Waldbach allows none.
+    // The allow-list: the one direct destination (Musterhausen's) leaves the PC for the
+    // session's user (the kiosk, the phone), another does not; Waldbach allows none.
+    let as_session = "setpriv --reuid=homestick --regid=homestick --clear-groups";
     let (out, _) = ch.run(&format!(
-        "timeout 5 bash -c 'exec 3<>/dev/tcp/{DIRECT_OK}/443' 2>&1; timeout 5 bash -c 'exec 3<>/dev/tcp/{DIRECT_NO}/443' 2>&1; timeout 5 bash -c 'exec 3<>/dev/tcp/{ROUTER}/80' 2>&1; true"
+        "{as_session} timeout 5 bash -c 'exec 3<>/dev/tcp/{DIRECT_OK}/443' 2>&1; {as_session} timeout 5 bash -c 'exec 3<>/dev/tcp/{DIRECT_NO}/443' 2>&1; timeout 5 bash -c 'exec 3<>/dev/tcp/{ROUTER}/80' 2>&1; true"
     ));
     eprintln!("direct attempts: {out}");
+    // Only the VPN daemon's marked packets reach the VPN server: the same port from the
+    // session's user or from root without the mark stays on the PC.
+    let port = site.ports[0];
+    let (out, _) = ch.run(&format!(
+        "{as_session} bash -c 'echo {UNMARKED} > /dev/udp/{ROUTER}/{port}' 2>&1; bash -c 'echo {UNMARKED} > /dev/udp/{ROUTER}/{port}' 2>&1; true"
+    ));
+    eprintln!("unmarked packets to the VPN server: {out}");
 
     // The tunnel's peer goes away: the stick says so and sends nothing else.
     office.stop("vpn");
@@ -1371,6 +1387,12 @@ fn office_session(site: &Site) {
         !from_pc.iter().any(|p| ip(p.dst) == DIRECT_NO),
         "{DIRECT_NO} left the PC"
     );
+    assert!(
+        !from_pc
+            .iter()
+            .any(|p| p.payload.windows(UNMARKED.len()).any(|w| w == UNMARKED.as_bytes())),
+        "a packet without the VPN daemon's mark reached the VPN server"
+    );
     let after_off: Vec<String> = from_pc
         .iter()
         .filter(|p| {
@@ -1400,104 +1422,4 @@ fn office_session(site: &Site) {
             "router DNS query: {l}"
         );
     }
-}
-
-fn desktop_base() -> PathBuf {
-    env_path("HOMESTICK_DESKTOP_BASE")
-}
-
-/// A PPM (P6) screendump: width, height, RGB pixels.
-fn ppm(path: &Path) -> (usize, usize, Vec<u8>) {
-    let b = fs::read(path).unwrap();
-    let mut fields = Vec::new();
-    let mut at = 0;
-    while fields.len() < 4 {
-        while b[at].is_ascii_whitespace() {
-            at += 1;
-        }
-        let start = at;
-        while !b[at].is_ascii_whitespace() {
-            at += 1;
-        }
-        fields.push(String::from_utf8_lossy(&b[start..at]).into_owned());
-    }
-    assert_eq!(fields[0], "P6", "{}", path.display());
-    let (w, h): (usize, usize) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
-    (w, h, b[at + 1..].to_vec())
-}
-
-#[test]
-fn the_desktop_base_boots_to_its_kiosk_and_the_screen_shows_the_session() {
-    let d = tempfile::tempdir().unwrap();
-    let dir = d.path();
-    let img = dir.join("desktop.img");
-    secure_boot_build(dir, &desktop_base(), &demo_profile(), &img, &[]);
-    let vars = dir.join("vars.fd");
-    fs::copy(homestick_testkit::OVMF_SNAKEOIL_VARS, &vars).unwrap();
-    let mon = dir.join("monitor.sock");
-    let mut cmd = homestick_testkit::qemu_secure_boot(&vars);
-    cmd.args(["-m", "2048", "-smp", "2"])
-        .arg("-drive")
-        .arg(format!(
-            "if=virtio,format=raw,snapshot=on,file={}",
-            img.display()
-        ))
-        // One display adapter: wlroots cannot use a second one without PRIME import.
-        .args(["-vga", "none", "-device", "virtio-gpu-pci"])
-        // A test-channel port: used only to explain a failure, when the base has the channel.
-        .args(["-device", "virtio-serial-pci"])
-        .arg("-chardev")
-        .arg(format!(
-            "socket,id=tc,path={},server=on,wait=off",
-            dir.join("test.sock").display()
-        ))
-        .args(["-device", "virtserialport,chardev=tc,name=homestick.test"])
-        .args(["-display", "none"])
-        .arg("-monitor")
-        .arg(format!("unix:{},server=on,wait=off", mon.display()));
-    let vm = Qemu::spawn(&mut cmd);
-    wait_console(&vm, "homestick: image verified", 600);
-    let mut m = crate::flash_usb::Monitor::connect(&mon);
-    // The kiosk's start page: the customer's name on a light page with the status box. Poll
-    // the screen until it shows, then keep that screenshot.
-    let shot = std::env::var_os("HOMESTICK_SCREENSHOT_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| common_target().join("screenshots"));
-    fs::create_dir_all(&shot).unwrap();
-    let file = shot.join("desktop-kiosk.ppm");
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        m.run(&format!("screendump {}", file.display()));
-        let (w, h, px) = ppm(&file);
-        let n = w * h;
-        let count = |rgb: [u8; 3]| px.chunks(3).filter(|p| p == &rgb).count();
-        // #f4f4f4 page background, #f6e0b5 or #cfeccf status box.
-        let page = count([0xf4, 0xf4, 0xf4]);
-        let boxed = count([0xf6, 0xe0, 0xb5]) + count([0xcf, 0xec, 0xcf]);
-        // Kiosk mode: no tabs, no address bar; the page's colour reaches the top of the screen.
-        let top = px[..w * 3 * 40].chunks(3).all(|p| p == [0xf4, 0xf4, 0xf4]);
-        if page * 3 > n && boxed * 50 > n && top {
-            eprintln!(
-                "kiosk screenshot {} ({w}x{h}): page {:.0} %, status box {:.0} %",
-                file.display(),
-                page as f64 * 100.0 / n as f64,
-                boxed as f64 * 100.0 / n as f64
-            );
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the screen never showed the kiosk page (last screenshot {}):\n{}",
-            file.display(),
-            vm.console()
-        );
-        std::thread::sleep(Duration::from_secs(5));
-    }
-    let c = vm.console();
-    assert!(!c.contains("login:"), "{c}");
-}
-
-/// target/ of this checkout.
-fn common_target() -> PathBuf {
-    root().join("target")
 }

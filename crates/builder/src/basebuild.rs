@@ -558,6 +558,42 @@ fn overlay(from: &Path, root: &Path) -> Result<(), BuildError> {
     Ok(())
 }
 
+/// The kiosk on top of the session: cage with firefox-esr on tty1, the browser's lock
+/// (AutoConfig, run at every start of firefox-esr) and its policy from the verified profile.
+fn install_kiosk(root: &Path, enable: &mut Vec<&str>) -> Result<(), BuildError> {
+    write(
+        root,
+        "etc/systemd/system/homestick-kiosk.service",
+        include_str!("../system/homestick-kiosk.service"),
+    )?;
+    enable.push("seatd.service");
+    enable.push("homestick-kiosk.service");
+    // The kiosk's lock: firefox-esr runs it at every start (docs in the file).
+    write(
+        root,
+        "usr/lib/firefox-esr/defaults/pref/homestick-autoconfig.js",
+        include_str!("../system/firefox-autoconfig.js"),
+    )?;
+    write(
+        root,
+        "usr/lib/firefox-esr/homestick-kiosk.cfg",
+        include_str!("../system/homestick-kiosk.cfg"),
+    )?;
+    // The kiosk browser's policy comes from the verified profile at boot (the session's
+    // kiosk-env step writes it before the kiosk starts).
+    symlink(
+        "/run/homestick-session/firefox-policies.json",
+        root,
+        "etc/firefox/policies/policies.json",
+    )?;
+    symlink(
+        "/lib/systemd/system/graphical.target",
+        root,
+        "etc/systemd/system/default.target",
+    )?;
+    Ok(())
+}
+
 fn lock_down(root: &Path, recipe: &Recipe, o: &BaseBuildOptions) -> Result<String, BuildError> {
     const SYS: &[(&str, &str)] = &[
         ("etc/fstab", include_str!("../system/fstab")),
@@ -643,25 +679,7 @@ fn lock_down(root: &Path, recipe: &Recipe, o: &BaseBuildOptions) -> Result<Strin
         "homestick-session.service",
     ];
     if recipe.session == Session::Kiosk {
-        write(
-            root,
-            "etc/systemd/system/homestick-kiosk.service",
-            include_str!("../system/homestick-kiosk.service"),
-        )?;
-        enable.push("seatd.service");
-        enable.push("homestick-kiosk.service");
-        // The kiosk browser's policy comes from the verified profile at boot (the session's
-        // kiosk-env step writes it before the kiosk starts).
-        symlink(
-            "/run/homestick-session/firefox-policies.json",
-            root,
-            "etc/firefox/policies/policies.json",
-        )?;
-        symlink(
-            "/lib/systemd/system/graphical.target",
-            root,
-            "etc/systemd/system/default.target",
-        )?;
+        install_kiosk(root, &mut enable)?;
     } else {
         symlink(
             "/lib/systemd/system/multi-user.target",

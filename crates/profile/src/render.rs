@@ -162,6 +162,11 @@ fn netmask(prefix: u8) -> String {
     std::net::Ipv4Addr::from(m).to_string()
 }
 
+/// The mark WireGuard puts on its packets on the stick: the session's kill switch lets only
+/// marked packets reach the VPN server (the session's `VPN_MARK`; the office tests on QEMU
+/// fail if the two differ). 51820, what wg-quick takes for a default route anyway.
+pub const WIREGUARD_FWMARK: u32 = 0xca6c;
+
 fn wireguard(c: &Customer, v: &CheckedVpn, w: &WireGuard, slots: &mut Slots) -> ProfileFile {
     let path = format!("wireguard/{}.conf", v.toml.name);
     let n = &v.toml.name;
@@ -193,6 +198,9 @@ fn wireguard(c: &Customer, v: &CheckedVpn, w: &WireGuard, slots: &mut Slots) -> 
         let _ = writeln!(s, "DNS = {}", dns.join(", "));
     }
     let _ = writeln!(s, "MTU = {}", w.mtu);
+    // The stick's kill switch lets only packets with this mark reach the VPN server
+    // (homestick-session's VPN_MARK).
+    let _ = writeln!(s, "FwMark = {WIREGUARD_FWMARK:#x}");
     s.push_str("\n[Peer]\n");
     let _ = writeln!(s, "PublicKey = {}", w.server_public_key);
     if w.preshared_key {

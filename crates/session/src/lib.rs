@@ -355,15 +355,139 @@ fn comment(s: &str) -> String {
         .collect()
 }
 
+/// The mark the VPN daemons put on their packets (WireGuard's `FwMark`, which the profile's
+/// WireGuard files set; OpenVPN's `--mark`, which the session passes): the kill switch lets
+/// only marked packets reach the VPN server, so no other program of the stick can talk to it
+/// outside the tunnel. 51820, the value wg-quick itself takes for a default route.
+pub const VPN_MARK: u32 = 0xca6c;
+
+/// The users whose packets the kill switch lets out besides the tunnel's: systemd-networkd
+/// (DHCP), systemd-resolved (DNS before the tunnel) and the session's user (the kiosk and
+/// the phone: direct destinations).
+const NETWORK_USER: &str = "systemd-network";
+const RESOLVER_USER: &str = "systemd-resolve";
+const SESSION_USER: &str = "homestick";
+
+/// What the kill switch knows of the network the stick is on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Uplink {
+    /// The interface of the default route; before the network, `None`: DHCP on any
+    /// Ethernet-type link (the only ones networkd configures).
+    pub name: Option<String>,
+    /// The DNS servers the uplink's DHCP gave: before the tunnel, DNS goes to these only.
+    pub resolvers: Vec<IpAddr>,
+}
+
+impl Uplink {
+    /// The uplink of the default route in `/proc/net/route`'s `routes`, with the resolvers
+    /// of its DHCP lease (`lease`: networkd's lease file for that interface, given its name).
+    pub fn of(routes: &str, lease: impl Fn(&str) -> Option<String>) -> Option<Uplink> {
+        let name = default_route_interface(routes)?;
+        let resolvers = lease(&name)
+            .map(|l| lease_resolvers(&l))
+            .unwrap_or_default();
+        Some(Uplink {
+            name: Some(name),
+            resolvers,
+        })
+    }
+
+    fn out(&self) -> String {
+        match &self.name {
+            Some(n) => format!("oifname \"{n}\""),
+            None => "meta oiftype ether".into(),
+        }
+    }
+
+    fn inp(&self) -> String {
+        match &self.name {
+            Some(n) => format!("iifname \"{n}\""),
+            None => "meta iiftype ether".into(),
+        }
+    }
+}
+
+/// The interface of the default route in `/proc/net/route`, if its name is one the kernel and
+/// udev give (letters, digits, `-`, `_`, `.`; at most 15): anything else is not used as an uplink.
+pub fn default_route_interface(routes: &str) -> Option<String> {
+    routes.lines().skip(1).find_map(|l| {
+        let mut f = l.split_whitespace();
+        let name = f.next()?;
+        let ok = !name.is_empty()
+            && name.len() <= 15
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        (f.next() == Some("00000000") && ok).then(|| name.to_string())
+    })
+}
+
+/// The DNS servers in a systemd-networkd DHCP lease file (`DNS=a b`); IPv4 only, as the
+/// session uses.
+pub fn lease_resolvers(lease: &str) -> Vec<IpAddr> {
+    let mut v: Vec<IpAddr> = lease
+        .lines()
+        .filter_map(|l| l.strip_prefix("DNS="))
+        .flat_map(str::split_whitespace)
+        .filter_map(|a| a.parse::<std::net::Ipv4Addr>().ok())
+        .filter(|a| !a.is_unspecified() && !a.is_broadcast() && !a.is_multicast())
+        .map(IpAddr::V4)
+        .collect();
+    // In the lease's order (the first is preferred), each once.
+    let mut seen = std::collections::BTreeSet::new();
+    v.retain(|a| seen.insert(*a));
+    v
+}
+
+/// Who may send to a VPN server: the daemon's marked packets (WireGuard, OpenVPN), or root's
+/// (charon, strongSwan's IKE daemon, runs as root and sets no mark).
+fn server_owner(kind: Kind) -> String {
+    match kind {
+        Kind::Ipsec => "meta skuid 0".into(),
+        _ => format!("meta mark {VPN_MARK:#010x}"),
+    }
+}
+
+fn allow_rule(s: &mut String, owner: &str, a: &Allowed) {
+    let fam = if a.v6 { "ip6" } else { "ip" };
+    for (proto, first, last) in &a.ports {
+        let ports = if first == last {
+            first.to_string()
+        } else {
+            format!("{first}-{last}")
+        };
+        let _ = writeln!(
+            s,
+            "    {owner} {fam} daddr {} {} dport {ports} accept comment \"{}\"",
+            a.to,
+            proto.nft(),
+            comment(&a.what)
+        );
+    }
+}
+
 /// The nftables ruleset (for `nft -f -`): replaces table `inet homestick` in one transaction.
 /// Output is dropped unless a rule allows it; nothing is forwarded; input only answers to what
-/// went out, DHCP's replies and (with the tunnel up) what comes through the tunnel.
-pub fn ruleset(stage: Stage, vpn: &Vpn, servers: &[Allowed], direct: &[Allowed]) -> String {
+/// went out, DHCP's replies on the uplink and (with the tunnel up) what comes through the
+/// tunnel. Each rule names who may send: DHCP from networkd on the uplink; before the tunnel,
+/// DNS from the resolver to the uplink's DHCP resolvers; the VPN servers from the VPN daemon;
+/// direct destinations (tunnel up) from the session's user.
+pub fn ruleset(
+    stage: Stage,
+    vpn: &Vpn,
+    uplink: &Uplink,
+    servers: &[Allowed],
+    direct: &[Allowed],
+) -> String {
     let mut s = String::new();
     s.push_str("table inet homestick\ndelete table inet homestick\ntable inet homestick {\n");
     s.push_str("  chain input {\n    type filter hook input priority filter; policy drop;\n");
     s.push_str("    iif \"lo\" accept\n    ct state established,related accept\n");
-    s.push_str("    udp sport 67 udp dport 68 accept comment \"DHCP replies\"\n");
+    let _ = writeln!(
+        s,
+        "    {} udp sport 67 udp dport 68 accept comment \"DHCP replies\"",
+        uplink.inp()
+    );
     let _ = writeln!(
         s,
         "    iifname \"{}\" accept comment \"through the tunnel\"",
@@ -375,30 +499,26 @@ pub fn ruleset(stage: Stage, vpn: &Vpn, servers: &[Allowed], direct: &[Allowed])
     );
     s.push_str("  chain output {\n    type filter hook output priority filter; policy drop;\n");
     s.push_str("    oif \"lo\" accept\n");
-    s.push_str("    udp sport 68 udp dport 67 accept comment \"DHCP\"\n");
+    let _ = writeln!(
+        s,
+        "    {} meta skuid \"{NETWORK_USER}\" udp sport 68 udp dport 67 accept comment \"DHCP\"",
+        uplink.out()
+    );
     if stage == Stage::Connecting {
-        s.push_str("    udp dport 53 accept comment \"DNS to find the VPN server\"\n");
-        s.push_str("    tcp dport 53 accept comment \"DNS to find the VPN server\"\n");
-    }
-    fn rule(s: &mut String, a: &Allowed) {
-        let fam = if a.v6 { "ip6" } else { "ip" };
-        for (proto, first, last) in &a.ports {
-            let ports = if first == last {
-                first.to_string()
-            } else {
-                format!("{first}-{last}")
-            };
-            let _ = writeln!(
-                s,
-                "    {fam} daddr {} {} dport {ports} accept comment \"{}\"",
-                a.to,
-                proto.nft(),
-                comment(&a.what)
-            );
+        for r in &uplink.resolvers {
+            let fam = if r.is_ipv6() { "ip6" } else { "ip" };
+            for proto in ["udp", "tcp"] {
+                let _ = writeln!(
+                    s,
+                    "    {} meta skuid \"{RESOLVER_USER}\" {fam} daddr {r} {proto} dport 53 accept comment \"DNS to find the VPN server\"",
+                    uplink.out()
+                );
+            }
         }
     }
+    let owner = server_owner(vpn.kind);
     for a in servers {
-        rule(&mut s, a);
+        allow_rule(&mut s, &owner, a);
     }
     if vpn.kind == Kind::Ipsec {
         for a in servers {
@@ -412,8 +532,9 @@ pub fn ruleset(stage: Stage, vpn: &Vpn, servers: &[Allowed], direct: &[Allowed])
         }
     }
     if stage == Stage::Tunnel {
+        let owner = format!("meta skuid \"{SESSION_USER}\"");
         for a in direct {
-            rule(&mut s, a);
+            allow_rule(&mut s, &owner, a);
         }
     }
     match vpn.kind {
@@ -472,7 +593,13 @@ pub fn firefox_policies(p: Option<&Profile>) -> String {
         "BlockAboutConfig": true,
         "BlockAboutProfiles": true,
         "BlockAboutAddons": true,
+        "BlockAboutSupport": true,
         "DisableDeveloperTools": true,
+        "DisableSafeMode": true,
+        "DisableProfileRefresh": true,
+        "DisableFeedbackCommands": true,
+        "DisableForgetButton": true,
+        "PrintingEnabled": false,
         "DisablePrivateBrowsing": true,
         "DisableTelemetry": true,
         "DisableFirefoxStudies": true,
@@ -493,6 +620,7 @@ pub fn firefox_policies(p: Option<&Profile>) -> String {
         "OverridePostUpdatePage": "",
         "DownloadDirectory": "/tmp",
         "PromptForDownloadLocation": false,
+        "UserMessaging": { "ExtensionRecommendations": false, "FeatureRecommendations": false, "MoreFromMozilla": false, "SkipOnboarding": true, "Locked": true },
         "ExtensionSettings": { "*": { "installation_mode": "blocked" } },
         "Preferences": {
             "browser.shell.checkDefaultBrowser": locked(false.into()),
@@ -741,19 +869,139 @@ mod tests {
             v6: false,
             ports: vec![(Proto::Tcp, 443, 443), (Proto::Udp, 3478, 3481)],
         }];
-        let c = ruleset(Stage::Connecting, v, &servers, &direct);
-        assert!(c.contains("udp dport 53 accept"));
-        assert!(c.contains("ip daddr 192.0.2.1 udp dport 51820 accept"));
+        let up = Uplink {
+            name: Some("enp0s3".into()),
+            resolvers: vec!["10.0.2.3".parse().expect("ip")],
+        };
+        let c = ruleset(Stage::Connecting, v, &up, &servers, &direct);
+        assert!(c.contains("    oifname \"enp0s3\" meta skuid \"systemd-resolve\" ip daddr 10.0.2.3 udp dport 53 accept"), "{c}");
+        assert!(c.contains("    oifname \"enp0s3\" meta skuid \"systemd-resolve\" ip daddr 10.0.2.3 tcp dport 53 accept"), "{c}");
+        assert_eq!(c.matches("dport 53").count(), 2, "{c}");
+        assert!(
+            c.contains("    meta mark 0x0000ca6c ip daddr 192.0.2.1 udp dport 51820 accept"),
+            "{c}"
+        );
         assert!(!c.contains("198.51.100.0/24"), "{c}");
         assert!(c.contains("policy drop"));
-        let t = ruleset(Stage::Tunnel, v, &servers, &direct);
+        let t = ruleset(Stage::Tunnel, v, &up, &servers, &direct);
         assert!(!t.contains("dport 53"), "{t}");
-        assert!(t.contains("ip daddr 198.51.100.0/24 tcp dport 443 accept"));
-        assert!(t.contains("ip daddr 198.51.100.0/24 udp dport 3478-3481 accept"));
+        assert!(
+            t.contains(
+                "    meta skuid \"homestick\" ip daddr 198.51.100.0/24 tcp dport 443 accept"
+            ),
+            "{t}"
+        );
+        assert!(t.contains(
+            "    meta skuid \"homestick\" ip daddr 198.51.100.0/24 udp dport 3478-3481 accept"
+        ));
         assert!(t.contains("oifname \"buero\" accept"));
         assert!(t.contains(
             "chain forward {\n    type filter hook forward priority filter; policy drop;"
         ));
+    }
+
+    #[test]
+    fn before_the_network_only_networkd_may_send_dhcp_and_nothing_else_leaves() {
+        let p = profile("");
+        let r = ruleset(
+            Stage::Connecting,
+            p.default_vpn(),
+            &Uplink::default(),
+            &[],
+            &[],
+        );
+        let out = &r[r.find("chain output").expect("output")..];
+        let rules: Vec<&str> = out
+            .lines()
+            .skip(2)
+            .map(str::trim)
+            .filter(|l| !l.starts_with('}'))
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                "oif \"lo\" accept",
+                "meta oiftype ether meta skuid \"systemd-network\" udp sport 68 udp dport 67 accept comment \"DHCP\"",
+                "oifname \"buero\" accept comment \"through the tunnel\"",
+            ],
+            "{r}"
+        );
+        assert!(
+            r.contains("    meta iiftype ether udp sport 67 udp dport 68 accept"),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn every_server_and_direct_rule_names_who_may_send() {
+        for (kind, owner) in [
+            (Kind::Wireguard, "meta mark 0x0000ca6c"),
+            (Kind::Openvpn, "meta mark 0x0000ca6c"),
+            (Kind::Ipsec, "meta skuid 0"),
+        ] {
+            let mut v = profile("").default_vpn().clone();
+            v.kind = kind;
+            let servers = endpoint_rules(
+                &v,
+                &[(
+                    v.endpoints[0].clone(),
+                    vec!["192.0.2.1".parse().expect("ip")],
+                )],
+            );
+            let direct = vec![Allowed {
+                what: "d".into(),
+                to: "198.51.100.7".into(),
+                v6: false,
+                ports: vec![(Proto::Tcp, 443, 443)],
+            }];
+            let up = Uplink {
+                name: Some("eth0".into()),
+                resolvers: vec!["10.0.2.3".parse().expect("ip")],
+            };
+            for stage in [Stage::Connecting, Stage::Tunnel] {
+                let r = ruleset(stage, &v, &up, &servers, &direct);
+                for l in r
+                    .lines()
+                    .filter(|l| l.contains(" accept") && l.contains("daddr"))
+                {
+                    let named = l.contains(owner)
+                        || l.contains("meta skuid \"")
+                        || l.contains("meta l4proto esp");
+                    assert!(named, "{kind:?} {stage:?}: {l}");
+                }
+                assert!(
+                    r.contains(&format!("    {owner} ip daddr 192.0.2.1 ")),
+                    "{kind:?}: {r}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_uplink_is_the_default_routes_interface_with_its_dhcp_resolvers() {
+        let routes = "Iface\tDestination\tGateway\tFlags\n\
+                      enp0s3\t0002000A\t00000000\t0001\n\
+                      enp0s3\t00000000\t0202000A\t0003\n";
+        let lease = "# This is private data. Do not parse.\nADDRESS=10.0.2.15\nDNS=10.0.2.3 10.0.2.3 0.0.0.0 224.0.0.1 bogus\nDNS=9.9.9.9\n";
+        let up =
+            Uplink::of(routes, |n| (n == "enp0s3").then(|| lease.to_string())).expect("uplink");
+        assert_eq!(up.name.as_deref(), Some("enp0s3"));
+        assert_eq!(
+            up.resolvers,
+            [
+                "10.0.2.3".parse::<IpAddr>().expect("ip"),
+                "9.9.9.9".parse().expect("ip")
+            ]
+        );
+        assert_eq!(Uplink::of("Iface\tDestination\n", |_| None), None);
+        for bad in ["en\"x", "a b", "", "verylonginterfacename0"] {
+            let r = format!("Iface\tDestination\n{bad}\t00000000\t0\n");
+            assert_eq!(default_route_interface(&r), None, "{bad:?}");
+        }
+        assert!(Uplink::of(routes, |_| None)
+            .expect("uplink")
+            .resolvers
+            .is_empty());
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use homestick_session::{
     account_aor, endpoint_rules, parse_port, ruleset, sip_event, Allowed, Kind, Profile, SipEvent,
-    Stage, Vpn, PROFILE_DIR,
+    Stage, Uplink, Vpn, PROFILE_DIR, VPN_MARK,
 };
 
 /// The session's own runtime directory (the baresip control FIFO, the status page).
@@ -103,7 +103,13 @@ fn load(p: &Profile, rules: &str) -> bool {
 fn firewall() -> ExitCode {
     // Before the network: no server is known yet, so only DHCP and DNS may leave.
     let rules = match profile() {
-        Ok(p) => ruleset(Stage::Connecting, p.default_vpn(), &[], &[]),
+        Ok(p) => ruleset(
+            Stage::Connecting,
+            p.default_vpn(),
+            &Uplink::default(),
+            &[],
+            &[],
+        ),
         Err(e) => {
             line(&format!(
                 "{e}: keine gültige Konfiguration, das Netzwerk bleibt aus / no valid configuration, the network stays off"
@@ -113,7 +119,7 @@ fn firewall() -> ExitCode {
     };
     match nft(&rules) {
         Ok(()) => {
-            line("firewall loaded: only DHCP and DNS may leave until the VPN server is known");
+            line("firewall loaded: only DHCP may leave until the network is up");
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -123,14 +129,14 @@ fn firewall() -> ExitCode {
     }
 }
 
-fn has_default_route() -> bool {
-    std::fs::read_to_string("/proc/net/route")
-        .map(|t| {
-            t.lines()
-                .skip(1)
-                .any(|l| l.split_whitespace().nth(1) == Some("00000000"))
-        })
-        .unwrap_or(false)
+/// The uplink (the default route's interface) with the DNS servers its DHCP lease gave; `None`
+/// while there is no default route.
+fn uplink() -> Option<Uplink> {
+    let routes = std::fs::read_to_string("/proc/net/route").ok()?;
+    Uplink::of(&routes, |name| {
+        let index = std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex")).ok()?;
+        std::fs::read_to_string(format!("/run/systemd/netif/leases/{}", index.trim())).ok()
+    })
 }
 
 fn run_quiet(cmd: &mut Command) -> Result<String, String> {
@@ -268,6 +274,8 @@ fn start_vpn(p: &Profile, v: &Vpn, tx: &Sender<Event>) -> Result<Option<Child>, 
                 .arg("--config")
                 .arg(&file)
                 .args(["--dev", &v.name, "--dev-type", "tun", "--verb", "3"])
+                // The kill switch lets only marked packets reach the server.
+                .args(["--mark", &VPN_MARK.to_string()])
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
@@ -408,7 +416,7 @@ fn run() -> ExitCode {
     // 1. The network.
     let started = Instant::now();
     let mut said = false;
-    while !has_default_route() {
+    while uplink().is_none() {
         if !said && started.elapsed() > Duration::from_secs(20) {
             fail(
                 &p,
@@ -419,9 +427,18 @@ fn run() -> ExitCode {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    // 2. The VPN server's addresses (DNS is open for this, and only until the tunnel is up).
+    // 2. The VPN server's addresses: DNS is open for this, to the uplink's DHCP resolvers and
+    // from the resolver only, until the tunnel is up.
     let mut tries = 0u32;
+    let mut net = Uplink::default();
     let resolved = loop {
+        let now = uplink().unwrap_or_default();
+        if now != net {
+            if !load(&p, &ruleset(Stage::Connecting, &v, &now, &[], &[])) {
+                return ExitCode::FAILURE;
+            }
+            net = now;
+        }
         let r: Vec<_> = v
             .endpoints
             .iter()
@@ -446,7 +463,7 @@ fn run() -> ExitCode {
         std::thread::sleep(Duration::from_secs(3));
     };
     let servers = endpoint_rules(&v, &resolved);
-    if !load(&p, &ruleset(Stage::Connecting, &v, &servers, &[])) {
+    if !load(&p, &ruleset(Stage::Connecting, &v, &net, &servers, &[])) {
         return ExitCode::FAILURE;
     }
     // 3. The tunnel.
@@ -515,7 +532,7 @@ fn run() -> ExitCode {
     }
     set_tunnel_dns(&v);
     let direct = direct_rules(&p);
-    if !load(&p, &ruleset(Stage::Tunnel, &v, &servers, &direct)) {
+    if !load(&p, &ruleset(Stage::Tunnel, &v, &net, &servers, &direct)) {
         return ExitCode::FAILURE;
     }
     line(&format!("vpn {} up", v.name));
@@ -677,7 +694,16 @@ fn main() -> ExitCode {
         Some("ruleset") => match profile() {
             // For audits on a running stick: the ruleset the first stage loads.
             Ok(p) => {
-                print!("{}", ruleset(Stage::Connecting, p.default_vpn(), &[], &[]));
+                print!(
+                    "{}",
+                    ruleset(
+                        Stage::Connecting,
+                        p.default_vpn(),
+                        &Uplink::default(),
+                        &[],
+                        &[]
+                    )
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {
