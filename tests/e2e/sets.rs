@@ -460,9 +460,18 @@ fn a_600_user_set_gives_four_loop_devices_four_users_and_revoke_names_their_keys
     );
     let rows = ledger_rows(&ledger);
     assert_eq!(rows.len(), 4, "{rows:#?}");
+    let numbers: BTreeSet<String> = loops
+        .iter()
+        .map(|l| tool("stat", &["-c", "%Hr:%Lr", &l.0]).stdout.trim().to_string())
+        .collect();
     for row in &rows {
         assert_eq!(row["result"], "good", "{row}");
         assert!(users.contains(row["user_id"].as_str().unwrap()));
+        // The device number each stick was written and read back through.
+        assert!(
+            numbers.contains(row["device_number"].as_str().unwrap()),
+            "{row}: not one of {numbers:?}"
+        );
     }
     for u in &users {
         assert!(

@@ -751,6 +751,7 @@ impl Run {
     fn claim(&mut self, d: &Device) -> Result<Option<(Arc<Image>, i64)>, String> {
         let mut attempt = NewAttempt {
             device: d.path.display().to_string(),
+            device_number: format!("{}:{}", d.dev.0, d.dev.1),
             serial: d.serial.clone().unwrap_or_default(),
             ..NewAttempt::default()
         };
@@ -918,6 +919,7 @@ impl Run {
             time: homestick_image::fat::rfc3339(now),
             station: report::station_name(),
             device: d.path.display().to_string(),
+            device_number: format!("{}:{}", d.dev.0, d.dev.1),
             port: d.port.clone(),
             vendor: d.vendor.clone(),
             model: d.model.clone(),

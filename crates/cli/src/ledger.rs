@@ -314,8 +314,13 @@ fn print_details(rows: &[Attempt]) {
         }
         println!("  image       {}", a.image_id);
         println!("  manifest    sha256 {}", a.manifest_sha256);
+        let number = if a.device_number.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", a.device_number)
+        };
         println!(
-            "  station     {} (process {}), device {}",
+            "  station     {} (process {}), device {}{number}",
             a.station, a.pid, a.device
         );
         println!(
@@ -349,7 +354,7 @@ fn print_json(rows: &[Attempt]) {
 
 fn print_csv(rows: &[Attempt]) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "id,started,finished,station,device,serial,customer,set_id,user_id,user_name,image_id,manifest_sha256,result,error,revoked");
+    let _ = writeln!(out, "id,started,finished,station,device,serial,customer,set_id,user_id,user_name,image_id,manifest_sha256,result,error,revoked,device_number");
     for a in rows {
         let f = [
             a.id.to_string(),
@@ -367,6 +372,7 @@ fn print_csv(rows: &[Attempt]) {
             a.result.clone(),
             a.error.clone().unwrap_or_default(),
             a.revoked.map(rfc3339).unwrap_or_default(),
+            a.device_number.clone(),
         ];
         let _ = write!(out, "{}", homestick_image::csv::record(&f));
     }

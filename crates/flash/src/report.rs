@@ -15,6 +15,9 @@ pub struct Record {
     pub station: String,
     /// Device node.
     pub device: String,
+    /// Its device number (`major:minor`): the device written and read back, whatever the
+    /// node names later.
+    pub device_number: String,
     /// USB port path.
     pub port: Option<String>,
     /// Vendor.
@@ -64,7 +67,7 @@ pub enum Format {
     Csv,
 }
 
-const FIELDS: [&str; 18] = [
+const FIELDS: [&str; 19] = [
     "time",
     "station",
     "device",
@@ -83,6 +86,7 @@ const FIELDS: [&str; 18] = [
     "mb_per_s",
     "error",
     "user",
+    "device_number",
 ];
 
 /// An open report file.
@@ -141,6 +145,7 @@ mod tests {
             time: "2026-11-24T10:00:00Z".into(),
             station: "station-1".into(),
             device: "/dev/sdb".into(),
+            device_number: "8:16".into(),
             port: Some("2-1.3".into()),
             vendor: "SanDisk".into(),
             model: "Ultra, \"fast\"".into(),

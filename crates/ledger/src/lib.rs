@@ -143,6 +143,9 @@ pub struct Attempt {
     pub revoked: Option<i64>,
     /// The station's random id.
     pub station_id: String,
+    /// The device number the stick was written and read back through (`major:minor`; "" in
+    /// rows of schema 2 and earlier).
+    pub device_number: String,
 }
 
 /// A new attempt, as a station starts writing a stick.
@@ -150,6 +153,8 @@ pub struct Attempt {
 pub struct NewAttempt {
     /// Device path.
     pub device: String,
+    /// Device number (`major:minor`) of the opened device.
+    pub device_number: String,
     /// Serial number.
     pub serial: String,
     /// Customer id.
@@ -205,11 +210,12 @@ macro_rules! attempt_row {
             credentials: $r.$get(15)?,
             revoked: $r.$get(16)?,
             station_id: $r.$get(17)?,
+            device_number: $r.$get(18)?,
         }
     };
 }
 
-const COLUMNS: &str = "id, started, finished, station, pid, device, serial, customer, set_id, user_id, user_name, image_id, manifest_sha256, result, error, credentials, revoked, station_id";
+const COLUMNS: &str = "id, started, finished, station, pid, device, serial, customer, set_id, user_id, user_name, image_id, manifest_sha256, result, error, credentials, revoked, station_id, device_number";
 
 /// The migrations, in order, in SQLite's words ([`pg_dialect`] gives PostgreSQL's), and, where
 /// the two differ beyond that, PostgreSQL's own. Never changed once released: a new schema is
@@ -287,6 +293,13 @@ const MIGRATIONS: &[(i64, &str, Option<&str>)] = &[
         WHERE result IN ('writing', 'good', 'revoked', 'needs-check');",
         ),
     ),
+    // 3: the device number (major:minor) the stick was written and read back through, beside
+    // its path: a path can name another device later, the number is what was checked.
+    (
+        3,
+        "ALTER TABLE attempts ADD COLUMN device_number TEXT NOT NULL DEFAULT '';",
+        None,
+    ),
 ];
 
 /// A migration's SQL for PostgreSQL: 64-bit integers and a sequence for the row id.
@@ -296,7 +309,7 @@ fn pg_dialect(sql: &str) -> String {
 }
 
 /// The schema version this homestick writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 enum Conn {
     Sqlite(rusqlite::Connection),
@@ -837,12 +850,13 @@ impl Ledger {
     /// row).
     pub fn begin(&mut self, a: &NewAttempt) -> Result<Option<i64>, LedgerError> {
         self.insert(
-            "INSERT INTO attempts (started, heartbeat, station, station_id, pid, device, serial, customer, set_id, user_id, user_name, image_id, manifest_sha256, result, credentials) VALUES ({NOW}, {NOW}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'writing', ?)",
+            "INSERT INTO attempts (started, heartbeat, station, station_id, pid, device, device_number, serial, customer, set_id, user_id, user_name, image_id, manifest_sha256, result, credentials) VALUES ({NOW}, {NOW}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'writing', ?)",
             &[
                 self.station.clone().as_str().into(),
                 self.station_id.clone().as_str().into(),
                 i64::from(std::process::id()).into(),
                 a.device.as_str().into(),
+                a.device_number.as_str().into(),
                 a.serial.as_str().into(),
                 a.customer.as_str().into(),
                 a.set_id.as_deref().into(),
@@ -1013,6 +1027,7 @@ mod tests {
     fn attempt(user: &str) -> NewAttempt {
         NewAttempt {
             device: "/dev/sdx".into(),
+            device_number: "8:16".into(),
             serial: format!("SER-{user}"),
             customer: "c".into(),
             set_id: Some("set-1".into()),
@@ -1135,6 +1150,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("schema version 99 is newer"), "{e}");
+    }
+
+    #[test]
+    fn a_schema_2_ledger_keeps_its_rows_and_records_device_numbers_from_then_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch("CREATE TABLE homestick_schema (version INTEGER PRIMARY KEY, applied INTEGER NOT NULL);")
+            .unwrap();
+        for (n, sql, _) in MIGRATIONS.iter().filter(|m| m.0 <= 2) {
+            c.execute_batch(sql).unwrap();
+            c.execute("INSERT INTO homestick_schema VALUES (?1, 0)", [n]).unwrap();
+        }
+        c.execute_batch(
+            "INSERT INTO attempts (started, heartbeat, station, pid, device, serial, customer, image_id, manifest_sha256, result, station_id)
+             VALUES (1, 1, 'st', 1, '/dev/sdb', 'OLD', 'c', 'img', '00', 'good', 'id-0');",
+        )
+        .unwrap();
+        drop(c);
+        let mut l = Ledger::open(path.to_str().unwrap(), "st1", "id-1", &Tls::default()).unwrap();
+        let id = l.begin(&attempt("u1")).unwrap().unwrap();
+        let rows = l.list(&Filter::default()).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0].serial.as_str(), rows[0].device_number.as_str()), ("OLD", ""));
+        assert_eq!(rows[1].id, id);
+        assert_eq!(rows[1].device_number, "8:16");
     }
 
     #[test]
