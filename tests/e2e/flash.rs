@@ -90,7 +90,10 @@ fn four_sticks_in_one_run_verify_and_pass_sgdisk() {
             // The device number written and read back: the loop device's own.
             let number = tool("stat", &["-c", "%Hr:%Lr", &l.0]);
             if rec["device_number"] != number.stdout.trim() {
-                return Err(format!("report line {rec}: device number, stat says {}", number.stdout.trim()));
+                return Err(format!(
+                    "report line {rec}: device number, stat says {}",
+                    number.stdout.trim()
+                ));
             }
             Ok(())
         },

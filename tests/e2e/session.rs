@@ -1388,9 +1388,10 @@ fn office_session(site: &Site) {
         "{DIRECT_NO} left the PC"
     );
     assert!(
-        !from_pc
-            .iter()
-            .any(|p| p.payload.windows(UNMARKED.len()).any(|w| w == UNMARKED.as_bytes())),
+        !from_pc.iter().any(|p| p
+            .payload
+            .windows(UNMARKED.len())
+            .any(|w| w == UNMARKED.as_bytes())),
         "a packet without the VPN daemon's mark reached the VPN server"
     );
     let after_off: Vec<String> = from_pc

@@ -462,7 +462,12 @@ fn a_600_user_set_gives_four_loop_devices_four_users_and_revoke_names_their_keys
     assert_eq!(rows.len(), 4, "{rows:#?}");
     let numbers: BTreeSet<String> = loops
         .iter()
-        .map(|l| tool("stat", &["-c", "%Hr:%Lr", &l.0]).stdout.trim().to_string())
+        .map(|l| {
+            tool("stat", &["-c", "%Hr:%Lr", &l.0])
+                .stdout
+                .trim()
+                .to_string()
+        })
         .collect();
     for row in &rows {
         assert_eq!(row["result"], "good", "{row}");

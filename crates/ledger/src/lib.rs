@@ -1161,7 +1161,8 @@ mod tests {
             .unwrap();
         for (n, sql, _) in MIGRATIONS.iter().filter(|m| m.0 <= 2) {
             c.execute_batch(sql).unwrap();
-            c.execute("INSERT INTO homestick_schema VALUES (?1, 0)", [n]).unwrap();
+            c.execute("INSERT INTO homestick_schema VALUES (?1, 0)", [n])
+                .unwrap();
         }
         c.execute_batch(
             "INSERT INTO attempts (started, heartbeat, station, pid, device, serial, customer, image_id, manifest_sha256, result, station_id)
@@ -1173,7 +1174,10 @@ mod tests {
         let id = l.begin(&attempt("u1")).unwrap().unwrap();
         let rows = l.list(&Filter::default()).unwrap();
         assert_eq!(rows.len(), 2);
-        assert_eq!((rows[0].serial.as_str(), rows[0].device_number.as_str()), ("OLD", ""));
+        assert_eq!(
+            (rows[0].serial.as_str(), rows[0].device_number.as_str()),
+            ("OLD", "")
+        );
         assert_eq!(rows[1].id, id);
         assert_eq!(rows[1].device_number, "8:16");
     }
