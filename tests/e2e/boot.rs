@@ -29,7 +29,7 @@ pub(crate) fn demo_base() -> PathBuf {
     env_path("HOMESTICK_DEMO_BASE")
 }
 
-fn verifier() -> PathBuf {
+pub(crate) fn verifier() -> PathBuf {
     env_path("HOMESTICK_BOOT_VERIFIER")
 }
 

@@ -24,3 +24,4 @@ mod signing;
 mod stick_gaps;
 mod tamper;
 mod verity;
+mod warnings;

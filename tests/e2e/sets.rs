@@ -19,7 +19,7 @@ use crate::roster::{profile_with_pool, roster_fill, HEADER};
 
 /// A roster of `n` users with every secret and address to generate, filled; returns the
 /// profile and the filled roster.
-fn filled_roster(dir: &Path, n: usize) -> (PathBuf, PathBuf) {
+pub(crate) fn filled_roster(dir: &Path, n: usize) -> (PathBuf, PathBuf) {
     let profile = profile_with_pool(dir);
     let mut text = format!("{HEADER}\n");
     for i in 0..n {

@@ -21,6 +21,7 @@ pub mod layout;
 pub mod pe;
 pub mod pipeline;
 pub mod pkcs11;
+mod plan;
 pub mod readme;
 pub mod set;
 pub mod signer;

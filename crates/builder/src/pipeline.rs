@@ -27,6 +27,7 @@ use crate::base::{self, BaseInput, LABEL_RULE};
 use crate::boot::{self, BootFiles, UkiFor};
 use crate::error::{input, io_err, BuildError};
 use crate::layout::{self, derived_uuid, Layout, MIN_ESP, MIN_PROFILE};
+use crate::plan::Plan;
 use crate::signer::{SignError, Signer};
 use crate::{authenticode, hashtree, readme, BuildOptions, BuildProgress, BuildReport};
 
@@ -53,39 +54,38 @@ pub(crate) struct Inputs {
     pub(crate) warnings: Vec<String>,
 }
 
-/// Build the image described by `opts`.
+/// Build the image described by `opts`: the plan's `finish(None)`.
 pub fn build(opts: &BuildOptions, progress: &dyn BuildProgress) -> Result<BuildReport, BuildError> {
     let started = Instant::now();
     progress.stage("checking inputs");
-    let inp = check_inputs(opts, Profile::load(&opts.profile, opts.epoch)?, 0)?;
+    let plan = Plan::check(opts, Profile::load(&opts.profile, opts.epoch)?, 0, &[])?;
+    let inp = &plan.inp;
     progress.stage("writing the system partition");
-    let mut tmp = create_output(opts, &inp)?;
-    let (sys_sha, sys_tree) = write_shared(opts, &inp, &tmp, progress)?;
-    progress.stage("signing");
-    let ids = Ids::derive(opts, &inp, &sys_sha, &[]);
-    let mut files = esp_shared(opts, &inp, &ids)?;
-    let shared_entries: Vec<FileEntry> = files.iter().map(file_entry).collect();
-    let esp = esp_finish(&inp, &ids, &shared_entries, None);
-    files.push(esp.readme);
-    let m = manifest(opts, &inp, &ids, esp.entries, esp.image_id, &sys_tree, None)?;
-    let esp_files = sign_into(&inp.key, &m, files)?;
+    let mut tmp = create_output(opts, inp)?;
+    let mut shared = plan.shared(&tmp, &[], "signing", progress)?;
+    let image = plan.finish(&mut shared, None)?;
     cancelled(progress)?;
     progress.stage("writing the ESP and the GPT");
-    let esp = esp_volume(opts, &inp, m.image_id, &esp_files)?;
-    write_at(tmp.as_file(), inp.layout.esp.0, &esp, "the ESP")?;
-    write_gpt(&inp, &ids, &m, tmp.as_file_mut())?;
+    write_at(tmp.as_file(), inp.layout.esp.0, &image.esp, "the ESP")?;
+    write_gpt(inp, &shared.ids, &image.manifest, tmp.as_file_mut())?;
     cancelled(progress)?;
     progress.stage("verifying the image");
     let disk = FileDisk::open(tmp.path()).map_err(io_err("reopening the output"))?;
-    self_check(opts, &inp, &[(SYSTEM_PARTITION, sys_sha)], &disk, progress)?;
+    self_check(
+        opts,
+        inp,
+        &[(SYSTEM_PARTITION, shared.sys_sha)],
+        &disk,
+        progress,
+    )?;
     cancelled(progress)?;
     persist(tmp, &opts.output, &inp.out_dir)?;
     Ok(BuildReport {
         output: opts.output.clone(),
         size: inp.size,
-        manifest: m,
+        manifest: image.manifest,
         seconds: started.elapsed().as_secs_f64(),
-        warnings: inp.warnings.clone(),
+        warnings: plan.warnings().to_vec(),
     })
 }
 
@@ -150,11 +150,12 @@ pub(crate) fn cancelled(progress: &dyn BuildProgress) -> Result<(), BuildError> 
 /// Read and check every input: profile, base, keys, boot verifier, version, output, sizes.
 /// The profile partition is at least `profile_min` bytes (a set's: room for every user's).
 /// `profile`: the one at `opts.profile`, loaded by the caller (a set build reads it first, for
-/// the roster).
+/// the roster). `users`: the ids of a set's users (none for one image), for the warnings.
 pub(crate) fn check_inputs(
     opts: &BuildOptions,
     profile: Profile,
     profile_min: u64,
+    users: &[&str],
 ) -> Result<Inputs, BuildError> {
     let base = base::load_base(&opts.base)?;
     base::check_packages(&opts.base, &profile)?;
@@ -167,39 +168,9 @@ pub(crate) fn check_inputs(
             ),
         ));
     }
-    let key = Signer::open(
-        &opts.key,
-        opts.passphrase.as_ref(),
-        opts.pkcs11_module.as_deref(),
-    )
-    .map_err(|e| match e {
-        SignError::Key(source) => BuildError::Key { option: "", source },
-        e => BuildError::Sign(e),
-    })?;
-    if let Some(e) = opts.expires {
-        if e <= opts.epoch {
-            return Err(input(
-                "--expires",
-                format!(
-                    "{} is not after the build time {}",
-                    fat::rfc3339(e),
-                    fat::rfc3339(opts.epoch)
-                ),
-            ));
-        }
-    }
-    let sb_key = match &opts.secure_boot {
-        Some(sb) => Some(
-            authenticode::load_any(
-                &sb.key,
-                &sb.cert,
-                sb.passphrase.as_ref().map(|p| p.as_bytes()),
-                opts.pkcs11_module.as_deref(),
-            )
-            .map_err(BuildError::SecureBootKey)?,
-        ),
-        None => None,
-    };
+    let key = open_key(opts)?;
+    check_expiry(opts)?;
+    let sb_key = secure_boot_key(opts)?;
     let boot_files = match base.boot {
         Some(_) => Some(BootFiles::load(
             opts.boot_verifier.as_deref(),
@@ -209,48 +180,17 @@ pub(crate) fn check_inputs(
     };
     let public = key.public();
     let key_id = manifest::Sha256Sum(keys::key_digest(&public));
-    let customer_toml = opts.profile.join("customer.toml");
-    let mut warnings: Vec<String> = profile
-        .warnings
-        .iter()
-        .map(|w| format!("{}: {w}", customer_toml.display()))
-        .collect();
-    if let Some(k) = boot_files
-        .as_ref()
-        .and_then(|b| b.ring.as_ref())
-        .and_then(|ring| ring.iter().find(|k| k.key == public))
-    {
-        if let Some(why) = k.outside_window(opts.epoch) {
-            warnings.push(format!(
-                "--boot-keyring: {why}: the boot verifier and verify with this keyring refuse this image"
-            ));
-        }
+    let revocations = load_revocations(opts, boot_files.as_ref(), public)?;
+    let warnings = Warnings {
+        opts,
+        profile: &profile,
+        boot_files: boot_files.as_ref(),
+        public: &public,
+        key_id: &key_id,
+        revocations: revocations.as_ref(),
+        users,
     }
-    let revocations = match &opts.revocations {
-        None => None,
-        Some(path) => {
-            // Signed by a key the sticks will trust: the boot keyring's, else the signing key.
-            let trust = boot_files
-                .as_ref()
-                .and_then(|b| b.ring.clone())
-                .unwrap_or_else(|| vec![TrustedKey::new(public, PathBuf::from(&opts.key))]);
-            let (list, _) = RevocationList::load_signed(
-                path,
-                &trust,
-                homestick_image::time::now(),
-                opts.min_revocation_version,
-            )
-            .map_err(|e| input("--revocations", e.to_string()))?;
-            if list.key_ids.contains(&key_id.to_string()) {
-                warnings.push(format!(
-                    "the revocation list {} (version {}) revokes the signing key {key_id}: verify and the boot verifier refuse this image; sign with a key it does not revoke",
-                    path.display(),
-                    list.version
-                ));
-            }
-            Some(list)
-        }
-    };
+    .collect();
     let version = opts
         .version
         .clone()
@@ -287,6 +227,133 @@ pub(crate) fn check_inputs(
         revocations,
         warnings,
     })
+}
+
+/// The image signing key (a file or a PKCS#11 token).
+fn open_key(opts: &BuildOptions) -> Result<Signer, BuildError> {
+    Signer::open(
+        &opts.key,
+        opts.passphrase.as_ref(),
+        opts.pkcs11_module.as_deref(),
+    )
+    .map_err(|e| match e {
+        SignError::Key(source) => BuildError::Key { option: "", source },
+        e => BuildError::Sign(e),
+    })
+}
+
+/// An expiry must lie after the build time.
+fn check_expiry(opts: &BuildOptions) -> Result<(), BuildError> {
+    match opts.expires {
+        Some(e) if e <= opts.epoch => Err(input(
+            "--expires",
+            format!(
+                "{} is not after the build time {}",
+                fat::rfc3339(e),
+                fat::rfc3339(opts.epoch)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The Secure Boot db key and certificate, when the UKI is to be signed.
+fn secure_boot_key(opts: &BuildOptions) -> Result<Option<authenticode::SbKey>, BuildError> {
+    let Some(sb) = &opts.secure_boot else {
+        return Ok(None);
+    };
+    authenticode::load_any(
+        &sb.key,
+        &sb.cert,
+        sb.passphrase.as_ref().map(|p| p.as_bytes()),
+        opts.pkcs11_module.as_deref(),
+    )
+    .map(Some)
+    .map_err(BuildError::SecureBootKey)
+}
+
+/// The signed revocation list (`--revocations`), checked against a key the sticks will trust:
+/// the boot keyring's, else the signing key.
+fn load_revocations(
+    opts: &BuildOptions,
+    boot_files: Option<&BootFiles>,
+    public: VerifyingKey,
+) -> Result<Option<RevocationList>, BuildError> {
+    let Some(path) = &opts.revocations else {
+        return Ok(None);
+    };
+    let trust = boot_files
+        .and_then(|b| b.ring.clone())
+        .unwrap_or_else(|| vec![TrustedKey::new(public, PathBuf::from(&opts.key))]);
+    let (list, _) = RevocationList::load_signed(
+        path,
+        &trust,
+        homestick_image::time::now(),
+        opts.min_revocation_version,
+    )
+    .map_err(|e| input("--revocations", e.to_string()))?;
+    Ok(Some(list))
+}
+
+/// Every warning about a build's inputs, from one place for one image and a set alike.
+struct Warnings<'a> {
+    opts: &'a BuildOptions,
+    profile: &'a Profile,
+    boot_files: Option<&'a BootFiles>,
+    public: &'a VerifyingKey,
+    key_id: &'a manifest::Sha256Sum,
+    revocations: Option<&'a RevocationList>,
+    users: &'a [&'a str],
+}
+
+impl Warnings<'_> {
+    fn collect(&self) -> Vec<String> {
+        let customer_toml = self.opts.profile.join("customer.toml");
+        let mut warnings: Vec<String> = self
+            .profile
+            .warnings
+            .iter()
+            .map(|w| format!("{}: {w}", customer_toml.display()))
+            .collect();
+        if let Some(k) = self
+            .boot_files
+            .and_then(|b| b.ring.as_ref())
+            .and_then(|ring| ring.iter().find(|k| k.key == *self.public))
+        {
+            if let Some(why) = k.outside_window(self.opts.epoch) {
+                warnings.push(format!(
+                    "--boot-keyring: {why}: the boot verifier and verify with this keyring refuse this image"
+                ));
+            }
+        }
+        let (Some(list), Some(path)) = (self.revocations, &self.opts.revocations) else {
+            return warnings;
+        };
+        if list.key_ids.contains(&self.key_id.to_string()) {
+            warnings.push(format!(
+                "the revocation list {} (version {}) revokes the signing key {}: verify and the boot verifier refuse this image; sign with a key it does not revoke",
+                path.display(),
+                list.version,
+                self.key_id
+            ));
+        }
+        let customer = &self.profile.customer.id;
+        let revoked: Vec<&str> = self
+            .users
+            .iter()
+            .copied()
+            .filter(|u| list.revokes_user(customer, u))
+            .collect();
+        if !revoked.is_empty() {
+            warnings.push(format!(
+                "the revocation list {} (version {}) revokes user(s) {} of this roster: their sticks will be refused; take them out of the roster",
+                path.display(),
+                list.version,
+                revoked.join(", ")
+            ));
+        }
+        warnings
+    }
 }
 
 /// The output's directory, which must exist; the output must not be a directory.
@@ -777,8 +844,8 @@ pub(crate) fn manifest(
 pub(crate) fn sign_into(
     key: &Signer,
     m: &Manifest,
-    mut esp_files: Vec<FatFile>,
-) -> Result<Vec<FatFile>, BuildError> {
+    esp_files: &mut Vec<FatFile>,
+) -> Result<(), BuildError> {
     let bytes = m.to_bytes().map_err(|e| BuildError::Internal {
         context: "writing the manifest",
         detail: e.to_string(),
@@ -792,7 +859,7 @@ pub(crate) fn sign_into(
         path: manifest::SIGNATURE_PATH.into(),
         data: sig.to_vec(),
     });
-    Ok(esp_files)
+    Ok(())
 }
 
 /// The ESP (FAT32) holding `esp_files`, its volume id derived from `image_id`.

@@ -12,11 +12,12 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use homestick_image::disk::{Disk, FileDisk, SECTOR};
 use homestick_image::fat::FatFile;
-use homestick_image::manifest::{self, FileEntry, Sha256Sum};
+use homestick_image::manifest::{self, Sha256Sum};
 use homestick_image::set::{self, Credential, SetIndex, SetUser, StickSet, UserImage};
 use homestick_image::{files, keys};
 use homestick_profile::roster::{self, Roster};
@@ -24,7 +25,8 @@ use homestick_profile::Profile;
 use sha2::{Digest, Sha256};
 
 use crate::error::{input, io_err, BuildError};
-use crate::pipeline::{self, Ids};
+use crate::pipeline;
+use crate::plan::{Plan, Shared};
 use crate::{BuildOptions, BuildProgress};
 
 /// Most bytes of a roster file.
@@ -97,7 +99,32 @@ pub fn credentials(profile: &Profile, u: &roster::User) -> Vec<Credential> {
         .collect()
 }
 
-/// Build the set of `roster`'s users into the new directory `opts.output`.
+/// A user of the set with their filled profile files and the credentials to revoke.
+struct SetMember {
+    user: manifest::User,
+    files: Vec<FatFile>,
+    credentials: Vec<Credential>,
+}
+
+/// The shared image as written, and what each user's image is compared against.
+struct Template {
+    /// The shared ESP without any user's README, manifest or signature.
+    esp: Vec<u8>,
+    path: PathBuf,
+    sha256: [u8; 32],
+    disk: Arc<FileDisk>,
+}
+
+/// What the users' parts add up to.
+#[derive(Default)]
+struct Parts {
+    users: Vec<SetUser>,
+    bytes: u64,
+    largest: u64,
+}
+
+/// Build the set of `roster`'s users into the new directory `opts.output`: the image plan's
+/// `finish(Some(user))` for each user.
 pub fn build_set(
     opts: &BuildOptions,
     roster_path: &Path,
@@ -116,214 +143,244 @@ pub fn build_set(
     }
     let profile = Profile::load(&opts.profile, opts.epoch)?;
     let roster = load_roster(roster_path, &profile)?;
-    let mut users: Vec<(manifest::User, Vec<FatFile>, Vec<Credential>)> = Vec::new();
-    for u in &roster.users {
-        let files = roster::personalize(&profile, u)
-            .map_err(|e| input(roster_path.display().to_string(), e.to_string()))?;
-        let mu = manifest::User {
-            id: u.id.clone(),
-            name: u.name.clone(),
-        };
-        users.push((mu, files, credentials(&profile, u)));
-    }
-    let profile_min = users
+    let members = personalize_all(&profile, &roster, roster_path)?;
+    let profile_min = members
         .iter()
-        .map(|(_, f, _)| pipeline::profile_budget(f))
+        .map(|m| pipeline::profile_budget(&m.files))
         .max()
         .unwrap_or(0);
-    let mut inp = pipeline::check_inputs(opts, profile, profile_min)?;
-    if let Some(list) = &inp.revocations {
-        let revoked: Vec<&str> = users
-            .iter()
-            .filter(|(u, ..)| {
-                list.users
-                    .iter()
-                    .any(|r| r.customer == inp.profile.customer.id && r.id == u.id)
-            })
-            .map(|(u, ..)| u.id.as_str())
-            .collect();
-        if !revoked.is_empty() {
-            inp.warnings.push(format!(
-                "the revocation list (version {}) revokes user(s) {} of this roster: their sticks will be refused; take them out of the roster",
-                list.version,
-                revoked.join(", ")
-            ));
-        }
-    }
-    let out_dir = inp.out_dir.clone();
-    let name = opts
-        .output
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .to_string();
-    let work = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".partial")
-        .tempdir_in(&out_dir)
-        .map_err(io_err(format!(
-            "creating a temporary directory in {}",
-            out_dir.display()
-        )))?;
-    fs::create_dir(work.path().join(set::USERS)).map_err(io_err("creating users/"))?;
-
+    let ids: Vec<&str> = members.iter().map(|m| m.user.id.as_str()).collect();
+    let plan = Plan::check(opts, profile, profile_min, &ids)?;
+    let work = work_dir(&opts.output, &plan.inp.out_dir)?;
     progress.stage("writing the system partition");
-    let mut shared = tempfile::Builder::new()
+    let image = tempfile::Builder::new()
         .prefix(".shared.")
         .tempfile_in(work.path())
         .map_err(io_err("creating the shared image"))?;
-    shared
+    image
         .as_file()
-        .set_len(inp.size)
+        .set_len(plan.inp.size)
         .map_err(io_err("sizing the shared image"))?;
-    let (sys_sha, tree) = pipeline::write_shared(opts, &inp, &shared, progress)?;
-
-    progress.stage("composing the shared ESP and the GPT");
     let roster_sha = Sha256::digest(roster.to_csv().as_bytes());
-    let ids = Ids::derive(opts, &inp, &sys_sha, &[b"stick-set", &roster_sha]);
-    let set_id = ids.base;
-    let mut esp_files = pipeline::esp_shared(opts, &inp, &ids)?;
-    let shared_entries: Vec<FileEntry> = esp_files.iter().map(pipeline::file_entry).collect();
-    let tmpl = pipeline::esp_finish(&inp, &ids, &shared_entries, None);
-    let tmpl_m = pipeline::manifest(opts, &inp, &ids, tmpl.entries, set_id, &tree, None)?;
-    let esp_tmpl = pipeline::esp_volume(opts, &inp, set_id, &esp_files)?;
-    let esp_at = inp.layout.esp.0 * SECTOR;
-    let profile_at = inp.layout.profile.0 * SECTOR;
-    pipeline::write_at(shared.as_file(), inp.layout.esp.0, &esp_tmpl, "the ESP")?;
-    pipeline::write_gpt(&inp, &ids, &tmpl_m, shared.as_file_mut())?;
-    let shared_path = work.path().join(set::SHARED);
-    shared.persist(&shared_path).map_err(|e| BuildError::Io {
-        context: "naming the shared image".into(),
-        source: e.error,
-    })?;
-    let shared_sha = hash_file(&shared_path)?;
-    let shared_disk = std::sync::Arc::new(
-        FileDisk::open(&shared_path).map_err(io_err("reopening the shared image"))?,
-    );
-
+    let stage = "composing the shared ESP and the GPT";
+    let mut shared = plan.shared(&image, &[b"stick-set", &roster_sha], stage, progress)?;
+    let template = write_template(&plan, &shared, image)?;
+    let template = Template {
+        disk: Arc::new(FileDisk::open(&template.0).map_err(io_err("reopening the shared image"))?),
+        sha256: hash_file(&template.0)?,
+        path: template.0,
+        esp: template.1,
+    };
     progress.stage("signing one image per user");
-    progress.set_total(users.len() as u64);
-    let n_shared = esp_files.len();
-    let profile_bytes = inp.profile_fat.len() as u64;
-    let mut entries = Vec::new();
-    let mut parts_bytes = 0u64;
-    let mut largest_part = 0u64;
-    let mut ids_seen = BTreeMap::new();
-    for (user, files, creds) in users {
-        pipeline::cancelled(progress)?;
-        let pfat = pipeline::profile_fat(&inp.profile, &files, profile_bytes, opts.epoch)?;
-        let psha: [u8; 32] = Sha256::digest(&pfat).into();
-        let esp = pipeline::esp_finish(&inp, &ids, &shared_entries, Some((&user, &psha)));
-        let m = pipeline::manifest(
-            opts,
-            &inp,
-            &ids,
-            esp.entries,
-            esp.image_id,
-            &tree,
-            Some((user.clone(), psha)),
-        )?;
-        if let Some(other) = ids_seen.insert(m.image_id, user.id.clone()) {
-            return Err(BuildError::Internal {
-                context: "deriving the users' image ids",
-                detail: format!("{} and {other} got the same image id", user.id),
-            });
-        }
-        let mbytes = m.to_bytes().map_err(|e| BuildError::Internal {
-            context: "writing the manifest",
-            detail: e.to_string(),
-        })?;
-        let manifest_sha256 = Sha256Sum(Sha256::digest(&mbytes).into());
-        // The shared files and this user's three, without copying the shared ones (the UKI
-        // is tens of MiB): taken out, extended, built, and given back.
-        let mut all = std::mem::take(&mut esp_files);
-        all.push(esp.readme);
-        let mut all = pipeline::sign_into(&inp.key, &m, all)?;
-        let vol = pipeline::esp_volume(opts, &inp, m.image_id, &all);
-        all.truncate(n_shared);
-        esp_files = all;
-        let vol = vol?;
-        let mut extents = set::diff(&esp_tmpl, &vol, 4096, esp_at);
-        extents.extend(set::diff(&inp.profile_fat, &pfat, 4096, profile_at));
-        let part = set::encode_part(&extents);
-        let image = UserImage::new(shared_disk.clone(), extents);
-        pipeline::self_check(
-            opts,
-            &inp,
-            &[
-                (pipeline::SYSTEM_PARTITION, sys_sha),
-                (pipeline::VERITY_PARTITION, tree.hash_partition_sha),
-            ],
-            &image,
-            &homestick_image::verify::NoProgress,
-        )?;
-        let path = work
-            .path()
-            .join(set::USERS)
-            .join(format!("{}.part", user.id));
-        write_private(&path, &part)?;
-        parts_bytes += part.len() as u64;
-        largest_part = largest_part.max(part.len() as u64);
-        entries.push(SetUser {
-            id: user.id,
-            name: user.name,
-            image_id: m.image_id,
-            manifest_sha256,
-            part_sha256: Sha256Sum(Sha256::digest(&part).into()),
-            part_bytes: part.len() as u64,
-            credentials: creds,
-        });
-        progress.advance(1);
-    }
+    progress.set_total(members.len() as u64);
+    let parts = sign_members(
+        &plan,
+        &mut shared,
+        &template,
+        members,
+        work.path(),
+        progress,
+    )?;
     let index = SetIndex {
         format: set::SET_FORMAT.into(),
-        set_id,
+        set_id: shared.ids.base,
         customer: manifest::Customer {
-            id: inp.profile.customer.id.clone(),
-            name: inp.profile.customer.name.clone(),
+            id: plan.inp.profile.customer.id.clone(),
+            name: plan.inp.profile.customer.name.clone(),
         },
-        hotline: inp.profile.customer.hotline.clone(),
-        version: inp.version.clone(),
-        key_id: inp.key_id,
-        image_size: shared_disk.size(),
-        shared_sha256: Sha256Sum(shared_sha),
-        users: entries,
+        hotline: plan.inp.profile.customer.hotline.clone(),
+        version: plan.inp.version.clone(),
+        key_id: plan.inp.key_id,
+        image_size: template.disk.size(),
+        shared_sha256: Sha256Sum(template.sha256),
+        users: parts.users,
     };
-    let bytes = index.to_bytes();
-    let sig = inp.key.sign(&bytes)?;
-    write_private(&work.path().join(set::INDEX), &bytes)?;
-    write_private(&work.path().join(set::INDEX_SIG), &sig)?;
+    write_index(&plan, &index, work.path())?;
     pipeline::cancelled(progress)?;
     progress.stage("checking the set");
     let trusted = [keys::TrustedKey::new(
-        inp.public,
-        std::path::PathBuf::from(&opts.key),
+        plan.inp.public,
+        PathBuf::from(&opts.key),
     )];
     StickSet::open(work.path(), &trusted).map_err(|e| BuildError::Internal {
         context: "reopening the set",
         detail: e.to_string(),
     })?;
-    let shared_bytes = allocated(&shared_path);
-    let dir = work.keep();
-    fs::rename(&dir, &opts.output).map_err(|source| {
-        let _ = fs::remove_dir_all(&dir);
-        BuildError::Io {
-            context: format!("renaming to {}", opts.output.display()),
-            source,
-        }
-    })?;
-    if let Ok(d) = fs::File::open(&out_dir) {
-        let _ = d.sync_all();
-    }
+    let shared_bytes = allocated(&template.path);
+    publish(work, &opts.output, &plan.inp.out_dir)?;
     Ok(SetReport {
         output: opts.output.clone(),
         index,
         shared_bytes,
-        parts_bytes,
-        largest_part,
+        parts_bytes: parts.bytes,
+        largest_part: parts.largest,
         seconds: started.elapsed().as_secs_f64(),
-        warnings: inp.profile.warnings.clone(),
+        warnings: plan.warnings().to_vec(),
     })
+}
+
+/// Every user's filled profile files and credentials, in roster order.
+fn personalize_all(
+    profile: &Profile,
+    roster: &Roster,
+    roster_path: &Path,
+) -> Result<Vec<SetMember>, BuildError> {
+    roster
+        .users
+        .iter()
+        .map(|u| {
+            let files = roster::personalize(profile, u)
+                .map_err(|e| input(roster_path.display().to_string(), e.to_string()))?;
+            Ok(SetMember {
+                user: manifest::User {
+                    id: u.id.clone(),
+                    name: u.name.clone(),
+                },
+                files,
+                credentials: credentials(profile, u),
+            })
+        })
+        .collect()
+}
+
+/// A hidden temporary directory beside the output, with `users/`.
+fn work_dir(output: &Path, out_dir: &Path) -> Result<tempfile::TempDir, BuildError> {
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let work = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".partial")
+        .tempdir_in(out_dir)
+        .map_err(io_err(format!(
+            "creating a temporary directory in {}",
+            out_dir.display()
+        )))?;
+    fs::create_dir(work.path().join(set::USERS)).map_err(io_err("creating users/"))?;
+    Ok(work)
+}
+
+/// Write the shared ESP (no user's files) and the GPT into the shared image and give it its
+/// name. Returns the path and the ESP.
+fn write_template(
+    plan: &Plan,
+    shared: &Shared,
+    mut image: tempfile::NamedTempFile,
+) -> Result<(PathBuf, Vec<u8>), BuildError> {
+    let (opts, inp) = (plan.opts, &plan.inp);
+    let set_id = shared.ids.base;
+    let tmpl = pipeline::esp_finish(inp, &shared.ids, &shared.entries, None);
+    let tmpl_m = pipeline::manifest(
+        opts,
+        inp,
+        &shared.ids,
+        tmpl.entries,
+        set_id,
+        &shared.tree,
+        None,
+    )?;
+    let esp = pipeline::esp_volume(opts, inp, set_id, &shared.esp_files)?;
+    pipeline::write_at(image.as_file(), inp.layout.esp.0, &esp, "the ESP")?;
+    pipeline::write_gpt(inp, &shared.ids, &tmpl_m, image.as_file_mut())?;
+    let dir = image
+        .path()
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let path = dir.join(set::SHARED);
+    image.persist(&path).map_err(|e| BuildError::Io {
+        context: "naming the shared image".into(),
+        source: e.error,
+    })?;
+    Ok((path, esp))
+}
+
+/// Finish, check and store each user's image as the blocks that differ from the template.
+fn sign_members(
+    plan: &Plan,
+    shared: &mut Shared,
+    template: &Template,
+    members: Vec<SetMember>,
+    work: &Path,
+    progress: &dyn BuildProgress,
+) -> Result<Parts, BuildError> {
+    let inp = &plan.inp;
+    let esp_at = inp.layout.esp.0 * SECTOR;
+    let profile_at = inp.layout.profile.0 * SECTOR;
+    let profile_bytes = inp.profile_fat.len() as u64;
+    let mut parts = Parts::default();
+    let mut ids_seen = BTreeMap::new();
+    for m in members {
+        pipeline::cancelled(progress)?;
+        let pfat = pipeline::profile_fat(&inp.profile, &m.files, profile_bytes, plan.opts.epoch)?;
+        let psha: [u8; 32] = Sha256::digest(&pfat).into();
+        let image = plan.finish(shared, Some((&m.user, &psha)))?;
+        if let Some(other) = ids_seen.insert(image.manifest.image_id, m.user.id.clone()) {
+            return Err(BuildError::Internal {
+                context: "deriving the users' image ids",
+                detail: format!("{} and {other} got the same image id", m.user.id),
+            });
+        }
+        let mbytes = image
+            .manifest
+            .to_bytes()
+            .map_err(|e| BuildError::Internal {
+                context: "writing the manifest",
+                detail: e.to_string(),
+            })?;
+        let mut extents = set::diff(&template.esp, &image.esp, 4096, esp_at);
+        extents.extend(set::diff(&inp.profile_fat, &pfat, 4096, profile_at));
+        let part = set::encode_part(&extents);
+        let user_image = UserImage::new(template.disk.clone(), extents);
+        let known = [
+            (pipeline::SYSTEM_PARTITION, shared.sys_sha),
+            (pipeline::VERITY_PARTITION, shared.tree.hash_partition_sha),
+        ];
+        let quiet = &homestick_image::verify::NoProgress;
+        pipeline::self_check(plan.opts, inp, &known, &user_image, quiet)?;
+        let path = work.join(set::USERS).join(format!("{}.part", m.user.id));
+        write_private(&path, &part)?;
+        parts.bytes += part.len() as u64;
+        parts.largest = parts.largest.max(part.len() as u64);
+        parts.users.push(SetUser {
+            id: m.user.id,
+            name: m.user.name,
+            image_id: image.manifest.image_id,
+            manifest_sha256: Sha256Sum(Sha256::digest(&mbytes).into()),
+            part_sha256: Sha256Sum(Sha256::digest(&part).into()),
+            part_bytes: part.len() as u64,
+            credentials: m.credentials,
+        });
+        progress.advance(1);
+    }
+    Ok(parts)
+}
+
+/// set.json and its signature by the image key.
+fn write_index(plan: &Plan, index: &SetIndex, work: &Path) -> Result<(), BuildError> {
+    let bytes = index.to_bytes();
+    let sig = plan.inp.key.sign(&bytes)?;
+    write_private(&work.join(set::INDEX), &bytes)?;
+    write_private(&work.join(set::INDEX_SIG), &sig)
+}
+
+/// Rename the finished set to its name and flush the directory; on failure nothing stays.
+fn publish(work: tempfile::TempDir, output: &Path, out_dir: &Path) -> Result<(), BuildError> {
+    let dir = work.keep();
+    if let Err(source) = fs::rename(&dir, output) {
+        // Best effort: the set was not published, and a partial one must not stay.
+        let _ = fs::remove_dir_all(&dir);
+        return Err(BuildError::Io {
+            context: format!("renaming to {}", output.display()),
+            source,
+        });
+    }
+    // Best effort: the rename is durable once the directory is flushed.
+    if let Ok(d) = fs::File::open(out_dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 /// Create `path` with mode 0600 (it holds a user's secrets) and write `data` to it, flushed.

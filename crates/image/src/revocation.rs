@@ -230,6 +230,13 @@ impl RevocationList {
         Ok((l, key.id.clone()))
     }
 
+    /// Whether user `user` of customer `customer` is revoked (every image made for them).
+    pub fn revokes_user(&self, customer: &str, user: &str) -> bool {
+        self.users
+            .iter()
+            .any(|r| r.customer == customer && r.id == user)
+    }
+
     /// What this list finds revoked about a signed manifest, in a fixed order.
     pub fn check(&self, m: &Manifest) -> Vec<Finding> {
         let mut fails = Vec::new();
@@ -246,11 +253,7 @@ impl RevocationList {
             fails.push(Finding::new(region(), format!("image {image} is revoked")));
         }
         if let Some(u) = &m.user {
-            let r = RevokedUser {
-                customer: m.customer.id.clone(),
-                id: u.id.clone(),
-            };
-            if self.users.contains(&r) {
+            if self.revokes_user(&m.customer.id, &u.id) {
                 fails.push(Finding::new(
                     region(),
                     format!("user {} of customer {} is revoked", u.id, m.customer.id),
