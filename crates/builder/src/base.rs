@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use homestick_image::fat::FatFile;
 use homestick_image::files::read_bounded;
-use serde::Deserialize;
 
 use crate::error::{input, input_file, read_err, BuildError};
 use crate::{cmdline, tree, uki};
@@ -18,41 +17,7 @@ const MAX_ESP_FILE: u64 = 512 << 20;
 const MAX_ESP_TOTAL: u64 = 1 << 30;
 /// Largest system.img accepted.
 const MAX_SYSTEM: u64 = 64 << 30;
-/// Largest base.toml.
-const MAX_BASE_TOML: u64 = 64 << 10;
-
-/// base.toml.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BaseToml {
-    /// Base name.
-    pub name: String,
-    /// Base version.
-    pub version: String,
-    /// `[boot]`: for bases with a kernel.
-    #[serde(default)]
-    pub boot: Option<BootToml>,
-}
-
-/// `[boot]` in base.toml.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BootToml {
-    /// Kernel modules to load at boot, in order: paths inside the base's initrd.
-    #[serde(default)]
-    pub modules: Vec<String>,
-    /// The system's init (default /sbin/init).
-    #[serde(default)]
-    pub init: Option<String>,
-    /// Seconds the boot verifier may take from its start to a verdict before it refuses
-    /// (default 300: enough to hash a large system from a slow stick).
-    #[serde(default)]
-    pub verdict_timeout_seconds: Option<u32>,
-    /// What reading a system block that does not match its dm-verity hash does: "eio" (the
-    /// default: the read fails), "restart" or "panic".
-    #[serde(default)]
-    pub verity_on_corruption: Option<homestick_image::policy::OnCorruption>,
-}
+pub use homestick_formats::base::{BaseToml, BootToml};
 
 /// The boot files of a base with a kernel.
 #[derive(Debug, Clone)]
@@ -121,10 +86,9 @@ pub fn load_base(dir: &Path) -> Result<BaseInput, BuildError> {
 }
 
 fn read_base_toml(tp: &Path) -> Result<BaseToml, BuildError> {
-    let raw = read_bounded(tp, MAX_BASE_TOML).map_err(read_err(tp))?;
+    let raw = read_bounded(tp, homestick_formats::base::MAX_BYTES).map_err(read_err(tp))?;
     let text = String::from_utf8(raw).map_err(|_| input_file(tp, "not UTF-8 text"))?;
-    let bt: BaseToml =
-        toml::from_str(&text).map_err(|e| input_file(tp, e.message().trim().to_string()))?;
+    let bt = BaseToml::parse(&text).map_err(|e| input_file(tp, e.0))?;
     for (field, v) in [("name", &bt.name), ("version", &bt.version)] {
         if !label_ok(v) {
             return Err(input(

@@ -453,25 +453,28 @@ pub fn build_base(
     let installed = installed_packages(&root)?;
     fs::write(staged.join("packages.txt"), &installed)
         .map_err(|e| input_file(&staged, e.to_string()))?;
-    let list: Vec<String> = modules
-        .iter()
-        .map(|rel| format!("  \"{}\",", rel.display()))
-        .collect();
-    fs::write(
-        staged.join("base.toml"),
-        format!(
-            "# Built by `homestick base build {}` ({} {}, {} packages: packages.txt).\n\
-             name = \"{}\"\nversion = \"{}\"\n\n[boot]\ninit = \"/sbin/init\"\nmodules = [\n{}\n]\n",
-            o.recipe.display(),
-            recipe.suite,
-            kv,
-            installed.lines().count(),
-            recipe.name,
-            recipe.version,
-            list.join("\n")
-        ),
-    )
-    .map_err(|e| input_file(&staged, e.to_string()))?;
+    let base_toml = homestick_formats::base::BaseToml {
+        name: recipe.name.clone(),
+        version: recipe.version.clone(),
+        boot: Some(homestick_formats::base::BootToml {
+            init: Some("/sbin/init".into()),
+            modules: modules
+                .iter()
+                .map(|rel| rel.display().to_string())
+                .collect(),
+            ..Default::default()
+        }),
+    }
+    .to_toml(&format!(
+        "Built by `homestick base build {}` ({} {}, {} packages: packages.txt).",
+        o.recipe.display(),
+        recipe.suite,
+        kv,
+        installed.lines().count(),
+    ))
+    .map_err(|e| input_file(&o.recipe, e.0))?;
+    fs::write(staged.join("base.toml"), base_toml)
+        .map_err(|e| input_file(&staged, e.to_string()))?;
 
     say("mksquashfs (zstd)");
     let system = staged.join("system.img");

@@ -162,7 +162,7 @@ pub fn policy(f: &UkiFor<'_>, boot: &BootInput) -> BootPolicy {
             .init
             .clone()
             .unwrap_or_else(|| "/sbin/init".into()),
-        profile_mount: homestick_profile::MOUNT_POINT.into(),
+        profile_mount: homestick_formats::paths::PROFILE_MOUNT.into(),
         verity_on_corruption: boot.config.verity_on_corruption.unwrap_or_default(),
         revocations: f.revocations.cloned(),
         expiry_warning_days: f.expiry_warning_days,

@@ -79,20 +79,20 @@ pub fn load_roster(path: &Path, profile: &Profile) -> Result<Roster, BuildError>
 }
 
 /// The credentials of `u` that servers know and must drop when the stick is lost: never a
-/// secret. Every slot of the profile is walked; the slot's metadata ([`roster::on_loss`]) says
-/// whether it is such a credential or a secret that goes with one.
+/// secret. Every slot of the profile is walked; the slot's name says whether it is such a
+/// credential or a secret that goes with one (`SlotName::on_loss`).
 pub fn credentials(profile: &Profile, u: &roster::User) -> Vec<Credential> {
     profile
-        .slots
+        .slots()
         .iter()
         .filter_map(|slot| {
-            let roster::OnLoss::Drop(kind) = roster::on_loss(&slot.name) else {
+            let roster::OnLoss::Drop(kind) = slot.name.on_loss() else {
                 return None;
             };
             let value = roster::credential_value(&slot.name, u.values.get(&slot.name)?)?;
             Some(Credential {
                 kind: kind.into(),
-                server: roster::server_of(&slot.name).into(),
+                server: slot.name.server().into(),
                 value,
             })
         })

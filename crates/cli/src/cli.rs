@@ -280,7 +280,7 @@ pub enum RevocationsCommand {
     /// Add entries to a revocation list (created if missing); its version goes up by one and
     /// its old signature is removed: sign it again.
     #[command(
-        after_help = "Examples:\n  homestick revocations add revocations.json --key-id 3f5c...e1 --comment \"laptop stolen\"\n  \
+        after_help = "Examples:\n  homestick revocations add revocations.json --key-id 3f5c0d2a9b8e7f6a5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b --keyring provider.pub\n  \
 homestick revocations add revocations.json --image-id 0b1f6a8e-7d6e-4c1b-9a55-2f9e3c1d7b10\n  \
 homestick revocations add revocations.json --user stadt-musterhausen/anna.schmidt\n  \
 homestick revocations sign revocations.json --key /secure/keys/provider-2026.key\n\n\

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use homestick_flash::claim;
 use homestick_flash::devices::{self, human, Device, Roots};
 use homestick_flash::report::{self, Record, Report};
 use homestick_flash::station::{Outcome, Station};
@@ -17,7 +18,7 @@ use homestick_image::keys;
 use homestick_image::policy::Expectations;
 use homestick_image::set::{SetVerifier, StickSet};
 use homestick_image::verify::VerifyError;
-use homestick_ledger::{Finish, Ledger, NewAttempt};
+use homestick_ledger::{Finish, Ledger, LedgerError, NewAttempt};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
@@ -207,10 +208,8 @@ enum Source {
         expect: Box<Expectations>,
         /// The user verified first (in full), for sizes and the confirmation.
         first: Arc<Image>,
-        /// --user: only this one.
-        only: Option<String>,
-        /// Users whose image did not verify: never handed out in this run.
-        bad: BTreeSet<String>,
+        /// Who may be handed a stick (--user, revoked, did not verify in this run).
+        users: claim::Users,
     },
 }
 
@@ -233,33 +232,35 @@ fn open_set_source(
     let set = crate::open_set(&a.image, &keys, false)?;
     let set_id = set.index.set_id.to_string();
     let taken: BTreeSet<String> = ledger.taken(&set_id).map_err(usage)?.into_iter().collect();
-    let first_user = match &a.user {
-        Some(u) => {
-            set.user(u).map_err(usage)?;
-            if taken.contains(u) {
-                return Err(usage(format!(
-                    "--user {u}: already has a stick being written, a good or a revoked one in the ledger (`homestick ledger user {u}`)"
-                )));
-            }
-            u.clone()
+    let customer = &set.index.customer.id;
+    let users = claim::Users {
+        order: set.index.users.iter().map(|u| u.id.clone()).collect(),
+        only: a.user.clone(),
+        // A user the revocation list revokes is never handed a stick.
+        revoked: (set.index.users.iter())
+            .filter(|u| (expect.revoked.as_ref()).is_some_and(|r| r.revokes_user(customer, &u.id)))
+            .map(|u| u.id.clone())
+            .collect(),
+        bad: BTreeSet::new(),
+    };
+    if let Some(u) = &a.user {
+        set.user(u).map_err(usage)?;
+        if users.unavailable(u, &taken) == Some(claim::Unavailable::Taken) {
+            return Err(usage(format!(
+                "--user {u}: already has a stick being written, a good or a revoked one in the ledger (`homestick ledger user {u}`)"
+            )));
         }
-        None => match set.index.users.iter().find(|u| {
-            // A user the revocation list revokes is never handed a stick.
-            let revoked = expect.revoked.as_ref().is_some_and(|r| {
-                r.users
-                    .iter()
-                    .any(|x| x.customer == set.index.customer.id && x.id == u.id)
-            });
-            !taken.contains(&u.id) && !revoked
-        }) {
-            Some(u) => u.id.clone(),
-            None => {
-                return Err(usage(format!(
-                    "{}: every user of this set already has a stick (see `homestick ledger list`)",
-                    a.image.display()
-                )))
-            }
-        },
+    }
+    let first_user = match (&a.user, users.candidates(&taken).next()) {
+        // A revoked --user is verified, and refused as NOT TRUSTED with the list's reason.
+        (Some(u), _) => u.clone(),
+        (None, Some(u)) => u.to_string(),
+        (None, None) => {
+            return Err(usage(format!(
+                "{}: every user of this set already has a stick (see `homestick ledger list`)",
+                a.image.display()
+            )))
+        }
     };
     let checker = SetVerifier::new();
     let progress = Reporter::new(false);
@@ -303,8 +304,7 @@ fn open_set_source(
         keys,
         expect: Box::new(expect),
         first: Arc::new(first),
-        only: a.user.clone(),
-        bad: BTreeSet::new(),
+        users,
     })
 }
 
@@ -446,7 +446,10 @@ fn confirm(source: &Source, chosen: &[Device]) -> Result<bool, Failure> {
     let m = &image.manifest;
     let what = match source {
         Source::Image(_) => format!("{} ({} {})", image.path.display(), m.customer.id, m.version),
-        Source::Set { only: Some(u), .. } => format!(
+        Source::Set {
+            users: claim::Users { only: Some(u), .. },
+            ..
+        } => format!(
             "user {u}'s stick of set {} ({} {})",
             image.path.display(),
             m.customer.id,
@@ -732,7 +735,7 @@ impl Run {
                 }
                 Err(e) => {
                     let o = Outcome {
-                        error: Some(e),
+                        error: Some(format!("not written: {e}")),
                         unknown: false,
                         device: d,
                         bytes_written: 0,
@@ -746,88 +749,54 @@ impl Run {
     }
 
     /// The image for stick `d` and its ledger row: the image, or the next user of the set
-    /// that the ledger lets this station have (its unique index decides a race with another
-    /// station: a refused claim moves on to the next user). `None`: no user left.
-    fn claim(&mut self, d: &Device) -> Result<Option<(Arc<Image>, i64)>, String> {
-        let mut attempt = NewAttempt {
+    /// that the ledger lets this station have ([`claim::claim_next`]: its unique index decides
+    /// a race with another station). `None`: no user left.
+    fn claim(&mut self, d: &Device) -> Result<Option<(Arc<Image>, i64)>, LedgerError> {
+        let attempt = NewAttempt {
             device: d.path.display().to_string(),
             device_number: format!("{}:{}", d.dev.0, d.dev.1),
             serial: d.serial.clone().unwrap_or_default(),
             ..NewAttempt::default()
         };
-        let ledger_err = |e: homestick_ledger::LedgerError| format!("not written: {e}");
         let Source::Set {
             set,
             checker,
             keys,
             expect,
-            only,
-            bad,
+            users,
             ..
         } = &mut self.source
         else {
             let image = self.source.first();
-            let m = &image.manifest;
-            attempt.customer = m.customer.id.clone();
-            attempt.image_id = m.image_id.to_string();
-            attempt.manifest_sha256 = hex(&image.manifest_sha256);
-            let id = self.ledger.begin(&attempt).map_err(ledger_err)?;
+            let attempt = attempt_for(attempt, &image, None);
+            let id = self.ledger.begin(&attempt)?;
             return Ok(id.map(|id| (image, id)));
         };
-        let set_id = set.index.set_id.to_string();
-        let taken: BTreeSet<String> = self
-            .ledger
-            .taken(&set_id)
-            .map_err(ledger_err)?
-            .into_iter()
-            .collect();
-        let candidates: Vec<String> = set
-            .index
-            .users
-            .iter()
-            .filter(|u| only.as_ref().map_or(true, |o| *o == u.id))
-            .filter(|u| !taken.contains(&u.id) && !bad.contains(&u.id))
-            .map(|u| u.id.clone())
-            .collect();
-        for user in candidates {
-            let image = match Image::from_set(
-                set,
-                &user,
-                checker,
-                keys.clone(),
-                (**expect).clone(),
-                &homestick_image::verify::NoProgress,
-            ) {
-                Ok(i) => Arc::new(i),
-                Err(e) => {
-                    self.ui.line(&format!(
-                        "homestick: user {user}: NOT TRUSTED, never handed out in this run: {}",
-                        match &e {
-                            ImageError::Verify {
-                                source: VerifyError::Untrusted { failures, .. },
-                                ..
-                            } => homestick_image::verify::join(failures),
-                            e => e.to_string(),
-                        }
-                    ));
-                    bad.insert(user);
-                    continue;
-                }
-            };
-            let u = set.index.user(&user).cloned();
-            attempt.customer = set.index.customer.id.clone();
-            attempt.set_id = Some(set_id.clone());
-            attempt.user_id = Some(user.clone());
-            attempt.user_name = u.as_ref().map(|u| u.name.clone());
-            attempt.image_id = image.manifest.image_id.to_string();
-            attempt.manifest_sha256 = hex(&image.manifest_sha256);
-            attempt.credentials = u.and_then(|u| serde_json::to_string(&u.credentials).ok());
-            if let Some(id) = self.ledger.begin(&attempt).map_err(ledger_err)? {
-                return Ok(Some((image, id)));
+        let mut claims = LedgerClaims {
+            ledger: &mut self.ledger,
+            set,
+            attempt,
+        };
+        let prepare = |user: &str| {
+            let expect = (**expect).clone();
+            let progress = &homestick_image::verify::NoProgress;
+            match Image::from_set(set, user, checker, keys.clone(), expect, progress) {
+                Ok(i) => Ok(Arc::new(i)),
+                Err(ImageError::Verify {
+                    source: VerifyError::Untrusted { failures, .. },
+                    ..
+                }) => Err(homestick_image::verify::join(&failures)),
+                Err(e) => Err(e.to_string()),
             }
-            // Another station took this user a moment ago: the next one.
-        }
-        Ok(None)
+        };
+        let ui = &self.ui;
+        let on_bad = |user: &str, why: &str| {
+            ui.line(&format!(
+                "homestick: user {user}: NOT TRUSTED, never handed out in this run: {why}"
+            ));
+        };
+        let claimed = claim::claim_next(users, &mut claims, prepare, on_bad)?;
+        Ok(claimed.map(|c| (c.image, c.row)))
     }
 
     fn finished(&mut self, o: &Outcome) {
@@ -1153,5 +1122,46 @@ impl Ui {
         if let Some(t) = self.total.take() {
             t.finish_and_clear();
         }
+    }
+}
+
+/// The ledger row of a stick that gets `image` (of `user` in a set).
+fn attempt_for(
+    mut a: NewAttempt,
+    image: &Image,
+    user: Option<&homestick_image::set::SetUser>,
+) -> NewAttempt {
+    let m = &image.manifest;
+    a.customer = m.customer.id.clone();
+    a.image_id = m.image_id.to_string();
+    a.manifest_sha256 = hex(&image.manifest_sha256);
+    if let Some(u) = user {
+        a.user_id = Some(u.id.clone());
+        a.user_name = Some(u.name.clone());
+        a.credentials = serde_json::to_string(&u.credentials).ok();
+    }
+    a
+}
+
+/// The station's ledger, as [`claim::claim_next`] claims users of `set` in it.
+struct LedgerClaims<'a> {
+    ledger: &'a mut Ledger,
+    set: &'a StickSet,
+    attempt: NewAttempt,
+}
+
+impl claim::Claims<Arc<Image>> for LedgerClaims<'_> {
+    type Error = LedgerError;
+
+    fn taken(&mut self) -> Result<BTreeSet<String>, LedgerError> {
+        let set_id = self.set.index.set_id.to_string();
+        Ok(self.ledger.taken(&set_id)?.into_iter().collect())
+    }
+
+    fn claim(&mut self, user: &str, image: &Arc<Image>) -> Result<Option<i64>, LedgerError> {
+        let mut a = attempt_for(self.attempt.clone(), image, self.set.index.user(user));
+        a.set_id = Some(self.set.index.set_id.to_string());
+        a.user_id = Some(user.to_string());
+        self.ledger.begin(&a)
     }
 }

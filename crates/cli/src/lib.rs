@@ -423,18 +423,10 @@ fn load_profile(dir: &Path) -> Result<homestick_profile::Profile, Failure> {
     Ok(p)
 }
 
-fn profile_json(p: &homestick_profile::Profile) -> serde_json::Value {
-    p.files
-        .iter()
-        .find(|f| f.path == homestick_profile::PROFILE_JSON)
-        .and_then(|f| serde_json::from_slice(&f.data).ok())
-        .unwrap_or_default()
-}
-
 fn profile_check(dir: &Path) -> Result<(), Failure> {
     let p = load_profile(dir)?;
     println!("profile {}: OK", dir.display());
-    for line in homestick_profile::render::summary(&profile_json(&p)) {
+    for line in p.doc.summary() {
         println!("  {line}");
     }
     Ok(())
@@ -494,7 +486,11 @@ fn roster_check(profile: &Path, roster: &Path) -> Result<(), Failure> {
         "roster {}: OK, {} user(s), every slot filled ({})",
         roster.display(),
         r.users.len(),
-        r.slots.join(", ")
+        r.slots
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     Ok(())
 }
@@ -865,16 +861,10 @@ fn expectations(a: &VerifyArgs, keys: &[keys::TrustedKey]) -> Result<Expectation
         let p = BootPolicy::from_json(&b).map_err(|e| usage(format!("{}: {e}", path.display())))?;
         let from_policy = Expectations::from(&p);
         // Both lists apply: a key, image or user either one revokes is refused.
-        let revoked = match (e.revoked.take(), from_policy.revoked.clone()) {
-            (Some(mut a), Some(b)) => {
-                a.key_ids.extend(b.key_ids);
-                a.image_ids.extend(b.image_ids);
-                a.users.extend(b.users);
-                a.version = a.version.max(b.version);
-                Some(a)
-            }
-            (a, b) => a.or(b),
-        };
+        let revoked = homestick_image::revocation::RevocationList::merge_opt(
+            e.revoked.take(),
+            from_policy.revoked.clone(),
+        );
         return Ok(Expectations {
             revoked,
             now: e.now,
@@ -1254,7 +1244,7 @@ fn inspect(a: &InspectArgs) -> Result<(), Failure> {
     match homestick_profile::read_profile_json(&*disk, &m) {
         Ok(doc) => {
             println!("  profile (not verified)");
-            for line in homestick_profile::render::summary(&doc) {
+            for line in doc.summary() {
                 println!("    {line}");
             }
         }

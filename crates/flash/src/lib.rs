@@ -2,11 +2,13 @@
 //! verified against the signed manifest, never touching the station's own disks, with a
 //! report line per stick.
 //!
+//! - [`claim`]: which user of a set the next stick gets, claimed in the ledger;
 //! - [`devices`]: which disks may be written, and why not;
 //! - [`stick`]: writing one stick and reading it back;
 //! - [`station`]: many sticks at once, with a stall watchdog;
 //! - [`report`]: the record of which stick got which image.
 
+pub mod claim;
 pub mod devices;
 pub mod report;
 pub mod station;

@@ -72,29 +72,7 @@ fn default_warning_days() -> u32 {
     DEFAULT_EXPIRY_WARNING_DAYS
 }
 
-/// What the kernel does when a block of the system does not match its dm-verity hash.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnCorruption {
-    /// The read fails with an I/O error (the kernel logs the block).
-    #[default]
-    Eio,
-    /// The PC restarts.
-    Restart,
-    /// The kernel panics (and, with panic=-1 on the command line, restarts).
-    Panic,
-}
-
-impl OnCorruption {
-    /// The dm-verity table's optional arguments for this choice.
-    pub fn table_args(self) -> &'static str {
-        match self {
-            OnCorruption::Eio => "",
-            OnCorruption::Restart => " 1 restart_on_corruption",
-            OnCorruption::Panic => " 1 panic_on_corruption",
-        }
-    }
-}
+pub use homestick_formats::base::OnCorruption;
 
 /// Why a policy.json is not usable.
 #[derive(Debug, thiserror::Error)]
@@ -154,13 +132,10 @@ impl Expectations {
         let left = exp - now;
         if left > 0 && left <= i64::from(self.expiry_warning_days) * 86_400 {
             let days = (left + 86_399) / 86_400;
-            return vec![Finding::new(
-                "expiry",
-                format!(
-                    "the image expires at {} (in {days} day(s)): replace the stick before then",
-                    rfc3339(exp)
-                ),
-            )];
+            return vec![Finding::expiry(format!(
+                "the image expires at {} (in {days} day(s)): replace the stick before then",
+                rfc3339(exp)
+            ))];
         }
         vec![]
     }
@@ -200,14 +175,11 @@ impl Expectations {
         }
         if let (Some(now), Some(exp)) = (self.now, m.expires_at()) {
             if now >= exp {
-                fails.push(Finding::new(
-                    "expiry",
-                    format!(
-                        "the image expired at {} (this computer's clock says {})",
-                        rfc3339(exp),
-                        rfc3339(now)
-                    ),
-                ));
+                fails.push(Finding::expiry(format!(
+                    "the image expired at {} (this computer's clock says {})",
+                    rfc3339(exp),
+                    rfc3339(now)
+                )));
             }
         }
         if let Some(r) = &self.revoked {
@@ -318,8 +290,10 @@ pub enum Refusal {
 impl Refusal {
     /// The refusal for `failures`: expired or revoked only if nothing else is wrong.
     pub fn of(failures: &[Finding]) -> Refusal {
-        let revoked = |f: &Finding| f.region.starts_with("revocation list");
-        if !failures.is_empty() && failures.iter().all(|f| f.region == "expiry" || revoked(f)) {
+        use crate::verify::FindingKind;
+        let revoked = |f: &Finding| f.kind == FindingKind::Revoked;
+        let at_home = |f: &Finding| f.kind != FindingKind::Integrity;
+        if !failures.is_empty() && failures.iter().all(at_home) {
             if failures.iter().any(revoked) {
                 Refusal::Revoked
             } else {
@@ -407,8 +381,16 @@ mod tests {
         assert!(text[1].contains("image 0b6a7f0e-1a2b-4c3d-8e4f-0123456789ab is revoked"));
         assert!(text[2].contains("user anna of customer stadt-a is revoked"));
         assert_eq!(Refusal::of(&f), Refusal::Revoked);
-        let expired = Finding::new("expiry", "x");
+        let expired = Finding::expiry("x");
         let tampered = Finding::new("partition 3 (profile)", "x");
+        // The kind decides, not the words of the region: a finding that merely names the list
+        // (or the expiry) is a changed stick.
+        for named in [
+            Finding::new("revocation list version 7", "x"),
+            Finding::new("expiry", "x"),
+        ] {
+            assert_eq!(Refusal::of(&[named]), Refusal::Changed);
+        }
         assert_eq!(
             Refusal::of(std::slice::from_ref(&expired)),
             Refusal::Expired

@@ -237,24 +237,47 @@ impl RevocationList {
             .any(|r| r.customer == customer && r.id == user)
     }
 
+    /// Both lists as one: a key, image or user either revokes is revoked; the higher version.
+    pub fn merge(mut self, other: RevocationList) -> RevocationList {
+        self.key_ids.extend(other.key_ids);
+        self.image_ids.extend(other.image_ids);
+        self.users.extend(other.users);
+        self.version = self.version.max(other.version);
+        self
+    }
+
+    /// At most one list from two that may each be absent ([`RevocationList::merge`]).
+    pub fn merge_opt(
+        a: Option<RevocationList>,
+        b: Option<RevocationList>,
+    ) -> Option<RevocationList> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a.merge(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// What this list finds revoked about a signed manifest, in a fixed order.
     pub fn check(&self, m: &Manifest) -> Vec<Finding> {
         let mut fails = Vec::new();
         let region = || format!("revocation list version {}", self.version);
         let key = m.key_id.to_string();
         if self.key_ids.contains(&key) {
-            fails.push(Finding::new(
+            fails.push(Finding::revoked(
                 region(),
                 format!("the signing key {key} is revoked"),
             ));
         }
         let image = m.image_id.to_string();
         if self.image_ids.contains(&image) {
-            fails.push(Finding::new(region(), format!("image {image} is revoked")));
+            fails.push(Finding::revoked(
+                region(),
+                format!("image {image} is revoked"),
+            ));
         }
         if let Some(u) = &m.user {
             if self.revokes_user(&m.customer.id, &u.id) {
-                fails.push(Finding::new(
+                fails.push(Finding::revoked(
                     region(),
                     format!("user {} of customer {} is revoked", u.id, m.customer.id),
                 ));
@@ -322,5 +345,33 @@ mod tests {
         assert_eq!(back, l);
         assert_eq!(back.to_bytes(), b);
         assert_eq!(back.users.iter().next().unwrap().id, "a");
+    }
+
+    #[test]
+    fn merged_lists_revoke_what_either_revokes() {
+        let user = |c: &str, id: &str| RevokedUser {
+            customer: c.into(),
+            id: id.into(),
+        };
+        let mut a = RevocationList {
+            version: 3,
+            ..RevocationList::default()
+        };
+        a.key_ids.insert("aa".into());
+        a.users.insert(user("stadt-a", "anna"));
+        let mut b = RevocationList {
+            version: 5,
+            ..RevocationList::default()
+        };
+        b.image_ids.insert("0b6a".into());
+        b.users.insert(user("stadt-a", "bernd"));
+        let m = RevocationList::merge_opt(Some(a.clone()), Some(b.clone())).expect("merged");
+        assert_eq!(m.version, 5);
+        assert!(m.key_ids.contains("aa") && m.image_ids.contains("0b6a"));
+        assert!(m.revokes_user("stadt-a", "anna") && m.revokes_user("stadt-a", "bernd"));
+        assert!(!m.revokes_user("stadt-b", "anna"));
+        assert_eq!(RevocationList::merge_opt(None, Some(b.clone())), Some(b));
+        assert_eq!(RevocationList::merge_opt(Some(a.clone()), None), Some(a));
+        assert_eq!(RevocationList::merge_opt(None, None), None);
     }
 }

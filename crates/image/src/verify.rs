@@ -24,6 +24,22 @@ pub struct Finding {
     pub region: String,
     /// What is wrong there, in words, with the values found and signed.
     pub what: String,
+    /// What kind of problem it is (not in the JSON output: the region and words say it).
+    #[serde(skip)]
+    pub kind: FindingKind,
+}
+
+/// What kind of problem a finding is: it chooses the words the person at home is shown
+/// ([`crate::policy::Refusal`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FindingKind {
+    /// Changed, damaged, unsigned, or not what the policy expects.
+    #[default]
+    Integrity,
+    /// Signed and intact, but past (or near) its `expires`.
+    Expiry,
+    /// Signed and intact, but its key, image or user is revoked.
+    Revoked,
 }
 
 impl Finding {
@@ -32,6 +48,23 @@ impl Finding {
         Finding {
             region: region.into(),
             what: what.into(),
+            kind: FindingKind::Integrity,
+        }
+    }
+
+    /// A finding about the image's expiry (region `expiry`).
+    pub fn expiry(what: impl Into<String>) -> Finding {
+        Finding {
+            kind: FindingKind::Expiry,
+            ..Finding::new("expiry", what)
+        }
+    }
+
+    /// A finding of the revocation list at `region`.
+    pub fn revoked(region: impl Into<String>, what: impl Into<String>) -> Finding {
+        Finding {
+            kind: FindingKind::Revoked,
+            ..Finding::new(region, what)
         }
     }
 }

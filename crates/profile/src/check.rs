@@ -55,27 +55,10 @@ pub fn host(s: &str) -> Result<(), Invalid> {
 
 /// `host:port` (IPv6 as `[addr]:port`). Returns (host, port).
 pub fn host_port(s: &str) -> Result<(String, u16), Invalid> {
-    let (h, p) = if let Some(rest) = s.strip_prefix('[') {
-        match rest.split_once("]:") {
-            Some((h, p)) => (format!("[{h}]"), p),
-            None => return Err(format!("{s:?} has no port (expected [IPv6]:port)").into()),
-        }
-    } else {
-        match s.rsplit_once(':') {
-            Some((h, _)) if h.contains(':') => {
-                return Err(format!("{s:?}: write IPv6 addresses as [addr]:port").into())
-            }
-            Some((h, p)) => (h.to_string(), p),
-            None => return Err(format!("{s:?} has no port (expected host:port)").into()),
-        }
-    };
+    let hp = homestick_formats::endpoint::HostPort::parse(s).map_err(|e| Invalid(e.to_string()))?;
+    let h = hp.host_for_url();
     host(&h)?;
-    let port: u16 = p
-        .parse()
-        .ok()
-        .filter(|&n| n != 0)
-        .ok_or_else(|| format!("{s:?}: port {p:?} is not a number in 1..=65535"))?;
-    Ok((h, port))
+    Ok((h, hp.port))
 }
 
 /// An IP network in CIDR form with no host bits set, e.g. `10.20.0.0/16`.

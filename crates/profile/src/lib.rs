@@ -17,8 +17,6 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
 pub use schema::Customer;
 use schema::{CustomerToml, Ipsec, OpenVpn, Vpn, WireGuard};
 
@@ -26,10 +24,7 @@ use schema::{CustomerToml, Ipsec, OpenVpn, Vpn, WireGuard};
 const MAX_REFERENCED_BYTES: u64 = 1 << 20;
 /// Largest customer.toml.
 const MAX_TOML_BYTES: u64 = 256 << 10;
-/// Name of the generated normalized file.
-pub const PROFILE_JSON: &str = "profile.json";
-/// Where the profile partition is mounted on the running stick (rendered files refer to it).
-pub const MOUNT_POINT: &str = "/run/homestick/profile";
+use homestick_formats::paths::PROFILE_JSON;
 /// Certificates closer to expiry than this get a warning.
 const EXPIRY_WARNING_DAYS: i64 = 90;
 
@@ -60,16 +55,7 @@ fn invalid(file: &Path, field: &str, reason: impl Into<String>) -> ProfileError 
 /// A file of the profile partition: path and bytes, as the FAT writer takes them.
 pub use homestick_image::fat::FatFile as ProfileFile;
 
-/// A per-user value that a roster must fill in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Slot {
-    /// Placeholder name; appears as `{{name}}` in `files`.
-    pub name: String,
-    /// What goes there.
-    pub description: String,
-    /// Rendered files that contain it.
-    pub files: Vec<String>,
-}
+pub use homestick_formats::profile::Slot;
 
 /// A referenced file, read and checked.
 #[derive(Debug, Clone)]
@@ -179,8 +165,8 @@ pub struct Profile {
     pub warnings: Vec<String>,
     /// The rendered files of the profile partition, sorted, profile.json included.
     pub files: Vec<ProfileFile>,
-    /// Per-user slots.
-    pub slots: Vec<Slot>,
+    /// profile.json's document (its slots are the per-user values a roster fills).
+    pub doc: homestick_formats::profile::ProfileDoc,
 }
 
 /// Checks with the file name bound in.
@@ -371,28 +357,6 @@ fn check_customer(ctx: &mut Ctx<'_>, c: &Customer) -> Result<Option<Referenced>,
 const MAX_DIRECT: usize = 32;
 const MAX_DIRECT_PORTS: usize = 16;
 
-/// `proto/port` or `proto/first-last`: (proto, first, last).
-fn direct_ports(s: &str) -> Result<(&str, u16, u16), String> {
-    let (proto, range) = s
-        .split_once('/')
-        .ok_or_else(|| format!("{s:?} is not PROTO/PORT (tcp/443, udp/3478-3481)"))?;
-    if proto != "tcp" && proto != "udp" {
-        return Err(format!("{s:?}: protocol {proto:?} is not tcp or udp"));
-    }
-    let (a, b) = range.split_once('-').unwrap_or((range, range));
-    let port = |p: &str| {
-        p.parse::<u16>()
-            .ok()
-            .filter(|&n| n > 0 && p.bytes().all(|c| c.is_ascii_digit()))
-            .ok_or_else(|| format!("{s:?}: {p:?} is not a port (1-65535)"))
-    };
-    let (a, b) = (port(a)?, port(b)?);
-    if a > b {
-        return Err(format!("{s:?}: the range runs backwards"));
-    }
-    Ok((proto, a, b))
-}
-
 /// Whether two networks share an address.
 fn overlaps((a, alen): (std::net::IpAddr, u8), (b, blen): (std::net::IpAddr, u8)) -> bool {
     let bits = |ip: std::net::IpAddr| -> (u128, u8) {
@@ -494,7 +458,8 @@ fn check_direct(
             ));
         }
         for (k, p) in d.ports.iter().enumerate() {
-            direct_ports(p).map_err(|e| ctx.err(&f(&format!("ports[{k}]")), e))?;
+            homestick_formats::endpoint::PortRange::parse(p)
+                .map_err(|e| ctx.err(&f(&format!("ports[{k}]")), e.to_string()))?;
         }
     }
     Ok(())
@@ -832,17 +797,44 @@ impl Profile {
             direct: parsed.network.direct,
             warnings: ctx.warnings,
             files: Vec::new(),
-            slots: Vec::new(),
+            doc: empty_doc(),
         };
-        let (files, slots) = render::render(&p).map_err(|e| match e {
+        let (files, doc) = render::render(&p).map_err(|e| match e {
             render::RenderError::Unwritable { field, source } => {
                 invalid(&file, &field, source.to_string())
             }
             e => invalid(&file, "-", e.to_string()),
         })?;
         p.files = files;
-        p.slots = slots;
+        p.doc = doc;
         Ok(p)
+    }
+
+    /// The per-user values a roster fills.
+    pub fn slots(&self) -> &[Slot] {
+        &self.doc.slots
+    }
+}
+
+/// A placeholder document until the profile is rendered.
+fn empty_doc() -> homestick_formats::profile::ProfileDoc {
+    homestick_formats::profile::ProfileDoc {
+        format: homestick_formats::profile::FORMAT.into(),
+        customer: Customer {
+            id: String::new(),
+            name: String::new(),
+            hotline: None,
+            email: None,
+            hours: None,
+            languages: None,
+            logo: None,
+        },
+        vpn: Vec::new(),
+        softphone: None,
+        network: None,
+        slots: Vec::new(),
+        files: Vec::new(),
+        user: None,
     }
 }
 
@@ -869,9 +861,9 @@ pub enum ProfileJsonError {
     /// There is no profile.json.
     #[error("no profile.json")]
     Missing,
-    /// profile.json is not JSON.
-    #[error("profile.json: {0}")]
-    Json(#[source] serde_json::Error),
+    /// profile.json is not a profile document this program reads.
+    #[error("{0}")]
+    Doc(#[source] homestick_formats::profile::ProfileJsonError),
 }
 
 /// Read `profile.json` from the profile partition that `m` describes on `disk` (not verified:
@@ -879,7 +871,7 @@ pub enum ProfileJsonError {
 pub fn read_profile_json<D: homestick_image::disk::Disk + ?Sized>(
     disk: &D,
     m: &homestick_image::manifest::Manifest,
-) -> Result<serde_json::Value, ProfileJsonError> {
+) -> Result<homestick_formats::profile::ProfileDoc, ProfileJsonError> {
     use homestick_image::fat::{budget_for, FatReader};
     let p = m
         .partitions
@@ -889,10 +881,10 @@ pub fn read_profile_json<D: homestick_image::disk::Disk + ?Sized>(
     let fat = FatReader::open(disk, p.offset(), p.len(), budget_for(p.len()))
         .map_err(ProfileJsonError::Fat)?;
     let bytes = fat
-        .read(PROFILE_JSON, 4 << 20)
+        .read(PROFILE_JSON, homestick_formats::profile::MAX_BYTES)
         .map_err(ProfileJsonError::Fat)?
         .ok_or(ProfileJsonError::Missing)?;
-    serde_json::from_slice(&bytes).map_err(ProfileJsonError::Json)
+    homestick_formats::profile::ProfileDoc::parse(&bytes).map_err(ProfileJsonError::Doc)
 }
 
 /// The profile's customer.toml: its path and text (bounded, UTF-8).

@@ -14,27 +14,25 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use homestick_formats::profile::{self as doc, ProfileDoc};
+use homestick_formats::slot::{SipField, SlotName, VpnField};
 
 use crate::roster::Value;
 use crate::schema::{
     Ipsec, IpsecAuth, OpenVpn, OvpnAuth, OvpnProto, Softphone, Srtp, Transport, WireGuard,
 };
-use crate::{
-    check, write, CheckedVpn, Customer, Profile, ProfileFile, Referenced, Slot, VpnKind,
-    MOUNT_POINT, PROFILE_JSON,
-};
+use homestick_formats::endpoint::HostPort;
+use homestick_formats::paths::{PROFILE_JSON, PROFILE_MOUNT};
 
-/// Format id of profile.json.
-pub const PROFILE_FORMAT: &str = "homestick-profile/1";
+use crate::{check, write, CheckedVpn, Customer, Profile, ProfileFile, Referenced, Slot, VpnKind};
 
 /// Why a profile could not be rendered.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RenderError {
     /// profile.json could not be serialized.
-    #[error("profile.json: {0}")]
-    Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Json(#[from] doc::ProfileJsonError),
     /// A value its format's writer refused.
     #[error("{field}: {source}")]
     Unwritable {
@@ -46,7 +44,7 @@ pub enum RenderError {
     },
     /// A slot without a value in a personalised render.
     #[error("{0}: no value for this slot")]
-    Missing(String),
+    Missing(SlotName),
 }
 
 /// How a slot's value is written where it stands: each by its format's writer.
@@ -70,17 +68,17 @@ enum W {
 /// template) or as the user's parsed value through the format's writer.
 #[derive(Default)]
 struct Slots<'a> {
-    by_name: BTreeMap<String, (String, Vec<String>)>,
-    values: Option<&'a BTreeMap<String, Value>>,
+    by_name: BTreeMap<SlotName, (String, Vec<String>)>,
+    values: Option<&'a BTreeMap<SlotName, Value>>,
     error: Option<RenderError>,
 }
 
 impl Slots<'_> {
     /// The slot `name` as it stands in `file`, written by `w`; records that `file` holds it.
-    fn put(&mut self, name: &str, description: &str, file: &str, w: W) -> String {
+    fn put(&mut self, name: SlotName, description: &str, file: &str, w: W) -> String {
         let e = self
             .by_name
-            .entry(name.to_string())
+            .entry(name.clone())
             .or_insert_with(|| (description.to_string(), Vec::new()));
         if !e.1.iter().any(|f| f == file) {
             e.1.push(file.to_string());
@@ -93,9 +91,8 @@ impl Slots<'_> {
                 _ => placeholder,
             };
         };
-        let Some(v) = values.get(name) else {
-            self.error
-                .get_or_insert(RenderError::Missing(name.to_string()));
+        let Some(v) = values.get(&name) else {
+            self.error.get_or_insert(RenderError::Missing(name));
             return String::new();
         };
         let text = v.text();
@@ -176,7 +173,7 @@ fn wireguard(c: &Customer, v: &CheckedVpn, w: &WireGuard, slots: &mut Slots) -> 
         s,
         "PrivateKey = {}",
         slots.put(
-            &format!("vpn.{n}.private_key"),
+            SlotName::vpn(n, VpnField::PrivateKey),
             "the user's WireGuard private key (base64)",
             &path,
             W::Wg
@@ -186,7 +183,7 @@ fn wireguard(c: &Customer, v: &CheckedVpn, w: &WireGuard, slots: &mut Slots) -> 
         s,
         "Address = {}",
         slots.put(
-            &format!("vpn.{n}.address"),
+            SlotName::vpn(n, VpnField::Address),
             "the user's tunnel address(es) in CIDR form, e.g. 10.99.0.17/32",
             &path,
             W::Wg
@@ -208,7 +205,7 @@ fn wireguard(c: &Customer, v: &CheckedVpn, w: &WireGuard, slots: &mut Slots) -> 
             s,
             "PresharedKey = {}",
             slots.put(
-                &format!("vpn.{n}.preshared_key"),
+                SlotName::vpn(n, VpnField::PresharedKey),
                 "the user's WireGuard preshared key (base64)",
                 &path,
                 W::Wg
@@ -267,13 +264,13 @@ fn openvpn_credentials(s: &mut String, n: &str, auth: OvpnAuth, path: &str, slot
         OvpnAuth::Certificate | OvpnAuth::CertificateAndPassword
     ) {
         let cert = slots.put(
-            &format!("vpn.{n}.client_certificate"),
+            SlotName::vpn(n, VpnField::ClientCertificate),
             "the user's client certificate (PEM)",
             path,
             W::Pem,
         );
         let key = slots.put(
-            &format!("vpn.{n}.client_key"),
+            SlotName::vpn(n, VpnField::ClientKey),
             "the user's client private key (PEM)",
             path,
             W::Pem,
@@ -282,13 +279,13 @@ fn openvpn_credentials(s: &mut String, n: &str, auth: OvpnAuth, path: &str, slot
     }
     if matches!(auth, OvpnAuth::Password | OvpnAuth::CertificateAndPassword) {
         let user = slots.put(
-            &format!("vpn.{n}.username"),
+            SlotName::vpn(n, VpnField::Username),
             "the user's VPN user name",
             path,
             W::OvpnLine,
         );
         let pass = slots.put(
-            &format!("vpn.{n}.password"),
+            SlotName::vpn(n, VpnField::Password),
             "the user's VPN password",
             path,
             W::OvpnLine,
@@ -306,11 +303,9 @@ fn openvpn(c: &Customer, v: &CheckedVpn, o: &OpenVpn, slots: &mut Slots) -> Prof
         OvpnProto::Udp => "proto udp\n",
         OvpnProto::Tcp => "proto tcp-client\n",
     });
-    for r in &o.remotes {
-        if let Ok((h, p)) = check::host_port(r) {
-            let h = h.trim_start_matches('[').trim_end_matches(']');
-            let _ = writeln!(s, "remote {h} {p}");
-        }
+    // Checked when the profile was loaded.
+    for r in o.remotes.iter().filter_map(|r| HostPort::parse(r).ok()) {
+        let _ = writeln!(s, "remote {} {}", r.host, r.port);
     }
     s.push_str("resolv-retry infinite\nnobind\npersist-key\npersist-tun\nremote-cert-tls server\ntls-version-min 1.2\n");
     let _ = writeln!(s, "data-ciphers {}", o.ciphers.join(":"));
@@ -355,14 +350,14 @@ fn strongswan_local(
         IpsecAuth::EapMschapv2 => {
             s.push_str("      auth = eap-mschapv2\n");
             let id = slots.put(
-                &format!("vpn.{n}.eap_identity"),
+                SlotName::vpn(n, VpnField::EapIdentity),
                 "the user's EAP identity (user name)",
                 path,
                 W::Swan,
             );
             let _ = writeln!(s, "      eap_id = {id}");
             let pw = slots.put(
-                &format!("vpn.{n}.eap_password"),
+                SlotName::vpn(n, VpnField::EapPassword),
                 "the user's EAP password",
                 path,
                 W::Swan,
@@ -380,14 +375,14 @@ fn strongswan_local(
             });
             let f = format!("strongswan/x509/{n}-client.pem");
             let cert = slots.put(
-                &format!("vpn.{n}.client_certificate"),
+                SlotName::vpn(n, VpnField::ClientCertificate),
                 &format!("the user's client certificate (PEM), written to {f}"),
                 &f,
                 W::File,
             );
             let kf = format!("strongswan/private/{n}-client.pem");
             let key = slots.put(
-                &format!("vpn.{n}.client_key"),
+                SlotName::vpn(n, VpnField::ClientKey),
                 &format!("the user's client private key (PEM), written to {kf}"),
                 &kf,
                 W::File,
@@ -492,7 +487,7 @@ fn baresip_config(c: &Customer, sp: &Softphone, with_ca: bool) -> String {
     let mut cfg = header(c, "baresip configuration", "#");
     cfg.push_str("poll_method\t\tepoll\nsip_listen\t\t0.0.0.0:0\n");
     if with_ca {
-        let _ = writeln!(cfg, "sip_cafile\t\t{MOUNT_POINT}/baresip/ca.pem");
+        let _ = writeln!(cfg, "sip_cafile\t\t{PROFILE_MOUNT}/baresip/ca.pem");
     }
     cfg.push_str(
         "audio_player\t\talsa,default\naudio_source\t\talsa,default\naudio_alert\t\talsa,default\n",
@@ -531,18 +526,23 @@ fn baresip_account(
 ) -> String {
     let mut acc = header(c, "baresip account", "#");
     let ext = slots.put(
-        "sip.extension",
+        SlotName::Sip(SipField::Extension),
         "the user's office number (extension), the SIP address's user part",
         apath,
         W::Baresip,
     );
     let user = slots.put(
-        "sip.user",
+        SlotName::Sip(SipField::User),
         "the user's SIP authentication user name",
         apath,
         W::Baresip,
     );
-    let pass = slots.put("sip.password", "the user's SIP password", apath, W::Baresip);
+    let pass = slots.put(
+        SlotName::Sip(SipField::Password),
+        "the user's SIP password",
+        apath,
+        W::Baresip,
+    );
     let transport = match sp.transport {
         Transport::Udp => "udp",
         Transport::Tcp => "tcp",
@@ -566,13 +566,13 @@ fn baresip_account(
     acc.push_str(";regint=600");
     if let Some(t) = &sp.turn {
         let tu = slots.put(
-            "sip.turn_username",
+            SlotName::Sip(SipField::TurnUsername),
             "the user's TURN user name",
             apath,
             W::Baresip,
         );
         let tp = slots.put(
-            "sip.turn_password",
+            SlotName::Sip(SipField::TurnPassword),
             "the user's TURN password",
             apath,
             W::Baresip,
@@ -608,117 +608,130 @@ fn baresip_contacts(c: &Customer, sp: &Softphone, hostport: &str) -> String {
     con
 }
 
-#[derive(Serialize)]
-struct JsonVpn<'a> {
-    name: &'a str,
-    kind: &'a str,
-    default: bool,
-    endpoint: String,
-    routes: &'a [String],
-    dns: &'a [String],
-    dns_search: &'a [String],
-    file: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    wireguard: Option<serde_json::Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    openvpn: Option<serde_json::Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ipsec: Option<serde_json::Value>,
-}
-
-#[derive(Serialize)]
-struct JsonProfile<'a> {
-    format: &'a str,
-    customer: &'a Customer,
-    vpn: Vec<JsonVpn<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    softphone: Option<serde_json::Value>,
-    /// What may leave outside the tunnel; absent when nothing may (the default).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    network: Option<serde_json::Value>,
-    slots: &'a [Slot],
-    files: Vec<&'a str>,
-}
-
-fn certs_json(r: &Option<crate::Referenced>) -> serde_json::Value {
-    let list: Vec<serde_json::Value> = r
-        .iter()
+fn certs(r: &Option<Referenced>) -> Vec<doc::CertInfo> {
+    r.iter()
         .flat_map(|r| r.certs.iter())
-        .map(|c| serde_json::json!({"subject": c.subject, "not_after": homestick_image::fat::rfc3339(c.not_after)}))
-        .collect();
-    serde_json::Value::Array(list)
+        .map(|c| doc::CertInfo {
+            not_after: homestick_image::fat::rfc3339(c.not_after),
+            subject: c.subject.clone(),
+        })
+        .collect()
 }
 
 /// Render connection `v` (its file goes to `files`, its secrets to `slots`) and describe it
 /// for profile.json. IPsec connections share one swanctl.conf, rendered by [`strongswan`].
-fn render_vpn<'a>(
+fn render_vpn(
     c: &Customer,
-    v: &'a CheckedVpn,
+    v: &CheckedVpn,
     files: &mut Vec<ProfileFile>,
     slots: &mut Slots,
-) -> JsonVpn<'a> {
+) -> doc::Vpn {
     let t = &v.toml;
-    let (file, wg, ov, ip) = match &v.kind {
+    let (kind, file) = match &v.kind {
+        VpnKind::WireGuard(_) => (doc::Kind::Wireguard, format!("wireguard/{}.conf", t.name)),
+        VpnKind::OpenVpn(_) => (doc::Kind::Openvpn, format!("openvpn/{}.ovpn", t.name)),
+        VpnKind::Ipsec(_) => (doc::Kind::Ipsec, "strongswan/swanctl.conf".to_string()),
+    };
+    let mut out = doc::Vpn {
+        name: t.name.clone(),
+        kind,
+        default: v.default,
+        endpoint: v.endpoint(),
+        routes: t.routes.clone(),
+        dns: t.dns.clone(),
+        dns_search: t.dns_search.clone(),
+        file,
+        wireguard: None,
+        openvpn: None,
+        ipsec: None,
+    };
+    match &v.kind {
         VpnKind::WireGuard(w) => {
             files.push(wireguard(c, v, w, slots));
-            let j = serde_json::json!({"server_public_key": w.server_public_key, "mtu": w.mtu,
-                "persistent_keepalive": w.persistent_keepalive, "preshared_key": w.preshared_key});
-            (format!("wireguard/{}.conf", t.name), Some(j), None, None)
+            out.wireguard = Some(doc::WireGuard {
+                mtu: w.mtu,
+                persistent_keepalive: w.persistent_keepalive,
+                preshared_key: w.preshared_key,
+                server_public_key: w.server_public_key.clone(),
+            });
         }
         VpnKind::OpenVpn(o) => {
             files.push(openvpn(c, v, o, slots));
-            let j = serde_json::json!({"remotes": o.remotes, "proto": o.proto, "ciphers": o.ciphers,
-                "auth": o.auth, "tls": if o.tls_crypt.is_some() { "tls-crypt" } else { "tls-auth" },
-                "ca": certs_json(&v.ca)});
-            (format!("openvpn/{}.ovpn", t.name), None, Some(j), None)
+            out.openvpn = Some(doc::OpenVpn {
+                auth: o.auth,
+                ca: certs(&v.ca),
+                ciphers: o.ciphers.clone(),
+                proto: o.proto,
+                remotes: o.remotes.clone(),
+                tls: match o.tls_crypt {
+                    Some(_) => doc::OvpnTls::TlsCrypt,
+                    None => doc::OvpnTls::TlsAuth,
+                },
+            });
         }
         VpnKind::Ipsec(i) => {
-            let j = serde_json::json!({"server": i.server, "server_id": i.server_id, "ike_proposals": i.ike_proposals,
-                "esp_proposals": i.esp_proposals, "auth": i.auth, "ca": certs_json(&v.ca)});
-            ("strongswan/swanctl.conf".to_string(), None, None, Some(j))
+            out.ipsec = Some(doc::Ipsec {
+                auth: i.auth,
+                ca: certs(&v.ca),
+                esp_proposals: i.esp_proposals.clone(),
+                ike_proposals: i.ike_proposals.clone(),
+                server: i.server.clone(),
+                server_id: i.server_id.clone(),
+            });
         }
-    };
-    JsonVpn {
-        name: &t.name,
-        kind: v.kind(),
-        default: v.default,
-        endpoint: v.endpoint(),
-        routes: &t.routes,
-        dns: &t.dns,
-        dns_search: &t.dns_search,
-        file,
-        wireguard: wg,
-        openvpn: ov,
-        ipsec: ip,
     }
+    out
+}
+
+/// The softphone as profile.json describes it.
+fn softphone_doc(p: &Profile) -> Option<doc::Softphone> {
+    let s = p.softphone.as_ref()?;
+    Some(doc::Softphone {
+        ca: certs(&p.softphone_ca),
+        codecs: s.codecs.clone(),
+        emergency_numbers: s.emergency_numbers.clone(),
+        files: ["baresip/accounts", "baresip/config", "baresip/contacts"]
+            .map(String::from)
+            .to_vec(),
+        outbound_proxy: s.outbound_proxy.clone(),
+        registrar: s.registrar.clone(),
+        srtp: s.srtp,
+        stun: s.stun.clone(),
+        transport: s.transport,
+        turn: s.turn.clone(),
+        voicemail: s.voicemail.clone(),
+    })
 }
 
 /// Render a checked profile: the partition's files (sorted, profile.json included) with a
-/// `{{slot}}` for each per-user value, and the slots.
-pub fn render(p: &Profile) -> Result<(Vec<ProfileFile>, Vec<Slot>), RenderError> {
+/// `{{slot}}` for each per-user value, and profile.json's document.
+pub fn render(p: &Profile) -> Result<(Vec<ProfileFile>, ProfileDoc), RenderError> {
     render_with(p, None)
 }
 
-/// Render a checked profile for one user: every slot written from the user's parsed value by
-/// the writer of the format it stands in (see [`crate::roster::personalize`]).
+/// Render a checked profile for `user`: every slot written from the user's parsed value by
+/// the writer of the format it stands in (see [`crate::roster::personalize`]), and the user
+/// in profile.json.
 pub fn render_for(
     p: &Profile,
-    values: &BTreeMap<String, Value>,
+    values: &BTreeMap<SlotName, Value>,
+    user: doc::User,
 ) -> Result<Vec<ProfileFile>, RenderError> {
-    render_with(p, Some(values)).map(|(files, _)| files)
+    render_with(p, Some((values, user))).map(|(files, _)| files)
 }
 
 fn render_with(
     p: &Profile,
-    values: Option<&BTreeMap<String, Value>>,
-) -> Result<(Vec<ProfileFile>, Vec<Slot>), RenderError> {
+    user: Option<(&BTreeMap<SlotName, Value>, doc::User)>,
+) -> Result<(Vec<ProfileFile>, ProfileDoc), RenderError> {
     let c = &p.customer;
+    let (values, user) = user.unzip();
     let mut slots = Slots {
         values,
         ..Slots::default()
     };
     let mut files = Vec::new();
-    let mut json_vpn = Vec::new();
+    let mut vpn = Vec::new();
     let ipsec: Vec<(&CheckedVpn, &Ipsec)> = p
         .vpn
         .iter()
@@ -728,7 +741,7 @@ fn render_with(
         })
         .collect();
     for v in &p.vpn {
-        json_vpn.push(render_vpn(c, v, &mut files, &mut slots));
+        vpn.push(render_vpn(c, v, &mut files, &mut slots));
     }
     if !ipsec.is_empty() {
         files.extend(strongswan(c, &ipsec, &mut slots));
@@ -745,134 +758,25 @@ fn render_with(
             data: logo.data.clone(),
         });
     }
-    let softphone = p.softphone.as_ref().map(|s| {
-        serde_json::json!({"registrar": s.registrar, "outbound_proxy": s.outbound_proxy, "transport": s.transport,
-            "srtp": s.srtp, "codecs": s.codecs, "stun": s.stun, "turn": s.turn, "voicemail": s.voicemail,
-            "emergency_numbers": s.emergency_numbers, "ca": certs_json(&p.softphone_ca),
-            "files": ["baresip/accounts", "baresip/config", "baresip/contacts"]})
-    });
-    let slot_list = slots.into_list()?;
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    let mut file_names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
-    file_names.push(PROFILE_JSON);
+    let mut file_names: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+    file_names.push(PROFILE_JSON.into());
     file_names.sort_unstable();
-    let doc = JsonProfile {
-        format: PROFILE_FORMAT,
-        customer: c,
-        vpn: json_vpn,
-        softphone,
-        network: (!p.direct.is_empty()).then(|| serde_json::json!({ "direct": p.direct })),
-        slots: &slot_list,
+    let doc = ProfileDoc {
+        format: doc::FORMAT.into(),
+        customer: c.clone(),
+        vpn,
+        softphone: softphone_doc(p),
+        network: (!p.direct.is_empty()).then(|| doc::Network {
+            direct: p.direct.clone(),
+        }),
+        slots: slots.into_list()?,
         files: file_names,
+        user,
     };
-    let mut json = serde_json::to_vec_pretty(&doc)?;
-    json.push(b'\n');
     files.push(ProfileFile {
         path: PROFILE_JSON.into(),
-        data: json,
+        data: doc.to_bytes()?,
     });
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok((files, slot_list))
-}
-
-/// A readable summary of a profile.json document (from a checked profile or read back from
-/// an image). Defensive: an image's profile.json is read before anything is verified.
-pub fn summary(doc: &serde_json::Value) -> Vec<String> {
-    let s = |v: &serde_json::Value| v.as_str().unwrap_or("?").to_string();
-    let list = |v: &serde_json::Value| -> String {
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|x| x.as_str().unwrap_or("?").to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_default()
-    };
-    let mut out = Vec::new();
-    let c = &doc["customer"];
-    out.push(format!(
-        "customer   {} ({}), hotline {}, languages {}",
-        s(&c["id"]),
-        s(&c["name"]),
-        c["hotline"].as_str().unwrap_or("-"),
-        if c["languages"].is_array() {
-            list(&c["languages"])
-        } else {
-            "-".into()
-        }
-    ));
-    for v in doc["vpn"].as_array().into_iter().flatten().take(64) {
-        out.push(format!(
-            "vpn        {} ({}{}) -> {}; routes {}; DNS {}; {}",
-            s(&v["name"]),
-            s(&v["kind"]),
-            if v["default"].as_bool() == Some(true) {
-                ", default"
-            } else {
-                ""
-            },
-            s(&v["endpoint"]),
-            list(&v["routes"]),
-            if list(&v["dns"]).is_empty() {
-                "-".into()
-            } else {
-                list(&v["dns"])
-            },
-            s(&v["file"]),
-        ));
-    }
-    for d in doc["network"]["direct"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .take(64)
-    {
-        out.push(format!(
-            "direct     {} -> {} ({}), outside the tunnel",
-            s(&d["name"]),
-            s(&d["to"]),
-            list(&d["ports"])
-        ));
-    }
-    let sp = &doc["softphone"];
-    if sp.is_object() {
-        out.push(format!(
-            "softphone  {} via {}, SRTP {}, codecs {}; emergency {}; voicemail {}",
-            s(&sp["registrar"]),
-            s(&sp["transport"]).to_uppercase(),
-            s(&sp["srtp"]),
-            list(&sp["codecs"]),
-            list(&sp["emergency_numbers"]),
-            sp["voicemail"].as_str().unwrap_or("-"),
-        ));
-    } else {
-        out.push("softphone  none".into());
-    }
-    let slots: Vec<String> = doc["slots"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .take(256)
-        .map(|x| s(&x["name"]))
-        .collect();
-    if doc["user"].is_object() {
-        out.push(format!(
-            "user       {} ({}): filled from the roster ({})",
-            s(&doc["user"]["id"]),
-            s(&doc["user"]["name"]),
-            slots.join(", ")
-        ));
-    } else {
-        out.push(format!(
-            "per user   a roster must fill: {}",
-            if slots.is_empty() {
-                "nothing".into()
-            } else {
-                slots.join(", ")
-            }
-        ));
-    }
-    out.push(format!("files      {}", list(&doc["files"])));
-    out
+    Ok((files, doc))
 }

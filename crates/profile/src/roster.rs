@@ -15,8 +15,12 @@ use std::net::Ipv4Addr;
 
 use base64::Engine;
 
+use homestick_formats::slot::{SipField, SlotKind as Kind, SlotName, VpnField};
+
 use crate::check;
 use crate::{Profile, VpnKind};
+
+pub use homestick_formats::slot::OnLoss;
 
 /// The value that asks homestick to make one.
 pub const GENERATE: &str = "generate";
@@ -41,10 +45,10 @@ impl fmt::Display for RosterError {
     }
 }
 
-fn err(line: usize, column: &str, reason: impl Into<String>) -> RosterError {
+fn err(line: usize, column: impl fmt::Display, reason: impl Into<String>) -> RosterError {
     RosterError {
         line,
-        column: column.into(),
+        column: column.to_string(),
         reason: reason.into(),
     }
 }
@@ -58,8 +62,8 @@ pub struct User {
     pub id: String,
     /// `display_name`.
     pub name: String,
-    /// Slot name → value (`generate` until filled).
-    pub values: BTreeMap<String, String>,
+    /// Slot → value (`generate` until filled).
+    pub values: BTreeMap<SlotName, String>,
 }
 
 impl fmt::Debug for User {
@@ -77,80 +81,15 @@ impl fmt::Debug for User {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Roster {
     /// The slot columns, in the file's order.
-    pub slots: Vec<String>,
+    pub slots: Vec<SlotName>,
     /// The users, in the file's order.
     pub users: Vec<User>,
 }
 
-/// What a slot holds, from its name (as the profile's renderer names them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    WireGuardKey,
-    Address,
-    Extension,
-    /// A SIP or TURN authentication user name.
-    SipUser,
-    /// A VPN user name or EAP identity (may hold `@`).
-    Identity,
-    Password,
-    Certificate,
-    PrivateKey,
-}
-
-fn kind(slot: &str) -> Kind {
-    let last = slot.rsplit('.').next().unwrap_or(slot);
-    match (slot.starts_with("vpn."), last) {
-        (true, "private_key" | "preshared_key") => Kind::WireGuardKey,
-        (true, "address") => Kind::Address,
-        (false, "extension") => Kind::Extension,
-        (false, "user" | "turn_username") => Kind::SipUser,
-        (_, "password" | "turn_password" | "eap_password") => Kind::Password,
-        (true, "client_certificate") => Kind::Certificate,
-        (true, "client_key") => Kind::PrivateKey,
-        _ => Kind::Identity,
-    }
-}
-
-/// What becomes of a slot's value when the stick is lost: a credential that a server must
-/// drop (of this kind), or a secret that is dropped with the credential it belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnLoss {
-    /// A server must drop it: the kind shown (`wireguard-peer`, `sip-user`, …).
-    Drop(&'static str),
-    /// A secret that only works with a credential that is dropped (a password, a private
-    /// key, a preshared key).
-    SecretOnly,
-}
-
-/// The slot's metadata for revocation: every per-user slot is one or the other.
-pub fn on_loss(slot: &str) -> OnLoss {
-    let last = slot.rsplit('.').next().unwrap_or(slot);
-    match (kind(slot), last) {
-        (Kind::WireGuardKey, "private_key") => OnLoss::Drop("wireguard-peer"),
-        (Kind::Address, _) => OnLoss::Drop("tunnel-address"),
-        (Kind::Extension, _) => OnLoss::Drop("sip-extension"),
-        (Kind::SipUser, "turn_username") => OnLoss::Drop("turn-user"),
-        (Kind::SipUser, _) => OnLoss::Drop("sip-user"),
-        (Kind::Identity, "eap_identity") => OnLoss::Drop("eap-identity"),
-        (Kind::Identity, _) => OnLoss::Drop("vpn-user"),
-        (Kind::Certificate, _) => OnLoss::Drop("certificate-serial"),
-        (Kind::WireGuardKey | Kind::Password | Kind::PrivateKey, _) => OnLoss::SecretOnly,
-    }
-}
-
-/// The server a slot's credential is on: the VPN's name, `pbx` for SIP, `turn` for TURN.
-pub fn server_of(slot: &str) -> &str {
-    match slot.strip_prefix("vpn.") {
-        Some(_) => vpn_of(slot),
-        None if slot.starts_with("sip.turn_") => "turn",
-        None => "pbx",
-    }
-}
-
 /// What a server knows a lost stick's credential by: the WireGuard public key of a private
 /// key, a certificate's serial, else the value itself.
-pub fn credential_value(slot: &str, v: &str) -> Option<String> {
-    match (on_loss(slot), parse_value(slot, v).ok()?) {
+pub fn credential_value(slot: &SlotName, v: &str) -> Option<String> {
+    match (slot.on_loss(), parse_value(slot, v).ok()?) {
         (OnLoss::Drop("wireguard-peer"), Value::Key(_)) => wireguard_public_key(v),
         (OnLoss::Drop(_), Value::Certificate(c)) => Some(c.serial.clone()),
         (OnLoss::Drop(_), _) => Some(v.to_string()),
@@ -210,18 +149,18 @@ fn word(v: &str, max: usize, extra: &str) -> bool {
 }
 
 /// Parse `v` as the value of `slot`: the allow-list of its kind, or the PEM it must be.
-pub fn parse_value(slot: &str, v: &str) -> Result<Value, String> {
+pub fn parse_value(slot: &SlotName, v: &str) -> Result<Value, String> {
     use zeroize::Zeroizing;
     if v.is_empty() {
         return Err("empty".into());
     }
-    let pem = matches!(kind(slot), Kind::Certificate | Kind::PrivateKey);
+    let pem = matches!(slot.kind(), Kind::Certificate | Kind::PrivateKey);
     if pem && !v.contains("-----BEGIN ") {
         return Err(
             "not a PEM file: give the path of the user's PEM file, relative to the roster".into(),
         );
     }
-    match kind(slot) {
+    match slot.kind() {
         Kind::WireGuardKey => base64::engine::general_purpose::STANDARD
             .decode(v)
             .ok()
@@ -310,21 +249,23 @@ impl Roster {
         };
         let cols: Vec<String> = header.iter().map(|c| c.trim().to_string()).collect();
         let mut errors = Vec::new();
-        let want: BTreeSet<&str> = profile.slots.iter().map(|s| s.name.as_str()).collect();
+        let want: BTreeSet<&SlotName> = profile.slots().iter().map(|s| &s.name).collect();
         let mut seen = BTreeSet::new();
         for c in &cols {
+            let slot = c.parse::<SlotName>().ok().filter(|s| want.contains(s));
             if !seen.insert(c.as_str()) {
                 errors.push(err(1, c, "named twice"));
-            } else if c != "user_id" && c != "display_name" && !want.contains(c.as_str()) {
+            } else if c != "user_id" && c != "display_name" && slot.is_none() {
                 errors.push(err(1, c, "not a slot of this profile"));
             }
         }
-        for c in ["user_id", "display_name"]
+        let want_names = want.iter().map(|s| s.to_string());
+        for c in ["user_id".to_string(), "display_name".to_string()]
             .into_iter()
-            .chain(want.iter().copied())
+            .chain(want_names)
         {
-            if !seen.contains(c) {
-                errors.push(err(1, c, "missing column"));
+            if !seen.contains(c.as_str()) {
+                errors.push(err(1, &c, "missing column"));
             }
         }
         if !errors.is_empty() {
@@ -369,12 +310,14 @@ impl Roster {
             };
             for (c, v) in cols.iter().zip(rec.iter()) {
                 let v = v.trim().to_string();
-                match c.as_str() {
-                    "user_id" => u.id = v,
-                    "display_name" => u.name = v,
-                    _ => {
-                        u.values.insert(c.clone(), v);
+                match (c.as_str(), c.parse::<SlotName>()) {
+                    ("user_id", _) => u.id = v,
+                    ("display_name", _) => u.name = v,
+                    (_, Ok(slot)) => {
+                        u.values.insert(slot, v);
                     }
+                    // Refused with the header above.
+                    (_, Err(_)) => {}
                 }
             }
             users.push(u);
@@ -385,10 +328,7 @@ impl Roster {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let slots = cols
-            .into_iter()
-            .filter(|c| c != "user_id" && c != "display_name")
-            .collect();
+        let slots = cols.iter().filter_map(|c| c.parse().ok()).collect();
         Ok(Roster { slots, users })
     }
 
@@ -436,7 +376,7 @@ impl Roster {
                         u.line,
                         unique_name(slot),
                         key,
-                        slot,
+                        &slot.to_string(),
                     ),
                     Ok(None) => {}
                 }
@@ -457,7 +397,7 @@ impl Roster {
             .users
             .iter()
             .flat_map(|u| u.values.iter())
-            .filter(|(s, _)| kind(s) == Kind::Address)
+            .filter(|(s, _)| s.kind() == Kind::Address)
             .filter_map(|(_, v)| v.strip_suffix("/32")?.parse().ok())
             .collect();
         let mut out = self.users.clone();
@@ -497,7 +437,7 @@ impl Roster {
         let mut errors = Vec::new();
         for u in &mut self.users {
             for (slot, v) in u.values.iter_mut() {
-                if !matches!(kind(slot), Kind::Certificate | Kind::PrivateKey)
+                if !matches!(slot.kind(), Kind::Certificate | Kind::PrivateKey)
                     || v == GENERATE
                     || v.is_empty()
                 {
@@ -519,8 +459,9 @@ impl Roster {
     /// The roster as CSV (the same columns, generated values filled in).
     pub fn to_csv(&self) -> String {
         let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
+        let names: Vec<String> = self.slots.iter().map(ToString::to_string).collect();
         let mut header = vec!["user_id", "display_name"];
-        header.extend(self.slots.iter().map(String::as_str));
+        header.extend(names.iter().map(String::as_str));
         let _ = w.write_record(&header);
         for u in &self.users {
             let mut row = vec![u.id.as_str(), u.name.as_str()];
@@ -589,8 +530,8 @@ fn once(
     }
 }
 
-fn unique_name(slot: &str) -> &'static str {
-    match kind(slot) {
+fn unique_name(slot: &SlotName) -> &'static str {
+    match slot.kind() {
         Kind::Address => "tunnel address",
         Kind::Extension => "SIP extension",
         Kind::SipUser => "SIP user",
@@ -616,22 +557,16 @@ fn pools(profile: &Profile) -> BTreeMap<String, (Ipv4Addr, u8)> {
         .collect()
 }
 
-fn vpn_of(slot: &str) -> &str {
-    slot.strip_prefix("vpn.")
-        .and_then(|r| r.rsplit_once('.'))
-        .map_or("", |(n, _)| n)
-}
-
 /// Check `v` for `slot`; `Some(key)` for values that must be unique.
 fn check_value(
-    slot: &str,
+    slot: &SlotName,
     v: &str,
     pools: &BTreeMap<String, (Ipv4Addr, u8)>,
 ) -> Result<Option<String>, String> {
     let value = parse_value(slot, v)?;
-    match (kind(slot), &value) {
+    match (slot.kind(), &value) {
         (Kind::Address, Value::Address(a)) => {
-            if let Some(&(net, prefix)) = pools.get(vpn_of(slot)) {
+            if let Some(&(net, prefix)) = slot.vpn_name().and_then(|n| pools.get(n)) {
                 let mask = u32::MAX << (32 - prefix);
                 let (n, x) = (u32::from(net), u32::from(*a));
                 if x & mask != n {
@@ -648,7 +583,7 @@ fn check_value(
         (Kind::Extension | Kind::SipUser | Kind::Identity, Value::Word(w)) => {
             Ok(Some(w.to_string()))
         }
-        (Kind::WireGuardKey, Value::Key(k)) if slot.ends_with(".private_key") => {
+        (Kind::WireGuardKey, Value::Key(k)) if is_private_key(slot) => {
             Ok(Some(base64::engine::general_purpose::STANDARD.encode(k)))
         }
         (Kind::Certificate, Value::Certificate(c)) => Ok(Some(c.serial.clone())),
@@ -656,17 +591,29 @@ fn check_value(
     }
 }
 
+/// A WireGuard private key (not a preshared key).
+fn is_private_key(slot: &SlotName) -> bool {
+    matches!(
+        slot,
+        SlotName::Vpn {
+            field: VpnField::PrivateKey,
+            ..
+        }
+    )
+}
+
 /// Each VPN's client key must belong to the user's client certificate of that VPN.
 fn check_key_pairs(u: &User) -> Vec<RosterError> {
     let mut errors = Vec::new();
     for (slot, v) in &u.values {
-        let Some(n) = slot
-            .strip_prefix("vpn.")
-            .and_then(|r| r.strip_suffix(".client_key"))
+        let SlotName::Vpn {
+            vpn: n,
+            field: VpnField::ClientKey,
+        } = slot
         else {
             continue;
         };
-        let cert_slot = format!("vpn.{n}.client_certificate");
+        let cert_slot = SlotName::vpn(n, VpnField::ClientCertificate);
         let (Ok(Value::PrivateKey(k)), Some(Ok(Value::Certificate(c)))) = (
             parse_value(slot, v),
             u.values.get(&cert_slot).map(|c| parse_value(&cert_slot, c)),
@@ -699,7 +646,7 @@ fn display_name_ok(name: &str) -> bool {
 /// [`Roster::check`] without `generate`; a slot without a value is an error.
 pub fn personalize(profile: &Profile, user: &User) -> Result<Vec<crate::ProfileFile>, RosterError> {
     let mut values = BTreeMap::new();
-    for slot in &profile.slots {
+    for slot in profile.slots() {
         let v = user
             .values
             .get(&slot.name)
@@ -714,22 +661,16 @@ pub fn personalize(profile: &Profile, user: &User) -> Result<Vec<crate::ProfileF
         let value = parse_value(&slot.name, v).map_err(|r| err(user.line, &slot.name, r))?;
         values.insert(slot.name.clone(), value);
     }
-    let mut files = crate::render::render_for(profile, &values).map_err(|e| match e {
+    let who = homestick_formats::profile::User {
+        id: user.id.clone(),
+        name: user.name.clone(),
+    };
+    crate::render::render_for(profile, &values, who).map_err(|e| match e {
         crate::render::RenderError::Unwritable { field, source } => {
             err(user.line, &field, source.to_string())
         }
         other => err(user.line, "-", other.to_string()),
-    })?;
-    for f in files.iter_mut().filter(|f| f.path == crate::PROFILE_JSON) {
-        let mut doc: serde_json::Value = serde_json::from_slice(&f.data)
-            .map_err(|e| err(user.line, "-", format!("profile.json: {e}")))?;
-        doc["user"] = serde_json::json!({"id": user.id, "name": user.name});
-        let mut json = serde_json::to_vec_pretty(&doc)
-            .map_err(|e| err(user.line, "-", format!("profile.json: {e}")))?;
-        json.push(b'\n');
-        f.data = json;
-    }
-    Ok(files)
+    })
 }
 
 /// The WireGuard public key (base64) of a private key (base64 of 32 bytes), as `wg pubkey`
@@ -792,7 +733,7 @@ pub fn exports(
     let mut out = Vec::new();
     for v in &profile.vpn {
         let n = &v.toml.name;
-        let val = |u: &User, slot: &str| u.values.get(&format!("vpn.{n}.{slot}")).cloned();
+        let val = |u: &User, field| u.values.get(&SlotName::vpn(n, field)).cloned();
         match &v.kind {
             VpnKind::WireGuard(_) => {
                 let mut s = format!(
@@ -802,7 +743,7 @@ pub fn exports(
                 );
                 let mut secret = false;
                 for u in &roster.users {
-                    let Some(public) = val(u, "private_key")
+                    let Some(public) = val(u, VpnField::PrivateKey)
                         .as_deref()
                         .and_then(wireguard_public_key)
                     else {
@@ -813,11 +754,11 @@ pub fn exports(
                         "\n[Peer]\n# {}\nPublicKey = {public}\n",
                         crate::write::comment(&format!("{} ({})", u.id, u.name))
                     );
-                    if let Some(psk) = val(u, "preshared_key") {
+                    if let Some(psk) = val(u, VpnField::PresharedKey) {
                         secret = true;
                         let _ = writeln!(s, "PresharedKey = {psk}");
                     }
-                    if let Some(a) = val(u, "address") {
+                    if let Some(a) = val(u, VpnField::Address) {
                         let _ = writeln!(s, "AllowedIPs = {a}");
                     }
                 }
@@ -835,12 +776,13 @@ pub fn exports(
                 );
                 let mut any = false;
                 for u in &roster.users {
-                    if let (Some(id), Some(pw)) = (val(u, "eap_identity"), val(u, "eap_password")) {
-                        let quoted = |slot: &str, v: &str| {
+                    let (id_slot, pw_slot) = (VpnField::EapIdentity, VpnField::EapPassword);
+                    if let (Some(id), Some(pw)) = (val(u, id_slot), val(u, pw_slot)) {
+                        let quoted = |field, v: &str| {
                             crate::write::swanctl_quoted(v)
-                                .map_err(|e| err(u.line, &format!("vpn.{n}.{slot}"), e.to_string()))
+                                .map_err(|e| err(u.line, SlotName::vpn(n, field), e.to_string()))
                         };
-                        let (id, pw) = (quoted("eap_identity", &id)?, quoted("eap_password", &pw)?);
+                        let (id, pw) = (quoted(id_slot, &id)?, quoted(pw_slot, &pw)?);
                         any = true;
                         let _ = write!(
                             s,
@@ -863,7 +805,9 @@ pub fn exports(
                 let mut s = csv_line(&["user_id", "display_name", "username", "password"]);
                 let mut any = false;
                 for u in &roster.users {
-                    if let (Some(name), Some(pw)) = (val(u, "username"), val(u, "password")) {
+                    if let (Some(name), Some(pw)) =
+                        (val(u, VpnField::Username), val(u, VpnField::Password))
+                    {
                         any = true;
                         s.push_str(&csv_line(&[&u.id, &u.name, &name, &pw]));
                     }
@@ -889,15 +833,15 @@ pub fn exports(
         let last = if realm.is_some() { "ha1" } else { "password" };
         let mut s = csv_line(&["extension", "user", "display_name", last]);
         for u in &roster.users {
-            let get = |k: &str| u.values.get(k).map_or("", String::as_str);
-            let pw = get("sip.password");
+            let get = |f| u.values.get(&SlotName::Sip(f)).map_or("", String::as_str);
+            let pw = get(SipField::Password);
             let cred = match realm {
-                Some(r) => sip_ha1(get("sip.user"), r, pw),
+                Some(r) => sip_ha1(get(SipField::User), r, pw),
                 None => pw.to_string(),
             };
             s.push_str(&csv_line(&[
-                get("sip.extension"),
-                get("sip.user"),
+                get(SipField::Extension),
+                get(SipField::User),
                 &u.name,
                 &cred,
             ]));
@@ -918,15 +862,15 @@ fn random<const N: usize>() -> Result<[u8; N], String> {
 }
 
 fn generate(
-    slot: &str,
+    slot: &SlotName,
     pools: &BTreeMap<String, (Ipv4Addr, u8)>,
     taken: &mut BTreeSet<Ipv4Addr>,
 ) -> Result<String, String> {
     let b64 = base64::engine::general_purpose::STANDARD;
-    match kind(slot) {
+    match slot.kind() {
         Kind::WireGuardKey => {
             let mut k = random::<32>()?;
-            if slot.ends_with(".private_key") {
+            if is_private_key(slot) {
                 // An X25519 private key as WireGuard makes one (`wg genkey`): clamped.
                 k[0] &= 248;
                 k[31] = (k[31] & 127) | 64;
@@ -942,7 +886,8 @@ fn generate(
             }
         },
         Kind::Address => {
-            let vpn = vpn_of(slot);
+            // Only a connection's slot holds an address.
+            let vpn = slot.vpn_name().ok_or("not a connection's slot")?;
             let &(net, prefix) = pools.get(vpn).ok_or_else(|| {
                 format!("cannot generate: VPN {vpn:?} declares no wireguard.address_pool")
             })?;
@@ -967,6 +912,10 @@ fn generate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sl(name: &str) -> SlotName {
+        name.parse().expect("a slot name")
+    }
 
     fn profile(pool: &str) -> Profile {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -1033,19 +982,21 @@ mod tests {
                 .map(|f| String::from_utf8_lossy(&f.data).to_string())
                 .collect();
             assert!(!all.contains("{{"), "no placeholder left");
-            assert!(all.contains(&u.values["vpn.buero.private_key"]));
-            assert!(all.contains(&u.values["sip.password"]));
+            assert!(all.contains(&u.values[&sl("vpn.buero.private_key")]));
+            assert!(all.contains(&u.values[&sl("sip.password")]));
         }
         let ex = exports(&p, &r, None).unwrap();
         let names: Vec<&str> = ex.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["wireguard-buero-peers.conf", "pbx-users.csv"]);
         for u in &r.users {
-            let k = &u.values["vpn.buero.private_key"];
+            let k = &u.values[&sl("vpn.buero.private_key")];
             assert!(ex.iter().all(|e| !e.data.contains(k.as_str())));
             let public = wireguard_public_key(k).unwrap();
             assert!(ex[0].data.contains(&format!(
                 "# {} ({})\nPublicKey = {public}\nAllowedIPs = {}\n",
-                u.id, u.name, u.values["vpn.buero.address"]
+                u.id,
+                u.name,
+                u.values[&sl("vpn.buero.address")]
             )));
         }
         assert!(ex[1].secret, "the PBX file has passwords");
@@ -1054,11 +1005,11 @@ mod tests {
         assert!(ha1[1].data.contains(&sip_ha1(
             "anna",
             "sip.musterhausen.example",
-            &r.users[0].values["sip.password"]
+            &r.users[0].values[&sl("sip.password")]
         )));
         // A user without a value for a slot: named by line and slot.
         let mut u = r.users[0].clone();
-        u.values.remove("sip.user");
+        u.values.remove(&sl("sip.user"));
         let e = personalize(&p, &u).unwrap_err();
         assert_eq!((e.line, e.column.as_str()), (2, "sip.user"));
     }
@@ -1067,12 +1018,12 @@ mod tests {
     fn every_slot_is_a_credential_to_drop_or_a_secret_only_each_case() {
         // Every slot both example profiles and a TURN softphone declare, walked.
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../profiles");
-        let mut slots: Vec<String> = Vec::new();
+        let mut slots: Vec<SlotName> = Vec::new();
         for id in ["stadt-musterhausen", "gemeinde-waldbach"] {
             let p = Profile::load(&root.join(id), 1_796_000_000).unwrap();
-            slots.extend(p.slots.iter().map(|s| s.name.clone()));
+            slots.extend(p.slots().iter().map(|s| s.name.clone()));
         }
-        slots.extend(["sip.turn_username".into(), "sip.turn_password".into()]);
+        slots.extend([sl("sip.turn_username"), sl("sip.turn_password")]);
         let want = [
             ("sip.extension", OnLoss::Drop("sip-extension")),
             ("sip.password", OnLoss::SecretOnly),
@@ -1092,13 +1043,13 @@ mod tests {
             ("vpn.ikev2.eap_password", OnLoss::SecretOnly),
         ];
         for slot in &slots {
-            let got = on_loss(slot);
-            println!("case {slot}: {got:?} on {}", server_of(slot));
-            let expected = want.iter().find(|w| w.0 == slot).map(|w| w.1);
+            let got = slot.on_loss();
+            println!("case {slot}: {got:?} on {}", slot.server());
+            let expected = want.iter().find(|w| sl(w.0) == *slot).map(|w| w.1);
             assert_eq!(Some(got), expected, "{slot}: not in the table");
         }
-        assert_eq!(server_of("sip.turn_username"), "turn");
-        assert_eq!(server_of("vpn.ikev2.eap_identity"), "ikev2");
+        assert_eq!(sl("sip.turn_username").server(), "turn");
+        assert_eq!(sl("vpn.ikev2.eap_identity").server(), "ikev2");
     }
 
     #[test]
@@ -1109,8 +1060,8 @@ mod tests {
             "vpn.rathaus.password",
             "vpn.ikev2.eap_password",
         ] {
-            assert_eq!(kind(slot), Kind::Password, "{slot}");
-            let p = generate(slot, &BTreeMap::new(), &mut BTreeSet::new()).unwrap();
+            assert_eq!(sl(slot).kind(), Kind::Password, "{slot}");
+            let p = generate(&sl(slot), &BTreeMap::new(), &mut BTreeSet::new()).unwrap();
             assert_eq!(p.len(), 24, "{slot}: {p}");
         }
         for slot in [
@@ -1119,7 +1070,7 @@ mod tests {
             "vpn.rathaus.client_key",
         ] {
             assert!(
-                generate(slot, &BTreeMap::new(), &mut BTreeSet::new()).is_err(),
+                generate(&sl(slot), &BTreeMap::new(), &mut BTreeSet::new()).is_err(),
                 "{slot}"
             );
         }
@@ -1142,7 +1093,7 @@ mod tests {
         );
         r.fill(&p).unwrap();
         assert_eq!(r.check(&p, false), [], "filled roster checks");
-        let addr = |i: usize| r.users[i].values["vpn.buero.address"].clone();
+        let addr = |i: usize| r.users[i].values[&sl("vpn.buero.address")].clone();
         // Ben's own address is kept; the others take the next free ones after the server's.
         assert_eq!(
             [addr(0), addr(1), addr(2)],
@@ -1151,24 +1102,24 @@ mod tests {
         let keys: BTreeSet<&String> = r
             .users
             .iter()
-            .map(|u| &u.values["vpn.buero.private_key"])
+            .map(|u| &u.values[&sl("vpn.buero.private_key")])
             .collect();
         assert_eq!(keys.len(), 3);
         for u in &r.users {
             let k = base64::engine::general_purpose::STANDARD
-                .decode(&u.values["vpn.buero.private_key"])
+                .decode(&u.values[&sl("vpn.buero.private_key")])
                 .unwrap();
             assert_eq!(
                 (k.len(), k[0] & 7, k[31] & 0xc0),
                 (32, 0, 0x40),
                 "clamped X25519 key"
             );
-            assert!(u.values["sip.password"].len() >= 24);
+            assert!(u.values[&sl("sip.password")].len() >= 24);
         }
         // Written out and read back: the same roster.
         let again = Roster::parse(r.to_csv().as_bytes(), &p).unwrap();
         assert_eq!(again.users, r.users);
-        assert!(!format!("{:?}", r.users[0]).contains(&r.users[0].values["sip.password"]));
+        assert!(!format!("{:?}", r.users[0]).contains(&r.users[0].values[&sl("sip.password")]));
     }
 
     #[test]

@@ -5,7 +5,11 @@
 //! each unknown field's path, so these types do not say `deny_unknown_fields`: deserialize
 //! them only through the loader.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+
+pub use homestick_formats::profile::{
+    Customer, Direct, IpsecAuth, Network, OvpnAuth, OvpnProto, Srtp, Transport,
+};
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
@@ -20,52 +24,6 @@ pub struct CustomerToml {
     /// `[network]`
     #[serde(default)]
     pub network: Network,
-}
-
-/// The `[network]` table: what may leave the PC outside the tunnel.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Network {
-    /// Destinations allowed directly, outside every tunnel (split tunnelling for a
-    /// video-conference service, a captive portal). None by default: the kill switch lets
-    /// nothing else out.
-    #[serde(default)]
-    pub direct: Vec<Direct>,
-}
-
-/// One `[[network.direct]]` destination.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Direct {
-    /// What it is for: 1-32 of a-z, 0-9, '-' (shown in logs and the summary).
-    pub name: String,
-    /// An IPv4/IPv6 address, a network in CIDR notation, or a host name (resolved on the PC
-    /// before the tunnel comes up).
-    pub to: String,
-    /// `tcp/443`, `udp/3478-3481`: protocol and port or port range, at least one.
-    pub ports: Vec<String>,
-}
-
-/// The `[customer]` table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Customer {
-    /// Slug: lowercase letters, digits and `-`, 2..=63 characters.
-    pub id: String,
-    /// Display name.
-    pub name: String,
-    /// Support hotline (phone number as people dial it).
-    #[serde(default)]
-    pub hotline: Option<String>,
-    /// Support e-mail address.
-    #[serde(default)]
-    pub email: Option<String>,
-    /// Support hours, free text.
-    #[serde(default)]
-    pub hours: Option<String>,
-    /// Languages for messages, e.g. `["de", "en"]`.
-    #[serde(default)]
-    pub languages: Option<Vec<String>>,
-    /// Logo file (PNG or SVG) relative to the profile directory.
-    #[serde(default)]
-    pub logo: Option<String>,
 }
 
 /// One `[[vpn]]` connection: common fields plus exactly one of the kind tables.
@@ -121,31 +79,6 @@ pub struct WireGuard {
     pub address_pool: Option<String>,
 }
 
-/// OpenVPN transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OvpnProto {
-    /// UDP (default).
-    #[default]
-    Udp,
-    /// TCP.
-    Tcp,
-}
-
-/// OpenVPN client authentication.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum OvpnAuth {
-    /// Per-user client certificate and key.
-    #[serde(rename = "certificate")]
-    Certificate,
-    /// Per-user user name and password.
-    #[serde(rename = "password")]
-    Password,
-    /// Both.
-    #[serde(rename = "certificate+password")]
-    CertificateAndPassword,
-}
-
 fn default_ciphers() -> Vec<String> {
     vec!["AES-256-GCM".into(), "CHACHA20-POLY1305".into()]
 }
@@ -169,18 +102,6 @@ pub struct OpenVpn {
     pub ciphers: Vec<String>,
     /// `certificate`, `password` or `certificate+password`.
     pub auth: OvpnAuth,
-}
-
-/// IPsec client authentication.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum IpsecAuth {
-    /// EAP-MSCHAPv2: per-user identity and password.
-    EapMschapv2,
-    /// EAP-TLS: per-user certificate.
-    EapTls,
-    /// IKEv2 public-key authentication with a per-user certificate.
-    Certificate,
 }
 
 fn default_ike() -> Vec<String> {
@@ -207,30 +128,6 @@ pub struct Ipsec {
     pub esp_proposals: Vec<String>,
     /// `eap-mschapv2`, `eap-tls` or `certificate`.
     pub auth: IpsecAuth,
-}
-
-/// SIP transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    /// UDP.
-    Udp,
-    /// TCP.
-    Tcp,
-    /// TLS.
-    Tls,
-}
-
-/// SRTP policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Srtp {
-    /// No media encryption.
-    Off,
-    /// Offer SRTP, accept plain RTP.
-    Optional,
-    /// SRTP or no call.
-    Mandatory,
 }
 
 /// `[softphone]`: the SIP account all users of this customer share, minus per-user fields.

@@ -1,105 +1,51 @@
 //! The home-office session on the stick, as pure code: what the verified profile says
-//! (`/run/homestick/profile/profile.json`), the nftables kill switch made from it, and the
-//! messages the employee sees. `main.rs` runs the programs (nft, wg-quick, openvpn, baresip).
+//! (`/run/homestick/profile/profile.json`, read with the formats crate's types), the nftables
+//! kill switch made from it, and the messages the employee sees. `main.rs` runs the programs
+//! (nft, wg-quick, openvpn, baresip).
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use serde::Deserialize;
+use homestick_formats::endpoint::{EndpointError, HostPort, PortRange};
+use homestick_formats::profile::{OvpnProto, ProfileDoc, ProfileJsonError};
 
-/// Where the boot verifier puts the verified profile.
-pub const PROFILE_DIR: &str = "/run/homestick/profile";
+pub use homestick_formats::endpoint::Proto;
+pub use homestick_formats::profile::{Customer, Kind};
 
 /// What is wrong with a profile.json.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProfileError {
-    /// Not JSON, or not the shape homestick writes.
-    #[error("profile.json: {0}")]
-    Json(#[from] serde_json::Error),
-    /// A format this session does not know.
-    #[error("profile.json: format {0:?} (this system knows homestick-profile/1)")]
-    Format(String),
+    /// Not JSON, not the shape homestick writes, or another format.
+    #[error("{0}")]
+    Doc(#[from] ProfileJsonError),
     /// No VPN connection.
     #[error("profile.json: no VPN connection")]
     NoVpn,
     /// An endpoint that is not host:port.
-    #[error("profile.json: vpn {vpn}: endpoint {endpoint:?} is not host:port")]
+    #[error("profile.json: vpn {vpn}: endpoint {source} (not host:port)")]
     Endpoint {
         /// Connection name.
         vpn: String,
-        /// The endpoint text.
-        endpoint: String,
+        /// Why.
+        #[source]
+        source: EndpointError,
     },
+    /// An OpenVPN connection without its `openvpn` table.
+    #[error("profile.json: vpn {0}: no openvpn table")]
+    NoOpenvpn(String),
     /// A name unusable as an interface name.
     #[error("profile.json: vpn name {0:?} is not an interface name")]
     Name(String),
-}
-
-/// The customer, as far as messages need it.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Customer {
-    /// Display name.
-    pub name: String,
-    /// Hotline.
-    #[serde(default)]
-    pub hotline: Option<String>,
-    /// Languages; empty: both.
-    #[serde(default)]
-    pub languages: Vec<String>,
-}
-
-/// The VPN kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// wg-quick.
-    Wireguard,
-    /// openvpn.
-    Openvpn,
-    /// strongSwan (swanctl).
-    Ipsec,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct RawVpn {
-    name: String,
-    kind: Kind,
-    #[serde(default)]
-    default: bool,
-    endpoint: String,
-    routes: Vec<String>,
-    #[serde(default)]
-    dns: Vec<String>,
-    #[serde(default)]
-    dns_search: Vec<String>,
-    file: String,
-    #[serde(default)]
-    openvpn: Option<RawOpenvpn>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct RawOpenvpn {
-    remotes: Vec<String>,
-    proto: String,
-}
-
-/// Transport protocol of an endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Proto {
-    /// UDP.
-    Udp,
-    /// TCP.
-    Tcp,
-}
-
-impl Proto {
-    fn nft(self) -> &'static str {
-        match self {
-            Proto::Udp => "udp",
-            Proto::Tcp => "tcp",
-        }
-    }
+    /// A direct destination's ports.
+    #[error("profile.json: direct {name}: {source}")]
+    Ports {
+        /// The destination's name.
+        name: String,
+        /// Why.
+        #[source]
+        source: EndpointError,
+    },
 }
 
 /// A server the tunnel talks to, before it is resolved.
@@ -134,37 +80,15 @@ pub struct Vpn {
     pub file: String,
 }
 
-/// One destination allowed outside the tunnel.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// One destination allowed outside the tunnel, its ports parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Direct {
     /// Name.
     pub name: String,
     /// Address, network or host name.
     pub to: String,
-    /// `tcp/443`, `udp/3478-3481`.
-    pub ports: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-struct RawNetwork {
-    #[serde(default)]
-    direct: Vec<Direct>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct RawSoftphone {
-    registrar: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct RawProfile {
-    format: String,
-    customer: Customer,
-    vpn: Vec<RawVpn>,
-    #[serde(default)]
-    softphone: Option<RawSoftphone>,
-    #[serde(default)]
-    network: Option<RawNetwork>,
+    /// The ports.
+    pub ports: Vec<PortRange>,
 }
 
 /// What the session needs of profile.json.
@@ -172,24 +96,12 @@ struct RawProfile {
 pub struct Profile {
     /// The customer.
     pub customer: Customer,
-    /// Connections, in profile order.
+    /// Connections, in profile order (at least one).
     pub vpn: Vec<Vpn>,
     /// The softphone's registrar, when there is a softphone.
     pub registrar: Option<String>,
     /// Destinations allowed outside the tunnel.
     pub direct: Vec<Direct>,
-}
-
-/// Split `host:port` / `[v6]:port`.
-pub fn split_host_port(s: &str) -> Option<(String, u16)> {
-    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let (h, p) = rest.split_once("]:")?;
-        (h, p)
-    } else {
-        s.rsplit_once(':')?
-    };
-    let port: u16 = port.parse().ok()?;
-    (!host.is_empty() && port != 0).then(|| (host.to_string(), port))
 }
 
 fn iface_name(s: &str) -> bool {
@@ -198,75 +110,89 @@ fn iface_name(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
+/// A connection's servers.
+fn endpoints(v: &homestick_formats::profile::Vpn) -> Result<Vec<Endpoint>, ProfileError> {
+    let at = |text: &str, proto| {
+        HostPort::parse(text)
+            .map(|hp| Endpoint {
+                host: hp.host,
+                port: hp.port,
+                proto,
+            })
+            .map_err(|source| ProfileError::Endpoint {
+                vpn: v.name.clone(),
+                source,
+            })
+    };
+    match v.kind {
+        Kind::Wireguard => Ok(vec![at(&v.endpoint, Proto::Udp)?]),
+        Kind::Openvpn => {
+            let o = v
+                .openvpn
+                .as_ref()
+                .ok_or_else(|| ProfileError::NoOpenvpn(v.name.clone()))?;
+            let proto = match o.proto {
+                OvpnProto::Tcp => Proto::Tcp,
+                OvpnProto::Udp => Proto::Udp,
+            };
+            o.remotes.iter().map(|r| at(r, proto)).collect()
+        }
+        Kind::Ipsec => Ok([500, 4500]
+            .into_iter()
+            .map(|port| Endpoint {
+                host: v.endpoint.clone(),
+                port,
+                proto: Proto::Udp,
+            })
+            .collect()),
+    }
+}
+
 impl Profile {
     /// Parse profile.json.
     pub fn parse(text: &str) -> Result<Self, ProfileError> {
-        let raw: RawProfile = serde_json::from_str(text)?;
-        if raw.format != "homestick-profile/1" {
-            return Err(ProfileError::Format(raw.format));
-        }
+        let doc = ProfileDoc::parse(text.as_bytes())?;
         let mut vpn = Vec::new();
-        for v in raw.vpn {
+        for v in &doc.vpn {
             if !iface_name(&v.name) {
-                return Err(ProfileError::Name(v.name));
+                return Err(ProfileError::Name(v.name.clone()));
             }
-            let bad = || ProfileError::Endpoint {
-                vpn: v.name.clone(),
-                endpoint: v.endpoint.clone(),
-            };
-            let endpoints = match v.kind {
-                Kind::Wireguard => {
-                    let (host, port) = split_host_port(&v.endpoint).ok_or_else(bad)?;
-                    vec![Endpoint {
-                        host,
-                        port,
-                        proto: Proto::Udp,
-                    }]
-                }
-                Kind::Openvpn => {
-                    let o = v.openvpn.clone().ok_or_else(bad)?;
-                    let proto = if o.proto.starts_with("tcp") {
-                        Proto::Tcp
-                    } else {
-                        Proto::Udp
-                    };
-                    o.remotes
-                        .iter()
-                        .map(|r| {
-                            split_host_port(r)
-                                .map(|(host, port)| Endpoint { host, port, proto })
-                                .ok_or_else(bad)
-                        })
-                        .collect::<Result<_, _>>()?
-                }
-                Kind::Ipsec => [500, 4500]
-                    .into_iter()
-                    .map(|port| Endpoint {
-                        host: v.endpoint.clone(),
-                        port,
-                        proto: Proto::Udp,
-                    })
-                    .collect(),
-            };
             vpn.push(Vpn {
-                name: v.name,
+                endpoints: endpoints(v)?,
+                name: v.name.clone(),
                 kind: v.kind,
                 default: v.default,
-                endpoints,
-                routes: v.routes,
-                dns: v.dns,
-                dns_search: v.dns_search,
-                file: v.file,
+                routes: v.routes.clone(),
+                dns: v.dns.clone(),
+                dns_search: v.dns_search.clone(),
+                file: v.file.clone(),
             });
         }
         if vpn.is_empty() {
             return Err(ProfileError::NoVpn);
         }
+        let mut direct = Vec::new();
+        for d in doc.network.iter().flat_map(|n| &n.direct) {
+            let ports = d
+                .ports
+                .iter()
+                .map(|p| PortRange::parse(p))
+                .collect::<Result<_, _>>()
+                .map_err(|source| ProfileError::Ports {
+                    name: d.name.clone(),
+                    source,
+                })?;
+            direct.push(Direct {
+                name: d.name.clone(),
+                to: d.to.clone(),
+                ports,
+            });
+        }
         Ok(Profile {
-            customer: raw.customer,
+            registrar: doc.softphone.as_ref().map(|s| s.registrar.clone()),
+            customer: doc.customer,
             vpn,
-            registrar: raw.softphone.map(|s| s.registrar),
-            direct: raw.network.map(|n| n.direct).unwrap_or_default(),
+            direct,
         })
     }
 
@@ -277,7 +203,8 @@ impl Profile {
 
     /// German, English or both, as the customer chose.
     pub fn say(&self, de: &str, en: &str) -> String {
-        let has = |l: &str| self.customer.languages.iter().any(|x| x == l);
+        let langs = self.customer.languages.as_deref().unwrap_or(&[]);
+        let has = |l: &str| langs.iter().any(|x| x == l);
         match (has("de"), has("en")) {
             (true, false) => de.to_string(),
             (false, true) => en.to_string(),
@@ -317,19 +244,6 @@ pub struct Allowed {
     pub v6: bool,
     /// `(proto, first, last)`.
     pub ports: Vec<(Proto, u16, u16)>,
-}
-
-/// Parse `tcp/443` or `udp/3478-3481`.
-pub fn parse_port(s: &str) -> Option<(Proto, u16, u16)> {
-    let (proto, range) = s.split_once('/')?;
-    let proto = match proto {
-        "tcp" => Proto::Tcp,
-        "udp" => Proto::Udp,
-        _ => return None,
-    };
-    let (a, b) = range.split_once('-').unwrap_or((range, range));
-    let (a, b): (u16, u16) = (a.parse().ok()?, b.parse().ok()?);
-    (a >= 1 && a <= b).then_some((proto, a, b))
 }
 
 /// The endpoints as rules, given the addresses they resolved to.
@@ -460,7 +374,7 @@ fn allow_rule(s: &mut String, owner: &str, a: &Allowed) {
             s,
             "    {owner} {fam} daddr {} {} dport {ports} accept comment \"{}\"",
             a.to,
-            proto.nft(),
+            proto.as_str(),
             comment(&a.what)
         );
     }
@@ -756,7 +670,7 @@ mod tests {
     #[test]
     fn the_kiosk_browser_allows_the_status_page_and_the_customers_intranet_only() {
         // Two connections of one customer may share a search domain: listed once.
-        let mut p = profile("");
+        let mut p = profile();
         p.vpn.push(p.vpn[0].clone());
         let v: serde_json::Value = serde_json::from_str(&firefox_policies(Some(&p))).unwrap();
         let f = &v["policies"]["WebsiteFilter"];
@@ -790,21 +704,36 @@ mod tests {
         }
     }
 
-    fn profile(extra: &str) -> Profile {
-        let text = format!(
-            r#"{{"format":"homestick-profile/1",
-            "customer":{{"name":"Stadt X","hotline":"+49 1","languages":["de","en"]}},
-            "vpn":[{{"name":"buero","kind":"wireguard","default":true,
-              "endpoint":"vpn.x.example:51820","routes":["10.20.0.0/16"],"dns":["10.20.0.53"],
-              "dns_search":["x.local"],"file":"wireguard/buero.conf"}}],
-            "softphone":{{"registrar":"sip:sip.x.example"}}{extra}}}"#
-        );
-        Profile::parse(&text).expect("parses")
+    /// A WireGuard customer's profile.json, as the builder writes it.
+    fn doc() -> serde_json::Value {
+        serde_json::json!({"format": "homestick-profile/1",
+            "customer": {"id": "stadt-x", "name": "Stadt X", "hotline": "+49 1",
+                "languages": ["de", "en"]},
+            "vpn": [{"name": "buero", "kind": "wireguard", "default": true,
+              "endpoint": "vpn.x.example:51820", "routes": ["10.20.0.0/16"],
+              "dns": ["10.20.0.53"], "dns_search": ["x.local"], "file": "wireguard/buero.conf",
+              "wireguard": {"mtu": 1420, "persistent_keepalive": 25, "preshared_key": false,
+                "server_public_key": "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk="}}],
+            "softphone": {"registrar": "sip:sip.x.example", "srtp": "mandatory",
+                "transport": "tls"},
+            "slots": [], "files": ["profile.json", "wireguard/buero.conf"]})
+    }
+
+    fn profile() -> Profile {
+        Profile::parse(&doc().to_string()).expect("parses")
+    }
+
+    fn golden(id: &str) -> String {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/golden")
+            .join(id)
+            .join("profile.json");
+        std::fs::read_to_string(p).expect("golden profile.json")
     }
 
     #[test]
     fn endpoints_of_each_kind() {
-        let p = profile("");
+        let p = profile();
         assert_eq!(
             p.default_vpn().endpoints,
             vec![Endpoint {
@@ -813,48 +742,90 @@ mod tests {
                 proto: Proto::Udp
             }]
         );
-        let ovpn = r#"{"format":"homestick-profile/1","customer":{"name":"W","languages":["de"]},
-          "vpn":[{"name":"rathaus","kind":"openvpn","endpoint":"a:1194","routes":["10.30.0.0/16"],
-          "file":"openvpn/rathaus.ovpn","openvpn":{"remotes":["a:1194","[2001:db8::1]:443"],"proto":"tcp"}}]}"#;
-        let p = Profile::parse(ovpn).expect("parses");
+        let mut ovpn: serde_json::Value =
+            serde_json::from_str(&golden("gemeinde-waldbach")).expect("json");
+        ovpn["vpn"][0]["openvpn"]["remotes"][1] = "[2001:db8::1]:443".into();
+        ovpn["vpn"][0]["openvpn"]["proto"] = "tcp".into();
+        let p = Profile::parse(&ovpn.to_string()).expect("parses");
         let e = &p.default_vpn().endpoints;
         assert_eq!(e.len(), 2);
         assert_eq!((e[1].host.as_str(), e[1].port), ("2001:db8::1", 443));
         assert!(e.iter().all(|e| e.proto == Proto::Tcp));
+        let ike = &p.vpn[1].endpoints;
+        assert_eq!(ike.iter().map(|e| e.port).collect::<Vec<_>>(), [500, 4500]);
         assert_eq!(p.say("Hallo", "Hello"), "Hallo");
-        assert_eq!(p.hotline(), "Bitte wenden Sie sich an Ihre IT");
+        assert_eq!(p.hotline(), "Hilfe: IT-Hotline +49 5556 789-0");
+        let m = Profile::parse(&golden("stadt-musterhausen")).expect("parses");
+        assert_eq!(m.default_vpn().name, "buero");
+        assert!(m.registrar.is_some());
     }
 
     #[test]
     fn bad_profiles_are_named() {
+        let with = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut d = doc();
+            f(&mut d);
+            d.to_string()
+        };
         let cases = [
-            ("not json", "profile.json: "),
+            ("not json".to_string(), "profile.json: "),
             (
-                r#"{"format":"homestick-profile/9","customer":{"name":"x"},"vpn":[]}"#,
+                with(&|d| d["format"] = "homestick-profile/9".into()),
                 "format",
             ),
+            (with(&|d| d["vpn"] = serde_json::json!([])), "no VPN"),
             (
-                r#"{"format":"homestick-profile/1","customer":{"name":"x"},"vpn":[]}"#,
-                "no VPN",
+                with(&|d| d["vpn"][0]["endpoint"] = "nohost".into()),
+                "no port",
             ),
             (
-                r#"{"format":"homestick-profile/1","customer":{"name":"x"},"vpn":[{"name":"a","kind":"wireguard","endpoint":"nohost","routes":[],"file":"f"}]}"#,
-                "not host:port",
+                with(&|d| d["vpn"][0]["endpoint"] = "h:0".into()),
+                "port \"0\"",
             ),
             (
-                r#"{"format":"homestick-profile/1","customer":{"name":"x"},"vpn":[{"name":"A B","kind":"wireguard","endpoint":"h:1","routes":[],"file":"f"}]}"#,
+                with(&|d| d["vpn"][0]["name"] = "A B".into()),
                 "interface name",
+            ),
+            (
+                with(&|d| d["vpn"][0]["kind"] = "openvpn".into()),
+                "no openvpn table",
+            ),
+            (
+                with(&|d| d["customer"] = serde_json::json!({"name": "x"})),
+                "missing field `id`",
+            ),
+            (
+                with(&|d| {
+                    d["network"] = serde_json::json!({"direct": [
+                        {"name": "meet", "to": "192.0.2.1", "ports": ["tcp/9-8"]}]})
+                }),
+                "direct meet: \"tcp/9-8\": the range runs backwards",
             ),
         ];
         for (text, want) in cases {
-            let e = Profile::parse(text).expect_err(text).to_string();
+            let e = Profile::parse(&text).expect_err(&text).to_string();
+            println!("case {want}: {e}");
             assert!(e.contains(want), "{text}: {e}");
         }
     }
 
     #[test]
+    fn direct_destinations_keep_their_port_ranges() {
+        let mut d = doc();
+        d["network"] = serde_json::json!({"direct": [
+            {"name": "meet", "to": "192.0.2.0/24", "ports": ["tcp/443", "udp/3478-3481"]}]});
+        let p = Profile::parse(&d.to_string()).expect("parses");
+        let r: Vec<_> = p.direct[0]
+            .ports
+            .iter()
+            .map(|r| (r.proto, r.first, r.last))
+            .collect();
+        assert_eq!(r, [(Proto::Tcp, 443, 443), (Proto::Udp, 3478, 3481)]);
+    }
+
+    #[test]
     fn the_kill_switch_opens_dns_only_while_connecting() {
-        let p = profile("");
+        let p = profile();
         let v = p.default_vpn();
         let servers = endpoint_rules(
             v,
@@ -902,7 +873,7 @@ mod tests {
 
     #[test]
     fn before_the_network_only_networkd_may_send_dhcp_and_nothing_else_leaves() {
-        let p = profile("");
+        let p = profile();
         let r = ruleset(
             Stage::Connecting,
             p.default_vpn(),
@@ -939,7 +910,7 @@ mod tests {
             (Kind::Openvpn, "meta mark 0x0000ca6c"),
             (Kind::Ipsec, "meta skuid 0"),
         ] {
-            let mut v = profile("").default_vpn().clone();
+            let mut v = profile().default_vpn().clone();
             v.kind = kind;
             let servers = endpoint_rules(
                 &v,
@@ -1006,11 +977,6 @@ mod tests {
 
     #[test]
     fn ports_and_accounts_and_sip_lines() {
-        assert_eq!(parse_port("tcp/443"), Some((Proto::Tcp, 443, 443)));
-        assert_eq!(parse_port("udp/3478-3481"), Some((Proto::Udp, 3478, 3481)));
-        for bad in ["icmp/1", "tcp/0", "tcp/9-8", "tcp", "udp/x"] {
-            assert_eq!(parse_port(bad), None, "{bad}");
-        }
         assert_eq!(
             account_aor("# c\n<sip:1001@sip.x.example;transport=tls>;auth_user=a\n").as_deref(),
             Some("sip:1001@sip.x.example")

@@ -18,9 +18,10 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
+use homestick_formats::paths::PROFILE_MOUNT as PROFILE_DIR;
 use homestick_session::{
-    account_aor, endpoint_rules, parse_port, ruleset, sip_event, Allowed, Kind, Profile, SipEvent,
-    Stage, Uplink, Vpn, PROFILE_DIR, VPN_MARK,
+    account_aor, endpoint_rules, ruleset, sip_event, Allowed, Kind, Profile, SipEvent, Stage,
+    Uplink, Vpn, VPN_MARK,
 };
 
 /// The session's own runtime directory (the baresip control FIFO, the status page).
@@ -55,8 +56,16 @@ fn status(p: Option<&Profile>, state: &str) {
 }
 
 fn profile() -> Result<Profile, String> {
-    let path = Path::new(PROFILE_DIR).join("profile.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    use std::io::Read as _;
+    let path = Path::new(PROFILE_DIR).join(homestick_formats::paths::PROFILE_JSON);
+    let limit = homestick_formats::profile::MAX_BYTES;
+    let mut text = String::new();
+    std::fs::File::open(&path)
+        .and_then(|f| f.take(limit + 1).read_to_string(&mut text))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if text.len() as u64 > limit {
+        return Err(format!("{}: over {limit} bytes", path.display()));
+    }
     Profile::parse(&text).map_err(|e| e.to_string())
 }
 
@@ -378,7 +387,7 @@ fn remember(last: &mut String, line: &str) -> bool {
 fn direct_rules(p: &Profile) -> Vec<Allowed> {
     let mut out = Vec::new();
     for d in &p.direct {
-        let ports: Vec<_> = d.ports.iter().filter_map(|s| parse_port(s)).collect();
+        let ports: Vec<_> = d.ports.iter().map(|r| (r.proto, r.first, r.last)).collect();
         let addrs: Vec<String> = if d.to.parse::<IpAddr>().is_ok() || d.to.contains('/') {
             vec![d.to.clone()]
         } else {

@@ -1,0 +1,15 @@
+//! The formats several parts of homestick read and write, each with one owner here: the
+//! builder, the boot verifier, the session on the stick, the CLI, xtask and the tests all use
+//! these types, so a change to a format is one edit the compiler carries everywhere.
+//!
+//! - [`profile`]: `profile.json`, the profile partition's description of itself;
+//! - [`endpoint`]: `host:port` and `tcp/443`-style port ranges;
+//! - [`slot`]: the names of per-user values (`vpn.buero.private_key`) and what each holds;
+//! - [`base`]: a base's `base.toml`;
+//! - [`paths`]: where things are on the running stick.
+
+pub mod base;
+pub mod endpoint;
+pub mod paths;
+pub mod profile;
+pub mod slot;
