@@ -138,7 +138,7 @@ fn every_readme_command_line_parses() {
     for line in readme.lines() {
         let fence = line.trim_start();
         match (&mut cur, fence.strip_prefix("```")) {
-            (None, Some(lang)) if lang == "sh" => cur = Some(String::new()),
+            (None, Some("sh")) => cur = Some(String::new()),
             (Some(_), Some(_)) => blocks.extend(cur.take()),
             (Some(b), None) => {
                 b.push_str(line);
