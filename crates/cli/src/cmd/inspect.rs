@@ -1,0 +1,141 @@
+//! `homestick inspect`: what an image or a stick set says about itself (not verified).
+
+use crate::*;
+
+pub(crate) fn inspect(a: &InspectArgs) -> Result<(), Failure> {
+    let t = a.target.display().to_string();
+    let is_set = homestick_image::set::is_set(&a.target);
+    if !is_set && a.user.is_some() {
+        return Err(usage(format!(
+            "{t}: --user is for a stick set (a directory with set.json); this is not one"
+        )));
+    }
+    let disk: Box<dyn homestick_image::disk::Disk> = if is_set {
+        let set = homestick_image::set::StickSet::open_unchecked(&a.target).map_err(usage)?;
+        match &a.user {
+            Some(u) => Box::new(set.image(u).map_err(usage)?),
+            None => return inspect_set(a, &set),
+        }
+    } else {
+        Box::new(open_target(&a.target)?)
+    };
+    let t = match &a.user {
+        Some(u) => format!("{t} (user {u})"),
+        None => t,
+    };
+    let (st, m) = read_manifest(&*disk, &t)?;
+    let sig_note = if st.signature.len() == 64 {
+        "present, not checked (use homestick verify)"
+    } else {
+        "MALFORMED"
+    };
+    if a.json {
+        let mut v = serde_json::to_value(&m).map_err(usage)?;
+        v["signature"] = json!(sig_note);
+        v["target"] = json!(t);
+        v["target_size"] = json!(disk.size());
+        println!("{}", serde_json::to_string_pretty(&v).map_err(usage)?);
+        return Ok(());
+    }
+    println!("{t}");
+    println!("  customer     {} ({})", m.customer.id, m.customer.name);
+    if let Some(u) = &m.user {
+        println!("  user         {} ({})", u.id, u.name);
+    }
+    println!(
+        "  version      {} (rollback index {})",
+        m.version, m.rollback_index
+    );
+    println!("  image id     {}", m.image_id);
+    println!("  built        {}", m.build_time);
+    if let Some(x) = &m.expires {
+        println!("  expires      {x}");
+    }
+    println!("  base         {} {}", m.base.name, m.base.version);
+    println!("  key id       {}", m.key_id);
+    println!("  signature    {sig_note}");
+    println!(
+        "  disk GUID    {}, needs {} bytes ({} MiB)",
+        m.disk.guid,
+        m.disk.min_size_bytes,
+        m.disk.min_size_bytes >> 20
+    );
+    println!("  partitions");
+    for p in &m.partitions {
+        println!(
+            "    {} {:8} LBA {:>8}..={:<8} {:>6} MiB  {}",
+            p.number,
+            p.name,
+            p.first_lba,
+            p.last_lba,
+            p.len() >> 20,
+            match (&p.sha256, &p.verity) {
+                (Some(h), _) => format!("sha256 {h}"),
+                (None, Some(v)) => format!(
+                    "dm-verity, tree in partition {}, root hash {}",
+                    v.hash_partition, v.root_hash
+                ),
+                (None, None) => "files below".into(),
+            }
+        );
+    }
+    if let Some(files) = m.esp().and_then(|p| p.files.as_ref()) {
+        println!("  ESP files");
+        for f in files {
+            println!(
+                "    {:>10}  {}  {}",
+                f.size,
+                &f.sha256.to_string()[..16],
+                f.path
+            );
+        }
+    }
+    match homestick_profile::read_profile_json(&*disk, &m) {
+        Ok(doc) => {
+            println!("  profile (not verified)");
+            for line in doc.summary() {
+                println!("    {line}");
+            }
+        }
+        Err(e) => println!("  profile      unreadable: {e}"),
+    }
+    Ok(())
+}
+
+/// `inspect SET`: what set.json says (signature not checked).
+pub(crate) fn inspect_set(
+    a: &InspectArgs,
+    set: &homestick_image::set::StickSet,
+) -> Result<(), Failure> {
+    let idx = &set.index;
+    if a.json {
+        let mut v = serde_json::to_value(idx).map_err(usage)?;
+        v["signature"] = json!("not checked (use homestick verify --all)");
+        println!("{}", serde_json::to_string_pretty(&v).map_err(usage)?);
+        return Ok(());
+    }
+    let parts: u64 = idx.users.iter().map(|u| u.part_bytes).sum();
+    println!("{} (stick set)", a.target.display());
+    println!("  customer     {} ({})", idx.customer.id, idx.customer.name);
+    println!("  version      {}", idx.version);
+    println!("  set id       {}", idx.set_id);
+    println!("  key id       {}", idx.key_id);
+    println!("  signature    not checked (use homestick verify --all)");
+    println!(
+        "  image size   {} bytes ({} MiB); users' parts {} KiB together",
+        idx.image_size,
+        idx.image_size >> 20,
+        parts >> 10
+    );
+    println!("  users        {}", idx.users.len());
+    for u in &idx.users {
+        println!(
+            "    {:24} {:32} image {}  part {} KiB",
+            u.id,
+            u.name,
+            u.image_id,
+            u.part_bytes.div_ceil(1024)
+        );
+    }
+    Ok(())
+}
