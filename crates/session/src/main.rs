@@ -15,7 +15,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use homestick_formats::paths::PROFILE_MOUNT as PROFILE_DIR;
@@ -411,6 +411,8 @@ fn direct_rules(p: &Profile) -> Vec<Allowed> {
     out
 }
 
+/// The session: the network, the VPN server's addresses, the tunnel, the softphone, each a
+/// step the kiosk's status follows; then the watch over the phone and the tunnel.
 fn run() -> ExitCode {
     let p = match profile() {
         Ok(p) => p,
@@ -422,13 +424,41 @@ fn run() -> ExitCode {
     };
     let v = p.default_vpn().clone();
     status(Some(&p), "network");
-    // 1. The network.
+    wait_for_network(&p);
+    let Some((net, servers)) = resolve_servers(&p, &v) else {
+        return ExitCode::FAILURE;
+    };
+    status(Some(&p), "vpn");
+    let (tx, rx) = channel::<Event>();
+    bring_up_tunnel(&p, &v, &tx, &rx);
+    set_tunnel_dns(&v);
+    let direct = direct_rules(&p);
+    if !load(&p, &ruleset(Stage::Tunnel, &v, &net, &servers, &direct)) {
+        return ExitCode::FAILURE;
+    }
+    line(&format!("vpn {} up", v.name));
+    status(Some(&p), "vpn-up");
+    let mut watch = Watch::start(&p, &v, tx);
+    loop {
+        match rx.recv_timeout(Duration::from_secs(2)) {
+            Ok(Event::Baresip(l)) => watch.baresip_line(&l),
+            Ok(Event::BaresipGone) => watch.baresip_gone(),
+            Ok(Event::OpenvpnGone) => restart_openvpn(&p, &v, &watch.tx),
+            Ok(Event::Openvpn(_)) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return ExitCode::FAILURE,
+        }
+        watch.check_tunnel();
+    }
+}
+
+/// Step 1: wait for an uplink (a default route), saying so after 20 seconds.
+fn wait_for_network(p: &Profile) {
     let started = Instant::now();
     let mut said = false;
     while uplink().is_none() {
         if !said && started.elapsed() > Duration::from_secs(20) {
             fail(
-                &p,
+                p,
                 "Keine Netzwerkverbindung: bitte Netzwerkkabel und Router prüfen",
                 "no network: please check the network cable and the router",
             );
@@ -436,15 +466,20 @@ fn run() -> ExitCode {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    // 2. The VPN server's addresses: DNS is open for this, to the uplink's DHCP resolvers and
-    // from the resolver only, until the tunnel is up.
+}
+
+/// Step 2: the VPN server's addresses. DNS is open for this, to the uplink's DHCP resolvers
+/// and from the resolver only, until the tunnel is up; then only the servers' addresses.
+/// `None`: the kill switch could not be loaded.
+fn resolve_servers(p: &Profile, v: &Vpn) -> Option<(Uplink, Vec<Allowed>)> {
     let mut tries = 0u32;
     let mut net = Uplink::default();
     let resolved = loop {
+        // No uplink at this moment (it went away again): the rules for none, until it is back.
         let now = uplink().unwrap_or_default();
         if now != net {
-            if !load(&p, &ruleset(Stage::Connecting, &v, &now, &[], &[])) {
-                return ExitCode::FAILURE;
+            if !load(p, &ruleset(Stage::Connecting, v, &now, &[], &[])) {
+                return None;
             }
             net = now;
         }
@@ -461,7 +496,7 @@ fn run() -> ExitCode {
         if tries == 3 {
             let hosts: Vec<&str> = v.endpoints.iter().map(|e| e.host.as_str()).collect();
             fail(
-                &p,
+                p,
                 &format!(
                     "Der VPN-Server {} wurde nicht gefunden (DNS)",
                     hosts.join(", ")
@@ -471,203 +506,223 @@ fn run() -> ExitCode {
         }
         std::thread::sleep(Duration::from_secs(3));
     };
-    let servers = endpoint_rules(&v, &resolved);
-    if !load(&p, &ruleset(Stage::Connecting, &v, &net, &servers, &[])) {
-        return ExitCode::FAILURE;
+    let servers = endpoint_rules(v, &resolved);
+    load(p, &ruleset(Stage::Connecting, v, &net, &servers, &[])).then_some((net, servers))
+}
+
+/// Step 3: start the tunnel and wait until it is up (a WireGuard handshake, OpenVPN's
+/// "Initialization Sequence Completed", an IPsec SA), saying why not after 30 seconds.
+fn bring_up_tunnel(p: &Profile, v: &Vpn, tx: &Sender<Event>, rx: &Receiver<Event>) {
+    // An OpenVPN child is watched through its output (Event::OpenvpnGone).
+    while let Err(e) = start_vpn(p, v, tx) {
+        fail(
+            p,
+            &format!("VPN {} startet nicht ({e})", v.name),
+            &format!("vpn {} does not start ({e})", v.name),
+        );
+        std::thread::sleep(Duration::from_secs(10));
     }
-    // 3. The tunnel.
-    status(Some(&p), "vpn");
-    let (tx, rx) = channel::<Event>();
     let server_names: Vec<String> = v
         .endpoints
         .iter()
         .map(|e| format!("{}:{}", e.host, e.port))
         .collect();
-    let mut up_since: Option<Instant> = None;
-    let mut complained = false;
-    loop {
-        match start_vpn(&p, &v, &tx) {
-            Ok(_child) => {
-                // An OpenVPN child is watched through its output (Event::OpenvpnGone).
-                break;
-            }
-            Err(e) => {
-                fail(
-                    &p,
-                    &format!("VPN {} startet nicht ({e})", v.name),
-                    &format!("vpn {} does not start ({e})", v.name),
-                );
-                std::thread::sleep(Duration::from_secs(10));
-            }
-        }
-    }
     let attempt = Instant::now();
-    while up_since.is_none() {
-        let up = match v.kind {
-            Kind::Wireguard => wg_handshake(&v.name).is_some(),
-            Kind::Ipsec => tunnel_alive(&v),
-            Kind::Openvpn => {
-                let mut up = false;
-                while let Ok(ev) = rx.try_recv() {
-                    match ev {
-                        Event::Openvpn(l) if l.contains("Initialization Sequence Completed") => {
-                            up = true
-                        }
-                        Event::Openvpn(l) if l.contains("AUTH_FAILED") => fail(
-                            &p,
-                            "VPN-Anmeldung abgelehnt (Benutzername oder Passwort)",
-                            "the VPN refused the login (user name or password)",
-                        ),
-                        Event::OpenvpnGone => restart_openvpn(&p, &v, &tx),
-                        _ => {}
+    let mut complained = false;
+    while !tunnel_is_up(p, v, tx, rx) {
+        if !complained && attempt.elapsed() > Duration::from_secs(30) {
+            fail(
+                p,
+                &format!("Keine Antwort vom VPN-Server {}", server_names.join(", ")),
+                &format!("no answer from the VPN server {}", server_names.join(", ")),
+            );
+            complained = true;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Whether the tunnel came up; OpenVPN's lines are read for it (and a refused login said).
+fn tunnel_is_up(p: &Profile, v: &Vpn, tx: &Sender<Event>, rx: &Receiver<Event>) -> bool {
+    match v.kind {
+        Kind::Wireguard => wg_handshake(&v.name).is_some(),
+        Kind::Ipsec => tunnel_alive(v),
+        Kind::Openvpn => {
+            let mut up = false;
+            while let Ok(ev) = rx.try_recv() {
+                match ev {
+                    Event::Openvpn(l) if l.contains("Initialization Sequence Completed") => {
+                        up = true
                     }
-                }
-                up
-            }
-        };
-        if up {
-            up_since = Some(Instant::now());
-        } else {
-            if !complained && attempt.elapsed() > Duration::from_secs(30) {
-                fail(
-                    &p,
-                    &format!("Keine Antwort vom VPN-Server {}", server_names.join(", ")),
-                    &format!("no answer from the VPN server {}", server_names.join(", ")),
-                );
-                complained = true;
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-    set_tunnel_dns(&v);
-    let direct = direct_rules(&p);
-    if !load(&p, &ruleset(Stage::Tunnel, &v, &net, &servers, &direct)) {
-        return ExitCode::FAILURE;
-    }
-    line(&format!("vpn {} up", v.name));
-    status(Some(&p), "vpn-up");
-    // 4. The softphone.
-    let aor = std::fs::read_to_string(Path::new(PROFILE_DIR).join("baresip/accounts"))
-        .ok()
-        .and_then(|a| account_aor(&a));
-    let mut baresip = if p.registrar.is_some() {
-        match start_baresip(&tx) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                fail(
-                    &p,
-                    &format!("Das Telefon startet nicht ({e})"),
-                    &format!("the phone does not start ({e})"),
-                );
-                None
-            }
-        }
-    } else {
-        None
-    };
-    let mut registered = false;
-    let mut restarts = 0u32;
-    let mut last_sip = String::new();
-    let mut vpn_down = false;
-    let mut misses = 0u32;
-    let mut last_check = Instant::now();
-    loop {
-        match rx.recv_timeout(Duration::from_secs(2)) {
-            Ok(Event::Baresip(l)) => match sip_event(&l) {
-                _ if remember(&mut last_sip, &l) => {}
-                Some(SipEvent::Registered) if !registered => {
-                    registered = true;
-                    restarts = 0;
-                    line(&format!(
-                        "sip registered {}",
-                        aor.as_deref().unwrap_or("(account)")
-                    ));
-                    status(Some(&p), "sip-registered");
-                }
-                Some(SipEvent::Refused(code, text)) => {
-                    registered = false;
-                    fail(
-                        &p,
-                        &format!("Telefon-Anmeldung abgelehnt: {code} {text}"),
-                        &format!("phone registration refused: {code} {text}"),
-                    );
-                }
-                Some(SipEvent::Failed(why)) if registered || !vpn_down => {
-                    registered = false;
-                    fail(
-                        &p,
-                        &format!("Telefon nicht angemeldet ({why})"),
-                        &format!("phone not registered ({why})"),
-                    );
-                }
-                Some(SipEvent::CallEstablished(_)) => line("call established"),
-                Some(SipEvent::CallClosed(_)) => line("call ended"),
-                _ => {}
-            },
-            Ok(Event::BaresipGone) => {
-                registered = false;
-                let how = baresip
-                    .take()
-                    .and_then(|mut c| c.wait().ok())
-                    .map(|st| st.to_string())
-                    .unwrap_or_default();
-                restarts += 1;
-                // Said once per run of failures; the journal has baresip's own lines.
-                if restarts == 1 {
-                    fail(
-                        &p,
-                        &format!("Das Telefon wurde beendet ({how}: {last_sip}), es startet neu"),
-                        &format!("the phone stopped ({how}: {last_sip}), restarting it"),
-                    );
-                }
-                std::thread::sleep(Duration::from_secs(3u64 << restarts.min(4)));
-                baresip = start_baresip(&tx).ok();
-            }
-            Ok(Event::OpenvpnGone) => restart_openvpn(&p, &v, &tx),
-            Ok(Event::Openvpn(_)) | Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return ExitCode::FAILURE,
-        }
-        if last_check.elapsed() >= Duration::from_secs(10) {
-            last_check = Instant::now();
-            if tunnel_alive(&v) {
-                misses = 0;
-                if vpn_down {
-                    vpn_down = false;
-                    line(&format!("vpn {} up", v.name));
-                    status(
-                        Some(&p),
-                        if registered {
-                            "sip-registered"
-                        } else {
-                            "vpn-up"
-                        },
-                    );
-                }
-            } else {
-                misses += 1;
-                if misses >= 3 && !vpn_down {
-                    vpn_down = true;
-                    registered = false;
-                    fail(
-                        &p,
-                        &format!(
-                            "VPN {} getrennt: keine Antwort durch den Tunnel; Telefon und Firmenanwendungen gehen nicht, es wird nichts am Tunnel vorbei gesendet",
-                            v.name
-                        ),
-                        &format!(
-                            "vpn {} down: no answer through the tunnel; calls and office applications do not work, nothing is sent around the tunnel",
-                            v.name
-                        ),
-                    );
-                    status(Some(&p), "vpn-down");
+                    Event::Openvpn(l) if l.contains("AUTH_FAILED") => fail(
+                        p,
+                        "VPN-Anmeldung abgelehnt (Benutzername oder Passwort)",
+                        "the VPN refused the login (user name or password)",
+                    ),
+                    Event::OpenvpnGone => restart_openvpn(p, v, tx),
+                    _ => {}
                 }
             }
+            up
         }
     }
 }
 
-/// Write the kiosk compositor's settings for this PC's screen (`kiosk.env`, read by the kiosk
-/// unit): the DRM driver of the first card decides.
+/// Step 4 and after: the softphone, and the watch over it and the tunnel.
+struct Watch<'a> {
+    p: &'a Profile,
+    v: &'a Vpn,
+    tx: Sender<Event>,
+    /// The phone's own address, for the console line.
+    aor: Option<String>,
+    baresip: Option<Child>,
+    registered: bool,
+    /// baresip restarts in a row (the back-off grows with them).
+    restarts: u32,
+    /// baresip's last line, for the message when it stops.
+    last_sip: String,
+    vpn_down: bool,
+    /// Tunnel checks without an answer in a row.
+    misses: u32,
+    last_check: Instant,
+}
+
+impl<'a> Watch<'a> {
+    /// Start the softphone (when the profile has one).
+    fn start(p: &'a Profile, v: &'a Vpn, tx: Sender<Event>) -> Watch<'a> {
+        // No account file or no address in it: the console line says "(account)".
+        let aor = std::fs::read_to_string(Path::new(PROFILE_DIR).join("baresip/accounts"))
+            .ok()
+            .and_then(|a| account_aor(&a));
+        let baresip = match p.registrar {
+            Some(_) => start_baresip(&tx)
+                .map_err(|e| {
+                    fail(
+                        p,
+                        &format!("Das Telefon startet nicht ({e})"),
+                        &format!("the phone does not start ({e})"),
+                    )
+                })
+                .ok(),
+            None => None,
+        };
+        Watch {
+            p,
+            v,
+            tx,
+            aor,
+            baresip,
+            registered: false,
+            restarts: 0,
+            last_sip: String::new(),
+            vpn_down: false,
+            misses: 0,
+            last_check: Instant::now(),
+        }
+    }
+
+    /// A line of baresip's: registration, refusal, failure, calls.
+    fn baresip_line(&mut self, l: &str) {
+        let p = self.p;
+        match sip_event(l) {
+            _ if remember(&mut self.last_sip, l) => {}
+            Some(SipEvent::Registered) if !self.registered => {
+                self.registered = true;
+                self.restarts = 0;
+                line(&format!(
+                    "sip registered {}",
+                    self.aor.as_deref().unwrap_or("(account)")
+                ));
+                status(Some(p), "sip-registered");
+            }
+            Some(SipEvent::Refused(code, text)) => {
+                self.registered = false;
+                fail(
+                    p,
+                    &format!("Telefon-Anmeldung abgelehnt: {code} {text}"),
+                    &format!("phone registration refused: {code} {text}"),
+                );
+            }
+            Some(SipEvent::Failed(why)) if self.registered || !self.vpn_down => {
+                self.registered = false;
+                fail(
+                    p,
+                    &format!("Telefon nicht angemeldet ({why})"),
+                    &format!("phone not registered ({why})"),
+                );
+            }
+            Some(SipEvent::CallEstablished(_)) => line("call established"),
+            Some(SipEvent::CallClosed(_)) => line("call ended"),
+            _ => {}
+        }
+    }
+
+    /// baresip stopped: say so (once per run of failures) and start it again after a
+    /// growing pause.
+    fn baresip_gone(&mut self) {
+        self.registered = false;
+        // How it ended, when the child can still be waited for (else nothing to add).
+        let how = self
+            .baresip
+            .take()
+            .and_then(|mut c| c.wait().ok())
+            .map(|st| st.to_string())
+            .unwrap_or_default();
+        self.restarts += 1;
+        // Said once per run of failures; the journal has baresip's own lines.
+        if self.restarts == 1 {
+            let last = &self.last_sip;
+            fail(
+                self.p,
+                &format!("Das Telefon wurde beendet ({how}: {last}), es startet neu"),
+                &format!("the phone stopped ({how}: {last}), restarting it"),
+            );
+        }
+        std::thread::sleep(Duration::from_secs(3u64 << self.restarts.min(4)));
+        self.baresip = start_baresip(&self.tx).ok();
+    }
+
+    /// Every 10 seconds: is there an answer through the tunnel? Three misses in a row: down.
+    fn check_tunnel(&mut self) {
+        if self.last_check.elapsed() < Duration::from_secs(10) {
+            return;
+        }
+        self.last_check = Instant::now();
+        let (p, v) = (self.p, self.v);
+        if tunnel_alive(v) {
+            self.misses = 0;
+            if self.vpn_down {
+                self.vpn_down = false;
+                line(&format!("vpn {} up", v.name));
+                let state = if self.registered {
+                    "sip-registered"
+                } else {
+                    "vpn-up"
+                };
+                status(Some(p), state);
+            }
+            return;
+        }
+        self.misses += 1;
+        if self.misses >= 3 && !self.vpn_down {
+            self.vpn_down = true;
+            self.registered = false;
+            fail(
+                p,
+                &format!(
+                    "VPN {} getrennt: keine Antwort durch den Tunnel; Telefon und Firmenanwendungen gehen nicht, es wird nichts am Tunnel vorbei gesendet",
+                    v.name
+                ),
+                &format!(
+                    "vpn {} down: no answer through the tunnel; calls and office applications do not work, nothing is sent around the tunnel",
+                    v.name
+                ),
+            );
+            status(Some(p), "vpn-down");
+        }
+    }
+}
+
 fn kiosk_env() -> ExitCode {
     let driver = std::fs::read_link("/sys/class/drm/card0/device/driver")
         .ok()
