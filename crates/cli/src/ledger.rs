@@ -23,20 +23,7 @@ pub fn run(a: &LedgerArgs) -> Result<(), Failure> {
     };
     let open = || open_ledger(&at, &tls);
     match &a.command {
-        LedgerCommand::List { set, json } => {
-            let rows = open()?
-                .list(&Filter {
-                    set_id: set.clone(),
-                    ..Filter::default()
-                })
-                .map_err(usage)?;
-            if *json {
-                print_json(&rows);
-            } else {
-                print_table(&rows);
-            }
-            Ok(())
-        }
+        LedgerCommand::List { set, json } => list(open()?, set.clone(), *json),
         LedgerCommand::Show { serial } => details(
             open()?,
             Filter {
@@ -53,15 +40,7 @@ pub fn run(a: &LedgerArgs) -> Result<(), Failure> {
             },
             format!("no stick of user {id:?} in the ledger"),
         ),
-        LedgerCommand::Export { csv, .. } => {
-            let rows = open()?.list(&Filter::default()).map_err(usage)?;
-            if *csv {
-                print_csv(&rows);
-            } else {
-                print_json(&rows);
-            }
-            Ok(())
-        }
+        LedgerCommand::Export { csv, .. } => export(open()?, *csv),
         LedgerCommand::Revoke {
             serial,
             id,
@@ -95,6 +74,33 @@ pub fn run(a: &LedgerArgs) -> Result<(), Failure> {
             keyring,
         } => check(open()?, *row, stick, keyring),
     }
+}
+
+/// `ledger list`: the sticks (of one set), as a table or JSON.
+fn list(mut ledger: Ledger, set_id: Option<String>, json: bool) -> Result<(), Failure> {
+    let rows = ledger
+        .list(&Filter {
+            set_id,
+            ..Filter::default()
+        })
+        .map_err(usage)?;
+    if json {
+        print_json(&rows);
+    } else {
+        print_table(&rows);
+    }
+    Ok(())
+}
+
+/// `ledger export`: every row, as CSV or JSON.
+fn export(mut ledger: Ledger, csv: bool) -> Result<(), Failure> {
+    let rows = ledger.list(&Filter::default()).map_err(usage)?;
+    if csv {
+        print_csv(&rows);
+    } else {
+        print_json(&rows);
+    }
+    Ok(())
 }
 
 /// Open the ledger as this station (host name and random station id).

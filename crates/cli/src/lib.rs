@@ -40,7 +40,7 @@ use progress::Reporter;
 use serde_json::json;
 
 pub(crate) use cmd::base::{base_build, default_boot_verifier};
-pub(crate) use cmd::build::{build, build_failure};
+pub(crate) use cmd::build::build;
 pub(crate) use cmd::inspect::inspect;
 pub(crate) use cmd::keys::{
     keys_generate, keys_generate_pkcs11, keys_secure_boot, open_signer, secret_for,

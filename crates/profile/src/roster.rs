@@ -218,6 +218,85 @@ fn id_ok(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
 }
 
+/// The header names `user_id`, `display_name` and every slot of the profile, each once, and
+/// nothing else.
+fn check_header(cols: &[String], profile: &Profile) -> Result<(), Vec<RosterError>> {
+    let want: BTreeSet<&SlotName> = profile.slots().iter().map(|s| &s.name).collect();
+    let mut errors = Vec::new();
+    let mut seen = BTreeSet::new();
+    for c in cols {
+        let slot = c.parse::<SlotName>().ok().filter(|s| want.contains(s));
+        if !seen.insert(c.as_str()) {
+            errors.push(err(1, c, "named twice"));
+        } else if c != "user_id" && c != "display_name" && slot.is_none() {
+            errors.push(err(1, c, "not a slot of this profile"));
+        }
+    }
+    let want_names = want.iter().map(|s| s.to_string());
+    for c in ["user_id".to_string(), "display_name".to_string()]
+        .into_iter()
+        .chain(want_names)
+    {
+        if !seen.contains(c.as_str()) {
+            errors.push(err(1, &c, "missing column"));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// One record as a user; `None` for an empty line.
+fn row(
+    rec: Result<csv::StringRecord, csv::Error>,
+    cols: &[String],
+) -> Result<Option<User>, RosterError> {
+    let rec = rec.map_err(|e| {
+        let line = e.position().map_or(0, |p| p.line() as usize);
+        // csv's message could quote a value: say only where.
+        err(line, "-", "not CSV (a quote left open?)")
+    })?;
+    let line = rec.position().map_or(0, |p| p.line() as usize);
+    if rec.iter().all(|f| f.trim().is_empty()) {
+        return Ok(None);
+    }
+    if rec.iter().any(|f| f.contains(['\n', '\r'])) {
+        return Err(err(
+            line,
+            "-",
+            "not CSV: a quote is left open (a value spans lines)",
+        ));
+    }
+    if rec.len() != cols.len() {
+        return Err(err(
+            line,
+            "-",
+            format!("{} fields, the header has {}", rec.len(), cols.len()),
+        ));
+    }
+    let mut u = User {
+        line,
+        id: String::new(),
+        name: String::new(),
+        values: BTreeMap::new(),
+    };
+    for (c, v) in cols.iter().zip(rec.iter()) {
+        let v = v.trim().to_string();
+        match (c.as_str(), c.parse::<SlotName>()) {
+            ("user_id", _) => u.id = v,
+            ("display_name", _) => u.name = v,
+            (_, Ok(slot)) => {
+                u.values.insert(slot, v);
+            }
+            // Refused with the header.
+            (_, Err(_)) => {}
+        }
+    }
+    Ok(Some(u))
+}
+
 impl Roster {
     /// Parse `bytes` against the profile's slots. All problems, each on its own.
     pub fn parse(bytes: &[u8], profile: &Profile) -> Result<Roster, Vec<RosterError>> {
@@ -248,79 +327,15 @@ impl Roster {
             None => return Err(vec![err(0, "-", "empty: no header line")]),
         };
         let cols: Vec<String> = header.iter().map(|c| c.trim().to_string()).collect();
-        let mut errors = Vec::new();
-        let want: BTreeSet<&SlotName> = profile.slots().iter().map(|s| &s.name).collect();
-        let mut seen = BTreeSet::new();
-        for c in &cols {
-            let slot = c.parse::<SlotName>().ok().filter(|s| want.contains(s));
-            if !seen.insert(c.as_str()) {
-                errors.push(err(1, c, "named twice"));
-            } else if c != "user_id" && c != "display_name" && slot.is_none() {
-                errors.push(err(1, c, "not a slot of this profile"));
-            }
-        }
-        let want_names = want.iter().map(|s| s.to_string());
-        for c in ["user_id".to_string(), "display_name".to_string()]
-            .into_iter()
-            .chain(want_names)
-        {
-            if !seen.contains(c.as_str()) {
-                errors.push(err(1, &c, "missing column"));
-            }
-        }
-        if !errors.is_empty() {
-            return Err(errors);
-        }
+        check_header(&cols, profile)?;
         let mut users = Vec::new();
+        let mut errors = Vec::new();
         for rec in records {
-            let rec = match rec {
-                Ok(rec) => rec,
-                Err(e) => {
-                    let line = e.position().map_or(0, |p| p.line() as usize);
-                    // csv's message could quote a value: say only where.
-                    errors.push(err(line, "-", "not CSV (a quote left open?)"));
-                    continue;
-                }
-            };
-            let line = rec.position().map_or(0, |p| p.line() as usize);
-            if rec.iter().all(|f| f.trim().is_empty()) {
-                continue;
+            match row(rec, &cols) {
+                Ok(Some(u)) => users.push(u),
+                Ok(None) => {}
+                Err(e) => errors.push(e),
             }
-            if rec.iter().any(|f| f.contains(['\n', '\r'])) {
-                errors.push(err(
-                    line,
-                    "-",
-                    "not CSV: a quote is left open (a value spans lines)",
-                ));
-                continue;
-            }
-            if rec.len() != cols.len() {
-                errors.push(err(
-                    line,
-                    "-",
-                    format!("{} fields, the header has {}", rec.len(), cols.len()),
-                ));
-                continue;
-            }
-            let mut u = User {
-                line,
-                id: String::new(),
-                name: String::new(),
-                values: BTreeMap::new(),
-            };
-            for (c, v) in cols.iter().zip(rec.iter()) {
-                let v = v.trim().to_string();
-                match (c.as_str(), c.parse::<SlotName>()) {
-                    ("user_id", _) => u.id = v,
-                    ("display_name", _) => u.name = v,
-                    (_, Ok(slot)) => {
-                        u.values.insert(slot, v);
-                    }
-                    // Refused with the header above.
-                    (_, Err(_)) => {}
-                }
-            }
-            users.push(u);
         }
         if users.is_empty() && errors.is_empty() {
             errors.push(err(0, "-", "no users"));
@@ -729,130 +744,146 @@ pub fn exports(
     roster: &Roster,
     ha1_realm: Option<&str>,
 ) -> Result<Vec<Export>, RosterError> {
-    use std::fmt::Write as _;
     let mut out = Vec::new();
     for v in &profile.vpn {
         let n = &v.toml.name;
-        let val = |u: &User, field| u.values.get(&SlotName::vpn(n, field)).cloned();
-        match &v.kind {
-            VpnKind::WireGuard(_) => {
-                let mut s = format!(
-                    "# WireGuard peers of {} ({}), VPN {n}: add to the server's configuration.\n\
-                     # Made by homestick roster export; one [Peer] per user.\n",
-                    profile.customer.name, profile.customer.id
-                );
-                let mut secret = false;
-                for u in &roster.users {
-                    let Some(public) = val(u, VpnField::PrivateKey)
-                        .as_deref()
-                        .and_then(wireguard_public_key)
-                    else {
-                        continue;
-                    };
-                    let _ = write!(
-                        s,
-                        "\n[Peer]\n# {}\nPublicKey = {public}\n",
-                        crate::write::comment(&format!("{} ({})", u.id, u.name))
-                    );
-                    if let Some(psk) = val(u, VpnField::PresharedKey) {
-                        secret = true;
-                        let _ = writeln!(s, "PresharedKey = {psk}");
-                    }
-                    if let Some(a) = val(u, VpnField::Address) {
-                        let _ = writeln!(s, "AllowedIPs = {a}");
-                    }
-                }
-                out.push(Export {
-                    name: format!("wireguard-{n}-peers.conf"),
-                    data: s,
-                    secret,
-                });
-            }
-            VpnKind::Ipsec(_) => {
-                let mut s = format!(
-                    "# EAP secrets of {} ({}), VPN {n}, for the server's swanctl.conf.\n\
-                     # Made by homestick roster export.\nsecrets {{\n",
-                    profile.customer.name, profile.customer.id
-                );
-                let mut any = false;
-                for u in &roster.users {
-                    let (id_slot, pw_slot) = (VpnField::EapIdentity, VpnField::EapPassword);
-                    if let (Some(id), Some(pw)) = (val(u, id_slot), val(u, pw_slot)) {
-                        let quoted = |field, v: &str| {
-                            crate::write::swanctl_quoted(v)
-                                .map_err(|e| err(u.line, SlotName::vpn(n, field), e.to_string()))
-                        };
-                        let (id, pw) = (quoted(id_slot, &id)?, quoted(pw_slot, &pw)?);
-                        any = true;
-                        let _ = write!(
-                            s,
-                            "  # {}\n  eap-{} {{\n    id = {id}\n    secret = {pw}\n  }}\n",
-                            crate::write::comment(&format!("{} ({})", u.id, u.name)),
-                            u.id.replace('.', "_")
-                        );
-                    }
-                }
-                s.push_str("}\n");
-                if any {
-                    out.push(Export {
-                        name: format!("ipsec-{n}-secrets.conf"),
-                        data: s,
-                        secret: true,
-                    });
-                }
-            }
-            VpnKind::OpenVpn(_) => {
-                let mut s = csv_line(&["user_id", "display_name", "username", "password"]);
-                let mut any = false;
-                for u in &roster.users {
-                    if let (Some(name), Some(pw)) =
-                        (val(u, VpnField::Username), val(u, VpnField::Password))
-                    {
-                        any = true;
-                        s.push_str(&csv_line(&[&u.id, &u.name, &name, &pw]));
-                    }
-                }
-                if any {
-                    out.push(Export {
-                        name: format!("openvpn-{n}-users.csv"),
-                        data: s,
-                        secret: true,
-                    });
-                }
-            }
-        }
+        out.extend(match &v.kind {
+            VpnKind::WireGuard(_) => Some(wireguard_peers(profile, roster, n)),
+            VpnKind::Ipsec(_) => ipsec_secrets(profile, roster, n)?,
+            VpnKind::OpenVpn(_) => openvpn_users(roster, n),
+        });
     }
     if let Some(sp) = &profile.softphone {
-        let realm = ha1_realm.map(|r| {
-            if r.is_empty() {
-                sip_host(&sp.registrar)
-            } else {
-                r
-            }
-        });
-        let last = if realm.is_some() { "ha1" } else { "password" };
-        let mut s = csv_line(&["extension", "user", "display_name", last]);
-        for u in &roster.users {
-            let get = |f| u.values.get(&SlotName::Sip(f)).map_or("", String::as_str);
-            let pw = get(SipField::Password);
-            let cred = match realm {
-                Some(r) => sip_ha1(get(SipField::User), r, pw),
-                None => pw.to_string(),
-            };
-            s.push_str(&csv_line(&[
-                get(SipField::Extension),
-                get(SipField::User),
-                &u.name,
-                &cred,
-            ]));
-        }
-        out.push(Export {
-            name: "pbx-users.csv".into(),
-            data: s,
-            secret: true,
-        });
+        out.push(pbx_users(roster, &sp.registrar, ha1_realm));
     }
     Ok(out)
+}
+
+/// A user's value of connection `n`'s `field`.
+fn vpn_value(u: &User, n: &str, field: VpnField) -> Option<String> {
+    u.values.get(&SlotName::vpn(n, field)).cloned()
+}
+
+/// The server's `[Peer]` sections of WireGuard connection `n`.
+fn wireguard_peers(profile: &Profile, roster: &Roster, n: &str) -> Export {
+    use std::fmt::Write as _;
+    let mut s = format!(
+        "# WireGuard peers of {} ({}), VPN {n}: add to the server's configuration.\n\
+         # Made by homestick roster export; one [Peer] per user.\n",
+        profile.customer.name, profile.customer.id
+    );
+    let mut secret = false;
+    for u in &roster.users {
+        let Some(public) = vpn_value(u, n, VpnField::PrivateKey)
+            .as_deref()
+            .and_then(wireguard_public_key)
+        else {
+            continue;
+        };
+        // Writing to a String cannot fail.
+        let _ = write!(
+            s,
+            "\n[Peer]\n# {}\nPublicKey = {public}\n",
+            crate::write::comment(&format!("{} ({})", u.id, u.name))
+        );
+        if let Some(psk) = vpn_value(u, n, VpnField::PresharedKey) {
+            secret = true;
+            let _ = writeln!(s, "PresharedKey = {psk}");
+        }
+        if let Some(a) = vpn_value(u, n, VpnField::Address) {
+            let _ = writeln!(s, "AllowedIPs = {a}");
+        }
+    }
+    Export {
+        name: format!("wireguard-{n}-peers.conf"),
+        data: s,
+        secret,
+    }
+}
+
+/// swanctl `secrets` for the EAP users of IPsec connection `n` (none without EAP).
+fn ipsec_secrets(
+    profile: &Profile,
+    roster: &Roster,
+    n: &str,
+) -> Result<Option<Export>, RosterError> {
+    use std::fmt::Write as _;
+    let mut s = format!(
+        "# EAP secrets of {} ({}), VPN {n}, for the server's swanctl.conf.\n\
+         # Made by homestick roster export.\nsecrets {{\n",
+        profile.customer.name, profile.customer.id
+    );
+    let mut any = false;
+    for u in &roster.users {
+        let (id_slot, pw_slot) = (VpnField::EapIdentity, VpnField::EapPassword);
+        let (Some(id), Some(pw)) = (vpn_value(u, n, id_slot), vpn_value(u, n, pw_slot)) else {
+            continue;
+        };
+        let quoted = |field, v: &str| {
+            crate::write::swanctl_quoted(v)
+                .map_err(|e| err(u.line, SlotName::vpn(n, field), e.to_string()))
+        };
+        let (id, pw) = (quoted(id_slot, &id)?, quoted(pw_slot, &pw)?);
+        any = true;
+        // Writing to a String cannot fail.
+        let _ = write!(
+            s,
+            "  # {}\n  eap-{} {{\n    id = {id}\n    secret = {pw}\n  }}\n",
+            crate::write::comment(&format!("{} ({})", u.id, u.name)),
+            u.id.replace('.', "_")
+        );
+    }
+    s.push_str("}\n");
+    Ok(any.then(|| Export {
+        name: format!("ipsec-{n}-secrets.conf"),
+        data: s,
+        secret: true,
+    }))
+}
+
+/// User names and passwords of OpenVPN connection `n` (none without passwords).
+fn openvpn_users(roster: &Roster, n: &str) -> Option<Export> {
+    let mut s = csv_line(&["user_id", "display_name", "username", "password"]);
+    let mut any = false;
+    for u in &roster.users {
+        let user = vpn_value(u, n, VpnField::Username);
+        if let (Some(name), Some(pw)) = (user, vpn_value(u, n, VpnField::Password)) {
+            any = true;
+            s.push_str(&csv_line(&[&u.id, &u.name, &name, &pw]));
+        }
+    }
+    any.then(|| Export {
+        name: format!("openvpn-{n}-users.csv"),
+        data: s,
+        secret: true,
+    })
+}
+
+/// The PBX's users: extension, SIP user, display name, and the password or (with a realm)
+/// the HA1; an empty realm is the registrar's host.
+fn pbx_users(roster: &Roster, registrar: &str, ha1_realm: Option<&str>) -> Export {
+    let realm = ha1_realm.map(|r| if r.is_empty() { sip_host(registrar) } else { r });
+    let last = if realm.is_some() { "ha1" } else { "password" };
+    let mut s = csv_line(&["extension", "user", "display_name", last]);
+    for u in &roster.users {
+        let get = |f| u.values.get(&SlotName::Sip(f)).map_or("", String::as_str);
+        let pw = get(SipField::Password);
+        let cred = match realm {
+            Some(r) => sip_ha1(get(SipField::User), r, pw),
+            None => pw.to_string(),
+        };
+        s.push_str(&csv_line(&[
+            get(SipField::Extension),
+            get(SipField::User),
+            &u.name,
+            &cred,
+        ]));
+    }
+    Export {
+        name: "pbx-users.csv".into(),
+        data: s,
+        secret: true,
+    }
 }
 
 fn random<const N: usize>() -> Result<[u8; N], String> {

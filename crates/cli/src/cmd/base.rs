@@ -45,8 +45,7 @@ pub(crate) fn base_build(a: &cli::BaseBuildArgs) -> Result<(), Failure> {
             "homestick: base: {step} ({:.0} s)",
             started.elapsed().as_secs_f64()
         );
-    })
-    .map_err(build_failure)?;
+    })?;
     println!(
         "base {}: kernel {}, {} packages, system.img {} MiB, in {:.0} s",
         a.out.display(),

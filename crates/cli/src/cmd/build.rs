@@ -3,13 +3,47 @@
 use crate::*;
 
 pub(crate) fn build(a: &BuildArgs) -> Result<(), Failure> {
+    let opts = build_options(a)?;
+    let rep = Reporter::new(false);
+    rep.cancel_on_interrupt();
+    if let Some(roster) = &a.roster {
+        let res = homestick_build::build_set(&opts, roster, &rep);
+        rep.finish();
+        let r = res?;
+        report_warnings(&r.warnings);
+        print_set(&r);
+        return Ok(());
+    }
+    let res = homestick_build::build(&opts, &rep);
+    rep.finish();
+    let r = res?;
+    report_warnings(&r.warnings);
+    let m = &r.manifest;
+    println!(
+        "built {} ({} MiB) in {:.1} s",
+        r.output.display(),
+        r.size >> 20,
+        r.seconds
+    );
+    println!("  image id  {}", m.image_id);
+    println!("  customer  {} ({})", m.customer.id, m.customer.name);
+    println!(
+        "  version   {}, rollback index {}",
+        m.version, m.rollback_index
+    );
+    println!("  key id    {}", m.key_id);
+    Ok(())
+}
+
+/// The builder's options from the command line (passphrases read here).
+fn build_options(a: &BuildArgs) -> Result<homestick_build::BuildOptions, Failure> {
     let epoch = source_date_epoch()?;
     let passphrase = secret_for(&a.key, &a.secret)?;
     let sb_secret = SecretArgs {
         passphrase_file: a.secure_boot_passphrase_file.clone(),
         passphrase_fd: a.secure_boot_passphrase_fd,
     };
-    let opts = homestick_build::BuildOptions {
+    Ok(homestick_build::BuildOptions {
         profile: a.profile.clone(),
         base: a.base.clone(),
         key: a.key.clone(),
@@ -40,66 +74,34 @@ pub(crate) fn build(a: &BuildArgs) -> Result<(), Failure> {
             (Some(d), false) => Some(d.clone()),
             (None, false) => homestick_build::hashtree::default_cache_dir(),
         },
-    };
-    let rep = Reporter::new(false);
-    rep.cancel_on_interrupt();
-    if let Some(roster) = &a.roster {
-        let res = homestick_build::build_set(&opts, roster, &rep);
-        rep.finish();
-        return match res {
-            Ok(r) => {
-                report_warnings(&r.warnings);
-                let n = r.index.users.len().max(1) as u64;
-                println!(
-                    "built stick set {} for {} user(s) in {:.1} s",
-                    r.output.display(),
-                    r.index.users.len(),
-                    r.seconds
-                );
-                println!(
-                    "  on disk   {:.1} MiB: shared image {:.1} MiB (of {} MiB), users' parts {:.1} MiB ({:.1} KiB per user, largest {:.1} KiB)",
-                    (r.shared_bytes + r.parts_bytes) as f64 / 1048576.0,
-                    r.shared_bytes as f64 / 1048576.0,
-                    r.index.image_size >> 20,
-                    r.parts_bytes as f64 / 1048576.0,
-                    r.parts_bytes as f64 / n as f64 / 1024.0,
-                    r.largest_part as f64 / 1024.0
-                );
-                println!("  set id    {}", r.index.set_id);
-                println!(
-                    "  customer  {} ({})",
-                    r.index.customer.id, r.index.customer.name
-                );
-                println!("  version   {}", r.index.version);
-                println!("  key id    {}", r.index.key_id);
-                Ok(())
-            }
-            Err(e) => Err(build_failure(e)),
-        };
-    }
-    let res = homestick_build::build(&opts, &rep);
-    rep.finish();
-    match res {
-        Ok(r) => {
-            report_warnings(&r.warnings);
-            let m = &r.manifest;
-            println!(
-                "built {} ({} MiB) in {:.1} s",
-                r.output.display(),
-                r.size >> 20,
-                r.seconds
-            );
-            println!("  image id  {}", m.image_id);
-            println!("  customer  {} ({})", m.customer.id, m.customer.name);
-            println!(
-                "  version   {}, rollback index {}",
-                m.version, m.rollback_index
-            );
-            println!("  key id    {}", m.key_id);
-            Ok(())
-        }
-        Err(e) => Err(build_failure(e)),
-    }
+    })
+}
+
+/// What a set build made.
+fn print_set(r: &homestick_build::SetReport) {
+    let n = r.index.users.len().max(1) as u64;
+    println!(
+        "built stick set {} for {} user(s) in {:.1} s",
+        r.output.display(),
+        r.index.users.len(),
+        r.seconds
+    );
+    println!(
+        "  on disk   {:.1} MiB: shared image {:.1} MiB (of {} MiB), users' parts {:.1} MiB ({:.1} KiB per user, largest {:.1} KiB)",
+        (r.shared_bytes + r.parts_bytes) as f64 / 1048576.0,
+        r.shared_bytes as f64 / 1048576.0,
+        r.index.image_size >> 20,
+        r.parts_bytes as f64 / 1048576.0,
+        r.parts_bytes as f64 / n as f64 / 1024.0,
+        r.largest_part as f64 / 1024.0
+    );
+    println!("  set id    {}", r.index.set_id);
+    println!(
+        "  customer  {} ({})",
+        r.index.customer.id, r.index.customer.name
+    );
+    println!("  version   {}", r.index.version);
+    println!("  key id    {}", r.index.key_id);
 }
 
 pub(crate) fn report_warnings(warnings: &[String]) {
@@ -108,13 +110,16 @@ pub(crate) fn report_warnings(warnings: &[String]) {
     }
 }
 
-pub(crate) fn build_failure(e: homestick_build::BuildError) -> Failure {
-    match e.kind() {
-        homestick_build::ErrorKind::Untrusted => {
-            eprintln!("homestick: error: {e}");
-            Failure::Untrusted
+impl From<homestick_build::BuildError> for Failure {
+    /// Exit codes from the error's kind: not trusted 1, interrupted 130, the rest 2.
+    fn from(e: homestick_build::BuildError) -> Failure {
+        match e.kind() {
+            homestick_build::ErrorKind::Untrusted => {
+                eprintln!("homestick: error: {e}");
+                Failure::Untrusted
+            }
+            homestick_build::ErrorKind::Interrupted => Failure::Interrupted(e.to_string()),
+            _ => Failure::Usage(e.to_string()),
         }
-        homestick_build::ErrorKind::Interrupted => Failure::Interrupted(e.to_string()),
-        _ => Failure::Usage(e.to_string()),
     }
 }

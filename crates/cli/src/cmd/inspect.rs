@@ -37,6 +37,59 @@ pub(crate) fn inspect(a: &InspectArgs) -> Result<(), Failure> {
         println!("{}", serde_json::to_string_pretty(&v).map_err(usage)?);
         return Ok(());
     }
+    print_manifest(&t, &m, sig_note);
+    match homestick_profile::read_profile_json(&*disk, &m) {
+        Ok(doc) => {
+            println!("  profile (not verified)");
+            for line in doc.summary() {
+                println!("    {line}");
+            }
+        }
+        Err(e) => println!("  profile      unreadable: {e}"),
+    }
+    Ok(())
+}
+
+/// `inspect SET`: what set.json says (signature not checked).
+pub(crate) fn inspect_set(
+    a: &InspectArgs,
+    set: &homestick_image::set::StickSet,
+) -> Result<(), Failure> {
+    let idx = &set.index;
+    if a.json {
+        let mut v = serde_json::to_value(idx).map_err(usage)?;
+        v["signature"] = json!("not checked (use homestick verify --all)");
+        println!("{}", serde_json::to_string_pretty(&v).map_err(usage)?);
+        return Ok(());
+    }
+    let parts: u64 = idx.users.iter().map(|u| u.part_bytes).sum();
+    println!("{} (stick set)", a.target.display());
+    println!("  customer     {} ({})", idx.customer.id, idx.customer.name);
+    println!("  version      {}", idx.version);
+    println!("  set id       {}", idx.set_id);
+    println!("  key id       {}", idx.key_id);
+    println!("  signature    not checked (use homestick verify --all)");
+    println!(
+        "  image size   {} bytes ({} MiB); users' parts {} KiB together",
+        idx.image_size,
+        idx.image_size >> 20,
+        parts >> 10
+    );
+    println!("  users        {}", idx.users.len());
+    for u in &idx.users {
+        println!(
+            "    {:24} {:32} image {}  part {} KiB",
+            u.id,
+            u.name,
+            u.image_id,
+            u.part_bytes.div_ceil(1024)
+        );
+    }
+    Ok(())
+}
+
+/// The manifest of `t` as text: who and what it is for, its partitions and ESP files.
+fn print_manifest(t: &str, m: &Manifest, sig_note: &str) {
     println!("{t}");
     println!("  customer     {} ({})", m.customer.id, m.customer.name);
     if let Some(u) = &m.user {
@@ -90,52 +143,4 @@ pub(crate) fn inspect(a: &InspectArgs) -> Result<(), Failure> {
             );
         }
     }
-    match homestick_profile::read_profile_json(&*disk, &m) {
-        Ok(doc) => {
-            println!("  profile (not verified)");
-            for line in doc.summary() {
-                println!("    {line}");
-            }
-        }
-        Err(e) => println!("  profile      unreadable: {e}"),
-    }
-    Ok(())
-}
-
-/// `inspect SET`: what set.json says (signature not checked).
-pub(crate) fn inspect_set(
-    a: &InspectArgs,
-    set: &homestick_image::set::StickSet,
-) -> Result<(), Failure> {
-    let idx = &set.index;
-    if a.json {
-        let mut v = serde_json::to_value(idx).map_err(usage)?;
-        v["signature"] = json!("not checked (use homestick verify --all)");
-        println!("{}", serde_json::to_string_pretty(&v).map_err(usage)?);
-        return Ok(());
-    }
-    let parts: u64 = idx.users.iter().map(|u| u.part_bytes).sum();
-    println!("{} (stick set)", a.target.display());
-    println!("  customer     {} ({})", idx.customer.id, idx.customer.name);
-    println!("  version      {}", idx.version);
-    println!("  set id       {}", idx.set_id);
-    println!("  key id       {}", idx.key_id);
-    println!("  signature    not checked (use homestick verify --all)");
-    println!(
-        "  image size   {} bytes ({} MiB); users' parts {} KiB together",
-        idx.image_size,
-        idx.image_size >> 20,
-        parts >> 10
-    );
-    println!("  users        {}", idx.users.len());
-    for u in &idx.users {
-        println!(
-            "    {:24} {:32} image {}  part {} KiB",
-            u.id,
-            u.name,
-            u.image_id,
-            u.part_bytes.div_ceil(1024)
-        );
-    }
-    Ok(())
 }

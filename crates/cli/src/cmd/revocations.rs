@@ -34,92 +34,112 @@ pub(crate) fn revocations(c: &RevocationsCommand) -> Result<(), Failure> {
             image_ids,
             users,
             keyring,
-        } => {
-            let mut l = list_to_extend(list, keyring.as_deref())?;
-            let before = l.len();
-            l.key_ids
-                .extend(key_ids.iter().map(|k| k.trim().to_ascii_lowercase()));
-            l.image_ids
-                .extend(image_ids.iter().map(|k| k.trim().to_ascii_lowercase()));
-            for u in users {
-                let (customer, id) = u.split_once('/').ok_or_else(|| {
-                    usage(format!(
-                        "--user {u:?}: give CUSTOMER/USER, e.g. stadt-musterhausen/anna.schmidt"
-                    ))
-                })?;
-                l.users.insert(homestick_image::revocation::RevokedUser {
-                    customer: customer.into(),
-                    id: id.into(),
-                });
-            }
-            if l.len() == before {
-                return Err(usage("nothing new to revoke: give --key-id, --image-id or --user (each not listed yet)"));
-            }
-            l.version += 1;
-            // What was added must be well-formed, like every list read.
-            let l = RevocationList::parse(&l.to_bytes())
-                .map_err(|e| usage(format!("{}: {e}", list.display())))?;
-            write_list(list, &l)?;
-            println!(
-                "revocation list {}: version {}, {} key(s), {} image(s), {} user(s)",
-                list.display(),
-                l.version,
-                l.key_ids.len(),
-                l.image_ids.len(),
-                l.users.len()
-            );
-            println!(
-                "sign it: homestick revocations sign {} --key PROVIDER.key",
-                list.display()
-            );
-            Ok(())
-        }
+        } => add(list, key_ids, image_ids, users, keyring.as_deref()),
         RevocationsCommand::Sign {
             list,
             key,
             secret,
             pkcs11_module,
-        } => {
-            let bytes =
-                homestick_image::files::read_bounded(list, homestick_image::revocation::MAX_BYTES)
-                    .map_err(|e| usage(format!("{}: {e}", list.display())))?;
-            let l = RevocationList::parse(&bytes)
-                .map_err(|e| usage(format!("{}: {e}", list.display())))?;
-            let signer = open_signer(key, secret, pkcs11_module.as_deref())?;
-            let sig = signer.sign(&bytes).map_err(usage)?;
-            let sp = homestick_image::revocation::sig_path(list);
-            homestick_image::files::write_atomic(&sp, &sig)
-                .map_err(|e| usage(format!("{}: {e}", sp.display())))?;
-            println!(
-                "signed {} (version {}) with key {}: {}",
-                list.display(),
-                l.version,
-                keys::key_id(&signer.public()),
-                sp.display()
-            );
-            Ok(())
-        }
-        RevocationsCommand::Show { list, keyring } => {
-            let ring = keys::load_keyring(keyring).map_err(usage)?;
-            let (l, by) = RevocationList::load_signed(list, &ring, homestick_image::time::now(), 0)
-                .map_err(usage)?;
-            println!(
-                "revocation list {}: version {}, signed by key {by}",
-                list.display(),
-                l.version
-            );
-            for k in &l.key_ids {
-                println!("  key    {k}");
-            }
-            for i in &l.image_ids {
-                println!("  image  {i}");
-            }
-            for u in &l.users {
-                println!("  user   {}/{}", u.customer, u.id);
-            }
-            Ok(())
-        }
+        } => sign(list, key, secret, pkcs11_module.as_deref()),
+        RevocationsCommand::Show { list, keyring } => show(list, keyring),
     }
+}
+
+/// `revocations add`: the entries added, the version raised, written without a signature.
+fn add(
+    list: &Path,
+    key_ids: &[String],
+    image_ids: &[String],
+    users: &[String],
+    keyring: Option<&Path>,
+) -> Result<(), Failure> {
+    let mut l = list_to_extend(list, keyring)?;
+    let before = l.len();
+    l.key_ids
+        .extend(key_ids.iter().map(|k| k.trim().to_ascii_lowercase()));
+    l.image_ids
+        .extend(image_ids.iter().map(|k| k.trim().to_ascii_lowercase()));
+    for u in users {
+        let (customer, id) = u.split_once('/').ok_or_else(|| {
+            usage(format!(
+                "--user {u:?}: give CUSTOMER/USER, e.g. stadt-musterhausen/anna.schmidt"
+            ))
+        })?;
+        l.users.insert(homestick_image::revocation::RevokedUser {
+            customer: customer.into(),
+            id: id.into(),
+        });
+    }
+    if l.len() == before {
+        return Err(usage(
+            "nothing new to revoke: give --key-id, --image-id or --user (each not listed yet)",
+        ));
+    }
+    l.version += 1;
+    // What was added must be well-formed, like every list read.
+    let l = RevocationList::parse(&l.to_bytes())
+        .map_err(|e| usage(format!("{}: {e}", list.display())))?;
+    write_list(list, &l)?;
+    println!(
+        "revocation list {}: version {}, {} key(s), {} image(s), {} user(s)",
+        list.display(),
+        l.version,
+        l.key_ids.len(),
+        l.image_ids.len(),
+        l.users.len()
+    );
+    println!(
+        "sign it: homestick revocations sign {} --key PROVIDER.key",
+        list.display()
+    );
+    Ok(())
+}
+
+/// `revocations sign`: LIST.sig from the provider's key.
+fn sign(
+    list: &Path,
+    key: &str,
+    secret: &SecretArgs,
+    pkcs11_module: Option<&Path>,
+) -> Result<(), Failure> {
+    let bytes = homestick_image::files::read_bounded(list, homestick_image::revocation::MAX_BYTES)
+        .map_err(|e| usage(format!("{}: {e}", list.display())))?;
+    let l = RevocationList::parse(&bytes).map_err(|e| usage(format!("{}: {e}", list.display())))?;
+    let signer = open_signer(key, secret, pkcs11_module)?;
+    let sig = signer.sign(&bytes).map_err(usage)?;
+    let sp = homestick_image::revocation::sig_path(list);
+    homestick_image::files::write_atomic(&sp, &sig)
+        .map_err(|e| usage(format!("{}: {e}", sp.display())))?;
+    println!(
+        "signed {} (version {}) with key {}: {}",
+        list.display(),
+        l.version,
+        keys::key_id(&signer.public()),
+        sp.display()
+    );
+    Ok(())
+}
+
+/// `revocations show`: the signature checked, then every entry.
+fn show(list: &Path, keyring: &Path) -> Result<(), Failure> {
+    let ring = keys::load_keyring(keyring).map_err(usage)?;
+    let (l, by) =
+        RevocationList::load_signed(list, &ring, homestick_image::time::now(), 0).map_err(usage)?;
+    println!(
+        "revocation list {}: version {}, signed by key {by}",
+        list.display(),
+        l.version
+    );
+    for k in &l.key_ids {
+        println!("  key    {k}");
+    }
+    for i in &l.image_ids {
+        println!("  image  {i}");
+    }
+    for u in &l.users {
+        println!("  user   {}/{}", u.customer, u.id);
+    }
+    Ok(())
 }
 
 /// The list `path` to add entries to: a new one if there is none; an existing one only if

@@ -186,9 +186,24 @@ pub(crate) fn verify_cmd(a: &VerifyArgs) -> Result<(), Failure> {
         )
     };
     rep.finish();
+    verdict(a, &t, res, &expect)
+}
+
+/// The verdict on `t`, as text or JSON; its exit code.
+fn verdict(
+    a: &VerifyArgs,
+    t: &str,
+    res: Result<verify::Verified, VerifyError>,
+    expect: &Expectations,
+) -> Result<(), Failure> {
+    let fail_json = |msg: &str| {
+        if a.json {
+            println!("{}", json!({"target": t, "trusted": false, "error": msg}));
+        }
+    };
     match res {
         Ok(v) => {
-            report_trusted(a, &t, &v, &expect);
+            report_trusted(a, t, &v, expect);
             Ok(())
         }
         Err(VerifyError::Untrusted { failures, manifest }) => {

@@ -63,29 +63,10 @@ fn describe(d: &Device) -> String {
 
 /// `homestick flash`
 pub fn flash(a: &FlashArgs) -> Result<(), Failure> {
-    if a.targets.is_empty() && !a.all_removable && !a.watch {
-        return Err(usage(
-            "say which sticks: --target DEV (repeatable), --all-removable or --watch",
-        ));
-    }
-    if !a.yes && !std::io::stdin().is_terminal() {
-        return Err(usage(
-            "not asking for confirmation without a terminal: add --yes to write without asking",
-        ));
-    }
+    check_args(a)?;
     let keys = keys::load_keyring(&a.keyring).map_err(usage)?;
     let expect =
         crate::offline_expectations(a.revocations.as_deref(), a.min_revocation_version, &keys)?;
-    let is_set = homestick_image::set::is_set(&a.image);
-    if a.user.is_some() && !is_set {
-        return Err(usage(format!(
-            "--user: {} is not a stick set (a directory with set.json)",
-            a.image.display()
-        )));
-    }
-    if a.user.is_some() && (a.watch || a.all_removable || a.targets.len() != 1) {
-        return Err(usage("--user writes one stick: give exactly one --target"));
-    }
     let ledger_at = a
         .ledger
         .clone()
@@ -95,14 +76,14 @@ pub fn flash(a: &FlashArgs) -> Result<(), Failure> {
         insecure_plaintext: a.ledger_insecure_plaintext,
     };
     let mut ledger = crate::ledger::open_ledger(&ledger_at, &tls)?;
-    let mut report = match &a.report {
+    let report = match &a.report {
         Some(p) => Some(
             Report::open(p, report_format(a.report_format))
                 .map_err(|e| usage(format!("--report {}: {e}", p.display())))?,
         ),
         None => None,
     };
-    let source = if is_set {
+    let source = if homestick_image::set::is_set(&a.image) {
         open_set_source(a, keys, expect, &mut ledger)?
     } else {
         Source::Image(Arc::new(open_image(&a.image, keys, expect)?))
@@ -123,45 +104,57 @@ pub fn flash(a: &FlashArgs) -> Result<(), Failure> {
     let cancel = Arc::new(AtomicUsize::new(0));
     {
         let c = Arc::clone(&cancel);
+        // Without a handler (another one is set) Ctrl-C ends the program as it would anyway.
         let _ = ctrlc::set_handler(move || {
             c.fetch_add(1, Ordering::SeqCst);
         });
     }
-    let mut run = Run {
-        roots: roots.clone(),
-        allow_non_removable: a.allow_non_removable,
-        station: Station::new(Duration::from_secs(a.stall_seconds)),
-        ui: Ui::new(),
-        source,
-        ledger,
-        attempts: BTreeMap::new(),
-        heartbeat: Instant::now(),
-        labels: Vec::new(),
-        unassigned: 0,
-        report: report.take(),
-        jobs: a.jobs.map_or(usize::MAX, usize::from),
-        queue: chosen,
-        failed: 0,
-        good: 0,
-        written: BTreeSet::new(),
-        settled: BTreeSet::new(),
-        announced: BTreeMap::new(),
-    };
+    let mut run = Run::new(a, roots.clone(), source, ledger, report, chosen);
     let r = run.go(a, &roots, &cancel);
     if let Some(path) = &a.labels {
-        match write_labels(path, &run) {
-            Ok(()) => eprintln!(
-                "homestick: label sheet for {} stick(s): {}",
-                run.labels.len(),
-                path.display()
-            ),
-            Err(e) => eprintln!(
-                "homestick: warning: cannot write the label sheet {}: {e}",
-                path.display()
-            ),
-        }
+        write_label_sheet(path, &run);
     }
     r
+}
+
+/// The options that go together, and a terminal to ask at unless --yes.
+fn check_args(a: &FlashArgs) -> Result<(), Failure> {
+    if a.targets.is_empty() && !a.all_removable && !a.watch {
+        return Err(usage(
+            "say which sticks: --target DEV (repeatable), --all-removable or --watch",
+        ));
+    }
+    if !a.yes && !std::io::stdin().is_terminal() {
+        return Err(usage(
+            "not asking for confirmation without a terminal: add --yes to write without asking",
+        ));
+    }
+    if a.user.is_some() && !homestick_image::set::is_set(&a.image) {
+        return Err(usage(format!(
+            "--user: {} is not a stick set (a directory with set.json)",
+            a.image.display()
+        )));
+    }
+    if a.user.is_some() && (a.watch || a.all_removable || a.targets.len() != 1) {
+        return Err(usage("--user writes one stick: give exactly one --target"));
+    }
+    Ok(())
+}
+
+/// --labels: the sheet of this run's good sticks; a failure to write it is a warning (the
+/// sticks are written and recorded).
+fn write_label_sheet(path: &Path, run: &Run) {
+    match write_labels(path, run) {
+        Ok(()) => eprintln!(
+            "homestick: label sheet for {} stick(s): {}",
+            run.labels.len(),
+            path.display()
+        ),
+        Err(e) => eprintln!(
+            "homestick: warning: cannot write the label sheet {}: {e}",
+            path.display()
+        ),
+    }
 }
 
 fn report_format(f: ReportFormat) -> report::Format {

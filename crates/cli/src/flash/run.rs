@@ -41,6 +41,37 @@ pub(crate) fn identity(d: &Device) -> String {
 }
 
 impl Run {
+    /// A run that writes `chosen` (and, with --watch, what is plugged in) from `source`.
+    pub(crate) fn new(
+        a: &FlashArgs,
+        roots: Roots,
+        source: Source,
+        ledger: Ledger,
+        report: Option<Report>,
+        chosen: Vec<Device>,
+    ) -> Run {
+        Run {
+            roots,
+            allow_non_removable: a.allow_non_removable,
+            station: Station::new(Duration::from_secs(a.stall_seconds)),
+            ui: Ui::new(),
+            source,
+            ledger,
+            attempts: BTreeMap::new(),
+            heartbeat: Instant::now(),
+            labels: Vec::new(),
+            unassigned: 0,
+            report,
+            jobs: a.jobs.map_or(usize::MAX, usize::from),
+            queue: chosen,
+            failed: 0,
+            good: 0,
+            written: BTreeSet::new(),
+            settled: BTreeSet::new(),
+            announced: BTreeMap::new(),
+        }
+    }
+
     pub(crate) fn go(
         &mut self,
         a: &FlashArgs,

@@ -38,17 +38,7 @@ pub(crate) fn open_set_source(
     let set = crate::open_set(&a.image, &keys, false)?;
     let set_id = set.index.set_id.to_string();
     let taken: BTreeSet<String> = ledger.taken(&set_id).map_err(usage)?.into_iter().collect();
-    let customer = &set.index.customer.id;
-    let users = claim::Users {
-        order: set.index.users.iter().map(|u| u.id.clone()).collect(),
-        only: a.user.clone(),
-        // A user the revocation list revokes is never handed a stick.
-        revoked: (set.index.users.iter())
-            .filter(|u| (expect.revoked.as_ref()).is_some_and(|r| r.revokes_user(customer, &u.id)))
-            .map(|u| u.id.clone())
-            .collect(),
-        bad: BTreeSet::new(),
-    };
+    let users = set_users(&set, a.user.clone(), &expect);
     if let Some(u) = &a.user {
         set.user(u).map_err(usage)?;
         if users.unavailable(u, &taken) == Some(claim::Unavailable::Taken) {
@@ -145,5 +135,23 @@ pub(crate) fn open_image(
             Err(Failure::Untrusted)
         }
         Err(e) => Err(usage(e)),
+    }
+}
+
+/// The users of `set` this run may hand out: --user, and the ones the revocation list
+/// revokes left out.
+fn set_users(set: &StickSet, only: Option<String>, expect: &Expectations) -> claim::Users {
+    let customer = &set.index.customer.id;
+    let revoked =
+        |id: &str| (expect.revoked.as_ref()).is_some_and(|r| r.revokes_user(customer, id));
+    claim::Users {
+        order: set.index.users.iter().map(|u| u.id.clone()).collect(),
+        only,
+        // A user the revocation list revokes is never handed a stick.
+        revoked: (set.index.users.iter())
+            .filter(|u| revoked(&u.id))
+            .map(|u| u.id.clone())
+            .collect(),
+        bad: BTreeSet::new(),
     }
 }
