@@ -812,7 +812,7 @@ fn secure_boot_signature_passes_sbverify_and_the_uki_has_its_sections_in_order()
     fs::write(&p, esp_file(&img, "EFI/BOOT/BOOTX64.EFI")).unwrap();
     let r = tool("sbverify", &["--cert", SB_CERT, &p.display().to_string()]);
     assert_eq!(r.code, 0, "sbverify: {}", r.all());
-    let names = homestick_build::uki::section_names(&fs::read(&p).unwrap()).unwrap();
+    let names = homestick_signing::uki::section_names(&fs::read(&p).unwrap()).unwrap();
     let tail: Vec<&str> = names
         .iter()
         .rev()

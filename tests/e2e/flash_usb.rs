@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use homestick_build::cpio::{archive, Entry};
+use homestick_base::cpio::{archive, Entry};
 
 use crate::boot::{demo_base, env_path, Qemu};
 use crate::common::*;
@@ -122,14 +122,12 @@ fn with_libs(exe: &Path, at: &str, entries: &mut Vec<Entry>, dirs: &mut Vec<Stri
 /// debug symbols stripped, for size), dmsetup, their libraries, the image and the key.
 fn initramfs(dir: &Path, img: &Path) -> PathBuf {
     let base = demo_base();
-    let modules: Vec<String> = fs::read_to_string(base.join("base.toml"))
+    let text = fs::read_to_string(base.join("base.toml")).unwrap();
+    let modules: Vec<String> = homestick_formats::base::BaseToml::parse(&text)
         .unwrap()
-        .lines()
-        .filter_map(|l| {
-            let l = l.trim().trim_end_matches(',');
-            (l.starts_with('"') && l.ends_with(".ko\"")).then(|| l.trim_matches('"').to_string())
-        })
-        .collect();
+        .boot
+        .map(|b| b.modules)
+        .unwrap_or_default();
     assert!(
         modules.iter().any(|m| m.contains("usb-storage")),
         "the demo base has no usb-storage module: {modules:?}"

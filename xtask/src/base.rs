@@ -183,10 +183,10 @@ pub fn base(out: &Path) -> Result<()> {
         "console=tty0 console=ttyS0,115200 lockdown=integrity ro panic=-1 loglevel=4\n",
     )?;
 
-    let modules = homestick_build::basebuild::resolve_modules(&linux, &kv)?;
+    let modules = homestick_base::resolve_modules(&linux, &kv)?;
     fs::write(
         out.join("initrd"),
-        homestick_build::basebuild::initrd(&linux, &modules)?,
+        homestick_base::initrd(&linux, &modules)?,
     )?;
     let base_toml = homestick_formats::base::BaseToml {
         name: "homestick-demo".into(),

@@ -253,7 +253,7 @@ fn base_cache() -> Option<PathBuf> {
     Some(dir)
 }
 
-/// SHA-256 over what a base is made of: its recipe directory, the builder crate's code and
+/// SHA-256 over what a base is made of: its recipe directory, the base crate's code and
 /// system files, the test channel's overlay (if taken), the session program, and the Debian
 /// archive's state (the InRelease files of a fresh `apt-get update`: a new package version
 /// anywhere in the archive is a new key).
@@ -270,8 +270,8 @@ fn base_key(name: &str, test_channel: bool, session: &Path) -> Result<String> {
     };
     let mut dirs = vec![
         r.join("bases").join(name),
-        r.join("crates/builder/src"),
-        r.join("crates/builder/system"),
+        r.join("crates/base/src"),
+        r.join("crates/base/system"),
     ];
     if test_channel {
         dirs.push(r.join("tests/bases/test-channel"));

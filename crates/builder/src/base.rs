@@ -9,7 +9,9 @@ use homestick_image::fat::FatFile;
 use homestick_image::files::read_bounded;
 
 use crate::error::{input, input_file, read_err, BuildError};
-use crate::{cmdline, tree, uki};
+use crate::tree;
+use homestick_base::cmdline;
+use homestick_signing::uki;
 
 /// Largest file in a base's esp/ tree (a UKI with a large initramfs fits).
 const MAX_ESP_FILE: u64 = 512 << 20;
@@ -49,16 +51,7 @@ pub struct BaseInput {
     pub boot: Option<BootInput>,
 }
 
-/// Whether `s` is a valid base name or version (and image version).
-pub fn label_ok(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._+-~".contains(&b))
-}
-
-/// The rule [`label_ok`] checks, for messages.
-pub const LABEL_RULE: &str = "must be 1-64 characters of A-Z a-z 0-9 . _ + - ~";
+pub use homestick_formats::base::{label_ok, LABEL_RULE};
 
 /// Load and check a base directory.
 pub fn load_base(dir: &Path) -> Result<BaseInput, BuildError> {

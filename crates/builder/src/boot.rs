@@ -14,9 +14,9 @@ use homestick_image::keys::{self, key_id};
 use homestick_image::policy::{BootPolicy, KEYS_DIR, POLICY_FORMAT, POLICY_PATH};
 
 use crate::base::{BaseInput, BootInput};
-use crate::cpio::{self, Entry};
 use crate::error::{input, input_file, read_err, BuildError};
-use crate::{authenticode, uki};
+use homestick_base::cpio::{self, Entry};
+use homestick_signing::{authenticode, uki};
 
 /// Largest boot verifier accepted.
 const MAX_VERIFIER: u64 = 64 << 20;

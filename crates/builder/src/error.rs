@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use homestick_image::files::ReadError;
 use homestick_image::verify::VerifyError;
 
-use crate::authenticode::SbError;
+use homestick_signing::authenticode::SbError;
 
 /// Why a build failed.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +47,7 @@ pub enum BuildError {
     SecureBootKey(SbError),
     /// The signing key (a file or a token's) cannot sign.
     #[error("--key: {0}")]
-    Sign(#[from] crate::signer::SignError),
+    Sign(#[from] homestick_signing::signer::SignError),
     /// Reading or writing failed.
     #[error("{context}: {source}")]
     Io {

@@ -28,8 +28,9 @@ use crate::boot::{self, BootFiles, UkiFor};
 use crate::error::{input, io_err, BuildError};
 use crate::layout::{self, derived_uuid, Layout, MIN_ESP, MIN_PROFILE};
 use crate::plan::Plan;
-use crate::signer::{SignError, Signer};
-use crate::{authenticode, hashtree, readme, BuildOptions, BuildProgress, BuildReport};
+use crate::{hashtree, readme, BuildOptions, BuildProgress, BuildReport};
+use homestick_signing::authenticode;
+use homestick_signing::signer::{SignError, Signer};
 
 /// Everything the build needs, read and checked before the first byte is written.
 pub(crate) struct Inputs {

@@ -65,6 +65,17 @@ impl OnCorruption {
     }
 }
 
+/// Whether `s` is a valid base name or version (and image version).
+pub fn label_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._+-~".contains(&b))
+}
+
+/// The rule [`label_ok`] checks, for messages.
+pub const LABEL_RULE: &str = "must be 1-64 characters of A-Z a-z 0-9 . _ + - ~";
+
 /// Why a base.toml cannot be read or written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

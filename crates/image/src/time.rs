@@ -103,6 +103,32 @@ pub fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// `SOURCE_DATE_EPOCH` is set but not a whole, non-negative number of seconds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("SOURCE_DATE_EPOCH: {0:?} is not a whole, non-negative number of seconds")]
+pub struct EpochError(pub String);
+
+/// The build time: `SOURCE_DATE_EPOCH` (reproducible builds) if it is set, else now.
+pub fn build_epoch() -> Result<i64, EpochError> {
+    epoch_from(std::env::var("SOURCE_DATE_EPOCH").ok().as_deref())
+}
+
+/// [`build_epoch`] for a given value of `SOURCE_DATE_EPOCH`.
+pub fn epoch_from(var: Option<&str>) -> Result<i64, EpochError> {
+    match var {
+        Some(v) => v
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|&e| e >= 0)
+            .ok_or_else(|| EpochError(v.to_string())),
+        None => Ok(std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +164,23 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn source_date_epoch_values() {
+        assert_eq!(epoch_from(Some("1796000000")), Ok(1_796_000_000));
+        assert_eq!(epoch_from(Some(" 0\n")), Ok(0));
+        for bad in ["yesterday", "-1", "1.5", ""] {
+            assert_eq!(
+                epoch_from(Some(bad)),
+                Err(EpochError(bad.into())),
+                "{bad:?}"
+            );
+        }
+        assert!(epoch_from(None).unwrap() > 1_700_000_000);
+        assert_eq!(
+            EpochError("x".into()).to_string(),
+            "SOURCE_DATE_EPOCH: \"x\" is not a whole, non-negative number of seconds"
+        );
     }
 }

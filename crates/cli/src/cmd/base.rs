@@ -31,7 +31,7 @@ pub(crate) fn base_build(a: &cli::BaseBuildArgs) -> Result<(), Failure> {
             )))
         }
     };
-    let opts = homestick_build::basebuild::BaseBuildOptions {
+    let opts = homestick_base::BaseBuildOptions {
         recipe: a.recipe.clone(),
         out: a.out.clone(),
         overlays: a.overlay.clone(),
@@ -40,7 +40,7 @@ pub(crate) fn base_build(a: &cli::BaseBuildArgs) -> Result<(), Failure> {
         sources: a.sources.clone(),
     };
     let started = std::time::Instant::now();
-    let report = homestick_build::basebuild::build_base(&opts, &mut |step| {
+    let report = homestick_base::build_base(&opts, &mut |step| {
         eprintln!(
             "homestick: base: {step} ({:.0} s)",
             started.elapsed().as_secs_f64()
@@ -55,4 +55,12 @@ pub(crate) fn base_build(a: &cli::BaseBuildArgs) -> Result<(), Failure> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+impl From<homestick_base::BaseError> for Failure {
+    /// Exit 2 for every kind: a recipe, option or input file, or a tool or file of this
+    /// machine (the message names which).
+    fn from(e: homestick_base::BaseError) -> Failure {
+        Failure::Usage(e.to_string())
+    }
 }

@@ -84,7 +84,7 @@ pub(crate) fn keys_generate(
         None => None,
     };
     out_dir_exists(out)?;
-    let g = homestick_build::keygen::ed25519(out, pw.as_ref().map(Passphrase::as_bytes))
+    let g = homestick_signing::keygen::ed25519(out, pw.as_ref().map(Passphrase::as_bytes))
         .map_err(usage)?;
     println!(
         "private key: {} (mode 0600{})",
@@ -104,14 +104,14 @@ pub(crate) fn keys_generate_pkcs11(
 ) -> Result<(), Failure> {
     use ed25519_dalek::pkcs8::EncodePublicKey;
     out_dir_exists(out)?;
-    let public_path = homestick_build::keygen::new_key_files(out, &["pub"]).map_err(usage)?;
+    let public_path = homestick_signing::keygen::new_key_files(out, &["pub"]).map_err(usage)?;
     let pin = secret_for(uri, pin)?;
-    let public = homestick_build::pkcs11::generate_ed25519(uri, module, pin.as_ref())
+    let public = homestick_signing::pkcs11::generate_ed25519(uri, module, pin.as_ref())
         .map_err(|e| usage(format!("--pkcs11 {e}")))?;
     let pem = public
         .to_public_key_pem(Default::default())
         .map_err(|e| usage(format!("encoding the public key: {e}")))?;
-    homestick_build::keygen::write_public(&public_path[0], pem.as_bytes()).map_err(usage)?;
+    homestick_signing::keygen::write_public(&public_path[0], pem.as_bytes()).map_err(usage)?;
     println!("private key: in the token, not extractable: {uri}");
     println!("public key:  {}", public_path[0].display());
     println!("key id:      {}", keys::key_id(&public));
@@ -123,14 +123,14 @@ pub(crate) fn open_signer(
     key: &str,
     secret: &SecretArgs,
     module: Option<&Path>,
-) -> Result<homestick_build::signer::Signer, Failure> {
+) -> Result<homestick_signing::signer::Signer, Failure> {
     let pw = secret_for(key, secret)?;
-    homestick_build::signer::Signer::open(key, pw.as_ref(), module).map_err(usage)
+    homestick_signing::signer::Signer::open(key, pw.as_ref(), module).map_err(usage)
 }
 
 pub(crate) fn keys_secure_boot(out: &Path, name: &str) -> Result<(), Failure> {
     out_dir_exists(out)?;
-    let g = homestick_build::keygen::secure_boot(out, name).map_err(usage)?;
+    let g = homestick_signing::keygen::secure_boot(out, name).map_err(usage)?;
     println!("private key: {} (RSA 2048, mode 0600)", g.key.display());
     println!(
         "certificate: {} (PEM), {} (DER, for firmware setup menus)",
