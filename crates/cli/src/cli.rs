@@ -726,7 +726,7 @@ pub fn parse_expires(s: &str) -> Result<Expires, BadValue> {
     }
     homestick_image::time::parse(s)
         .map(Expires::At)
-        .map_err(BadValue)
+        .map_err(|e| BadValue(e.to_string()))
 }
 
 /// Parse `1073741824`, `1024M`, `1G`, `64MiB`.

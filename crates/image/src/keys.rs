@@ -511,7 +511,7 @@ fn load_keyring_file(toml_path: &Path, dir: &Path) -> Result<Vec<TrustedKey>, Ke
             v.as_deref()
                 .map(crate::time::parse)
                 .transpose()
-                .map_err(|why| at(field, why))
+                .map_err(|why| at(field, why.to_string()))
         };
         let not_before = time("not_before", &e.not_before)?;
         let not_after = time("not_after", &e.not_after)?;

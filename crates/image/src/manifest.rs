@@ -606,7 +606,7 @@ impl Manifest {
             }
         }
         if let Some(e) = &self.expires {
-            let t = crate::time::parse(e).map_err(|why| invalid("expires", why))?;
+            let t = crate::time::parse(e).map_err(|why| invalid("expires", why.to_string()))?;
             if t <= self.build_epoch {
                 return Err(invalid("expires", "is not after build_epoch"));
             }

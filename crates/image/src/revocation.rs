@@ -79,10 +79,46 @@ pub enum RevocationError {
     },
 }
 
-fn bad(path: &Path, why: impl Into<String>) -> RevocationError {
+/// Why the bytes of a revocation list are not a list.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ListError {
+    /// Not JSON of this schema; `at` is the field's path when there is one.
+    #[error("{}{why}", field_prefix(at))]
+    Json {
+        /// The field's path (`users[0].id`).
+        at: Option<String>,
+        /// The parser's reason.
+        why: String,
+    },
+    /// Another format id.
+    #[error("format {0:?} is not {FORMAT:?}")]
+    Format(String),
+    /// More than [`MAX_ENTRIES`].
+    #[error("{0} entries, more than {MAX_ENTRIES}")]
+    TooMany(usize),
+    /// A key id that is not 64 lowercase hex digits.
+    #[error("key_ids: {0:?} is not a key id (64 lowercase hex digits)")]
+    KeyId(String),
+    /// An image id that is not a lowercase UUID.
+    #[error("image_ids: {0:?} is not an image id (a lowercase UUID)")]
+    ImageId(String),
+    /// A user whose customer or user id is not an id.
+    #[error("users: customer {:?}, user {:?} is not a customer and user id", .0.customer, .0.id)]
+    User(RevokedUser),
+}
+
+fn field_prefix(at: &Option<String>) -> String {
+    match at {
+        Some(a) => format!("{a}: "),
+        None => String::new(),
+    }
+}
+
+fn bad(path: &Path, why: impl std::fmt::Display) -> RevocationError {
     RevocationError::Bad {
         path: path.to_path_buf(),
-        why: why.into(),
+        why: why.to_string(),
     }
 }
 
@@ -101,45 +137,37 @@ fn key_id_ok(s: &str) -> bool {
 
 impl RevocationList {
     /// Parse and check: the format, every id well-formed, at most [`MAX_ENTRIES`].
-    pub fn parse(bytes: &[u8]) -> Result<RevocationList, String> {
+    pub fn parse(bytes: &[u8]) -> Result<RevocationList, ListError> {
         let de = &mut serde_json::Deserializer::from_slice(bytes);
         let l: RevocationList = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
-            if path == "." {
-                e.inner().to_string()
-            } else {
-                format!("{path}: {}", e.inner())
+            ListError::Json {
+                at: (path != ".").then_some(path),
+                why: e.inner().to_string(),
             }
         })?;
         if l.format != FORMAT {
-            return Err(format!("format {:?} is not {FORMAT:?}", l.format));
+            return Err(ListError::Format(l.format));
         }
         if l.len() > MAX_ENTRIES {
-            return Err(format!("{} entries, more than {MAX_ENTRIES}", l.len()));
+            return Err(ListError::TooMany(l.len()));
         }
         if let Some(k) = l.key_ids.iter().find(|k| !key_id_ok(k)) {
-            return Err(format!(
-                "key_ids: {k:?} is not a key id (64 lowercase hex digits)"
-            ));
+            return Err(ListError::KeyId(k.clone()));
         }
         if let Some(i) = l
             .image_ids
             .iter()
             .find(|i| uuid::Uuid::parse_str(i).map_or(true, |u| u.to_string() != **i))
         {
-            return Err(format!(
-                "image_ids: {i:?} is not an image id (a lowercase UUID)"
-            ));
+            return Err(ListError::ImageId(i.clone()));
         }
         if let Some(u) = l
             .users
             .iter()
             .find(|u| !user_id_ok(&u.id) || !user_id_ok(&u.customer))
         {
-            return Err(format!(
-                "users: customer {:?}, user {:?} is not a customer and user id",
-                u.customer, u.id
-            ));
+            return Err(ListError::User(u.clone()));
         }
         Ok(l)
     }
@@ -156,6 +184,7 @@ impl RevocationList {
 
     /// The list as written: pretty JSON with a final line end.
     pub fn to_bytes(&self) -> Vec<u8> {
+        // Strings, numbers and sets of strings only: serializing cannot fail.
         let mut b = serde_json::to_vec_pretty(self).unwrap_or_default();
         b.push(b'\n');
         b
@@ -292,7 +321,7 @@ mod tests {
     use super::*;
 
     fn list(json: &str) -> Result<RevocationList, String> {
-        RevocationList::parse(json.as_bytes())
+        RevocationList::parse(json.as_bytes()).map_err(|e| e.to_string())
     }
 
     #[test]

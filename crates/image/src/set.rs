@@ -150,6 +150,16 @@ pub enum SetError {
         /// The part.
         path: PathBuf,
     },
+    /// shared.img is not the one set.json lists (changed after signing).
+    #[error("{path}: SHA-256 {got} is not set.json's shared_sha256 {want}: changed after signing")]
+    SharedChanged {
+        /// shared.img.
+        path: PathBuf,
+        /// Its SHA-256.
+        got: String,
+        /// set.json's.
+        want: String,
+    },
     /// No such user in the set.
     #[error("{set}: no user {user:?} in this set")]
     NoUser {
@@ -165,7 +175,9 @@ impl SetError {
     pub fn untrusted(&self) -> bool {
         matches!(
             self,
-            SetError::Untrusted { .. } | SetError::PartChanged { .. }
+            SetError::Untrusted { .. }
+                | SetError::PartChanged { .. }
+                | SetError::SharedChanged { .. }
         )
     }
 }
@@ -269,25 +281,56 @@ pub fn encode_part(extents: &[Extent]) -> Vec<u8> {
     out
 }
 
+/// Why the bytes of a part are not a part (for an image of the given size).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PartError {
+    /// Over [`MAX_PART_BYTES`].
+    #[error("larger than {MAX_PART_BYTES} bytes")]
+    TooLarge,
+    /// No `HSPART01` header.
+    #[error("not a homestick part (no HSPART01 header)")]
+    NoHeader,
+    /// Too many extents or a reserved header field set.
+    #[error("header: {0} extents (at most {MAX_EXTENTS}) or a reserved field set")]
+    Header(usize),
+    /// The extent table is cut off.
+    #[error("cut off in the extent table")]
+    TableCut,
+    /// Extent `i` is empty or has a reserved field set.
+    #[error("extent {0}: empty or a reserved field set")]
+    Empty(usize),
+    /// Extent `i` ends after the image.
+    #[error("extent {0} passes the image's end")]
+    PastEnd(usize),
+    /// Extent `i` starts before the one before it ends.
+    #[error("extent {0} is out of order or overlaps the one before")]
+    Order(usize),
+    /// Extent `i`'s data is cut off.
+    #[error("extent {0}: data cut off")]
+    DataCut(usize),
+    /// Bytes after the last extent's data.
+    #[error("{0} bytes after the last extent")]
+    Trailing(usize),
+}
+
 /// Decode a part for an image of `image_size` bytes. Bounded: linear in the input, which is
 /// at most [`MAX_PART_BYTES`].
-pub fn decode_part(b: &[u8], image_size: u64) -> Result<Vec<Extent>, String> {
+pub fn decode_part(b: &[u8], image_size: u64) -> Result<Vec<Extent>, PartError> {
     if b.len() as u64 > MAX_PART_BYTES {
-        return Err(format!("larger than {MAX_PART_BYTES} bytes"));
+        return Err(PartError::TooLarge);
     }
     if b.len() < 16 || &b[..8] != PART_MAGIC {
-        return Err("not a homestick part (no HSPART01 header)".into());
+        return Err(PartError::NoHeader);
     }
     let u32_at = |at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
     let count = u32_at(8) as usize;
     if count > MAX_EXTENTS || u32_at(12) != 0 {
-        return Err(format!(
-            "header: {count} extents (at most {MAX_EXTENTS}) or a reserved field set"
-        ));
+        return Err(PartError::Header(count));
     }
     let table_end = 16 + 16 * count;
     if b.len() < table_end {
-        return Err("cut off in the extent table".into());
+        return Err(PartError::TableCut);
     }
     let mut extents = Vec::with_capacity(count);
     let mut data_at = table_end;
@@ -299,21 +342,17 @@ pub fn decode_part(b: &[u8], image_size: u64) -> Result<Vec<Extent>, String> {
         let offset = u64::from_le_bytes(off);
         let len = u32::from_le_bytes([e[8], e[9], e[10], e[11]]) as usize;
         if e[12..16] != [0; 4] || len == 0 {
-            return Err(format!("extent {i}: empty or a reserved field set"));
+            return Err(PartError::Empty(i));
         }
         let end = offset
             .checked_add(len as u64)
             .filter(|&end| end <= image_size)
-            .ok_or_else(|| format!("extent {i} passes the image's end"))?;
+            .ok_or(PartError::PastEnd(i))?;
         if i > 0 && offset < prev_end {
-            return Err(format!(
-                "extent {i} is out of order or overlaps the one before"
-            ));
+            return Err(PartError::Order(i));
         }
         prev_end = end;
-        let data = b
-            .get(data_at..data_at + len)
-            .ok_or_else(|| format!("extent {i}: data cut off"))?;
+        let data = b.get(data_at..data_at + len).ok_or(PartError::DataCut(i))?;
         extents.push(Extent {
             offset,
             data: data.to_vec(),
@@ -321,7 +360,7 @@ pub fn decode_part(b: &[u8], image_size: u64) -> Result<Vec<Extent>, String> {
         data_at += len;
     }
     if data_at != b.len() {
-        return Err(format!("{} bytes after the last extent", b.len() - data_at));
+        return Err(PartError::Trailing(b.len() - data_at));
     }
     Ok(extents)
 }
@@ -472,16 +511,20 @@ impl StickSet {
     /// Whether shared.img is the one set.json names (its `shared_sha256`): the whole file is
     /// hashed. Each user's image is verified on its own as well; this finds a changed byte
     /// outside every user's signed regions too. A reason if it is not.
-    pub fn check_shared(&self) -> Result<(), String> {
-        let got = crate::hash::hash_range(&*self.shared, 0, self.shared.size(), &|_| {})
-            .map_err(|e| format!("{}: {e}", self.shared_path().display()))?;
+    pub fn check_shared(&self) -> Result<(), SetError> {
+        let path = self.shared_path();
+        let got = crate::hash::hash_range(&*self.shared, 0, self.shared.size(), &|_| {}).map_err(
+            |source| SetError::Io {
+                path: path.clone(),
+                source,
+            },
+        )?;
         if got != self.index.shared_sha256.0 {
-            return Err(format!(
-                "{}: SHA-256 {} is not set.json's shared_sha256 {}: changed after signing",
-                self.shared_path().display(),
-                crate::hash::hex(&got),
-                self.index.shared_sha256
-            ));
+            return Err(SetError::SharedChanged {
+                path,
+                got: crate::hash::hex(&got),
+                want: self.index.shared_sha256.to_string(),
+            });
         }
         Ok(())
     }
@@ -511,7 +554,8 @@ impl StickSet {
         {
             return Err(SetError::PartChanged { path });
         }
-        let extents = decode_part(&bytes, self.index.image_size).map_err(|r| invalid(&path, r))?;
+        let extents = decode_part(&bytes, self.index.image_size)
+            .map_err(|r| invalid(&path, r.to_string()))?;
         Ok(UserImage::new(self.shared.clone(), extents))
     }
 }

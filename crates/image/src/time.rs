@@ -52,10 +52,25 @@ pub fn date(epoch: i64) -> String {
     format!("{y:04}-{mo:02}-{d:02}")
 }
 
+/// Why a text is not a UTC time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TimeError {
+    /// Not of the form `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SSZ`.
+    #[error("{0:?} is not a UTC time: give YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ")]
+    Form(String),
+    /// Month 0 or over 12.
+    #[error("{0:?}: month {1} does not exist")]
+    Month(String, u32),
+    /// A day, hour, minute or second out of range, or a year before 1970.
+    #[error("{0:?}: no such UTC time (from 1970 on)")]
+    NoSuchTime(String),
+}
+
 /// Parse `YYYY-MM-DD` (midnight UTC) or `YYYY-MM-DDTHH:MM:SSZ` into a Unix time. Years
 /// 1970..=9999; every field checked (no 30 February, no hour 24).
-pub fn parse(s: &str) -> Result<i64, String> {
-    let bad = || format!("{s:?} is not a UTC time: give YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ");
+pub fn parse(s: &str) -> Result<i64, TimeError> {
+    let bad = || TimeError::Form(s.to_string());
     let b = s.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<u32> {
         let t = b.get(r)?;
@@ -87,10 +102,10 @@ pub fn parse(s: &str) -> Result<i64, String> {
         4 | 6 | 9 | 11 => 30,
         2 if leap => 29,
         2 => 28,
-        _ => return Err(format!("{s:?}: month {m} does not exist")),
+        _ => return Err(TimeError::Month(s.to_string(), m)),
     };
     if y < 1970 || d == 0 || d > days_in || h > 23 || mi > 59 || sec > 59 {
-        return Err(format!("{s:?}: no such UTC time (from 1970 on)"));
+        return Err(TimeError::NoSuchTime(s.to_string()));
     }
     let days = days_from_civil(i64::from(y), m, d);
     Ok(days * 86_400 + i64::from(h * 3600 + mi * 60 + sec))

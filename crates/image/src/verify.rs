@@ -474,7 +474,7 @@ fn check_verity<D: Disk + ?Sized>(
                 p.label(),
                 hash.number
             ),
-            e,
+            e.to_string(),
         )
     })
 }

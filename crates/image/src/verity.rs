@@ -215,50 +215,126 @@ pub fn superblock(p: &Params, uuid: [u8; 16]) -> [u8; SUPERBLOCK_SIZE] {
     b
 }
 
+/// Why a dm-verity superblock is not the one homestick writes for the signed parameters.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SuperblockError {
+    /// Fewer bytes than a superblock.
+    #[error("shorter than a superblock")]
+    Short,
+    /// No `verity` signature.
+    #[error("no dm-verity superblock (signature)")]
+    Signature,
+    /// Another version or hash type.
+    #[error("superblock version {0} hash type {1} (homestick writes 1 and 1)")]
+    Version(u32, u32),
+    /// Another hash algorithm.
+    #[error("algorithm {0:?} (expected {ALGORITHM})")]
+    Algorithm(String),
+    /// Other block sizes.
+    #[error("block sizes {0}/{1} (expected 4096/4096)")]
+    BlockSizes(u32, u32),
+    /// Another number of data blocks than the signed manifest's.
+    #[error("{got} data blocks, the signed manifest says {want}")]
+    DataBlocks {
+        /// In the superblock.
+        got: u64,
+        /// In the manifest.
+        want: u64,
+    },
+    /// Another salt than the signed manifest's.
+    #[error("salt differs from the signed manifest's")]
+    Salt,
+    /// Padding that is not zero.
+    #[error("padding is not zero")]
+    Padding,
+}
+
+/// Why a hash tree does not prove its data.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TreeError {
+    /// The superblock is not the expected one.
+    #[error("superblock: {0}")]
+    Superblock(#[from] SuperblockError),
+    /// A read failed; `what` names the block.
+    #[error("{what}: {source}")]
+    Read {
+        /// The block (`data block 7`, `superblock`).
+        what: String,
+        /// The read's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The top of the tree (or the only data block) does not hash to the signed root.
+    #[error("{what} hashes to {got}, not the signed root hash {want}")]
+    Root {
+        /// The top level or the only data block.
+        what: &'static str,
+        /// Its hash (hex).
+        got: String,
+        /// The signed root hash (hex).
+        want: String,
+    },
+    /// A data block does not match its leaf.
+    #[error("data block {b} (bytes {}..{} of the partition) does not match its hash", b * BLOCK, (b + 1) * BLOCK)]
+    DataBlock {
+        /// The block's number.
+        b: u64,
+    },
+    /// A hash block does not match its digest one level up.
+    #[error("hash block {0} of the hash partition does not match its digest one level up")]
+    HashBlock(u64),
+    /// The single data block (a one-block partition) failed.
+    #[error("data block 0: {0}")]
+    OnlyBlock(Box<TreeError>),
+    /// A checking thread panicked.
+    #[error("a checking thread crashed")]
+    Crashed,
+}
+
+fn read_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> TreeError {
+    let what = what.into();
+    move |source| TreeError::Read { what, source }
+}
+
 /// Read a superblock; every field must be what homestick writes and what `p` says.
-pub fn check_superblock(b: &[u8], p: &Params) -> Result<(), String> {
+pub fn check_superblock(b: &[u8], p: &Params) -> Result<(), SuperblockError> {
     let b: &[u8; SUPERBLOCK_SIZE] = b
         .get(..SUPERBLOCK_SIZE)
         .and_then(|s| s.try_into().ok())
-        .ok_or("shorter than a superblock")?;
+        .ok_or(SuperblockError::Short)?;
     let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
     if &b[0..8] != b"verity\0\0" {
-        return Err("no dm-verity superblock (signature)".into());
+        return Err(SuperblockError::Signature);
     }
     if u32_at(8) != 1 || u32_at(12) != 1 {
-        return Err(format!(
-            "superblock version {} hash type {} (homestick writes 1 and 1)",
-            u32_at(8),
-            u32_at(12)
-        ));
+        return Err(SuperblockError::Version(u32_at(8), u32_at(12)));
     }
     let alg_end = b[32..64].iter().position(|&c| c == 0).unwrap_or(32);
     if &b[32..32 + alg_end] != ALGORITHM.as_bytes() || b[32 + alg_end..64].iter().any(|&c| c != 0) {
-        return Err(format!(
-            "algorithm {:?} (expected {ALGORITHM})",
-            String::from_utf8_lossy(&b[32..32 + alg_end])
+        return Err(SuperblockError::Algorithm(
+            String::from_utf8_lossy(&b[32..32 + alg_end]).into_owned(),
         ));
     }
     if u32_at(64) != BLOCK as u32 || u32_at(68) != BLOCK as u32 {
-        return Err(format!(
-            "block sizes {}/{} (expected 4096/4096)",
-            u32_at(64),
-            u32_at(68)
-        ));
+        return Err(SuperblockError::BlockSizes(u32_at(64), u32_at(68)));
     }
-    let data_blocks = u64::from_le_bytes(b[72..80].try_into().unwrap_or_default());
+    let mut n = [0u8; 8];
+    n.copy_from_slice(&b[72..80]);
+    let data_blocks = u64::from_le_bytes(n);
     if data_blocks != p.data_blocks {
-        return Err(format!(
-            "{data_blocks} data blocks, the signed manifest says {}",
-            p.data_blocks
-        ));
+        return Err(SuperblockError::DataBlocks {
+            got: data_blocks,
+            want: p.data_blocks,
+        });
     }
     let salt_len = usize::from(u16::from_le_bytes([b[80], b[81]]));
     if salt_len > MAX_SALT || salt_len != p.salt.len() || b[88..88 + salt_len] != p.salt[..] {
-        return Err("salt differs from the signed manifest's".into());
+        return Err(SuperblockError::Salt);
     }
     if b[82..88].iter().chain(&b[88 + salt_len..]).any(|&c| c != 0) {
-        return Err("padding is not zero".into());
+        return Err(SuperblockError::Padding);
     }
     Ok(())
 }
@@ -280,12 +356,12 @@ pub struct On<'a, D: ?Sized, H: ?Sized> {
 fn stored_superblock<D: Disk + ?Sized, H: Disk + ?Sized>(
     on: &On<'_, D, H>,
     p: &Params,
-) -> Result<(), String> {
+) -> Result<(), TreeError> {
     let mut sb = vec![0u8; SUPERBLOCK_SIZE];
     on.hash
         .read_exact_at(&mut sb, on.hash_offset)
-        .map_err(|e| format!("superblock: {e}"))?;
-    check_superblock(&sb, p).map_err(|e| format!("superblock: {e}"))
+        .map_err(read_err("superblock"))?;
+    Ok(check_superblock(&sb, p)?)
 }
 
 /// The quick check: the superblock matches `p` and the top of the tree (or the single data
@@ -294,7 +370,7 @@ pub fn check_top<D: Disk + ?Sized, H: Disk + ?Sized>(
     on: On<'_, D, H>,
     p: &Params,
     root: &[u8; 32],
-) -> Result<(), String> {
+) -> Result<(), TreeError> {
     stored_superblock(&on, p)?;
     let mut block = vec![0u8; BLOCK as usize];
     let (what, read) = match levels(p.data_blocks).last() {
@@ -308,15 +384,15 @@ pub fn check_top<D: Disk + ?Sized, H: Disk + ?Sized>(
             on.data.read_exact_at(&mut block, on.data_offset),
         ),
     };
-    read.map_err(|e| format!("{what}: {e}"))?;
+    read.map_err(read_err(what))?;
     let mut got = [0u8; 32];
     hash_blocks(&salted(&p.salt), &block, &mut got);
     if &got != root {
-        return Err(format!(
-            "{what} hashes to {}, not the signed root hash {}",
-            crate::hash::hex(&got),
-            crate::hash::hex(root)
-        ));
+        return Err(TreeError::Root {
+            what,
+            got: crate::hash::hex(&got),
+            want: crate::hash::hex(root),
+        });
     }
     Ok(())
 }
@@ -329,7 +405,7 @@ fn first_bad_leaf<D: Disk + ?Sized, H: Disk + ?Sized>(
     leaves_at: u64,
     (first, last): (u64, u64),
     progress: &(dyn Fn(u64) + Sync),
-) -> Result<Option<u64>, String> {
+) -> Result<Option<u64>, TreeError> {
     let mut data = vec![0u8; (CHUNK_BLOCKS * BLOCK) as usize];
     let mut stored = vec![0u8; CHUNK_BLOCKS as usize * DIGEST];
     let mut got = vec![0u8; CHUNK_BLOCKS as usize * DIGEST];
@@ -339,10 +415,10 @@ fn first_bad_leaf<D: Disk + ?Sized, H: Disk + ?Sized>(
         let (bytes, digests) = ((n * BLOCK) as usize, n as usize * DIGEST);
         on.data
             .read_exact_at(&mut data[..bytes], on.data_offset + b * BLOCK)
-            .map_err(|e| format!("data block {b}: {e}"))?;
+            .map_err(read_err(format!("data block {b}")))?;
         on.hash
             .read_exact_at(&mut stored[..digests], leaves_at + b * DIGEST as u64)
-            .map_err(|e| format!("the leaves of data block {b}: {e}"))?;
+            .map_err(read_err(format!("the leaves of data block {b}")))?;
         hash_blocks(base, &data[..bytes], &mut got[..digests]);
         if let Some(i) = (0..n as usize)
             .find(|&i| got[i * DIGEST..(i + 1) * DIGEST] != stored[i * DIGEST..(i + 1) * DIGEST])
@@ -366,17 +442,17 @@ pub fn check_tree<D: Disk + ?Sized, H: Disk + ?Sized>(
     root: &[u8; 32],
     threads: usize,
     progress: &(dyn Fn(u64) + Sync),
-) -> Result<(), String> {
+) -> Result<(), TreeError> {
     stored_superblock(&on, p)?;
     let base = salted(&p.salt);
     let lv = levels(p.data_blocks);
     let Some(leaves) = lv.first() else {
         // One data block: its hash is the root.
-        return check_top(on, p, root).map_err(|e| format!("data block 0: {e}"));
+        return check_top(on, p, root).map_err(|e| TreeError::OnlyBlock(Box::new(e)));
     };
     let leaves_at = on.hash_offset + leaves.start * BLOCK;
     let per = p.data_blocks.div_ceil(threads.max(1) as u64).max(1);
-    let found: Vec<Result<Option<u64>, String>> = std::thread::scope(|s| {
+    let found: Vec<Result<Option<u64>, TreeError>> = std::thread::scope(|s| {
         let jobs: Vec<_> = (0..threads.max(1) as u64)
             .map(|t| (t * per, ((t + 1) * per).min(p.data_blocks)))
             .filter(|(a, b)| a < b)
@@ -388,7 +464,7 @@ pub fn check_tree<D: Disk + ?Sized, H: Disk + ?Sized>(
         jobs.into_iter()
             .map(|j| {
                 j.join()
-                    .unwrap_or_else(|_| Err("a checking thread crashed".into()))
+                    .unwrap_or_else(|_| Err(TreeError::Crashed))
             })
             .collect()
     });
@@ -399,11 +475,7 @@ pub fn check_tree<D: Disk + ?Sized, H: Disk + ?Sized>(
         }
     }
     if let Some(b) = first_bad {
-        return Err(format!(
-            "data block {b} (bytes {}..{} of the partition) does not match its hash",
-            b * BLOCK,
-            (b + 1) * BLOCK
-        ));
+        return Err(TreeError::DataBlock { b });
     }
     // Each level's blocks against their digests in the level above.
     let mut block = vec![0u8; BLOCK as usize];
@@ -415,18 +487,16 @@ pub fn check_tree<D: Disk + ?Sized, H: Disk + ?Sized>(
             let at = below.start + j;
             on.hash
                 .read_exact_at(&mut block, on.hash_offset + at * BLOCK)
-                .map_err(|e| format!("hash block {at}: {e}"))?;
+                .map_err(read_err(format!("hash block {at}")))?;
             on.hash
                 .read_exact_at(
                     &mut want,
                     on.hash_offset + above.start * BLOCK + j * DIGEST as u64,
                 )
-                .map_err(|e| format!("hash block {}: {e}", above.start + j / 128))?;
+                .map_err(read_err(format!("hash block {}", above.start + j / 128)))?;
             hash_blocks(&base, &block, &mut got);
             if got != want {
-                return Err(format!(
-                    "hash block {at} of the hash partition does not match its digest one level up"
-                ));
+                return Err(TreeError::HashBlock(at));
             }
         }
     }
@@ -531,22 +601,22 @@ mod tests {
         };
         let t = build(&data, 0, &p, [1; 16], 2, &|_| {}).unwrap();
         assert!(levels(20000).len() == 3, "more than two levels");
-        assert_eq!(check_top(on(&data, &t.area), &p, &t.root), Ok(()));
-        assert_eq!(
-            check_tree(on(&data, &t.area), &p, &t.root, 2, &|_| {}),
-            Ok(())
-        );
+        assert!(check_top(on(&data, &t.area), &p, &t.root).is_ok());
+        assert!(check_tree(on(&data, &t.area), &p, &t.root, 2, &|_| {}).is_ok());
         data[(12345 * BLOCK + 17) as usize] ^= 1;
         data[(15000 * BLOCK) as usize] ^= 1;
-        let e = check_tree(on(&data, &t.area), &p, &t.root, 2, &|_| {}).unwrap_err();
+        let e = check_tree(on(&data, &t.area), &p, &t.root, 2, &|_| {})
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("data block 12345 "), "{e}");
         // The quick check does not read the data: it still passes.
-        assert_eq!(check_top(on(&data, &t.area), &p, &t.root), Ok(()));
+        assert!(check_top(on(&data, &t.area), &p, &t.root).is_ok());
         let mut area = t.area.clone();
         let top = levels(20000).last().unwrap().start;
         area[(top * BLOCK + 5) as usize] ^= 1;
         assert!(check_top(on(&data, &area), &p, &t.root)
             .unwrap_err()
+            .to_string()
             .contains("top level"));
         // The padding of the last leaf block: no leaf differs, its parent's digest does.
         let restored = {
@@ -558,7 +628,9 @@ mod tests {
         let leaves = levels(20000)[0];
         let mut area = t.area.clone();
         area[((leaves.start + 156) * BLOCK + 32 * 32 + 5) as usize] ^= 1;
-        let e = check_tree(on(&restored, &area), &p, &t.root, 3, &|_| {}).unwrap_err();
+        let e = check_tree(on(&restored, &area), &p, &t.root, 3, &|_| {})
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with(&format!("hash block {} ", leaves.start + 156)),
             "{e}"
@@ -567,6 +639,7 @@ mod tests {
         area[72] ^= 1; // data_blocks in the superblock
         assert!(check_top(on(&data, &area), &p, &t.root)
             .unwrap_err()
+            .to_string()
             .contains("superblock"));
     }
 
@@ -588,7 +661,7 @@ mod tests {
         ] {
             let mut b = sb;
             b[at] ^= 0x40;
-            let e = check_superblock(&b, &p).unwrap_err();
+            let e = check_superblock(&b, &p).unwrap_err().to_string();
             assert!(e.contains(what), "byte {at}: {e}");
         }
         assert!(check_superblock(&sb[..100], &p).is_err());

@@ -270,6 +270,7 @@ pub(crate) fn verify_all(
     let mut rows = Vec::new();
     let total = set.index.users.len();
     if let Err(why) = set.check_shared() {
+        let why = why.to_string();
         bad += 1;
         if !a.json {
             println!("NOT TRUSTED  shared image: {why}");
