@@ -86,13 +86,13 @@ pub struct Claimed<I> {
 }
 
 /// Claim the next user: each candidate in order is prepared (their image verified) and
-/// claimed; a user whose image fails is marked bad (`on_bad` says why) and the next is tried,
+/// claimed; a user whose image fails is marked bad (`on_bad` gets the error) and the next is tried,
 /// as is the next when another station won the claim. `None`: no user left.
-pub fn claim_next<I, C: Claims<I>>(
+pub fn claim_next<I, E, C: Claims<I>>(
     users: &mut Users,
     claims: &mut C,
-    mut prepare: impl FnMut(&str) -> Result<I, String>,
-    mut on_bad: impl FnMut(&str, &str),
+    mut prepare: impl FnMut(&str) -> Result<I, E>,
+    mut on_bad: impl FnMut(&str, &E),
 ) -> Result<Option<Claimed<I>>, C::Error> {
     let taken = claims.taken()?;
     let candidates: Vec<String> = users.candidates(&taken).map(String::from).collect();
@@ -164,7 +164,7 @@ mod tests {
                 Ok(format!("image of {user}"))
             }
         };
-        claim_next(u, m, prepare, |_, _| {})
+        claim_next(u, m, prepare, |_, _: &String| {})
             .expect("ledger")
             .map(|c| c.user)
     }
@@ -206,7 +206,7 @@ mod tests {
             &mut u,
             &mut m,
             |user| Ok(format!("image of {user}")),
-            |user, why| said.push(format!("{user}: {why}")),
+            |user, why: &String| said.push(format!("{user}: {why}")),
         )
         .expect("ledger");
         assert_eq!(got.map(|c| (c.user, c.row)), Some(("anna".into(), 1)));
@@ -239,7 +239,7 @@ mod tests {
             fail: true,
             ..Memory::default()
         };
-        let r = claim_next(&mut u, &mut m, |x| Ok(x.to_string()), |_, _| {});
+        let r = claim_next(&mut u, &mut m, |x| Ok(x.to_string()), |_, _: &String| {});
         assert_eq!(r.map(|c| c.map(|c| c.user)), Err("ledger gone".into()));
     }
 
@@ -258,7 +258,7 @@ mod tests {
                     Ok(format!("image of {user}"))
                 }
             },
-            |user, why| said.push(format!("{user}: {why}")),
+            |user, why: &String| said.push(format!("{user}: {why}")),
         )
         .expect("ledger");
         assert_eq!(r.map(|c| c.user), Some("bernd".into()));

@@ -4,12 +4,14 @@
 //!
 //! - [`claim`]: which user of a set the next stick gets, claimed in the ledger;
 //! - [`devices`]: which disks may be written, and why not;
+//! - [`open`]: opening a checked stick, checked again on the open descriptor;
 //! - [`stick`]: writing one stick and reading it back;
 //! - [`station`]: many sticks at once, with a stall watchdog;
 //! - [`report`]: the record of which stick got which image.
 
 pub mod claim;
 pub mod devices;
+pub mod open;
 pub mod report;
 pub mod station;
 pub mod stick;

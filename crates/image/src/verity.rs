@@ -462,10 +462,7 @@ pub fn check_tree<D: Disk + ?Sized, H: Disk + ?Sized>(
             })
             .collect();
         jobs.into_iter()
-            .map(|j| {
-                j.join()
-                    .unwrap_or_else(|_| Err(TreeError::Crashed))
-            })
+            .map(|j| j.join().unwrap_or(Err(TreeError::Crashed)))
             .collect()
     });
     let mut first_bad = None;

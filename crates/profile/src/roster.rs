@@ -22,6 +22,9 @@ use crate::{Profile, VpnKind};
 
 pub use homestick_formats::slot::OnLoss;
 
+mod problems;
+pub use problems::{FileError, GenerateError, ValueError};
+
 /// The value that asks homestick to make one.
 pub const GENERATE: &str = "generate";
 
@@ -137,7 +140,7 @@ impl fmt::Debug for Value {
 /// Characters a password may hold besides ASCII letters and digits: none of them ends or
 /// escapes a value in a rendered file (baresip's `;auth_pass=`, strongSwan's quoted secrets,
 /// OpenVPN's inline blocks, CSV).
-const PASSWORD_SPECIALS: &str = "-_.~+/!%*@:?^()[]&|";
+pub(crate) const PASSWORD_SPECIALS: &str = "-_.~+/!%*@:?^()[]&|";
 
 /// Whether `v` is 1..=`max` of ASCII letters, digits and `extra`, beginning with a letter or a
 /// digit (never with what a spreadsheet takes for a formula).
@@ -149,16 +152,14 @@ fn word(v: &str, max: usize, extra: &str) -> bool {
 }
 
 /// Parse `v` as the value of `slot`: the allow-list of its kind, or the PEM it must be.
-pub fn parse_value(slot: &SlotName, v: &str) -> Result<Value, String> {
+pub fn parse_value(slot: &SlotName, v: &str) -> Result<Value, ValueError> {
     use zeroize::Zeroizing;
     if v.is_empty() {
-        return Err("empty".into());
+        return Err(ValueError::Empty);
     }
     let pem = matches!(slot.kind(), Kind::Certificate | Kind::PrivateKey);
     if pem && !v.contains("-----BEGIN ") {
-        return Err(
-            "not a PEM file: give the path of the user's PEM file, relative to the roster".into(),
-        );
+        return Err(ValueError::NotPem);
     }
     match slot.kind() {
         Kind::WireGuardKey => base64::engine::general_purpose::STANDARD
@@ -167,48 +168,46 @@ pub fn parse_value(slot: &SlotName, v: &str) -> Result<Value, String> {
             .and_then(|b| <[u8; 32]>::try_from(b).ok())
             .filter(|k| base64::engine::general_purpose::STANDARD.encode(k) == v)
             .map(Value::Key)
-            .ok_or_else(|| "not a WireGuard key (base64 of 32 bytes)".into()),
+            .ok_or(ValueError::WireGuardKey),
         Kind::Address => v
             .strip_suffix("/32")
             .and_then(|a| a.parse().ok())
             .filter(|a: &Ipv4Addr| format!("{a}/32") == v)
             .map(Value::Address)
-            .ok_or_else(|| "not an IPv4 tunnel address with /32, e.g. 10.99.0.17/32".into()),
+            .ok_or(ValueError::Address),
         Kind::Extension => {
             if v.len() > 15 || !v.bytes().all(|b| b.is_ascii_digit()) {
-                return Err("not 1 to 15 digits".into());
+                return Err(ValueError::Extension);
             }
             Ok(Value::Word(Zeroizing::new(v.to_string())))
         }
         Kind::SipUser => {
             if !word(v, 64, "._-+") {
-                return Err("not a SIP user name: 1 to 64 of A-Z a-z 0-9 . _ - +, beginning with a letter or digit".into());
+                return Err(ValueError::SipUser);
             }
             Ok(Value::Word(Zeroizing::new(v.to_string())))
         }
         Kind::Identity => {
             if !word(v, 128, "._-+@") {
-                return Err("not a user name: 1 to 128 of A-Z a-z 0-9 . _ - + @, beginning with a letter or digit".into());
+                return Err(ValueError::Identity);
             }
             Ok(Value::Word(Zeroizing::new(v.to_string())))
         }
         Kind::Password => {
             if v.chars().count() < 12 {
-                return Err("shorter than 12 characters".into());
+                return Err(ValueError::ShortPassword);
             }
             if !word(v, 128, PASSWORD_SPECIALS) {
-                return Err(format!(
-                    "has a character which the VPN and SIP files cannot hold: give at most 128 of A-Z a-z 0-9 and {PASSWORD_SPECIALS}, beginning with a letter or digit"
-                ));
+                return Err(ValueError::PasswordCharacters);
             }
             Ok(Value::Word(Zeroizing::new(v.to_string())))
         }
         Kind::Certificate => check::client_certificate(v)
             .map(|c| Value::Certificate(Box::new(c)))
-            .map_err(|e| format!("the PEM file {}", e.0)),
+            .map_err(|e| ValueError::Pem(e.0)),
         Kind::PrivateKey => check::client_key(v)
             .map(Value::PrivateKey)
-            .map_err(|e| format!("the PEM file {}", e.0)),
+            .map_err(|e| ValueError::Pem(e.0)),
     }
 }
 
@@ -384,7 +383,7 @@ impl Roster {
                     continue;
                 }
                 match check_value(slot, v, &pools) {
-                    Err(reason) => errors.push(err(u.line, slot, reason)),
+                    Err(reason) => errors.push(err(u.line, slot, reason.to_string())),
                     Ok(Some(key)) => once(
                         &mut unique,
                         &mut errors,
@@ -424,7 +423,7 @@ impl Roster {
                 }
                 match generate(slot, &pools, &mut taken) {
                     Ok(new) => *v = new,
-                    Err(reason) => errors.push(err(u.line, slot, reason)),
+                    Err(reason) => errors.push(err(u.line, slot, reason.to_string())),
                 }
             }
         }
@@ -492,38 +491,36 @@ impl Roster {
 }
 
 /// The text of the file `rel` beneath `dir` (see [`Roster::read_files`]).
-fn read_beneath(dir: &std::path::Path, rel: &str) -> Result<String, String> {
+fn read_beneath(dir: &std::path::Path, rel: &str) -> Result<String, FileError> {
     use std::io::Read;
     use std::path::{Component, Path};
     const MAX: u64 = 64 << 10;
     let p = Path::new(rel);
     if p.is_absolute() {
-        return Err("an absolute path; give a path relative to the roster's directory".into());
+        return Err(FileError::Absolute);
     }
     if p.components().any(|c| c == Component::ParentDir) {
-        return Err("'..' leaves the roster's directory".into());
+        return Err(FileError::ParentDir);
     }
     let f = homestick_sys::open_beneath(dir, p).map_err(|e| {
         // Linux's ELOOP, EXDEV and ENOENT, as openat2 reports them.
         match e.raw_os_error() {
-            Some(40) => "a symbolic link (or a path through one); name the file itself".into(),
-            Some(18) => "it leaves the roster's directory".into(),
-            Some(2) => "file not found".into(),
-            _ => e.to_string(),
+            Some(40) => FileError::Symlink,
+            Some(18) => FileError::Leaves,
+            Some(2) => FileError::NotFound,
+            _ => FileError::Io(e),
         }
     })?;
-    let meta = f.metadata().map_err(|e| e.to_string())?;
+    let meta = f.metadata()?;
     if !meta.is_file() {
-        return Err("not a regular file".into());
+        return Err(FileError::NotRegular);
     }
     if meta.len() > MAX {
-        return Err(format!("{} bytes, over the limit of {MAX}", meta.len()));
+        return Err(FileError::TooLarge(meta.len(), MAX));
     }
     let mut b = Vec::new();
-    f.take(MAX + 1)
-        .read_to_end(&mut b)
-        .map_err(|e| e.to_string())?;
-    String::from_utf8(b).map_err(|_| "not a text file".into())
+    f.take(MAX + 1).read_to_end(&mut b)?;
+    String::from_utf8(b).map_err(|_| FileError::NotText)
 }
 
 /// Record `key` as taken by `line` in column `col`, or an error if an earlier line took it
@@ -577,7 +574,7 @@ fn check_value(
     slot: &SlotName,
     v: &str,
     pools: &BTreeMap<String, (Ipv4Addr, u8)>,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, ValueError> {
     let value = parse_value(slot, v)?;
     match (slot.kind(), &value) {
         (Kind::Address, Value::Address(a)) => {
@@ -585,12 +582,10 @@ fn check_value(
                 let mask = u32::MAX << (32 - prefix);
                 let (n, x) = (u32::from(net), u32::from(*a));
                 if x & mask != n {
-                    return Err(format!("outside the address pool {net}/{prefix}"));
+                    return Err(ValueError::OutsidePool(net, prefix));
                 }
                 if x == n || x == n | !mask || x == n + 1 {
-                    return Err(format!(
-                        "the network, broadcast or server address of the pool {net}/{prefix}"
-                    ));
+                    return Err(ValueError::Reserved(net, prefix));
                 }
             }
             Ok(Some(a.to_string()))
@@ -673,7 +668,8 @@ pub fn personalize(profile: &Profile, user: &User) -> Result<Vec<crate::ProfileF
                     format!("no value for {} in {}", slot.name, slot.files.join(", ")),
                 )
             })?;
-        let value = parse_value(&slot.name, v).map_err(|r| err(user.line, &slot.name, r))?;
+        let value =
+            parse_value(&slot.name, v).map_err(|r| err(user.line, &slot.name, r.to_string()))?;
         values.insert(slot.name.clone(), value);
     }
     let who = homestick_formats::profile::User {
@@ -886,9 +882,9 @@ fn pbx_users(roster: &Roster, registrar: &str, ha1_realm: Option<&str>) -> Expor
     }
 }
 
-fn random<const N: usize>() -> Result<[u8; N], String> {
+fn random<const N: usize>() -> Result<[u8; N], GenerateError> {
     let mut b = [0u8; N];
-    getrandom::getrandom(&mut b).map_err(|e| format!("no random numbers from the system: {e}"))?;
+    getrandom::getrandom(&mut b).map_err(GenerateError::NoRandom)?;
     Ok(b)
 }
 
@@ -896,7 +892,7 @@ fn generate(
     slot: &SlotName,
     pools: &BTreeMap<String, (Ipv4Addr, u8)>,
     taken: &mut BTreeSet<Ipv4Addr>,
-) -> Result<String, String> {
+) -> Result<String, GenerateError> {
     let b64 = base64::engine::general_purpose::STANDARD;
     match slot.kind() {
         Kind::WireGuardKey => {
@@ -918,24 +914,22 @@ fn generate(
         },
         Kind::Address => {
             // Only a connection's slot holds an address.
-            let vpn = slot.vpn_name().ok_or("not a connection's slot")?;
-            let &(net, prefix) = pools.get(vpn).ok_or_else(|| {
-                format!("cannot generate: VPN {vpn:?} declares no wireguard.address_pool")
-            })?;
+            let vpn = slot.vpn_name().ok_or(GenerateError::NotConnection)?;
+            let &(net, prefix) = pools
+                .get(vpn)
+                .ok_or_else(|| GenerateError::NoPool(vpn.to_string()))?;
             let n = u32::from(net);
             let last = n | (u32::MAX >> prefix);
             // The network address and the first host (the server) are not handed out.
             let free = (n + 2..last)
                 .map(Ipv4Addr::from)
                 .find(|a| !taken.contains(a))
-                .ok_or_else(|| format!("the address pool {net}/{prefix} is exhausted"))?;
+                .ok_or(GenerateError::Exhausted(net, prefix))?;
             taken.insert(free);
             Ok(format!("{free}/32"))
         }
         Kind::Extension | Kind::SipUser | Kind::Identity | Kind::Certificate | Kind::PrivateKey => {
-            Err(format!(
-                "homestick cannot generate {slot}: put the value in the roster"
-            ))
+            Err(GenerateError::Cannot(slot.clone()))
         }
     }
 }

@@ -199,7 +199,7 @@ fn open(
     if !module.is_file() {
         return Err(err(format!("module {} does not exist", module.display())));
     }
-    let ctx = context(&module).map_err(err)?;
+    let ctx = context(uri_text, &module)?;
     let slots = ctx
         .get_slots_with_token()
         .map_err(|e| err(format!("listing tokens: {}", short(&e))))?;
@@ -260,18 +260,22 @@ fn open(
     Ok(Opened { session, ctx, uri })
 }
 
-/// The module loaded and initialized once per process, however many keys use it (a second
+/// The module loaded and initialized once per process (`uri` names the key in errors), however many keys use it (a second
 /// C_Initialize would fail).
-fn context(module: &Path) -> Result<Pkcs11, String> {
+fn context(uri: &str, module: &Path) -> Result<Pkcs11, Pkcs11Error> {
     static LOADED: Mutex<Vec<(PathBuf, Pkcs11)>> = Mutex::new(Vec::new());
     let mut loaded = LOADED.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((_, c)) = loaded.iter().find(|(p, _)| p == module) {
         return Ok(c.clone());
     }
-    let ctx = Pkcs11::new(module)
-        .map_err(|e| format!("cannot load module {}: {}", module.display(), short(&e)))?;
-    ctx.initialize(CInitializeArgs::OsThreads)
-        .map_err(|e| format!("module {}: {}", module.display(), short(&e)))?;
+    let ctx = Pkcs11::new(module).map_err(|e| {
+        let why = format!("cannot load module {}: {}", module.display(), short(&e));
+        token_err(uri, why)
+    })?;
+    ctx.initialize(CInitializeArgs::OsThreads).map_err(|e| {
+        let why = format!("module {}: {}", module.display(), short(&e));
+        token_err(uri, why)
+    })?;
     loaded.push((module.to_path_buf(), ctx.clone()));
     Ok(ctx)
 }

@@ -36,17 +36,17 @@ impl Run {
         let prepare = |user: &str| {
             let expect = (**expect).clone();
             let progress = &homestick_image::verify::NoProgress;
-            match Image::from_set(set, user, checker, keys.clone(), expect, progress) {
-                Ok(i) => Ok(Arc::new(i)),
-                Err(ImageError::Verify {
-                    source: VerifyError::Untrusted { failures, .. },
-                    ..
-                }) => Err(homestick_image::verify::join(&failures)),
-                Err(e) => Err(e.to_string()),
-            }
+            Image::from_set(set, user, checker, keys.clone(), expect, progress).map(Arc::new)
         };
         let ui = &self.ui;
-        let on_bad = |user: &str, why: &str| {
+        let on_bad = |user: &str, e: &ImageError| {
+            let why = match e {
+                ImageError::Verify {
+                    source: VerifyError::Untrusted { failures, .. },
+                    ..
+                } => homestick_image::verify::join(failures),
+                e => e.to_string(),
+            };
             ui.line(&format!(
                 "homestick: user {user}: NOT TRUSTED, never handed out in this run: {why}"
             ));

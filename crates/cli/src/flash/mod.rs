@@ -10,9 +10,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use homestick_flash::claim;
 use homestick_flash::devices::{self, human, Device, Roots};
+use homestick_flash::open::join;
 use homestick_flash::report::{self, Record, Report};
 use homestick_flash::station::{Outcome, Station};
-use homestick_flash::stick::{BlockTarget, Image, ImageError, Phase};
+use homestick_flash::stick::{Image, ImageError, Phase};
 use homestick_image::hash::hex;
 use homestick_image::keys;
 use homestick_image::policy::Expectations;
@@ -208,13 +209,6 @@ fn choose(a: &FlashArgs, roots: &Roots, image: &Image) -> Result<Vec<Device>, Fa
         ));
     }
     Ok(out)
-}
-
-fn join(r: &[devices::Refusal]) -> String {
-    r.iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// Show what is about to be written and ask; `chosen` empty means --watch (every stick that

@@ -214,45 +214,20 @@ impl Run {
         }
     }
 
-    /// Open the stick as the device that was checked, and check it again on the open
-    /// descriptor's device number: what is written and read back is what the refusal rules
-    /// passed, with its serial as sysfs now says.
-    pub(crate) fn open_checked(&self, d: &Device) -> Result<(Device, BlockTarget), String> {
-        let t = BlockTarget::open(&d.path, d.dev, d.size)
-            .map_err(|e| format!("cannot open it exclusively for writing: {e}"))?;
-        let fresh = devices::describe_dev(&self.roots, d.dev)
-            .map_err(|e| format!("cannot describe it again after opening: {e}"))?;
-        let used =
-            devices::in_use(&self.roots).map_err(|e| format!("/proc/self/mountinfo: {e}"))?;
-        let r = devices::refusals(
-            &fresh,
-            &used,
-            self.source.first().min_size(),
-            self.allow_non_removable,
-        );
-        if !r.is_empty() {
-            return Err(format!("refused when opened: {}", join(&r)));
-        }
-        if fresh.serial != d.serial || fresh.size != d.size {
-            return Err("it is not the stick that was checked (serial or size changed)".into());
-        }
-        Ok((
-            Device {
-                path: d.path.clone(),
-                ..fresh
-            },
-            t,
-        ))
-    }
-
     pub(crate) fn start_queued(&mut self) {
         while !self.queue.is_empty() && self.station.in_flight().count() < self.jobs {
             let d = self.queue.remove(0);
-            let (d, t) = match self.open_checked(&d) {
+            let opened = homestick_flash::open::open_checked(
+                &self.roots,
+                &d,
+                self.source.first().min_size(),
+                self.allow_non_removable,
+            );
+            let (d, t) = match opened {
                 Ok(dt) => dt,
                 Err(e) => {
                     let o = Outcome {
-                        error: Some(e),
+                        error: Some(e.to_string()),
                         unknown: false,
                         device: d,
                         bytes_written: 0,
