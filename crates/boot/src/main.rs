@@ -286,6 +286,53 @@ fn refuse(reason: &str, why: Refusal, policy: Option<&BootPolicy>, started: Inst
     }
 }
 
+/// Find the stick, verify it with the boot keyring and the policy, and say the verdict (and
+/// an expiry notice). Returns the stick's device name and the verdict, or the reason and kind
+/// of refusal.
+fn verify(policy: &BootPolicy, started: Instant) -> Result<(String, Verdict), (String, Refusal)> {
+    let changed = |e: String| (e, Refusal::Changed);
+    let keys = load_keys(&Path::new("/").join(KEYS_DIR)).map_err(|e| changed(e.to_string()))?;
+    load_modules(policy);
+    let disk = find_stick(policy).map_err(changed)?;
+    // The PC's clock decides expiry: the person at home can set it back, which the
+    // threat model says; the revocation list and the rollback index do not depend on it.
+    let now = homestick_image::time::now();
+    let v = verify_stick(&Path::new("/dev").join(&disk), &keys, policy, now).map_err(|e| {
+        let why = match &e {
+            homestick_boot::BootError::Verify(VerifyError::Untrusted { failures, .. }) => {
+                Refusal::of(failures)
+            }
+            _ => Refusal::Changed,
+        };
+        (e.to_string(), why)
+    })?;
+    let m = &v.manifest;
+    // An image without a user (one for the whole customer) names none.
+    let user = m
+        .user
+        .as_ref()
+        .map(|u| format!(" user {}", u.id))
+        .unwrap_or_default();
+    say(&format!(
+        "homestick: image verified: {} {} {}{user}",
+        m.image_id, m.customer.id, m.version,
+    ));
+    say(&format!(
+        "homestick: verdict after {} ms",
+        started.elapsed().as_millis()
+    ));
+    if let Some(notice) = policy.expiry_notice(m, now) {
+        // A notice is only given for an image that expires.
+        let expires = m.expires.as_deref().unwrap_or_default();
+        say(&format!("homestick: expires {expires}"));
+        say(&notice);
+        std::thread::sleep(Duration::from_secs(u64::from(
+            policy.failure_delay_seconds.min(15),
+        )));
+    }
+    Ok((disk, v))
+}
+
 fn main() {
     let started = Instant::now();
     early_mounts();
@@ -311,50 +358,7 @@ fn main() {
             )
         })
     };
-    let outcome = std::panic::catch_unwind(|| -> Result<(String, Verdict), (String, Refusal)> {
-        let changed = |e: String| (e, Refusal::Changed);
-        let keys = load_keys(&Path::new("/").join(KEYS_DIR)).map_err(|e| changed(e.to_string()))?;
-        load_modules(&policy);
-        let disk = find_stick(&policy).map_err(changed)?;
-        // The PC's clock decides expiry: the person at home can set it back, which the
-        // threat model says; the revocation list and the rollback index do not depend on it.
-        let now = homestick_image::time::now();
-        let v = verify_stick(&Path::new("/dev").join(&disk), &keys, &policy, now).map_err(|e| {
-            let why = match &e {
-                homestick_boot::BootError::Verify(VerifyError::Untrusted { failures, .. }) => {
-                    Refusal::of(failures)
-                }
-                _ => Refusal::Changed,
-            };
-            (e.to_string(), why)
-        })?;
-        let m = &v.manifest;
-        say(&format!(
-            "homestick: image verified: {} {} {}{}",
-            m.image_id,
-            m.customer.id,
-            m.version,
-            m.user
-                .as_ref()
-                .map(|u| format!(" user {}", u.id))
-                .unwrap_or_default()
-        ));
-        say(&format!(
-            "homestick: verdict after {} ms",
-            started.elapsed().as_millis()
-        ));
-        if let Some(notice) = policy.expiry_notice(m, now) {
-            say(&format!(
-                "homestick: expires {}",
-                m.expires.as_deref().unwrap_or_default()
-            ));
-            say(&notice);
-            std::thread::sleep(Duration::from_secs(u64::from(
-                policy.failure_delay_seconds.min(15),
-            )));
-        }
-        Ok((disk, v))
-    });
+    let outcome = std::panic::catch_unwind(|| verify(&policy, started));
     let (disk, verdict) = match outcome {
         Ok(Ok(d)) => d,
         Ok(Err((reason, why))) => refuse(&reason, why, Some(&policy), started),

@@ -746,18 +746,15 @@ pub(crate) struct SystemTree {
 /// The hash partition's number (after the ESP, the system and the profile).
 pub(crate) const VERITY_PARTITION: u32 = 4;
 
-/// The signed statement. `profile_sha`: the profile partition's (a user's in a set).
-pub(crate) fn manifest(
-    opts: &BuildOptions,
-    inp: &Inputs,
+/// The four partitions: the ESP with its files, the system under dm-verity (tree `t`), the
+/// profile (`profile_sha`) and the hash partition, where `l` puts them, with the GUIDs of `ids`.
+fn partitions(
     ids: &Ids,
+    l: &Layout,
     file_entries: Vec<FileEntry>,
-    image_id: Uuid,
     t: &SystemTree,
-    user: Option<(manifest::User, [u8; 32])>,
-) -> Result<Manifest, BuildError> {
-    let profile_sha = user.as_ref().map_or(inp.profile_sha, |(_, s)| *s);
-    let l = &inp.layout;
+    profile_sha: [u8; 32],
+) -> Vec<Partition> {
     let ro = gpt::ATTR_READ_ONLY;
     let part = |number: u32, name: &str, type_guid, (first_lba, last_lba), attributes| Partition {
         number,
@@ -773,8 +770,9 @@ pub(crate) fn manifest(
     };
     // The Discoverable Partitions Specification: the root partition's UUID is the root hash's
     // first 16 bytes, the verity partition's its last 16.
+    // Always 16 bytes of a 32-byte hash: from_slice cannot fail.
     let uuid = |b: &[u8]| Uuid::from_slice(b).unwrap_or_default();
-    let partitions = vec![
+    vec![
         Partition {
             files: Some(file_entries),
             ..part(1, "esp", gpt::TYPE_ESP, l.esp, 0)
@@ -807,7 +805,22 @@ pub(crate) fn manifest(
                 ro,
             )
         },
-    ];
+    ]
+}
+
+/// The signed statement. `profile_sha`: the profile partition's (a user's in a set).
+pub(crate) fn manifest(
+    opts: &BuildOptions,
+    inp: &Inputs,
+    ids: &Ids,
+    file_entries: Vec<FileEntry>,
+    image_id: Uuid,
+    t: &SystemTree,
+    user: Option<(manifest::User, [u8; 32])>,
+) -> Result<Manifest, BuildError> {
+    let profile_sha = user.as_ref().map_or(inp.profile_sha, |(_, s)| *s);
+    let l = &inp.layout;
+    let partitions = partitions(ids, l, file_entries, t, profile_sha);
     let m = Manifest {
         format: manifest::FORMAT.into(),
         image_id,

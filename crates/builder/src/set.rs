@@ -115,6 +115,23 @@ struct Template {
     disk: Arc<FileDisk>,
 }
 
+impl Template {
+    /// Write the template ([`write_template`]) and open it for the users' images.
+    fn write(
+        plan: &Plan,
+        shared: &Shared,
+        image: tempfile::NamedTempFile,
+    ) -> Result<Template, BuildError> {
+        let (path, esp) = write_template(plan, shared, image)?;
+        Ok(Template {
+            disk: Arc::new(FileDisk::open(&path).map_err(io_err("reopening the shared image"))?),
+            sha256: hash_file(&path)?,
+            path,
+            esp,
+        })
+    }
+}
+
 /// What the users' parts add up to.
 #[derive(Default)]
 struct Parts {
@@ -164,13 +181,7 @@ pub fn build_set(
     let roster_sha = Sha256::digest(roster.to_csv().as_bytes());
     let stage = "composing the shared ESP and the GPT";
     let mut shared = plan.shared(&image, &[b"stick-set", &roster_sha], stage, progress)?;
-    let template = write_template(&plan, &shared, image)?;
-    let template = Template {
-        disk: Arc::new(FileDisk::open(&template.0).map_err(io_err("reopening the shared image"))?),
-        sha256: hash_file(&template.0)?,
-        path: template.0,
-        esp: template.1,
-    };
+    let template = Template::write(&plan, &shared, image)?;
     progress.stage("signing one image per user");
     progress.set_total(members.len() as u64);
     let parts = sign_members(
@@ -198,14 +209,7 @@ pub fn build_set(
     write_index(&plan, &index, work.path())?;
     pipeline::cancelled(progress)?;
     progress.stage("checking the set");
-    let trusted = [keys::TrustedKey::new(
-        plan.inp.public,
-        PathBuf::from(&opts.key),
-    )];
-    StickSet::open(work.path(), &trusted).map_err(|e| BuildError::Internal {
-        context: "reopening the set",
-        detail: e.to_string(),
-    })?;
+    reopen(opts, &plan, work.path())?;
     let shared_bytes = allocated(&template.path);
     publish(work, &opts.output, &plan.inp.out_dir)?;
     Ok(SetReport {
@@ -217,6 +221,19 @@ pub fn build_set(
         seconds: started.elapsed().as_secs_f64(),
         warnings: plan.warnings().to_vec(),
     })
+}
+
+/// Open the set written to `dir` as `verify` and `flash` will, trusting the build's key.
+fn reopen(opts: &BuildOptions, plan: &Plan, dir: &Path) -> Result<(), BuildError> {
+    let trusted = [keys::TrustedKey::new(
+        plan.inp.public,
+        PathBuf::from(&opts.key),
+    )];
+    StickSet::open(dir, &trusted).map_err(|e| BuildError::Internal {
+        context: "reopening the set",
+        detail: e.to_string(),
+    })?;
+    Ok(())
 }
 
 /// Every user's filled profile files and credentials, in roster order.

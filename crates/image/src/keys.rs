@@ -486,79 +486,10 @@ fn load_keyring_file(toml_path: &Path, dir: &Path) -> Result<Vec<TrustedKey>, Ke
     if parsed.key.len() > MAX_KEYRING {
         return Err(bad(toml_path, format!("more than {MAX_KEYRING} keys")));
     }
-    let mut keys = Vec::new();
+    let mut keys: Vec<TrustedKey> = Vec::new();
     for (i, e) in parsed.key.iter().enumerate() {
         let at = |field: &str, why: String| bad(toml_path, format!("key[{i}].{field}: {why}"));
-        if e.file.is_empty()
-            || e.file.contains('/')
-            || e.file.starts_with('.')
-            || !e.file.ends_with(".pub")
-        {
-            return Err(at(
-                "file",
-                format!("{:?}: a NAME.pub file beside keyring.toml", e.file),
-            ));
-        }
-        if let Some(c) = &e.comment {
-            if c.len() > 200 || c.chars().any(char::is_control) {
-                return Err(at(
-                    "comment",
-                    "at most 200 characters, no control characters".into(),
-                ));
-            }
-        }
-        let time = |field: &str, v: &Option<String>| -> Result<Option<i64>, KeyError> {
-            v.as_deref()
-                .map(crate::time::parse)
-                .transpose()
-                .map_err(|why| at(field, why.to_string()))
-        };
-        let not_before = time("not_before", &e.not_before)?;
-        let not_after = time("not_after", &e.not_after)?;
-        if let (Some(a), Some(b)) = (not_before, not_after) {
-            if b < a {
-                return Err(at("not_after", "is before not_before".into()));
-            }
-        }
-        let mut k = load_public_key(&dir.join(&e.file))?;
-        if let Some(other) = keys.iter().find(|o: &&TrustedKey| o.id == k.id) {
-            return Err(at(
-                "file",
-                format!(
-                    "{} is the same key as {} (key id {})",
-                    e.file,
-                    other.source.display(),
-                    &k.id[..16]
-                ),
-            ));
-        }
-        k.comment = e.comment.clone();
-        k.not_before = not_before;
-        k.not_after = not_after;
-        if let Some(roles) = &e.roles {
-            k.roles = Roles {
-                images: false,
-                revocations: false,
-            };
-            for r in roles {
-                match r.as_str() {
-                    "images" => k.roles.images = true,
-                    "revocations" => k.roles.revocations = true,
-                    other => {
-                        return Err(at(
-                            "roles",
-                            format!("{other:?} is not a role (\"images\", \"revocations\")"),
-                        ))
-                    }
-                }
-            }
-            if roles.is_empty() {
-                return Err(at(
-                    "roles",
-                    "give at least one of \"images\", \"revocations\"".into(),
-                ));
-            }
-        }
+        let k = entry_key(e, dir, &keys, &at)?;
         keys.push(k);
     }
     for f in pub_files(dir)? {
@@ -573,6 +504,94 @@ fn load_keyring_file(toml_path: &Path, dir: &Path) -> Result<Vec<TrustedKey>, Ke
         }
     }
     Ok(keys)
+}
+
+/// One `[[key]]` of a keyring.toml: its .pub file beside the toml (in `dir`), loaded and not
+/// one of `earlier`, with the entry's comment, validity window and roles checked and applied.
+/// `at` names the field.
+fn entry_key(
+    e: &KeyringEntry,
+    dir: &Path,
+    earlier: &[TrustedKey],
+    at: &dyn Fn(&str, String) -> KeyError,
+) -> Result<TrustedKey, KeyError> {
+    if e.file.is_empty()
+        || e.file.contains('/')
+        || e.file.starts_with('.')
+        || !e.file.ends_with(".pub")
+    {
+        return Err(at(
+            "file",
+            format!("{:?}: a NAME.pub file beside keyring.toml", e.file),
+        ));
+    }
+    if let Some(c) = &e.comment {
+        if c.len() > 200 || c.chars().any(char::is_control) {
+            return Err(at(
+                "comment",
+                "at most 200 characters, no control characters".into(),
+            ));
+        }
+    }
+    let time = |field: &str, v: &Option<String>| -> Result<Option<i64>, KeyError> {
+        v.as_deref()
+            .map(crate::time::parse)
+            .transpose()
+            .map_err(|why| at(field, why.to_string()))
+    };
+    let not_before = time("not_before", &e.not_before)?;
+    let not_after = time("not_after", &e.not_after)?;
+    if let (Some(a), Some(b)) = (not_before, not_after) {
+        if b < a {
+            return Err(at("not_after", "is before not_before".into()));
+        }
+    }
+    let mut k = load_public_key(&dir.join(&e.file))?;
+    if let Some(other) = earlier.iter().find(|o| o.id == k.id) {
+        return Err(at(
+            "file",
+            format!(
+                "{} is the same key as {} (key id {})",
+                e.file,
+                other.source.display(),
+                &k.id[..16]
+            ),
+        ));
+    }
+    k.comment = e.comment.clone();
+    k.not_before = not_before;
+    k.not_after = not_after;
+    if let Some(roles) = &e.roles {
+        k.roles = roles_of(roles, at)?;
+    }
+    Ok(k)
+}
+
+/// The roles a keyring entry names: at least one, each `images` or `revocations`.
+fn roles_of(roles: &[String], at: &dyn Fn(&str, String) -> KeyError) -> Result<Roles, KeyError> {
+    let mut r = Roles {
+        images: false,
+        revocations: false,
+    };
+    for name in roles {
+        match name.as_str() {
+            "images" => r.images = true,
+            "revocations" => r.revocations = true,
+            other => {
+                return Err(at(
+                    "roles",
+                    format!("{other:?} is not a role (\"images\", \"revocations\")"),
+                ))
+            }
+        }
+    }
+    if roles.is_empty() {
+        return Err(at(
+            "roles",
+            "give at least one of \"images\", \"revocations\"".into(),
+        ));
+    }
+    Ok(r)
 }
 
 /// A keyring.toml for `keys`, each under `file_of(key)`: how a build hands its boot keyring,

@@ -490,94 +490,24 @@ fn check_contents_known<D: Disk + ?Sized>(
     depth: Depth<'_>,
     progress: &dyn Progress,
 ) -> (Vec<Finding>, Vec<Finding>) {
-    let mut fails = Vec::new();
-    let is_known = |n: u32| known.iter().any(|(k, _)| *k == n);
-    for (number, sha) in known {
-        match m.partitions.iter().find(|p| p.number == *number) {
-            Some(p) if p.verity.is_some() || p.sha256.is_some_and(|h| h == *sha) => {}
-            Some(p) => fails.push(Finding::new(
-                format!("partition {}", p.label()),
-                format!(
-                    "SHA-256 of the bytes written is {}, the signed manifest says {}",
-                    hex(sha),
-                    p.sha256.map_or("nothing".to_string(), |h| h.to_string())
-                ),
-            )),
-            None => fails.push(Finding::new(
-                format!("partition {number}"),
-                "not in the manifest",
-            )),
-        }
-    }
-    // At boot a hash partition is not hashed whole: the kernel checks each of its blocks
-    // against its parent, up to the top that check_top compares with the signed root hash.
-    let trees: Vec<u32> = m
-        .partitions
-        .iter()
-        .filter_map(|p| Some(p.verity.as_ref()?.hash_partition))
-        .collect();
-    let deferred: &[u32] = match depth {
-        Depth::Boot { deferred } => deferred,
-        _ => &[],
-    };
-    let boot = matches!(depth, Depth::Boot { .. });
-    let hashed: Vec<(&manifest::Partition, manifest::Sha256Sum)> = m
-        .partitions
-        .iter()
-        .filter(|p| depth != Depth::Quick && !is_known(p.number) && !deferred.contains(&p.number))
-        .filter(|p| !(boot && trees.contains(&p.number)))
-        .filter_map(|p| Some((p, p.sha256?)))
-        .collect();
-    let verity: Vec<(&manifest::Partition, &manifest::Verity, bool)> = m
-        .partitions
-        .iter()
-        .filter_map(|p| Some((p, p.verity.as_ref()?)))
-        .map(|(p, v)| (p, v, depth == Depth::Full && !is_known(p.number)))
-        .collect();
-    let esp_files = m
-        .esp()
-        .and_then(|p| p.files.as_ref())
-        .filter(|_| depth != Depth::Quick);
-    let total: u64 = hashed.iter().map(|(p, _)| p.len()).sum::<u64>()
-        + verity
-            .iter()
-            .filter(|v| v.2)
-            .map(|(p, _, _)| p.len())
-            .sum::<u64>()
-        + esp_files.map_or(0, |f| f.iter().map(|f| f.size).sum::<u64>());
-    progress.set_total(total);
+    let mut fails = known_mismatches(m, known);
+    let work = Work::of(m, known, depth);
+    progress.set_total(work.total());
     let advance = |n: u64| progress.advance(n);
     std::thread::scope(|s| {
-        let part_jobs: Vec<_> = hashed
+        let part_jobs: Vec<_> = work
+            .hashed
             .iter()
             .map(|&(p, want)| {
                 let advance = &advance;
-                s.spawn(
-                    move || match hash_range(disk, p.offset(), p.len(), advance) {
-                        Ok(h) if want == h => None,
-                        Ok(h) => Some(Finding::new(
-                            format!("partition {}", p.label()),
-                            format!(
-                                "SHA-256 of sectors {}..={} is {}, the signed manifest says {}",
-                                p.first_lba,
-                                p.last_lba,
-                                hex(&h),
-                                want
-                            ),
-                        )),
-                        Err(e) => Some(Finding::new(
-                            format!("partition {}", p.label()),
-                            format!("cannot read: {e}"),
-                        )),
-                    },
-                )
+                s.spawn(move || hash_partition(disk, p, want, advance))
             })
-            .chain(verity.iter().map(|&(p, v, full)| {
+            .chain(work.verity.iter().map(|&(p, v, full)| {
                 let advance = &advance;
                 s.spawn(move || check_verity(disk, m, p, v, full, advance))
             }))
             .collect();
-        let esp_job = s.spawn(|| match esp_files {
+        let esp_job = s.spawn(|| match work.esp_files {
             Some(_) => check_esp_files(disk, m, &advance),
             None => (vec![], vec![]),
         });
@@ -595,6 +525,120 @@ fn check_contents_known<D: Disk + ?Sized>(
         fails.extend(esp_fails);
         (fails, warnings)
     })
+}
+
+/// The partitions whose hash the caller computed while writing (`known`) that differ from the
+/// manifest or that it does not list.
+fn known_mismatches(m: &Manifest, known: &[(u32, [u8; 32])]) -> Vec<Finding> {
+    let mut fails = Vec::new();
+    for (number, sha) in known {
+        match m.partitions.iter().find(|p| p.number == *number) {
+            Some(p) if p.verity.is_some() || p.sha256.is_some_and(|h| h == *sha) => {}
+            Some(p) => fails.push(Finding::new(
+                format!("partition {}", p.label()),
+                format!(
+                    "SHA-256 of the bytes written is {}, the signed manifest says {}",
+                    hex(sha),
+                    p.sha256.map_or("nothing".to_string(), |h| h.to_string())
+                ),
+            )),
+            None => fails.push(Finding::new(
+                format!("partition {number}"),
+                "not in the manifest",
+            )),
+        }
+    }
+    fails
+}
+
+/// What a check at some depth reads: partitions hashed whole, dm-verity trees (checked in
+/// full or at their top), and the ESP's files.
+struct Work<'m> {
+    hashed: Vec<(&'m manifest::Partition, manifest::Sha256Sum)>,
+    verity: Vec<(&'m manifest::Partition, &'m manifest::Verity, bool)>,
+    esp_files: Option<&'m Vec<manifest::FileEntry>>,
+}
+
+impl<'m> Work<'m> {
+    fn of(m: &'m Manifest, known: &[(u32, [u8; 32])], depth: Depth<'_>) -> Work<'m> {
+        let is_known = |n: u32| known.iter().any(|(k, _)| *k == n);
+        // At boot a hash partition is not hashed whole: the kernel checks each of its blocks
+        // against its parent, up to the top that check_top compares with the signed root hash.
+        let trees: Vec<u32> = m
+            .partitions
+            .iter()
+            .filter_map(|p| Some(p.verity.as_ref()?.hash_partition))
+            .collect();
+        let deferred: &[u32] = match depth {
+            Depth::Boot { deferred } => deferred,
+            _ => &[],
+        };
+        let boot = matches!(depth, Depth::Boot { .. });
+        let hashed = m
+            .partitions
+            .iter()
+            .filter(|p| {
+                depth != Depth::Quick && !is_known(p.number) && !deferred.contains(&p.number)
+            })
+            .filter(|p| !(boot && trees.contains(&p.number)))
+            .filter_map(|p| Some((p, p.sha256?)))
+            .collect();
+        let verity = m
+            .partitions
+            .iter()
+            .filter_map(|p| Some((p, p.verity.as_ref()?)))
+            .map(|(p, v)| (p, v, depth == Depth::Full && !is_known(p.number)))
+            .collect();
+        let esp_files = m
+            .esp()
+            .and_then(|p| p.files.as_ref())
+            .filter(|_| depth != Depth::Quick);
+        Work {
+            hashed,
+            verity,
+            esp_files,
+        }
+    }
+
+    /// The bytes it reads.
+    fn total(&self) -> u64 {
+        self.hashed.iter().map(|(p, _)| p.len()).sum::<u64>()
+            + self
+                .verity
+                .iter()
+                .filter(|v| v.2)
+                .map(|(p, _, _)| p.len())
+                .sum::<u64>()
+            + self
+                .esp_files
+                .map_or(0, |f| f.iter().map(|f| f.size).sum::<u64>())
+    }
+}
+
+/// Hash partition `p` whole and compare with `want`.
+fn hash_partition<D: Disk + ?Sized>(
+    disk: &D,
+    p: &manifest::Partition,
+    want: manifest::Sha256Sum,
+    advance: &(dyn Fn(u64) + Sync),
+) -> Option<Finding> {
+    match hash_range(disk, p.offset(), p.len(), advance) {
+        Ok(h) if want == h => None,
+        Ok(h) => Some(Finding::new(
+            format!("partition {}", p.label()),
+            format!(
+                "SHA-256 of sectors {}..={} is {}, the signed manifest says {}",
+                p.first_lba,
+                p.last_lba,
+                hex(&h),
+                want
+            ),
+        )),
+        Err(e) => Some(Finding::new(
+            format!("partition {}", p.label()),
+            format!("cannot read: {e}"),
+        )),
+    }
 }
 
 /// Files on the ESP that the manifest does not list: a failure where the boot chain reads them,

@@ -379,6 +379,52 @@ fn overlaps((a, alen): (std::net::IpAddr, u8), (b, blen): (std::net::IpAddr, u8)
     x & mask == y & mask
 }
 
+/// `network.direct[i].to`: an address or network (at least /8) that no tunnel route covers,
+/// or a host name the default VPN's DNS resolves. `field` names it in errors.
+fn check_direct_to(ctx: &Ctx<'_>, field: &str, to: &str, vpns: &[Vpn]) -> Result<(), ProfileError> {
+    let net = if to.contains('/') {
+        Some(check::cidr(to).map_err(|e| ctx.err(field, e.0))?)
+    } else if let Ok(ip) = check::ip(to) {
+        Some((ip, if ip.is_ipv4() { 32 } else { 128 }))
+    } else {
+        ctx.chk(field, check::host(to))?;
+        // A name is resolved on the stick through the tunnel's DNS once the tunnel is up;
+        // without one the home router would answer (and see) it.
+        let default = vpns
+            .iter()
+            .find(|v| v.default)
+            .or_else(|| vpns.first().filter(|_| vpns.len() == 1));
+        if default.is_some_and(|v| v.dns.is_empty()) {
+            return Err(ctx.err(
+                field,
+                format!("{:?} is a host name, and the default VPN has no dns to resolve it through the tunnel (the home router would): give its address or network, or the VPN's dns", to),
+            ));
+        }
+        None
+    };
+    if let Some((ip, len)) = net {
+        if len < 8 {
+            return Err(ctx.err(
+                field,
+                format!("{:?} is /{len}: allowing that much outside the tunnel leaves no kill switch (at least /8)", to),
+            ));
+        }
+        for (vi, v) in vpns.iter().enumerate() {
+            for (ri, r) in v.routes.iter().enumerate() {
+                if let Ok(route) = check::cidr(r) {
+                    if route.1 > 0 && overlaps((ip, len), route) {
+                        return Err(ctx.err(
+                            field,
+                            format!("{:?} overlaps vpn[{vi}].routes[{ri}] {r}: it would go through the tunnel, not around it", to),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The allow-list of destinations outside the tunnel: each named once, an address, network
 /// or host name that no tunnel route covers (it would leave the tunnel) and that is not the
 /// whole internet (no kill switch then), with explicit ports.
@@ -411,46 +457,7 @@ fn check_direct(
                 format!("{:?} is already network.direct[{j}]", d.name),
             ));
         }
-        let net = if d.to.contains('/') {
-            Some(check::cidr(&d.to).map_err(|e| ctx.err(&f("to"), e.0))?)
-        } else if let Ok(ip) = check::ip(&d.to) {
-            Some((ip, if ip.is_ipv4() { 32 } else { 128 }))
-        } else {
-            ctx.chk(&f("to"), check::host(&d.to))?;
-            // A name is resolved on the stick through the tunnel's DNS once the tunnel is up;
-            // without one the home router would answer (and see) it.
-            let default = vpns
-                .iter()
-                .find(|v| v.default)
-                .or_else(|| vpns.first().filter(|_| vpns.len() == 1));
-            if default.is_some_and(|v| v.dns.is_empty()) {
-                return Err(ctx.err(
-                    &f("to"),
-                    format!("{:?} is a host name, and the default VPN has no dns to resolve it through the tunnel (the home router would): give its address or network, or the VPN's dns", d.to),
-                ));
-            }
-            None
-        };
-        if let Some((ip, len)) = net {
-            if len < 8 {
-                return Err(ctx.err(
-                    &f("to"),
-                    format!("{:?} is /{len}: allowing that much outside the tunnel leaves no kill switch (at least /8)", d.to),
-                ));
-            }
-            for (vi, v) in vpns.iter().enumerate() {
-                for (ri, r) in v.routes.iter().enumerate() {
-                    if let Ok(route) = check::cidr(r) {
-                        if route.1 > 0 && overlaps((ip, len), route) {
-                            return Err(ctx.err(
-                                &f("to"),
-                                format!("{:?} overlaps vpn[{vi}].routes[{ri}] {r}: it would go through the tunnel, not around it", d.to),
-                            ));
-                        }
-                    }
-                }
-            }
-        }
+        check_direct_to(ctx, &f("to"), &d.to, vpns)?;
         if d.ports.is_empty() || d.ports.len() > MAX_DIRECT_PORTS {
             return Err(ctx.err(
                 &f("ports"),

@@ -16,12 +16,28 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use clap::CommandFactory;
 
-use crate::{boot_verifier, root, run, session_program};
+use crate::tasks::{boot_verifier, session_program};
+use crate::{root, run};
 
 /// Where the .deb puts the static boot verifier (the CLI's default).
 const BOOT_VERIFIER_PATH: &str = "usr/lib/homestick/homestick-boot";
 /// Where the .deb puts the session program `homestick base build` installs into bases.
 const SESSION_PATH: &str = "usr/lib/homestick/homestick-session";
+
+/// The package's tree under target/dist/ while it is made.
+struct Stage(PathBuf);
+
+impl Stage {
+    /// Put `data` at `rel` with `mode`.
+    fn put(&self, rel: &str, data: &[u8], mode: u32) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.0.join(rel);
+        fs::create_dir_all(p.parent().context("path has a parent")?)?;
+        fs::write(&p, data).with_context(|| format!("writing {}", p.display()))?;
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode))?;
+        Ok(())
+    }
+}
 
 /// Build the .deb; returns its path under target/dist/.
 pub(crate) fn dist() -> Result<PathBuf> {
@@ -40,20 +56,27 @@ pub(crate) fn dist() -> Result<PathBuf> {
     run(Command::new("cargo")
         .args(["build", "--release", "--quiet", "-p", "homestick"])
         .current_dir(&r))?;
-    let verifier = boot_verifier()?;
-    let stage = r.join(format!("target/dist/homestick_{version}_amd64"));
-    if stage.exists() {
-        fs::remove_dir_all(&stage)?;
+    let stage = Stage(r.join(format!("target/dist/homestick_{version}_amd64")));
+    if stage.0.exists() {
+        fs::remove_dir_all(&stage.0)?;
     }
-    let put = |rel: &str, data: &[u8], mode: u32| -> Result<()> {
-        use std::os::unix::fs::PermissionsExt;
-        let p = stage.join(rel);
-        fs::create_dir_all(p.parent().context("path has a parent")?)?;
-        fs::write(&p, data).with_context(|| format!("writing {}", p.display()))?;
-        fs::set_permissions(&p, fs::Permissions::from_mode(mode))?;
-        Ok(())
-    };
-    put(
+    programs(&stage, &r)?;
+    manual_and_completions(&stage)?;
+    docs(&stage, &r)?;
+    control(&stage, version)?;
+    let deb = r.join(format!("target/dist/homestick_{version}_amd64.deb"));
+    run(Command::new("dpkg-deb")
+        .args(["--root-owner-group", "-Zxz", "--build"])
+        .arg(&stage.0)
+        .arg(&deb))?;
+    eprintln!("xtask: {}", deb.display());
+    Ok(deb)
+}
+
+/// The CLI (stripped), the static boot verifier and the session program.
+fn programs(stage: &Stage, r: &Path) -> Result<()> {
+    let verifier = boot_verifier()?;
+    stage.put(
         "usr/bin/homestick",
         &fs::read(r.join("target/release/homestick"))?,
         0o755,
@@ -62,19 +85,21 @@ pub(crate) fn dist() -> Result<PathBuf> {
     // ships without them (77 MB -> 12 MB).
     run(Command::new("strip")
         .arg("--strip-debug")
-        .arg(stage.join("usr/bin/homestick")))?;
-    put(BOOT_VERIFIER_PATH, &fs::read(&verifier)?, 0o755)?;
-    put(SESSION_PATH, &fs::read(session_program()?)?, 0o755)?;
+        .arg(stage.0.join("usr/bin/homestick")))?;
+    stage.put(BOOT_VERIFIER_PATH, &fs::read(&verifier)?, 0o755)?;
+    stage.put(SESSION_PATH, &fs::read(session_program()?)?, 0o755)
+}
 
-    // Man pages: homestick(1), homestick-flash(1), homestick-keys-generate(1), ...
+/// Man pages (homestick(1), homestick-flash(1), homestick-keys-generate(1), ...) and the
+/// shells' completions.
+fn manual_and_completions(stage: &Stage) -> Result<()> {
     let cmd = homestick::cli::Cli::command();
     let mut pages = Vec::new();
     man_pages(&cmd, "homestick", &mut pages)?;
     for (name, page) in &pages {
         let gz = gzip(page)?;
-        put(&format!("usr/share/man/man1/{name}.1.gz"), &gz, 0o644)?;
+        stage.put(&format!("usr/share/man/man1/{name}.1.gz"), &gz, 0o644)?;
     }
-    // Completions.
     for (shell, rel) in [
         (
             clap_complete::Shell::Bash,
@@ -96,11 +121,15 @@ pub(crate) fn dist() -> Result<PathBuf> {
             "homestick",
             &mut out,
         );
-        put(rel, &out, 0o644)?;
+        stage.put(rel, &out, 0o644)?;
     }
-    // Docs and examples.
+    Ok(())
+}
+
+/// The README, docs/*.md, the example profiles and the copyright file.
+fn docs(stage: &Stage, r: &Path) -> Result<()> {
     let doc = "usr/share/doc/homestick";
-    put(
+    stage.put(
         &format!("{doc}/README.md"),
         &fs::read(r.join("README.md"))?,
         0o644,
@@ -113,34 +142,38 @@ pub(crate) fn dist() -> Result<PathBuf> {
                 .context("file name")?
                 .to_string_lossy()
                 .into_owned();
-            put(&format!("{doc}/docs/{name}"), &fs::read(&p)?, 0o644)?;
+            stage.put(&format!("{doc}/docs/{name}"), &fs::read(&p)?, 0o644)?;
         }
     }
     for e in walkdir::WalkDir::new(r.join("profiles")) {
         let e = e?;
         if e.file_type().is_file() {
-            let rel = e.path().strip_prefix(&r)?.display().to_string();
-            put(
+            let rel = e.path().strip_prefix(r)?.display().to_string();
+            stage.put(
                 &format!("{doc}/examples/{rel}"),
                 &fs::read(e.path())?,
                 0o644,
             )?;
         }
     }
-    put(
+    stage.put(
         &format!("{doc}/copyright"),
         b"Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\
 Upstream-Name: homestick\n\nFiles: *\nLicense: Apache-2.0 or MIT\n",
         0o644,
-    )?;
-    let size_kib: u64 = walkdir::WalkDir::new(&stage)
+    )
+}
+
+/// DEBIAN/control, with the installed size of what is staged so far.
+fn control(stage: &Stage, version: &str) -> Result<()> {
+    let size_kib: u64 = walkdir::WalkDir::new(&stage.0)
         .into_iter()
         .filter_map(|e| e.ok())
         .filter_map(|e| e.metadata().ok())
         .filter(|m| m.is_file())
         .map(|m| m.len().div_ceil(1024))
         .sum();
-    put(
+    stage.put(
         "DEBIAN/control",
         format!(
             "Package: homestick\nVersion: {version}\nArchitecture: amd64\nMaintainer: homestick developers <homestick@example.invalid>\n\
@@ -152,14 +185,7 @@ signatures offline. Includes the static boot verifier that images embed.\n"
         )
         .as_bytes(),
         0o644,
-    )?;
-    let deb = r.join(format!("target/dist/homestick_{version}_amd64.deb"));
-    run(Command::new("dpkg-deb")
-        .args(["--root-owner-group", "-Zxz", "--build"])
-        .arg(&stage)
-        .arg(&deb))?;
-    eprintln!("xtask: {}", deb.display());
-    Ok(deb)
+    )
 }
 
 /// `cmd`'s man page as `name`, and one for each subcommand (`name-sub`), depth first.
