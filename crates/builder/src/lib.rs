@@ -17,6 +17,7 @@ pub mod pipeline;
 mod plan;
 pub mod readme;
 pub mod set;
+mod system;
 pub mod tree;
 
 use std::path::PathBuf;
