@@ -145,6 +145,7 @@ enum Bench {
 }
 
 pub(crate) fn root() -> PathBuf {
+    // xtask's manifest directory always has a parent (the workspace).
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)

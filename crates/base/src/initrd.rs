@@ -38,6 +38,7 @@ pub fn module_depends(ko: &[u8]) -> Vec<String> {
         .map(|i| {
             let rest = &ko[i + 8..];
             let end = rest.iter().position(|&b| b == 0).unwrap_or(0);
+            // A module without dependencies.
             String::from_utf8_lossy(&rest[..end])
                 .split(',')
                 .filter(|s| !s.is_empty())

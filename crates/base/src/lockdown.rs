@@ -98,7 +98,7 @@ pub(crate) fn lock_down(
         symlink("/dev/null", root, &format!("etc/systemd/system/{unit}"))?;
     }
     enable_units(root, recipe)?;
-    clear_apt_state(root);
+    clear_apt_state(root)?;
     for d in [&recipe.overlay]
         .into_iter()
         .flatten()
@@ -182,14 +182,16 @@ fn enable_units(root: &Path, recipe: &Recipe) -> Result<(), BaseError> {
 
 /// Nothing of apt's state is of use on a read-only system: emptied (what cannot be removed
 /// only takes room).
-fn clear_apt_state(root: &Path) {
+fn clear_apt_state(root: &Path) -> Result<(), BaseError> {
     for d in ["var/lib/apt/lists", "var/cache/apt", "var/cache/debconf"] {
         let p = root.join(d);
         if p.is_dir() {
+            // What cannot be removed only takes room: apt never runs on the read-only system.
             let _ = fs::remove_dir_all(&p);
-            let _ = fs::create_dir_all(&p);
+            fs::create_dir_all(&p).map_err(crate::error::output(&p))?;
         }
     }
+    Ok(())
 }
 
 /// The version of the kernel the root holds (the one with a vmlinuz in /boot).

@@ -102,6 +102,7 @@ pub fn load_keys(dir: &Path) -> Result<Vec<TrustedKey>, BootError> {
 pub fn candidate_disks(sys_block: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(sys_block)
         .map(|rd| {
+            // No such directory: no entries.
             rd.filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .collect()

@@ -31,7 +31,9 @@ use nix::sys::stat::{Mode, SFlag};
 
 fn say(msg: &str) {
     let mut out = std::io::stdout().lock();
+    // The console is all the verifier can speak through: nowhere to report its failure.
     let _ = writeln!(out, "{msg}");
+    // As above: a console that cannot be written cannot be told so.
     let _ = out.flush();
 }
 
@@ -42,6 +44,7 @@ fn mount_fs(
     flags: MsFlags,
     data: Option<&str>,
 ) -> Result<(), String> {
+    // Exists in the initramfs already, or mount() below names the failure.
     let _ = fs::create_dir_all(target);
     mount(Some(src), target, Some(fstype), flags, data)
         .map_err(|e| format!("mounting {src} ({fstype}) on {target}: {e}"))
@@ -49,8 +52,12 @@ fn mount_fs(
 
 fn early_mounts() {
     let nodev = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
+    // The kernel may have mounted it (devtmpfs.mount=1); finding the stick fails with its own
+    // message if /dev is missing.
     let _ = mount_fs("devtmpfs", "/dev", "devtmpfs", MsFlags::MS_NOSUID, None);
+    // A missing /proc shows as the failure of what reads it (the stick search).
     let _ = mount_fs("proc", "/proc", "proc", nodev | MsFlags::MS_NODEV, None);
+    // A missing /sys shows as the failure of what reads it (the stick search).
     let _ = mount_fs("sysfs", "/sys", "sysfs", nodev | MsFlags::MS_NODEV, None);
     // If the kernel could not give us a console (no /dev/console in the archive), take it now.
     if let Ok(c) = fs::OpenOptions::new()
@@ -60,6 +67,7 @@ fn early_mounts() {
     {
         use std::os::fd::AsRawFd;
         for fd in 0..3 {
+            // Best effort: without a console there is no one to tell.
             let _ = nix::unistd::dup2(c.as_raw_fd(), fd);
         }
     }
@@ -121,6 +129,7 @@ fn drop_kernel_partitions(disk: &str) -> Result<(), String> {
 /// Make the node /dev/NAME for device `dev`.
 fn node(name: &str, dev: u64) -> Result<String, String> {
     let node = format!("/dev/{name}");
+    // A node of an earlier attempt, if any; mknod below fails if it stays.
     let _ = fs::remove_file(&node);
     nix::sys::stat::mknod(node.as_str(), SFlag::S_IFBLK, Mode::S_IRUSR, dev)
         .map_err(|e| format!("creating {node}: {e}"))?;
@@ -221,6 +230,7 @@ fn mount_system(policy: &BootPolicy, disk: &str, v: &Verdict) -> Result<(), Stri
 fn switch_root(policy: &BootPolicy) -> String {
     for d in ["/dev", "/proc", "/sys"] {
         let target = format!("/newroot{d}");
+        // Exists in the system already, or the move below names the failure.
         let _ = fs::create_dir_all(&target);
         if let Err(e) = mount(
             Some(d),
@@ -241,6 +251,7 @@ fn switch_root(policy: &BootPolicy) -> String {
     if let Err(e) = nix::unistd::chroot(".") {
         return format!("chroot: {e}");
     }
+    // After chroot(".") the working directory is "/" already; this only makes it explicit.
     let _ = nix::unistd::chdir("/");
     let Ok(init) = CString::new(policy.init.clone()) else {
         return "bad init path".into();
@@ -280,6 +291,7 @@ fn refuse(reason: &str, why: Refusal, policy: Option<&BootPolicy>, started: Inst
     std::thread::sleep(Duration::from_secs(u64::from(delay)));
     say("homestick: powering off");
     nix::unistd::sync();
+    // Returns only on failure; then the loop below keeps the refusal on screen, starting nothing.
     let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
     loop {
         std::thread::sleep(Duration::from_secs(3600));

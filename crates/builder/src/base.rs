@@ -174,6 +174,7 @@ fn load_boot(
         initrd,
         cmdline,
         stub,
+        // A base.toml without [boot]: its defaults.
         config: config.unwrap_or_default(),
     }))
 }

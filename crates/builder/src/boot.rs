@@ -163,6 +163,7 @@ pub fn policy(f: &UkiFor<'_>, boot: &BootInput) -> BootPolicy {
             .clone()
             .unwrap_or_else(|| "/sbin/init".into()),
         profile_mount: homestick_formats::paths::PROFILE_MOUNT.into(),
+        // Not set in base.toml: the default reaction.
         verity_on_corruption: boot.config.verity_on_corruption.unwrap_or_default(),
         revocations: f.revocations.cloned(),
         expiry_warning_days: f.expiry_warning_days,

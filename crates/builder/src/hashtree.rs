@@ -89,6 +89,7 @@ fn to_cache(dir: &Path, sys_sha: &[u8; 32], t: &Tree) {
         && tmp.write_all(&sum).is_ok()
         && tmp.write_all(&t.area).is_ok();
     if ok {
+        // A cache: one that cannot be written only costs time next build.
         let _ = tmp.persist(&path);
     }
 }

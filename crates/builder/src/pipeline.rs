@@ -420,6 +420,7 @@ pub(crate) fn create_output(
     opts: &BuildOptions,
     inp: &Inputs,
 ) -> Result<NamedTempFile, BuildError> {
+    // Only names the temporary file; an output without a file name fails when published.
     let name = opts
         .output
         .file_name()
@@ -814,6 +815,8 @@ pub(crate) fn persist(tmp: NamedTempFile, output: &Path, out_dir: &Path) -> Resu
     })?;
     // Best effort: the rename is durable once the directory is flushed.
     if let Ok(d) = File::open(out_dir) {
+        // The output is complete under its final name; syncing its directory only hastens
+        // durability, which some filesystems do not offer for directories.
         let _ = d.sync_all();
     }
     Ok(())

@@ -8,11 +8,13 @@ pub fn readme_txt(
     key_id: &str,
     user: Option<&homestick_image::manifest::User>,
 ) -> String {
+    // A customer-wide image names no user.
     let stick_of = user
         .map(|u| format!("Stick: {} ({})\n", u.name, u.id))
         .unwrap_or_default();
     let hotline = c.hotline.as_deref().unwrap_or("-");
     let email = c.email.as_deref().unwrap_or("-");
+    // No hours given: none shown.
     let hours = c
         .hours
         .as_deref()

@@ -178,7 +178,11 @@ pub fn build_set(
         .as_file()
         .set_len(plan.inp.size)
         .map_err(io_err("sizing the shared image"))?;
-    let roster_sha = Sha256::digest(roster.to_csv().as_bytes());
+    let csv = roster.to_csv().map_err(|e| BuildError::Internal {
+        context: "writing the roster as CSV",
+        detail: e.to_string(),
+    })?;
+    let roster_sha = Sha256::digest(csv.as_bytes());
     let stage = "composing the shared ESP and the GPT";
     let mut shared = plan.shared(&image, &[b"stick-set", &roster_sha], stage, progress)?;
     let template = Template::write(&plan, &shared, image)?;
@@ -262,6 +266,7 @@ fn personalize_all(
 
 /// A hidden temporary directory beside the output, with `users/`.
 fn work_dir(output: &Path, out_dir: &Path) -> Result<tempfile::TempDir, BuildError> {
+    // Only names the temporary directory; an output without a file name fails when published.
     let name = output
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
@@ -395,6 +400,8 @@ fn publish(work: tempfile::TempDir, output: &Path, out_dir: &Path) -> Result<(),
     }
     // Best effort: the rename is durable once the directory is flushed.
     if let Ok(d) = fs::File::open(out_dir) {
+        // The set is complete under its final name; syncing its directory only hastens durability,
+        // which some filesystems do not offer for directories.
         let _ = d.sync_all();
     }
     Ok(())

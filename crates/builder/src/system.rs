@@ -84,6 +84,7 @@ pub(crate) fn write_system(
     let (full_tx, full_rx) = mpsc::sync_channel::<Chunk>(2);
     let (free_tx, free_rx) = mpsc::channel::<Chunk>();
     for _ in 0..3 {
+        // The reader is gone only after an error it returns; a spare buffer is not needed then.
         let _ = free_tx.send(Chunk::new());
     }
     let mut h = Sha256::new();
@@ -95,6 +96,7 @@ pub(crate) fn write_system(
                 let n = chunk.len as u64;
                 dst.write_all_at(chunk.padded(), at)?;
                 at += n;
+                // As above: a reader that stopped needs no buffer back.
                 let _ = free_tx.send(chunk);
             }
             Ok(())

@@ -85,7 +85,7 @@ fn list(mut ledger: Ledger, set_id: Option<String>, json: bool) -> Result<(), Fa
         })
         .map_err(usage)?;
     if json {
-        print_json(&rows);
+        print_json(&rows).map_err(stdout_failed)?;
     } else {
         print_table(&rows);
     }
@@ -96,11 +96,11 @@ fn list(mut ledger: Ledger, set_id: Option<String>, json: bool) -> Result<(), Fa
 fn export(mut ledger: Ledger, csv: bool) -> Result<(), Failure> {
     let rows = ledger.list(&Filter::default()).map_err(usage)?;
     if csv {
-        print_csv(&rows);
+        print_csv(&rows)
     } else {
-        print_json(&rows);
+        print_json(&rows)
     }
-    Ok(())
+    .map_err(stdout_failed)
 }
 
 /// Open the ledger as this station (host name and random station id).
@@ -298,6 +298,8 @@ fn print_table(rows: &[Attempt]) {
 }
 
 fn credentials(a: &Attempt) -> Vec<Credential> {
+    // The column is written by homestick from typed credentials; a row whose JSON does not parse
+    // (edited by hand) lists none rather than failing the listing.
     a.credentials
         .as_deref()
         .and_then(|c| serde_json::from_str(c).ok())
@@ -346,25 +348,34 @@ fn print_details(rows: &[Attempt]) {
     }
 }
 
-fn print_json(rows: &[Attempt]) {
+/// An export that cannot be written whole (a full disk, a closed pipe) is a failure, never a
+/// silently shorter file.
+fn stdout_failed(e: std::io::Error) -> Failure {
+    usage(format!("writing to standard output: {e}"))
+}
+
+fn print_json(rows: &[Attempt]) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     for a in rows {
+        // An Attempt is strings and numbers: serializing it cannot fail.
         let mut v = serde_json::to_value(a).unwrap_or_default();
         v["started"] = json!(rfc3339(a.started));
         v["finished"] = json!(a.finished.map(rfc3339));
         v["revoked"] = json!(a.revoked.map(rfc3339));
         v["credentials"] = json!(credentials(a));
-        let _ = writeln!(out, "{v}");
+        writeln!(out, "{v}")?;
     }
+    out.flush()
 }
 
-fn print_csv(rows: &[Attempt]) {
+fn print_csv(rows: &[Attempt]) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "id,started,finished,station,device,serial,customer,set_id,user_id,user_name,image_id,manifest_sha256,result,error,revoked,device_number");
+    writeln!(out, "id,started,finished,station,device,serial,customer,set_id,user_id,user_name,image_id,manifest_sha256,result,error,revoked,device_number")?;
     for a in rows {
         let f = [
             a.id.to_string(),
             rfc3339(a.started),
+            // Absent values are empty cells: not finished, not of a set, no error, not revoked.
             a.finished.map(rfc3339).unwrap_or_default(),
             a.station.clone(),
             a.device.clone(),
@@ -380,8 +391,9 @@ fn print_csv(rows: &[Attempt]) {
             a.revoked.map(rfc3339).unwrap_or_default(),
             a.device_number.clone(),
         ];
-        let _ = write!(out, "{}", homestick_image::csv::record(&f));
+        write!(out, "{}", homestick_image::csv::record(&f))?;
     }
+    out.flush()
 }
 
 fn print_revoked(a: &Attempt) {

@@ -237,15 +237,17 @@ pub fn describe(roots: &Roots, name: &str) -> io::Result<Device> {
     let canonical = fs::canonicalize(&class).unwrap_or_else(|_| class.clone());
     let usb_dir = usb_device_dir(&canonical);
     let device = class.join("device");
-    let mut vendor = read_trim(&device.join("vendor")).unwrap_or_default();
-    let mut model = read_trim(&device.join("model")).unwrap_or_default();
+    // sysfs gives no vendor or model for some devices: shown as empty, as lsblk does.
+    let text = |p: PathBuf| read_trim(&p).unwrap_or_default();
+    let mut vendor = text(device.join("vendor"));
+    let mut model = text(device.join("model"));
     let mut serial = read_trim(&device.join("serial"));
     if let Some(u) = &usb_dir {
         if vendor.is_empty() {
-            vendor = read_trim(&u.join("manufacturer")).unwrap_or_default();
+            vendor = text(u.join("manufacturer"));
         }
         if model.is_empty() {
-            model = read_trim(&u.join("product")).unwrap_or_default();
+            model = text(u.join("product"));
         }
         serial = read_trim(&u.join("serial")).or(serial);
     }

@@ -93,6 +93,8 @@ impl Station {
         let job_image = Arc::clone(&image);
         std::thread::spawn(move || {
             let r = stick::flash(&job_image, &*target, &st);
+            // The receiver lives as long as the station: a send fails only once the station is
+            // dropped, and then nobody waits for this stick's result.
             let _ = tx.send((i, r));
         });
         self.running.push(Running {

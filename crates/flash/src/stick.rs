@@ -108,6 +108,7 @@ impl Target for BlockTarget {
         self.file.sync_all()?;
         homestick_sys::flush_buffers(&self.file)?;
         use std::os::fd::AsRawFd;
+        // Advice only: the reads are correct without it.
         let _ = posix_fadvise(
             self.file.as_raw_fd(),
             0,

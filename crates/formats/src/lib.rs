@@ -13,3 +13,4 @@ pub mod endpoint;
 pub mod paths;
 pub mod profile;
 pub mod slot;
+pub mod text;

@@ -150,6 +150,7 @@ fn decode_name(b: &[u8]) -> String {
 /// surrogates as U+FFFD), without the trailing NULs. With `{:?}` every unit that is not
 /// printable shows escaped.
 pub fn name_field(raw: &[u8]) -> String {
+    // A partition entry shorter than its name field has no name.
     let units: Vec<u16> = raw
         .get(56..128)
         .unwrap_or_default()

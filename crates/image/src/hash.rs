@@ -80,6 +80,7 @@ pub fn hash_range<D: Disk + ?Sized>(
             hasher.update(&buf[..n]);
             done += n as u64;
             progress(n as u64);
+            // The reader has stopped (an error it reports): the buffer is not needed.
             let _ = empty_tx.send(buf);
         }
         drop(empty_tx);

@@ -268,6 +268,7 @@ impl Passphrase {
 
     /// The first line of `text`, without its line end; an empty one is refused.
     fn first_line(text: &[u8]) -> Result<Passphrase, &'static str> {
+        // split always yields a first part; an empty one is refused below.
         let first = text.split(|&b| b == b'\n').next().unwrap_or_default();
         let first = first.strip_suffix(b"\r").unwrap_or(first);
         if first.is_empty() {

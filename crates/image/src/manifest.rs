@@ -149,6 +149,7 @@ impl Verity {
     pub fn params(&self) -> crate::verity::Params {
         crate::verity::Params {
             data_blocks: self.data_blocks,
+            // Only called on validated manifests, whose salt is hex.
             salt: unhex(&self.salt).unwrap_or_default(),
         }
     }

@@ -225,6 +225,7 @@ impl BootPolicy {
             (Some(h), None) => format!("Please call the IT hotline: {h}."),
             _ => "Please contact your IT department.".into(),
         };
+        // No e-mail: no line for it.
         let mail = self
             .email
             .as_deref()

@@ -248,6 +248,7 @@ impl SetIndex {
 
     /// set.json's bytes as written (stable: pretty JSON with a trailing newline).
     pub fn to_bytes(&self) -> Vec<u8> {
+        // Strings, numbers and lists of them: serializing cannot fail.
         let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
         v.push(b'\n');
         v

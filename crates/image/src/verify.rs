@@ -692,6 +692,7 @@ fn check_esp_files<D: Disk + ?Sized>(
     let Some(esp) = m.esp() else {
         return (vec![Finding::new("manifest", "no ESP entry")], vec![]);
     };
+    // An ESP entry without files lists none.
     let listed = esp.files.as_deref().unwrap_or_default();
     let fat = match FatReader::open(disk, esp.offset(), esp.len(), fat::budget_for(esp.len())) {
         Ok(f) => f,

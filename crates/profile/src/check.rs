@@ -139,6 +139,7 @@ pub fn sip_uri(s: &str) -> Result<(String, Option<u16>), Invalid> {
         return Err(format!("{s:?} holds {c:?}, which a SIP URI cannot").into());
     }
     let mut parts = rest.split(';');
+    // split always yields a first part.
     let userhost = parts.next().unwrap_or_default();
     let (user, hostpart) = match userhost.rsplit_once('@') {
         Some((u, h)) => (Some(u), h),
@@ -300,6 +301,7 @@ fn one_pem_block(text: &str) -> Result<(String, zeroize::Zeroizing<Vec<u8>>), In
     if text.matches("-----BEGIN ").count() != 1 {
         return Err("must hold exactly one PEM block".into());
     }
+    // Counted once just above: found.
     let start = text.find("-----BEGIN ").unwrap_or_default();
     let block = &text[start..];
     let label: String = block[11..].chars().take_while(|&c| c != '-').collect();

@@ -12,7 +12,6 @@
 //! Output is deterministic: the same profile renders to the same bytes.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use homestick_formats::profile::{self as doc, ProfileDoc};
 use homestick_formats::slot::{SipField, SlotName, VpnField};
@@ -169,7 +168,7 @@ fn wireguard(c: &Customer, v: &CheckedVpn, w: &WireGuard, slots: &mut Slots) -> 
     let n = &v.toml.name;
     let mut s = header(c, &format!("WireGuard connection \"{n}\""), "#");
     s.push_str("\n[Interface]\n");
-    let _ = writeln!(
+    homestick_formats::pushln!(
         s,
         "PrivateKey = {}",
         slots.put(
@@ -179,7 +178,7 @@ fn wireguard(c: &Customer, v: &CheckedVpn, w: &WireGuard, slots: &mut Slots) -> 
             W::Wg
         )
     );
-    let _ = writeln!(
+    homestick_formats::pushln!(
         s,
         "Address = {}",
         slots.put(
@@ -192,16 +191,16 @@ fn wireguard(c: &Customer, v: &CheckedVpn, w: &WireGuard, slots: &mut Slots) -> 
     let mut dns: Vec<String> = v.toml.dns.clone();
     dns.extend(v.toml.dns_search.iter().cloned());
     if !dns.is_empty() {
-        let _ = writeln!(s, "DNS = {}", dns.join(", "));
+        homestick_formats::pushln!(s, "DNS = {}", dns.join(", "));
     }
-    let _ = writeln!(s, "MTU = {}", w.mtu);
+    homestick_formats::pushln!(s, "MTU = {}", w.mtu);
     // The stick's kill switch lets only packets with this mark reach the VPN server
     // (homestick-session's VPN_MARK).
-    let _ = writeln!(s, "FwMark = {WIREGUARD_FWMARK:#x}");
+    homestick_formats::pushln!(s, "FwMark = {WIREGUARD_FWMARK:#x}");
     s.push_str("\n[Peer]\n");
-    let _ = writeln!(s, "PublicKey = {}", w.server_public_key);
+    homestick_formats::pushln!(s, "PublicKey = {}", w.server_public_key);
     if w.preshared_key {
-        let _ = writeln!(
+        homestick_formats::pushln!(
             s,
             "PresharedKey = {}",
             slots.put(
@@ -212,10 +211,10 @@ fn wireguard(c: &Customer, v: &CheckedVpn, w: &WireGuard, slots: &mut Slots) -> 
             )
         );
     }
-    let _ = writeln!(s, "Endpoint = {}", w.endpoint);
-    let _ = writeln!(s, "AllowedIPs = {}", v.toml.routes.join(", "));
+    homestick_formats::pushln!(s, "Endpoint = {}", w.endpoint);
+    homestick_formats::pushln!(s, "AllowedIPs = {}", v.toml.routes.join(", "));
     if w.persistent_keepalive > 0 {
-        let _ = writeln!(s, "PersistentKeepalive = {}", w.persistent_keepalive);
+        homestick_formats::pushln!(s, "PersistentKeepalive = {}", w.persistent_keepalive);
     }
     ProfileFile {
         path,
@@ -241,19 +240,19 @@ fn openvpn_routes(s: &mut String, v: &CheckedVpn) {
                 s.push_str("redirect-gateway def1\n");
             }
             Ok((std::net::IpAddr::V4(a), p)) => {
-                let _ = writeln!(s, "route {a} {}", netmask(p));
+                homestick_formats::pushln!(s, "route {a} {}", netmask(p));
             }
             Ok((std::net::IpAddr::V6(a), p)) => {
-                let _ = writeln!(s, "route-ipv6 {a}/{p}");
+                homestick_formats::pushln!(s, "route-ipv6 {a}/{p}");
             }
             Err(_) => {}
         }
     }
     for d in &v.toml.dns {
-        let _ = writeln!(s, "dhcp-option DNS {d}");
+        homestick_formats::pushln!(s, "dhcp-option DNS {d}");
     }
     for d in &v.toml.dns_search {
-        let _ = writeln!(s, "dhcp-option DOMAIN {d}");
+        homestick_formats::pushln!(s, "dhcp-option DOMAIN {d}");
     }
 }
 
@@ -275,7 +274,7 @@ fn openvpn_credentials(s: &mut String, n: &str, auth: OvpnAuth, path: &str, slot
             path,
             W::Pem,
         );
-        let _ = write!(s, "<cert>\n{cert}\n</cert>\n<key>\n{key}\n</key>\n");
+        homestick_formats::push!(s, "<cert>\n{cert}\n</cert>\n<key>\n{key}\n</key>\n");
     }
     if matches!(auth, OvpnAuth::Password | OvpnAuth::CertificateAndPassword) {
         let user = slots.put(
@@ -290,7 +289,7 @@ fn openvpn_credentials(s: &mut String, n: &str, auth: OvpnAuth, path: &str, slot
             path,
             W::OvpnLine,
         );
-        let _ = write!(s, "<auth-user-pass>\n{user}\n{pass}\n</auth-user-pass>\n");
+        homestick_formats::push!(s, "<auth-user-pass>\n{user}\n{pass}\n</auth-user-pass>\n");
     }
 }
 
@@ -305,14 +304,14 @@ fn openvpn(c: &Customer, v: &CheckedVpn, o: &OpenVpn, slots: &mut Slots) -> Prof
     });
     // Checked when the profile was loaded.
     for r in o.remotes.iter().filter_map(|r| HostPort::parse(r).ok()) {
-        let _ = writeln!(s, "remote {} {}", r.host, r.port);
+        homestick_formats::pushln!(s, "remote {} {}", r.host, r.port);
     }
     s.push_str("resolv-retry infinite\nnobind\npersist-key\npersist-tun\nremote-cert-tls server\ntls-version-min 1.2\n");
-    let _ = writeln!(s, "data-ciphers {}", o.ciphers.join(":"));
+    homestick_formats::pushln!(s, "data-ciphers {}", o.ciphers.join(":"));
     s.push_str("auth-nocache\nverb 3\n");
     openvpn_routes(&mut s, v);
     if let Some(ca) = &v.ca {
-        let _ = write!(s, "<ca>\n{}</ca>\n", ca_pem(ca));
+        homestick_formats::push!(s, "<ca>\n{}</ca>\n", ca_pem(ca));
     }
     openvpn_credentials(&mut s, n, o.auth, &path, slots);
     if let Some(k) = &v.tls_key {
@@ -324,9 +323,9 @@ fn openvpn(c: &Customer, v: &CheckedVpn, o: &OpenVpn, slots: &mut Slots) -> Prof
             });
         let key = slots.field(&format!("vpn.{n}.openvpn.tls_key"), key);
         if o.tls_crypt.is_some() {
-            let _ = write!(s, "<tls-crypt>\n{key}</tls-crypt>\n");
+            homestick_formats::push!(s, "<tls-crypt>\n{key}</tls-crypt>\n");
         } else {
-            let _ = write!(s, "key-direction 1\n<tls-auth>\n{key}</tls-auth>\n");
+            homestick_formats::push!(s, "key-direction 1\n<tls-auth>\n{key}</tls-auth>\n");
         }
     }
     ProfileFile {
@@ -355,14 +354,14 @@ fn strongswan_local(
                 path,
                 W::Swan,
             );
-            let _ = writeln!(s, "      eap_id = {id}");
+            homestick_formats::pushln!(s, "      eap_id = {id}");
             let pw = slots.put(
                 SlotName::vpn(n, VpnField::EapPassword),
                 "the user's EAP password",
                 path,
                 W::Swan,
             );
-            let _ = write!(
+            homestick_formats::push!(
                 secrets,
                 "  eap-{n} {{\n    id = {id}\n    secret = {pw}\n  }}\n"
             );
@@ -395,7 +394,7 @@ fn strongswan_local(
                 path: kf,
                 data: key.into_bytes(),
             });
-            let _ = writeln!(s, "      certs = {n}-client.pem");
+            homestick_formats::pushln!(s, "      certs = {n}-client.pem");
         }
     }
 }
@@ -415,11 +414,11 @@ fn strongswan(c: &Customer, vpns: &[(&CheckedVpn, &Ipsec)], slots: &mut Slots) -
                 data: ca_pem(ca).into_bytes(),
             });
         }
-        let _ = writeln!(s, "  {n} {{");
+        homestick_formats::pushln!(s, "  {n} {{");
         s.push_str("    version = 2\n");
-        let _ = writeln!(s, "    remote_addrs = {}", i.server);
+        homestick_formats::pushln!(s, "    remote_addrs = {}", i.server);
         s.push_str("    vips = 0.0.0.0, ::\n");
-        let _ = writeln!(s, "    proposals = {}", i.ike_proposals.join(", "));
+        homestick_formats::pushln!(s, "    proposals = {}", i.ike_proposals.join(", "));
         s.push_str("    send_certreq = yes\n    dpd_delay = 30s\n");
         s.push_str("    local {\n");
         strongswan_local(&mut s, &mut secrets, &mut files, n, i.auth, &path, slots);
@@ -428,19 +427,19 @@ fn strongswan(c: &Customer, vpns: &[(&CheckedVpn, &Ipsec)], slots: &mut Slots) -
             &format!("vpn.{n}.ipsec.server_id"),
             write::swanctl_quoted(&i.server_id),
         );
-        let _ = writeln!(s, "      id = {id}");
-        let _ = writeln!(s, "      cacerts = {ca_file}");
+        homestick_formats::pushln!(s, "      id = {id}");
+        homestick_formats::pushln!(s, "      cacerts = {ca_file}");
         s.push_str("    }\n    children {\n");
-        let _ = writeln!(s, "      {n} {{");
-        let _ = writeln!(s, "        remote_ts = {}", v.toml.routes.join(", "));
-        let _ = writeln!(s, "        esp_proposals = {}", i.esp_proposals.join(", "));
+        homestick_formats::pushln!(s, "      {n} {{");
+        homestick_formats::pushln!(s, "        remote_ts = {}", v.toml.routes.join(", "));
+        homestick_formats::pushln!(s, "        esp_proposals = {}", i.esp_proposals.join(", "));
         s.push_str(
             "        dpd_action = restart\n        close_action = restart\n      }\n    }\n  }\n",
         );
     }
     s.push_str("}\n");
     if !secrets.is_empty() {
-        let _ = write!(s, "\nsecrets {{\n{secrets}}}\n");
+        homestick_formats::push!(s, "\nsecrets {{\n{secrets}}}\n");
     }
     files.push(ProfileFile {
         path,
@@ -462,6 +461,7 @@ fn baresip(c: &Customer, p: &Profile, slots: &mut Slots) -> Vec<ProfileFile> {
     let Some(sp) = &p.softphone else {
         return vec![];
     };
+    // The profile was checked: the registrar is a SIP URI.
     let (reg_host, reg_port) = check::sip_uri(&sp.registrar).unwrap_or_default();
     let hostport = reg_port.map_or(reg_host.clone(), |port| format!("{reg_host}:{port}"));
     let file = |path: &str, text: String| ProfileFile {
@@ -487,7 +487,7 @@ fn baresip_config(c: &Customer, sp: &Softphone, with_ca: bool) -> String {
     let mut cfg = header(c, "baresip configuration", "#");
     cfg.push_str("poll_method\t\tepoll\nsip_listen\t\t0.0.0.0:0\n");
     if with_ca {
-        let _ = writeln!(cfg, "sip_cafile\t\t{PROFILE_MOUNT}/baresip/ca.pem");
+        homestick_formats::pushln!(cfg, "sip_cafile\t\t{PROFILE_MOUNT}/baresip/ca.pem");
     }
     cfg.push_str(
         "audio_player\t\talsa,default\naudio_source\t\talsa,default\naudio_alert\t\talsa,default\n",
@@ -510,7 +510,7 @@ fn baresip_config(c: &Customer, sp: &Softphone, with_ca: bool) -> String {
         modules.push("turn.so");
     }
     for m in modules {
-        let _ = writeln!(cfg, "module\t\t\t{m}");
+        homestick_formats::pushln!(cfg, "module\t\t\t{m}");
     }
     cfg.push_str("module_app\t\taccount.so\nmodule_app\t\tcontact.so\nmodule_app\t\tmenu.so\n");
     cfg
@@ -548,13 +548,13 @@ fn baresip_account(
         Transport::Tcp => "tcp",
         Transport::Tls => "tls",
     };
-    let _ = write!(
+    homestick_formats::push!(
         acc,
         "<sip:{ext}@{hostport};transport={transport}>;auth_user={user};auth_pass={pass}"
     );
     if let Some(op) = &sp.outbound_proxy {
         let op = slots.field("softphone.outbound_proxy", write::baresip_quoted_param(op));
-        let _ = write!(acc, ";outbound={op}");
+        homestick_formats::push!(acc, ";outbound={op}");
     }
     match sp.srtp {
         Srtp::Off => {}
@@ -562,7 +562,7 @@ fn baresip_account(
         Srtp::Mandatory => acc.push_str(";mediaenc=srtp-mand"),
     }
     let codecs: Vec<&str> = sp.codecs.iter().map(|c| baresip_codec(c).0).collect();
-    let _ = write!(acc, ";audio_codecs={}", codecs.join(","));
+    homestick_formats::push!(acc, ";audio_codecs={}", codecs.join(","));
     acc.push_str(";regint=600");
     if let Some(t) = &sp.turn {
         let tu = slots.put(
@@ -581,7 +581,7 @@ fn baresip_account(
             "softphone.turn",
             write::baresip_quoted_param(&format!("turn:{t}")),
         );
-        let _ = write!(
+        homestick_formats::push!(
             acc,
             ";medianat=turn;stunserver={t};stunuser={tu};stunpass={tp}"
         );
@@ -590,7 +590,7 @@ fn baresip_account(
             "softphone.stun",
             write::baresip_quoted_param(&format!("stun:{st}")),
         );
-        let _ = write!(acc, ";medianat=stun;stunserver={st}");
+        homestick_formats::push!(acc, ";medianat=stun;stunserver={st}");
     }
     acc.push('\n');
     acc
@@ -600,10 +600,10 @@ fn baresip_account(
 fn baresip_contacts(c: &Customer, sp: &Softphone, hostport: &str) -> String {
     let mut con = header(c, "baresip contacts (always dialable)", "#");
     for n in &sp.emergency_numbers {
-        let _ = writeln!(con, "\"Notruf / Emergency {n}\" <sip:{n}@{hostport}>");
+        homestick_formats::pushln!(con, "\"Notruf / Emergency {n}\" <sip:{n}@{hostport}>");
     }
     if let Some(vm) = &sp.voicemail {
-        let _ = writeln!(con, "\"Mailbox\" <sip:{vm}@{hostport}>");
+        homestick_formats::pushln!(con, "\"Mailbox\" <sip:{vm}@{hostport}>");
     }
     con
 }

@@ -471,12 +471,12 @@ impl Roster {
     }
 
     /// The roster as CSV (the same columns, generated values filled in).
-    pub fn to_csv(&self) -> String {
+    pub fn to_csv(&self) -> Result<String, csv::Error> {
         let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
         let names: Vec<String> = self.slots.iter().map(ToString::to_string).collect();
         let mut header = vec!["user_id", "display_name"];
         header.extend(names.iter().map(String::as_str));
-        let _ = w.write_record(&header);
+        w.write_record(&header)?;
         for u in &self.users {
             let mut row = vec![u.id.as_str(), u.name.as_str()];
             row.extend(
@@ -484,9 +484,13 @@ impl Roster {
                     .iter()
                     .map(|s| u.values.get(s).map_or("", String::as_str)),
             );
-            let _ = w.write_record(&row);
+            w.write_record(&row)?;
         }
-        String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+        let bytes = w
+            .into_inner()
+            .map_err(|e| csv::Error::from(e.into_error()))?;
+        String::from_utf8(bytes)
+            .map_err(|e| csv::Error::from(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
     }
 }
 
@@ -762,7 +766,6 @@ fn vpn_value(u: &User, n: &str, field: VpnField) -> Option<String> {
 
 /// The server's `[Peer]` sections of WireGuard connection `n`.
 fn wireguard_peers(profile: &Profile, roster: &Roster, n: &str) -> Export {
-    use std::fmt::Write as _;
     let mut s = format!(
         "# WireGuard peers of {} ({}), VPN {n}: add to the server's configuration.\n\
          # Made by homestick roster export; one [Peer] per user.\n",
@@ -777,17 +780,17 @@ fn wireguard_peers(profile: &Profile, roster: &Roster, n: &str) -> Export {
             continue;
         };
         // Writing to a String cannot fail.
-        let _ = write!(
+        homestick_formats::push!(
             s,
             "\n[Peer]\n# {}\nPublicKey = {public}\n",
             crate::write::comment(&format!("{} ({})", u.id, u.name))
         );
         if let Some(psk) = vpn_value(u, n, VpnField::PresharedKey) {
             secret = true;
-            let _ = writeln!(s, "PresharedKey = {psk}");
+            homestick_formats::pushln!(s, "PresharedKey = {psk}");
         }
         if let Some(a) = vpn_value(u, n, VpnField::Address) {
-            let _ = writeln!(s, "AllowedIPs = {a}");
+            homestick_formats::pushln!(s, "AllowedIPs = {a}");
         }
     }
     Export {
@@ -803,7 +806,6 @@ fn ipsec_secrets(
     roster: &Roster,
     n: &str,
 ) -> Result<Option<Export>, RosterError> {
-    use std::fmt::Write as _;
     let mut s = format!(
         "# EAP secrets of {} ({}), VPN {n}, for the server's swanctl.conf.\n\
          # Made by homestick roster export.\nsecrets {{\n",
@@ -822,7 +824,7 @@ fn ipsec_secrets(
         let (id, pw) = (quoted(id_slot, &id)?, quoted(pw_slot, &pw)?);
         any = true;
         // Writing to a String cannot fail.
-        let _ = write!(
+        homestick_formats::push!(
             s,
             "  # {}\n  eap-{} {{\n    id = {id}\n    secret = {pw}\n  }}\n",
             crate::write::comment(&format!("{} ({})", u.id, u.name)),
@@ -1142,7 +1144,7 @@ mod tests {
             assert!(u.values[&sl("sip.password")].len() >= 24);
         }
         // Written out and read back: the same roster.
-        let again = Roster::parse(r.to_csv().as_bytes(), &p).unwrap();
+        let again = Roster::parse(r.to_csv().unwrap().as_bytes(), &p).unwrap();
         assert_eq!(again.users, r.users);
         assert!(!format!("{:?}", r.users[0]).contains(&r.users[0].values[&sl("sip.password")]));
     }

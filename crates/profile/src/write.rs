@@ -56,6 +56,7 @@ pub fn pem(label: &str, der: &[u8]) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
     let mut s = format!("-----BEGIN {label}-----\n");
     for chunk in b64.as_bytes().chunks(64) {
+        // Base64 is ASCII: every chunk is UTF-8.
         s.push_str(std::str::from_utf8(chunk).unwrap_or_default());
         s.push('\n');
     }

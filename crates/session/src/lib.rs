@@ -3,7 +3,6 @@
 //! kill switch made from it, and the messages the employee sees. `main.rs` runs the programs
 //! (nft, wg-quick, openvpn, baresip).
 
-use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use homestick_formats::endpoint::{EndpointError, HostPort, PortRange};
@@ -297,6 +296,7 @@ impl Uplink {
     /// of its DHCP lease (`lease`: networkd's lease file for that interface, given its name).
     pub fn of(routes: &str, lease: impl Fn(&str) -> Option<String>) -> Option<Uplink> {
         let name = default_route_interface(routes)?;
+        // No lease (static addressing): no resolvers from it.
         let resolvers = lease(&name)
             .map(|l| lease_resolvers(&l))
             .unwrap_or_default();
@@ -370,7 +370,7 @@ fn allow_rule(s: &mut String, owner: &str, a: &Allowed) {
         } else {
             format!("{first}-{last}")
         };
-        let _ = writeln!(
+        homestick_formats::pushln!(
             s,
             "    {owner} {fam} daddr {} {} dport {ports} accept comment \"{}\"",
             a.to,
@@ -397,12 +397,12 @@ pub fn ruleset(
     s.push_str("table inet homestick\ndelete table inet homestick\ntable inet homestick {\n");
     s.push_str("  chain input {\n    type filter hook input priority filter; policy drop;\n");
     s.push_str("    iif \"lo\" accept\n    ct state established,related accept\n");
-    let _ = writeln!(
+    homestick_formats::pushln!(
         s,
         "    {} udp sport 67 udp dport 68 accept comment \"DHCP replies\"",
         uplink.inp()
     );
-    let _ = writeln!(
+    homestick_formats::pushln!(
         s,
         "    iifname \"{}\" accept comment \"through the tunnel\"",
         vpn.name
@@ -413,7 +413,7 @@ pub fn ruleset(
     );
     s.push_str("  chain output {\n    type filter hook output priority filter; policy drop;\n");
     s.push_str("    oif \"lo\" accept\n");
-    let _ = writeln!(
+    homestick_formats::pushln!(
         s,
         "    {} meta skuid \"{NETWORK_USER}\" udp sport 68 udp dport 67 accept comment \"DHCP\"",
         uplink.out()
@@ -422,7 +422,7 @@ pub fn ruleset(
         for r in &uplink.resolvers {
             let fam = if r.is_ipv6() { "ip6" } else { "ip" };
             for proto in ["udp", "tcp"] {
-                let _ = writeln!(
+                homestick_formats::pushln!(
                     s,
                     "    {} meta skuid \"{RESOLVER_USER}\" {fam} daddr {r} {proto} dport 53 accept comment \"DNS to find the VPN server\"",
                     uplink.out()
@@ -437,7 +437,7 @@ pub fn ruleset(
     if vpn.kind == Kind::Ipsec {
         for a in servers {
             let fam = if a.v6 { "ip6" } else { "ip" };
-            let _ = writeln!(
+            homestick_formats::pushln!(
                 s,
                 "    {fam} daddr {} meta l4proto esp accept comment \"{}\"",
                 a.to,
@@ -456,7 +456,7 @@ pub fn ruleset(
             s.push_str("    rt ipsec exists accept comment \"through the tunnel (IPsec policy)\"\n")
         }
         _ => {
-            let _ = writeln!(
+            homestick_formats::pushln!(
                 s,
                 "    oifname \"{}\" accept comment \"through the tunnel\"",
                 vpn.name
@@ -487,6 +487,7 @@ pub fn firefox_policies(p: Option<&Profile>) -> String {
     let mut exceptions = vec!["file:///run/homestick-session/*".to_string()];
     let mut domains: Vec<&str> = p
         .map(|p| {
+            // No profile: no search domains.
             p.vpn
                 .iter()
                 .flat_map(|v| v.dns_search.iter().map(String::as_str))
@@ -543,6 +544,7 @@ pub fn firefox_policies(p: Option<&Profile>) -> String {
             "browser.safebrowsing.downloads.remote.enabled": locked(false.into())
         }
     }});
+    // A json! value of strings and booleans: serializing cannot fail.
     serde_json::to_string_pretty(&policy).unwrap_or_default() + "\n"
 }
 
@@ -596,7 +598,9 @@ pub fn status_page(p: Option<&Profile>, state: &str) -> String {
             false,
         ),
     };
+    // No profile (it could not be read): no name on the page.
     let name = p.map(|p| html(&p.customer.name)).unwrap_or_default();
+    // No hotline in the profile: no line for it.
     let hotline = p
         .and_then(|p| p.customer.hotline.as_deref())
         .map(|h| format!("<p class=\"h\">IT-Hotline: {}</p>", html(h)))

@@ -31,7 +31,9 @@ const USER: &str = "homestick";
 
 fn line(msg: &str) {
     let mut out = std::io::stdout().lock();
+    // The console is the session's last channel: nowhere to report that it failed.
     let _ = writeln!(out, "homestick-session: {msg}");
+    // As above.
     let _ = out.flush();
 }
 
@@ -52,6 +54,7 @@ fn write_atomic(name: &str, text: &str) -> std::io::Result<()> {
 fn status(p: Option<&Profile>, state: &str) {
     // The status is for the screen and for programs: a failed write only leaves the last one.
     let _ = write_atomic("status", &format!("{state}\n"));
+    // As above: the page keeps its last state.
     let _ = write_atomic("status.html", &homestick_session::status_page(p, state));
 }
 
@@ -165,6 +168,7 @@ fn run_quiet(cmd: &mut Command) -> Result<String, String> {
 }
 
 fn resolve(host: &str, port: u16) -> Vec<IpAddr> {
+    // Not resolved: no addresses, which the caller reports as such.
     let mut v: Vec<IpAddr> = (host, port)
         .to_socket_addrs()
         .map(|a| a.map(|s| s.ip()).filter(IpAddr::is_ipv4).collect())
@@ -199,6 +203,7 @@ fn pipe_lines<R: std::io::Read + Send + 'static>(
                 return;
             }
         }
+        // The receiver is gone only when the session ends: nobody left to tell.
         let _ = tx.send(end);
     });
 }
@@ -271,10 +276,12 @@ fn group_id(name: &str) -> Option<u32> {
 }
 
 /// Bring the tunnel up; returns the OpenVPN child when there is one.
-fn start_vpn(p: &Profile, v: &Vpn, tx: &Sender<Event>) -> Result<Option<Child>, String> {
+fn start_vpn(v: &Vpn, tx: &Sender<Event>) -> Result<Option<Child>, String> {
     let file = Path::new(PROFILE_DIR).join(&v.file);
     match v.kind {
         Kind::Wireguard => {
+            // A tunnel left from an earlier attempt, if any; `up` below fails with the reason if
+            // it stays.
             let _ = run_quiet(Command::new("wg-quick").arg("down").arg(&file));
             run_quiet(Command::new("wg-quick").arg("up").arg(&file)).map(|_| None)
         }
@@ -296,7 +303,6 @@ fn start_vpn(p: &Profile, v: &Vpn, tx: &Sender<Event>) -> Result<Option<Child>, 
             Ok(Some(child))
         }
         Kind::Ipsec => {
-            let _ = p;
             run_quiet(
                 Command::new("swanctl")
                     .arg("--load-all")
@@ -317,28 +323,34 @@ fn restart_openvpn(p: &Profile, v: &Vpn, tx: &Sender<Event>) {
         &format!("vpn {} stopped, trying again", v.name),
     );
     std::thread::sleep(Duration::from_secs(5));
-    let _ = start_vpn(p, v, tx);
+    // The new openvpn's output is piped to the session like the first one's; its handle is
+    // not needed (it ends with the session).
+    if let Err(e) = start_vpn(v, tx) {
+        fail(
+            p,
+            &format!("VPN {} startet nicht: {e}", v.name),
+            &format!("vpn {} does not start: {e}", v.name),
+        );
+    }
 }
 
 fn set_tunnel_dns(v: &Vpn) {
     if v.dns.is_empty() || v.kind == Kind::Ipsec {
         return;
     }
-    let _ = run_quiet(
-        Command::new("resolvectl")
-            .arg("dns")
-            .arg(&v.name)
-            .args(&v.dns),
-    );
-    let mut domains = vec!["~.".to_string()];
-    domains.extend(v.dns_search.iter().cloned());
-    let _ = run_quiet(
-        Command::new("resolvectl")
-            .arg("domain")
-            .arg(&v.name)
-            .args(&domains),
-    );
-    let _ = run_quiet(Command::new("resolvectl").args(["default-route", &v.name, "true"]));
+    let name = v.name.clone();
+    let mut dns = vec!["dns".to_string(), name.clone()];
+    dns.extend(v.dns.iter().cloned());
+    let mut domain = vec!["domain".to_string(), name.clone(), "~.".to_string()];
+    domain.extend(v.dns_search.iter().cloned());
+    let route = vec!["default-route".to_string(), name, "true".to_string()];
+    for args in [dns, domain, route] {
+        // Names then fail to resolve (the kill switch lets no DNS out past the tunnel): said
+        // in the journal, where the hotline looks, and the tunnel stays up for addresses.
+        if let Err(e) = run_quiet(Command::new("resolvectl").args(&args)) {
+            eprintln!("homestick-session: tunnel DNS for {}: {e}", v.name);
+        }
+    }
 }
 
 fn wg_handshake(name: &str) -> Option<u64> {
@@ -514,7 +526,7 @@ fn resolve_servers(p: &Profile, v: &Vpn) -> Option<(Uplink, Vec<Allowed>)> {
 /// "Initialization Sequence Completed", an IPsec SA), saying why not after 30 seconds.
 fn bring_up_tunnel(p: &Profile, v: &Vpn, tx: &Sender<Event>, rx: &Receiver<Event>) {
     // An OpenVPN child is watched through its output (Event::OpenvpnGone).
-    while let Err(e) = start_vpn(p, v, tx) {
+    while let Err(e) = start_vpn(v, tx) {
         fail(
             p,
             &format!("VPN {} startet nicht ({e})", v.name),
@@ -724,6 +736,7 @@ impl<'a> Watch<'a> {
 }
 
 fn kiosk_env() -> ExitCode {
+    // No DRM driver (no graphics): the kiosk's fallback below decides.
     let driver = std::fs::read_link("/sys/class/drm/card0/device/driver")
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))

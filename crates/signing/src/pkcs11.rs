@@ -485,10 +485,12 @@ pub fn generate_ed25519(
             ),
         ));
     }
-    let mut id = o.uri.id.clone().unwrap_or_default();
-    if id.is_empty() {
-        id = label.as_bytes().to_vec();
-    }
+    let id = o
+        .uri
+        .id
+        .clone()
+        .filter(|i| !i.is_empty())
+        .unwrap_or_else(|| label.as_bytes().to_vec());
     let public_t = vec![
         Attribute::Token(true),
         Attribute::Verify(true),

@@ -56,6 +56,8 @@ pub fn create_device(
     match res {
         Ok(dev) => Ok(dev),
         Err(e) => {
+            // Undoing a half-made device after the error that is returned; a failure here adds
+            // nothing to it.
             let _ = ioctl::dm_dev_remove(fd, name);
             Err(e)
         }

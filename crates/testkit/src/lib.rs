@@ -28,6 +28,7 @@ pub fn private_mode(path: &Path) {
 /// A copy of the private key `src` in `dir`, mode 0600 (for keys shipped 0644, such as
 /// OVMF's snakeoil key).
 pub fn private_copy(src: &Path, dir: &Path) -> std::path::PathBuf {
+    // Test keys are files: they have a name.
     let dst = dir.join(src.file_name().unwrap_or_default());
     fs::copy(src, &dst).unwrap_or_else(|e| panic!("copying {}: {e}", src.display()));
     private_mode(&dst);

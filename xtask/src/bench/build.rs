@@ -21,6 +21,7 @@ pub(crate) fn bench_build(size_mib: u64, rounds: u32) -> Result<()> {
     let img = dir.join("bench.img");
     let copy_src = dir.join("copy-source.img");
     let copy_dst = dir.join("copy.img");
+    // The output of the previous round, if any: build refuses an existing output.
     let _ = fs::remove_file(&img);
     build_demo_image::<&str>(&bin, &base, &img, &[])?;
     let size = fs::metadata(&img)?.len();
@@ -36,6 +37,7 @@ pub(crate) fn bench_build(size_mib: u64, rounds: u32) -> Result<()> {
     let k = homestick_testkit::test_key();
     let p = r.join("profiles/stadt-musterhausen");
     let mut build = || -> Result<()> {
+        // The output of the previous round, if any: build refuses an existing output.
         let _ = fs::remove_file(&img);
         quiet(
             Command::new(&bin)
@@ -57,6 +59,7 @@ pub(crate) fn bench_build(size_mib: u64, rounds: u32) -> Result<()> {
         quiet(&mut Command::new("sync"))
     };
     let mut cp = || -> Result<()> {
+        // The copy of the previous round, if any.
         let _ = fs::remove_file(&copy_dst);
         quiet(Command::new("cp").arg(&copy_src).arg(&copy_dst))?;
         quiet(&mut Command::new("sync"))
@@ -85,6 +88,7 @@ pub(crate) fn bench_build(size_mib: u64, rounds: u32) -> Result<()> {
             if what == "cold" { "1.5x" } else { "1.2x" }
         );
     }
+    // The copy of the previous round, if any.
     let _ = fs::remove_file(&copy_dst);
     Ok(())
 }

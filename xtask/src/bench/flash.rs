@@ -40,6 +40,7 @@ impl Loops {
 impl Drop for Loops {
     fn drop(&mut self) {
         for l in &self.0 {
+            // Detaching on drop: a device already gone needs nothing.
             let _ = Command::new("losetup").args(["-d", l]).status();
         }
     }
@@ -56,6 +57,7 @@ pub(crate) fn bench_flash(size_mib: u64, rounds: u32, n: usize) -> Result<()> {
     let base = bench_base(&r.join("target/bench-build"), size_mib)?;
     let bin = homestick_bin()?;
     let img = dir.join("bench.img");
+    // The image of an earlier run, if there is one.
     let _ = fs::remove_file(&img);
     build_demo_image::<&str>(&bin, &base, &img, &[])?;
     let size = fs::metadata(&img)?.len();

@@ -40,6 +40,7 @@ pub(crate) fn bench_base(dir: &Path, size_mib: u64) -> Result<PathBuf> {
     if !base.join("system.img").exists()
         || fs::metadata(base.join("system.img"))?.len() != size_mib << 20
     {
+        // A base of another size, if any; writing the new one fails if it stays.
         let _ = fs::remove_dir_all(&base);
         fixture_base(&base, size_mib)?;
     }

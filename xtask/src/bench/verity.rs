@@ -17,6 +17,7 @@ use crate::{root, run};
 /// `mib` MiB: a valid system of that size, for the boot verdict time.
 pub(crate) fn padded_demo_base(dir: &Path, demo: &Path, mib: u64) -> Result<PathBuf> {
     let base = dir.join(format!("base-{mib}"));
+    // The copy of an earlier run, if there is one; cp fails if it stays.
     let _ = fs::remove_dir_all(&base);
     run(Command::new("cp").arg("-a").arg(demo).arg(&base))?;
     let sys = fs::OpenOptions::new()
@@ -54,7 +55,9 @@ pub(crate) fn verdict_ms(img: &Path, vars: &Path) -> Result<u64> {
             break;
         }
     }
+    // The guest may have powered off already.
     let _ = child.kill();
+    // Only reaps the killed QEMU; its status says nothing.
     let _ = child.wait();
     found.context("no verdict line on the console")
 }
@@ -127,6 +130,7 @@ fn tree(dir: &Path, mib: u64, rounds: u32) -> Result<()> {
                 .map(|_| ())
                 .map_err(Into::into)
         })?);
+        // veritysetup writes a new file each round; the last one, if any, goes.
         let _ = fs::remove_file(&hash);
         vs = vs.min(best_of(1, || {
             quiet(

@@ -33,6 +33,7 @@ pub(crate) fn real_base(name: &str, out: &Path, test_channel: bool) -> Result<Pa
         return point(out, kept);
     }
     let fresh = dir.join(format!(".{name}-{key}.building"));
+    // A half-built base from an interrupted run, if there is one.
     let _ = fs::remove_dir_all(&fresh);
     build_real_base(name, &fresh, test_channel, &session)?;
     fs::write(fresh.join(".complete"), format!("{key}\n"))?;
@@ -40,9 +41,11 @@ pub(crate) fn real_base(name: &str, out: &Path, test_channel: bool) -> Result<Pa
     for e in fs::read_dir(&dir)?.filter_map(|e| e.ok()) {
         let n = e.file_name().to_string_lossy().into_owned();
         if n.starts_with(&format!("{name}-")) && n != format!("{name}-{key}") {
+            // An older base that cannot be removed only takes room.
             let _ = fs::remove_dir_all(e.path());
         }
     }
+    // Absent unless an earlier run died between its checks; the rename below fails if it stays.
     let _ = fs::remove_dir_all(&kept);
     fs::rename(&fresh, &kept)?;
     point(out, kept)

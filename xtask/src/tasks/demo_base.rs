@@ -80,6 +80,7 @@ fn fetch(pkg: &str) -> Result<PathBuf> {
                 .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{pkg}_")))
         })
         .with_context(|| format!("apt-get download {pkg} left no .deb"))?;
+    // What an earlier run left, if anything; writing below fails if it stays.
     let _ = fs::remove_dir_all(&dir);
     run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&dir))?;
     fs::write(dir.join(".done"), "")?;
@@ -109,6 +110,7 @@ fn kernel_package() -> Result<String> {
 
 fn system_image(busybox: &Path, out: &Path) -> Result<()> {
     let tree = out.with_extension("tree");
+    // What an earlier run left, if anything; writing below fails if it stays.
     let _ = fs::remove_dir_all(&tree);
     for d in ["bin", "sbin", "dev", "proc", "sys", "run", "tmp", "etc"] {
         fs::create_dir_all(tree.join(d))?;
@@ -138,6 +140,7 @@ fn system_image(busybox: &Path, out: &Path) -> Result<()> {
         tree.join("etc/os-release"),
         "NAME=\"homestick demo system\"\nID=homestick-demo\n",
     )?;
+    // mksquashfs appends to an existing file: the old one goes first, if there is one.
     let _ = fs::remove_file(out);
     run(Command::new("mksquashfs").arg(&tree).arg(out).args([
         "-noappend",
@@ -171,6 +174,7 @@ pub fn base(out: &Path) -> Result<()> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .next()
         .context("kernel package has no modules")?;
+    // The base is replaced; creating it below fails if the old one stays.
     let _ = fs::remove_dir_all(out);
     fs::create_dir_all(out.join("esp"))?;
     fs::copy(linux.join(format!("boot/vmlinuz-{kv}")), out.join("kernel"))?;

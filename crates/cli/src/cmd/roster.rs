@@ -108,7 +108,7 @@ pub(crate) fn roster_fill(profile: &Path, roster: &Path, out: &Path) -> Result<(
         let mut tmp = tempfile::Builder::new()
             .permissions(fs::Permissions::from_mode(0o600))
             .tempfile_in(&dir)?;
-        tmp.write_all(r.to_csv().as_bytes())?;
+        tmp.write_all(r.to_csv()?.as_bytes())?;
         tmp.as_file().sync_all()?;
         tmp.persist_noclobber(out).map_err(|e| e.error)?;
         Ok(())

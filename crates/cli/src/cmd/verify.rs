@@ -86,6 +86,7 @@ pub(crate) fn report_trusted(a: &VerifyArgs, t: &str, v: &verify::Verified, expe
     println!(
         "  signed by key {}{} ({})",
         v.key_id,
+        // A key without a comment: nothing after its id.
         v.key_comment
             .as_deref()
             .map(|c| format!(" \"{c}\""))

@@ -11,6 +11,8 @@ impl Run {
         let attempt = NewAttempt {
             device: d.path.display().to_string(),
             device_number: format!("{}:{}", d.dev.0, d.dev.1),
+            // A stick without a serial number is recorded with an empty one (the device number
+            // still tells it apart).
             serial: d.serial.clone().unwrap_or_default(),
             ..NewAttempt::default()
         };

@@ -249,6 +249,7 @@ fn confirm(source: &Source, chosen: &[Device]) -> Result<bool, Failure> {
         eprintln!("  {}", describe(d));
     }
     eprint!("Type yes to write: ");
+    // A prompt on a closed stderr: the answer read next decides.
     let _ = std::io::stderr().flush();
     let mut line = String::new();
     std::io::stdin()

@@ -284,10 +284,12 @@ impl Run {
             "{} (serial {}{}{})",
             d.path.display(),
             crate::terminal::text(d.serial.as_deref().unwrap_or("none")),
+            // Not on USB (allowed with --allow-non-removable): no port.
             d.port
                 .as_ref()
                 .map(|p| format!(", USB {}", crate::terminal::text(p)))
                 .unwrap_or_default(),
+            // A customer-wide image has no user.
             user.as_ref()
                 .map(|u| format!(", user {} ({})", u.id, u.name))
                 .unwrap_or_default()
@@ -410,6 +412,7 @@ pub(crate) fn write_labels(path: &Path, run: &Run) -> std::io::Result<()> {
     let (customer, hotline) = match &run.source {
         Source::Set { set, .. } => (
             set.index.customer.name.clone(),
+            // No hotline in the set: the label leaves it out.
             set.index.hotline.clone().unwrap_or_default(),
         ),
         Source::Image(i) => (i.manifest.customer.name.clone(), String::new()),

@@ -88,6 +88,7 @@ impl Ui {
 
     /// ` user anna` for a per-user stick.
     pub(crate) fn user_of(&self, device: &str) -> String {
+        // A stick of a customer-wide image has no user.
         self.users
             .get(device)
             .map(|u| format!(" user {u}"))
@@ -97,6 +98,7 @@ impl Ui {
     pub(crate) fn line(&self, msg: &str) {
         match &self.multi {
             Some(m) => {
+                // indicatif fails only when the terminal is gone: nowhere left to show the line.
                 let _ = m.println(msg);
             }
             None => eprintln!("{msg}"),
@@ -167,6 +169,7 @@ impl Ui {
                 "{} {}{} {}",
                 d.name,
                 d.serial.as_deref().unwrap_or(""),
+                // A stick of a customer-wide image has no user.
                 self.users
                     .get(&d.name)
                     .map(|u| format!(" user {u}"))
