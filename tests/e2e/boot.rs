@@ -14,28 +14,13 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 
 const OVMF_SB_VARS: &str = homestick_testkit::OVMF_SNAKEOIL_VARS;
-const SB_KEY: &str = "/usr/share/ovmf/PkKek-1-snakeoil.key";
-const SB_CERT: &str = "/usr/share/ovmf/PkKek-1-snakeoil.pem";
-
-pub(crate) fn env_path(var: &str) -> PathBuf {
-    let p = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
-        panic!("{var} is not set: run the boot tests through `cargo xtask test`, which builds the demo base and the static verifier")
-    });
-    assert!(p.exists(), "{var}={} does not exist", p.display());
-    p
-}
-
-pub(crate) fn demo_base() -> PathBuf {
-    env_path("HOMESTICK_DEMO_BASE")
-}
-
-pub(crate) fn verifier() -> PathBuf {
-    env_path("HOMESTICK_BOOT_VERIFIER")
-}
+use homestick_testkit::build_args::Build;
+use homestick_testkit::env::{boot_verifier as verifier, demo_base};
+use homestick_testkit::SB_CERT;
 
 /// Build the demo customer's image on the demo base, Secure-Boot-signed unless `extra` says otherwise.
 fn build_boot_image(dir: &Path, name: &str, secure_boot: bool, extra: &[String]) -> PathBuf {
-    build_boot_image_at(dir, name, secure_boot, extra, EPOCH.parse().unwrap())
+    build_boot_image_at(dir, name, secure_boot, extra, homestick_testkit::EPOCH)
 }
 
 /// [`build_boot_image`] with the build time `epoch`.
@@ -47,37 +32,21 @@ fn build_boot_image_at(
     epoch: i64,
 ) -> PathBuf {
     let out = dir.join(name);
-    let pw = dir.join("snakeoil.pw");
-    fs::write(&pw, "snakeoil\n").unwrap();
-    let mut args: Vec<String> = vec!["build".into()];
+    let mut b = Build::bare();
     if !extra.iter().any(|a| a == "--profile") {
-        args.extend(["--profile".into(), demo_profile().display().to_string()]);
+        b = b.opt("--profile", demo_profile());
     }
-    args.extend([
-        "--base".into(),
-        demo_base().display().to_string(),
-        "--output".into(),
-        out.display().to_string(),
-        "--boot-verifier".into(),
-        verifier().display().to_string(),
-        "--failure-delay".into(),
-        "1".into(),
-    ]);
+    b = b
+        .opt("--base", demo_base())
+        .opt("--output", &out)
+        .bootable();
     if secure_boot {
-        let key = homestick_testkit::private_copy(Path::new(SB_KEY), dir);
-        args.extend([
-            "--secure-boot-key".into(),
-            key.display().to_string(),
-            "--secure-boot-cert".into(),
-            SB_CERT.into(),
-            "--secure-boot-passphrase-file".into(),
-            pw.display().to_string(),
-        ]);
+        b = b.snakeoil_secure_boot(dir);
     }
     if !extra.iter().any(|a| a == "--key") {
-        args.extend(["--key".into(), test_key().display().to_string()]);
+        b = b.opt("--key", test_key());
     }
-    args.extend(extra.iter().cloned());
+    let args = b.args(extra).to_vec();
     let r = hs_at(epoch, &args);
     assert_eq!(r.code, 0, "build failed: {}", r.all());
     out

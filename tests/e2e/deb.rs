@@ -6,8 +6,8 @@
 use std::fs;
 use std::path::Path;
 
-use crate::boot::{demo_base, env_path};
 use crate::common::*;
+use homestick_testkit::env::demo_base;
 
 /// Run `script` with bash inside the root `root` (chroot), HOME=/root.
 fn in_root(root: &Path, script: &str) -> Run {
@@ -31,8 +31,8 @@ fn in_root(root: &Path, script: &str) -> Run {
 
 #[test]
 fn the_deb_installs_into_a_fresh_debian_and_builds_verifies_shows_man_pages_and_completes() {
-    let deb = env_path("HOMESTICK_DEB");
-    let tarball = env_path("HOMESTICK_STATION_ROOT");
+    let deb = homestick_testkit::env::deb();
+    let tarball = homestick_testkit::env::station_root();
     let d = tempfile::tempdir().unwrap();
     let root = d.path().join("root");
     fs::create_dir(&root).unwrap();

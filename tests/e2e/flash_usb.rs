@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 
 use homestick_base::cpio::{archive, Entry};
 
-use crate::boot::{demo_base, env_path, Qemu};
+use crate::boot::Qemu;
 use crate::common::*;
+use homestick_testkit::env::demo_base;
 
 /// The VM's init: loads the USB storage modules, sets up the two sticks that must be refused,
 /// runs a batch flash, then a --watch flash that ends when the host sends a line.
@@ -158,7 +159,7 @@ fn initramfs(dir: &Path, img: &Path) -> PathBuf {
         Entry::File {
             path: "bin/busybox".into(),
             mode: 0o755,
-            data: fs::read(env_path("HOMESTICK_BUSYBOX")).unwrap(),
+            data: fs::read(homestick_testkit::env::busybox()).unwrap(),
         },
         Entry::File {
             path: "modules".into(),

@@ -6,20 +6,16 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::boot::{env_path, Qemu};
+use crate::boot::Qemu;
 use crate::common::*;
 use crate::flash_usb::Monitor;
 use crate::session::{secure_boot_build, wait_console, Channel};
 
 fn desktop_base() -> PathBuf {
-    env_path("HOMESTICK_DESKTOP_BASE")
+    homestick_testkit::env::desktop_base()
 }
 
 /// target/ of this checkout.
-fn common_target() -> PathBuf {
-    root().join("target")
-}
-
 /// A PPM (P6) screendump: width, height, RGB pixels.
 struct Shot {
     w: usize,
@@ -282,9 +278,7 @@ fn the_desktop_base_boots_to_its_kiosk_and_no_key_press_or_click_leaves_the_stat
         .arg(format!("unix:{},server=on,wait=off", mon.display()));
     let vm = Qemu::spawn(&mut cmd);
     wait_console(&vm, "homestick: image verified", 600);
-    let shots = std::env::var_os("HOMESTICK_SCREENSHOT_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| common_target().join("screenshots"));
+    let shots = homestick_testkit::env::screenshot_dir();
     fs::create_dir_all(&shots).unwrap();
     let mut screen = Screen {
         m: Monitor::connect(&mon),

@@ -23,11 +23,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::boot::{env_path, Qemu};
+use crate::boot::Qemu;
 use crate::common::*;
 
-const SB_KEY: &str = "/usr/share/ovmf/PkKek-1-snakeoil.key";
-const SB_CERT: &str = "/usr/share/ovmf/PkKek-1-snakeoil.pem";
 /// The home router's address on the PC's network (TEST-NET-1).
 const ROUTER: &str = "192.0.2.1";
 /// The profile's allowed direct destination (Musterhausen's), and one it does not allow.
@@ -111,7 +109,7 @@ const WALDBACH: Site = Site {
 const OVPN_POOL: &str = "10.97.0.0";
 
 fn headless_base() -> PathBuf {
-    env_path("HOMESTICK_HEADLESS_BASE")
+    homestick_testkit::env::headless_base()
 }
 
 fn sh_ok(script: &str) -> String {
@@ -345,33 +343,11 @@ pub(crate) fn secure_boot_build(
     output: &Path,
     extra: &[&str],
 ) {
-    let pw = dir.join("snakeoil.pw");
-    fs::write(&pw, "snakeoil\n").unwrap();
-    let key = homestick_testkit::private_copy(Path::new(SB_KEY), dir);
-    let mut args = vec![
-        "build",
-        "--profile",
-        profile.to_str().unwrap(),
-        "--base",
-        base.to_str().unwrap(),
-        "--key",
-        test_key().to_str().unwrap(),
-        "--output",
-        output.to_str().unwrap(),
-        "--boot-verifier",
-        env_path("HOMESTICK_BOOT_VERIFIER").to_str().unwrap(),
-        "--secure-boot-key",
-        key.to_str().unwrap(),
-        "--secure-boot-cert",
-        SB_CERT,
-        "--secure-boot-passphrase-file",
-        pw.to_str().unwrap(),
-    ]
-    .into_iter()
-    .map(str::to_string)
-    .collect::<Vec<_>>();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let r = hs(&args);
+    let r = homestick_testkit::build_args::Build::new(profile, base, output)
+        .opt("--boot-verifier", homestick_testkit::env::boot_verifier())
+        .snakeoil_secure_boot(dir)
+        .args(extra)
+        .run();
     assert_eq!(r.code, 0, "{}", r.all());
 }
 

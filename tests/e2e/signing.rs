@@ -292,13 +292,13 @@ fn a_key_made_in_softhsm_signs_images_and_lists_and_an_imported_key_gives_the_sa
 #[test]
 fn the_secure_boot_key_in_softhsm_signs_the_uki_as_the_key_file_does() {
     // The demo base has a kernel, so the image has a UKI to sign for Secure Boot.
-    let base = crate::boot::demo_base();
-    let verifier = crate::boot::env_path("HOMESTICK_BOOT_VERIFIER");
+    let base = homestick_testkit::env::demo_base();
+    let verifier = homestick_testkit::env::boot_verifier();
     let hsm = SoftHsm::new();
     let d = tempfile::tempdir().unwrap();
     let sb_plain = d.path().join("db.pem");
     plain_key(
-        Path::new("/usr/share/ovmf/PkKek-1-snakeoil.key"),
+        Path::new(homestick_testkit::SB_KEY),
         Some("snakeoil"),
         &sb_plain,
     );
@@ -306,7 +306,7 @@ fn the_secure_boot_key_in_softhsm_signs_the_uki_as_the_key_file_does() {
     let plain = d.path().join("test-plain.pem");
     plain_key(&test_key(), None, &plain);
     hsm.import(&plain, "image", "01");
-    let cert = "/usr/share/ovmf/PkKek-1-snakeoil.pem";
+    let cert = homestick_testkit::SB_CERT;
     // The demo customer's image on the demo base, Secure-Boot-signed: `extra` names the keys.
     let build = |out: &Path, extra: &[&str]| {
         let (o, b) = (out.display().to_string(), base.display().to_string());
@@ -353,10 +353,7 @@ fn the_secure_boot_key_in_softhsm_signs_the_uki_as_the_key_file_does() {
     assert_eq!(r.code, 0, "sbverify: {}", r.all());
     // RSA PKCS#1 v1.5 and Ed25519 are deterministic: the key files give the same bytes.
     let files = d.path().join("files.img");
-    let sb_file = homestick_testkit::private_copy(
-        Path::new("/usr/share/ovmf/PkKek-1-snakeoil.key"),
-        d.path(),
-    );
+    let sb_file = homestick_testkit::private_copy(Path::new(homestick_testkit::SB_KEY), d.path());
     fs::write(d.path().join("sbpw"), "snakeoil\n").unwrap();
     let (k, sk, sp) = (
         test_key().display().to_string(),

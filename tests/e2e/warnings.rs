@@ -4,9 +4,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::boot::{demo_base, verifier};
 use crate::common::*;
 use crate::sets::filled_roster;
+use homestick_testkit::env::{boot_verifier as verifier, demo_base};
 
 /// The demo customer's SIP CA opens its validity window at 2026-11-23T20:00:15Z.
 const BEFORE_THE_SIP_CA: i64 = 1_795_400_000;
@@ -66,7 +66,7 @@ fn every_input_warning_is_given_by_one_image_and_by_a_set_alike() {
     let key_id = homestick_image::keys::load_public_key(&test_pub())
         .unwrap()
         .id;
-    let epoch: i64 = EPOCH.parse().unwrap();
+    let epoch = homestick_testkit::EPOCH;
     let cases = [
         Case {
             name: "the profile's own (a CA not yet valid)",

@@ -1,14 +1,39 @@
 //! Test support, kept out of the libraries the product ships: the test fixture base (small,
-//! deterministic, generated rather than committed) and the QEMU/OVMF Secure Boot command.
+//! deterministic, generated rather than committed), the QEMU/OVMF Secure Boot command and the
+//! snakeoil key paths, the fixed epoch, the binary under test and the tools it is checked with
+//! ([`run`]), typed `HOMESTICK_*` accessors ([`env`]), one builder for `build` arguments
+//! ([`build_args`]), image byte helpers ([`bytes`]), fixtures and loop devices ([`fixture`]),
+//! and table tests ([`cases`]).
 //!
 //! Used by the end-to-end tests, `cargo xtask` and the fuzz targets. The fixture base is not
 //! bootable: the "EFI program" is a marked placeholder and system.img is pseudo-random bytes.
 
 #![forbid(unsafe_code)]
+// Test support: a failed unwrap here is a failed test with its backtrace, as in the tests.
+#![allow(clippy::unwrap_used)]
+
+pub mod build_args;
+pub mod bytes;
+pub mod cases;
+pub mod env;
+pub mod fixture;
+pub mod run;
 
 use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
+
+/// The fixed build time (SOURCE_DATE_EPOCH) of test images: after the example profiles' test
+/// certificates became valid.
+pub const EPOCH: i64 = 1_796_000_000;
+/// [`EPOCH`] as the environment variable's text.
+pub const EPOCH_TEXT: &str = "1796000000";
+
+/// OVMF's snakeoil Secure Boot db key (test material of Debian's ovmf package; passphrase
+/// "snakeoil") and its certificate, which the snakeoil variable store trusts.
+pub const SB_KEY: &str = "/usr/share/ovmf/PkKek-1-snakeoil.key";
+/// The snakeoil key's certificate.
+pub const SB_CERT: &str = "/usr/share/ovmf/PkKek-1-snakeoil.pem";
 
 /// The committed test signing key (keys/test/homestick-test.key), mode 0600: git checks
 /// files out 0644, and homestick refuses private keys that group or others may read.
@@ -152,7 +177,7 @@ pub fn build_fixture_image(dir: &Path, system_mib: u64) -> io::Result<std::path:
         revocations: None,
         min_revocation_version: 0,
         size: None,
-        epoch: 1_796_000_000,
+        epoch: EPOCH,
         boot_verifier: None,
         boot_keyring: None,
         failure_delay_seconds: 1,

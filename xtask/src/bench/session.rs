@@ -18,11 +18,11 @@ pub(crate) fn bench_session(rounds: u32) -> Result<()> {
     let mut rows = Vec::new();
     for round in 1..=rounds {
         let out = Command::new("cargo")
-            .args(["test", "-p", "homestick", "--test", "e2e", "--", "--exact"])
+            .args(["test", "-p", "homestick-e2e", "--test", "e2e", "--", "--exact"])
             .arg("session::a_headless_stick_brings_up_wireguard_registers_over_tls_calls_with_srtp_and_is_locked_down")
             .arg("--nocapture")
-            .env("HOMESTICK_HEADLESS_BASE", &headless)
-            .env("HOMESTICK_BOOT_VERIFIER", &verifier)
+            .env(homestick_testkit::env::HEADLESS_BASE, &headless)
+            .env(homestick_testkit::env::BOOT_VERIFIER, &verifier)
             .current_dir(&r)
             .output()
             .context("starting cargo test")?;

@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use crate::tasks::bases::real_base;
 use crate::tasks::boot_verifier;
 use crate::{root, run};
+use homestick_testkit::env;
 
 /// Debian packages the tests call as oracles or need as parts.
 pub(crate) const TEST_PACKAGES: &[&str] = &[
@@ -106,13 +107,13 @@ pub(crate) fn test(no_install: bool) -> Result<()> {
     let desktop = real_base("desktop", &r.join("target/desktop-test"), true)?;
     let mut child = Command::new("cargo")
         .args(["test", "--workspace"])
-        .env("HOMESTICK_DEMO_BASE", &demo_base)
-        .env("HOMESTICK_BOOT_VERIFIER", &verifier)
-        .env("HOMESTICK_DEB", &deb)
-        .env("HOMESTICK_STATION_ROOT", &station)
-        .env("HOMESTICK_HEADLESS_BASE", &headless)
-        .env("HOMESTICK_DESKTOP_BASE", &desktop)
-        .env("HOMESTICK_BUSYBOX", crate::tasks::demo_base::busybox()?)
+        .env(env::DEMO_BASE, &demo_base)
+        .env(env::BOOT_VERIFIER, &verifier)
+        .env(env::DEB, &deb)
+        .env(env::STATION_ROOT, &station)
+        .env(env::HEADLESS_BASE, &headless)
+        .env(env::DESKTOP_BASE, &desktop)
+        .env(env::BUSYBOX, crate::tasks::demo_base::busybox()?)
         .current_dir(&r)
         .stdout(std::process::Stdio::piped())
         .spawn()
