@@ -5,6 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::common::*;
+use homestick_testkit::build_args::Build;
 
 /// A scratch world: a good profile, a good base, good keys; each case breaks one thing.
 struct World {
@@ -46,17 +47,12 @@ impl World {
         fs::write(p, data).unwrap();
     }
     fn build_args(&self) -> Vec<String> {
-        vec![
-            "build".into(),
-            "--profile".into(),
-            self.s("profile"),
-            "--base".into(),
-            self.s("base"),
-            "--key".into(),
-            test_key().display().to_string(),
-            "--output".into(),
-            self.s("out.img"),
-        ]
+        let (p, b, o) = (self.s("profile"), self.s("base"), self.s("out.img"));
+        Build::new(p.as_ref(), b.as_ref(), o.as_ref())
+            .to_vec()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
     }
 }
 

@@ -729,26 +729,9 @@ fn builder_refuses_forbidden_kernel_parameters() {
     let out = d.path().join("x.img");
     let build_with_cmdline = |cmdline: &str| {
         fs::write(base.join("cmdline"), cmdline).unwrap();
-        let (p, b, k, o, v) = (
-            demo_profile(),
-            base.clone(),
-            test_key(),
-            out.clone(),
-            verifier(),
-        );
-        hs(&[
-            "build".as_ref(),
-            "--profile".as_ref(),
-            p.as_os_str(),
-            "--base".as_ref(),
-            b.as_os_str(),
-            "--key".as_ref(),
-            k.as_os_str(),
-            "--output".as_ref(),
-            o.as_os_str(),
-            "--boot-verifier".as_ref(),
-            v.as_os_str(),
-        ])
+        Build::new(&demo_profile(), &base, &out)
+            .opt("--boot-verifier", verifier())
+            .run()
     };
     for (param, want) in cases {
         let r = build_with_cmdline(&format!("{} {param}\n", good.trim()));

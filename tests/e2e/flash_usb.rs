@@ -19,6 +19,7 @@ use homestick_base::cpio::{archive, Entry};
 
 use crate::boot::Qemu;
 use crate::common::*;
+use homestick_testkit::build_args::Build;
 use homestick_testkit::env::demo_base;
 
 /// The VM's init: loads the USB storage modules, sets up the two sticks that must be refused,
@@ -346,17 +347,7 @@ fn usb_sticks_in_a_vm_one_pulled_mid_write_and_watch_mode() {
     let d = dir.path();
     homestick_testkit::write_fixture_base(&d.join("base"), 1).unwrap();
     let img = d.join("image.img");
-    let b = hs(&[
-        "build",
-        "--profile",
-        demo_profile().to_str().unwrap(),
-        "--base",
-        d.join("base").to_str().unwrap(),
-        "--key",
-        test_key().to_str().unwrap(),
-        "--output",
-        img.to_str().unwrap(),
-    ]);
+    let b = Build::new(&demo_profile(), &d.join("base"), &img).run();
     assert_eq!(b.code, 0, "{}", b.all());
     let size = fs::metadata(&img).unwrap().len();
     let stick_size = size + (16 << 20);

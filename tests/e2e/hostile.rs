@@ -9,6 +9,7 @@ use homestick_image::keys::load_keyring;
 use homestick_image::verify::{verify as verify_lib, NoProgress, VerifyError};
 
 use crate::common::*;
+use homestick_testkit::build_args::Build;
 
 #[test]
 fn garbage_and_truncated_targets_exit_2() {
@@ -164,14 +165,7 @@ fn enormous_manifest_is_refused_without_reading_it_all() {
 fn build_until_partial(d: &std::path::Path) -> (std::process::Child, std::path::PathBuf) {
     homestick_testkit::write_fixture_base(&d.join("base"), 384).unwrap();
     let child = Command::new(bin())
-        .args(["build", "--profile"])
-        .arg(demo_profile())
-        .arg("--base")
-        .arg(d.join("base"))
-        .arg("--key")
-        .arg(test_key())
-        .arg("--output")
-        .arg(d.join("out.img"))
+        .args(Build::new(&demo_profile(), &d.join("base"), &d.join("out.img")).to_vec())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -4,6 +4,7 @@ use std::fs;
 use std::path::Path;
 
 use crate::common::*;
+use homestick_testkit::build_args::Build;
 
 fn partitions(img: &Path) -> Vec<serde_json::Value> {
     inspect_json(img)["partitions"]
@@ -326,19 +327,13 @@ fn generated_keys_are_read_by_openssl_encrypted_or_not() {
     // The encrypted key signs a build when given its passphrase.
     let fx = Fixture::new();
     let out = fx.path("enc.img");
-    let r = hs(&[
-        "build",
-        "--profile",
-        &demo_profile().display().to_string(),
-        "--base",
-        &fx.base().display().to_string(),
-        "--key",
-        &p("enc.key"),
-        "--passphrase-file",
-        &pw.display().to_string(),
-        "--output",
-        &out.display().to_string(),
-    ]);
+    let r = Build::bare()
+        .opt("--profile", demo_profile())
+        .opt("--base", fx.base())
+        .opt("--key", p("enc.key"))
+        .opt("--passphrase-file", &pw)
+        .opt("--output", &out)
+        .run();
     assert_eq!(r.code, 0, "{}", r.all());
     assert_eq!(verify(&out, &d.path().join("enc.pub")).code, 0);
 }

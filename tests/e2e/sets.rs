@@ -16,6 +16,7 @@ use homestick_image::set::StickSet;
 
 use crate::common::*;
 use crate::roster::{profile_with_pool, roster_fill, HEADER};
+use homestick_testkit::build_args::Build;
 
 /// A roster of `n` users with every secret and address to generate, filled; returns the
 /// profile and the filled roster.
@@ -63,19 +64,9 @@ pub(crate) fn build_set(fx: &Fixture, profile: &Path, roster: &Path, name: &str)
 
 /// `homestick build --roster` into `out`, whatever it gives.
 fn build_set_run(fx: &Fixture, profile: &Path, roster: &Path, out: &Path) -> Run {
-    hs(&[
-        "build".as_ref(),
-        "--profile".as_ref(),
-        profile.as_os_str(),
-        "--base".as_ref(),
-        fx.base().as_os_str(),
-        "--key".as_ref(),
-        test_key().as_os_str(),
-        "--roster".as_ref(),
-        roster.as_os_str(),
-        "--output".as_ref(),
-        out.as_os_str(),
-    ])
+    Build::new(profile, &fx.base(), out)
+        .opt("--roster", roster)
+        .run()
 }
 
 fn verify_all(set: &Path) -> Run {

@@ -6,6 +6,15 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::common::*;
+use homestick_testkit::build_args::Build;
+
+/// A build's arguments as text (for the token's `hs`, which takes `&str`s).
+fn texts(b: Build) -> Vec<String> {
+    b.to_vec()
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}
 
 const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 
@@ -188,24 +197,16 @@ fn a_key_made_in_softhsm_signs_images_and_lists_and_an_imported_key_gives_the_sa
     // An image signed in the token verifies with the exported .pub, and with openssl.
     let img = fx.path("hsm.img");
     let build = |key: &str, out: &Path, extra: &[&str]| {
-        let mut a: Vec<String> = [
-            "build",
-            "--profile",
-            &demo_profile().display().to_string(),
-            "--base",
-            &fx.base().display().to_string(),
-            "--key",
-            key,
-            "--output",
-            &out.display().to_string(),
-            "--pkcs11-module",
-            SOFTHSM_MODULE,
-            "--passphrase-file",
-            &hsm.pin(),
-        ]
-        .map(String::from)
-        .to_vec();
-        a.extend(extra.iter().map(|s| s.to_string()));
+        let a = texts(
+            Build::bare()
+                .opt("--profile", demo_profile())
+                .opt("--base", fx.base())
+                .opt("--key", key)
+                .opt("--output", out)
+                .opt("--pkcs11-module", SOFTHSM_MODULE)
+                .opt("--passphrase-file", hsm.pin())
+                .args(extra),
+        );
         let args: Vec<&str> = a.iter().map(String::as_str).collect();
         hsm.hs(&args)
     };
@@ -228,21 +229,16 @@ fn a_key_made_in_softhsm_signs_images_and_lists_and_an_imported_key_gives_the_sa
 
     // A wrong PIN: one clear message, exit 2, no output.
     fs::write(fx.path("wrong-pin"), "9999\n").unwrap();
-    let r = hsm.hs(&[
-        "build",
-        "--profile",
-        &demo_profile().display().to_string(),
-        "--base",
-        &fx.base().display().to_string(),
-        "--key",
-        uri,
-        "--output",
-        &fx.path("never.img").display().to_string(),
-        "--pkcs11-module",
-        SOFTHSM_MODULE,
-        "--passphrase-file",
-        &fx.path("wrong-pin").display().to_string(),
-    ]);
+    let a = texts(
+        Build::bare()
+            .opt("--profile", demo_profile())
+            .opt("--base", fx.base())
+            .opt("--key", uri)
+            .opt("--output", fx.path("never.img"))
+            .opt("--pkcs11-module", SOFTHSM_MODULE)
+            .opt("--passphrase-file", fx.path("wrong-pin")),
+    );
+    let r = hsm.hs(&a.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(r.stderr.contains("login: PinIncorrect"), "{}", r.stderr);
     assert!(!fx.path("never.img").exists());
@@ -309,25 +305,16 @@ fn the_secure_boot_key_in_softhsm_signs_the_uki_as_the_key_file_does() {
     let cert = homestick_testkit::SB_CERT;
     // The demo customer's image on the demo base, Secure-Boot-signed: `extra` names the keys.
     let build = |out: &Path, extra: &[&str]| {
-        let (o, b) = (out.display().to_string(), base.display().to_string());
-        let (v, p) = (
-            verifier.display().to_string(),
-            demo_profile().display().to_string(),
+        let a = texts(
+            Build::bare()
+                .opt("--profile", demo_profile())
+                .opt("--base", &base)
+                .opt("--boot-verifier", &verifier)
+                .arg("--no-cache")
+                .opt("--output", out)
+                .args(extra),
         );
-        let mut args = vec![
-            "build",
-            "--profile",
-            &p,
-            "--base",
-            &b,
-            "--boot-verifier",
-            &v,
-            "--no-cache",
-            "--output",
-            &o,
-        ];
-        args.extend(extra);
-        hsm.hs(&args)
+        hsm.hs(&a.iter().map(String::as_str).collect::<Vec<_>>())
     };
     let pin = hsm.pin();
     let in_token = [
@@ -433,17 +420,12 @@ fn rotation_the_old_key_is_refused_after_its_window_and_the_new_one_trusted_besi
     .unwrap();
     let sign_with = |name: &str, img: &str| {
         let key = ring.join(format!("{name}.key"));
-        let r = hs(&[
-            "build",
-            "--profile",
-            &demo_profile().display().to_string(),
-            "--base",
-            &fx.base().display().to_string(),
-            "--key",
-            &key.display().to_string(),
-            "--output",
-            &fx.path(img).display().to_string(),
-        ]);
+        let r = Build::bare()
+            .opt("--profile", demo_profile())
+            .opt("--base", fx.base())
+            .opt("--key", &key)
+            .opt("--output", fx.path(img))
+            .run();
         assert_eq!(r.code, 0, "{}", r.all());
         fx.path(img)
     };
@@ -660,19 +642,9 @@ fn revocation_lists_refuse_a_key_an_image_and_a_user_offline_and_in_flash() {
     let roster = fx.path("roster.csv");
     crate::roster::two_users(&roster);
     let set = fx.path("set");
-    let r = hs(&[
-        "build",
-        "--profile",
-        &demo_profile().display().to_string(),
-        "--base",
-        &fx.base().display().to_string(),
-        "--key",
-        &test_key().display().to_string(),
-        "--output",
-        &set.display().to_string(),
-        "--roster",
-        &roster.display().to_string(),
-    ]);
+    let r = Build::new(&demo_profile(), &fx.base(), &set)
+        .opt("--roster", &roster)
+        .run();
     assert_eq!(r.code, 0, "{}", r.all());
     let users = fx.path("users.json");
     let u = users.display().to_string();
@@ -868,22 +840,10 @@ fn an_expired_image_is_refused_and_one_in_its_last_days_warns() {
     let built = now() - 7200;
     let build = |name: &str, expires: &str| {
         let out = fx.path(name);
-        let r = hs_at(
-            built,
-            &[
-                "build",
-                "--profile",
-                &demo_profile().display().to_string(),
-                "--base",
-                &fx.base().display().to_string(),
-                "--key",
-                &test_key().display().to_string(),
-                "--output",
-                &out.display().to_string(),
-                "--expires",
-                expires,
-            ],
-        );
+        let args = Build::new(&demo_profile(), &fx.base(), &out)
+            .opt("--expires", expires)
+            .to_vec();
+        let r = hs_at(built, &args);
         assert_eq!(r.code, 0, "{}", r.all());
         out
     };
@@ -1111,17 +1071,12 @@ fn without_a_file_or_descriptor_the_terminal_is_asked_without_echo() {
     assert!(!r.all().contains(pass), "echoed: {}", r.all());
     assert_eq!(verify(&img, &fx.path("k.pub")).code, 0);
     // Without a terminal, nothing is asked: the message names the options.
-    let r = hs(&[
-        "build",
-        "--profile",
-        &demo_profile().display().to_string(),
-        "--base",
-        &fx.base().display().to_string(),
-        "--key",
-        &k,
-        "--output",
-        &fx.path("u.img").display().to_string(),
-    ]);
+    let r = Build::bare()
+        .opt("--profile", demo_profile())
+        .opt("--base", fx.base())
+        .opt("--key", &k)
+        .opt("--output", fx.path("u.img"))
+        .run();
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(
         r.stderr

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::common::*;
 use crate::sets::filled_roster;
+use homestick_testkit::build_args::Build;
 use homestick_testkit::env::{boot_verifier as verifier, demo_base};
 
 /// The demo customer's SIP CA opens its validity window at 2026-11-23T20:00:15Z.
@@ -107,30 +108,14 @@ fn every_input_warning_is_given_by_one_image_and_by_a_set_alike() {
         fs::create_dir(&cd).unwrap();
         let entries: Vec<&str> = c.entries.iter().map(String::as_str).collect();
         let (ring, list) = ring_and_list(&cd, c.window, &entries);
-        let args = |output: &Path| -> Vec<String> {
-            [
-                "build",
-                "--profile",
-                &profile.display().to_string(),
-                "--base",
-                &demo_base().display().to_string(),
-                "--boot-verifier",
-                &verifier().display().to_string(),
-                "--key",
-                &test_key().display().to_string(),
-                "--boot-keyring",
-                &ring.display().to_string(),
-                "--revocations",
-                &list.display().to_string(),
-                "--output",
-                &output.display().to_string(),
-            ]
-            .map(String::from)
-            .to_vec()
+        let args = |output: &Path| {
+            Build::new(&profile, &demo_base(), output)
+                .opt("--boot-verifier", verifier())
+                .opt("--boot-keyring", &ring)
+                .opt("--revocations", &list)
         };
-        let single = hs_at(c.epoch, &args(&cd.join("one.img")));
-        let mut set_args = args(&cd.join("set"));
-        set_args.extend(["--roster".into(), roster.display().to_string()]);
+        let single = hs_at(c.epoch, &args(&cd.join("one.img")).to_vec());
+        let set_args = args(&cd.join("set")).opt("--roster", &roster).to_vec();
         let set = hs_at(c.epoch, &set_args);
         for (path, r, want) in [("one image", &single, c.single_too), ("set", &set, true)] {
             let ok = r.code == 0 && r.all().contains(c.warning) == want;
