@@ -17,6 +17,7 @@ mod hostile_inputs;
 mod kiosk;
 mod oracles;
 mod profiles;
+mod readme;
 mod roster;
 mod session;
 mod sets;

@@ -18,6 +18,7 @@ pub mod cases;
 pub mod env;
 pub mod fixture;
 pub mod run;
+pub mod shell;
 
 use std::fs;
 use std::io::{self, Write};
