@@ -5,13 +5,12 @@
 //! them in HOMESTICK_DEMO_BASE and HOMESTICK_BOOT_VERIFIER. Without them these tests fail.
 
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
+use homestick_testkit::qemu::Qemu;
 
 const OVMF_SB_VARS: &str = homestick_testkit::OVMF_SNAKEOIL_VARS;
 use homestick_testkit::build_args::Build;
@@ -52,59 +51,11 @@ fn build_boot_image_at(
     out
 }
 
-/// A QEMU process that is killed and reaped when dropped: no QEMU is left behind.
-pub(crate) struct Qemu {
-    pub(crate) child: Child,
-    /// Everything it wrote to stdout (the serial console) so far.
-    pub(crate) out: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Qemu {
-    /// Start `cmd` (stdout piped and collected in `out` by a thread of its own).
-    pub(crate) fn spawn(cmd: &mut std::process::Command) -> Qemu {
-        let child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("qemu-system-x86_64 (package qemu-system-x86) must be installed");
-        let mut q = Qemu {
-            child,
-            out: Arc::new(Mutex::new(Vec::new())),
-        };
-        let mut stdout = q.child.stdout.take().unwrap();
-        let sink = Arc::clone(&q.out);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stdout.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        q
-    }
-
-    /// The console so far, as text.
-    pub(crate) fn console(&self) -> String {
-        String::from_utf8_lossy(&self.out.lock().unwrap()).into_owned()
-    }
-}
-
-impl Drop for Qemu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 struct Boot {
     console: String,
     exit: Option<i32>,
 }
 
-/// Boot `img` with Secure Boot enforced; returns the console when QEMU exits, when `stop_on`
-/// appears, or at the timeout (which fails the test).
 /// How the stick is attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Bus {
@@ -115,6 +66,8 @@ enum Bus {
     Sata,
 }
 
+/// Boot `img` with Secure Boot enforced; returns the console when QEMU exits, when `stop_on`
+/// appears, or at the timeout (which fails the test).
 fn boot(dir: &Path, img: &Path, bus: Bus, stop_on: Option<&str>) -> Boot {
     boot_from(dir, None, img, bus, stop_on)
 }

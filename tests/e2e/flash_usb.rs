@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 
 use homestick_base::cpio::{archive, Entry};
 
-use crate::boot::Qemu;
 use crate::common::*;
 use homestick_testkit::build_args::Build;
 use homestick_testkit::env::demo_base;
+use homestick_testkit::qemu::Qemu;
 
 /// The VM's init: loads the USB storage modules, sets up the two sticks that must be refused,
 /// runs a batch flash, then a --watch flash that ends when the host sends a line.

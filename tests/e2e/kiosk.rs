@@ -6,10 +6,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::boot::Qemu;
 use crate::common::*;
 use crate::flash_usb::Monitor;
-use crate::session::{secure_boot_build, wait_console, Channel};
+use crate::session::secure_boot_build;
+use homestick_testkit::qemu::Qemu;
+use homestick_testkit::qemu::{wait_console, Channel};
 
 fn desktop_base() -> PathBuf {
     homestick_testkit::env::desktop_base()

@@ -14,9 +14,12 @@
 
 pub mod build_args;
 pub mod bytes;
+pub mod capture;
 pub mod cases;
 pub mod env;
 pub mod fixture;
+pub mod office;
+pub mod qemu;
 pub mod run;
 pub mod shell;
 
@@ -218,5 +221,13 @@ pub fn boot_policy_for(
         verity_on_corruption: Default::default(),
         revocations: None,
         expiry_warning_days: 14,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_epoch_and_its_text_agree() {
+        assert_eq!(super::EPOCH_TEXT.parse::<i64>().unwrap(), super::EPOCH);
     }
 }

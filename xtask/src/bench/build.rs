@@ -54,7 +54,7 @@ pub(crate) fn bench_build(size_mib: u64, rounds: u32) -> Result<()> {
                     "--output".as_ref(),
                     img.as_os_str(),
                 ])
-                .env("SOURCE_DATE_EPOCH", "1796000000"),
+                .env("SOURCE_DATE_EPOCH", homestick_testkit::EPOCH_TEXT),
         )?;
         quiet(&mut Command::new("sync"))
     };

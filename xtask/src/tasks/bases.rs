@@ -144,7 +144,7 @@ pub(crate) fn build_real_base(
         .arg(session)
         .arg("--cache")
         .arg(r.join("target/debcache/archives"))
-        .env("SOURCE_DATE_EPOCH", "1796000000");
+        .env("SOURCE_DATE_EPOCH", homestick_testkit::EPOCH_TEXT);
     if test_channel {
         cmd.arg("--overlay").arg(r.join("tests/bases/test-channel"));
     }

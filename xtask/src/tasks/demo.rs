@@ -30,7 +30,7 @@ pub(crate) fn build_demo_image<S: AsRef<std::ffi::OsStr>>(
         .arg("--output")
         .arg(img)
         .args(extra)
-        .env("SOURCE_DATE_EPOCH", "1796000000"))
+        .env("SOURCE_DATE_EPOCH", homestick_testkit::EPOCH_TEXT))
 }
 
 /// `build` arguments for a bootable image: the static boot verifier, the refusal delay, and

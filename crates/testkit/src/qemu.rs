@@ -1,0 +1,132 @@
+//! QEMU as the tests drive it: a process whose serial console is collected and which is killed
+//! and reaped when dropped, waiting for a console line, and the test channel (a shell on a
+//! virtio-serial port of the test-only base overlay). The Secure Boot command itself is
+//! [`crate::qemu_secure_boot`].
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A QEMU process that is killed and reaped when dropped: no QEMU is left behind.
+#[derive(Debug)]
+pub struct Qemu {
+    pub child: Child,
+    /// Everything it wrote to stdout (the serial console) so far.
+    pub out: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Qemu {
+    /// Start `cmd` (stdout piped and collected in `out` by a thread of its own).
+    pub fn spawn(cmd: &mut std::process::Command) -> Qemu {
+        let child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("qemu-system-x86_64 (package qemu-system-x86) must be installed");
+        let mut q = Qemu {
+            child,
+            out: Arc::new(Mutex::new(Vec::new())),
+        };
+        let mut stdout = q.child.stdout.take().unwrap();
+        let sink = Arc::clone(&q.out);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        q
+    }
+
+    /// The console so far, as text.
+    pub fn console(&self) -> String {
+        String::from_utf8_lossy(&self.out.lock().unwrap()).into_owned()
+    }
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The test channel: a shell on the virtio-serial port homestick.test (test base only).
+#[derive(Debug)]
+pub struct Channel {
+    pub s: UnixStream,
+    pub buf: Vec<u8>,
+}
+
+impl Channel {
+    pub fn connect(path: &Path) -> Channel {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match UnixStream::connect(path) {
+                Ok(s) => {
+                    s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+                    return Channel { s, buf: Vec::new() };
+                }
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "{}: {e}", path.display());
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        }
+    }
+
+    /// Run `cmd` in the booted system; its output (stdout and stderr) and exit status.
+    pub fn run(&mut self, cmd: &str) -> (String, i32) {
+        let tag = format!("__HS{}__", self.buf.len() ^ 0x5a5a);
+        let line = format!("{cmd}\necho \"{tag}$?\"\n");
+        self.s.write_all(line.as_bytes()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut chunk = [0u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&self.buf).into_owned();
+            if let Some(i) = text.find(&tag) {
+                let rest = &text[i + tag.len()..];
+                if let Some(nl) = rest.find('\n') {
+                    let code = rest[..nl].trim().parse().unwrap_or(-1);
+                    let out = text[..i].to_string();
+                    self.buf = rest.as_bytes()[nl + 1..].to_vec();
+                    return (out, code);
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "test channel: no answer to {cmd:?}: {text}"
+            );
+            match self.s.read(&mut chunk) {
+                Ok(0) => std::thread::sleep(Duration::from_millis(200)),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut
+                        || e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => panic!("test channel: {e}"),
+            }
+        }
+    }
+}
+
+pub fn wait_console(q: &Qemu, want: &str, secs: u64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let c = q.console();
+        if c.contains(want) {
+            return c;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {want:?} on the console after {secs} s:\n{c}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
