@@ -9,6 +9,8 @@ use homestick_image::set::Credential;
 use homestick_ledger::{Attempt, Filter, Ledger};
 use serde_json::json;
 
+use crate::output::stdout_failed;
+
 use crate::cli::{LedgerArgs, LedgerCommand};
 use crate::{usage, Failure};
 
@@ -85,7 +87,7 @@ fn list(mut ledger: Ledger, set_id: Option<String>, json: bool) -> Result<(), Fa
         })
         .map_err(usage)?;
     if json {
-        print_json(&rows).map_err(stdout_failed)?;
+        print_json(&rows)?;
     } else {
         print_table(&rows);
     }
@@ -96,11 +98,10 @@ fn list(mut ledger: Ledger, set_id: Option<String>, json: bool) -> Result<(), Fa
 fn export(mut ledger: Ledger, csv: bool) -> Result<(), Failure> {
     let rows = ledger.list(&Filter::default()).map_err(usage)?;
     if csv {
-        print_csv(&rows)
+        print_csv(&rows).map_err(stdout_failed)
     } else {
         print_json(&rows)
     }
-    .map_err(stdout_failed)
 }
 
 /// Open the ledger as this station (host name and random station id).
@@ -348,14 +349,7 @@ fn print_details(rows: &[Attempt]) {
     }
 }
 
-/// An export that cannot be written whole (a full disk, a closed pipe) is a failure, never a
-/// silently shorter file.
-fn stdout_failed(e: std::io::Error) -> Failure {
-    usage(format!("writing to standard output: {e}"))
-}
-
-fn print_json(rows: &[Attempt]) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
+fn print_json(rows: &[Attempt]) -> Result<(), Failure> {
     for a in rows {
         // An Attempt is strings and numbers: serializing it cannot fail.
         let mut v = serde_json::to_value(a).unwrap_or_default();
@@ -363,9 +357,9 @@ fn print_json(rows: &[Attempt]) -> std::io::Result<()> {
         v["finished"] = json!(a.finished.map(rfc3339));
         v["revoked"] = json!(a.revoked.map(rfc3339));
         v["credentials"] = json!(credentials(a));
-        writeln!(out, "{v}")?;
+        crate::output::json_line(&v)?;
     }
-    out.flush()
+    Ok(())
 }
 
 fn print_csv(rows: &[Attempt]) -> std::io::Result<()> {

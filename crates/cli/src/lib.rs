@@ -18,6 +18,7 @@ mod cmd {
 }
 mod flash;
 mod ledger;
+mod output;
 mod progress;
 mod terminal;
 

@@ -34,8 +34,7 @@ pub(crate) fn inspect(a: &InspectArgs) -> Result<(), Failure> {
         v["signature"] = json!(sig_note);
         v["target"] = json!(t);
         v["target_size"] = json!(disk.size());
-        println!("{}", serde_json::to_string_pretty(&v).map_err(usage)?);
-        return Ok(());
+        return crate::output::json_pretty(&v);
     }
     print_manifest(&t, &m, sig_note);
     match homestick_profile::read_profile_json(&*disk, &m) {
@@ -59,8 +58,7 @@ pub(crate) fn inspect_set(
     if a.json {
         let mut v = serde_json::to_value(idx).map_err(usage)?;
         v["signature"] = json!("not checked (use homestick verify --all)");
-        println!("{}", serde_json::to_string_pretty(&v).map_err(usage)?);
-        return Ok(());
+        return crate::output::json_pretty(&v);
     }
     let parts: u64 = idx.users.iter().map(|u| u.part_bytes).sum();
     println!("{} (stick set)", a.target.display());

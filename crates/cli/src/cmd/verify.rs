@@ -1,6 +1,7 @@
 //! `homestick verify`: an image, a stick or a stick set against the trusted keys, with the
 //! expectations (revocation list, policy, expiry) given.
 
+use crate::output;
 use crate::*;
 
 /// What `verify` requires besides the signature: from --policy, or from the single options;
@@ -63,17 +64,20 @@ pub(crate) fn findings_json(
         .collect()
 }
 
-pub(crate) fn report_trusted(a: &VerifyArgs, t: &str, v: &verify::Verified, expect: &Expectations) {
+pub(crate) fn report_trusted(
+    a: &VerifyArgs,
+    t: &str,
+    v: &verify::Verified,
+    expect: &Expectations,
+) -> Result<(), Failure> {
     let m = &v.manifest;
     if a.json {
-        println!(
-            "{}",
-            json!({"target": t, "trusted": true, "image_id": m.image_id.to_string(), "customer": m.customer.id,
+        return output::json_line(
+            &json!({"target": t, "trusted": true, "image_id": m.image_id.to_string(), "customer": m.customer.id,
                    "version": m.version, "rollback_index": m.rollback_index, "key_id": v.key_id,
                    "key_comment": v.key_comment, "expires": m.expires,
-                   "failures": [], "warnings": texts(&v.warnings), "findings": findings_json(&[], &v.warnings)})
+                   "failures": [], "warnings": texts(&v.warnings), "findings": findings_json(&[], &v.warnings)}),
         );
-        return;
     }
     for w in &v.warnings {
         println!("warning: {w}");
@@ -124,13 +128,15 @@ pub(crate) fn report_trusted(a: &VerifyArgs, t: &str, v: &verify::Verified, expe
     } else {
         println!("  policy: {}", describe_expectations(expect));
     }
+    Ok(())
 }
 
 pub(crate) fn verify_cmd(a: &VerifyArgs) -> Result<(), Failure> {
     let t = a.target.display().to_string();
     let fail_json = |msg: &str| {
         if a.json {
-            println!("{}", json!({"target": t, "trusted": false, "error": msg}));
+            // The command fails with `msg` whatever this write does.
+            let _ = output::json_line(&json!({"target": t, "trusted": false, "error": msg}));
         }
     };
     let keyring = keys::load_keyring(&a.keyring).map_err(|e| {
@@ -199,21 +205,18 @@ fn verdict(
 ) -> Result<(), Failure> {
     let fail_json = |msg: &str| {
         if a.json {
-            println!("{}", json!({"target": t, "trusted": false, "error": msg}));
+            // The command fails with `msg` whatever this write does.
+            let _ = output::json_line(&json!({"target": t, "trusted": false, "error": msg}));
         }
     };
     match res {
-        Ok(v) => {
-            report_trusted(a, t, &v, expect);
-            Ok(())
-        }
+        Ok(v) => report_trusted(a, t, &v, expect),
         Err(VerifyError::Untrusted { failures, manifest }) => {
             if a.json {
-                println!(
-                    "{}",
-                    json!({"target": t, "trusted": false, "image_id": manifest.as_ref().map(|m| m.image_id.to_string()),
-                           "failures": texts(&failures), "warnings": [], "findings": findings_json(&failures, &[])})
-                );
+                output::json_line(
+                    &json!({"target": t, "trusted": false, "image_id": manifest.as_ref().map(|m| m.image_id.to_string()),
+                           "failures": texts(&failures), "warnings": [], "findings": findings_json(&failures, &[])}),
+                )?;
             } else {
                 println!("NOT TRUSTED: {t}");
                 for f in &failures {
@@ -309,10 +312,9 @@ pub(crate) fn verify_all(
     }
     let t = a.target.display().to_string();
     if a.json {
-        println!(
-            "{}",
-            json!({"target": t, "set_id": set.index.set_id.to_string(), "trusted": bad == 0, "users": rows})
-        );
+        output::json_line(
+            &json!({"target": t, "set_id": set.index.set_id.to_string(), "trusted": bad == 0, "users": rows}),
+        )?;
     } else if bad == 0 {
         println!(
             "TRUSTED: {t}: all {total} user(s) of set {} for {} ({})",

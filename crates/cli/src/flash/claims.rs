@@ -71,6 +71,7 @@ pub(crate) fn attempt_for(
     if let Some(u) = user {
         a.user_id = Some(u.id.clone());
         a.user_name = Some(u.name.clone());
+        // Names and strings only: serializing cannot fail (`ok()` never drops an error here).
         a.credentials = serde_json::to_string(&u.credentials).ok();
     }
     a

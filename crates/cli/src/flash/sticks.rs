@@ -23,8 +23,7 @@ pub(crate) fn sticks(a: &SticksArgs) -> Result<(), Failure> {
             .iter()
             .map(|(d, r)| json!({"device": d, "would_flash": r.is_empty(), "refused": r}))
             .collect();
-        println!("{}", serde_json::Value::Array(v));
-        return Ok(());
+        return crate::output::json_line(&serde_json::Value::Array(v));
     }
     if rows.is_empty() {
         println!("no disks found under /sys/block");
