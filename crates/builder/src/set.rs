@@ -170,14 +170,7 @@ pub fn build_set(
     let plan = Plan::check(opts, profile, profile_min, &ids)?;
     let work = work_dir(&opts.output, &plan.inp.out_dir)?;
     progress.stage("writing the system partition");
-    let image = tempfile::Builder::new()
-        .prefix(".shared.")
-        .tempfile_in(work.path())
-        .map_err(io_err("creating the shared image"))?;
-    image
-        .as_file()
-        .set_len(plan.inp.size)
-        .map_err(io_err("sizing the shared image"))?;
+    let image = shared_file(work.path(), plan.inp.size)?;
     let csv = roster.to_csv().map_err(|e| BuildError::Internal {
         context: "writing the roster as CSV",
         detail: e.to_string(),
@@ -225,6 +218,19 @@ pub fn build_set(
         seconds: started.elapsed().as_secs_f64(),
         warnings: plan.warnings().to_vec(),
     })
+}
+
+/// The shared image's temporary file in `dir`, `size` bytes of zeros.
+fn shared_file(dir: &Path, size: u64) -> Result<tempfile::NamedTempFile, BuildError> {
+    let image = tempfile::Builder::new()
+        .prefix(".shared.")
+        .tempfile_in(dir)
+        .map_err(io_err("creating the shared image"))?;
+    image
+        .as_file()
+        .set_len(size)
+        .map_err(io_err("sizing the shared image"))?;
+    Ok(image)
 }
 
 /// Open the set written to `dir` as `verify` and `flash` will, trusting the build's key.
