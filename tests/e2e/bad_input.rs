@@ -601,3 +601,77 @@ fn bad_source_date_epoch() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("SOURCE_DATE_EPOCH: \"yesterday\""));
 }
+
+/// A reader that closes the pipe early (`| head -1`) ends the output quietly: no panic, and the
+/// command keeps its exit code (a verdict stays a verdict); `println!` panicked with 101 here.
+#[test]
+fn a_closed_pipe_ends_the_output_without_a_panic_and_the_exit_code_stays() {
+    let fx = Fixture::new();
+    let img = fx.build("demo.img");
+    // Another provider's key: the image is not trusted with it.
+    let other = fx.path("other");
+    let r = hs(&[
+        "keys".as_ref(),
+        "generate".as_ref(),
+        "--out".as_ref(),
+        other.as_os_str(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let keyring = test_pub();
+    let cases: Vec<(&str, Vec<std::ffi::OsString>, i32)> = vec![
+        ("inspect", vec!["inspect".into(), img.clone().into()], 0),
+        (
+            "verify, trusted",
+            vec![
+                "verify".into(),
+                img.clone().into(),
+                "--keyring".into(),
+                keyring.clone().into(),
+            ],
+            0,
+        ),
+        (
+            "verify, not trusted",
+            vec![
+                "verify".into(),
+                img.clone().into(),
+                "--keyring".into(),
+                fx.path("other.pub").into(),
+            ],
+            1,
+        ),
+        (
+            "profile check",
+            vec!["profile".into(), "check".into(), demo_profile().into()],
+            0,
+        ),
+    ];
+    table(
+        &cases,
+        |c| c.0.to_string(),
+        |(_, args, want)| {
+            use std::io::Read;
+            let mut child = std::process::Command::new(bin())
+                .args(args)
+                .env("SOURCE_DATE_EPOCH", EPOCH)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            // Read nothing and close the pipe: every write after this one fails with EPIPE.
+            drop(child.stdout.take());
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            let code = child.wait().unwrap().code();
+            if err.contains("panicked") || code != Some(*want) {
+                return Err(format!("exit {code:?} (wanted {want}), stderr:\n{err}"));
+            }
+            Ok(())
+        },
+    );
+}

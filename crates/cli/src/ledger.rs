@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::output::stdout_failed;
 
 use crate::cli::{LedgerArgs, LedgerCommand};
+use crate::output::out;
 use crate::{usage, Failure};
 
 pub fn run(a: &LedgerArgs) -> Result<(), Failure> {
@@ -132,7 +133,7 @@ fn revoke(
     }
     list.version += 1;
     crate::write_list(path, &list)?;
-    println!(
+    out!(
         "revocation list {}: version {}, {} image id(s); sign it (homestick revocations sign {} --key PROVIDER.key), then builds, verify and flash take it",
         path.display(),
         list.version,
@@ -187,7 +188,7 @@ fn revocable(l: &mut Ledger, f: &Filter, all_of_image: bool) -> Result<Vec<Attem
                 all.len()
             )));
         }
-        println!(
+        out!(
             "revoking image {image}: {} stick(s); every credential on them is shared: rotate them on the VPN server and the PBX",
             all.len()
         );
@@ -250,13 +251,13 @@ fn check(
     };
     let r = l.check(row, failed.as_deref()).map_err(usage)?;
     match failed {
-        None => println!(
+        None => out!(
             "row {row}: good: {} holds the verified image {} of {}",
             stick.display(),
             r.image_id,
             r.user_id.as_deref().unwrap_or("the customer")
         ),
-        Some(e) => println!(
+        Some(e) => out!(
             "row {row}: failed ({e}); {} is free for another stick",
             r.user_id.as_deref().unwrap_or("the image")
         ),
@@ -279,12 +280,17 @@ fn time(t: Option<i64>) -> String {
 }
 
 fn print_table(rows: &[Attempt]) {
-    println!(
+    out!(
         "{:>5}  {:20}  {:8}  {:20}  {:24}  {:10}  device",
-        "id", "time", "result", "serial", "user", "station"
+        "id",
+        "time",
+        "result",
+        "serial",
+        "user",
+        "station"
     );
     for a in rows {
-        println!(
+        out!(
             "{:>5}  {:20}  {:8}  {:20}  {:24}  {:10}  {}",
             a.id,
             rfc3339(a.started),
@@ -295,7 +301,7 @@ fn print_table(rows: &[Attempt]) {
             a.device
         );
     }
-    println!("{} attempt(s)", rows.len());
+    out!("{} attempt(s)", rows.len());
 }
 
 fn credentials(a: &Attempt) -> Vec<Credential> {
@@ -309,42 +315,44 @@ fn credentials(a: &Attempt) -> Vec<Credential> {
 
 fn print_details(rows: &[Attempt]) {
     for a in rows {
-        println!("attempt {}: {}", a.id, a.result);
-        println!("  serial      {}", a.serial);
+        out!("attempt {}: {}", a.id, a.result);
+        out!("  serial      {}", a.serial);
         if let Some(u) = &a.user_id {
-            println!(
+            out!(
                 "  user        {u} ({})",
                 a.user_name.as_deref().unwrap_or("-")
             );
         }
-        println!("  customer    {}", a.customer);
+        out!("  customer    {}", a.customer);
         if let Some(s) = &a.set_id {
-            println!("  set         {s}");
+            out!("  set         {s}");
         }
-        println!("  image       {}", a.image_id);
-        println!("  manifest    sha256 {}", a.manifest_sha256);
+        out!("  image       {}", a.image_id);
+        out!("  manifest    sha256 {}", a.manifest_sha256);
         let number = if a.device_number.is_empty() {
             String::new()
         } else {
             format!(" ({})", a.device_number)
         };
-        println!(
+        out!(
             "  station     {} (process {}), device {}{number}",
-            a.station, a.pid, a.device
+            a.station,
+            a.pid,
+            a.device
         );
-        println!(
+        out!(
             "  started     {}, finished {}",
             rfc3339(a.started),
             time(a.finished)
         );
         if let Some(t) = a.revoked {
-            println!("  revoked     {}", rfc3339(t));
+            out!("  revoked     {}", rfc3339(t));
         }
         if let Some(e) = &a.error {
-            println!("  note        {e}");
+            out!("  note        {e}");
         }
         for c in credentials(a) {
-            println!("  credential  {} on {}: {}", c.kind, c.server, c.value);
+            out!("  credential  {} on {}: {}", c.kind, c.server, c.value);
         }
     }
 }
@@ -391,7 +399,7 @@ fn print_csv(rows: &[Attempt]) -> std::io::Result<()> {
 }
 
 fn print_revoked(a: &Attempt) {
-    println!(
+    out!(
         "REVOKED: stick serial {} of {} ({}), image {}, written {} at {}",
         if a.serial.is_empty() {
             "-".to_string()
@@ -406,10 +414,10 @@ fn print_revoked(a: &Attempt) {
     );
     let creds = credentials(a);
     if creds.is_empty() {
-        println!("  no per-user credentials on it (a customer-wide image)");
+        out!("  no per-user credentials on it (a customer-wide image)");
         return;
     }
-    println!("  drop on the servers now:");
+    out!("  drop on the servers now:");
     for c in creds {
         let what = match c.kind.as_str() {
             "wireguard-peer" => "WireGuard peer (public key)",
@@ -422,6 +430,6 @@ fn print_revoked(a: &Attempt) {
             "certificate-serial" => "certificate serial",
             other => other,
         };
-        println!("    {what:28} on {:10} {}", c.server, c.value);
+        out!("    {what:28} on {:10} {}", c.server, c.value);
     }
 }

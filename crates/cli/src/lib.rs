@@ -137,6 +137,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Ledger(args) => ledger::run(&args),
         Command::Revocations(c) => revocations(&c),
     };
+    let result = match (result, output::unwritten()) {
+        (Ok(()), Some(why)) => Err(Failure::Usage(format!("writing to standard output: {why}"))),
+        (r, _) => r,
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Untrusted | Failure::SticksFailed) => ExitCode::from(1),

@@ -1,6 +1,7 @@
 //! `homestick base build`: a base from Debian packages; where the boot verifier and
 //! session programs are found.
 
+use crate::output::out;
 use crate::*;
 
 /// The boot verifier `build` takes without --boot-verifier: homestick-boot beside this
@@ -46,7 +47,7 @@ pub(crate) fn base_build(a: &cli::BaseBuildArgs) -> Result<(), Failure> {
             started.elapsed().as_secs_f64()
         );
     })?;
-    println!(
+    out!(
         "base {}: kernel {}, {} packages, system.img {} MiB, in {:.0} s",
         a.out.display(),
         report.kernel,

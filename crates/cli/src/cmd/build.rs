@@ -1,5 +1,6 @@
 //! `homestick build`: one signed image, or a signed stick set from a roster.
 
+use crate::output::out;
 use crate::*;
 
 pub(crate) fn build(a: &BuildArgs) -> Result<(), Failure> {
@@ -19,19 +20,20 @@ pub(crate) fn build(a: &BuildArgs) -> Result<(), Failure> {
     let r = res?;
     report_warnings(&r.warnings);
     let m = &r.manifest;
-    println!(
+    out!(
         "built {} ({} MiB) in {:.1} s",
         r.output.display(),
         r.size >> 20,
         r.seconds
     );
-    println!("  image id  {}", m.image_id);
-    println!("  customer  {} ({})", m.customer.id, m.customer.name);
-    println!(
+    out!("  image id  {}", m.image_id);
+    out!("  customer  {} ({})", m.customer.id, m.customer.name);
+    out!(
         "  version   {}, rollback index {}",
-        m.version, m.rollback_index
+        m.version,
+        m.rollback_index
     );
-    println!("  key id    {}", m.key_id);
+    out!("  key id    {}", m.key_id);
     Ok(())
 }
 
@@ -80,13 +82,13 @@ fn build_options(a: &BuildArgs) -> Result<homestick_build::BuildOptions, Failure
 /// What a set build made.
 fn print_set(r: &homestick_build::SetReport) {
     let n = r.index.users.len().max(1) as u64;
-    println!(
+    out!(
         "built stick set {} for {} user(s) in {:.1} s",
         r.output.display(),
         r.index.users.len(),
         r.seconds
     );
-    println!(
+    out!(
         "  on disk   {:.1} MiB: shared image {:.1} MiB (of {} MiB), users' parts {:.1} MiB ({:.1} KiB per user, largest {:.1} KiB)",
         (r.shared_bytes + r.parts_bytes) as f64 / 1048576.0,
         r.shared_bytes as f64 / 1048576.0,
@@ -95,13 +97,14 @@ fn print_set(r: &homestick_build::SetReport) {
         r.parts_bytes as f64 / n as f64 / 1024.0,
         r.largest_part as f64 / 1024.0
     );
-    println!("  set id    {}", r.index.set_id);
-    println!(
+    out!("  set id    {}", r.index.set_id);
+    out!(
         "  customer  {} ({})",
-        r.index.customer.id, r.index.customer.name
+        r.index.customer.id,
+        r.index.customer.name
     );
-    println!("  version   {}", r.index.version);
-    println!("  key id    {}", r.index.key_id);
+    out!("  version   {}", r.index.version);
+    out!("  key id    {}", r.index.key_id);
 }
 
 pub(crate) fn report_warnings(warnings: &[String]) {

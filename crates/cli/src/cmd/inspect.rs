@@ -1,5 +1,6 @@
 //! `homestick inspect`: what an image or a stick set says about itself (not verified).
 
+use crate::output::out;
 use crate::*;
 
 pub(crate) fn inspect(a: &InspectArgs) -> Result<(), Failure> {
@@ -39,12 +40,12 @@ pub(crate) fn inspect(a: &InspectArgs) -> Result<(), Failure> {
     print_manifest(&t, &m, sig_note);
     match homestick_profile::read_profile_json(&*disk, &m) {
         Ok(doc) => {
-            println!("  profile (not verified)");
+            out!("  profile (not verified)");
             for line in doc.summary() {
-                println!("    {line}");
+                out!("    {line}");
             }
         }
-        Err(e) => println!("  profile      unreadable: {e}"),
+        Err(e) => out!("  profile      unreadable: {e}"),
     }
     Ok(())
 }
@@ -61,21 +62,21 @@ pub(crate) fn inspect_set(
         return crate::output::json_pretty(&v);
     }
     let parts: u64 = idx.users.iter().map(|u| u.part_bytes).sum();
-    println!("{} (stick set)", a.target.display());
-    println!("  customer     {} ({})", idx.customer.id, idx.customer.name);
-    println!("  version      {}", idx.version);
-    println!("  set id       {}", idx.set_id);
-    println!("  key id       {}", idx.key_id);
-    println!("  signature    not checked (use homestick verify --all)");
-    println!(
+    out!("{} (stick set)", a.target.display());
+    out!("  customer     {} ({})", idx.customer.id, idx.customer.name);
+    out!("  version      {}", idx.version);
+    out!("  set id       {}", idx.set_id);
+    out!("  key id       {}", idx.key_id);
+    out!("  signature    not checked (use homestick verify --all)");
+    out!(
         "  image size   {} bytes ({} MiB); users' parts {} KiB together",
         idx.image_size,
         idx.image_size >> 20,
         parts >> 10
     );
-    println!("  users        {}", idx.users.len());
+    out!("  users        {}", idx.users.len());
     for u in &idx.users {
-        println!(
+        out!(
             "    {:24} {:32} image {}  part {} KiB",
             u.id,
             u.name,
@@ -88,32 +89,33 @@ pub(crate) fn inspect_set(
 
 /// The manifest of `t` as text: who and what it is for, its partitions and ESP files.
 fn print_manifest(t: &str, m: &Manifest, sig_note: &str) {
-    println!("{t}");
-    println!("  customer     {} ({})", m.customer.id, m.customer.name);
+    out!("{t}");
+    out!("  customer     {} ({})", m.customer.id, m.customer.name);
     if let Some(u) = &m.user {
-        println!("  user         {} ({})", u.id, u.name);
+        out!("  user         {} ({})", u.id, u.name);
     }
-    println!(
+    out!(
         "  version      {} (rollback index {})",
-        m.version, m.rollback_index
+        m.version,
+        m.rollback_index
     );
-    println!("  image id     {}", m.image_id);
-    println!("  built        {}", m.build_time);
+    out!("  image id     {}", m.image_id);
+    out!("  built        {}", m.build_time);
     if let Some(x) = &m.expires {
-        println!("  expires      {x}");
+        out!("  expires      {x}");
     }
-    println!("  base         {} {}", m.base.name, m.base.version);
-    println!("  key id       {}", m.key_id);
-    println!("  signature    {sig_note}");
-    println!(
+    out!("  base         {} {}", m.base.name, m.base.version);
+    out!("  key id       {}", m.key_id);
+    out!("  signature    {sig_note}");
+    out!(
         "  disk GUID    {}, needs {} bytes ({} MiB)",
         m.disk.guid,
         m.disk.min_size_bytes,
         m.disk.min_size_bytes >> 20
     );
-    println!("  partitions");
+    out!("  partitions");
     for p in &m.partitions {
-        println!(
+        out!(
             "    {} {:8} LBA {:>8}..={:<8} {:>6} MiB  {}",
             p.number,
             p.name,
@@ -131,9 +133,9 @@ fn print_manifest(t: &str, m: &Manifest, sig_note: &str) {
         );
     }
     if let Some(files) = m.esp().and_then(|p| p.files.as_ref()) {
-        println!("  ESP files");
+        out!("  ESP files");
         for f in files {
-            println!(
+            out!(
                 "    {:>10}  {}  {}",
                 f.size,
                 &f.sha256.to_string()[..16],

@@ -1,6 +1,7 @@
 //! `homestick keys`: signing keys (file or PKCS#11) and the Secure Boot key pair, and the
 //! passphrases and PINs they take.
 
+use crate::output::out;
 use crate::*;
 
 /// A passphrase from --passphrase-file or --passphrase-fd, if one was given.
@@ -86,13 +87,13 @@ pub(crate) fn keys_generate(
     out_dir_exists(out)?;
     let g = homestick_signing::keygen::ed25519(out, pw.as_ref().map(Passphrase::as_bytes))
         .map_err(usage)?;
-    println!(
+    out!(
         "private key: {} (mode 0600{})",
         g.private.display(),
         if pw.is_some() { ", encrypted" } else { "" }
     );
-    println!("public key:  {}", g.public.display());
-    println!("key id:      {}", g.id);
+    out!("public key:  {}", g.public.display());
+    out!("key id:      {}", g.id);
     Ok(())
 }
 
@@ -112,9 +113,9 @@ pub(crate) fn keys_generate_pkcs11(
         .to_public_key_pem(Default::default())
         .map_err(|e| usage(format!("encoding the public key: {e}")))?;
     homestick_signing::keygen::write_public(&public_path[0], pem.as_bytes()).map_err(usage)?;
-    println!("private key: in the token, not extractable: {uri}");
-    println!("public key:  {}", public_path[0].display());
-    println!("key id:      {}", keys::key_id(&public));
+    out!("private key: in the token, not extractable: {uri}");
+    out!("public key:  {}", public_path[0].display());
+    out!("key id:      {}", keys::key_id(&public));
     Ok(())
 }
 
@@ -131,8 +132,8 @@ pub(crate) fn open_signer(
 pub(crate) fn keys_secure_boot(out: &Path, name: &str) -> Result<(), Failure> {
     out_dir_exists(out)?;
     let g = homestick_signing::keygen::secure_boot(out, name).map_err(usage)?;
-    println!("private key: {} (RSA 2048, mode 0600)", g.key.display());
-    println!(
+    out!("private key: {} (RSA 2048, mode 0600)", g.key.display());
+    out!(
         "certificate: {} (PEM), {} (DER, for firmware setup menus)",
         g.crt.display(),
         g.cer.display()

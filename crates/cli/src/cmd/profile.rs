@@ -1,5 +1,6 @@
 //! `homestick profile`: check and render a customer's profile.
 
+use crate::output::out;
 use crate::*;
 
 pub(crate) fn load_profile(dir: &Path) -> Result<homestick_profile::Profile, Failure> {
@@ -16,9 +17,9 @@ pub(crate) fn load_profile(dir: &Path) -> Result<homestick_profile::Profile, Fai
 
 pub(crate) fn profile_check(dir: &Path) -> Result<(), Failure> {
     let p = load_profile(dir)?;
-    println!("profile {}: OK", dir.display());
+    out!("profile {}: OK", dir.display());
     for line in p.doc.summary() {
-        println!("  {line}");
+        out!("  {line}");
     }
     Ok(())
 }
@@ -44,9 +45,9 @@ pub(crate) fn profile_render(dir: &Path, out: &Path) -> Result<(), Failure> {
         fs::write(&target, &f.data)
             .map_err(|e| usage(format!("writing {}: {e}", target.display())))?;
     }
-    println!("rendered {} files to {}", p.files.len(), out.display());
+    out!("rendered {} files to {}", p.files.len(), out.display());
     for f in &p.files {
-        println!("  {}", f.path);
+        out!("  {}", f.path);
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `homestick revocations`: add to, sign and show the provider's revocation list.
 
+use crate::output::out;
 use crate::*;
 
 /// What an offline check requires besides the signature: the signed revocation list (its
@@ -80,7 +81,7 @@ fn add(
     let l = RevocationList::parse(&l.to_bytes())
         .map_err(|e| usage(format!("{}: {e}", list.display())))?;
     write_list(list, &l)?;
-    println!(
+    out!(
         "revocation list {}: version {}, {} key(s), {} image(s), {} user(s)",
         list.display(),
         l.version,
@@ -88,7 +89,7 @@ fn add(
         l.image_ids.len(),
         l.users.len()
     );
-    println!(
+    out!(
         "sign it: homestick revocations sign {} --key PROVIDER.key",
         list.display()
     );
@@ -110,7 +111,7 @@ fn sign(
     let sp = homestick_image::revocation::sig_path(list);
     homestick_image::files::write_atomic(&sp, &sig)
         .map_err(|e| usage(format!("{}: {e}", sp.display())))?;
-    println!(
+    out!(
         "signed {} (version {}) with key {}: {}",
         list.display(),
         l.version,
@@ -125,19 +126,19 @@ fn show(list: &Path, keyring: &Path) -> Result<(), Failure> {
     let ring = keys::load_keyring(keyring).map_err(usage)?;
     let (l, by) =
         RevocationList::load_signed(list, &ring, homestick_image::time::now(), 0).map_err(usage)?;
-    println!(
+    out!(
         "revocation list {}: version {}, signed by key {by}",
         list.display(),
         l.version
     );
     for k in &l.key_ids {
-        println!("  key    {k}");
+        out!("  key    {k}");
     }
     for i in &l.image_ids {
-        println!("  image  {i}");
+        out!("  image  {i}");
     }
     for u in &l.users {
-        println!("  user   {}/{}", u.customer, u.id);
+        out!("  user   {}/{}", u.customer, u.id);
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `homestick roster`: check, fill and export a customer's roster.
 
+use crate::output::out;
 use crate::*;
 
 /// Most bytes of a roster file.
@@ -55,7 +56,7 @@ pub(crate) fn roster_check(profile: &Path, roster: &Path) -> Result<(), Failure>
     if !errors.is_empty() {
         return Err(roster_errors(roster, &errors));
     }
-    println!(
+    out!(
         "roster {}: OK, {} user(s), every slot filled ({})",
         roster.display(),
         r.users.len(),
@@ -114,7 +115,7 @@ pub(crate) fn roster_fill(profile: &Path, roster: &Path, out: &Path) -> Result<(
         Ok(())
     };
     write().map_err(|e| usage(format!("--out {}: {e}", out.display())))?;
-    println!(
+    out!(
         "roster {}: {made} value(s) generated for {} user(s), written to {} (mode 0600; it holds the users' secrets)",
         roster.display(),
         r.users.len(),
@@ -166,7 +167,7 @@ pub(crate) fn roster_export(
         fs::rename(tmp.keep(), out)
     };
     write().map_err(|e| usage(format!("--out {}: {e}", out.display())))?;
-    println!(
+    out!(
         "roster {}: {} file(s) for the servers of {} user(s) in {}",
         roster.display(),
         files.len(),
@@ -174,7 +175,7 @@ pub(crate) fn roster_export(
         out.display()
     );
     for f in &files {
-        println!(
+        out!(
             "  {}{}",
             f.name,
             if f.secret {

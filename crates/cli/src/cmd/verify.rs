@@ -2,6 +2,7 @@
 //! expectations (revocation list, policy, expiry) given.
 
 use crate::output;
+use crate::output::out;
 use crate::*;
 
 /// What `verify` requires besides the signature: from --policy, or from the single options;
@@ -80,14 +81,18 @@ pub(crate) fn report_trusted(
         );
     }
     for w in &v.warnings {
-        println!("warning: {w}");
+        out!("warning: {w}");
     }
-    println!("TRUSTED: {t}");
-    println!(
+    out!("TRUSTED: {t}");
+    out!(
         "  image {} for {} ({}), version {}, rollback index {}",
-        m.image_id, m.customer.id, m.customer.name, m.version, m.rollback_index
+        m.image_id,
+        m.customer.id,
+        m.customer.name,
+        m.version,
+        m.rollback_index
     );
-    println!(
+    out!(
         "  signed by key {}{} ({})",
         v.key_id,
         // A key without a comment: nothing after its id.
@@ -99,19 +104,19 @@ pub(crate) fn report_trusted(
     );
     let trees = m.partitions.iter().filter(|p| p.verity.is_some()).count();
     if a.quick {
-        println!(
+        out!(
             "  checked (--quick): LBA 0 and 1, signature, GPT entries, {trees} dm-verity superblock(s) and tree top(s) against the signed root hash"
         );
-        println!("  not checked (--quick): partition contents, ESP files");
+        out!("  not checked (--quick): partition contents, ESP files");
     } else {
-        println!(
+        out!(
             "  checked: LBA 0 and 1, signature, GPT entries, {} partition hashes, {trees} dm-verity tree(s) block by block, {} ESP files, no unlisted file the boot chain reads",
             m.partitions.iter().filter(|p| p.sha256.is_some()).count(),
             m.esp().and_then(|p| p.files.as_ref()).map_or(0, Vec::len)
         );
     }
     if let Some(r) = &expect.revoked {
-        println!(
+        out!(
             "  revocation list version {}: {} key(s), {} image(s), {} user(s) revoked; none of them is this one",
             r.version,
             r.key_ids.len(),
@@ -120,13 +125,13 @@ pub(crate) fn report_trusted(
         );
     }
     match m.expires.as_deref() {
-        Some(x) => println!("  expires {x}"),
-        None => println!("  expires never"),
+        Some(x) => out!("  expires {x}"),
+        None => out!("  expires never"),
     }
     if !expect.binds_image() {
-        println!("  not checked: customer, minimum rollback index, disk GUID (use --policy or --customer, --min-rollback, --disk-guid)");
+        out!("  not checked: customer, minimum rollback index, disk GUID (use --policy or --customer, --min-rollback, --disk-guid)");
     } else {
-        println!("  policy: {}", describe_expectations(expect));
+        out!("  policy: {}", describe_expectations(expect));
     }
     Ok(())
 }
@@ -218,9 +223,9 @@ fn verdict(
                            "failures": texts(&failures), "warnings": [], "findings": findings_json(&failures, &[])}),
                 )?;
             } else {
-                println!("NOT TRUSTED: {t}");
+                out!("NOT TRUSTED: {t}");
                 for f in &failures {
-                    println!("  - {f}");
+                    out!("  - {f}");
                 }
             }
             Err(Failure::Untrusted)
@@ -248,12 +253,12 @@ pub(crate) fn open_set(
     homestick_image::set::StickSet::open(dir, keyring).map_err(|e| {
         if e.untrusted() {
             if json {
-                println!(
+                out!(
                     "{}",
                     json!({"target": dir.display().to_string(), "trusted": false, "failures": [e.to_string()]})
                 );
             } else {
-                println!("NOT TRUSTED: {e}");
+                out!("NOT TRUSTED: {e}");
             }
             Failure::Untrusted
         } else {
@@ -277,7 +282,7 @@ pub(crate) fn verify_all(
         let why = why.to_string();
         bad += 1;
         if !a.json {
-            println!("NOT TRUSTED  shared image: {why}");
+            out!("NOT TRUSTED  shared image: {why}");
         }
         rows.push(json!({"shared": false, "failures": [why]}));
     }
@@ -285,7 +290,7 @@ pub(crate) fn verify_all(
         match checker.verify(set, &u.id, keyring, expect, &verify::NoProgress) {
             Ok((v, _)) => {
                 if !a.json {
-                    println!(
+                    out!(
                         "[{}/{total}] trusted      {}  image {}",
                         i + 1,
                         u.id,
@@ -301,9 +306,9 @@ pub(crate) fn verify_all(
                     e => vec![e.to_string()],
                 };
                 if !a.json {
-                    println!("[{}/{total}] NOT TRUSTED  {}", i + 1, u.id);
+                    out!("[{}/{total}] NOT TRUSTED  {}", i + 1, u.id);
                     for f in &failures {
-                        println!("    - {f}");
+                        out!("    - {f}");
                     }
                 }
                 rows.push(json!({"user": u.id, "trusted": false, "failures": failures}));
@@ -316,12 +321,14 @@ pub(crate) fn verify_all(
             &json!({"target": t, "set_id": set.index.set_id.to_string(), "trusted": bad == 0, "users": rows}),
         )?;
     } else if bad == 0 {
-        println!(
+        out!(
             "TRUSTED: {t}: all {total} user(s) of set {} for {} ({})",
-            set.index.set_id, set.index.customer.id, set.index.customer.name
+            set.index.set_id,
+            set.index.customer.id,
+            set.index.customer.name
         );
     } else {
-        println!("NOT TRUSTED: {t}: {bad} of {total} user(s) failed");
+        out!("NOT TRUSTED: {t}: {bad} of {total} user(s) failed");
     }
     if bad == 0 {
         Ok(())

@@ -2,6 +2,7 @@
 //! first user verified in full.
 
 use super::*;
+use crate::output::out;
 
 /// What the sticks get: one image, or a user's image of a set per stick.
 pub(crate) enum Source {
@@ -81,11 +82,11 @@ pub(crate) fn open_set_source(
             source: VerifyError::Untrusted { failures, .. },
             ..
         }) => {
-            println!("NOT TRUSTED: {} (user {first_user})", a.image.display());
+            out!("NOT TRUSTED: {} (user {first_user})", a.image.display());
             for f in &failures {
-                println!("  - {f}");
+                out!("  - {f}");
             }
-            println!("nothing was written");
+            out!("nothing was written");
             return Err(Failure::Untrusted);
         }
         Err(e) => return Err(usage(e)),
@@ -127,11 +128,11 @@ pub(crate) fn open_image(
             source: VerifyError::Untrusted { failures, .. },
             ..
         }) => {
-            println!("NOT TRUSTED: {}", path.display());
+            out!("NOT TRUSTED: {}", path.display());
             for f in &failures {
-                println!("  - {f}");
+                out!("  - {f}");
             }
-            println!("nothing was written");
+            out!("nothing was written");
             Err(Failure::Untrusted)
         }
         Err(e) => Err(usage(e)),

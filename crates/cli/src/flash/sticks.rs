@@ -1,6 +1,7 @@
 //! `homestick sticks`: the removable disks a station sees, and which may be written.
 
 use super::*;
+use crate::output::out;
 
 /// `homestick sticks`
 pub(crate) fn sticks(a: &SticksArgs) -> Result<(), Failure> {
@@ -26,15 +27,15 @@ pub(crate) fn sticks(a: &SticksArgs) -> Result<(), Failure> {
         return crate::output::json_line(&serde_json::Value::Array(v));
     }
     if rows.is_empty() {
-        println!("no disks found under /sys/block");
+        out!("no disks found under /sys/block");
     }
     for (d, r) in &rows {
-        println!("{}", describe(d));
+        out!("{}", describe(d));
         if r.is_empty() {
-            println!("    would be flashed");
+            out!("    would be flashed");
         }
         for why in r {
-            println!("    refused: {why}");
+            out!("    refused: {why}");
         }
     }
     Ok(())
