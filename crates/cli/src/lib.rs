@@ -11,13 +11,15 @@ mod cmd {
     pub(crate) mod build;
     pub(crate) mod inspect;
     pub(crate) mod keys;
+    pub(crate) mod ledger;
+    mod ledger_print;
     pub(crate) mod profile;
     pub(crate) mod revocations;
     pub(crate) mod roster;
     pub(crate) mod verify;
+    pub(crate) mod verify_set;
 }
 mod flash;
-mod ledger;
 mod output;
 mod progress;
 mod terminal;
@@ -49,7 +51,8 @@ pub(crate) use cmd::keys::{
 pub(crate) use cmd::profile::{load_profile, profile_check, profile_render};
 pub(crate) use cmd::revocations::{list_to_extend, offline_expectations, revocations, write_list};
 pub(crate) use cmd::roster::{roster_check, roster_export, roster_fill};
-pub(crate) use cmd::verify::{open_set, verify_cmd};
+pub(crate) use cmd::verify::verify_cmd;
+pub(crate) use cmd::verify_set::open_set;
 
 /// How a command failed.
 #[derive(Debug)]
@@ -134,7 +137,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }) => roster_export(&profile, &roster, &out, ha1.as_deref()),
         Command::Flash(args) => flash::flash(&args),
         Command::Sticks(args) => flash::sticks(&args),
-        Command::Ledger(args) => ledger::run(&args),
+        Command::Ledger(args) => cmd::ledger::run(&args),
         Command::Revocations(c) => revocations(&c),
     };
     let result = match (result, output::unwritten()) {

@@ -24,6 +24,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 mod claims;
+mod labels;
+mod outcome;
 mod run;
 mod source;
 mod sticks;
@@ -33,7 +35,8 @@ pub(crate) use source::Source;
 use source::{open_image, open_set_source};
 pub(crate) use sticks::sticks;
 
-use run::{write_labels, Run};
+use labels::write_labels;
+use run::Run;
 use ui::Ui;
 
 use crate::cli::{FlashArgs, ReportFormat, SticksArgs};
@@ -76,7 +79,7 @@ pub fn flash(a: &FlashArgs) -> Result<(), Failure> {
         ca: a.ledger_ca.clone(),
         insecure_plaintext: a.ledger_insecure_plaintext,
     };
-    let mut ledger = crate::ledger::open_ledger(&ledger_at, &tls)?;
+    let mut ledger = crate::cmd::ledger::open_ledger(&ledger_at, &tls)?;
     let report = match &a.report {
         Some(p) => Some(
             Report::open(p, report_format(a.report_format))
