@@ -6,8 +6,8 @@ use std::process::{Command, Output};
 use crate::EPOCH_TEXT as EPOCH;
 
 /// The binary under test: `$HOMESTICK_BIN` if set, else the workspace's `homestick` built
-/// once per test process with the cargo that runs the tests (the same profile and target
-/// directory, so it is the code under test and cargo's cache makes it quick).
+/// once per test process by the cargo that runs the tests (dev profile, the workspace's target
+/// directory: the code under test, and quick from cargo's cache).
 pub fn bin() -> PathBuf {
     static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BIN.get_or_init(|| {
@@ -49,7 +49,7 @@ pub fn root() -> PathBuf {
     crate::repo_root()
 }
 
-/// Its public key.
+/// The test signing key's public half (keys/test/homestick-test.pub).
 pub fn test_pub() -> PathBuf {
     root().join("keys/test/homestick-test.pub")
 }
