@@ -15,15 +15,19 @@ use crate::run::*;
 pub const ROUTER: &str = "192.0.2.1";
 /// The profile's allowed direct destination (Musterhausen's), and one it does not allow.
 pub const DIRECT_OK: &str = "198.51.100.7";
+/// A direct destination no profile allows.
 pub const DIRECT_NO: &str = "198.51.100.8";
 /// The payload of packets to the VPN server's port sent without the VPN daemon's mark.
 pub const UNMARKED: &str = "homestick-kill-switch-unmarked";
 /// The PC's MAC address in QEMU.
 pub const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
 
+/// The VPN kind of a site's office.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tunnel {
+    /// wireguard-go (the host may lack the kernel module).
     WireGuard,
+    /// OpenVPN with certificate and password.
     OpenVpn,
 }
 
@@ -94,6 +98,7 @@ pub const WALDBACH: Site = Site {
 /// OpenVPN's pool for the users' tunnel addresses at the office.
 pub const OVPN_POOL: &str = "10.97.0.0";
 
+/// Run `script` with bash; fails the test unless it exits 0. Its standard output.
 pub fn sh_ok(script: &str) -> String {
     let r = sh(script);
     assert_eq!(r.code, 0, "{script}\n{}", r.all());
@@ -205,6 +210,8 @@ pub fn test_ca(dir: &Path, site: &Site) {
     issue(dir, "sip", site.sip_names[0], site.sip_names, "serverAuth");
 }
 
+/// kamailio's configuration for the site's PBX: digest auth of the users in `users` (the
+/// roster export's pbx-users.csv) and extension 2000, the site's SIP transport.
 pub fn kamailio_cfg(dir: &Path, site: &Site, users: &str) -> PathBuf {
     let mut sets = String::new();
     for l in users.lines().skip(1) {
@@ -419,6 +426,9 @@ pub fn start_vpn_server(o: &mut Office, site: &Site, export: &Path, wg_private: 
     }
 }
 
+/// Make the site's office in a new namespace (logs and files in `dir`, the servers' users from
+/// the roster export `export`, the VPN server's WireGuard key `wg_private`) and start its
+/// servers; dropping the returned [`Office`] takes it all down.
 pub fn start_office(dir: &Path, site: &Site, export: &Path, wg_private: &str) -> Office {
     let ns = format!("hs-office-{}-{}", std::process::id(), site.vpn);
     let _ = Command::new("ip").args(["netns", "del", &ns]).status();
