@@ -108,6 +108,8 @@ fn unexplained(code: &str, pat: &str) -> usize {
 /// Print the measures of the workspace at `root`.
 pub fn measure(root: &Path) -> Result<()> {
     let mut long = Vec::new();
+    let mut longest: Option<Long> = None;
+    let mut largest = (0, String::new());
     let mut big = Vec::new();
     let mut string_errors = Vec::new();
     let (mut let_underscore, mut unwrap_default) = (0, 0);
@@ -127,10 +129,20 @@ pub fn measure(root: &Path) -> Result<()> {
             .lines()
             .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("//"))
             .count();
+        if loc > largest.0 {
+            largest = (loc, rel.clone());
+        }
         if loc > 800 {
             big.push((loc, rel.clone()));
         }
         for (name, lines) in functions(code) {
+            if longest.as_ref().map_or(true, |l: &Long| lines > l.lines) {
+                longest = Some(Long {
+                    lines,
+                    file: rel.clone(),
+                    name: name.clone(),
+                });
+            }
             if lines > 80 {
                 long.push(Long {
                     lines,
@@ -148,6 +160,10 @@ pub fn measure(root: &Path) -> Result<()> {
         unwrap_default += unexplained(code, "unwrap_or_default()");
     }
     long.sort_by_key(|f| std::cmp::Reverse(f.lines));
+    if let Some(l) = &longest {
+        println!("longest function: {} lines, {} {}", l.lines, l.file, l.name);
+    }
+    println!("largest file: {} lines of code, {}", largest.0, largest.1);
     println!("functions over 80 lines: {}", long.len());
     for f in &long {
         println!("  {:4}  {} {}", f.lines, f.file, f.name);
