@@ -71,7 +71,9 @@ impl Channel {
             match UnixStream::connect(path) {
                 Ok(s) => {
                     s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
-                    return Channel { s, buf: Vec::new() };
+                    let mut c = Channel { s, buf: Vec::new() };
+                    c.sync();
+                    return c;
                 }
                 Err(e) => {
                     assert!(Instant::now() < deadline, "{}: {e}", path.display());
@@ -81,13 +83,55 @@ impl Channel {
         }
     }
 
+    /// Wait until the guest's shell answers. The shell on the port restarts every second while
+    /// no host is connected (it reads EOF then), so a first line written just then can go
+    /// unread; a probe is sent again every 2 s until one is answered (at most 120 s).
+    fn sync(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        for n in 0u32.. {
+            let tag = format!("__HS_READY_{n}__");
+            self.s
+                .write_all(format!("echo {tag}\n").as_bytes())
+                .unwrap();
+            let resend = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < resend {
+                self.fill();
+                let text = String::from_utf8_lossy(&self.buf).into_owned();
+                if text.contains(&format!("{tag}\n")) {
+                    // The shell answers; answers to other probes may still be on their way:
+                    // one more line, answered after all of them, ends the output they share.
+                    self.buf.clear();
+                    self.run(":");
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "test channel: the guest's shell does not answer"
+            );
+        }
+    }
+
+    /// Read what the guest sent (waits up to the socket's 1 s read timeout).
+    fn fill(&mut self) {
+        let mut chunk = [0u8; 4096];
+        match self.s.read(&mut chunk) {
+            Ok(0) => std::thread::sleep(Duration::from_millis(200)),
+            Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut
+                    || e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("test channel: {e}"),
+        }
+    }
+
     /// Run `cmd` in the booted system; its output (stdout and stderr) and exit status.
     pub fn run(&mut self, cmd: &str) -> (String, i32) {
         let tag = format!("__HS{}__", self.buf.len() ^ 0x5a5a);
         let line = format!("{cmd}\necho \"{tag}$?\"\n");
         self.s.write_all(line.as_bytes()).unwrap();
         let deadline = Instant::now() + Duration::from_secs(120);
-        let mut chunk = [0u8; 4096];
         loop {
             let text = String::from_utf8_lossy(&self.buf).into_owned();
             if let Some(i) = text.find(&tag) {
@@ -103,15 +147,7 @@ impl Channel {
                 Instant::now() < deadline,
                 "test channel: no answer to {cmd:?}: {text}"
             );
-            match self.s.read(&mut chunk) {
-                Ok(0) => std::thread::sleep(Duration::from_millis(200)),
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        || e.kind() == std::io::ErrorKind::TimedOut
-                        || e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => panic!("test channel: {e}"),
-            }
+            self.fill();
         }
     }
 }
