@@ -15,15 +15,13 @@ use crate::output::out;
 use crate::{usage, Failure};
 
 pub fn run(a: &LedgerArgs) -> Result<(), Failure> {
-    let at = a
-        .ledger
-        .clone()
-        .unwrap_or_else(homestick_ledger::default_location);
-    let tls = homestick_ledger::Tls {
-        ca: a.ledger_ca.clone(),
-        insecure_plaintext: a.ledger_insecure_plaintext,
+    let open = || {
+        open_ledger(
+            a.ledger.as_deref(),
+            a.ledger_ca.as_deref(),
+            a.ledger_insecure_plaintext,
+        )
     };
-    let open = || open_ledger(&at, &tls);
     match &a.command {
         LedgerCommand::List { set, json } => list(open()?, set.clone(), *json),
         LedgerCommand::Show { serial } => details(
@@ -104,14 +102,25 @@ fn export(mut ledger: Ledger, csv: bool) -> Result<(), Failure> {
     }
 }
 
-/// Open the ledger as this station (host name and random station id).
-pub(crate) fn open_ledger(at: &str, tls: &homestick_ledger::Tls) -> Result<Ledger, Failure> {
+/// Open the ledger at `at` (else the default location) as this station (host name and random
+/// station id): a PostgreSQL ledger over TLS verified with `ca` (else the system's roots), or
+/// in clear text where `insecure_plaintext` allows it.
+pub(crate) fn open_ledger(
+    at: Option<&str>,
+    ca: Option<&std::path::Path>,
+    insecure_plaintext: bool,
+) -> Result<Ledger, Failure> {
+    let at = at.map_or_else(homestick_ledger::default_location, String::from);
+    let tls = homestick_ledger::Tls {
+        ca: ca.map(std::path::Path::to_path_buf),
+        insecure_plaintext,
+    };
     let id = homestick_ledger::station_id().map_err(|e| {
         usage(format!(
             "this station's id (beside the default ledger): {e}"
         ))
     })?;
-    Ledger::open(at, &report::station_name(), &id, tls).map_err(usage)
+    Ledger::open(&at, &report::station_name(), &id, &tls).map_err(usage)
 }
 
 /// `ledger revoke`: mark the rows `f` selects revoked, print what the servers must drop, and

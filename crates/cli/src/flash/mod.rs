@@ -71,15 +71,11 @@ pub fn flash(a: &FlashArgs) -> Result<(), Failure> {
     let keys = keys::load_keyring(&a.keyring).map_err(usage)?;
     let expect =
         crate::offline_expectations(a.revocations.as_deref(), a.min_revocation_version, &keys)?;
-    let ledger_at = a
-        .ledger
-        .clone()
-        .unwrap_or_else(homestick_ledger::default_location);
-    let tls = homestick_ledger::Tls {
-        ca: a.ledger_ca.clone(),
-        insecure_plaintext: a.ledger_insecure_plaintext,
-    };
-    let mut ledger = crate::cmd::ledger::open_ledger(&ledger_at, &tls)?;
+    let mut ledger = crate::cmd::ledger::open_ledger(
+        a.ledger.as_deref(),
+        a.ledger_ca.as_deref(),
+        a.ledger_insecure_plaintext,
+    )?;
     let report = match &a.report {
         Some(p) => Some(
             Report::open(p, report_format(a.report_format))
