@@ -19,7 +19,7 @@ const MAX_ESP_FILE: u64 = 512 << 20;
 const MAX_ESP_TOTAL: u64 = 1 << 30;
 /// Largest system.img accepted.
 const MAX_SYSTEM: u64 = 64 << 30;
-pub use homestick_formats::base::{BaseToml, BootToml};
+pub use homestick_formats::base::{BaseToml, BootPath, BootToml};
 
 /// The boot files of a base with a kernel.
 #[derive(Debug, Clone)]
@@ -34,6 +34,49 @@ pub struct BootInput {
     pub stub: Vec<u8>,
     /// `[boot]` of base.toml.
     pub config: BootToml,
+    /// Debian's shim and MokManager, when the base brings them (the shim boot path).
+    pub shim: Option<ShimFiles>,
+}
+
+/// A base's `shimx64.efi` (Debian's, signed by Microsoft) and `mmx64.efi` (MokManager, signed
+/// by Debian), read and checked.
+#[derive(Debug, Clone)]
+pub struct ShimFiles {
+    /// shim.
+    pub shim: Vec<u8>,
+    /// MokManager.
+    pub mok_manager: Vec<u8>,
+}
+
+/// Largest shim or MokManager accepted (Debian's are about 1 MiB).
+pub const MAX_SHIM: u64 = 16 << 20;
+
+/// Read a shim (a PE program with a `.vendor_cert` section) from `path`.
+pub fn read_shim(path: &Path) -> Result<Vec<u8>, BuildError> {
+    let b = read_bounded(path, MAX_SHIM).map_err(read_err(path))?;
+    match homestick_image::shim::vendor_certs(&b) {
+        Ok(Some(_)) => Ok(b),
+        Ok(None) => Err(input_file(
+            path,
+            "not shim: the program has no .vendor_cert section",
+        )),
+        Err(e) => Err(input_file(path, format!("not a usable EFI program: {e}"))),
+    }
+}
+
+/// The base's shim and MokManager, when it has `shimx64.efi`; MokManager must then be there.
+fn load_shim(dir: &Path) -> Result<Option<ShimFiles>, BuildError> {
+    use homestick_formats::shim::{BASE_MOK_MANAGER, BASE_SHIM};
+    let shim_path = dir.join(BASE_SHIM);
+    if !shim_path.exists() {
+        return Ok(None);
+    }
+    let shim = read_shim(&shim_path)?;
+    let mm_path = dir.join(BASE_MOK_MANAGER);
+    let mok_manager = read_bounded(&mm_path, MAX_SHIM).map_err(read_err(&mm_path))?;
+    homestick_image::pe::layout(&mok_manager)
+        .map_err(|e| input_file(&mm_path, format!("not an EFI program: {e}")))?;
+    Ok(Some(ShimFiles { shim, mok_manager }))
 }
 
 /// A loaded base.
@@ -160,14 +203,16 @@ fn load_boot(
     let stub_path = dir.join("linuxx64.efi.stub");
     let stub = read_bounded(&stub_path, 16 << 20).map_err(read_err(&stub_path))?;
     uki::check_stub(&stub).map_err(|e| input_file(&stub_path, e.to_string()))?;
-    if esp
-        .iter()
-        .any(|f| f.path.eq_ignore_ascii_case("EFI/BOOT/BOOTX64.EFI"))
-    {
-        return Err(input_file(
-            &dir.join("esp/EFI/BOOT/BOOTX64.EFI"),
-            "the base has a kernel, so homestick builds EFI/BOOT/BOOTX64.EFI itself; remove it from esp/",
-        ));
+    use homestick_formats::shim::{ESP_CERT, ESP_LOADER, ESP_MOK_MANAGER, ESP_SECOND_STAGE};
+    for own in [ESP_LOADER, ESP_SECOND_STAGE, ESP_MOK_MANAGER, ESP_CERT] {
+        if esp.iter().any(|f| f.path.eq_ignore_ascii_case(own)) {
+            return Err(input_file(
+                &dir.join("esp").join(own),
+                format!(
+                    "the base has a kernel, so homestick places {own} itself; remove it from esp/"
+                ),
+            ));
+        }
     }
     Ok(Some(BootInput {
         kernel,
@@ -176,6 +221,7 @@ fn load_boot(
         stub,
         // A base.toml without [boot]: its defaults.
         config: config.unwrap_or_default(),
+        shim: load_shim(dir)?,
     }))
 }
 

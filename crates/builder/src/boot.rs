@@ -16,6 +16,7 @@ use homestick_image::policy::{BootPolicy, KEYS_DIR, POLICY_FORMAT, POLICY_PATH};
 use crate::base::{BaseInput, BootInput};
 use crate::error::{input, input_file, read_err, BuildError};
 use homestick_base::cpio::{self, Entry};
+use homestick_image::fat::FatFile;
 use homestick_signing::{authenticode, uki};
 
 /// Largest boot verifier accepted.
@@ -113,6 +114,121 @@ pub fn check_static_elf(b: &[u8]) -> Result<(), &'static str> {
         }
     }
     Ok(())
+}
+
+/// The shim path's programs beside the UKI: shim, and for Debian's shim MokManager with the
+/// provider's certificate to enrol.
+#[derive(Debug, Clone)]
+pub struct ShimPlan {
+    /// shim, at `EFI/BOOT/BOOTX64.EFI`.
+    pub shim: Vec<u8>,
+    /// MokManager and the certificate (DER), when shim does not trust the provider by itself.
+    pub enrol: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl ShimPlan {
+    /// The ESP's boot programs: shim as the loader, the UKI as its second stage, MokManager and
+    /// the certificate.
+    pub fn esp_files(&self, uki: Vec<u8>) -> Vec<FatFile> {
+        use homestick_formats::shim::{ESP_CERT, ESP_LOADER, ESP_MOK_MANAGER, ESP_SECOND_STAGE};
+        let file = |path: &str, data: Vec<u8>| FatFile {
+            path: path.into(),
+            data,
+        };
+        let mut v = vec![
+            file(ESP_LOADER, self.shim.clone()),
+            file(ESP_SECOND_STAGE, uki),
+        ];
+        if let Some((mm, cert)) = &self.enrol {
+            v.push(file(ESP_MOK_MANAGER, mm.clone()));
+            v.push(file(ESP_CERT, cert.clone()));
+        }
+        v
+    }
+}
+
+/// The boot path of a build: `--shim` implies shim; else `--boot-path`, else the base's
+/// `[boot] path`, else db. On the shim path: the provider's shim (its built-in certificate must
+/// be the Secure Boot certificate) or the base's Debian shim with MokManager.
+pub fn shim_plan(
+    opts: &crate::BuildOptions,
+    base: &BaseInput,
+    sb: Option<&authenticode::SbKey>,
+) -> Result<Option<ShimPlan>, BuildError> {
+    use homestick_formats::base::BootPath;
+    if opts.shim.is_some() && opts.boot_path == Some(BootPath::Db) {
+        return Err(input("--shim", "--boot-path db puts no shim on the stick"));
+    }
+    let config = base.boot.as_ref().and_then(|b| b.config.path);
+    let path = match opts.shim {
+        Some(_) => BootPath::Shim,
+        None => opts.boot_path.or(config).unwrap_or_default(),
+    };
+    if path == BootPath::Db {
+        return Ok(None);
+    }
+    let Some(boot) = &base.boot else {
+        return Err(input(
+            "--boot-path",
+            format!(
+                "{} has no kernel, so there is nothing for shim to start",
+                opts.base.display()
+            ),
+        ));
+    };
+    let Some(sb) = sb else {
+        return Err(input("--secure-boot-key", "the shim boot path (--boot-path shim, --shim or the base's [boot] path) starts only a UKI signed for Secure Boot: give --secure-boot-key and --secure-boot-cert"));
+    };
+    let cert = sb.cert_der().map_err(|e| BuildError::Internal {
+        context: "encoding the Secure Boot certificate",
+        detail: e.to_string(),
+    })?;
+    if let Some(own) = &opts.shim {
+        let shim = crate::base::read_shim(own)?;
+        check_vendor_cert(own, &shim, &cert, sb)?;
+        return Ok(Some(ShimPlan { shim, enrol: None }));
+    }
+    let Some(files) = &boot.shim else {
+        return Err(input_file(
+            &opts.base,
+            format!(
+                "the shim boot path needs {} and {} in the base (Debian's shim-signed and shim-helpers-amd64-signed; `homestick base build` puts them there when the recipe's [boot] path is \"shim\"), or the provider's own shim with --shim",
+                homestick_formats::shim::BASE_SHIM,
+                homestick_formats::shim::BASE_MOK_MANAGER
+            ),
+        ));
+    };
+    Ok(Some(ShimPlan {
+        shim: files.shim.clone(),
+        enrol: Some((files.mok_manager.clone(), cert)),
+    }))
+}
+
+/// A provider's own shim must trust the certificate the UKI is signed for.
+fn check_vendor_cert(
+    path: &Path,
+    shim: &[u8],
+    cert: &[u8],
+    sb: &authenticode::SbKey,
+) -> Result<(), BuildError> {
+    let built_in = homestick_image::shim::vendor_certs(shim)
+        .map_err(|e| input_file(path, e.to_string()))?
+        .unwrap_or_default();
+    if built_in.iter().any(|c| c == cert) {
+        return Ok(());
+    }
+    let names: Vec<String> = built_in
+        .iter()
+        .map(|c| authenticode::subject_of(c))
+        .collect();
+    Err(input_file(
+        path,
+        format!(
+            "shim's built-in certificate ({}) is not the --secure-boot-cert ({}): it would refuse the UKI",
+            if names.is_empty() { "none".to_string() } else { names.join("; ") },
+            sb.subject()
+        ),
+    ))
 }
 
 /// Who and what a UKI is for.

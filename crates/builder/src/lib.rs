@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use homestick_image::manifest::Manifest;
 use homestick_image::verify::Progress;
 
-pub use base::{load_base, BaseInput, BaseToml, BootInput, BootToml};
+pub use base::{load_base, BaseInput, BaseToml, BootInput, BootPath, BootToml, ShimFiles};
 pub use error::{BuildError, ErrorKind};
 pub use pipeline::build;
 pub use set::{build_set, SetReport};
@@ -69,6 +69,11 @@ pub struct BuildOptions {
     pub failure_delay_seconds: u32,
     /// Sign the UKI for Secure Boot with this RSA key and X.509 certificate.
     pub secure_boot: Option<SecureBootOptions>,
+    /// How the firmware reaches the UKI; `None`: the base's `[boot] path` (default db).
+    pub boot_path: Option<BootPath>,
+    /// The provider's own shim (its built-in certificate is the Secure Boot certificate), in
+    /// place of the base's Debian shim and the MOK enrolment (implies the shim path).
+    pub shim: Option<PathBuf>,
     /// Cache of dm-verity trees by system content ([`hashtree::default_cache_dir`]); `None`:
     /// no cache.
     pub cache: Option<PathBuf>,

@@ -40,6 +40,8 @@ pub(crate) struct Inputs {
     pub(crate) key_id: manifest::Sha256Sum,
     sb_key: Option<authenticode::SbKey>,
     boot_files: Option<BootFiles>,
+    /// shim and what goes with it, on the shim boot path.
+    shim: Option<boot::ShimPlan>,
     pub(crate) version: String,
     pub(crate) out_dir: PathBuf,
     pub(crate) profile_fat: Vec<u8>,
@@ -170,6 +172,7 @@ pub(crate) fn check_inputs(
     let key = open_key(opts)?;
     check_expiry(opts)?;
     let sb_key = secure_boot_key(opts)?;
+    let shim = boot::shim_plan(opts, &base, sb_key.as_ref())?;
     let boot_files = match base.boot {
         Some(_) => Some(BootFiles::load(
             opts.boot_verifier.as_deref(),
@@ -201,8 +204,18 @@ pub(crate) fn check_inputs(
     let profile_size = profile_budget(&profile.files).max(profile_min);
     let profile_fat = profile_fat(&profile, &profile.files, profile_size, opts.epoch)?;
     let profile_sha: [u8; 32] = Sha256::digest(&profile_fat).into();
+    let shim_bytes = shim.iter().flat_map(|s| {
+        let enrol = s
+            .enrol
+            .iter()
+            .map(|(mm, cert)| (mm.len() + cert.len()) as u64);
+        std::iter::once(s.shim.len() as u64).chain(enrol)
+    });
     let esp_bytes = layout::fat_budget(
-        base.esp.iter().map(|f| f.data.len() as u64),
+        base.esp
+            .iter()
+            .map(|f| f.data.len() as u64)
+            .chain(shim_bytes),
         MIN_ESP,
         8 << 20,
     );
@@ -216,6 +229,7 @@ pub(crate) fn check_inputs(
         key_id,
         sb_key,
         boot_files,
+        shim,
         version,
         out_dir,
         profile_fat,
@@ -557,10 +571,13 @@ pub(crate) fn esp_shared(
             inp.sb_key.as_ref(),
             opts.base.join("linuxx64.efi.stub"),
         )?;
-        files.push(FatFile {
-            path: "EFI/BOOT/BOOTX64.EFI".into(),
-            data: uki,
-        });
+        match &inp.shim {
+            Some(shim) => files.extend(shim.esp_files(uki)),
+            None => files.push(FatFile {
+                path: homestick_formats::shim::ESP_LOADER.into(),
+                data: uki,
+            }),
+        }
     }
     Ok(files)
 }

@@ -38,6 +38,52 @@ pub struct BootToml {
     /// default: the read fails), "restart" or "panic".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verity_on_corruption: Option<OnCorruption>,
+    /// How the firmware reaches the UKI: "db" (the default: the UKI is the removable-media
+    /// loader, for PCs whose db holds the provider's certificate) or "shim" (Debian's
+    /// Microsoft-signed shim first, with MokManager and the provider's certificate for a
+    /// one-time enrolment: for PCs that trust only Microsoft's keys). `homestick build
+    /// --boot-path` overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<BootPath>,
+}
+
+/// How the firmware reaches the UKI (see [`crate::shim`] for the shim path's files).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BootPath {
+    /// The UKI is `EFI/BOOT/BOOTX64.EFI`; the firmware's db must trust its signer.
+    #[default]
+    Db,
+    /// shim is `EFI/BOOT/BOOTX64.EFI` and starts the UKI (`grubx64.efi`) once the provider's
+    /// certificate is in the PC's MOK list (or shim's own vendor certificate is the provider's).
+    Shim,
+}
+
+impl BootPath {
+    /// The word in base.toml and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BootPath::Db => "db",
+            BootPath::Shim => "shim",
+        }
+    }
+}
+
+impl std::fmt::Display for BootPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for BootPath {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "db" => Ok(BootPath::Db),
+            "shim" => Ok(BootPath::Shim),
+            _ => Err(format!("{s:?} is not a boot path (db or shim)")),
+        }
+    }
 }
 
 /// What the kernel does when a block of the system does not match its dm-verity hash (the
@@ -113,6 +159,7 @@ mod tests {
                 modules: vec!["kernel/drivers/usb/storage/usb-storage.ko".into()],
                 verdict_timeout_seconds: None,
                 verity_on_corruption: Some(OnCorruption::Restart),
+                path: Some(BootPath::Shim),
             }),
         };
         let text = b.to_toml("Built by a test.\nSecond line").expect("write");
@@ -153,6 +200,10 @@ mod tests {
             (
                 "name = \"a\"\nversion = \"1\"\n[boot]\nverity_on_corruption = \"reboot\"\n",
                 "unknown variant `reboot`",
+            ),
+            (
+                "name = \"a\"\nversion = \"1\"\n[boot]\npath = \"grub\"\n",
+                "unknown variant `grub`",
             ),
         ] {
             let e = BaseToml::parse(text).expect_err(text);

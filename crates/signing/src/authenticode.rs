@@ -112,7 +112,27 @@ pub struct SbKey {
     cert: x509_cert::Certificate,
 }
 
+/// The subject of a DER certificate as one line (`CN=…, O=…`), or a note that it is unreadable.
+pub fn subject_of(der: &[u8]) -> String {
+    match x509_cert::Certificate::from_der(der) {
+        Ok(c) => c.tbs_certificate.subject.to_string(),
+        Err(e) => format!("(not a readable X.509 certificate: {e})"),
+    }
+}
+
 impl SbKey {
+    /// The certificate, DER-encoded (what MokManager enrols and shim's vendor certificate is).
+    pub fn cert_der(&self) -> Result<Vec<u8>, SbError> {
+        self.cert
+            .to_der()
+            .map_err(|e| SbError::Sign(format!("encoding the certificate: {e}")))
+    }
+
+    /// The certificate's subject.
+    pub fn subject(&self) -> String {
+        self.cert.tbs_certificate.subject.to_string()
+    }
+
     /// RSA PKCS#1 v1.5 with SHA-256 over `msg`.
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, SbError> {
         match &self.key {

@@ -186,6 +186,8 @@ pub fn build_fixture_image(dir: &Path, system_mib: u64) -> io::Result<std::path:
         boot_keyring: None,
         failure_delay_seconds: 1,
         secure_boot: None,
+        boot_path: None,
+        shim: None,
         cache: None,
     };
     homestick_build::build(&opts, &Quiet).map_err(|e| io::Error::other(e.to_string()))?;

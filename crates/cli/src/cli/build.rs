@@ -76,6 +76,16 @@ pub struct BuildArgs {
     /// Passphrase for an encrypted --secure-boot-key, from this file descriptor.
     #[arg(long, value_name = "N")]
     pub secure_boot_passphrase_fd: Option<u32>,
+    /// How the firmware reaches the UKI: db (the UKI is EFI/BOOT/BOOTX64.EFI; the PC's db must
+    /// hold the provider's certificate) or shim (Debian's Microsoft-signed shim starts the UKI
+    /// once the certificate is enrolled with MokManager from the stick: PCs that trust only
+    /// Microsoft's keys). Default: the base's [boot] path, else db.
+    #[arg(long, value_name = "db|shim")]
+    pub boot_path: Option<homestick_formats::base::BootPath>,
+    /// The provider's own Microsoft-signed shim, whose built-in certificate is
+    /// --secure-boot-cert: no enrolment on the PCs (implies --boot-path shim).
+    #[arg(long, value_name = "FILE", requires = "secure_boot_key")]
+    pub shim: Option<PathBuf>,
     /// Seconds the refusal message stays on screen before the PC powers off.
     #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub failure_delay: u32,

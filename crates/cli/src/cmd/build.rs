@@ -71,6 +71,8 @@ fn build_options(a: &BuildArgs) -> Result<homestick_build::BuildOptions, Failure
             }),
             _ => None,
         },
+        boot_path: a.boot_path,
+        shim: a.shim.clone(),
         cache: match (&a.cache_dir, a.no_cache) {
             (_, true) => None,
             (Some(d), false) => Some(d.clone()),
