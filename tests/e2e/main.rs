@@ -21,6 +21,7 @@ mod readme;
 mod roster;
 mod session;
 mod sets;
+mod shim;
 mod signing;
 mod stick_gaps;
 mod tamper;

@@ -18,6 +18,7 @@ pub mod capture;
 pub mod cases;
 pub mod env;
 pub mod fixture;
+pub mod mok;
 pub mod office;
 pub mod qemu;
 pub mod run;
@@ -115,10 +116,27 @@ pub const OVMF_SNAKEOIL_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.snakeoil.fd";
 /// Its variable store template (copy it before use: the firmware writes to it).
 pub const OVMF_SNAKEOIL_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd";
 
-/// A QEMU command for q35 + OVMF with Secure Boot enforced, no network, serial console on
-/// stdio, powering off instead of rebooting; `vars` is a writable copy of the variable store.
-/// Callers add the stick (a -drive and, where needed, a -device).
+/// OVMF firmware as a stock PC has it: Secure Boot on, only Microsoft's keys in KEK and db
+/// (Debian package ovmf).
+pub const OVMF_MS_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd";
+/// Its variable store template, Microsoft's keys enrolled (copy it: the firmware writes to it,
+/// and MokManager's enrolment lasts in it).
+pub const OVMF_MS_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd";
+
+/// A QEMU command for q35 + OVMF with Secure Boot enforced and the snakeoil keys, no network,
+/// serial console on stdio, powering off instead of rebooting; `vars` is a writable copy of
+/// the variable store. Callers add the stick (a -drive and, where needed, a -device).
 pub fn qemu_secure_boot(vars: &Path) -> std::process::Command {
+    qemu_firmware(OVMF_SNAKEOIL_CODE, vars)
+}
+
+/// The same on a "home PC": Microsoft's keys only ([`OVMF_MS_CODE`]; `vars` a copy of
+/// [`OVMF_MS_VARS`]).
+pub fn qemu_microsoft(vars: &Path) -> std::process::Command {
+    qemu_firmware(OVMF_MS_CODE, vars)
+}
+
+fn qemu_firmware(code: &str, vars: &Path) -> std::process::Command {
     let mut cmd = std::process::Command::new("qemu-system-x86_64");
     cmd.args([
         "-machine",
@@ -135,7 +153,7 @@ pub fn qemu_secure_boot(vars: &Path) -> std::process::Command {
     .args(["-global", "driver=cfi.pflash01,property=secure,value=on"])
     .arg("-drive")
     .arg(format!(
-        "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_SNAKEOIL_CODE}"
+        "if=pflash,format=raw,unit=0,readonly=on,file={code}"
     ))
     .arg("-drive")
     .arg(format!(

@@ -16,19 +16,24 @@ pub struct Qemu {
     pub child: Child,
     /// Everything it wrote to stdout (the serial console) so far.
     pub out: Arc<Mutex<Vec<u8>>>,
+    /// Its stdin: the serial console's keyboard (with -nographic).
+    keys: Mutex<Option<std::process::ChildStdin>>,
 }
 
 impl Qemu {
     /// Start `cmd` (stdout piped and collected in `out` by a thread of its own).
     pub fn spawn(cmd: &mut std::process::Command) -> Qemu {
-        let child = cmd
+        let mut child = cmd
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("qemu-system-x86_64 (package qemu-system-x86) must be installed");
+        let keys = Mutex::new(child.stdin.take());
         let mut q = Qemu {
             child,
             out: Arc::new(Mutex::new(Vec::new())),
+            keys,
         };
         let mut stdout = q.child.stdout.take().unwrap();
         let sink = Arc::clone(&q.out);
@@ -48,6 +53,48 @@ impl Qemu {
     pub fn console(&self) -> String {
         String::from_utf8_lossy(&self.out.lock().unwrap()).into_owned()
     }
+
+    /// The console so far as a person reads it: terminal escape sequences (cursor moves,
+    /// colours) and box-drawing characters become spaces.
+    pub fn screen_text(&self) -> String {
+        plain_text(&self.console())
+    }
+
+    /// Type `bytes` on the serial console.
+    pub fn type_bytes(&self, bytes: &[u8]) -> std::io::Result<()> {
+        let mut keys = self.keys.lock().unwrap();
+        let stdin = keys
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("QEMU's stdin is closed"))?;
+        stdin.write_all(bytes)?;
+        stdin.flush()
+    }
+}
+
+/// `console` without terminal escape sequences and box drawing (each becomes one space).
+pub fn plain_text(console: &str) -> String {
+    let mut out = String::with_capacity(console.len());
+    let mut chars = console.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // CSI: ESC [ parameters final-byte.
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                while let Some(&n) = chars.peek() {
+                    chars.next();
+                    if n.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            out.push(' ');
+        } else if ('\u{2500}'..='\u{259f}').contains(&c) || c == '\u{fffd}' {
+            out.push(' ');
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl Drop for Qemu {

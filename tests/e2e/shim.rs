@@ -1,0 +1,301 @@
+//! The shim boot path on a "home PC": OVMF with only Microsoft's keys (a fresh copy of
+//! `OVMF_VARS_4M.ms.fd`, Secure Boot on), Debian's Microsoft-signed shim and MokManager, our
+//! UKI signed with the snakeoil key (which that firmware does not trust). The enrolment is
+//! typed on the serial console with the steps the first-start guide prints.
+//!
+//! One test, so the enrolled variable store is shared: the first start enrols, the second
+//! goes straight to the verifier, and the refusals start from a copy of the enrolled store.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use homestick_formats::shim::{self, ESP_SECOND_STAGE};
+use homestick_testkit::build_args::Build;
+use homestick_testkit::env::demo_base;
+use homestick_testkit::qemu::Qemu;
+
+/// The demo customer's image on the demo base, through shim, the UKI signed with `sb`
+/// (`None`: the snakeoil key).
+fn shim_image(dir: &Path, name: &str, sb: Option<(&Path, &Path)>) -> PathBuf {
+    let out = dir.join(name);
+    let mut b = Build::new(&demo_profile(), &demo_base(), &out)
+        .bootable()
+        .opt("--boot-path", "shim");
+    b = match sb {
+        None => b.snakeoil_secure_boot(dir),
+        Some((key, cert)) => b
+            .opt("--secure-boot-key", key)
+            .opt("--secure-boot-cert", cert),
+    };
+    let r = b.run();
+    assert_eq!(r.code, 0, "build failed: {}", r.all());
+    out
+}
+
+/// Start `img` on the Microsoft-keys firmware with the variable store `vars`.
+fn start(vars: &Path, img: &Path) -> Qemu {
+    let mut cmd = homestick_testkit::qemu_microsoft(vars);
+    cmd.arg("-drive").arg(format!(
+        "if=virtio,format=raw,snapshot=on,file={}",
+        img.display()
+    ));
+    Qemu::spawn(&mut cmd)
+}
+
+/// Wait until QEMU exits (the PC restarts or powers off); the console.
+fn until_exit(q: &mut Qemu, secs: u64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while q.child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "QEMU still running after {secs} s:\n{}",
+            q.screen_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    q.console()
+}
+
+/// `sbverify --list` of an ESP file: its signers, one line each.
+fn signers(img: &Path, path: &str, dir: &Path) -> Vec<String> {
+    let f = dir.join(path.replace('/', "_"));
+    fs::write(&f, esp_file(img, path)).unwrap();
+    let r = tool("sbverify", &["--list".as_ref(), f.as_os_str()]);
+    assert_eq!(r.code, 0, "sbverify --list {path}: {}", r.all());
+    r.stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("- /") || l.contains("issuer:"))
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+/// The ESP's root in directory order, as MokManager lists it (directories with a `/`).
+fn esp_root_listing(img: &Path) -> Vec<String> {
+    let on = format!("{}@@1M", img.display());
+    let r = tool("mdir", &["-i", &on, "::/"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    r.stdout
+        .lines()
+        // Entries carry a date; the summary lines ("3 files", "bytes free") do not.
+        .filter(|l| {
+            l.split_whitespace()
+                .any(|w| w.len() == 10 && w.as_bytes()[4] == b'-' && w.as_bytes()[7] == b'-')
+        })
+        .filter_map(|l| {
+            let long = l.get(42..)?.trim();
+            (!long.is_empty()).then(|| match l.contains("<DIR>") {
+                true => format!("{long}/"),
+                false => long.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// A copy of `img` whose second stage is `uki`.
+fn with_second_stage(img: &Path, dir: &Path, name: &str, uki: &[u8]) -> PathBuf {
+    let copy = dir.join(name);
+    fs::copy(img, &copy).unwrap();
+    let f = dir.join(format!("{name}.efi"));
+    fs::write(&f, uki).unwrap();
+    let on = format!("{}@@1M", copy.display());
+    let r = tool(
+        "mcopy",
+        &[
+            "-o",
+            "-i",
+            &on,
+            &f.display().to_string(),
+            &format!("::/{ESP_SECOND_STAGE}"),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    copy
+}
+
+/// Start `img` with a copy of the enrolled store: shim must refuse its second stage and nothing
+/// of ours may run. Offline, `verify` must name the second stage when `changed` (the other
+/// key's image is whole and signed: only the boot path refuses it).
+fn refused_by_shim(enrolled: &Path, img: &Path, dir: &Path, changed: bool) -> Result<(), String> {
+    let r = verify(img, &test_pub());
+    match changed {
+        true if r.code != 1 || !r.stdout.contains(ESP_SECOND_STAGE) => {
+            return Err(format!("verify must name {ESP_SECOND_STAGE}: {}", r.all()))
+        }
+        false if r.code != 0 => return Err(format!("a whole image offline: {}", r.all())),
+        _ => {}
+    }
+    let vars = dir.join("vars-refusal.fd");
+    fs::copy(enrolled, &vars).unwrap();
+    let q = start(&vars, img);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !q.screen_text().contains("Verification failed") {
+        if Instant::now() > deadline {
+            return Err(format!("shim did not refuse: {}", q.screen_text()));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    match q.screen_text().contains("homestick:") {
+        true => Err(format!("homestick ran: {}", q.screen_text())),
+        false => Ok(()),
+    }
+}
+
+#[test]
+fn a_home_pc_with_microsofts_keys_enrols_the_provider_key_once_and_then_starts_the_stick() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let img = shim_image(dir, "shim.img", None);
+
+    // What an auditor sees with standard tools: who signed each program.
+    let shim_signers = signers(&img, shim::ESP_LOADER, dir);
+    let mm_signers = signers(&img, shim::ESP_MOK_MANAGER, dir);
+    eprintln!(
+        "sbverify --list {}:\n  {}",
+        shim::ESP_LOADER,
+        shim_signers.join("\n  ")
+    );
+    eprintln!(
+        "sbverify --list {}:\n  {}",
+        shim::ESP_MOK_MANAGER,
+        mm_signers.join("\n  ")
+    );
+    assert!(
+        shim_signers
+            .iter()
+            .any(|l| l.contains("CN=Microsoft Corporation UEFI CA 2011")),
+        "{shim_signers:?}"
+    );
+    assert!(
+        shim_signers
+            .iter()
+            .any(|l| l.contains("CN=Microsoft UEFI CA 2023")),
+        "{shim_signers:?}"
+    );
+    assert!(
+        mm_signers
+            .iter()
+            .any(|l| l.contains("CN=Debian Secure Boot CA")),
+        "{mm_signers:?}"
+    );
+    let uki = dir.join("uki.efi");
+    fs::write(&uki, esp_file(&img, ESP_SECOND_STAGE)).unwrap();
+    let r = tool(
+        "sbverify",
+        &[
+            "--cert".as_ref(),
+            homestick_testkit::SB_CERT.as_ref(),
+            uki.as_os_str(),
+        ],
+    );
+    assert_eq!(
+        r.code,
+        0,
+        "the UKI is signed with the provider's key: {}",
+        r.all()
+    );
+    let cert = esp_file(&img, shim::ESP_CERT);
+    let r = tool(
+        "openssl",
+        &[
+            "x509",
+            "-inform",
+            "DER",
+            "-noout",
+            "-subject",
+            "-in",
+            &write(dir, "c.der", &cert),
+        ],
+    );
+    assert_eq!(
+        r.code,
+        0,
+        "the certificate on the stick is DER: {}",
+        r.all()
+    );
+
+    // The steps the guide prints, for the root MokManager will list.
+    let root = esp_root_listing(&img);
+    assert_eq!(
+        root,
+        shim::esp_root(&[]),
+        "the ESP's root as the guide expects it"
+    );
+    let steps = shim::enrolment(&root);
+
+    // First start: shim refuses, MokManager enrols the certificate from the stick, restart.
+    let vars = dir.join("home-pc.fd");
+    fs::copy(homestick_testkit::OVMF_MS_VARS, &vars)
+        .expect("OVMF (package ovmf) must be installed");
+    let mut q = start(&vars, &img);
+    let seen = homestick_testkit::mok::enrol(&q, &steps, 180).unwrap_or_else(|e| panic!("{e}"));
+    let first = until_exit(&mut q, 120);
+    eprintln!("first start:\n  {}", seen.join("\n  "));
+    assert!(
+        !first.contains("homestick: boot verifier"),
+        "the UKI must not start before the enrolment"
+    );
+
+    // Second start, same PC: straight to the verifier and the system.
+    let mut q = start(&vars, &img);
+    let second = until_exit(&mut q, 240);
+    let text = homestick_testkit::qemu::plain_text(&second);
+    for want in [
+        "EFI stub: UEFI Secure Boot is enabled.",
+        "homestick: image verified",
+        "homestick-demo: system started",
+    ] {
+        assert!(text.contains(want), "second start: no {want:?}:\n{text}");
+    }
+    for never in ["Verification failed", "MOK management"] {
+        assert!(
+            !text.contains(never),
+            "second start shows {never:?}:\n{text}"
+        );
+    }
+    let lines: Vec<&str> = second
+        .lines()
+        .filter(|l| l.contains("homestick"))
+        .take(6)
+        .collect();
+    eprintln!("second start:\n  {}", lines.join("\n  "));
+
+    // Refusals on the same PC (the provider's certificate enrolled).
+    let other = dir.join("other-db");
+    let r = hs(&["keys", "secure-boot", "--out", &other.display().to_string()]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let wrong = shim_image(
+        dir,
+        "wrong.img",
+        Some((&dir.join("other-db.key"), &dir.join("other-db.crt"))),
+    );
+    let unsigned_uki = {
+        let b = Build::new(&demo_profile(), &demo_base(), &dir.join("plain.img")).bootable();
+        let r = b.run();
+        assert_eq!(r.code, 0, "{}", r.all());
+        esp_file(&dir.join("plain.img"), shim::ESP_LOADER)
+    };
+    let unsigned = with_second_stage(&img, dir, "unsigned.img", &unsigned_uki);
+    let mut flipped = esp_file(&img, ESP_SECOND_STAGE);
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x01;
+    let changed = with_second_stage(&img, dir, "changed.img", &flipped);
+    let cases = [
+        ("a UKI signed by another key", wrong),
+        ("an unsigned second stage", unsigned),
+        ("one changed byte of the UKI", changed),
+    ];
+    homestick_testkit::cases::table(
+        &cases,
+        |c| c.0.to_string(),
+        |(_, img)| refused_by_shim(&vars, img, dir, !img.ends_with("wrong.img")),
+    );
+}
+
+fn write(dir: &Path, name: &str, data: &[u8]) -> String {
+    let p = dir.join(name);
+    fs::write(&p, data).unwrap();
+    p.display().to_string()
+}
