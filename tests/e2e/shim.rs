@@ -149,6 +149,21 @@ fn a_home_pc_with_microsofts_keys_enrols_the_provider_key_once_and_then_starts_t
     let dir = d.path();
     let img = shim_image(dir, "shim.img", None);
 
+    // verify names the path; each of its files is hashed in the signed manifest.
+    let r = verify(&img, &test_pub());
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout
+            .contains("boot path: shim: EFI/BOOT/BOOTX64.EFI (shim) starts EFI/BOOT/grubx64.efi"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(", 5 ESP files,"),
+        "shim, UKI, MokManager, certificate, README: {}",
+        r.stdout
+    );
+
     // What an auditor sees with standard tools: who signed each program.
     let shim_signers = signers(&img, shim::ESP_LOADER, dir);
     let mm_signers = signers(&img, shim::ESP_MOK_MANAGER, dir);

@@ -21,6 +21,44 @@ pub const ESP_CERT: &str = "homestick.cer";
 /// The ESP's volume label, the name MokManager's file picker shows for the stick.
 pub const ESP_LABEL: &str = "HOMESTICK";
 
+/// The boot path an image's ESP files make (its manifest lists them, `verify` checks each):
+/// shim when the UKI is shim's second stage, db when the UKI is the loader, `None` when the
+/// image has no boot program (a base without a kernel).
+pub fn boot_path_of<'a>(
+    esp_files: impl IntoIterator<Item = &'a str>,
+) -> Option<crate::base::BootPath> {
+    let mut loader = false;
+    for f in esp_files {
+        if f.eq_ignore_ascii_case(ESP_SECOND_STAGE) {
+            return Some(crate::base::BootPath::Shim);
+        }
+        loader |= f.eq_ignore_ascii_case(ESP_LOADER);
+    }
+    loader.then_some(crate::base::BootPath::Db)
+}
+
+/// One line on what starts an image with the ESP files `esp_files`, for `verify` and `inspect`.
+pub fn describe_boot_path<'a>(esp_files: impl IntoIterator<Item = &'a str> + Clone) -> String {
+    let has = |p: &str| {
+        esp_files
+            .clone()
+            .into_iter()
+            .any(|f| f.eq_ignore_ascii_case(p))
+    };
+    match boot_path_of(esp_files.clone()) {
+        Some(crate::base::BootPath::Shim) if has(ESP_MOK_MANAGER) => format!(
+            "shim: {ESP_LOADER} (shim) starts {ESP_SECOND_STAGE} (the UKI) once the certificate {ESP_CERT} is enrolled with {ESP_MOK_MANAGER} (MokManager)"
+        ),
+        Some(crate::base::BootPath::Shim) => format!(
+            "shim: {ESP_LOADER} (the provider's own shim) starts {ESP_SECOND_STAGE} (the UKI)"
+        ),
+        Some(crate::base::BootPath::Db) => {
+            format!("db: {ESP_LOADER} is the UKI; the PC's db must trust its signer")
+        }
+        None => "none: no boot program (a base without a kernel)".to_string(),
+    }
+}
+
 /// A key the person presses (the test sends the same over the serial console).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Key {
@@ -177,6 +215,21 @@ mod tests {
         let steps = enrolment(&more);
         let pick = steps.iter().find(|s| s.screen == ESP_CERT).expect("pick");
         assert_eq!(pick.keys, [Key::Down, Key::Down, Key::Enter], "{more:?}");
+    }
+
+    #[test]
+    fn the_boot_path_follows_from_the_files() {
+        use crate::base::BootPath;
+        let shim = [ESP_LOADER, ESP_SECOND_STAGE, ESP_MOK_MANAGER, ESP_CERT];
+        assert_eq!(boot_path_of(shim), Some(BootPath::Shim));
+        assert!(describe_boot_path(shim).contains("MokManager"));
+        let own = [ESP_LOADER, ESP_SECOND_STAGE];
+        assert!(describe_boot_path(own).contains("provider's own shim"));
+        assert_eq!(
+            boot_path_of([ESP_LOADER, "homestick/README.txt"]),
+            Some(BootPath::Db)
+        );
+        assert_eq!(boot_path_of(["homestick/README.txt"]), None);
     }
 
     #[test]

@@ -132,6 +132,10 @@ fn print_manifest(t: &str, m: &Manifest, sig_note: &str) {
             }
         );
     }
+    out!(
+        "  boot path    {}",
+        homestick_formats::shim::describe_boot_path(super::verify::esp_paths(m))
+    );
     if let Some(files) = m.esp().and_then(|p| p.files.as_ref()) {
         out!("  ESP files");
         for f in files {

@@ -73,9 +73,11 @@ pub(crate) fn report_trusted(
     expect: &Expectations,
 ) -> Result<(), Failure> {
     let m = &v.manifest;
+    let esp_files = || esp_paths(m);
     if a.json {
         return output::json_line(
             &json!({"target": t, "trusted": true, "image_id": m.image_id.to_string(), "customer": m.customer.id,
+                   "boot_path": homestick_formats::shim::boot_path_of(esp_files()).map(|p| p.as_str()),
                    "version": m.version, "rollback_index": m.rollback_index, "key_id": v.key_id,
                    "key_comment": v.key_comment, "expires": m.expires,
                    "failures": [], "warnings": texts(&v.warnings), "findings": findings_json(&[], &v.warnings)}),
@@ -116,6 +118,10 @@ pub(crate) fn report_trusted(
             m.esp().and_then(|p| p.files.as_ref()).map_or(0, Vec::len)
         );
     }
+    out!(
+        "  boot path: {}",
+        homestick_formats::shim::describe_boot_path(esp_files())
+    );
     if let Some(r) = &expect.revoked {
         out!(
             "  revocation list version {}: {} key(s), {} image(s), {} user(s) revoked; none of them is this one",
@@ -135,6 +141,17 @@ pub(crate) fn report_trusted(
         out!("  policy: {}", describe_expectations(expect));
     }
     Ok(())
+}
+
+/// The paths of the ESP files a manifest lists.
+pub(crate) fn esp_paths(
+    m: &homestick_image::manifest::Manifest,
+) -> impl Iterator<Item = &str> + Clone {
+    m.esp()
+        .and_then(|p| p.files.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|f| f.path.as_str())
 }
 
 pub(crate) fn verify_cmd(a: &VerifyArgs) -> Result<(), Failure> {
