@@ -12,6 +12,7 @@ mod common;
 mod deb;
 mod flash;
 mod flash_usb;
+mod guide;
 mod hostile;
 mod hostile_inputs;
 mod kiosk;

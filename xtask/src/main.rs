@@ -2,7 +2,8 @@
 //! tools). This file parses the command line and dispatches; the work is in [`tasks`] and
 //! [`bench`].
 //!
-//! - `demo`: build the demo customer's signed image and verify it (the README's main job)
+//! - `demo [--snakeoil]`: build the demo customer's signed image, verify it, and boot it through
+//!   shim on a Microsoft-keys PC with the one-time enrolment (the README's main job)
 //! - `test [--no-install]`: install what the tests need, then fmt, clippy, every test, a short
 //!   fuzz run
 //! - `fixture-base --out DIR`: a small, deterministic base for tests
@@ -69,8 +70,15 @@ enum Cmd {
     },
     /// Build the .deb for stations and signing machines (target/dist/).
     Dist,
-    /// Build the demo customer's signed image and verify it (the README's main job).
-    Demo,
+    /// Build the demo customer's signed image, verify it, and boot it on a PC that trusts only
+    /// Microsoft's keys: through Debian's shim, with the one-time enrolment (the README's main
+    /// job).
+    Demo {
+        /// The old path instead: the UKI as the loader, on firmware whose db holds OVMF's
+        /// snakeoil certificate.
+        #[arg(long)]
+        snakeoil: bool,
+    },
     /// Install test dependencies (apt-get), then run fmt, clippy and all tests.
     Test {
         /// Skip the apt-get step.
@@ -176,7 +184,7 @@ fn main() -> Result<()> {
         }
         Cmd::Dist => tasks::dist::dist().map(|p| println!("{}", p.display())),
         Cmd::Measure => tasks::measure::measure(&root()),
-        Cmd::Demo => tasks::demo::demo(),
+        Cmd::Demo { snakeoil } => tasks::demo::demo(snakeoil),
         Cmd::Test { no_install } => tasks::test::test(no_install),
         Cmd::Fuzz { seconds } => tasks::fuzz::fuzz(seconds),
         Cmd::Bench {

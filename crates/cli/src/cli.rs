@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 mod base;
 mod build;
 mod flash;
+mod guide;
 mod inspect;
 mod keys;
 mod ledger;
@@ -18,6 +19,7 @@ mod verify;
 pub use base::*;
 pub use build::*;
 pub use flash::*;
+pub use guide::*;
 pub use inspect::*;
 pub use keys::*;
 pub use ledger::*;
@@ -79,6 +81,14 @@ Exit codes: 0 trusted, 1 NOT trusted (the message names the partition, file or c
         after_help = "Example:\n  homestick inspect out/stadt-musterhausen.img\n\nUse `homestick verify` to check the signature."
     )]
     Inspect(InspectArgs),
+    /// Write the first-start guide for a customer's employees (German and English, A4): how to
+    /// start from the stick, the one-time key enrolment step by step, refusals, the hotline.
+    #[command(
+        after_help = "Example:\n  homestick guide --profile profiles/stadt-musterhausen --out out/guide.html\n\n\
+Print it, or render a PDF: chromium --headless --print-to-pdf=guide.pdf out/guide.html\n\
+The flasher's label sheet links to guide.html beside it."
+    )]
+    Guide(GuideArgs),
     /// Write a verified image to many sticks at once, read each back and check it.
     #[command(
         after_help = "Examples:\n  homestick sticks\n  homestick flash out/stadt-musterhausen.img --keyring provider.pub --all-removable --report flash-report.jsonl\n  \

@@ -9,6 +9,7 @@ pub mod cli;
 mod cmd {
     pub(crate) mod base;
     pub(crate) mod build;
+    pub(crate) mod guide;
     pub(crate) mod inspect;
     pub(crate) mod keys;
     pub(crate) mod ledger;
@@ -118,6 +119,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Build(args) => build(&args),
         Command::Verify(args) => verify_cmd(&args),
         Command::Inspect(args) => inspect(&args),
+        Command::Guide(args) => cmd::guide::guide(&args),
         Command::Base(BaseCommand::Build(args)) => base_build(&args),
         Command::Profile(ProfileCommand::Check { dir }) => profile_check(&dir),
         Command::Profile(ProfileCommand::Render { dir, out }) => profile_render(&dir, &out),

@@ -6,11 +6,13 @@
 //! - [`endpoint`]: `host:port` and `tcp/443`-style port ranges;
 //! - [`slot`]: the names of per-user values (`vpn.buero.private_key`) and what each holds;
 //! - [`base`]: a base's `base.toml`;
+//! - [`html`]: text in HTML pages;
 //! - [`paths`]: where things are on the running stick;
 //! - [`shim`]: the shim boot path's files and the one-time enrolment's screens and keys.
 
 pub mod base;
 pub mod endpoint;
+pub mod html;
 pub mod paths;
 pub mod profile;
 pub mod shim;

@@ -9,6 +9,7 @@
 
 pub mod check;
 mod direct;
+pub mod guide;
 pub mod render;
 pub mod roster;
 pub mod schema;

@@ -57,8 +57,10 @@ pub(crate) fn signed_boot_args(dir: &Path, failure_delay: u32) -> Result<Vec<Str
     ])
 }
 
-/// `cargo xtask demo`: the demo customer's signed image, built and verified.
-pub(crate) fn demo() -> Result<()> {
+/// `cargo xtask demo`: the demo customer's signed image, built, verified, and booted: through
+/// shim on a PC with Microsoft's keys only (the enrolment typed as the first-start guide says),
+/// or with `snakeoil` the UKI alone on firmware that trusts the snakeoil db key.
+pub(crate) fn demo(snakeoil: bool) -> Result<()> {
     install_test_packages()?;
     let r = root();
     let out = r.join("out");
@@ -69,6 +71,9 @@ pub(crate) fn demo() -> Result<()> {
     let img = out.join("stadt-musterhausen.img");
     let mut args = vec!["--version".to_string(), "2026.11.1".into()];
     args.extend(signed_boot_args(&out, 15)?);
+    if !snakeoil {
+        args.extend(["--boot-path".into(), "shim".into()]);
+    }
     build_demo_image(&bin, &base, &img, &args)?;
     run(Command::new(&bin).arg("inspect").arg(&img))?;
     run(Command::new(&bin)
@@ -76,18 +81,78 @@ pub(crate) fn demo() -> Result<()> {
         .arg(&img)
         .arg("--keyring")
         .arg(r.join("keys/test/homestick-test.pub")))?;
+    if snakeoil {
+        return boot_snakeoil(&out, &img);
+    }
+    boot_home_pc(&out, &img)
+}
+
+/// Boot `img` on OVMF with the snakeoil keys, on this terminal.
+fn boot_snakeoil(out: &Path, img: &Path) -> Result<()> {
     eprintln!("\nxtask: booting {} in QEMU with OVMF, Secure Boot enforced (about 15 s; Ctrl-A X quits)\n", img.display());
     let vars = out.join("OVMF_VARS_4M.snakeoil.fd");
     fs::copy(homestick_testkit::OVMF_SNAKEOIL_VARS, &vars)?;
     run(homestick_testkit::qemu_secure_boot(&vars)
         .arg("-drive")
-        .arg(format!(
-            "if=virtio,format=raw,snapshot=on,file={}",
-            img.display()
-        )))?;
+        .arg(stick(img)))?;
     eprintln!(
         "xtask: demo done: {} was built, verified offline, and verified itself at boot",
         img.display()
     );
+    Ok(())
+}
+
+fn stick(img: &Path) -> String {
+    format!("if=virtio,format=raw,snapshot=on,file={}", img.display())
+}
+
+/// Boot `img` twice on a fresh "home PC" (OVMF, Microsoft's keys only): the first start enrols
+/// the provider's certificate with MokManager, the second goes straight to the verifier.
+fn boot_home_pc(out: &Path, img: &Path) -> Result<()> {
+    use homestick_formats::shim;
+    let vars = out.join("OVMF_VARS_4M.ms.fd");
+    fs::copy(homestick_testkit::OVMF_MS_VARS, &vars)?;
+    let spawn = || {
+        let mut cmd = homestick_testkit::qemu_microsoft(&vars);
+        cmd.arg("-drive").arg(stick(img));
+        homestick_testkit::qemu::Qemu::spawn(&mut cmd)
+    };
+    eprintln!("\nxtask: first start of {} on a PC that trusts only Microsoft's keys: shim refuses the provider's key, MokManager enrols it from the stick (the first-start guide's steps, typed on the serial console)", img.display());
+    let mut q = spawn();
+    let steps = shim::enrolment(&shim::esp_root(&[]));
+    let seen = homestick_testkit::mok::enrol(&q, &steps, 300).map_err(anyhow::Error::msg)?;
+    for line in seen {
+        eprintln!("xtask:   {line}");
+    }
+    wait_exit(&mut q, 300)?;
+    eprintln!("xtask: second start on the same PC: straight to the boot verifier");
+    let mut q = spawn();
+    wait_exit(&mut q, 300)?;
+    let console = homestick_testkit::qemu::plain_text(&q.console());
+    for line in console
+        .lines()
+        .filter(|l| l.contains("homestick") || l.contains("Secure Boot"))
+    {
+        eprintln!("  {}", line.trim());
+    }
+    if !console.contains("homestick: image verified") {
+        anyhow::bail!("the second start did not verify the image; console:\n{console}");
+    }
+    eprintln!(
+        "xtask: demo done: {} was built, verified offline, and started on a Microsoft-keys PC through Debian's shim after a one-time enrolment; it verified itself at boot (`cargo xtask demo --snakeoil`: the db path)",
+        img.display()
+    );
+    Ok(())
+}
+
+/// Wait until QEMU exits (restart or power-off), at most `secs`.
+fn wait_exit(q: &mut homestick_testkit::qemu::Qemu, secs: u64) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while q.child.try_wait()?.is_none() {
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("QEMU still running after {secs} s:\n{}", q.screen_text());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     Ok(())
 }

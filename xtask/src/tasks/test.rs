@@ -42,6 +42,12 @@ pub(crate) const TEST_PACKAGES: &[&str] = &[
     "kamailio",
     "kamailio-tls-modules",
     "nftables",
+    // The first-start guide in a real browser: printed to PDF, the pages rendered and read.
+    "chromium",
+    "poppler-utils",
+    "tesseract-ocr",
+    "tesseract-ocr-eng",
+    "fonts-dejavu-core",
 ];
 
 pub(crate) fn install_test_packages() -> Result<()> {

@@ -3,12 +3,7 @@
 
 use super::*;
 
-pub(crate) fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+use homestick_formats::html::escape as html_escape;
 
 /// A printable page: one label per good stick of this run (user, serial, the hotline), new
 /// file or replaced whole.
@@ -24,13 +19,14 @@ pub(crate) fn write_labels(path: &Path, run: &Run) -> std::io::Result<()> {
     let mut html = String::from(
         "<!DOCTYPE html>\n<html lang=\"de\"><head><meta charset=\"utf-8\"><title>homestick labels</title>\n\
          <style>body{font-family:sans-serif} .l{display:inline-block;width:8cm;height:3.5cm;border:1px dashed #999;\
-         margin:2mm;padding:3mm;box-sizing:border-box;vertical-align:top} .n{font-size:14pt;font-weight:bold}\
+         margin:2mm;padding:3mm;box-sizing:border-box;vertical-align:top} .n{font-size:14pt;font-weight:bold} .g{font-size:8pt}\
          @media print{.l{page-break-inside:avoid}}</style></head><body>\n",
     );
     for (user, serial) in &run.labels {
         html.push_str(&format!(
             "<div class=\"l\"><div class=\"n\">{}</div><div>{}</div><div>Stick {}</div>\
-             <div>Hilfe / Help: {}</div></div>\n",
+             <div>Hilfe / Help: {}</div>\
+             <div class=\"g\">Erster Start / First start: <a href=\"guide.html\">guide.html</a></div></div>\n",
             html_escape(user),
             html_escape(&customer),
             html_escape(serial),
