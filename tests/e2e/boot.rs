@@ -231,6 +231,11 @@ fn good_image_boots_with_secure_boot_enforced() {
         b.console
     );
     assert!(!b.console.contains("VERIFICATION FAILED"));
+    assert!(
+        b.console.contains("homestick: Secure Boot is on"),
+        "{}",
+        b.console
+    );
     // The system runs from the verifier's dm-verity device over the verified sectors (data and
     // hash partitions, each a linear map), the profile from a tmpfs the verifier filled from
     // the bytes it hashed, and the kernel's own partitions of the stick are gone.

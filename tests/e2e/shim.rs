@@ -264,7 +264,12 @@ fn a_home_pc_with_microsofts_keys_enrols_the_provider_key_once_and_then_starts_t
     ] {
         assert!(text.contains(want), "second start: no {want:?}:\n{text}");
     }
-    for never in ["Verification failed", "MOK management"] {
+    assert!(text.contains("homestick: Secure Boot is on"), "{text}");
+    for never in [
+        "Verification failed",
+        "MOK management",
+        "Secure Boot is off",
+    ] {
         assert!(
             !text.contains(never),
             "second start shows {never:?}:\n{text}"
@@ -276,6 +281,28 @@ fn a_home_pc_with_microsofts_keys_enrols_the_provider_key_once_and_then_starts_t
         .take(6)
         .collect();
     eprintln!("second start:\n  {}", lines.join("\n  "));
+
+    // The same stick on a PC with Secure Boot off: shim starts the UKI unchecked, the verifier
+    // still checks everything and tells the person, with the hotline.
+    let plain = dir.join("plain-pc.fd");
+    fs::copy(homestick_testkit::OVMF_PLAIN_VARS, &plain).unwrap();
+    let mut cmd = homestick_testkit::qemu_secure_boot_off(&plain);
+    cmd.arg("-drive").arg(format!(
+        "if=virtio,format=raw,snapshot=on,file={}",
+        img.display()
+    ));
+    let mut q = Qemu::spawn(&mut cmd);
+    let off = homestick_testkit::qemu::plain_text(&until_exit(&mut q, 240));
+    for want in [
+        "homestick: image verified",
+        "homestick: Secure Boot is off",
+        "Secure Boot ist aus.",
+        "+49 5555 1234-100",
+        "homestick-demo: system started",
+    ] {
+        assert!(off.contains(want), "Secure Boot off: no {want:?}:\n{off}");
+    }
+    assert!(!off.contains("MOK management"), "{off}");
 
     // Refusals on the same PC (the provider's certificate enrolled).
     let other = dir.join("other-db");

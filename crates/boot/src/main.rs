@@ -333,6 +333,7 @@ fn verify(policy: &BootPolicy, started: Instant) -> Result<(String, Verdict), (S
         "homestick: verdict after {} ms",
         started.elapsed().as_millis()
     ));
+    secure_boot_notice(policy);
     if let Some(notice) = policy.expiry_notice(m, now) {
         // A notice is only given for an image that expires.
         let expires = m.expires.as_deref().unwrap_or_default();
@@ -343,6 +344,26 @@ fn verify(policy: &BootPolicy, started: Instant) -> Result<(String, Verdict), (S
         )));
     }
     Ok((disk, v))
+}
+
+/// With Secure Boot off the stick still checked itself, but the person at home is told, with
+/// the hotline, and the notice stays a while.
+fn secure_boot_notice(policy: &BootPolicy) {
+    let params = homestick_image::files::read_bounded(Path::new(homestick_boot::BOOT_PARAMS), 8192);
+    match params
+        .ok()
+        .and_then(|p| homestick_boot::secure_boot_enabled(&p))
+    {
+        Some(false) => {
+            say("homestick: Secure Boot is off");
+            say(&policy.secure_boot_off_notice());
+            std::thread::sleep(Duration::from_secs(u64::from(
+                policy.failure_delay_seconds.min(15),
+            )));
+        }
+        Some(true) => say("homestick: Secure Boot is on"),
+        None => say("homestick: Secure Boot state unknown"),
+    }
 }
 
 fn main() {

@@ -234,6 +234,19 @@ impl BootPolicy {
         (help_de, help_en, mail)
     }
 
+    /// The notice for a PC that started the stick with Secure Boot off (German and English, with
+    /// the hotline): the stick checked itself, but nothing protected the start.
+    pub fn secure_boot_off_notice(&self) -> String {
+        let (help_de, help_en, mail) = self.help();
+        format!(
+            "\n  DEUTSCH\n  Secure Boot ist aus. Der Home-Office-Stick von {name} hat sich geprueft, aber dieser PC\n  \
+             schuetzt den Start nicht. Bitte schalten Sie Secure Boot in der Firmware-Einstellung ein.\n  {help_de}{mail}\n\n  \
+             ENGLISH\n  Secure Boot is off. The home-office stick from {name} checked itself, but this PC does\n  \
+             not protect the start. Please switch Secure Boot on in the firmware setup.\n  {help_en}{mail}\n",
+            name = self.customer_name,
+        )
+    }
+
     /// The message for the person at home, German and English, with the customer's hotline.
     pub fn refusal_message(&self, why: Refusal) -> String {
         let (help_de, help_en, mail) = self.help();

@@ -136,6 +136,15 @@ pub fn qemu_microsoft(vars: &Path) -> std::process::Command {
     qemu_firmware(OVMF_MS_CODE, vars)
 }
 
+/// The same PC with Secure Boot off (OVMF without Secure Boot; `vars` a copy of
+/// [`OVMF_PLAIN_VARS`]).
+pub fn qemu_secure_boot_off(vars: &Path) -> std::process::Command {
+    qemu_firmware("/usr/share/OVMF/OVMF_CODE_4M.fd", vars)
+}
+
+/// The variable store template of OVMF without Secure Boot.
+pub const OVMF_PLAIN_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+
 fn qemu_firmware(code: &str, vars: &Path) -> std::process::Command {
     let mut cmd = std::process::Command::new("qemu-system-x86_64");
     cmd.args([
