@@ -303,6 +303,12 @@ fn a_home_pc_with_microsofts_keys_enrols_the_provider_key_once_and_then_starts_t
         assert!(off.contains(want), "Secure Boot off: no {want:?}:\n{off}");
     }
     assert!(!off.contains("MOK management"), "{off}");
+    let notice: Vec<&str> = off
+        .lines()
+        .skip_while(|l| !l.contains("homestick: Secure Boot is off"))
+        .take(12)
+        .collect();
+    eprintln!("Secure Boot off:\n{}", notice.join("\n"));
 
     // Refusals on the same PC (the provider's certificate enrolled).
     let other = dir.join("other-db");
@@ -340,4 +346,123 @@ fn write(dir: &Path, name: &str, data: &[u8]) -> String {
     let p = dir.join(name);
     fs::write(&p, data).unwrap();
     p.display().to_string()
+}
+
+#[test]
+fn the_shim_path_s_inputs_are_checked_before_anything_is_written() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let base = demo_base();
+    let stub = base.join("linuxx64.efi.stub");
+    let debian_shim = base.join(shim::BASE_SHIM);
+    let fixture = dir.join("fixture-base");
+    homestick_testkit::write_fixture_base(&fixture, 1).unwrap();
+    // The demo base without shim and MokManager.
+    let no_shim = dir.join("no-shim-base");
+    fs::create_dir_all(no_shim.join("esp")).unwrap();
+    for e in fs::read_dir(&base).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if p.is_file() && name != shim::BASE_SHIM && name != shim::BASE_MOK_MANAGER {
+            fs::copy(&p, no_shim.join(&name)).unwrap();
+        }
+    }
+    let out = dir.join("out.img");
+    let signed = |b: Build| b.bootable().snakeoil_secure_boot(dir);
+    // (case, build arguments, the words the one message must hold)
+    let cases: Vec<(&str, Build, &str)> = vec![
+        (
+            "the shim path without a Secure Boot key",
+            Build::new(&demo_profile(), &base, &out)
+                .bootable()
+                .opt("--boot-path", "shim"),
+            "--secure-boot-key: the shim boot path",
+        ),
+        (
+            "a base without a kernel",
+            signed(Build::new(&demo_profile(), &fixture, &out)).opt("--boot-path", "shim"),
+            "has no kernel",
+        ),
+        (
+            "a base without shim",
+            signed(Build::new(&demo_profile(), &no_shim, &out)).opt("--boot-path", "shim"),
+            "the shim boot path needs shimx64.efi and mmx64.efi in the base",
+        ),
+        (
+            "Debian's shim as the provider's own",
+            signed(Build::new(&demo_profile(), &base, &out)).opt("--shim", &debian_shim),
+            "built-in certificate (CN=Debian Secure Boot CA) is not the --secure-boot-cert",
+        ),
+        (
+            "a program that is not shim",
+            signed(Build::new(&demo_profile(), &base, &out)).opt("--shim", &stub),
+            "not shim: the program has no .vendor_cert section",
+        ),
+        (
+            "--shim with --boot-path db",
+            signed(Build::new(&demo_profile(), &base, &out))
+                .opt("--shim", &debian_shim)
+                .opt("--boot-path", "db"),
+            "--shim: --boot-path db puts no shim on the stick",
+        ),
+        (
+            "an unknown boot path",
+            signed(Build::new(&demo_profile(), &base, &out)).opt("--boot-path", "grub"),
+            "\"grub\" is not a boot path (db or shim)",
+        ),
+    ];
+    table(
+        &cases,
+        |c| c.0.to_string(),
+        |(_, b, want)| {
+            let r = b.run();
+            if r.code != 2 || !r.stderr.contains(want) {
+                return Err(format!("want exit 2 and {want:?}: {} {}", r.code, r.all()));
+            }
+            if out.exists() {
+                return Err("an output was written".into());
+            }
+            Ok(())
+        },
+    );
+}
+
+#[test]
+fn the_base_chooses_the_boot_path_and_a_build_may_override_it() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let base = dir.join("shim-base");
+    fs::create_dir_all(base.join("esp")).unwrap();
+    for e in fs::read_dir(demo_base()).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            fs::copy(&p, base.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let toml = base.join("base.toml");
+    let mut meta =
+        homestick_formats::base::BaseToml::parse(&fs::read_to_string(&toml).unwrap()).unwrap();
+    meta.boot.as_mut().unwrap().path = Some(homestick_formats::base::BootPath::Shim);
+    fs::write(
+        &toml,
+        meta.to_toml("the demo base on the shim path").unwrap(),
+    )
+    .unwrap();
+    for (extra, want) in [(None, "boot path: shim"), (Some("db"), "boot path: db")] {
+        let out = dir.join(format!("{}.img", extra.unwrap_or("base")));
+        let mut b = Build::new(&demo_profile(), &base, &out)
+            .bootable()
+            .snakeoil_secure_boot(dir);
+        if let Some(p) = extra {
+            b = b.opt("--boot-path", p);
+        }
+        let r = b.run();
+        assert_eq!(r.code, 0, "{}", r.all());
+        let r = verify(&out, &test_pub());
+        assert!(
+            r.code == 0 && r.stdout.contains(want),
+            "{extra:?}: {}",
+            r.all()
+        );
+    }
 }
