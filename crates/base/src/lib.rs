@@ -185,6 +185,7 @@ pub fn build_base(
         "kernel {kv}: taking the kernel and the verifier's modules out"
     ));
     let modules = boot_files(&root, &staged, &kv, &recipe)?;
+    shim_files(&root, &staged, &recipe)?;
     let installed = installed_packages(&root)?;
     let packages_txt = staged.join("packages.txt");
     fs::write(&packages_txt, &installed).map_err(output(&packages_txt))?;
@@ -253,12 +254,50 @@ fn mmdebstrap(
         .arg(format!(
             "--customize-hook=sync-out /var/cache/apt/archives {cache}"
         ))
+        .args(shim_hook(recipe))
         .arg("--customize-hook=rm -f \"$1\"/var/cache/apt/archives/*.deb")
         .arg(&recipe.suite)
         .arg(root)
         .arg(&sources)
         .env("SOURCE_DATE_EPOCH", epoch.to_string());
     run(&mut mm, "mmdebstrap")
+}
+
+/// Where a shim-path recipe's signed shim files are unpacked inside the root during the build
+/// (removed before the system is squashed).
+const SHIM_STAGING: &str = "tmp/homestick-shim";
+
+/// On the shim path: a customize hook that downloads [`recipe::SHIM_PACKAGES`] with the root's
+/// apt (mmdebstrap sets APT_CONFIG for hooks) and unpacks them to [`SHIM_STAGING`].
+fn shim_hook(recipe: &Recipe) -> Vec<String> {
+    if recipe.boot_path != Some(homestick_formats::base::BootPath::Shim) {
+        return Vec::new();
+    }
+    let pkgs = recipe::SHIM_PACKAGES.join(" ");
+    vec![format!(
+        "--customize-hook=set -e; d=\"$1/{SHIM_STAGING}\"; mkdir -p \"$d/debs\"; cd \"$d/debs\"; apt-get download {pkgs}; for f in *.deb; do dpkg-deb -x \"$f\" \"$d\"; done"
+    )]
+}
+
+/// On the shim path: Debian's signed shim and MokManager from the staging directory to the
+/// base (`shimx64.efi`, `mmx64.efi`); the staging directory leaves the root.
+fn shim_files(root: &Path, staged: &Path, recipe: &Recipe) -> Result<(), BaseError> {
+    let staging = root.join(SHIM_STAGING);
+    if recipe.boot_path == Some(homestick_formats::base::BootPath::Shim) {
+        let lib = staging.join("usr/lib/shim");
+        copy(
+            &lib.join("shimx64.efi.signed"),
+            &staged.join(homestick_formats::shim::BASE_SHIM),
+        )?;
+        copy(
+            &lib.join("mmx64.efi.signed"),
+            &staged.join(homestick_formats::shim::BASE_MOK_MANAGER),
+        )?;
+    }
+    if staging.exists() {
+        fs::remove_dir_all(&staging).map_err(output(&staging))?;
+    }
+    Ok(())
 }
 
 /// The kernel, the EFI stub, the initrd with the verifier's modules and the command line go
@@ -311,6 +350,7 @@ fn write_base_toml(
                 .iter()
                 .map(|rel| rel.display().to_string())
                 .collect(),
+            path: recipe.boot_path,
             ..Default::default()
         }),
     }

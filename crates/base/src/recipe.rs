@@ -44,7 +44,15 @@ pub struct Recipe {
     /// A directory whose files are copied into the root last (relative to the recipe).
     #[serde(default)]
     pub overlay: Option<PathBuf>,
+    /// The boot path the base is for (base.toml's `[boot] path`): "db" (default) or "shim",
+    /// for which the base also gets Debian's signed shim and MokManager (the files of
+    /// [`SHIM_PACKAGES`], downloaded with the root's apt, not installed into the system).
+    #[serde(default)]
+    pub boot_path: Option<homestick_formats::base::BootPath>,
 }
+
+/// The packages whose signed files a shim-path base carries beside its kernel.
+pub const SHIM_PACKAGES: &[&str] = &["shim-signed", "shim-helpers-amd64-signed"];
 
 /// What the session needs whatever the recipe says.
 const SESSION_PACKAGES: &[&str] = &[
@@ -185,6 +193,19 @@ pub fn package_list(r: &Recipe) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recipe_may_choose_the_shim_path() {
+        let text = format!("{GOOD}boot_path = \"shim\"\n");
+        let r = parse_recipe(&text, Path::new("/x/BASE.toml")).unwrap();
+        assert_eq!(r.boot_path, Some(homestick_formats::base::BootPath::Shim));
+        let e = parse_recipe(
+            &format!("{GOOD}boot_path = \"grub\"\n"),
+            Path::new("/x/BASE.toml"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("unknown variant `grub`"), "{e}");
+    }
 
     const GOOD: &str = r#"
 name = "homestick-headless"

@@ -401,39 +401,10 @@ impl Watchdog {
 }
 
 /// One line without control characters, for the console.
-/// Where the kernel shows the boot parameters the EFI stub filled in.
-pub const BOOT_PARAMS: &str = "/sys/kernel/boot_params/data";
-
-/// Whether the firmware had Secure Boot on, from x86 `boot_params` (its `secure_boot` byte at
-/// 0x1ec, set by the kernel's EFI stub: 2 disabled, 3 enabled); `None`: not known.
-pub fn secure_boot_enabled(boot_params: &[u8]) -> Option<bool> {
-    match boot_params.get(0x1ec) {
-        Some(3) => Some(true),
-        Some(2) => Some(false),
-        _ => None,
-    }
-}
-
 pub fn one_line(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
-}
-
-#[cfg(test)]
-mod secure_boot_tests {
-    use super::secure_boot_enabled;
-
-    #[test]
-    fn the_stub_s_secure_boot_byte_is_read() {
-        let mut p = vec![0u8; 4096];
-        assert_eq!(secure_boot_enabled(&p), None);
-        p[0x1ec] = 3;
-        assert_eq!(secure_boot_enabled(&p), Some(true));
-        p[0x1ec] = 2;
-        assert_eq!(secure_boot_enabled(&p), Some(false));
-        assert_eq!(secure_boot_enabled(&p[..0x1ec]), None);
-    }
 }
 
 #[cfg(test)]

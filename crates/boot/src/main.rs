@@ -349,11 +349,9 @@ fn verify(policy: &BootPolicy, started: Instant) -> Result<(String, Verdict), (S
 /// With Secure Boot off the stick still checked itself, but the person at home is told, with
 /// the hotline, and the notice stays a while.
 fn secure_boot_notice(policy: &BootPolicy) {
-    let params = homestick_image::files::read_bounded(Path::new(homestick_boot::BOOT_PARAMS), 8192);
-    match params
-        .ok()
-        .and_then(|p| homestick_boot::secure_boot_enabled(&p))
-    {
+    use homestick_formats::paths::{secure_boot_enabled, BOOT_PARAMS};
+    let params = homestick_image::files::read_bounded(Path::new(BOOT_PARAMS), 8192);
+    match params.ok().and_then(|p| secure_boot_enabled(&p)) {
         Some(false) => {
             say("homestick: Secure Boot is off");
             say(&policy.secure_boot_off_notice());

@@ -192,7 +192,7 @@ pub fn shim_plan(
         return Err(input_file(
             &opts.base,
             format!(
-                "the shim boot path needs {} and {} in the base (Debian's shim-signed and shim-helpers-amd64-signed; `homestick base build` puts them there when the recipe's [boot] path is \"shim\"), or the provider's own shim with --shim",
+                "the shim boot path needs {} and {} in the base (Debian's shim-signed and shim-helpers-amd64-signed; `homestick base build` puts them there when the recipe says boot_path = \"shim\"), or the provider's own shim with --shim",
                 homestick_formats::shim::BASE_SHIM,
                 homestick_formats::shim::BASE_MOK_MANAGER
             ),

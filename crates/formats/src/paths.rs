@@ -11,3 +11,32 @@ pub const PROFILE_JSON: &str = "profile.json";
 pub fn in_profile(relative: &str) -> String {
     format!("{PROFILE_MOUNT}/{relative}")
 }
+
+/// Where the kernel shows the boot parameters its EFI stub filled in (x86 `boot_params`).
+pub const BOOT_PARAMS: &str = "/sys/kernel/boot_params/data";
+
+/// Whether the firmware had Secure Boot on, from [`BOOT_PARAMS`]' `secure_boot` byte at 0x1ec
+/// (the stub writes 2 for disabled, 3 for enabled); `None`: not known.
+pub fn secure_boot_enabled(boot_params: &[u8]) -> Option<bool> {
+    match boot_params.get(0x1ec) {
+        Some(3) => Some(true),
+        Some(2) => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::secure_boot_enabled;
+
+    #[test]
+    fn the_stub_s_secure_boot_byte_is_read() {
+        let mut p = vec![0u8; 4096];
+        assert_eq!(secure_boot_enabled(&p), None);
+        p[0x1ec] = 3;
+        assert_eq!(secure_boot_enabled(&p), Some(true));
+        p[0x1ec] = 2;
+        assert_eq!(secure_boot_enabled(&p), Some(false));
+        assert_eq!(secure_boot_enabled(&p[..0x1ec]), None);
+    }
+}

@@ -564,8 +564,15 @@ pub fn kiosk_env(driver: &str) -> &'static str {
     }
 }
 
-/// The kiosk's start page for a session state (German and English, the customer's hotline).
-pub fn status_page(p: Option<&Profile>, state: &str) -> String {
+/// What the person at home reads when the PC started without Secure Boot, (German, English).
+pub const SECURE_BOOT_OFF: (&str, &str) = (
+    "Secure Boot ist aus: dieser PC schützt den Start nicht. Bitte rufen Sie die IT-Hotline an.",
+    "Secure Boot is off: this PC does not protect the start. Please call the IT hotline.",
+);
+
+/// The kiosk's start page for a session state (German and English, the customer's hotline);
+/// with `secure_boot_off` a notice that the PC started without Secure Boot.
+pub fn status_page(p: Option<&Profile>, state: &str, secure_boot_off: bool) -> String {
     let (de, en, ok) = match state {
         "network" => (
             "Netzwerk wird gesucht …",
@@ -605,11 +612,21 @@ pub fn status_page(p: Option<&Profile>, state: &str) -> String {
         .and_then(|p| p.customer.hotline.as_deref())
         .map(|h| format!("<p class=\"h\">IT-Hotline: {}</p>", html(h)))
         .unwrap_or_default();
+    // Secure Boot on (or unknown): no notice.
+    let notice = match secure_boot_off {
+        true => format!(
+            "<div class=\"w\"><p>{}</p><p lang=\"en\">{}</p></div>",
+            html(SECURE_BOOT_OFF.0),
+            html(SECURE_BOOT_OFF.1)
+        ),
+        false => String::new(),
+    };
     format!(
         "<!DOCTYPE html>\n<html lang=\"de\"><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"3\">\
 <title>homestick</title><style>body{{font-family:sans-serif;background:#f4f4f4;margin:8vh 8vw}}\
-h1{{font-size:2.2em}}.s{{font-size:1.6em;padding:1em;border-radius:.4em;background:{bg}}}.h{{font-size:1.3em}}</style></head>\
-<body><h1>{name}</h1><div class=\"s\"><p>{de}</p><p lang=\"en\">{en}</p></div>{hotline}</body></html>\n",
+h1{{font-size:2.2em}}.s{{font-size:1.6em;padding:1em;border-radius:.4em;background:{bg}}}.h{{font-size:1.3em}}\
+.w{{font-size:1.2em;padding:.6em 1em;margin-top:1em;border:3px solid #a00;border-radius:.4em;background:#fff}}</style></head>\
+<body><h1>{name}</h1><div class=\"s\"><p>{de}</p><p lang=\"en\">{en}</p></div>{notice}{hotline}</body></html>\n",
         bg = if ok { "#cfeccf" } else { "#f6e0b5" },
         de = html(de),
         en = html(en),
@@ -670,6 +687,15 @@ pub fn sip_event(line: &str) -> Option<SipEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_status_page_says_when_secure_boot_is_off() {
+        let on = status_page(None, "network", false);
+        let off = status_page(None, "network", true);
+        assert!(!on.contains("Secure Boot"));
+        assert!(off.contains("Secure Boot ist aus") && off.contains("Secure Boot is off"));
+        assert!(off.contains("Netzwerk wird gesucht"));
+    }
 
     #[test]
     fn the_kiosk_browser_allows_the_status_page_and_the_customers_intranet_only() {

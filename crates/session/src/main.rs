@@ -41,6 +41,16 @@ fn fail(p: &Profile, de: &str, en: &str) {
     line(&format!("{}; {}", p.say(de, en), p.hotline()));
 }
 
+/// Whether the PC started with Secure Boot off (as the kernel's EFI stub recorded it; unknown
+/// counts as on: no notice without a reason).
+fn secure_boot_off() -> bool {
+    use homestick_formats::paths::{secure_boot_enabled, BOOT_PARAMS};
+    let mut buf = Vec::new();
+    let read = std::fs::File::open(BOOT_PARAMS)
+        .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 8192), &mut buf));
+    read.is_ok() && secure_boot_enabled(&buf) == Some(false)
+}
+
 /// Write `RUN_DIR/name` whole or not at all.
 fn write_atomic(name: &str, text: &str) -> std::io::Result<()> {
     std::fs::create_dir_all(RUN_DIR)?;
@@ -55,7 +65,10 @@ fn status(p: Option<&Profile>, state: &str) {
     // The status is for the screen and for programs: a failed write only leaves the last one.
     let _ = write_atomic("status", &format!("{state}\n"));
     // As above: the page keeps its last state.
-    let _ = write_atomic("status.html", &homestick_session::status_page(p, state));
+    let _ = write_atomic(
+        "status.html",
+        &homestick_session::status_page(p, state, secure_boot_off()),
+    );
 }
 
 fn profile() -> Result<Profile, String> {
@@ -435,6 +448,10 @@ fn run() -> ExitCode {
         }
     };
     let v = p.default_vpn().clone();
+    if secure_boot_off() {
+        let (de, en) = homestick_session::SECURE_BOOT_OFF;
+        fail(&p, de, en);
+    }
     status(Some(&p), "network");
     wait_for_network(&p);
     let Some((net, servers)) = resolve_servers(&p, &v) else {
