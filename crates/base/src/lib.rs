@@ -254,7 +254,7 @@ fn mmdebstrap(
         .arg(format!(
             "--customize-hook=sync-out /var/cache/apt/archives {cache}"
         ))
-        .args(shim_hook(recipe))
+        .args(shim_hook(recipe, root))
         .arg("--customize-hook=rm -f \"$1\"/var/cache/apt/archives/*.deb")
         .arg(&recipe.suite)
         .arg(root)
@@ -263,39 +263,52 @@ fn mmdebstrap(
     run(&mut mm, "mmdebstrap")
 }
 
-/// Where a shim-path recipe's signed shim files are unpacked inside the root during the build
-/// (removed before the system is squashed).
-const SHIM_STAGING: &str = "tmp/homestick-shim";
+/// Where a shim-path recipe's signed shim files are unpacked: beside the root in the work
+/// directory, never inside the system.
+fn shim_staging(root: &Path) -> PathBuf {
+    root.with_file_name("shim")
+}
 
 /// On the shim path: a customize hook that downloads [`recipe::SHIM_PACKAGES`] with the root's
-/// apt (mmdebstrap sets APT_CONFIG for hooks) and unpacks them to [`SHIM_STAGING`].
-fn shim_hook(recipe: &Recipe) -> Vec<String> {
+/// apt (mmdebstrap sets APT_CONFIG for hooks) and unpacks them to [`shim_staging`].
+fn shim_hook(recipe: &Recipe, root: &Path) -> Vec<String> {
     if recipe.boot_path != Some(homestick_formats::base::BootPath::Shim) {
         return Vec::new();
     }
     let pkgs = recipe::SHIM_PACKAGES.join(" ");
+    let d = shim_staging(root);
     vec![format!(
-        "--customize-hook=set -e; d=\"$1/{SHIM_STAGING}\"; mkdir -p \"$d/debs\"; cd \"$d/debs\"; apt-get download {pkgs}; for f in *.deb; do dpkg-deb -x \"$f\" \"$d\"; done"
+        "--customize-hook=set -e; d='{}'; mkdir -p \"$d/debs\"; cd \"$d/debs\"; apt-get download {pkgs}; for f in *.deb; do dpkg-deb -x \"$f\" \"$d\"; done",
+        d.display()
     )]
 }
 
 /// On the shim path: Debian's signed shim and MokManager from the staging directory to the
-/// base (`shimx64.efi`, `mmx64.efi`); the staging directory leaves the root.
+/// base (`shimx64.efi`, `mmx64.efi`).
 fn shim_files(root: &Path, staged: &Path, recipe: &Recipe) -> Result<(), BaseError> {
-    let staging = root.join(SHIM_STAGING);
-    if recipe.boot_path == Some(homestick_formats::base::BootPath::Shim) {
-        let lib = staging.join("usr/lib/shim");
-        copy(
-            &lib.join("shimx64.efi.signed"),
-            &staged.join(homestick_formats::shim::BASE_SHIM),
-        )?;
-        copy(
-            &lib.join("mmx64.efi.signed"),
-            &staged.join(homestick_formats::shim::BASE_MOK_MANAGER),
-        )?;
+    if recipe.boot_path != Some(homestick_formats::base::BootPath::Shim) {
+        return Ok(());
     }
-    if staging.exists() {
-        fs::remove_dir_all(&staging).map_err(output(&staging))?;
+    let lib = shim_staging(root).join("usr/lib/shim");
+    for (from, to) in [
+        ("shimx64.efi.signed", homestick_formats::shim::BASE_SHIM),
+        (
+            "mmx64.efi.signed",
+            homestick_formats::shim::BASE_MOK_MANAGER,
+        ),
+    ] {
+        let from = lib.join(from);
+        if !from.is_file() {
+            return Err(BaseError::Tool {
+                tool: "apt-get download".into(),
+                reason: format!(
+                    "{} gave no {}",
+                    recipe::SHIM_PACKAGES.join(" and "),
+                    from.display()
+                ),
+            });
+        }
+        copy(&from, &staged.join(to))?;
     }
     Ok(())
 }

@@ -162,6 +162,7 @@ pub fn shim_plan(
     let config = base.boot.as_ref().and_then(|b| b.config.path);
     let path = match opts.shim {
         Some(_) => BootPath::Shim,
+        // Neither the command line nor the base says: db, the path of every older base.
         None => opts.boot_path.or(config).unwrap_or_default(),
     };
     if path == BootPath::Db {
@@ -213,6 +214,7 @@ fn check_vendor_cert(
 ) -> Result<(), BuildError> {
     let built_in = homestick_image::shim::vendor_certs(shim)
         .map_err(|e| input_file(path, e.to_string()))?
+        // read_shim made sure there is a .vendor_cert; none would be "no certificate" anyway.
         .unwrap_or_default();
     if built_in.iter().any(|c| c == cert) {
         return Ok(());

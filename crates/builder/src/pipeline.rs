@@ -204,21 +204,7 @@ pub(crate) fn check_inputs(
     let profile_size = profile_budget(&profile.files).max(profile_min);
     let profile_fat = profile_fat(&profile, &profile.files, profile_size, opts.epoch)?;
     let profile_sha: [u8; 32] = Sha256::digest(&profile_fat).into();
-    let shim_bytes = shim.iter().flat_map(|s| {
-        let enrol = s
-            .enrol
-            .iter()
-            .map(|(mm, cert)| (mm.len() + cert.len()) as u64);
-        std::iter::once(s.shim.len() as u64).chain(enrol)
-    });
-    let esp_bytes = layout::fat_budget(
-        base.esp
-            .iter()
-            .map(|f| f.data.len() as u64)
-            .chain(shim_bytes),
-        MIN_ESP,
-        8 << 20,
-    );
+    let esp_bytes = esp_budget(&base, shim.as_ref());
     let layout = Layout::new(esp_bytes, base.system_len, profile_fat.len() as u64);
     let size = image_size(opts.size, layout.min_sectors * SECTOR)?;
     Ok(Inputs {
@@ -240,6 +226,20 @@ pub(crate) fn check_inputs(
         revocations,
         warnings,
     })
+}
+
+/// The ESP's size: the base's files and, on the shim path, shim, MokManager and the
+/// certificate, with room for the UKI and README.txt (at least [`MIN_ESP`]).
+fn esp_budget(base: &BaseInput, shim: Option<&boot::ShimPlan>) -> u64 {
+    let shim_bytes = shim.into_iter().flat_map(|s| {
+        let enrol = s
+            .enrol
+            .iter()
+            .map(|(mm, cert)| (mm.len() + cert.len()) as u64);
+        std::iter::once(s.shim.len() as u64).chain(enrol)
+    });
+    let files = base.esp.iter().map(|f| f.data.len() as u64);
+    layout::fat_budget(files.chain(shim_bytes), MIN_ESP, 8 << 20)
 }
 
 /// The image signing key (a file or a PKCS#11 token).

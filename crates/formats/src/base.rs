@@ -75,13 +75,18 @@ impl std::fmt::Display for BootPath {
     }
 }
 
+/// A word that is not a boot path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a boot path (db or shim)")]
+pub struct BootPathError(pub String);
+
 impl std::str::FromStr for BootPath {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = BootPathError;
+    fn from_str(s: &str) -> Result<Self, BootPathError> {
         match s {
             "db" => Ok(BootPath::Db),
             "shim" => Ok(BootPath::Shim),
-            _ => Err(format!("{s:?} is not a boot path (db or shim)")),
+            _ => Err(BootPathError(s.to_string())),
         }
     }
 }

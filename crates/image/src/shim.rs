@@ -40,13 +40,6 @@ pub fn sbat_entries(section: &[u8]) -> Vec<SbatEntry> {
         .collect()
 }
 
-/// The SBAT entries of a PE program (empty when it has no `.sbat`).
-pub fn sbat(program: &[u8]) -> Result<Vec<SbatEntry>, PeError> {
-    Ok(pe::section(program, ".sbat")?
-        .map(sbat_entries)
-        .unwrap_or_default())
-}
-
 /// The certificates shim trusts besides db and the MOK list (its `.vendor_cert` section):
 /// DER X.509 certificates, from a single certificate or an EFI signature list. `None`: the
 /// program has no `.vendor_cert`, so it is not shim.

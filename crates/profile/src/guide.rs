@@ -37,6 +37,7 @@ pub fn guide_html(c: &Customer) -> String {
             .hotline
             .as_deref()
             .map(|h| format!(" — Hilfe / Help: {}", escape(h)))
+            // No hotline in the profile: the heading names the customer alone.
             .unwrap_or_default()
     );
     html.push_str(&start_section());
