@@ -211,6 +211,11 @@ fn a_home_pc_with_microsofts_keys_enrols_the_provider_key_once_and_then_starts_t
         "the UKI is signed with the provider's key: {}",
         r.all()
     );
+    eprintln!(
+        "sbverify --cert {} {ESP_SECOND_STAGE}: {}",
+        homestick_testkit::SB_CERT,
+        r.stdout.trim()
+    );
     let cert = esp_file(&img, shim::ESP_CERT);
     let r = tool(
         "openssl",
