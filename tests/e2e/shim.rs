@@ -471,3 +471,75 @@ fn the_base_chooses_the_boot_path_and_a_build_may_override_it() {
         );
     }
 }
+
+/// Debian's shim with its `.vendor_cert` section rewritten to hold `cert` (DER): a stand-in for
+/// a provider's own shim (its Microsoft signature no longer matches; only the build reads it).
+fn shim_with_vendor_cert(shim: &[u8], cert: &[u8]) -> Vec<u8> {
+    let sec = homestick_image::pe::section(shim, ".vendor_cert")
+        .unwrap()
+        .expect("Debian's shim has .vendor_cert");
+    let at = sec.as_ptr() as usize - shim.as_ptr() as usize;
+    assert!(
+        16 + cert.len() <= sec.len(),
+        "the certificate fits the section"
+    );
+    let mut out = shim.to_vec();
+    let table = [cert.len() as u32, 0, 16, (16 + cert.len()) as u32];
+    for (i, v) in table.iter().enumerate() {
+        out[at + 4 * i..at + 4 * i + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    out[at + 16..at + 16 + cert.len()].copy_from_slice(cert);
+    out
+}
+
+#[test]
+fn a_provider_s_own_shim_needs_no_enrolment_and_must_carry_its_certificate() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let debian = fs::read(demo_base().join(shim::BASE_SHIM)).unwrap();
+    let der = tool(
+        "openssl",
+        &["x509", "-in", homestick_testkit::SB_CERT, "-outform", "DER"],
+    );
+    assert_eq!(der.code, 0, "{}", der.all());
+    let cert = {
+        let p = dir.join("sb.der");
+        let r = tool(
+            "openssl",
+            &[
+                "x509",
+                "-in",
+                homestick_testkit::SB_CERT,
+                "-outform",
+                "DER",
+                "-out",
+                &p.display().to_string(),
+            ],
+        );
+        assert_eq!(r.code, 0, "{}", r.all());
+        fs::read(&p).unwrap()
+    };
+    let own = dir.join("provider-shim.efi");
+    fs::write(&own, shim_with_vendor_cert(&debian, &cert)).unwrap();
+    let out = dir.join("own.img");
+    let r = Build::new(&demo_profile(), &demo_base(), &out)
+        .bootable()
+        .snakeoil_secure_boot(dir)
+        .opt("--shim", &own)
+        .run();
+    assert_eq!(r.code, 0, "{}", r.all());
+    let r = verify(&out, &test_pub());
+    assert!(
+        r.code == 0
+            && r.stdout
+                .contains("(the provider's own shim) starts EFI/BOOT/grubx64.efi"),
+        "{}",
+        r.all()
+    );
+    assert!(
+        r.stdout.contains(", 3 ESP files,"),
+        "shim, UKI, README; no MokManager: {}",
+        r.stdout
+    );
+    assert_eq!(esp_file(&out, shim::ESP_LOADER), fs::read(&own).unwrap());
+}
