@@ -18,8 +18,13 @@ pub fn enrol(q: &Qemu, steps: &[Step], secs: u64) -> Result<Vec<String>, String>
         let deadline = Instant::now() + Duration::from_secs(secs);
         let at = loop {
             let text = q.screen_text();
-            if let Some(i) = text.get(from..).and_then(|t| t.find(s.screen)) {
-                break from + i + s.screen.len();
+            // `from` was a boundary of an earlier, shorter text: step back to one of this text.
+            let start = (0..=from.min(text.len()))
+                .rev()
+                .find(|&i| text.is_char_boundary(i))
+                .unwrap_or(0);
+            if let Some(i) = text[start..].find(s.screen) {
+                break start + i + s.screen.len();
             }
             if Instant::now() > deadline {
                 let tail: String = text
