@@ -6,7 +6,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -127,7 +126,7 @@ fn boot_from(
             ]);
         }
     }
-    let mut q = Qemu::spawn(cmd.stdin(Stdio::null()));
+    let mut q = Qemu::spawn(&mut cmd);
     let started = Instant::now();
     let timeout = Duration::from_secs(240);
     loop {

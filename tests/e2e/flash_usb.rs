@@ -12,7 +12,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use homestick_base::cpio::{archive, Entry};
@@ -247,7 +247,6 @@ impl Monitor {
 /// The VM: its console (read from a cursor on), its serial input and its monitor.
 struct Vm {
     q: Qemu,
-    input: ChildStdin,
     mon: Monitor,
     cursor: usize,
 }
@@ -303,10 +302,7 @@ impl Vm {
 
     /// A line to the VM's console (its init reads it).
     fn send(&mut self, line: &str) {
-        self.input
-            .write_all(format!("{line}\n").as_bytes())
-            .unwrap();
-        self.input.flush().unwrap();
+        self.q.type_bytes(format!("{line}\n").as_bytes()).unwrap();
     }
 
     /// Plug in a stick: a drive over `file` and a usb-storage device with `serial`.
@@ -410,15 +406,9 @@ fn usb_sticks_in_a_vm_one_pulled_mid_write_and_watch_mode() {
             "usb-storage,bus=xhci.0,drive=d{i},id=u{i},serial={serial},removable={removable}"
         ));
     }
-    let mut q = Qemu::spawn(cmd.stdin(Stdio::piped()));
-    let input = q.child.stdin.take().unwrap();
+    let q = Qemu::spawn(&mut cmd);
     let mon = Monitor::connect(&mon);
-    let mut vm = Vm {
-        q,
-        input,
-        mon,
-        cursor: 0,
-    };
+    let mut vm = Vm { q, mon, cursor: 0 };
 
     // The batch: four sticks written at once; HS-2 (slow) is pulled while it is written.
     let setup = vm.wait("vm: sticks-end", 240);

@@ -21,7 +21,8 @@ pub struct Qemu {
 }
 
 impl Qemu {
-    /// Start `cmd` (stdout piped and collected in `out` by a thread of its own).
+    /// Start `cmd`: stdin piped (the serial console's keyboard, [`Qemu::type_bytes`]; a stdin
+    /// set on `cmd` is replaced), stdout collected in `out` by a thread of its own.
     pub fn spawn(cmd: &mut std::process::Command) -> Qemu {
         let mut child = cmd
             .stdin(Stdio::piped())
