@@ -46,17 +46,7 @@ fn start(vars: &Path, img: &Path) -> Qemu {
 
 /// Wait until QEMU exits (the PC restarts or powers off); the console.
 fn until_exit(q: &mut Qemu, secs: u64) -> String {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while q.child.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "QEMU still running after {secs} s:\n{}",
-            q.screen_text()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    q.console()
+    q.wait_exit(secs).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// `sbverify --list` of an ESP file: its signers, one line each.

@@ -139,9 +139,11 @@ pub fn qemu_microsoft(vars: &Path) -> std::process::Command {
 /// The same PC with Secure Boot off (OVMF without Secure Boot; `vars` a copy of
 /// [`OVMF_PLAIN_VARS`]).
 pub fn qemu_secure_boot_off(vars: &Path) -> std::process::Command {
-    qemu_firmware("/usr/share/OVMF/OVMF_CODE_4M.fd", vars)
+    qemu_firmware(OVMF_PLAIN_CODE, vars)
 }
 
+/// OVMF without Secure Boot.
+pub const OVMF_PLAIN_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 /// The variable store template of OVMF without Secure Boot.
 pub const OVMF_PLAIN_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 

@@ -61,6 +61,29 @@ impl Qemu {
         plain_text(&self.console())
     }
 
+    /// Wait until QEMU exits (the PC restarts with -no-reboot, or powers off), at most `secs`;
+    /// then the whole console (the reader thread is given a moment for the last output).
+    pub fn wait_exit(&mut self, secs: u64) -> Result<String, String> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(200))
+                }
+                Ok(None) => {
+                    return Err(format!(
+                        "QEMU still running after {secs} s:\n{}",
+                        self.screen_text()
+                    ))
+                }
+                Err(e) => return Err(format!("waiting for QEMU: {e}")),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(self.console())
+    }
+
     /// Type `bytes` on the serial console.
     pub fn type_bytes(&self, bytes: &[u8]) -> std::io::Result<()> {
         let mut keys = self.keys.lock().unwrap();

@@ -124,11 +124,10 @@ fn boot_home_pc(out: &Path, img: &Path) -> Result<()> {
     for line in seen {
         eprintln!("xtask:   {line}");
     }
-    wait_exit(&mut q, 300)?;
+    q.wait_exit(300).map_err(anyhow::Error::msg)?;
     eprintln!("xtask: second start on the same PC: straight to the boot verifier");
-    let mut q = spawn();
-    wait_exit(&mut q, 300)?;
-    let console = homestick_testkit::qemu::plain_text(&q.console());
+    let console = spawn().wait_exit(300).map_err(anyhow::Error::msg)?;
+    let console = homestick_testkit::qemu::plain_text(&console);
     for line in console
         .lines()
         .filter(|l| l.contains("homestick") || l.contains("Secure Boot"))
@@ -142,17 +141,5 @@ fn boot_home_pc(out: &Path, img: &Path) -> Result<()> {
         "xtask: demo done: {} was built, verified offline, and started on a Microsoft-keys PC through Debian's shim after a one-time enrolment; it verified itself at boot (`cargo xtask demo --snakeoil`: the db path)",
         img.display()
     );
-    Ok(())
-}
-
-/// Wait until QEMU exits (restart or power-off), at most `secs`.
-fn wait_exit(q: &mut homestick_testkit::qemu::Qemu, secs: u64) -> Result<()> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    while q.child.try_wait()?.is_none() {
-        if std::time::Instant::now() > deadline {
-            anyhow::bail!("QEMU still running after {secs} s:\n{}", q.screen_text());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
     Ok(())
 }
