@@ -12,6 +12,20 @@ pub fn in_profile(relative: &str) -> String {
     format!("{PROFILE_MOUNT}/{relative}")
 }
 
+/// Where baresip's control interface (`ctrl_tcp`: netstring-framed JSON) listens: loopback
+/// only (baresip's own default is every address). The profile's baresip `config` says it; the
+/// session connects to it.
+pub const BARESIP_CTRL: &str = "127.0.0.1:4444";
+
+/// The kiosk page's origin: the session serves the phone page and its API here, on loopback
+/// only; the kiosk's browser may load this origin and the customer's intranet, nothing else.
+pub const KIOSK_ADDR: &str = "127.0.0.1:8321";
+
+/// The kiosk page's URL (its origin is `http://` + [`KIOSK_ADDR`]).
+pub fn kiosk_url() -> String {
+    format!("http://{KIOSK_ADDR}/")
+}
+
 /// Where the kernel shows the boot parameters its EFI stub filled in (x86 `boot_params`).
 pub const BOOT_PARAMS: &str = "/sys/kernel/boot_params/data";
 

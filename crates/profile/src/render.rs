@@ -21,7 +21,7 @@ use crate::schema::{
     Ipsec, IpsecAuth, OpenVpn, OvpnAuth, OvpnProto, Softphone, Srtp, Transport, WireGuard,
 };
 use homestick_formats::endpoint::HostPort;
-use homestick_formats::paths::{PROFILE_JSON, PROFILE_MOUNT};
+use homestick_formats::paths::{BARESIP_CTRL, PROFILE_JSON, PROFILE_MOUNT};
 
 use crate::{check, write, CheckedVpn, Customer, Profile, ProfileFile, Referenced, Slot, VpnKind};
 
@@ -513,6 +513,10 @@ fn baresip_config(c: &Customer, sp: &Softphone, with_ca: bool) -> String {
         homestick_formats::pushln!(cfg, "module\t\t\t{m}");
     }
     cfg.push_str("module_app\t\taccount.so\nmodule_app\t\tcontact.so\nmodule_app\t\tmenu.so\n");
+    // The kiosk's phone page drives baresip through ctrl_tcp; its default address is every
+    // interface's: loopback only.
+    cfg.push_str("module_app\t\tctrl_tcp.so\n");
+    homestick_formats::pushln!(cfg, "ctrl_tcp_listen\t\t{BARESIP_CTRL}");
     cfg
 }
 

@@ -2,6 +2,15 @@
 //! (`/run/homestick/profile/profile.json`, read with the formats crate's types), the nftables
 //! kill switch made from it, and the messages the employee sees. `main.rs` runs the programs
 //! (nft, wg-quick, openvpn, baresip).
+//!
+//! The phone on the kiosk page: [`ctrl`] (baresip's control protocol), [`phone`] (the phone's
+//! state and the page's requests), [`api`] (the page's loopback server) and [`service`] (the
+//! thread that joins them).
+
+pub mod api;
+pub mod ctrl;
+pub mod phone;
+pub mod service;
 
 use std::net::IpAddr;
 
@@ -485,6 +494,10 @@ pub const FIREFOX_POLICIES: &str = "firefox-policies.json";
 /// status page.
 pub fn firefox_policies(p: Option<&Profile>) -> String {
     let mut exceptions = vec!["file:///run/homestick-session/*".to_string()];
+    // The phone page, when there is a phone.
+    if p.is_some_and(|p| p.registrar.is_some()) {
+        exceptions.push(format!("{}*", homestick_formats::paths::kiosk_url()));
+    }
     let mut domains: Vec<&str> = p
         .map(|p| {
             // No profile: no search domains.
@@ -572,7 +585,10 @@ pub const SECURE_BOOT_OFF: (&str, &str) = (
 
 /// The kiosk's start page for a session state (German and English, the customer's hotline);
 /// with `secure_boot_off` a notice that the PC started without Secure Boot.
-pub fn status_page(p: Option<&Profile>, state: &str, secure_boot_off: bool) -> String {
+///
+/// With `phone` the page opens the kiosk's phone page ([`homestick_formats::paths::kiosk_url`])
+/// after a second: the session serves it.
+pub fn status_page(p: Option<&Profile>, state: &str, secure_boot_off: bool, phone: bool) -> String {
     let (de, en, ok) = match state {
         "network" => (
             "Netzwerk wird gesucht …",
@@ -622,12 +638,16 @@ pub fn status_page(p: Option<&Profile>, state: &str, secure_boot_off: bool) -> S
         false => String::new(),
     };
     format!(
-        "<!DOCTYPE html>\n<html lang=\"de\"><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"3\">\
+        "<!DOCTYPE html>\n<html lang=\"de\"><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"{refresh}\">\
 <title>homestick</title><style>body{{font-family:sans-serif;background:#f4f4f4;margin:8vh 8vw}}\
 h1{{font-size:2.2em}}.s{{font-size:1.6em;padding:1em;border-radius:.4em;background:{bg}}}.h{{font-size:1.3em}}\
 .w{{font-size:1.2em;padding:.6em 1em;margin-top:1em;border:3px solid #a00;border-radius:.4em;background:#fff}}</style></head>\
 <body><h1>{name}</h1><div class=\"s\"><p>{de}</p><p lang=\"en\">{en}</p></div>{notice}{hotline}</body></html>\n",
         bg = if ok { "#cfeccf" } else { "#f6e0b5" },
+        refresh = match phone {
+            true => format!("1; url={}", homestick_formats::paths::kiosk_url()),
+            false => "3".to_string(),
+        },
         de = html(de),
         en = html(en),
     )
@@ -690,17 +710,28 @@ mod tests {
 
     #[test]
     fn the_status_page_says_when_secure_boot_is_off() {
-        let on = status_page(None, "network", false);
-        let off = status_page(None, "network", true);
+        let on = status_page(None, "network", false, false);
+        let off = status_page(None, "network", true, false);
         assert!(!on.contains("Secure Boot"));
         assert!(off.contains("Secure Boot ist aus") && off.contains("Secure Boot is off"));
         assert!(off.contains("Netzwerk wird gesucht"));
+        assert!(on.contains("content=\"3\""));
+    }
+
+    #[test]
+    fn with_a_phone_the_status_page_opens_the_phone_page() {
+        let page = status_page(None, "vpn", false, true);
+        assert!(
+            page.contains("content=\"1; url=http://127.0.0.1:8321/\""),
+            "{page}"
+        );
     }
 
     #[test]
     fn the_kiosk_browser_allows_the_status_page_and_the_customers_intranet_only() {
         // Two connections of one customer may share a search domain: listed once.
         let mut p = profile();
+        let phone = p.registrar.take();
         p.vpn.push(p.vpn[0].clone());
         let v: serde_json::Value = serde_json::from_str(&firefox_policies(Some(&p))).unwrap();
         let f = &v["policies"]["WebsiteFilter"];
@@ -720,6 +751,13 @@ mod tests {
         assert_eq!(
             none["policies"]["WebsiteFilter"]["Exceptions"],
             serde_json::json!(["file:///run/homestick-session/*"])
+        );
+        // With a phone, its page too.
+        p.registrar = phone.or(Some("sip:pbx.x.local".into()));
+        let v: serde_json::Value = serde_json::from_str(&firefox_policies(Some(&p))).unwrap();
+        assert_eq!(
+            v["policies"]["WebsiteFilter"]["Exceptions"][1],
+            "http://127.0.0.1:8321/*"
         );
     }
 

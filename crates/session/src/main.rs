@@ -16,9 +16,12 @@ use std::net::{IpAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use homestick_formats::paths::PROFILE_MOUNT as PROFILE_DIR;
+use homestick_formats::paths::{BARESIP_CTRL, KIOSK_ADDR};
+use homestick_session::service::{Context, Input};
 use homestick_session::{
     account_aor, endpoint_rules, ruleset, sip_event, Allowed, Kind, Profile, SipEvent, Stage,
     Uplink, Vpn, VPN_MARK,
@@ -39,6 +42,49 @@ fn line(msg: &str) {
 
 fn fail(p: &Profile, de: &str, en: &str) {
     line(&format!("{}; {}", p.say(de, en), p.hotline()));
+    to_page(None, Some((de.to_string(), en.to_string())));
+}
+
+/// The phone service (the kiosk page's server), once the session has started it.
+static PAGE: OnceLock<Sender<Input>> = OnceLock::new();
+
+/// The page's state: a new step (which clears the last message), or a message.
+fn to_page(state: Option<&str>, message: Option<(String, String)>) {
+    static LAST: Mutex<String> = Mutex::new(String::new());
+    let Some(page) = PAGE.get() else { return };
+    let Ok(mut last) = LAST.lock() else { return };
+    if let Some(s) = state {
+        *last = s.to_string();
+    }
+    // The service ends only with the session.
+    let _ = page.send(Input::Session {
+        state: last.clone(),
+        message,
+    });
+}
+
+/// Start the kiosk page's server and the phone service for profile `p`.
+fn start_page(p: &Profile) {
+    let own_number = std::fs::read_to_string(Path::new(PROFILE_DIR).join("baresip/accounts"))
+        .ok()
+        .and_then(|a| account_aor(&a))
+        .map(|aor| homestick_session::ctrl::Peer::from_uri(&aor, None).number);
+    let ctx = Context {
+        customer: p.customer.name.clone(),
+        hotline: p.customer.hotline.clone(),
+        languages: p.customer.languages.clone().unwrap_or_default(),
+        secure_boot_off: secure_boot_off(),
+        own_number,
+    };
+    match homestick_session::service::spawn(ctx, BARESIP_CTRL.to_string()) {
+        Ok(tx) => {
+            // Set once: run() starts the page once.
+            let _ = PAGE.set(tx);
+        }
+        Err(e) => line(&format!(
+            "the kiosk's phone page cannot start ({KIOSK_ADDR}: {e}); the console keeps the session's lines"
+        )),
+    }
 }
 
 /// Whether the PC started with Secure Boot off (as the kernel's EFI stub recorded it; unknown
@@ -64,10 +110,11 @@ fn write_atomic(name: &str, text: &str) -> std::io::Result<()> {
 fn status(p: Option<&Profile>, state: &str) {
     // The status is for the screen and for programs: a failed write only leaves the last one.
     let _ = write_atomic("status", &format!("{state}\n"));
+    to_page(Some(state), None);
     // As above: the page keeps its last state.
     let _ = write_atomic(
         "status.html",
-        &homestick_session::status_page(p, state, secure_boot_off()),
+        &homestick_session::status_page(p, state, secure_boot_off(), PAGE.get().is_some()),
     );
 }
 
@@ -448,6 +495,9 @@ fn run() -> ExitCode {
         }
     };
     let v = p.default_vpn().clone();
+    if p.registrar.is_some() {
+        start_page(&p);
+    }
     if secure_boot_off() {
         let (de, en) = homestick_session::SECURE_BOOT_OFF;
         fail(&p, de, en);

@@ -1,0 +1,329 @@
+//! The phone service: one thread owns the [`Phone`]; baresip's control connection, the kiosk
+//! page's requests and the session's steps arrive as [`Input`]s; each change is pushed to the
+//! page. The connection to baresip is made again whenever baresip restarts.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::api::{Api, PageRequest};
+use crate::ctrl::{self, Decoder, Message};
+use crate::phone::{Phone, View};
+
+/// What moves the phone service.
+#[derive(Debug)]
+pub enum Input {
+    /// Connected to baresip's control interface: the stream to write commands to.
+    CtrlUp(TcpStream),
+    Ctrl(Message),
+    /// The control connection ended (baresip stopped or sent what is not its protocol).
+    CtrlGone(String),
+    Page(PageRequest),
+    /// The session's step, and the last thing it could not do (German, English).
+    Session {
+        state: String,
+        message: Option<(String, String)>,
+    },
+}
+
+/// What the page shows besides the phone.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    pub customer: String,
+    pub hotline: Option<String>,
+    pub languages: Vec<String>,
+    pub secure_boot_off: bool,
+    pub own_number: Option<String>,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Start the page's server, the connection to baresip at `ctrl_addr` and the service; the
+/// session sends its steps on the returned sender.
+pub fn spawn(ctx: Context, ctrl_addr: String) -> std::io::Result<Sender<Input>> {
+    let (tx, rx) = channel::<Input>();
+    let (ptx, prx) = channel::<PageRequest>();
+    let api = Api::start(ptx)?;
+    let fwd = tx.clone();
+    std::thread::spawn(move || {
+        for r in prx {
+            if fwd.send(Input::Page(r)).is_err() {
+                return;
+            }
+        }
+    });
+    let conn = tx.clone();
+    std::thread::spawn(move || connect_loop(&ctrl_addr, &conn));
+    std::thread::spawn(move || run(ctx, api, rx));
+    Ok(tx)
+}
+
+/// Connect to baresip, read its frames, connect again after it goes (once a second).
+fn connect_loop(addr: &str, tx: &Sender<Input>) {
+    loop {
+        if let Ok(s) = TcpStream::connect(addr) {
+            let Ok(w) = s.try_clone() else { continue };
+            if tx.send(Input::CtrlUp(w)).is_err() {
+                return;
+            }
+            let why = read_frames(s, tx);
+            if tx.send(Input::CtrlGone(why)).is_err() {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// Frames from baresip until the connection ends; why it ended.
+fn read_frames(mut s: TcpStream, tx: &Sender<Input>) -> String {
+    let mut d = Decoder::default();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = match s.read(&mut buf) {
+            Ok(0) => return "baresip closed its control connection".into(),
+            Ok(n) => n,
+            Err(e) => return format!("baresip's control connection: {e}"),
+        };
+        d.push(&buf[..n]);
+        loop {
+            match d.next_frame() {
+                Ok(Some(f)) => match ctrl::parse(&f) {
+                    Ok(m) => {
+                        if tx.send(Input::Ctrl(m)).is_err() {
+                            return String::new();
+                        }
+                    }
+                    Err(e) => return format!("baresip sent what is not its JSON: {e}"),
+                },
+                Ok(None) => break,
+                Err(e) => return format!("baresip's control connection: {e}"),
+            }
+        }
+    }
+}
+
+/// The service's state.
+#[derive(Debug)]
+struct Service {
+    ctx: Context,
+    phone: Phone,
+    ctrl: Option<TcpStream>,
+    session: String,
+    message: Option<(String, String)>,
+}
+
+impl Service {
+    fn view(&self) -> String {
+        let v = View {
+            customer: &self.ctx.customer,
+            hotline: self.ctx.hotline.as_deref(),
+            languages: &self.ctx.languages,
+            session: &self.session,
+            message: self.message.as_ref(),
+            secure_boot_off: self.ctx.secure_boot_off,
+            own_number: self.ctx.own_number.as_deref(),
+            registration: &self.phone.registration,
+            call: self.phone.call.as_ref(),
+            history: &self.phone.history,
+            notice: self.phone.notice.as_ref(),
+            now: now(),
+        };
+        // Strings, numbers and booleans: serializing cannot fail.
+        serde_json::to_string(&v).unwrap_or_default()
+    }
+
+    fn input(&mut self, i: Input) {
+        match i {
+            Input::CtrlUp(s) => self.ctrl = Some(s),
+            Input::Ctrl(Message::Event(e)) => self.phone.event(e, now()),
+            Input::Ctrl(Message::Response { ok, data, token }) => {
+                self.phone.response(&token, ok, &data)
+            }
+            Input::Ctrl(Message::Other) => {}
+            Input::CtrlGone(why) => self.ctrl_gone(why),
+            Input::Page((r, answer)) => {
+                // The page's request went away (its connection closed): nothing to tell.
+                let _ = answer.send(self.page(r));
+            }
+            Input::Session { state, message } => {
+                self.session = state;
+                self.message = message;
+            }
+        }
+    }
+
+    /// baresip went away: its call with it.
+    fn ctrl_gone(&mut self, why: String) {
+        self.ctrl = None;
+        self.phone.registration = crate::phone::Registration::Starting;
+        if let Some(c) = self.phone.call.clone() {
+            let id = c.id.clone();
+            self.phone
+                .event(ctrl::Event::Closed { id, reason: why }, now());
+            // A dialled call without an id yet is not "current" for an empty id: drop it.
+            self.phone.call = None;
+        }
+    }
+
+    fn page(&mut self, r: crate::phone::Request) -> Result<(), (String, String)> {
+        let cmd = self.phone.request(r, now()).map_err(|e| {
+            let (de, en) = e.words();
+            (de.to_string(), en.to_string())
+        })?;
+        let sent = match self.ctrl.as_mut() {
+            Some(s) => s.write_all(&cmd.encode()).and_then(|_| s.flush()).is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(());
+        }
+        self.phone.response(&cmd.token, false, "not running");
+        Err((
+            "Das Telefon läuft gerade nicht; es startet neu.".into(),
+            "The phone is not running just now; it is restarting.".into(),
+        ))
+    }
+}
+
+fn run(ctx: Context, api: Api, rx: Receiver<Input>) {
+    let mut s = Service {
+        ctx,
+        phone: Phone::default(),
+        ctrl: None,
+        session: "network".into(),
+        message: None,
+    };
+    api.publish(s.view());
+    // A call's time is counted on the page; the view is pushed on every change only.
+    for i in rx {
+        s.input(i);
+        api.publish(s.view());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::phone::{CallState, Request};
+
+    fn service() -> Service {
+        Service {
+            ctx: Context::default(),
+            phone: Phone::default(),
+            ctrl: None,
+            session: "network".into(),
+            message: None,
+        }
+    }
+
+    /// A loopback pair: the service's end and baresip's.
+    fn pair() -> (TcpStream, TcpStream) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (b, _) = l.accept().unwrap();
+        (a, b)
+    }
+
+    fn ask(s: &mut Service, r: Request) -> Result<(), (String, String)> {
+        let (tx, rx) = channel();
+        s.input(Input::Page((r, tx)));
+        rx.recv().unwrap()
+    }
+
+    #[test]
+    fn a_page_request_becomes_a_command_on_the_control_connection() {
+        let mut s = service();
+        let (mine, mut baresip) = pair();
+        s.input(Input::CtrlUp(mine));
+        s.input(Input::Ctrl(Message::Event(ctrl::Event::Registered)));
+        ask(
+            &mut s,
+            Request::Dial {
+                number: "2000".into(),
+            },
+        )
+        .unwrap();
+        baresip
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut d = Decoder::default();
+        let mut buf = [0u8; 512];
+        let frame = loop {
+            let n = baresip.read(&mut buf).unwrap();
+            d.push(&buf[..n]);
+            if let Some(f) = d.next_frame().unwrap() {
+                break f;
+            }
+        };
+        let v: serde_json::Value = serde_json::from_slice(&frame).unwrap();
+        assert_eq!(
+            (v["command"].as_str(), v["params"].as_str()),
+            (Some("dial"), Some("2000"))
+        );
+        let view: serde_json::Value = serde_json::from_str(&s.view()).unwrap();
+        assert_eq!(view["call"]["state"], "dialing");
+        assert_eq!(view["registration"]["state"], "registered");
+    }
+
+    #[test]
+    fn without_baresip_a_request_is_refused_and_leaves_no_call() {
+        let mut s = service();
+        s.phone.event(ctrl::Event::Registered, 0);
+        let e = ask(
+            &mut s,
+            Request::Dial {
+                number: "2000".into(),
+            },
+        )
+        .unwrap_err();
+        assert!(e.1.contains("not running"), "{e:?}");
+        assert!(s.phone.call.is_none());
+        let e = ask(&mut s, Request::Answer {}).unwrap_err();
+        assert_eq!(e.1, "No call for this.");
+    }
+
+    #[test]
+    fn when_baresip_goes_its_call_ends_in_the_list_and_the_phone_is_not_registered() {
+        let mut s = service();
+        s.phone.event(ctrl::Event::Registered, 0);
+        let peer = ctrl::Peer {
+            number: "2000".into(),
+            name: None,
+        };
+        s.phone.event(
+            ctrl::Event::Incoming {
+                id: "a".into(),
+                peer,
+            },
+            1,
+        );
+        assert_eq!(s.phone.call.as_ref().unwrap().state, CallState::Incoming);
+        s.input(Input::CtrlGone(
+            "baresip closed its control connection".into(),
+        ));
+        assert!(s.phone.call.is_none());
+        assert_eq!(
+            s.phone.history[0].reason,
+            "baresip closed its control connection"
+        );
+        let view: serde_json::Value = serde_json::from_str(&s.view()).unwrap();
+        assert_eq!(view["registration"]["state"], "starting");
+    }
+
+    #[test]
+    fn garbage_from_baresip_ends_the_connection_with_a_reason() {
+        let (mine, mut baresip) = pair();
+        let (tx, rx) = channel();
+        let t = std::thread::spawn(move || read_frames(mine, &tx));
+        baresip.write_all(b"7:{\"x\":1}x").unwrap();
+        let why = t.join().unwrap();
+        assert!(why.contains("does not end with ','"), "{why}");
+        assert!(rx.try_recv().is_err());
+    }
+}
