@@ -17,6 +17,7 @@ mod hostile;
 mod hostile_inputs;
 mod kiosk;
 mod oracles;
+mod phone;
 mod profiles;
 mod readme;
 mod roster;

@@ -92,7 +92,8 @@
     }
     const connected = !!c && c.state === "connected";
     $("number").disabled = !!c;
-    $("dial").disabled = !!c || v.registration.state !== "registered";
+    $("dial").disabled = v.registration.state !== "registered";
+    $("dial").hidden = !!c; // no second call while one is on
     label($("number-label"), connected ? "Tastenfeld (Töne senden)" : "Nummer", connected ? "Keypad (send tones)" : "Number");
     if (connected) $("number").value = c.dtmf;
     tick();
@@ -132,7 +133,9 @@
     renderChips(v);
     renderCall(v);
     renderList(v);
-    const st = SESSION[v.session] || SESSION.error;
+    // The tunnel is up and the phone registered: ready (the session's step may lag behind).
+    const step = v.session === "vpn-up" && v.registration.state === "registered" ? "sip-registered" : v.session;
+    const st = SESSION[step] || SESSION.error;
     $("status-text").textContent = v.message ? say(v.message[0], v.message[1]) : say(st[0], st[1]);
     $("secure-boot").hidden = !v.secure_boot_off;
     $("secure-boot").textContent = v.secure_boot_off

@@ -237,7 +237,12 @@ fn handle(
     let method = req.method().to_string();
     let url = req.url().to_string();
     let answer = match route(&method, &url, &seen, token) {
-        Err(d) => text(d.status(), &d.to_string()),
+        Err(d) => {
+            // For the journal: who tried what (the path without its query: no token in logs).
+            let path = url.split('?').next().unwrap_or_default();
+            eprintln!("homestick-session: kiosk page: refused {method} {path}: {d}");
+            text(d.status(), &d.to_string())
+        }
         Ok(Route::Page) => hardened(
             Response::from_string(PAGE.replace("{{TOKEN}}", token)),
             "text/html; charset=utf-8",

@@ -242,6 +242,35 @@ fn event(r: Raw) -> Option<Event> {
     })
 }
 
+/// The registration as baresip's `reginfo` command prints it ("sip:1001@pbx  OK", coloured):
+/// `None` while it has not been tried yet.
+pub fn reginfo(data: &str) -> Option<Event> {
+    // Without its terminal colours: ESC [ ... m.
+    let mut plain = String::with_capacity(data.len());
+    let mut esc = false;
+    for c in data.chars() {
+        match (esc, c) {
+            (false, '\u{1b}') => esc = true,
+            (true, 'm') => esc = false,
+            (true, _) => {}
+            (false, c) => plain.push(c),
+        }
+    }
+    // The current user agent's line may be marked with '>'.
+    let line = plain
+        .lines()
+        .map(|l| l.trim().trim_start_matches('>').trim_start())
+        .find(|l| l.starts_with("sip"))?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    if words.contains(&"OK") {
+        Some(Event::Registered)
+    } else if words.contains(&"ERR") {
+        Some(Event::RegisterFailed(clip(line)))
+    } else {
+        None
+    }
+}
+
 /// The keys of a phone's keypad.
 pub fn is_dtmf(c: char) -> bool {
     c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D')
@@ -416,6 +445,22 @@ mod tests {
         assert_eq!(v["command"], "dial");
         assert_eq!(v["params"], "2000");
         assert_eq!(v["token"], "1");
+    }
+
+    #[test]
+    fn reginfo_says_whether_the_phone_is_registered() {
+        let ok = "\n--- User Agents (1) ---\n> sip:1001@pbx.example                     \u{1b}[32mOK \u{1b}[;m\n\n";
+        assert_eq!(
+            reginfo(ok),
+            Some(Event::Registered),
+            "the current UA's line"
+        );
+        let ok = "\n--- User Agents (1) ---\nsip:1001@pbx.example \u{1b}[32mOK \u{1b}[;m\n";
+        assert_eq!(reginfo(ok), Some(Event::Registered));
+        let err = "sip:1001@pbx.example \u{1b}[31mERR\u{1b}[;m\n";
+        assert!(matches!(reginfo(err), Some(Event::RegisterFailed(_))));
+        assert_eq!(reginfo("sip:1001@pbx.example zzz\n"), None);
+        assert_eq!(reginfo(""), None);
     }
 
     #[test]

@@ -830,9 +830,38 @@ fn kiosk_env() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `page`: the phone page alone, as after the tunnel is up: for a look at the page, and for
+/// tests with the office's PBX reachable without a tunnel.
+fn page_only() -> ExitCode {
+    let p = match profile() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("homestick-session: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if p.registrar.is_none() {
+        eprintln!("homestick-session: the profile has no softphone: no phone page");
+        return ExitCode::from(2);
+    }
+    start_page(&p);
+    if PAGE.get().is_none() {
+        return ExitCode::FAILURE;
+    }
+    to_page(Some("vpn-up"), None);
+    line(&format!(
+        "phone page on {}",
+        homestick_formats::paths::kiosk_url()
+    ));
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
 fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
         Some("firewall") => firewall(),
+        Some("page") => page_only(),
         Some("kiosk-env") => kiosk_env(),
         Some("run") => run(),
         Some("ruleset") => match profile() {
@@ -856,7 +885,7 @@ fn main() -> ExitCode {
             }
         },
         _ => {
-            eprintln!("usage: homestick-session firewall|kiosk-env|run|ruleset\n\nfirewall  load the kill switch's first stage (before the network)\nkiosk-env write the kiosk compositor's settings for this PC's screen\nrun       bring up the VPN and the softphone from {PROFILE_DIR}\nruleset   print the first stage's nftables rules");
+            eprintln!("usage: homestick-session firewall|kiosk-env|run|page|ruleset\n\nfirewall  load the kill switch's first stage (before the network)\nkiosk-env write the kiosk compositor's settings for this PC's screen\nrun       bring up the VPN and the softphone from {PROFILE_DIR}, and the kiosk's phone page\npage      serve the phone page alone (baresip started by someone else)\nruleset   print the first stage's nftables rules");
             ExitCode::from(2)
         }
     }

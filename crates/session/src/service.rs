@@ -11,6 +11,10 @@ use crate::api::{Api, PageRequest};
 use crate::ctrl::{self, Decoder, Message};
 use crate::phone::{Phone, View};
 
+/// The token of the registration query sent on each new control connection (the phone's own
+/// tokens are numbers).
+const REGINFO: &str = "reginfo";
+
 /// What moves the phone service.
 #[derive(Debug)]
 pub enum Input {
@@ -140,7 +144,21 @@ impl Service {
 
     fn input(&mut self, i: Input) {
         match i {
-            Input::CtrlUp(s) => self.ctrl = Some(s),
+            Input::CtrlUp(s) => {
+                self.ctrl = Some(s);
+                // baresip may have registered before this connection: ask.
+                self.send(&ctrl::Command {
+                    command: "reginfo",
+                    params: String::new(),
+                    token: REGINFO.into(),
+                });
+            }
+            Input::Ctrl(Message::Response { data, token, .. }) if token == REGINFO => {
+                eprintln!("homestick-session: phone: reginfo {data:?}");
+                if let Some(e) = ctrl::reginfo(&data) {
+                    self.phone.event(e, now());
+                }
+            }
             Input::Ctrl(Message::Event(e)) => self.phone.event(e, now()),
             Input::Ctrl(Message::Response { ok, data, token }) => {
                 self.phone.response(&token, ok, &data)
@@ -171,16 +189,20 @@ impl Service {
         }
     }
 
+    /// Write a command to baresip; false when there is no connection or it broke.
+    fn send(&mut self, cmd: &ctrl::Command) -> bool {
+        match self.ctrl.as_mut() {
+            Some(s) => s.write_all(&cmd.encode()).and_then(|_| s.flush()).is_ok(),
+            None => false,
+        }
+    }
+
     fn page(&mut self, r: crate::phone::Request) -> Result<(), (String, String)> {
         let cmd = self.phone.request(r, now()).map_err(|e| {
             let (de, en) = e.words();
             (de.to_string(), en.to_string())
         })?;
-        let sent = match self.ctrl.as_mut() {
-            Some(s) => s.write_all(&cmd.encode()).and_then(|_| s.flush()).is_ok(),
-            None => false,
-        };
-        if sent {
+        if self.send(&cmd) {
             return Ok(());
         }
         self.phone.response(&cmd.token, false, "not running");
@@ -254,14 +276,17 @@ mod tests {
             .unwrap();
         let mut d = Decoder::default();
         let mut buf = [0u8; 512];
-        let frame = loop {
+        let mut frames = vec![];
+        while frames.len() < 2 {
             let n = baresip.read(&mut buf).unwrap();
             d.push(&buf[..n]);
-            if let Some(f) = d.next_frame().unwrap() {
-                break f;
+            while let Some(f) = d.next_frame().unwrap() {
+                frames.push(serde_json::from_slice::<serde_json::Value>(&f).unwrap());
             }
-        };
-        let v: serde_json::Value = serde_json::from_slice(&frame).unwrap();
+        }
+        // First the registration query every new connection makes, then the page's command.
+        assert_eq!(frames[0]["command"], "reginfo");
+        let v = &frames[1];
         assert_eq!(
             (v["command"].as_str(), v["params"].as_str()),
             (Some("dial"), Some("2000"))

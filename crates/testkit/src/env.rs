@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 /// The `homestick` binary to test (else the workspace's is built: [`crate::run::bin`]).
 pub const BIN: &str = "HOMESTICK_BIN";
+/// The session program (`homestick-session`) the bases get.
+pub const SESSION_BIN: &str = "HOMESTICK_SESSION_BIN";
 /// The demo base (`cargo xtask base`).
 pub const DEMO_BASE: &str = "HOMESTICK_DEMO_BASE";
 /// The static boot verifier (`cargo xtask boot-verifier`).

@@ -23,6 +23,7 @@ pub mod office;
 pub mod qemu;
 pub mod run;
 pub mod shell;
+pub mod webdriver;
 
 use std::fs;
 use std::io::{self, Write};

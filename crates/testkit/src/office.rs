@@ -177,6 +177,17 @@ impl Office {
         self.procs.retain(|p| p.1 != name);
     }
 
+    /// A command for extension 2000's baresip ("/dial 1001", "/hangup").
+    pub fn ext_command(&self, cmd: &str) {
+        use std::io::Write;
+        let ctl = self.dir.join("ext2000/ctl");
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .open(&ctl)
+            .unwrap_or_else(|e| panic!("{}: {e}", ctl.display()));
+        writeln!(f, "{cmd}").unwrap();
+    }
+
     pub fn log(&self, name: &str) -> String {
         fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
     }
@@ -316,7 +327,7 @@ pub fn extension_2000(dir: &Path, site: &Site) -> PathBuf {
         d.join("config"),
         format!(
             "poll_method epoll\nsip_listen {}:5060\naudio_source aubridge,echo\naudio_player aubridge,echo\n\
-             module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aubridge.so\nmodule srtp.so\n\
+             module_path /usr/lib/baresip/modules\nmodule stdio.so\nmodule g711.so\nmodule aubridge.so\nmodule srtp.so\n\
              module_app account.so\nmodule_app menu.so\n",
             site.ext
         ),
@@ -533,7 +544,31 @@ pub fn start_office(dir: &Path, site: &Site, export: &Path, wg_private: &str) ->
         ],
     );
     let users = fs::read_to_string(export.join("pbx-users.csv")).unwrap();
-    let cfg = kamailio_cfg(dir, site, &users);
+    start_pbx(&mut o, site, &users);
+    o
+}
+
+/// Create an empty network namespace `ns` (loopback up) as an office whose processes live in
+/// `dir`; dropping it stops them and deletes the namespace.
+pub fn empty_office(ns: &str, dir: &Path) -> Office {
+    let _ = Command::new("ip").args(["netns", "del", ns]).status();
+    sh_ok(&format!("ip netns add {ns}"));
+    let o = Office {
+        ns: ns.to_string(),
+        tun: String::new(),
+        dir: dir.to_path_buf(),
+        procs: Vec::new(),
+    };
+    o.exec("ip link set lo up");
+    o
+}
+
+/// The PBX in the office: kamailio with the users of `users` (pbx-users.csv) and extension
+/// 2000, once 2000 is registered.
+pub fn start_pbx(o: &mut Office, site: &Site, users: &str) {
+    let dir = o.dir.clone();
+    let dir = dir.as_path();
+    let cfg = kamailio_cfg(dir, site, users);
     o.spawn(
         "kamailio",
         &[
@@ -552,9 +587,21 @@ pub fn start_office(dir: &Path, site: &Site, export: &Path, wg_private: &str) ->
     );
     std::thread::sleep(Duration::from_secs(2));
     let ext = extension_2000(dir, site);
+    // Its standard input is a FIFO it holds open itself (read and write: never an end), for
+    // commands such as "/dial 1001" ([`Office::ext_command`]).
+    let ctl = ext.join("ctl");
+    sh_ok(&format!("mkfifo -m 0600 {}", ctl.display()));
     o.spawn(
         "ext2000",
-        &["env", "HOME=/tmp", "baresip", "-f", ext.to_str().unwrap()],
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "HOME=/tmp exec baresip -f {} <> {}",
+                ext.display(),
+                ctl.display()
+            ),
+        ],
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     while !o.log("kamailio").contains("REGISTER sip:2000@") {
@@ -566,5 +613,4 @@ pub fn start_office(dir: &Path, site: &Site, export: &Path, wg_private: &str) ->
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    o
 }

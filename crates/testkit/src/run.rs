@@ -19,11 +19,30 @@ pub fn bin() -> PathBuf {
     .clone()
 }
 
+/// The session program to test (`homestick-session`): the one the bases get, else the
+/// workspace's, built.
+pub fn session_bin() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os(crate::env::SESSION_BIN) {
+            return PathBuf::from(p);
+        }
+        build_program("homestick-session")
+            .unwrap_or_else(|e| panic!("building homestick-session: {e}"))
+    })
+    .clone()
+}
+
 /// `cargo build -p homestick --bin homestick`; the executable cargo reports.
 fn build_bin() -> Result<PathBuf, String> {
+    build_program("homestick")
+}
+
+/// `cargo build -p NAME --bin NAME`; the executable cargo reports.
+fn build_program(name: &str) -> Result<PathBuf, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "homestick", "--bin", "homestick"])
+        .args(["build", "--quiet", "-p", name, "--bin", name])
         .args([
             "--message-format",
             "json-render-diagnostics",
@@ -39,9 +58,9 @@ fn build_bin() -> Result<PathBuf, String> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "homestick")
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .ok_or_else(|| "cargo named no homestick executable".into())
+        .ok_or_else(|| format!("cargo named no {name} executable"))
 }
 
 /// The workspace root.

@@ -159,6 +159,7 @@ fn parts(r: &std::path::Path) -> Result<Parts> {
         (env::HEADLESS_BASE, headless),
         (env::DESKTOP_BASE, desktop),
         (env::BUSYBOX, crate::tasks::demo_base::busybox()?),
+        (env::SESSION_BIN, crate::tasks::session_program()?),
     ]))
 }
 
