@@ -12,20 +12,20 @@ use crate::session::secure_boot_build;
 use homestick_testkit::qemu::Qemu;
 use homestick_testkit::qemu::{wait_console, Channel};
 
-fn desktop_base() -> PathBuf {
+pub(crate) fn desktop_base() -> PathBuf {
     homestick_testkit::env::desktop_base()
 }
 
 /// target/ of this checkout.
 /// A PPM (P6) screendump: width, height, RGB pixels.
-struct Shot {
+pub(crate) struct Shot {
     w: usize,
     h: usize,
     px: Vec<u8>,
 }
 
 impl Shot {
-    fn read(path: &Path) -> Shot {
+    pub(crate) fn read(path: &Path) -> Shot {
         let b = fs::read(path).unwrap();
         let mut fields = Vec::new();
         let mut at = 0;
@@ -48,15 +48,20 @@ impl Shot {
         }
     }
 
-    /// The kiosk's status page: the light page colour covers a third of the screen and the
-    /// top rows (no tabs, no address bar), and the status box shows.
+    /// The kiosk's page: the light page colour covers a third of the screen and the top rows
+    /// (no tabs, no address bar), and the status page's box or the phone page's connection
+    /// chips show.
     fn is_status_page(&self) -> Option<String> {
         let n = self.w * self.h;
         let count = |rgb: [u8; 3]| self.px.chunks(3).filter(|p| p == &rgb).count();
-        // #f4f4f4 page background, #f6e0b5 or #cfeccf status box.
+        // #f4f4f4 page background; the status page's #f6e0b5 or #cfeccf box; the phone page's
+        // chips #bfe6c8 (up), #f3e2b3 (waiting), #f5c9c4 (down), whose share is smaller.
         let page = count([0xf4, 0xf4, 0xf4]);
         let boxed = count([0xf6, 0xe0, 0xb5]) + count([0xcf, 0xec, 0xcf]);
-        let top = self.px[..self.w * 3 * 40]
+        let chips =
+            count([0xbf, 0xe6, 0xc8]) + count([0xf3, 0xe2, 0xb3]) + count([0xf5, 0xc9, 0xc4]);
+        let boxed = boxed.max(chips * 4);
+        let top = self.px[..self.w * 3 * 8]
             .chunks(3)
             .all(|p| p == [0xf4, 0xf4, 0xf4]);
         (page * 3 > n && boxed * 50 > n && top).then(|| {
@@ -86,13 +91,13 @@ impl Shot {
 }
 
 /// QEMU's screen and input.
-struct Screen {
-    m: Monitor,
-    dir: PathBuf,
+pub(crate) struct Screen {
+    pub(crate) m: Monitor,
+    pub(crate) dir: PathBuf,
 }
 
 impl Screen {
-    fn grab(&mut self, name: &str) -> (PathBuf, Shot) {
+    pub(crate) fn grab(&mut self, name: &str) -> (PathBuf, Shot) {
         let file = self.dir.join(format!("{name}.ppm"));
         self.m.run(&format!("screendump {}", file.display()));
         let shot = Shot::read(&file);
@@ -101,7 +106,7 @@ impl Screen {
 
     /// Press as a person does: a pause after each key (an emulated PC under load loses keys
     /// typed faster), and time for what a shortcut opens before typing into it.
-    fn press(&mut self, input: &Input) {
+    pub(crate) fn press(&mut self, input: &Input) {
         match input {
             Input::Keys(keys) => {
                 for k in *keys {
@@ -158,7 +163,7 @@ fn key_name(c: char) -> String {
     }
 }
 
-enum Input {
+pub(crate) enum Input {
     Keys(&'static [&'static str]),
     Type(&'static str),
     /// Buttons held down, as QEMU's mouse_button takes them (1 left, 2 right, 4 middle).

@@ -16,6 +16,7 @@ mod guide;
 mod hostile;
 mod hostile_inputs;
 mod kiosk;
+mod kiosk_phone;
 mod oracles;
 mod phone;
 mod profiles;

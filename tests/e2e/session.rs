@@ -33,7 +33,7 @@ fn headless_base() -> PathBuf {
 /// The example customer as the office knows it, no STUN (the office has none). Musterhausen:
 /// the office's WireGuard server key, the test CA for SIP, an address pool, one allowed direct
 /// destination. Waldbach: the test CA for OpenVPN and a new tls-crypt key.
-fn office_profile(dir: &Path, site: &Site, server_pub: &str) -> PathBuf {
+pub(crate) fn office_profile(dir: &Path, site: &Site, server_pub: &str) -> PathBuf {
     let p = dir.join("profile");
     sh_ok(&format!(
         "cp -r {} {}",
@@ -79,7 +79,7 @@ fn office_profile(dir: &Path, site: &Site, server_pub: &str) -> PathBuf {
 
 /// A 3-user roster, filled (secrets generated), and the servers' view of it. For OpenVPN
 /// each user gets a client certificate (CN = user id) from the test CA.
-fn roster(dir: &Path, site: &Site, profile: &Path) -> (PathBuf, PathBuf) {
+pub(crate) fn roster(dir: &Path, site: &Site, profile: &Path) -> (PathBuf, PathBuf) {
     let users = [
         ("anna", "Anna Schmidt", 201),
         ("ben", "Ben Meier", 202),
@@ -130,7 +130,7 @@ fn roster(dir: &Path, site: &Site, profile: &Path) -> (PathBuf, PathBuf) {
 }
 
 /// The filled roster's row of `user`, by column (no value of the test's rosters is quoted).
-fn row(filled: &Path, user: &str) -> std::collections::BTreeMap<String, String> {
+pub(crate) fn row(filled: &Path, user: &str) -> std::collections::BTreeMap<String, String> {
     let text = fs::read_to_string(filled).unwrap();
     let head = text.lines().next().unwrap();
     let l = text
@@ -160,12 +160,18 @@ pub(crate) fn secure_boot_build(
     assert_eq!(r.code, 0, "{}", r.all());
 }
 
-/// Build the set from the headless base, Secure Boot signed; returns `user`'s image.
-fn build_stick(dir: &Path, profile: &Path, filled: &Path, user: &str) -> PathBuf {
+/// Build the set from `base`, Secure Boot signed; returns `user`'s image.
+pub(crate) fn build_stick(
+    dir: &Path,
+    base: &Path,
+    profile: &Path,
+    filled: &Path,
+    user: &str,
+) -> PathBuf {
     let set = dir.join("set");
     secure_boot_build(
         dir,
-        &headless_base(),
+        base,
         profile,
         &set,
         &["--roster", filled.to_str().unwrap()],
@@ -278,7 +284,7 @@ fn office_session(site: &Site) {
     let (office_key, office_pub) = wg_keys();
     let profile = office_profile(dir, site, &office_pub);
     let (filled, export) = roster(dir, site, &profile);
-    let img = build_stick(dir, &profile, &filled, "ben");
+    let img = build_stick(dir, &headless_base(), &profile, &filled, "ben");
     let ben = row(&filled, "ben");
     let (ext, sip_user) = (&ben["sip.extension"], &ben["sip.user"]);
     let mut office = start_office(dir, site, &export, &office_key);

@@ -207,6 +207,12 @@
     $("hangup").addEventListener("click", () => ask({ do: "hangup" }));
     $("mute").addEventListener("click", () => call() && ask({ do: "mute", on: !call().muted }));
     $("hold").addEventListener("click", () => call() && ask({ do: "hold", on: !call().held }));
+    // Only what a phone number holds: letters typed by mistake do not appear.
+    $("number").addEventListener("input", () => {
+      const n = $("number");
+      const clean = n.value.replace(/[^0-9*#+]/g, "").slice(0, 32);
+      if (clean !== n.value) n.value = clean;
+    });
     $("number").addEventListener("keydown", ev => {
       if (ev.key === "Enter") {
         ev.preventDefault();
