@@ -37,7 +37,7 @@ pub(crate) fn fuzz(seconds: u32) -> Result<()> {
     fs::write(seeds.join("primary-gpt"), &head[..34 * 512])?;
     // (target, extra seed corpora, libFuzzer flags). Every target runs with a timeout: an
     // input that takes longer is reported like a crash, because a hang at boot is a finding.
-    let targets: [(&str, Vec<PathBuf>, Vec<&str>); 5] = [
+    let targets: [(&str, Vec<PathBuf>, Vec<&str>); 6] = [
         ("manifest", vec![], vec!["-timeout=10"]),
         (
             "gpt",
@@ -47,6 +47,8 @@ pub(crate) fn fuzz(seconds: u32) -> Result<()> {
         ("fat", vec![], vec!["-timeout=10"]),
         ("verify", vec![], vec!["-timeout=20"]),
         ("boot", vec![], vec!["-timeout=20"]),
+        // baresip's control stream and the kiosk page's requests (the session's phone).
+        ("phone", vec![], vec!["-timeout=10", "-max_len=200000"]),
     ];
     for (t, extra_corpora, flags) in targets {
         let corpus = r.join("target/fuzz-corpus").join(t);
