@@ -14,7 +14,18 @@ use crate::flash_usb::Monitor;
 use crate::kiosk::{desktop_base, Input, Screen};
 use crate::session::{build_stick, office_profile, roster, row};
 use homestick_testkit::office::*;
-use homestick_testkit::qemu::{wait_console, Qemu};
+use homestick_testkit::qemu::{wait_console, Channel, Qemu};
+
+/// What the kiosk and the session said, and the browser's policy (through the test channel),
+/// to explain a failure.
+fn journal(sock: &Path) -> String {
+    let mut c = Channel::connect(sock);
+    let (out, _) = c.run(
+        "journalctl -b --no-pager -o cat -u homestick-kiosk -u homestick-session | grep -v Populated | tail -n 80; \
+         cat /run/homestick-session/firefox-policies.json | head -n 20; head -c 600 /run/homestick-session/status.html",
+    );
+    out
+}
 
 /// The words tesseract reads on a screendump.
 fn read_screen(file: &Path) -> String {
@@ -62,6 +73,7 @@ fn on_the_desktop_stick_in_the_office_a_call_from_2000_rings_on_the_screen_and_i
     let vars = dir.join("vars.fd");
     fs::copy(homestick_testkit::OVMF_SNAKEOIL_VARS, &vars).unwrap();
     let mon = dir.join("monitor.sock");
+    let sock = dir.join("test.sock");
     let q = homestick_testkit::qemu_secure_boot(&vars);
     let mut qemu = Command::new("ip");
     qemu.args(["netns", "exec", &office.ns])
@@ -88,6 +100,13 @@ fn on_the_desktop_stick_in_the_office_a_call_from_2000_rings_on_the_screen_and_i
         ])
         .args(["-audiodev", "none,id=snd0", "-device", "intel-hda"])
         .args(["-device", "hda-duplex,audiodev=snd0"])
+        .args(["-device", "virtio-serial-pci"])
+        .arg("-chardev")
+        .arg(format!(
+            "socket,id=tc,path={},server=on,wait=off",
+            sock.display()
+        ))
+        .args(["-device", "virtserialport,chardev=tc,name=homestick.test"])
         .arg("-monitor")
         .arg(format!("unix:{},server=on,wait=off", mon.display()));
     let vm = Qemu::spawn(&mut qemu);
@@ -125,7 +144,11 @@ fn on_the_desktop_stick_in_the_office_a_call_from_2000_rings_on_the_screen_and_i
         &["Connected", "Hang up"],
         60,
     );
-    assert!(call.is_ok(), "Enter did not answer: {call:?}");
+    assert!(
+        call.is_ok(),
+        "Enter did not answer: {call:?}\n{}",
+        journal(&sock)
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     while !office.log("ext2000").contains("Call established") {
         assert!(

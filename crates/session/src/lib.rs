@@ -483,6 +483,9 @@ fn html(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// The kiosk browser's exception for the phone page (a WebExtension match pattern).
+pub const KIOSK_PATTERN: &str = "http://127.0.0.1/*";
+
 /// Where the kiosk's browser reads its policy: the base links
 /// `/etc/firefox/policies/policies.json` here.
 pub const FIREFOX_POLICIES: &str = "firefox-policies.json";
@@ -494,9 +497,11 @@ pub const FIREFOX_POLICIES: &str = "firefox-policies.json";
 /// status page.
 pub fn firefox_policies(p: Option<&Profile>) -> String {
     let mut exceptions = vec!["file:///run/homestick-session/*".to_string()];
-    // The phone page, when there is a phone.
+    // The phone page, when there is a phone. A match pattern names no port: this allows the
+    // PC's own loopback address, where only the phone page speaks HTTP (baresip's control
+    // port there takes netstrings and drops an HTTP request).
     if p.is_some_and(|p| p.registrar.is_some()) {
-        exceptions.push(format!("{}*", homestick_formats::paths::kiosk_url()));
+        exceptions.push(KIOSK_PATTERN.to_string());
     }
     let mut domains: Vec<&str> = p
         .map(|p| {
@@ -757,7 +762,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&firefox_policies(Some(&p))).unwrap();
         assert_eq!(
             v["policies"]["WebsiteFilter"]["Exceptions"][1],
-            "http://127.0.0.1:8321/*"
+            "http://127.0.0.1/*"
         );
     }
 

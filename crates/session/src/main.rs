@@ -72,6 +72,7 @@ fn start_page(p: &Profile) {
     let ctx = Context {
         customer: p.customer.name.clone(),
         hotline: p.customer.hotline.clone(),
+        // None chosen: the page speaks both.
         languages: p.customer.languages.clone().unwrap_or_default(),
         secure_boot_off: secure_boot_off(),
         own_number,
