@@ -441,12 +441,15 @@ pub fn start_vpn_server(o: &mut Office, site: &Site, export: &Path, wg_private: 
 /// the roster export `export`, the VPN server's WireGuard key `wg_private`) and start its
 /// servers; dropping the returned [`Office`] takes it all down.
 pub fn start_office(dir: &Path, site: &Site, export: &Path, wg_private: &str) -> Office {
-    let ns = format!("hs-office-{}-{}", std::process::id(), site.vpn);
+    // One name per office: tests of one process run at once, several for the same site.
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let ns = format!("hs-office-{}-{n}-{}", std::process::id(), site.vpn);
     let _ = Command::new("ip").args(["netns", "del", &ns]).status();
     sh_ok(&format!("ip netns add {ns}"));
     let mut o = Office {
         tun: match site.tunnel {
-            Tunnel::WireGuard => format!("hswg{}", std::process::id() % 100_000),
+            Tunnel::WireGuard => format!("hswg{}{n}", std::process::id() % 10_000),
             Tunnel::OpenVpn => "hsovpn0".into(),
         },
         ns,
