@@ -213,11 +213,21 @@
       const clean = n.value.replace(/[^0-9*#+]/g, "").slice(0, 32);
       if (clean !== n.value) n.value = clean;
     });
+    $("number").addEventListener("paste", ev => ev.preventDefault());
     $("number").addEventListener("keydown", ev => {
       if (ev.key === "Enter") {
         ev.preventDefault();
         primary();
       }
+    });
+  }
+
+  // A kiosk has no browser menu and no clipboard: a right click opens nothing (and takes no
+  // focus from the page), a middle click pastes nothing into the number.
+  document.addEventListener("contextmenu", ev => ev.preventDefault());
+  for (const t of ["mousedown", "auxclick"]) {
+    document.addEventListener(t, ev => {
+      if (ev.button === 1) ev.preventDefault();
     });
   }
 

@@ -74,7 +74,19 @@ pub struct Seen<'a> {
     pub host: Option<&'a str>,
     pub origin: Option<&'a str>,
     pub fetch_site: Option<&'a str>,
+    /// `Sec-Fetch-Mode` and `Sec-Fetch-Dest`: a top-level navigation is `navigate` and `document`.
+    pub fetch_mode: Option<&'a str>,
+    pub fetch_dest: Option<&'a str>,
     pub token: Option<&'a str>,
+}
+
+impl Seen<'_> {
+    /// The browser opens a page in its window (typed, a link, a redirect, the status page's
+    /// refresh from `file://`): it may come from anywhere, since what is opened cannot be read
+    /// by the page that opened it, and ours refuses to be framed.
+    fn top_level(&self) -> bool {
+        self.fetch_mode == Some("navigate") && self.fetch_dest == Some("document")
+    }
 }
 
 /// Equal without an early exit (the token is compared this way).
@@ -92,10 +104,9 @@ pub fn route(method: &str, url: &str, h: &Seen, token: &str) -> Result<Route, De
         return Err(Deny::Origin);
     }
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
-    let fetch_ok = |also_none: bool| match h.fetch_site {
+    let fetch_ok = |page: bool| match h.fetch_site {
         None | Some("same-origin") => true,
-        Some("none") => also_none,
-        Some(_) => false,
+        Some(_) => page && h.top_level(),
     };
     let route = match (method, path) {
         ("GET", "/") => Route::Page,
@@ -106,7 +117,7 @@ pub fn route(method: &str, url: &str, h: &Seen, token: &str) -> Result<Route, De
         (_, "/" | "/phone.js" | "/phone.css" | "/events" | "/request") => return Err(Deny::Method),
         _ => return Err(Deny::NotFound),
     };
-    // The page itself is opened by the browser (Sec-Fetch-Site: none); all else comes from it.
+    // The page itself is opened in the browser's window; all else comes from the page.
     if !fetch_ok(route == Route::Page) {
         return Err(Deny::Origin);
     }
@@ -192,6 +203,7 @@ fn hardened<R: Read>(mut r: Response<R>, kind: &str) -> Response<R> {
         ("X-Content-Type-Options", "nosniff"),
         ("X-Frame-Options", "DENY"),
         ("Referrer-Policy", "no-referrer"),
+        ("Cross-Origin-Resource-Policy", "same-origin"),
         (
             "Content-Security-Policy",
             "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
@@ -228,10 +240,13 @@ fn handle(
         get("Sec-Fetch-Site"),
         get(TOKEN_HEADER),
     );
+    let (mode, dest) = (get("Sec-Fetch-Mode"), get("Sec-Fetch-Dest"));
     let seen = Seen {
         host: host.as_deref(),
         origin: origin.as_deref(),
         fetch_site: site.as_deref(),
+        fetch_mode: mode.as_deref(),
+        fetch_dest: dest.as_deref(),
         token: tok.as_deref(),
     };
     let method = req.method().to_string();
@@ -347,153 +362,111 @@ mod tests {
 
     const T: &str = "0123456789abcdef0123456789abcdef";
 
-    fn seen<'a>(
-        host: &'a str,
-        origin: Option<&'a str>,
-        site: Option<&'a str>,
-        token: Option<&'a str>,
-    ) -> Seen<'a> {
-        Seen {
-            host: Some(host),
-            origin,
-            fetch_site: site,
-            token,
+    /// One request as the table writes it: `nav` marks a top-level navigation.
+    struct Case {
+        method: &'static str,
+        url: String,
+        host: &'static str,
+        origin: Option<String>,
+        site: Option<&'static str>,
+        nav: bool,
+        token: Option<&'static str>,
+    }
+
+    fn case(method: &'static str, url: &str, site: Option<&'static str>) -> Case {
+        Case {
+            method,
+            url: url.to_string(),
+            host: KIOSK_ADDR,
+            origin: None,
+            site,
+            nav: false,
+            token: None,
+        }
+    }
+
+    impl Case {
+        fn host(self, host: &'static str) -> Case {
+            Case { host, ..self }
+        }
+        fn origin(self, o: &str) -> Case {
+            Case {
+                origin: Some(o.to_string()),
+                ..self
+            }
+        }
+        fn nav(self) -> Case {
+            Case { nav: true, ..self }
+        }
+        fn token(self, token: &'static str) -> Case {
+            Case {
+                token: Some(token),
+                ..self
+            }
+        }
+        fn route(&self) -> Result<Route, Deny> {
+            let (mode, dest) = match self.nav {
+                true => (Some("navigate"), Some("document")),
+                false => (Some("no-cors"), Some("script")),
+            };
+            let seen = Seen {
+                host: Some(self.host),
+                origin: self.origin.as_deref(),
+                fetch_site: self.site,
+                fetch_mode: mode,
+                fetch_dest: dest,
+                token: self.token,
+            };
+            route(self.method, &self.url, &seen, T)
         }
     }
 
     #[test]
     fn only_the_kiosk_s_own_page_reaches_the_api() {
-        let me = KIOSK_ADDR;
-        let origin = format!("http://{KIOSK_ADDR}");
+        let me = format!("http://{KIOSK_ADDR}");
         let ev = format!("/events?token={T}");
-        let cases: Vec<(&str, &str, Seen, Result<Route, Deny>)> = vec![
-            (
-                "GET",
-                "/",
-                seen(me, None, Some("none"), None),
-                Ok(Route::Page),
-            ),
-            (
-                "GET",
-                "/phone.js",
-                seen(me, None, Some("same-origin"), None),
-                Ok(Route::Script),
-            ),
-            (
-                "GET",
-                &ev,
-                seen(me, None, Some("same-origin"), None),
-                Ok(Route::Events),
-            ),
-            (
-                "POST",
-                "/request",
-                seen(me, Some(&origin), Some("same-origin"), Some(T)),
-                Ok(Route::Request),
-            ),
+        let (same, cross) = (Some("same-origin"), Some("cross-site"));
+        let other = "0123456789abcdef0123456789abcdee";
+        #[rustfmt::skip]
+        let cases: Vec<(Case, Result<Route, Deny>)> = vec![
+            // The page: typed, or opened by the status page's refresh from file://.
+            (case("GET", "/", Some("none")).nav(), Ok(Route::Page)),
+            (case("GET", "/", cross).nav(), Ok(Route::Page)),
+            (case("GET", "/", None), Ok(Route::Page)),
+            (case("GET", "/phone.js", same), Ok(Route::Script)),
+            (case("GET", &ev, same), Ok(Route::Events)),
+            (case("POST", "/request", same).origin(&me).token(T), Ok(Route::Request)),
             // DNS rebinding: another name for 127.0.0.1.
-            (
-                "GET",
-                "/",
-                seen("evil.example:8321", None, None, None),
-                Err(Deny::Host),
-            ),
-            (
-                "GET",
-                "/",
-                seen("localhost:8321", None, None, None),
-                Err(Deny::Host),
-            ),
-            // An intranet page posting to the phone.
-            (
-                "POST",
-                "/request",
-                seen(
-                    me,
-                    Some("https://intranet.example"),
-                    Some("cross-site"),
-                    Some(T),
-                ),
-                Err(Deny::Origin),
-            ),
-            (
-                "POST",
-                "/request",
-                seen(me, None, Some("cross-site"), Some(T)),
-                Err(Deny::Origin),
-            ),
-            (
-                "GET",
-                &ev,
-                seen(me, None, Some("same-site"), None),
-                Err(Deny::Origin),
-            ),
-            (
-                "POST",
-                "/request",
-                seen(me, Some("null"), None, Some(T)),
-                Err(Deny::Origin),
-            ),
-            // The API wants the token; the page loaded by typing wants none.
-            (
-                "POST",
-                "/request",
-                seen(me, Some(&origin), Some("same-origin"), None),
-                Err(Deny::Token),
-            ),
-            (
-                "POST",
-                "/request",
-                seen(
-                    me,
-                    Some(&origin),
-                    None,
-                    Some("0123456789abcdef0123456789abcdee"),
-                ),
-                Err(Deny::Token),
-            ),
-            (
-                "GET",
-                "/events",
-                seen(me, None, None, None),
-                Err(Deny::Token),
-            ),
-            (
-                "GET",
-                "/events?token=",
-                seen(me, None, None, None),
-                Err(Deny::Token),
-            ),
-            (
-                "POST",
-                "/request",
-                seen(me, None, Some("none"), Some(T)),
-                Err(Deny::Origin),
-            ),
-            (
-                "OPTIONS",
-                "/request",
-                seen(me, Some(&origin), None, None),
-                Err(Deny::Method),
-            ),
-            (
-                "GET",
-                "/request",
-                seen(me, None, None, Some(T)),
-                Err(Deny::Method),
-            ),
-            (
-                "GET",
-                "/../etc/passwd",
-                seen(me, None, None, None),
-                Err(Deny::NotFound),
-            ),
+            (case("GET", "/", None).host("evil.example:8321"), Err(Deny::Host)),
+            (case("GET", "/", None).host("localhost:8321"), Err(Deny::Host)),
+            // Another site reading the page (and its token) as a resource, not opening it.
+            (case("GET", "/", cross), Err(Deny::Origin)),
+            (case("GET", "/", Some("same-site")), Err(Deny::Origin)),
+            (case("GET", "/phone.js", cross).nav(), Err(Deny::Origin)),
+            // An intranet page posting to the phone, or opening the API in a window.
+            (case("POST", "/request", cross).origin("https://intranet.example").token(T), Err(Deny::Origin)),
+            (case("POST", "/request", cross).token(T), Err(Deny::Origin)),
+            (case("GET", &ev, Some("same-site")), Err(Deny::Origin)),
+            (case("GET", &ev, cross).nav(), Err(Deny::Origin)),
+            (case("POST", "/request", None).origin("null").token(T), Err(Deny::Origin)),
+            (case("POST", "/request", Some("none")).token(T), Err(Deny::Origin)),
+            // The API wants the token; the page wants none.
+            (case("POST", "/request", same).origin(&me), Err(Deny::Token)),
+            (case("POST", "/request", None).origin(&me).token(other), Err(Deny::Token)),
+            (case("GET", "/events", None), Err(Deny::Token)),
+            (case("GET", "/events?token=", None), Err(Deny::Token)),
+            (case("OPTIONS", "/request", None).origin(&me), Err(Deny::Method)),
+            (case("GET", "/request", None).token(T), Err(Deny::Method)),
+            (case("GET", "/../etc/passwd", None), Err(Deny::NotFound)),
         ];
         let mut failed = vec![];
-        for (m, url, h, want) in &cases {
-            let got = route(m, url, h, T);
+        for (c, want) in &cases {
+            let got = c.route();
             if &got != want {
-                failed.push(format!("{m} {url} {h:?}: {got:?}, want {want:?}"));
+                let (m, u, h, o, s, n) = (c.method, &c.url, c.host, &c.origin, c.site, c.nav);
+                failed.push(format!(
+                    "{m} {u} host {h} origin {o:?} site {s:?} navigation {n}: {got:?}, want {want:?}"
+                ));
             }
         }
         assert!(failed.is_empty(), "{}", failed.join("\n"));

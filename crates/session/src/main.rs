@@ -68,7 +68,8 @@ fn start_page(p: &Profile) {
     let own_number = std::fs::read_to_string(Path::new(PROFILE_DIR).join("baresip/accounts"))
         .ok()
         .and_then(|a| account_aor(&a))
-        .map(|aor| homestick_session::ctrl::Peer::from_uri(&aor, None).number);
+        .map(|aor| homestick_session::ctrl::Peer::from_uri(&aor, None).number)
+        .filter(|n| homestick_session::phone::own_number(n).is_some());
     let ctx = Context {
         customer: p.customer.name.clone(),
         hotline: p.customer.hotline.clone(),

@@ -162,6 +162,14 @@ pub fn number_ok(n: &str) -> bool {
             .all(|c| c.is_ascii_digit() || c == '*' || c == '#')
 }
 
+/// The own number as the page shows it: a SIP user name a person can read and say (digits,
+/// letters, `+ * # . - _`); an image made for a whole customer holds a roster's `{{slot}}`
+/// there, which is no number.
+pub fn own_number(user: &str) -> Option<&str> {
+    let readable = |c: char| c.is_ascii_alphanumeric() || "+*#.-_".contains(c);
+    (!user.is_empty() && user.len() <= MAX_NUMBER && user.chars().all(readable)).then_some(user)
+}
+
 impl Phone {
     /// A request from the page: the command for baresip, or why not. The state changes only
     /// where baresip's answer or event will confirm it (mute and hold are shown at once and
@@ -417,6 +425,22 @@ mod tests {
         p.event(Event::Registering, 1);
         assert_eq!(p.registration, Registration::Registered);
         p
+    }
+
+    #[test]
+    fn the_own_number_is_shown_only_when_it_is_one() {
+        for (user, shown) in [
+            ("202", true),
+            ("+4955551234202", true),
+            ("anna.becker", true),
+            ("{{sip.extension}}", false),
+            ("", false),
+            ("<script>", false),
+            ("a b", false),
+            (&"1".repeat(MAX_NUMBER + 1), false),
+        ] {
+            assert_eq!(own_number(user).is_some(), shown, "{user:?}");
+        }
     }
 
     #[test]

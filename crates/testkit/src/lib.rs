@@ -12,6 +12,7 @@
 // Test support: a failed unwrap here is a failed test with its backtrace, as in the tests.
 #![allow(clippy::unwrap_used)]
 
+pub mod audio;
 pub mod build_args;
 pub mod bytes;
 pub mod capture;

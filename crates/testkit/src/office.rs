@@ -243,20 +243,29 @@ pub fn kamailio_cfg(dir: &Path, site: &Site, users: &str) -> PathBuf {
     )
     .unwrap();
     let cfg = dir.join("kamailio.cfg");
+    let aliases: String = site
+        .sip_names
+        .iter()
+        .map(|n| format!("alias=\"{n}\"\n"))
+        .collect();
+    let head = format!(
+        "#!KAMAILIO\ndebug=2\nlog_stderror=yes\nchildren=2\ntcp_children=2\nenable_tls=yes\n\
+         auto_aliases=no\n{aliases}listen=tls:{sip}:5061\nlisten=tcp:{sip}:5060\nlisten=udp:{sip}:5060\n",
+        sip = site.sip,
+    );
+    let users = format!(
+        "modparam(\"tls\", \"config\", \"{}\")\nevent_route[htable:mod-init] {{\n{sets}}}\n",
+        tls.display()
+    );
     fs::write(
         &cfg,
-        format!(
-            r#"#!KAMAILIO
-debug=2
-log_stderror=yes
-children=2
-tcp_children=2
-enable_tls=yes
-auto_aliases=no
-{aliases}listen=tls:{sip}:5061
-listen=tcp:{sip}:5060
-listen=udp:{sip}:5060
-mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+        format!("{head}{KAMAILIO_MODULES}{users}{KAMAILIO_ROUTES}"),
+    )
+    .unwrap();
+    cfg
+}
+
+const KAMAILIO_MODULES: &str = r#"mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
 loadmodule "kex.so"
 loadmodule "corex.so"
 loadmodule "tm.so"
@@ -271,52 +280,61 @@ loadmodule "siputils.so"
 loadmodule "xlog.so"
 loadmodule "auth.so"
 loadmodule "htable.so"
+loadmodule "nathelper.so"
 loadmodule "tls.so"
-modparam("tls", "config", "{tls}")
 modparam("htable", "htable", "users=>size=4;")
 modparam("usrloc", "db_mode", 0)
 modparam("rr", "enable_full_lr", 1)
+modparam("nathelper", "received_avp", "$avp(RECEIVED)")
+modparam("registrar", "received_avp", "$avp(RECEIVED)")
+"#;
 
-event_route[htable:mod-init] {{
-{sets}}}
+/// The PBX's routing as offices run it for phones behind NAT or a VPN over TCP or TLS: a phone
+/// is reached over the connection it registered on (the registration keeps where it came from;
+/// a dialog's Contact gets the connection as an alias), never by a new connection to the port
+/// its Contact names: a phone is no TLS server.
+const KAMAILIO_ROUTES: &str = r#"
+route[ALIAS] {
+    if (($pr == "tls" || $pr == "tcp") && is_present_hf("Contact") && !($ct =~ "alias=")) {
+        add_contact_alias();
+    }
+}
 
-request_route {{
-    if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
-    if (has_totag()) {{
-        if (loose_route()) {{ t_relay(); exit; }}
-        if (is_method("ACK")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
+onreply_route[REPLY] {
+    if (($pr == "tls" || $pr == "tcp") && is_present_hf("Contact") && !($ct =~ "alias=")) {
+        add_contact_alias();
+    }
+}
+
+request_route {
+    if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
+    if (!is_method("REGISTER")) { route(ALIAS); }
+    t_on_reply("REPLY");
+    if (has_totag()) {
+        if (loose_route()) { handle_ruri_alias(); t_relay(); exit; }
+        if (is_method("ACK")) { if (t_check_trans()) { t_relay(); } exit; }
         sl_send_reply("404", "Not here");
         exit;
-    }}
-    if (is_method("REGISTER")) {{
-        if (!pv_www_authenticate("$td", "$sht(users=>$au)", "0")) {{
+    }
+    if (is_method("REGISTER")) {
+        if (!pv_www_authenticate("$td", "$sht(users=>$au)", "0")) {
             www_challenge("$td", "0");
             exit;
-        }}
+        }
         xlog("L_NOTICE", "homestick-office: REGISTER $tu auth_user=$au from $si:$sp proto=$pr digest=ok\n");
-        if (!save("location")) {{ sl_reply_error(); }}
+        if ($pr == "tls" || $pr == "tcp") { fix_nated_register(); }
+        if (!save("location")) { sl_reply_error(); }
         exit;
-    }}
-    if (is_method("INVITE")) {{
+    }
+    if (is_method("INVITE")) {
         xlog("L_NOTICE", "homestick-office: INVITE $ru from $fu at $si proto=$pr\n");
         record_route();
-    }}
-    if (!lookup("location")) {{ sl_send_reply("404", "Not Found"); exit; }}
+    }
+    if (!lookup("location")) { sl_send_reply("404", "Not Found"); exit; }
+    handle_ruri_alias();
     t_relay();
-}}
-"#,
-            tls = tls.display(),
-            sip = site.sip,
-            aliases = site
-                .sip_names
-                .iter()
-                .map(|n| format!("alias=\"{n}\"\n"))
-                .collect::<String>()
-        ),
-    )
-    .unwrap();
-    cfg
 }
+"#;
 
 /// The auto-answering extension 2000: baresip that plays back what it hears (aubridge), SRTP,
 /// PCMA only.

@@ -44,6 +44,8 @@ pub(crate) const TEST_PACKAGES: &[&str] = &[
     "nftables",
     // The first-start guide in a real browser: printed to PDF, the pages rendered and read.
     "chromium",
+    // The kiosk's phone page driven in the same browser (W3C WebDriver).
+    "chromium-driver",
     "poppler-utils",
     "tesseract-ocr",
     "tesseract-ocr-eng",
