@@ -261,6 +261,14 @@ fn idle(b: &Browser) -> Result<(), String> {
     if !calls.contains("Noch keine Anrufe") {
         return Err(format!("list: {calls:?}"));
     }
+    // A click beside the controls leaves the keyboard in the number.
+    b.click("#status-text");
+    let focus = b.script("return document.activeElement.id", serde_json::json!([]));
+    if focus != "number" {
+        return Err(format!(
+            "after a click beside the controls the focus is on {focus}"
+        ));
+    }
     Ok(())
 }
 

@@ -133,6 +133,7 @@
     renderChips(v);
     renderCall(v);
     renderList(v);
+    renderSound(v.sound);
     // The tunnel is up and the phone registered: ready (the session's step may lag behind).
     const step = v.session === "vpn-up" && v.registration.state === "registered" ? "sip-registered" : v.session;
     const st = SESSION[step] || SESSION.error;
@@ -144,6 +145,37 @@
       : "";
     showNotice(v.notice);
     $("hotline").textContent = v.hotline ? "IT-Hotline: " + v.hotline : "";
+  }
+
+  // The PC's sound devices (none without a sound server): lists rebuilt only when they
+  // change, so that an open list is not closed under the pointer; the volume slider is left
+  // alone while it has the focus.
+  function renderSound(s) {
+    $("sound").hidden = !s;
+    if (!s) return;
+    label($("sound-title"), "Ton", "Sound");
+    label($("output-label"), "Lautsprecher", "Speaker");
+    label($("input-label"), "Mikrofon", "Microphone");
+    label($("volume-label"), "Lautstärke", "Volume");
+    fill($("output"), s.outputs, s.output);
+    fill($("input"), s.inputs, s.input);
+    if (document.activeElement !== $("volume") && s.volume !== null) $("volume").value = s.volume;
+  }
+
+  function fill(select, devices, chosen) {
+    const key = JSON.stringify(devices);
+    if (select.dataset.key !== key) {
+      select.textContent = "";
+      for (const d of devices) {
+        const o = document.createElement("option");
+        o.value = String(d.id);
+        o.dataset.name = d.name;
+        o.textContent = d.label + (d.usb ? " (USB)" : "");
+        select.append(o);
+      }
+      select.dataset.key = key;
+    }
+    for (const o of select.options) o.selected = o.dataset.name === chosen;
   }
 
   function showNotice(n) {
@@ -214,6 +246,9 @@
       if (clean !== n.value) n.value = clean;
     });
     $("number").addEventListener("paste", ev => ev.preventDefault());
+    $("output").addEventListener("change", ev => ask({ do: "output", id: Number(ev.target.value) }));
+    $("input").addEventListener("change", ev => ask({ do: "input", id: Number(ev.target.value) }));
+    $("volume").addEventListener("change", ev => ask({ do: "volume", percent: Number(ev.target.value) }));
     $("number").addEventListener("keydown", ev => {
       if (ev.key === "Enter") {
         ev.preventDefault();
@@ -222,21 +257,22 @@
     });
   }
 
-  // A kiosk has no browser menu and no clipboard: a right click opens nothing (and takes no
-  // focus from the page), a middle click pastes nothing into the number.
+  // A kiosk has no browser menu and no clipboard: a right click opens nothing, a middle click
+  // pastes nothing; a click beside the controls leaves the keyboard where it was (the number).
   document.addEventListener("contextmenu", ev => ev.preventDefault());
-  for (const t of ["mousedown", "auxclick"]) {
-    document.addEventListener(t, ev => {
-      if (ev.button === 1) ev.preventDefault();
-    });
-  }
+  document.addEventListener("auxclick", ev => ev.preventDefault());
+  document.addEventListener("mousedown", ev => {
+    if (ev.button !== 0 || !ev.target.closest("button, input, select, label")) ev.preventDefault();
+  });
 
   // Keys anywhere on the page: digits dial (or send tones in a call), Enter calls or
   // answers, Escape hangs up or rejects, M mutes, H holds.
   document.addEventListener("keydown", ev => {
     if (ev.ctrlKey || ev.altKey || ev.metaKey) return;
     const typing = document.activeElement === $("number") && !$("number").disabled;
-    if (typing && ev.key !== "Escape") return;
+    // The sound controls take their own keys (arrows, letters); Escape still hangs up.
+    const sound = ["output", "input", "volume"].includes(document.activeElement.id);
+    if ((typing || sound) && ev.key !== "Escape") return;
     const k = ev.key;
     if (/^[0-9*#+]$/.test(k)) key(k);
     else if (k === "Enter" && document.activeElement.tagName !== "BUTTON") primary();

@@ -11,6 +11,7 @@ pub mod api;
 pub mod ctrl;
 pub mod phone;
 pub mod service;
+pub mod sound;
 
 use std::net::IpAddr;
 

@@ -78,14 +78,33 @@ pub struct Record {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "do", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Request {
-    Dial { number: String },
+    Dial {
+        number: String,
+    },
     // Empty braces, not unit variants: serde's deny_unknown_fields holds only for these.
     Answer {},
     Reject {},
     Hangup {},
-    Mute { on: bool },
-    Hold { on: bool },
-    Dtmf { digit: char },
+    Mute {
+        on: bool,
+    },
+    Hold {
+        on: bool,
+    },
+    Dtmf {
+        digit: char,
+    },
+    /// The sound device for calls and the ring (PipeWire's id of an output or an input).
+    Output {
+        id: u32,
+    },
+    Input {
+        id: u32,
+    },
+    /// The output's volume, 0 to 100 %.
+    Volume {
+        percent: u8,
+    },
 }
 
 /// Why a request is not carried out (the page says it in both languages).
@@ -101,6 +120,8 @@ pub enum Refusal {
     NoCall,
     #[error("not a key of the keypad")]
     Digit,
+    #[error("no such sound device, or the sound does not run")]
+    Sound,
 }
 
 impl Refusal {
@@ -118,6 +139,10 @@ impl Refusal {
             Refusal::Busy => ("Es läuft schon ein Anruf.", "There is a call already."),
             Refusal::NoCall => ("Kein passender Anruf.", "No call for this."),
             Refusal::Digit => ("Keine Taste des Tastenfelds.", "Not a key of the keypad."),
+            Refusal::Sound => (
+                "Dieses Tongerät gibt es nicht (mehr), oder der Ton läuft nicht.",
+                "This sound device is not (or no longer) there, or the sound is not running.",
+            ),
         }
     }
 }
@@ -248,6 +273,10 @@ impl Phone {
             }
             Request::Dtmf { digit } if !is_dtmf(*digit) => return Err(Refusal::Digit),
             Request::Dtmf { digit } if connected => ("sndcode", digit.to_string()),
+            // The sound service's, not baresip's.
+            Request::Output { .. } | Request::Input { .. } | Request::Volume { .. } => {
+                return Err(Refusal::Sound)
+            }
             _ => return Err(Refusal::NoCall),
         })
     }
@@ -401,6 +430,8 @@ pub struct View<'a> {
     pub call: Option<&'a Call>,
     pub history: &'a VecDeque<Record>,
     pub notice: Option<&'a (String, String)>,
+    /// The PC's sound devices and volume (none: no sound server, the page shows no choice).
+    pub sound: Option<&'a crate::sound::SoundView>,
     /// The session's clock (seconds since the epoch): the page counts call time from it.
     pub now: u64,
 }
@@ -716,7 +747,14 @@ mod tests {
         assert_eq!(a, Request::Answer {});
         let d: Request = serde_json::from_str(r##"{"do":"dtmf","digit":"#"}"##).unwrap();
         assert_eq!(d, Request::Dtmf { digit: '#' });
+        let o: Request = serde_json::from_str(r#"{"do":"output","id":45}"#).unwrap();
+        assert_eq!(o, Request::Output { id: 45 });
+        let v: Request = serde_json::from_str(r#"{"do":"volume","percent":70}"#).unwrap();
+        assert_eq!(v, Request::Volume { percent: 70 });
         for bad in [
+            r#"{"do":"output","id":-1}"#,
+            r#"{"do":"output","id":"45"}"#,
+            r#"{"do":"volume","percent":300}"#,
             r#"{"do":"dial"}"#,
             r#"{"do":"answer","x":1}"#,
             r#"{"do":"reboot"}"#,

@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::api::{Api, PageRequest};
 use crate::ctrl::{self, Decoder, Message};
-use crate::phone::{Phone, View};
+use crate::phone::{Phone, Request, View};
+use crate::sound::{self, SoundView};
 
 /// The token of the registration query sent on each new control connection (the phone's own
 /// tokens are numbers).
@@ -24,6 +25,8 @@ pub enum Input {
     /// The control connection ended (baresip stopped or sent what is not its protocol).
     CtrlGone(String),
     Page(PageRequest),
+    /// The PC's sound devices and volume as they are now (read every few seconds).
+    Sound(SoundView),
     /// The session's step, and the last thing it could not do (German, English).
     Session {
         state: String,
@@ -63,6 +66,8 @@ pub fn spawn(ctx: Context, ctrl_addr: String) -> std::io::Result<Sender<Input>> 
     });
     let conn = tx.clone();
     std::thread::spawn(move || connect_loop(&ctrl_addr, &conn));
+    let poll = tx.clone();
+    std::thread::spawn(move || sound_loop(&poll));
     std::thread::spawn(move || run(ctx, api, rx));
     Ok(tx)
 }
@@ -81,6 +86,35 @@ fn connect_loop(addr: &str, tx: &Sender<Input>) {
             }
         }
         std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// How often the sound devices are read (a headset plugged in shows within this).
+const SOUND_POLL: Duration = Duration::from_secs(2);
+
+/// Read the sound devices while the sound servers run; a change goes to the service.
+fn sound_loop(tx: &Sender<Input>) {
+    let mut last = SoundView::default();
+    let mut said = String::new();
+    loop {
+        if sound::running() {
+            match sound::read() {
+                Ok(v) if v != last => {
+                    last = v.clone();
+                    if tx.send(Input::Sound(v)).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                // Once per kind of failure into the journal; the page keeps the last devices.
+                Err(e) if e.to_string() != said => {
+                    said = e.to_string();
+                    eprintln!("homestick-session: sound: {said}");
+                }
+                Err(_) => {}
+            }
+        }
+        std::thread::sleep(SOUND_POLL);
     }
 }
 
@@ -120,6 +154,7 @@ struct Service {
     ctrl: Option<TcpStream>,
     session: String,
     message: Option<(String, String)>,
+    sound: Option<SoundView>,
 }
 
 impl Service {
@@ -136,6 +171,7 @@ impl Service {
             call: self.phone.call.as_ref(),
             history: &self.phone.history,
             notice: self.phone.notice.as_ref(),
+            sound: self.sound.as_ref(),
             now: now(),
         };
         // Strings, numbers and booleans: serializing cannot fail.
@@ -169,6 +205,7 @@ impl Service {
                 // The page's request went away (its connection closed): nothing to tell.
                 let _ = answer.send(self.page(r));
             }
+            Input::Sound(v) => self.sound = Some(v),
             Input::Session { state, message } => {
                 self.session = state;
                 self.message = message;
@@ -197,7 +234,17 @@ impl Service {
         }
     }
 
-    fn page(&mut self, r: crate::phone::Request) -> Result<(), (String, String)> {
+    fn page(&mut self, r: Request) -> Result<(), (String, String)> {
+        if matches!(
+            r,
+            Request::Output { .. } | Request::Input { .. } | Request::Volume { .. }
+        ) {
+            return self.sound_request(&r).map_err(|e| {
+                eprintln!("homestick-session: sound: {e}");
+                let (de, en) = crate::phone::Refusal::Sound.words();
+                (de.to_string(), en.to_string())
+            });
+        }
         let cmd = self.phone.request(r, now()).map_err(|e| {
             let (de, en) = e.words();
             (de.to_string(), en.to_string())
@@ -213,6 +260,28 @@ impl Service {
     }
 }
 
+impl Service {
+    /// A device chosen or the volume set on the page: only a device the page was shown.
+    fn sound_request(&mut self, r: &Request) -> Result<(), String> {
+        let Some(v) = self.sound.as_ref() else {
+            return Err("no sound server".into());
+        };
+        let known = |list: &[sound::Device], id: u32| list.iter().any(|d| d.id == id);
+        match *r {
+            Request::Output { id } if known(&v.devices.outputs, id) => sound::set_default(id),
+            Request::Input { id } if known(&v.devices.inputs, id) => sound::set_default(id),
+            Request::Volume { percent } if percent <= 100 => sound::set_volume(percent),
+            _ => return Err(format!("{r:?}: no such device or volume")),
+        }
+        .map_err(|e| e.to_string())?;
+        // What the page shows follows at once, not with the next poll.
+        if let Ok(now) = sound::read() {
+            self.sound = Some(now);
+        }
+        Ok(())
+    }
+}
+
 fn run(ctx: Context, api: Api, rx: Receiver<Input>) {
     let mut s = Service {
         ctx,
@@ -220,6 +289,7 @@ fn run(ctx: Context, api: Api, rx: Receiver<Input>) {
         ctrl: None,
         session: "network".into(),
         message: None,
+        sound: None,
     };
     api.publish(s.view());
     // A call's time is counted on the page; the view is pushed on every change only.
@@ -241,6 +311,7 @@ mod tests {
             ctrl: None,
             session: "network".into(),
             message: None,
+            sound: None,
         }
     }
 
@@ -339,6 +410,41 @@ mod tests {
         );
         let view: serde_json::Value = serde_json::from_str(&s.view()).unwrap();
         assert_eq!(view["registration"]["state"], "starting");
+    }
+
+    #[test]
+    fn sound_requests_take_only_devices_the_page_was_shown() {
+        let mut s = service();
+        // No sound server (the headless base, or before the first reading).
+        let e = ask(&mut s, Request::Output { id: 45 }).unwrap_err();
+        assert!(e.1.contains("sound"), "{e:?}");
+        let device = |id: u32| sound::Device {
+            id,
+            name: format!("alsa_output.pci-{id}"),
+            label: "Built-in Audio".into(),
+            usb: false,
+        };
+        s.input(Input::Sound(SoundView {
+            devices: sound::Devices {
+                outputs: vec![device(45)],
+                inputs: vec![],
+                output: Some("alsa_output.pci-45".into()),
+                input: None,
+            },
+            volume: Some(40),
+        }));
+        for r in [
+            Request::Output { id: 99 },
+            Request::Input { id: 45 },
+            Request::Volume { percent: 101 },
+        ] {
+            let e = ask(&mut s, r.clone()).unwrap_err();
+            assert!(e.1.contains("sound device"), "{r:?}: {e:?}");
+        }
+        let view: serde_json::Value = serde_json::from_str(&s.view()).unwrap();
+        assert_eq!(view["sound"]["volume"], 40);
+        assert_eq!(view["sound"]["outputs"][0]["id"], 45);
+        assert_eq!(view["sound"]["output"], "alsa_output.pci-45");
     }
 
     #[test]

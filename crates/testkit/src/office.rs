@@ -177,6 +177,20 @@ impl Office {
         self.procs.retain(|p| p.1 != name);
     }
 
+    /// What extension 2000 heard in its calls so far, oldest first: each call's rate and
+    /// samples (baresip's sndfile recording of what it decoded).
+    pub fn ext_heard(&self) -> Vec<(u32, Vec<i16>)> {
+        let mut files: Vec<PathBuf> = fs::read_dir(self.dir.join("ext2000/sound"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.retain(|f| f.to_string_lossy().ends_with("-dec.wav"));
+        files.sort();
+        files
+            .iter()
+            .filter_map(|f| crate::audio::wav(&fs::read(f).ok()?))
+            .collect()
+    }
+
     /// A command for extension 2000's baresip ("/dial 1001", "/hangup").
     pub fn ext_command(&self, cmd: &str) {
         use std::io::Write;
@@ -336,18 +350,24 @@ request_route {
 }
 "#;
 
-/// The auto-answering extension 2000: baresip that plays back what it hears (aubridge), SRTP,
+/// The tone of extension 2000: what it plays into every call, in Hz.
+pub const OFFICE_TONE_HZ: u32 = 1000;
+
+/// The auto-answering extension 2000: baresip that plays a tone of [`OFFICE_TONE_HZ`] into
+/// each call (ausine) and records what it hears (sndfile: `ext2000/sound/*-dec.wav`), SRTP,
 /// PCMA only.
 pub fn extension_2000(dir: &Path, site: &Site) -> PathBuf {
     let d = dir.join("ext2000");
-    fs::create_dir_all(&d).unwrap();
+    fs::create_dir_all(d.join("sound")).unwrap();
     fs::write(
         d.join("config"),
         format!(
-            "poll_method epoll\nsip_listen {}:5060\naudio_source aubridge,echo\naudio_player aubridge,echo\n\
-             module_path /usr/lib/baresip/modules\nmodule stdio.so\nmodule g711.so\nmodule aubridge.so\nmodule srtp.so\n\
-             module_app account.so\nmodule_app menu.so\n",
-            site.ext
+            "poll_method epoll\nsip_listen {ext}:5060\naudio_source ausine,{OFFICE_TONE_HZ}\nausrc_srate 48000\nausrc_channels 2\n\
+             audio_player aubridge,office\nsnd_path {sound}\n\
+             module_path /usr/lib/baresip/modules\nmodule stdio.so\nmodule g711.so\nmodule ausine.so\n\
+             module aubridge.so\nmodule sndfile.so\nmodule srtp.so\nmodule_app account.so\nmodule_app menu.so\n",
+            ext = site.ext,
+            sound = d.join("sound").display()
         ),
     )
     .unwrap();

@@ -29,6 +29,11 @@ pub(crate) const TEST_PACKAGES: &[&str] = &[
     "baresip-core",
     "cpio",
     "qemu-system-x86",
+    // Real sound through QEMU's sound cards: its PulseAudio driver (audio-pa) and a server the
+    // test starts with a tone source and recording sinks.
+    "qemu-system-gui",
+    "pulseaudio",
+    "pulseaudio-utils",
     "ovmf",
     "sbsigntool",
     "binutils",
