@@ -6,8 +6,9 @@
 //! and baresip needs nothing but ALSA's `default` (pipewire-alsa routes it). baresip on a
 //! sound card directly keeps the card it opened: a headset pulled mid-call ends the sound.
 //!
-//! The servers run in their own runtime directory ([`SOUND_DIR`]) without a login session or
-//! a D-Bus session bus; they are children of the session, so systemd stops them with it.
+//! The servers run in their own runtime directory ([`SOUND_DIR`]) without a login session,
+//! with a D-Bus session bus of their own there (WirePlumber and PipeWire's modules want one);
+//! they are children of the session, so systemd stops them with it.
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 pub const SOUND_DIR: &str = "/run/homestick-session/sound";
 const PIPEWIRE: &str = "/usr/bin/pipewire";
 const WIREPLUMBER: &str = "/usr/bin/wireplumber";
+const DBUS_DAEMON: &str = "/usr/bin/dbus-daemon";
 /// How long PipeWire may take to open its socket (a slow stick on a slow PC).
 const SOCKET_WAIT: Duration = Duration::from_secs(15);
 
@@ -28,7 +30,7 @@ pub enum SoundError {
     Dir(#[source] std::io::Error),
     #[error("{0}: {1}")]
     Start(&'static str, #[source] std::io::Error),
-    #[error("PipeWire opened no socket within {} seconds", SOCKET_WAIT.as_secs())]
+    #[error("PipeWire or its bus opened no socket within {} seconds", SOCKET_WAIT.as_secs())]
     NoSocket,
     #[error("{0} did not answer within {secs} seconds", secs = TOOL_WAIT.as_secs())]
     Timeout(&'static str),
@@ -147,9 +149,12 @@ pub fn installed() -> bool {
     Path::new(PIPEWIRE).exists() && Path::new(WIREPLUMBER).exists()
 }
 
-/// The environment a program of the user needs to reach the sound server.
+/// The environment a program of the user needs to reach the sound server (and its bus).
 pub fn user_env(cmd: &mut Command) {
-    cmd.env("XDG_RUNTIME_DIR", SOUND_DIR);
+    cmd.env("XDG_RUNTIME_DIR", SOUND_DIR).env(
+        "DBUS_SESSION_BUS_ADDRESS",
+        format!("unix:path={SOUND_DIR}/bus"),
+    );
 }
 
 /// Start PipeWire, wait for its socket, then WirePlumber (which finds the devices), as user
@@ -166,9 +171,10 @@ pub fn start(uid: u32, gid: u32, home: &Path) -> Result<Sound, SoundError> {
         std::fs::set_permissions(SOUND_DIR, std::fs::Permissions::from_mode(0o700))
             .map_err(SoundError::Dir)?;
     }
-    let server = |program: &'static str| {
+    let server = |program: &'static str, args: &[&str]| {
         let mut cmd = Command::new(program);
-        cmd.env_clear()
+        cmd.args(args)
+            .env_clear()
             .env("HOME", home)
             .env("PATH", "/usr/bin:/bin")
             .current_dir("/")
@@ -179,10 +185,22 @@ pub fn start(uid: u32, gid: u32, home: &Path) -> Result<Sound, SoundError> {
         user_env(&mut cmd);
         cmd.spawn().map_err(|e| SoundError::Start(program, e))
     };
-    let mut sound = Sound {
-        children: vec![server(PIPEWIRE)?],
-    };
-    let socket = Path::new(SOUND_DIR).join("pipewire-0");
+    let mut sound = Sound { children: vec![] };
+    if Path::new(DBUS_DAEMON).exists() {
+        let address = format!("--address=unix:path={SOUND_DIR}/bus");
+        sound
+            .children
+            .push(server(DBUS_DAEMON, &["--session", "--nofork", &address])?);
+        wait_for(&Path::new(SOUND_DIR).join("bus"))?;
+    }
+    sound.children.push(server(PIPEWIRE, &[])?);
+    wait_for(&Path::new(SOUND_DIR).join("pipewire-0"))?;
+    sound.children.push(server(WIREPLUMBER, &[])?);
+    Ok(sound)
+}
+
+/// Wait until a server's socket is there (at most [`SOCKET_WAIT`]).
+fn wait_for(socket: &Path) -> Result<(), SoundError> {
     let start = Instant::now();
     while !socket.exists() {
         if start.elapsed() > SOCKET_WAIT {
@@ -190,8 +208,7 @@ pub fn start(uid: u32, gid: u32, home: &Path) -> Result<Sound, SoundError> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    sound.children.push(server(WIREPLUMBER)?);
-    Ok(sound)
+    Ok(())
 }
 
 /// The largest `pw-dump` the session reads (a PC with many devices stays far below).
