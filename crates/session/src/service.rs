@@ -262,18 +262,17 @@ impl Service {
 
 impl Service {
     /// A device chosen or the volume set on the page: only a device the page was shown.
-    fn sound_request(&mut self, r: &Request) -> Result<(), String> {
+    fn sound_request(&mut self, r: &Request) -> Result<(), sound::SoundError> {
         let Some(v) = self.sound.as_ref() else {
-            return Err("no sound server".into());
+            return Err(sound::SoundError::NotRunning);
         };
         let known = |list: &[sound::Device], id: u32| list.iter().any(|d| d.id == id);
         match *r {
             Request::Output { id } if known(&v.devices.outputs, id) => sound::set_default(id),
             Request::Input { id } if known(&v.devices.inputs, id) => sound::set_default(id),
             Request::Volume { percent } if percent <= 100 => sound::set_volume(percent),
-            _ => return Err(format!("{r:?}: no such device or volume")),
-        }
-        .map_err(|e| e.to_string())?;
+            _ => return Err(sound::SoundError::Unknown(format!("{r:?}"))),
+        }?;
         // What the page shows follows at once, not with the next poll.
         if let Ok(now) = sound::read() {
             self.sound = Some(now);

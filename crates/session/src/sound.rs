@@ -38,6 +38,10 @@ pub enum SoundError {
     Tool(&'static str, String),
     #[error("pw-dump: {0}")]
     Dump(#[source] serde_json::Error),
+    #[error("no sound server runs")]
+    NotRunning,
+    #[error("{0}: no such device or volume")]
+    Unknown(String),
 }
 
 /// How long `pw-dump` or `wpctl` may take.
@@ -108,13 +112,16 @@ fn tool(program: &'static str, args: &[&str]) -> Result<Vec<u8>, SoundError> {
                 std::thread::sleep(Duration::from_millis(20))
             }
             _ => {
-                // Stopped here: it may have ended by itself just now.
+                // Stopped here: it may have ended by itself just now (kill fails then), and
+                // the wait only reaps it.
                 let _ = child.kill();
+                // Reaped; its status does not matter after the timeout.
                 let _ = child.wait();
                 return Err(SoundError::Timeout(program));
             }
         }
     };
+    // The reader only reads; had it panicked, no output is what came.
     let buf = reader.join().unwrap_or_default();
     if !status.success() {
         return Err(SoundError::Tool(program, status.to_string()));
@@ -139,6 +146,7 @@ impl Drop for Sound {
         for c in &mut self.children {
             // Already gone: nothing to stop.
             let _ = c.kill();
+            // Reaped; how it ended does not matter when the session ends.
             let _ = c.wait();
         }
     }
