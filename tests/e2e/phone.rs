@@ -369,9 +369,13 @@ fn in_call_controls(b: &Browser, o: &Office) -> Result<(), String> {
     // The stick's baresip sends it as an RTP event (RFC 4733); that the office hears it is the
     // QEMU sound test's part.
     wait_log(o, "stick", "send DTMF digit: '5'", 10).map_err(|e| format!("tones: {e}"))?;
+    // Muted, Escape still hangs up (the QEMU test once saw it not).
+    b.keys("m");
+    b.wait_text("#call-state", "stumm", 10)
+        .map_err(|t| format!("M did not mute before hanging up: {t:?}"))?;
     b.keys(ESCAPE);
     b.wait_text("#calls", "to 2000", 20)
-        .map_err(|t| format!("list {t:?}"))?;
+        .map_err(|t| format!("Escape did not hang up a muted call: list {t:?}"))?;
     Ok(())
 }
 
