@@ -5,9 +5,8 @@
 //! Enter, pressed through QEMU, answers; the screen says connected; Escape hangs up and the
 //! call is in the session's list.
 //!
-//! QEMU's sound card (intel-hda with hda-duplex) plays into and records from a PulseAudio
-//! server the test starts ([`homestick_testkit::audio`]) with a tone at the microphone; the
-//! frequency checks both ways are not in this test yet.
+//! The sound card (intel-hda with hda-duplex) has no sound behind it yet: the checks of real
+//! sound both ways ([`homestick_testkit::audio`]) are not in this test yet (issue 25).
 
 use std::fs;
 use std::path::Path;
@@ -17,7 +16,6 @@ use std::time::{Duration, Instant};
 use crate::flash_usb::Monitor;
 use crate::kiosk::{desktop_base, Input, Screen};
 use crate::session::{build_stick, office_profile, roster, row};
-use homestick_testkit::audio::Pulse;
 use homestick_testkit::office::*;
 use homestick_testkit::qemu::{wait_console, Channel, Qemu};
 
@@ -78,8 +76,6 @@ fn on_the_desktop_stick_in_the_office_a_call_from_2000_rings_on_the_screen_and_i
     let img = build_stick(dir, &desktop_base(), &profile, &filled, "ben");
     let ext = row(&filled, "ben")["sip.extension"].clone();
     let office = start_office(dir, site, &export, &office_key);
-    // The PC's microphone hears 600 Hz; the speaker plays into a sink of the test's.
-    let pulse = Pulse::start(&dir.join("pulse"), &["speaker"], 600);
     let vars = dir.join("vars.fd");
     fs::copy(homestick_testkit::OVMF_SNAKEOIL_VARS, &vars).unwrap();
     let mon = dir.join("monitor.sock");
@@ -108,9 +104,7 @@ fn on_the_desktop_stick_in_the_office_a_call_from_2000_rings_on_the_screen_and_i
             "-display",
             "none",
         ])
-        .arg("-audiodev")
-        .arg(pulse.audiodev("snd0", "speaker"))
-        .args(["-device", "intel-hda"])
+        .args(["-audiodev", "none,id=snd0", "-device", "intel-hda"])
         .args(["-device", "hda-duplex,audiodev=snd0"])
         .args(["-device", "virtio-serial-pci"])
         .arg("-chardev")
