@@ -1,12 +1,15 @@
-//! The desktop stick in the office, used as a person uses it: the example customer's stick
-//! (desktop base, Secure Boot) boots in QEMU inside the office network (WireGuard, kamailio,
-//! extension 2000), the session brings up the tunnel and the phone, and the kiosk shows the
-//! phone page. Extension 2000 calls; the banner is read from QEMU's screendump (tesseract);
-//! Enter, pressed through QEMU, answers; the screen says connected; Escape hangs up and the
-//! call is in the session's list.
+//! The desktop stick in the office, used as a person uses it, with real sound: the example
+//! customer's stick (desktop base, Secure Boot) boots in QEMU inside the office network
+//! (WireGuard, kamailio, extension 2000), the session brings up the tunnel and the phone, and
+//! the kiosk shows the phone page. Extension 2000 calls; the banner is read from QEMU's
+//! screendump (tesseract); Enter, pressed through QEMU, answers.
 //!
-//! The sound card (intel-hda with hda-duplex) has no sound behind it yet: the checks of real
-//! sound both ways ([`homestick_testkit::audio`]) are not in this test yet (issue 25).
+//! The PC's sound card (intel-hda with hda-duplex) plays into and records from a PulseAudio
+//! server the test starts ([`homestick_testkit::audio`]): its microphone is a 600 Hz tone, its
+//! speaker a sink the test records. Extension 2000 plays 1000 Hz and records what it decodes.
+//! So the test hears both ways and checks each frequency; M (mute) must give the office
+//! silence, H (hold) must stop the stick's RTP, the digit 5 must arrive at the office as DTMF,
+//! and Escape hangs up.
 
 use std::fs;
 use std::path::Path;
@@ -16,18 +19,18 @@ use std::time::{Duration, Instant};
 use crate::flash_usb::Monitor;
 use crate::kiosk::{desktop_base, Input, Screen};
 use crate::session::{build_stick, office_profile, roster, row};
+use homestick_testkit::audio::{self, Pulse, Recording};
 use homestick_testkit::office::*;
 use homestick_testkit::qemu::{wait_console, Channel, Qemu};
 
-/// What the kiosk and the session said, the sound servers' state and the browser's policy
+/// What the kiosk and the session said, the sound cards and mixer, and the browser's policy
 /// (through the test channel), to explain a failure.
 fn journal(sock: &Path) -> String {
     let mut c = Channel::connect(sock);
     let (out, _) = c.run(
         "journalctl -b --no-pager -o cat -u homestick-kiosk -u homestick-session | grep -v Populated | tail -n 80; \
-         echo '--- sound'; ps -eo pid,user,args | grep -E 'pipewire|wireplumber|baresip' | grep -v grep; \
-         ls -la /run/homestick-session/sound; cat /proc/asound/cards; \
-         XDG_RUNTIME_DIR=/run/homestick-session/sound timeout 5 wpctl status 2>&1 | head -n 40; \
+         echo '--- sound'; ps -eo pid,user,args | grep baresip | grep -v grep; \
+         cat /proc/asound/cards; timeout 5 amixer -c 0 2>&1 | head -n 40; \
          echo '--- browser'; head -c 300 /run/homestick-session/firefox-policies.json",
     );
     out
@@ -63,23 +66,24 @@ fn until_read(screen: &mut Screen, name: &str, want: &[&str], secs: u64) -> Resu
     }
 }
 
-#[test]
-fn on_the_desktop_stick_in_the_office_a_call_from_2000_rings_on_the_screen_and_is_answered_by_key()
-{
-    let site = &MUSTERHAUSEN;
-    let d = tempfile::tempdir().unwrap();
-    let dir = d.path();
-    test_ca(dir, site);
-    let (office_key, office_pub) = wg_keys();
-    let profile = office_profile(dir, site, &office_pub);
-    let (filled, export) = roster(dir, site, &profile);
-    let img = build_stick(dir, &desktop_base(), &profile, &filled, "ben");
-    let ext = row(&filled, "ben")["sip.extension"].clone();
-    let office = start_office(dir, site, &export, &office_key);
+/// The mouth of the PC (its microphone's tone) and what extension 2000 plays, in Hz.
+const MOUTH_HZ: u32 = 600;
+
+/// The stick booted in the office with its sound card on the test's PulseAudio server.
+struct Desk {
+    office: Office,
+    vm: Qemu,
+    screen: Screen,
+    sock: std::path::PathBuf,
+    pulse: Pulse,
+    ext: String,
+}
+
+/// QEMU for the stick `img` in the office's namespace: Secure Boot, virtio disk, network, GPU,
+/// the test channel, the monitor, and the sound card on `pulse` (output `speaker`).
+fn qemu_command(dir: &Path, office: &Office, img: &Path, pulse: &Pulse) -> Command {
     let vars = dir.join("vars.fd");
     fs::copy(homestick_testkit::OVMF_SNAKEOIL_VARS, &vars).unwrap();
-    let mon = dir.join("monitor.sock");
-    let sock = dir.join("test.sock");
     let q = homestick_testkit::qemu_secure_boot(&vars);
     let mut qemu = Command::new("ip");
     qemu.args(["netns", "exec", &office.ns])
@@ -104,18 +108,42 @@ fn on_the_desktop_stick_in_the_office_a_call_from_2000_rings_on_the_screen_and_i
             "-display",
             "none",
         ])
-        .args(["-audiodev", "none,id=snd0", "-device", "intel-hda"])
-        .args(["-device", "hda-duplex,audiodev=snd0"])
+        .arg("-audiodev")
+        .arg(pulse.audiodev("snd0", "speaker"))
+        .args([
+            "-device",
+            "intel-hda",
+            "-device",
+            "hda-duplex,audiodev=snd0",
+        ])
         .args(["-device", "virtio-serial-pci"])
         .arg("-chardev")
         .arg(format!(
             "socket,id=tc,path={},server=on,wait=off",
-            sock.display()
+            dir.join("test.sock").display()
         ))
         .args(["-device", "virtserialport,chardev=tc,name=homestick.test"])
         .arg("-monitor")
-        .arg(format!("unix:{},server=on,wait=off", mon.display()));
-    let vm = Qemu::spawn(&mut qemu);
+        .arg(format!(
+            "unix:{},server=on,wait=off",
+            dir.join("monitor.sock").display()
+        ));
+    qemu
+}
+
+/// The example customer's desktop stick for ben, booted in the office until its phone
+/// registered and the page says so.
+fn boot(dir: &Path) -> Desk {
+    let site = &MUSTERHAUSEN;
+    test_ca(dir, site);
+    let (office_key, office_pub) = wg_keys();
+    let profile = office_profile(dir, site, &office_pub);
+    let (filled, export) = roster(dir, site, &profile);
+    let img = build_stick(dir, &desktop_base(), &profile, &filled, "ben");
+    let ext = row(&filled, "ben")["sip.extension"].clone();
+    let office = start_office(dir, site, &export, &office_key);
+    let pulse = Pulse::start(&dir.join("pulse"), &["speaker"], MOUTH_HZ);
+    let vm = Qemu::spawn(&mut qemu_command(dir, &office, &img, &pulse));
     let aor = format!("sip:{ext}@{}", site.sip_names[0]);
     wait_console(
         &vm,
@@ -125,7 +153,7 @@ fn on_the_desktop_stick_in_the_office_a_call_from_2000_rings_on_the_screen_and_i
     let shots = homestick_testkit::env::screenshot_dir();
     fs::create_dir_all(&shots).unwrap();
     let mut screen = Screen {
-        m: Monitor::connect(&mon),
+        m: Monitor::connect(&dir.join("monitor.sock")),
         dir: shots,
     };
     let idle = until_read(&mut screen, "kiosk-phone-idle", &[&ext, "Phone ready"], 300);
@@ -134,12 +162,152 @@ fn on_the_desktop_stick_in_the_office_a_call_from_2000_rings_on_the_screen_and_i
         "the phone page never said ready: {idle:?}\n{}",
         vm.console()
     );
+    let sock = dir.join("test.sock");
+    Desk {
+        office,
+        vm,
+        screen,
+        sock,
+        pulse,
+        ext,
+    }
+}
+
+/// The last `secs` seconds of `s`.
+fn last(s: &[i16], rate: u32, secs: f64) -> &[i16] {
+    &s[s.len().saturating_sub((f64::from(rate) * secs) as usize)..]
+}
+
+/// The frequency of the clean tone near `hz` in `s`, or what `s` holds instead.
+fn tone(s: &[i16], rate: u32, hz: u32) -> Result<f64, String> {
+    match audio::dominant(s, rate) {
+        Some((f, share)) if (f - f64::from(hz)).abs() <= 10.0 && share > 0.3 => Ok(f),
+        Some((f, share)) => Err(format!(
+            "{f} Hz at {share:.2} of the power, level {:.4}, not {hz} Hz",
+            audio::level(s)
+        )),
+        None => Err(format!(
+            "no tone (level {:.4}, {} samples)",
+            audio::level(s),
+            s.len()
+        )),
+    }
+}
+
+/// What extension 2000 has heard of this call so far (rate, samples).
+fn office_hears(o: &Office) -> (u32, Vec<i16>) {
+    o.ext_hearing().unwrap_or((8000, Vec::new()))
+}
+
+/// Both ways, after a few seconds of the call: the stick's speaker plays the office's tone, the
+/// office hears the stick's microphone. Returns the two frequencies measured.
+fn sound_both_ways(d: &Desk, speaker: &Recording) -> Result<(f64, f64), String> {
+    std::thread::sleep(Duration::from_secs(4));
+    let ear = tone(
+        last(&speaker.samples(), audio::RATE, 2.0),
+        audio::RATE,
+        OFFICE_TONE_HZ,
+    )
+    .map_err(|e| format!("the stick's speaker: {e}\n{}", d.pulse.log()))?;
+    let (rate, heard) = office_hears(&d.office);
+    let mouth = tone(last(&heard, rate, 2.0), rate, MOUTH_HZ)
+        .map_err(|e| format!("extension 2000 heard: {e}"))?;
+    Ok((ear, mouth))
+}
+
+/// M mutes: what the office hears from then on is silence (and the screen says muted); M again
+/// brings the tone back.
+fn mute_is_silence(d: &mut Desk) -> Result<f64, String> {
+    d.screen.press(&Input::Keys(&["m"]));
+    until_read(&mut d.screen, "kiosk-phone-muted", &["muted"], 30)?;
+    let from = office_hears(&d.office).1.len();
+    std::thread::sleep(Duration::from_secs(4));
+    let (rate, heard) = office_hears(&d.office);
+    // Half a second for the packets on their way when the mute began.
+    let muted = heard.get(from + rate as usize / 2..).unwrap_or_default();
+    if muted.len() < rate as usize * 2 {
+        return Err(format!(
+            "the office got {} samples while muted",
+            muted.len()
+        ));
+    }
+    let level = audio::level(muted);
+    if level > 0.002 {
+        return Err(format!("the office heard level {level:.4} while muted"));
+    }
+    d.screen.press(&Input::Keys(&["m"]));
+    until_read(
+        &mut d.screen,
+        "kiosk-phone-unmuted",
+        &["Connected", "Hang up"],
+        30,
+    )?;
+    std::thread::sleep(Duration::from_secs(3));
+    let (rate, heard) = office_hears(&d.office);
+    tone(last(&heard, rate, 1.5), rate, MOUTH_HZ).map_err(|e| format!("after unmuting: {e}"))?;
+    Ok(level)
+}
+
+/// H holds: the stick sends no RTP (the office's recording stops growing); H resumes it.
+fn hold_sends_nothing(d: &mut Desk) -> Result<usize, String> {
+    d.screen.press(&Input::Keys(&["h"]));
+    until_read(&mut d.screen, "kiosk-phone-held", &["hold"], 30)?;
+    std::thread::sleep(Duration::from_secs(1));
+    let from = office_hears(&d.office).1.len();
+    std::thread::sleep(Duration::from_secs(4));
+    let (rate, heard) = office_hears(&d.office);
+    let during = heard.len() - from;
+    if during > rate as usize / 4 {
+        return Err(format!("the office got {during} samples during hold"));
+    }
+    d.screen.press(&Input::Keys(&["h"]));
+    until_read(
+        &mut d.screen,
+        "kiosk-phone-resumed",
+        &["Connected", "Hang up"],
+        30,
+    )?;
+    std::thread::sleep(Duration::from_secs(3));
+    let (rate, heard) = office_hears(&d.office);
+    tone(last(&heard, rate, 1.5), rate, MOUTH_HZ).map_err(|e| format!("after resuming: {e}"))?;
+    Ok(during)
+}
+
+/// The digit 5 typed during the call arrives at extension 2000 as a DTMF event.
+fn dtmf_at_office(d: &mut Desk) -> Result<(), String> {
+    d.screen.press(&Input::Keys(&["5"]));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !d.office.log("ext2000").contains("received DTMF: '5'") {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "no DTMF 5 at the office:\n{}",
+                d.office.log("ext2000")
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    Ok(())
+}
+
+/// Until extension 2000 says the call is established.
+fn office_established(o: &Office) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !o.log("ext2000").contains("Call established") {
+        assert!(Instant::now() < deadline, "ext2000:\n{}", o.log("ext2000"));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn on_the_desktop_stick_in_the_office_a_call_from_2000_is_answered_by_key_with_sound_both_ways() {
+    let d = tempfile::tempdir().unwrap();
+    let mut desk = boot(d.path());
     // A click into the page, as a person would; then the office calls.
-    screen.press(&Input::Mouse(1));
-    office.ext_command(&format!("/dial {ext}"));
+    desk.screen.press(&Input::Mouse(1));
+    desk.office.ext_command(&format!("/dial {}", desk.ext));
     // The banner's lines in two languages: OCR reads the columns apart ("Call … from 2000").
     let ringing = until_read(
-        &mut screen,
+        &mut desk.screen,
         "kiosk-phone-ringing",
         &["Anruf von 2000", "Answer (Enter)"],
         60,
@@ -147,11 +315,12 @@ fn on_the_desktop_stick_in_the_office_a_call_from_2000_rings_on_the_screen_and_i
     assert!(
         ringing.is_ok(),
         "no banner: {ringing:?}\next2000:\n{}",
-        office.log("ext2000")
+        desk.office.log("ext2000")
     );
-    screen.press(&Input::Keys(&["ret"]));
+    let speaker = desk.pulse.record("speaker");
+    desk.screen.press(&Input::Keys(&["ret"]));
     let call = until_read(
-        &mut screen,
+        &mut desk.screen,
         "kiosk-phone-in-call",
         &["Connected", "Hang up"],
         60,
@@ -159,26 +328,26 @@ fn on_the_desktop_stick_in_the_office_a_call_from_2000_rings_on_the_screen_and_i
     assert!(
         call.is_ok(),
         "Enter did not answer: {call:?}\n{}",
-        journal(&sock)
+        journal(&desk.sock)
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !office.log("ext2000").contains("Call established") {
-        assert!(
-            Instant::now() < deadline,
-            "ext2000:\n{}",
-            office.log("ext2000")
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    std::thread::sleep(Duration::from_secs(3));
-    screen.press(&Input::Keys(&["esc"]));
-    let after = until_read(&mut screen, "kiosk-phone-after", &["from 2000"], 60);
+    office_established(&desk.office);
+    let explain = |e: String, desk: &Desk| format!("{e}\n{}", journal(&desk.sock));
+    let (ear, mouth) =
+        sound_both_ways(&desk, &speaker).unwrap_or_else(|e| panic!("{}", explain(e, &desk)));
+    eprintln!("kiosk phone: the stick's speaker played {ear} Hz, the office heard {mouth} Hz");
+    let muted = mute_is_silence(&mut desk).unwrap_or_else(|e| panic!("{}", explain(e, &desk)));
+    eprintln!("kiosk phone: muted, the office heard level {muted:.5}");
+    let held = hold_sends_nothing(&mut desk).unwrap_or_else(|e| panic!("{}", explain(e, &desk)));
+    eprintln!("kiosk phone: on hold, the office got {held} samples in 4 s");
+    dtmf_at_office(&mut desk).unwrap_or_else(|e| panic!("{}", explain(e, &desk)));
+    desk.screen.press(&Input::Keys(&["esc"]));
+    let after = until_read(&mut desk.screen, "kiosk-phone-after", &["from 2000"], 60);
     assert!(
         after.is_ok(),
         "Escape did not hang up: {after:?}\n{}",
-        journal(&sock)
+        journal(&desk.sock)
     );
-    let c = vm.console();
+    let c = desk.vm.console();
     assert!(
         c.contains("call established") && c.contains("call ended"),
         "{c}"

@@ -278,15 +278,6 @@ fn install_kiosk(root: &Path, enable: &mut Vec<&str>) -> Result<(), BaseError> {
         "usr/lib/firefox-esr/homestick-kiosk.cfg",
         include_str!("../system/homestick-kiosk.cfg"),
     )?;
-    // The phone's sound: the session runs PipeWire itself; no second one for the kiosk's login.
-    write(
-        root,
-        "etc/wireplumber/main.lua.d/51-homestick-headset.lua",
-        include_str!("../system/wireplumber-headset.lua"),
-    )?;
-    for unit in ["pipewire.socket", "pipewire.service", "wireplumber.service"] {
-        symlink("/dev/null", root, &format!("etc/systemd/user/{unit}"))?;
-    }
     // The kiosk browser's policy comes from the verified profile at boot (the session's
     // kiosk-env step writes it before the kiosk starts).
     symlink(

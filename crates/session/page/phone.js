@@ -147,7 +147,7 @@
     $("hotline").textContent = v.hotline ? "IT-Hotline: " + v.hotline : "";
   }
 
-  // The PC's sound devices (none without a sound server): lists rebuilt only when they
+  // The PC's sound cards (none before the session read them): lists rebuilt only when they
   // change, so that an open list is not closed under the pointer; the volume slider is left
   // alone while it has the focus.
   function renderSound(s) {
@@ -159,6 +159,8 @@
     label($("volume-label"), "Lautstärke", "Volume");
     fill($("output"), s.outputs, s.output);
     fill($("input"), s.inputs, s.input);
+    // No volume control on the card in use (or no amixer): no slider.
+    $("volume").parentElement.hidden = s.volume === null;
     if (document.activeElement !== $("volume") && s.volume !== null) $("volume").value = s.volume;
   }
 

@@ -281,7 +281,7 @@ fn user_ids(name: &str) -> Option<(u32, u32)> {
         })
 }
 
-fn start_baresip(tx: &Sender<Event>, sound: bool) -> Result<Child, String> {
+fn start_baresip(tx: &Sender<Event>) -> Result<Child, String> {
     use std::os::unix::process::CommandExt;
     std::fs::create_dir_all(RUN_DIR).map_err(|e| format!("{RUN_DIR}: {e}"))?;
     let fifo = Path::new(RUN_DIR).join("baresip.ctl");
@@ -310,9 +310,6 @@ fn start_baresip(tx: &Sender<Event>, sound: bool) -> Result<Child, String> {
         .uid(uid)
         // The sound devices belong to group audio; std drops supplementary groups.
         .gid(group_id("audio").unwrap_or(gid));
-    if sound {
-        homestick_session::sound::user_env(&mut cmd);
-    }
     let mut child = cmd.spawn().map_err(|e| format!("baresip: {e}"))?;
     if let Some(o) = child.stdout.take() {
         pipe_lines(o, tx.clone(), Event::Baresip, Event::BaresipGone, "baresip");
@@ -328,22 +325,6 @@ fn start_baresip(tx: &Sender<Event>, sound: bool) -> Result<Child, String> {
         );
     }
     Ok(child)
-}
-
-/// The sound servers for the phone, when the base has them; without them (or when they fail,
-/// which the journal says) baresip uses the sound card directly.
-fn start_sound() -> Option<homestick_session::sound::Sound> {
-    use homestick_session::sound;
-    if !sound::installed() {
-        return None;
-    }
-    let (uid, gid) = user_ids(USER)?;
-    let home = PathBuf::from("/home").join(USER);
-    sound::start(uid, group_id("audio").unwrap_or(gid), &home)
-        .map_err(|e| {
-            eprintln!("homestick-session: sound: {e}; the phone uses the sound card directly")
-        })
-        .ok()
 }
 
 fn group_id(name: &str) -> Option<u32> {
@@ -675,8 +656,6 @@ struct Watch<'a> {
     tx: Sender<Event>,
     /// The phone's own address, for the console line.
     aor: Option<String>,
-    /// PipeWire and WirePlumber, when the base has them (they stop with the session).
-    sound: Option<homestick_session::sound::Sound>,
     baresip: Option<Child>,
     registered: bool,
     /// baresip restarts in a row (the back-off grows with them).
@@ -696,9 +675,8 @@ impl<'a> Watch<'a> {
         let aor = std::fs::read_to_string(Path::new(PROFILE_DIR).join("baresip/accounts"))
             .ok()
             .and_then(|a| account_aor(&a));
-        let sound = p.registrar.as_ref().and_then(|_| start_sound());
         let baresip = match p.registrar {
-            Some(_) => start_baresip(&tx, sound.is_some())
+            Some(_) => start_baresip(&tx)
                 .map_err(|e| {
                     fail(
                         p,
@@ -714,7 +692,6 @@ impl<'a> Watch<'a> {
             v,
             tx,
             aor,
-            sound,
             baresip,
             registered: false,
             restarts: 0,
@@ -783,7 +760,7 @@ impl<'a> Watch<'a> {
             );
         }
         std::thread::sleep(Duration::from_secs(3u64 << self.restarts.min(4)));
-        self.baresip = start_baresip(&self.tx, self.sound.is_some()).ok();
+        self.baresip = start_baresip(&self.tx).ok();
     }
 
     /// Every 10 seconds: is there an answer through the tunnel? Three misses in a row: down.

@@ -94,7 +94,7 @@ pub enum Request {
     Dtmf {
         digit: char,
     },
-    /// The sound device for calls and the ring (PipeWire's id of an output or an input).
+    /// The sound card for calls and the ring (ALSA's card number of an output or an input).
     Output {
         id: u32,
     },

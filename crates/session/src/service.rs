@@ -25,8 +25,8 @@ pub enum Input {
     /// The control connection ended (baresip stopped or sent what is not its protocol).
     CtrlGone(String),
     Page(PageRequest),
-    /// The PC's sound devices and volume as they are now (read every few seconds).
-    Sound(SoundView),
+    /// The PC's sound cards as they are now (read every few seconds).
+    Sound(sound::Devices),
     /// The session's step, and the last thing it could not do (German, English).
     Session {
         state: String,
@@ -89,32 +89,27 @@ fn connect_loop(addr: &str, tx: &Sender<Input>) {
     }
 }
 
-/// How often the sound devices are read (a headset plugged in shows within this).
-const SOUND_POLL: Duration = Duration::from_secs(2);
-
-/// Read the sound devices while the sound servers run; a change goes to the service.
+/// Read the sound cards every [`sound::POLL`]; a change goes to the service.
 fn sound_loop(tx: &Sender<Input>) {
-    let mut last = SoundView::default();
+    let mut last = None;
     let mut said = String::new();
     loop {
-        if sound::running() {
-            match sound::read() {
-                Ok(v) if v != last => {
-                    last = v.clone();
-                    if tx.send(Input::Sound(v)).is_err() {
-                        return;
-                    }
+        match sound::read_cards(std::path::Path::new(sound::ASOUND)) {
+            Ok(d) if last.as_ref() != Some(&d) => {
+                last = Some(d.clone());
+                if tx.send(Input::Sound(d)).is_err() {
+                    return;
                 }
-                Ok(_) => {}
-                // Once per kind of failure into the journal; the page keeps the last devices.
-                Err(e) if e.to_string() != said => {
-                    said = e.to_string();
-                    eprintln!("homestick-session: sound: {said}");
-                }
-                Err(_) => {}
             }
+            Ok(_) => {}
+            // Once per kind of failure into the journal; the page keeps the last devices.
+            Err(e) if e.to_string() != said => {
+                said = e.to_string();
+                eprintln!("homestick-session: sound: {said}");
+            }
+            Err(_) => {}
         }
-        std::thread::sleep(SOUND_POLL);
+        std::thread::sleep(sound::POLL);
     }
 }
 
@@ -155,6 +150,9 @@ struct Service {
     session: String,
     message: Option<(String, String)>,
     sound: Option<SoundView>,
+    /// The cards picked on the page (card ids), and the ones baresip was told to use.
+    chosen: (Option<String>, Option<String>),
+    applied: (Option<String>, Option<String>),
 }
 
 impl Service {
@@ -182,6 +180,9 @@ impl Service {
         match i {
             Input::CtrlUp(s) => {
                 self.ctrl = Some(s);
+                // A new baresip starts with its configuration's device: tell it again.
+                self.applied = (None, None);
+                self.apply_sound();
                 // baresip may have registered before this connection: ask.
                 self.send(&ctrl::Command {
                     command: "reginfo",
@@ -205,7 +206,11 @@ impl Service {
                 // The page's request went away (its connection closed): nothing to tell.
                 let _ = answer.send(self.page(r));
             }
-            Input::Sound(v) => self.sound = Some(v),
+            Input::Sound(d) => {
+                let volume = self.sound.as_ref().and_then(|v| v.volume);
+                self.sound = Some(SoundView { devices: d, volume });
+                self.apply_sound();
+            }
             Input::Session { state, message } => {
                 self.session = state;
                 self.message = message;
@@ -266,18 +271,74 @@ impl Service {
         let Some(v) = self.sound.as_ref() else {
             return Err(sound::SoundError::NotRunning);
         };
-        let known = |list: &[sound::Device], id: u32| list.iter().any(|d| d.id == id);
+        let name = |list: &[sound::Device], id: u32| {
+            let d = list.iter().find(|d| d.id == id);
+            d.map(|d| d.name.clone())
+                .ok_or_else(|| sound::SoundError::Unknown(format!("{r:?}")))
+        };
         match *r {
-            Request::Output { id } if known(&v.devices.outputs, id) => sound::set_default(id),
-            Request::Input { id } if known(&v.devices.inputs, id) => sound::set_default(id),
-            Request::Volume { percent } if percent <= 100 => sound::set_volume(percent),
+            Request::Output { id } => self.chosen.0 = Some(name(&v.devices.outputs, id)?),
+            Request::Input { id } => self.chosen.1 = Some(name(&v.devices.inputs, id)?),
+            Request::Volume { percent } if percent <= 100 => {
+                let card = self.output_card().ok_or(sound::SoundError::NotRunning)?;
+                sound::set_volume(card, percent)?;
+                let now = sound::volume(card);
+                if let Some(v) = self.sound.as_mut() {
+                    v.volume = now;
+                }
+            }
             _ => return Err(sound::SoundError::Unknown(format!("{r:?}"))),
-        }?;
-        // What the page shows follows at once, not with the next poll.
-        if let Ok(now) = sound::read() {
-            self.sound = Some(now);
         }
+        self.apply_sound();
         Ok(())
+    }
+
+    /// The card number of the output in use.
+    fn output_card(&self) -> Option<u32> {
+        let v = self.sound.as_ref()?;
+        let name = v.devices.output.as_deref()?;
+        v.devices
+            .outputs
+            .iter()
+            .find(|d| d.name == name)
+            .map(|d| d.id)
+    }
+
+    /// The devices the phone uses, from the choice and the cards there are; baresip is told
+    /// when they change (for the next calls and the call going on), and the output's volume read.
+    fn apply_sound(&mut self) {
+        let Some(v) = self.sound.as_mut() else {
+            return;
+        };
+        let output = sound::pick(&v.devices.outputs, self.chosen.0.as_deref()).cloned();
+        let input = sound::pick(&v.devices.inputs, self.chosen.1.as_deref()).cloned();
+        v.devices.output = output.as_ref().map(|d| d.name.clone());
+        v.devices.input = input.as_ref().map(|d| d.name.clone());
+        let now = (v.devices.output.clone(), v.devices.input.clone());
+        if self.ctrl.is_none() || now == self.applied {
+            return;
+        }
+        let was = self.applied.clone();
+        for (command, device, was) in [("auplay", &output, &was.0), ("ausrc", &input, &was.1)] {
+            let Some(d) = device.as_ref().filter(|d| Some(&d.name) != was.as_ref()) else {
+                continue;
+            };
+            eprintln!(
+                "homestick-session: sound: {command} on {} ({})",
+                d.name, d.label
+            );
+            let cmd = ctrl::Command {
+                command,
+                params: format!("alsa,{}", d.pcm()),
+                token: "sound".into(),
+            };
+            self.send(&cmd);
+        }
+        let volume = output.and_then(|d| sound::volume(d.id));
+        if let Some(v) = self.sound.as_mut() {
+            v.volume = volume;
+        }
+        self.applied = now;
     }
 }
 
@@ -289,6 +350,8 @@ fn run(ctx: Context, api: Api, rx: Receiver<Input>) {
         session: "network".into(),
         message: None,
         sound: None,
+        chosen: (None, None),
+        applied: (None, None),
     };
     api.publish(s.view());
     // A call's time is counted on the page; the view is pushed on every change only.
@@ -311,6 +374,8 @@ mod tests {
             session: "network".into(),
             message: None,
             sound: None,
+            chosen: (None, None),
+            applied: (None, None),
         }
     }
 
@@ -411,39 +476,83 @@ mod tests {
         assert_eq!(view["registration"]["state"], "starting");
     }
 
-    #[test]
-    fn sound_requests_take_only_devices_the_page_was_shown() {
-        let mut s = service();
-        // No sound server (the headless base, or before the first reading).
-        let e = ask(&mut s, Request::Output { id: 45 }).unwrap_err();
-        assert!(e.1.contains("sound"), "{e:?}");
-        let device = |id: u32| sound::Device {
+    /// The next `n` commands the service wrote to baresip, as (command, params).
+    fn commands(baresip: &mut TcpStream, n: usize) -> Vec<(String, String)> {
+        baresip
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let (mut d, mut buf, mut out) = (Decoder::default(), [0u8; 512], vec![]);
+        while out.len() < n {
+            let got = baresip.read(&mut buf).unwrap();
+            d.push(&buf[..got]);
+            while let Some(f) = d.next_frame().unwrap() {
+                let v: serde_json::Value = serde_json::from_slice(&f).unwrap();
+                let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+                out.push((text("command"), text("params")));
+            }
+        }
+        out
+    }
+
+    fn card(id: u32, name: &str, usb: bool) -> sound::Device {
+        sound::Device {
             id,
-            name: format!("alsa_output.pci-{id}"),
-            label: "Built-in Audio".into(),
-            usb: false,
-        };
-        s.input(Input::Sound(SoundView {
-            devices: sound::Devices {
-                outputs: vec![device(45)],
-                inputs: vec![],
-                output: Some("alsa_output.pci-45".into()),
-                input: None,
-            },
-            volume: Some(40),
-        }));
+            name: name.into(),
+            label: format!("{name} audio"),
+            usb,
+        }
+    }
+
+    fn cards(outputs: Vec<sound::Device>, inputs: Vec<sound::Device>) -> Input {
+        Input::Sound(sound::Devices {
+            outputs,
+            inputs,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn baresip_is_told_the_headset_when_it_comes_and_the_pc_s_card_when_it_goes() {
+        let mut s = service();
+        // No sound card read yet: the page's choice is refused.
+        let e = ask(&mut s, Request::Output { id: 0 }).unwrap_err();
+        assert!(e.1.contains("sound"), "{e:?}");
+        let (mine, mut baresip) = pair();
+        s.input(Input::CtrlUp(mine));
+        assert_eq!(commands(&mut baresip, 1)[0].0, "reginfo");
+        let pc = || card(0, "Intel", false);
+        s.input(cards(vec![pc()], vec![pc()]));
+        let want = |c: &str, p: &str| (c.to_string(), format!("alsa,default:CARD={p}"));
+        assert_eq!(
+            commands(&mut baresip, 2),
+            [want("auplay", "Intel"), want("ausrc", "Intel")]
+        );
+        // A headset (playback only) plugged in: the output moves, the input stays.
+        s.input(cards(vec![pc(), card(1, "Audio", true)], vec![pc()]));
+        assert_eq!(commands(&mut baresip, 1), [want("auplay", "Audio")]);
+        let view: serde_json::Value = serde_json::from_str(&s.view()).unwrap();
+        assert_eq!(view["sound"]["output"], "Audio");
+        assert_eq!(view["sound"]["outputs"][1]["label"], "Audio audio");
+        // Chosen on the page: the PC's card, though the headset is there.
+        ask(&mut s, Request::Output { id: 0 }).unwrap();
+        assert_eq!(commands(&mut baresip, 1), [want("auplay", "Intel")]);
+        // Pulled and plugged again: the choice holds; nothing to tell baresip.
+        s.input(cards(vec![pc()], vec![pc()]));
+        s.input(cards(vec![pc(), card(2, "Audio", true)], vec![pc()]));
         for r in [
             Request::Output { id: 99 },
-            Request::Input { id: 45 },
+            Request::Input { id: 2 },
             Request::Volume { percent: 101 },
         ] {
             let e = ask(&mut s, r.clone()).unwrap_err();
             assert!(e.1.contains("sound device"), "{r:?}: {e:?}");
         }
-        let view: serde_json::Value = serde_json::from_str(&s.view()).unwrap();
-        assert_eq!(view["sound"]["volume"], 40);
-        assert_eq!(view["sound"]["outputs"][0]["id"], 45);
-        assert_eq!(view["sound"]["output"], "alsa_output.pci-45");
+        // The next command baresip gets is the headset's, once chosen: none came between.
+        ask(&mut s, Request::Output { id: 2 }).unwrap();
+        assert_eq!(commands(&mut baresip, 1), [want("auplay", "Audio")]);
+        // With the headset gone, the PC's card again.
+        s.input(cards(vec![pc()], vec![pc()]));
+        assert_eq!(commands(&mut baresip, 1), [want("auplay", "Intel")]);
     }
 
     #[test]

@@ -1,51 +1,91 @@
-//! The PC's sound for the phone: PipeWire with WirePlumber, started by the session as the
-//! session's user before baresip, when the base has them (the desktop base).
+//! The PC's sound for the phone: ALSA's sound cards, read from `/proc/asound`, and the one
+//! the phone uses, chosen by the session and handed to baresip with its own commands
+//! (`auplay` and `ausrc`: for the next calls and the call going on).
 //!
-//! Why PipeWire: a USB headset plugged in before or during a session becomes a device without
-//! anyone choosing it, a pulled one takes its streams to the next device and the call goes on,
-//! and baresip needs nothing but ALSA's `default` (pipewire-alsa routes it). baresip on a
-//! sound card directly keeps the card it opened: a headset pulled mid-call ends the sound.
+//! The session chooses: the device picked on the page while it is there, else a USB device
+//! (a headset, as a rule; the newest plugged in), else the first card. A headset plugged in
+//! during a call takes the call over within [`POLL`]; a pulled one gives it back to the PC's
+//! own card, and the call goes on.
 //!
-//! The servers run in their own runtime directory ([`SOUND_DIR`]) without a login session,
-//! with a D-Bus session bus of their own there (WirePlumber and PipeWire's modules want one);
-//! they are children of the session, so systemd stops them with it.
+//! Why no sound server: with PipeWire (and pipewire-alsa) in the desktop base, baresip 1.0
+//! hung opening its playback when a call was answered in QEMU (issue 25's runs; baresip's own
+//! tracker knows the hang with PipeWire), and baresip 1.0 has no PipeWire or PulseAudio
+//! module. ALSA's `default` device of each card (dmix and dsnoop) lets the ring and a call share
+//! it. What a sound server would add, echo cancellation, is not here yet.
+//!
+//! `/proc/asound/cards` holds names a USB device gives itself: read bounded ([`MAX_CARDS_FILE`]),
+//! names shown cut and without control characters, card ids used only when ALSA's own
+//! character set.
 
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The sound servers' runtime directory (`XDG_RUNTIME_DIR` of them and of baresip).
-pub const SOUND_DIR: &str = "/run/homestick-session/sound";
-const PIPEWIRE: &str = "/usr/bin/pipewire";
-const WIREPLUMBER: &str = "/usr/bin/wireplumber";
-const DBUS_DAEMON: &str = "/usr/bin/dbus-daemon";
-/// How long PipeWire may take to open its socket (a slow stick on a slow PC).
-const SOCKET_WAIT: Duration = Duration::from_secs(15);
+/// Where the kernel lists the sound cards.
+pub const ASOUND: &str = "/proc/asound";
+/// How often the cards are read (a headset plugged in or pulled is seen within this).
+pub const POLL: Duration = Duration::from_secs(2);
+/// The most of `/proc/asound/cards` read (32 cards take under 8 KiB).
+pub const MAX_CARDS_FILE: u64 = 64 * 1024;
+/// The most cards listed (ALSA has at most 32).
+const MAX_CARDS: usize = 32;
+/// The longest device name shown on the page.
+const MAX_LABEL: usize = 80;
+/// How long `amixer` may take.
+const TOOL_WAIT: Duration = Duration::from_secs(5);
+/// The most output read from `amixer`.
+const MAX_OUTPUT: usize = 256 * 1024;
+const AMIXER: &str = "/usr/bin/amixer";
 
-/// Why the sound servers did not start.
+/// Why a sound device could not be read or set.
 #[derive(Debug, thiserror::Error)]
 pub enum SoundError {
-    #[error("{SOUND_DIR}: {0}")]
-    Dir(#[source] std::io::Error),
+    #[error("{ASOUND}: {0}")]
+    Cards(#[source] std::io::Error),
     #[error("{0}: {1}")]
     Start(&'static str, #[source] std::io::Error),
-    #[error("PipeWire or its bus opened no socket within {} seconds", SOCKET_WAIT.as_secs())]
-    NoSocket,
     #[error("{0} did not answer within {secs} seconds", secs = TOOL_WAIT.as_secs())]
     Timeout(&'static str),
     #[error("{0} failed: {1}")]
     Tool(&'static str, String),
-    #[error("pw-dump: {0}")]
-    Dump(#[source] serde_json::Error),
-    #[error("no sound server runs")]
+    #[error("no sound card")]
     NotRunning,
     #[error("{0}: no such device or volume")]
     Unknown(String),
+    #[error("card {0}: no volume control")]
+    NoControl(u32),
 }
 
-/// How long `pw-dump` or `wpctl` may take.
-const TOOL_WAIT: Duration = Duration::from_secs(5);
+/// A sound card as the page lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Device {
+    /// ALSA's card number (what the page sends back).
+    pub id: u32,
+    /// ALSA's card id ("Intel", "Headset"; stable while the device is plugged in).
+    pub name: String,
+    /// What a person reads: the card's name.
+    pub label: String,
+    /// A USB device (a headset, as a rule).
+    pub usb: bool,
+}
+
+impl Device {
+    /// The ALSA device baresip opens for this card: its `default`, shared by the ring and a
+    /// call (dmix, dsnoop).
+    pub fn pcm(&self) -> String {
+        format!("default:CARD={}", self.name)
+    }
+}
+
+/// The PC's outputs and inputs and which of each the phone uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Devices {
+    pub outputs: Vec<Device>,
+    pub inputs: Vec<Device>,
+    /// The card ids of the output and input in use.
+    pub output: Option<String>,
+    pub input: Option<String>,
+}
 
 /// The sound as the page shows it: the devices, which are in use, and the output's volume.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -55,35 +95,154 @@ pub struct SoundView {
     pub volume: Option<u8>,
 }
 
-/// Whether the servers run (PipeWire's socket is there).
-pub fn running() -> bool {
-    Path::new(SOUND_DIR).join("pipewire-0").exists()
+/// One line of `/proc/asound/cards`: number, id, driver, name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Card {
+    pub number: u32,
+    pub id: String,
+    pub driver: String,
+    pub name: String,
 }
 
-/// The devices and the volume, from the running servers.
-pub fn read() -> Result<SoundView, SoundError> {
-    let dump = tool("pw-dump", &[])?;
-    let devices = parse_dump(&dump).map_err(SoundError::Dump)?;
-    let text = tool("wpctl", &["get-volume", "@DEFAULT_AUDIO_SINK@"])?;
-    Ok(SoundView {
-        devices,
-        volume: parse_volume(&String::from_utf8_lossy(&text)),
-    })
+/// The cards in `/proc/asound/cards`: " 0 [Intel          ]: HDA-Intel - HDA Intel", each
+/// followed by a line with the long name (skipped). Lines that are not a card are skipped; a
+/// card whose id is not ALSA's character set (letters, digits, `_`, `-`) is left out.
+pub fn parse_cards(text: &str) -> Vec<Card> {
+    let mut cards = Vec::new();
+    for line in text.lines() {
+        let Some((head, rest)) = line.split_once("]: ") else {
+            continue;
+        };
+        let Some((number, id)) = head.trim_start().split_once(" [") else {
+            continue;
+        };
+        let (Ok(number), id) = (number.trim().parse::<u32>(), id.trim()) else {
+            continue;
+        };
+        let ok_id = !id.is_empty()
+            && id.len() <= 32
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !ok_id || cards.len() == MAX_CARDS {
+            continue;
+        }
+        let (driver, name) = rest.split_once(" - ").unwrap_or((rest, rest));
+        cards.push(Card {
+            number,
+            id: id.to_string(),
+            driver: driver.trim().to_string(),
+            name: shown(name),
+        });
+    }
+    cards
 }
 
-/// Make device `id` (an output or an input) the one calls and the ring use; the streams move.
-pub fn set_default(id: u32) -> Result<(), SoundError> {
-    tool("wpctl", &["set-default", &id.to_string()]).map(drop)
+/// A name as the page shows it: no control characters, at most [`MAX_LABEL`] characters.
+fn shown(name: &str) -> String {
+    name.trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_LABEL)
+        .collect()
 }
 
-/// The output's volume, `percent` of full (at most 100).
-pub fn set_volume(percent: u8) -> Result<(), SoundError> {
+/// The cards under `root` (`/proc/asound`): each with a playback device is an output, each
+/// with a capture device an input.
+pub fn read_cards(root: &Path) -> Result<Devices, SoundError> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(root.join("cards"))
+        .and_then(|f| f.take(MAX_CARDS_FILE).read_to_string(&mut text))
+        .map_err(SoundError::Cards)?;
+    let mut d = Devices::default();
+    for c in parse_cards(&text) {
+        let dir = root.join(format!("card{}", c.number));
+        let entries: Vec<String> = std::fs::read_dir(&dir)
+            .map(|r| {
+                r.flatten()
+                    .take(256)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let has = |end: char| {
+            entries
+                .iter()
+                .any(|e| e.starts_with("pcm") && e.ends_with(end))
+        };
+        let device = Device {
+            id: c.number,
+            name: c.id.clone(),
+            label: c.name.clone(),
+            usb: c.driver == "USB-Audio" || entries.iter().any(|e| e == "usbid"),
+        };
+        if has('p') {
+            d.outputs.push(device.clone());
+        }
+        if has('c') {
+            d.inputs.push(device);
+        }
+    }
+    Ok(d)
+}
+
+/// The device the phone uses from `list`: `chosen` (a card id) while it is there, else the
+/// newest USB device, else the first.
+pub fn pick<'a>(list: &'a [Device], chosen: Option<&str>) -> Option<&'a Device> {
+    chosen
+        .and_then(|c| list.iter().find(|d| d.name == c))
+        .or_else(|| list.iter().filter(|d| d.usb).max_by_key(|d| d.id))
+        .or_else(|| list.first())
+}
+
+/// The playback volume controls tried, in this order (the PC's master, then a USB headset's).
+const CONTROLS: &[&str] = &["Master", "PCM", "Speaker", "Headphone", "Headset"];
+
+/// The control of `card` whose volume the page sets, from `amixer scontrols`.
+fn control(card: u32) -> Result<&'static str, SoundError> {
+    let out = tool(AMIXER, &["-c", &card.to_string(), "scontrols"])?;
+    let text = String::from_utf8_lossy(&out);
+    CONTROLS
+        .iter()
+        .find(|c| text.contains(&format!("'{c}',0")))
+        .copied()
+        .ok_or(SoundError::NoControl(card))
+}
+
+/// The playback volume of `card` in percent (none without amixer or a control).
+pub fn volume(card: u32) -> Option<u8> {
+    if !Path::new(AMIXER).exists() {
+        return None;
+    }
+    let c = control(card).ok()?;
+    let out = tool(AMIXER, &["-M", "-c", &card.to_string(), "sget", c]).ok()?;
+    parse_volume(&String::from_utf8_lossy(&out))
+}
+
+/// Set the playback volume of `card` to `percent` (at most 100).
+pub fn set_volume(card: u32, percent: u8) -> Result<(), SoundError> {
+    let c = control(card)?;
     let p = format!("{}%", percent.min(100));
-    tool("wpctl", &["set-volume", "@DEFAULT_AUDIO_SINK@", &p]).map(drop)
+    tool(
+        AMIXER,
+        &["-M", "-q", "-c", &card.to_string(), "sset", c, &p],
+    )
+    .map(drop)
 }
 
-/// Run a PipeWire tool against the session's server: its output, at most [`MAX_DUMP`] bytes,
-/// within [`TOOL_WAIT`].
+/// The first percentage `amixer sget` prints ("  Front Left: Playback 52 [68%] [on]").
+pub fn parse_volume(text: &str) -> Option<u8> {
+    text.lines()
+        .filter(|l| l.contains("Playback") || l.contains("Mono:"))
+        .find_map(|l| {
+            let (_, rest) = l.split_once('[')?;
+            let (n, _) = rest.split_once("%]")?;
+            n.parse::<u8>().ok().filter(|v| *v <= 100)
+        })
+}
+
+/// Run a tool (amixer): its output, at most [`MAX_OUTPUT`] bytes, within [`TOOL_WAIT`].
 fn tool(program: &'static str, args: &[&str]) -> Result<Vec<u8>, SoundError> {
     use std::io::Read;
     let mut cmd = Command::new(program);
@@ -93,14 +252,13 @@ fn tool(program: &'static str, args: &[&str]) -> Result<Vec<u8>, SoundError> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    user_env(&mut cmd);
     let mut child = cmd.spawn().map_err(|e| SoundError::Start(program, e))?;
     let out = child.stdout.take();
     let reader = std::thread::spawn(move || {
         let mut buf = Vec::new();
         if let Some(o) = out {
             // A broken pipe ends the reading; what came is what counts.
-            let _ = o.take(MAX_DUMP as u64 + 1).read_to_end(&mut buf);
+            let _ = o.take(MAX_OUTPUT as u64 + 1).read_to_end(&mut buf);
         }
         buf
     });
@@ -126,269 +284,94 @@ fn tool(program: &'static str, args: &[&str]) -> Result<Vec<u8>, SoundError> {
     if !status.success() {
         return Err(SoundError::Tool(program, status.to_string()));
     }
-    if buf.len() > MAX_DUMP {
+    if buf.len() > MAX_OUTPUT {
         return Err(SoundError::Tool(
             program,
-            format!("more than {MAX_DUMP} bytes"),
+            format!("more than {MAX_OUTPUT} bytes"),
         ));
     }
     Ok(buf)
-}
-
-/// The running servers; dropping it stops them.
-#[derive(Debug)]
-pub struct Sound {
-    children: Vec<Child>,
-}
-
-impl Drop for Sound {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            // Already gone: nothing to stop.
-            let _ = c.kill();
-            // Reaped; how it ended does not matter when the session ends.
-            let _ = c.wait();
-        }
-    }
-}
-
-/// Whether the base has PipeWire and WirePlumber (the headless base has neither).
-pub fn installed() -> bool {
-    Path::new(PIPEWIRE).exists() && Path::new(WIREPLUMBER).exists()
-}
-
-/// The environment a program of the user needs to reach the sound server (and its bus).
-pub fn user_env(cmd: &mut Command) {
-    cmd.env("XDG_RUNTIME_DIR", SOUND_DIR).env(
-        "DBUS_SESSION_BUS_ADDRESS",
-        format!("unix:path={SOUND_DIR}/bus"),
-    );
-}
-
-/// Start PipeWire, wait for its socket, then WirePlumber (which finds the devices), as user
-/// `uid` in group `gid` (the group that owns /dev/snd).
-pub fn start(uid: u32, gid: u32, home: &Path) -> Result<Sound, SoundError> {
-    // A stale directory of an earlier run of the session: its socket is dead.
-    if Path::new(SOUND_DIR).exists() {
-        std::fs::remove_dir_all(SOUND_DIR).map_err(SoundError::Dir)?;
-    }
-    std::fs::create_dir_all(SOUND_DIR).map_err(SoundError::Dir)?;
-    std::os::unix::fs::chown(SOUND_DIR, Some(uid), Some(gid)).map_err(SoundError::Dir)?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(SOUND_DIR, std::fs::Permissions::from_mode(0o700))
-            .map_err(SoundError::Dir)?;
-    }
-    let server = |program: &'static str, args: &[&str]| {
-        let mut cmd = Command::new(program);
-        cmd.args(args)
-            .env_clear()
-            .env("HOME", home)
-            .env("PATH", "/usr/bin:/bin")
-            .current_dir("/")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .uid(uid)
-            .gid(gid);
-        user_env(&mut cmd);
-        cmd.spawn().map_err(|e| SoundError::Start(program, e))
-    };
-    let mut sound = Sound { children: vec![] };
-    if Path::new(DBUS_DAEMON).exists() {
-        let address = format!("--address=unix:path={SOUND_DIR}/bus");
-        sound
-            .children
-            .push(server(DBUS_DAEMON, &["--session", "--nofork", &address])?);
-        wait_for(&Path::new(SOUND_DIR).join("bus"))?;
-    }
-    sound.children.push(server(PIPEWIRE, &[])?);
-    wait_for(&Path::new(SOUND_DIR).join("pipewire-0"))?;
-    sound.children.push(server(WIREPLUMBER, &[])?);
-    Ok(sound)
-}
-
-/// Wait until a server's socket is there (at most [`SOCKET_WAIT`]).
-fn wait_for(socket: &Path) -> Result<(), SoundError> {
-    let start = Instant::now();
-    while !socket.exists() {
-        if start.elapsed() > SOCKET_WAIT {
-            return Err(SoundError::NoSocket);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(())
-}
-
-/// The largest `pw-dump` the session reads (a PC with many devices stays far below).
-pub const MAX_DUMP: usize = 1 << 20;
-/// The longest device name shown on the page.
-const MAX_LABEL: usize = 80;
-
-/// A sound device as the page lists it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Device {
-    /// PipeWire's object id (what `wpctl set-default` takes).
-    pub id: u32,
-    /// The node's name (stable while the device is plugged in).
-    pub name: String,
-    /// What a person reads: the device's description.
-    pub label: String,
-    /// A USB device (a headset, as a rule).
-    pub usb: bool,
-}
-
-/// The PC's outputs and inputs and which of each is in use.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Devices {
-    pub outputs: Vec<Device>,
-    pub inputs: Vec<Device>,
-    /// The node names of the default output and input.
-    pub output: Option<String>,
-    pub input: Option<String>,
-}
-
-/// The devices in a `pw-dump` (JSON array of PipeWire objects): audio sinks and sources of
-/// sound cards (not the monitors or virtual nodes), and the defaults from the "default"
-/// metadata. Anything else in the dump is ignored; a dump that is no JSON array is an error.
-pub fn parse_dump(json: &[u8]) -> Result<Devices, serde_json::Error> {
-    let objects: Vec<serde_json::Value> = serde_json::from_slice(json)?;
-    let mut d = Devices::default();
-    for o in &objects {
-        match o.get("type").and_then(|t| t.as_str()) {
-            Some("PipeWire:Interface:Node") => node(o, &mut d),
-            Some("PipeWire:Interface:Metadata") => defaults(o, &mut d),
-            _ => {}
-        }
-    }
-    Ok(d)
-}
-
-fn node(o: &serde_json::Value, d: &mut Devices) {
-    let props = &o["info"]["props"];
-    let text = |k: &str| props.get(k).and_then(|v| v.as_str());
-    let (Some(id), Some(class), Some(name)) = (
-        o.get("id")
-            .and_then(|i| i.as_u64())
-            .and_then(|i| u32::try_from(i).ok()),
-        text("media.class"),
-        text("node.name"),
-    ) else {
-        return;
-    };
-    // Only the cards' own nodes: ALSA devices (virtual sinks and streams are not devices).
-    if !name.starts_with("alsa_") {
-        return;
-    }
-    let label: String = text("node.description")
-        .unwrap_or(name)
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_LABEL)
-        .collect();
-    let device = Device {
-        id,
-        name: name.to_string(),
-        label,
-        usb: name.starts_with("alsa_output.usb-") || name.starts_with("alsa_input.usb-"),
-    };
-    match class {
-        "Audio/Sink" => d.outputs.push(device),
-        "Audio/Source" => d.inputs.push(device),
-        _ => {}
-    }
-}
-
-fn defaults(o: &serde_json::Value, d: &mut Devices) {
-    if o["props"]["metadata.name"].as_str() != Some("default") {
-        return;
-    }
-    for m in o["metadata"].as_array().into_iter().flatten() {
-        let name = m["value"]["name"].as_str().map(str::to_string);
-        match m["key"].as_str() {
-            Some("default.audio.sink") => d.output = name,
-            Some("default.audio.source") => d.input = name,
-            _ => {}
-        }
-    }
-}
-
-/// The volume `wpctl get-volume` prints ("Volume: 0.40", "Volume: 0.40 [MUTED]"), in percent.
-pub fn parse_volume(text: &str) -> Option<u8> {
-    let v: f64 = text
-        .trim()
-        .strip_prefix("Volume:")?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    (v.is_finite() && v >= 0.0).then(|| (v * 100.0).round().min(150.0) as u8)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const DUMP: &str = r#"[
-      {"id": 0, "type": "PipeWire:Interface:Core", "info": {}},
-      {"id": 45, "type": "PipeWire:Interface:Node", "info": {"props": {
-        "media.class": "Audio/Sink", "node.name": "alsa_output.pci-0000_00_04.0.analog-stereo",
-        "node.description": "Built-in Audio Analog Stereo"}}},
-      {"id": 46, "type": "PipeWire:Interface:Node", "info": {"props": {
-        "media.class": "Audio/Source", "node.name": "alsa_input.pci-0000_00_04.0.analog-stereo",
-        "node.description": "Built-in Audio Analog Stereo"}}},
-      {"id": 52, "type": "PipeWire:Interface:Node", "info": {"props": {
-        "media.class": "Audio/Sink", "node.name": "alsa_output.usb-QEMU_QEMU_USB_Audio-00.analog-stereo",
-        "node.description": "QEMU USB Audio\u0007 Headset"}}},
-      {"id": 60, "type": "PipeWire:Interface:Node", "info": {"props": {
-        "media.class": "Stream/Output/Audio", "node.name": "baresip"}}},
-      {"id": 61, "type": "PipeWire:Interface:Node", "info": {"props": {
-        "media.class": "Audio/Sink", "node.name": "echo-cancel-sink"}}},
-      {"id": 70, "type": "PipeWire:Interface:Node", "info": null},
-      {"id": 40, "type": "PipeWire:Interface:Metadata", "props": {"metadata.name": "default"},
-       "metadata": [
-        {"subject": 0, "key": "default.audio.sink", "type": "Spa:String:JSON",
-         "value": {"name": "alsa_output.usb-QEMU_QEMU_USB_Audio-00.analog-stereo"}},
-        {"subject": 0, "key": "default.audio.source", "type": "Spa:String:JSON",
-         "value": {"name": "alsa_input.pci-0000_00_04.0.analog-stereo"}}]}
-    ]"#;
+    const CARDS: &str = " 0 [Intel          ]: HDA-Intel - HDA Intel
+                      HDA Intel at 0xfebf0000 irq 29
+ 1 [Audio          ]: USB-Audio - QEMU USB Audio\u{7} Headset
+                      QEMU QEMU USB Audio at usb-0000:00:04.0-1, full speed
+ 2 [bad,id         ]: USB-Audio - comma
+garbage line
+ x [Nope           ]: X - Y
+";
 
     #[test]
-    fn a_dump_gives_the_cards_devices_and_the_defaults() {
-        let d = parse_dump(DUMP.as_bytes()).unwrap();
-        let ids = |v: &[Device]| v.iter().map(|d| d.id).collect::<Vec<_>>();
-        assert_eq!(ids(&d.outputs), [45, 52]);
-        assert_eq!(ids(&d.inputs), [46]);
-        assert!(d.outputs[1].usb && !d.outputs[0].usb);
-        assert_eq!(d.outputs[1].label, "QEMU USB Audio Headset");
-        assert_eq!(d.output.as_deref(), Some(d.outputs[1].name.as_str()));
-        assert_eq!(d.input.as_deref(), Some(d.inputs[0].name.as_str()));
+    fn the_cards_file_gives_each_card_once_with_a_clean_name() {
+        let c = parse_cards(CARDS);
+        let ids: Vec<_> = c.iter().map(|c| (c.number, c.id.as_str())).collect();
+        assert_eq!(ids, [(0, "Intel"), (1, "Audio")]);
+        assert_eq!(c[1].driver, "USB-Audio");
+        assert_eq!(c[1].name, "QEMU USB Audio Headset");
+        let long = format!(" 3 [Long]: D - {}\n", "x".repeat(500));
+        assert_eq!(parse_cards(&long)[0].name.len(), MAX_LABEL);
+        let many: String = (0..100).map(|i| format!("{i} [c{i}]: D - n\n")).collect();
+        assert_eq!(parse_cards(&many).len(), MAX_CARDS);
+        assert!(parse_cards("").is_empty());
     }
 
     #[test]
-    fn what_is_no_dump_is_refused_and_odd_objects_are_skipped() {
-        assert!(parse_dump(b"{}").is_err());
-        assert!(parse_dump(b"not json").is_err());
-        assert_eq!(parse_dump(b"[]").unwrap(), Devices::default());
-        assert_eq!(
-            parse_dump(br#"[{"id": -1, "type": "PipeWire:Interface:Node", "info": {"props": {"media.class": "Audio/Sink", "node.name": "alsa_x"}}}, 5, "x"]"#).unwrap(),
-            Devices::default()
-        );
-        let long = format!(
-            r#"[{{"id": 1, "type": "PipeWire:Interface:Node", "info": {{"props": {{"media.class": "Audio/Sink", "node.name": "alsa_x", "node.description": "{}"}}}}}}]"#,
-            "x".repeat(500)
-        );
-        assert_eq!(
-            parse_dump(long.as_bytes()).unwrap().outputs[0].label.len(),
-            MAX_LABEL
-        );
+    fn cards_are_read_with_their_playback_and_capture() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("cards"), CARDS).unwrap();
+        for (dir, entries) in [
+            ("card0", &["pcm0p", "pcm0c", "codec#0"][..]),
+            ("card1", &["pcm0p", "usbid"][..]),
+        ] {
+            for e in entries {
+                std::fs::create_dir_all(d.path().join(dir).join(e)).unwrap();
+            }
+        }
+        let devices = read_cards(d.path()).unwrap();
+        let names = |v: &[Device]| v.iter().map(|d| d.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&devices.outputs), ["Intel", "Audio"]);
+        assert_eq!(names(&devices.inputs), ["Intel"]);
+        assert!(devices.outputs[1].usb && !devices.outputs[0].usb);
+        assert_eq!(devices.outputs[1].pcm(), "default:CARD=Audio");
+        assert!(read_cards(&d.path().join("none")).is_err());
+    }
+
+    #[test]
+    fn the_phone_takes_the_chosen_card_then_usb_then_the_first() {
+        let dev = |id: u32, name: &str, usb: bool| Device {
+            id,
+            name: name.into(),
+            label: name.into(),
+            usb,
+        };
+        let list = [
+            dev(0, "Intel", false),
+            dev(1, "Audio", true),
+            dev(2, "Set", true),
+        ];
+        let got = |chosen| pick(&list, chosen).map(|d| d.name.as_str());
+        assert_eq!(got(None), Some("Set"));
+        assert_eq!(got(Some("Intel")), Some("Intel"));
+        // A chosen card that was pulled: the next best.
+        assert_eq!(got(Some("Gone")), Some("Set"));
+        assert_eq!(pick(&list[..1], Some("Set")).unwrap().name, "Intel");
+        assert_eq!(pick(&[], None), None);
     }
 
     #[test]
     fn volumes_are_read_in_percent() {
-        assert_eq!(parse_volume("Volume: 0.40\n"), Some(40));
-        assert_eq!(parse_volume("Volume: 1.00 [MUTED]"), Some(100));
-        assert_eq!(parse_volume("Volume: 9.99"), Some(150));
-        for bad in ["", "Volume:", "Volume: NaN", "Volume: -1", "volume 0.4"] {
+        let hda = "Simple mixer control 'Master',0\n  Capabilities: pvolume\n  Playback channels: Front Left - Front Right\n  Limits: Playback 0 - 127\n  Front Left: Playback 87 [68%] [on]\n  Front Right: Playback 87 [68%] [on]\n";
+        assert_eq!(parse_volume(hda), Some(68));
+        assert_eq!(
+            parse_volume("  Mono: Playback 31 [100%] [0.00dB] [on]"),
+            Some(100)
+        );
+        for bad in ["", "Playback [x%]", "Playback [300%]", "Capture 5 [40%]"] {
             assert_eq!(parse_volume(bad), None, "{bad}");
         }
     }

@@ -163,7 +163,11 @@ pub fn wav(bytes: &[u8]) -> Option<(u32, Vec<i16>)> {
     let (mut at, mut rate, mut channels) = (12, None, 1u16);
     while at + 8 <= bytes.len() {
         let id = &bytes[at..at + 4];
-        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().ok()?) as usize;
+        let mut len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().ok()?) as usize;
+        if id == b"data" && len == 0 {
+            // A recording still being written: its length is set when it is closed.
+            len = bytes.len() - (at + 8);
+        }
         let body = bytes.get(at + 8..(at + 8 + len).min(bytes.len()))?;
         match id {
             b"fmt " if body.len() >= 16 => {
@@ -284,6 +288,10 @@ mod tests {
         let (rate, s) = wav(&f).unwrap();
         assert_eq!((rate, s.len()), (8000, 4000));
         assert_eq!(dominant(&s, rate).unwrap().0, 1000.0);
+        // Still being written: the data chunk's length is 0 until the file is closed.
+        let mut open = f.clone();
+        open[40..44].copy_from_slice(&0u32.to_le_bytes());
+        assert_eq!(wav(&open).unwrap().1.len(), 4000);
         assert_eq!(wav(b"RIFX"), None);
         assert_eq!(wav(&f[..30]), None);
     }

@@ -191,6 +191,11 @@ impl Office {
             .collect()
     }
 
+    /// What extension 2000 has heard so far in its newest call (the call may go on).
+    pub fn ext_hearing(&self) -> Option<(u32, Vec<i16>)> {
+        self.ext_heard().pop()
+    }
+
     /// A command for extension 2000's baresip ("/dial 1001", "/hangup").
     pub fn ext_command(&self, cmd: &str) {
         use std::io::Write;
