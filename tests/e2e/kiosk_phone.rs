@@ -4,12 +4,14 @@
 //! the kiosk shows the phone page. Extension 2000 calls; the banner is read from QEMU's
 //! screendump (tesseract); Enter, pressed through QEMU, answers.
 //!
-//! The PC's sound card (intel-hda with hda-duplex) plays into and records from a PulseAudio
-//! server the test starts ([`homestick_testkit::audio`]): its microphone is a 600 Hz tone, its
-//! speaker a sink the test records. Extension 2000 plays 1000 Hz and records what it decodes.
-//! So the test hears both ways and checks each frequency; M (mute) must give the office
-//! silence, H (hold) must stop the stick's RTP, the digit 5 must arrive at the office as DTMF,
-//! and Escape hangs up.
+//! The PC's sound card (intel-hda with hda-duplex) and a USB headset (QEMU's usb-audio, which
+//! plays only) play into and record from a PulseAudio server the test starts
+//! ([`homestick_testkit::audio`]): the PC's microphone is a 600 Hz tone, its speaker and the
+//! headset are sinks the test records. Extension 2000 plays 1000 Hz and records what it
+//! decodes. So the test hears both ways and checks each frequency: the call is on the headset
+//! (the session prefers USB); M (mute) must give the office silence, H (hold) must stop the
+//! stick's RTP, the digit 5 must arrive at the office as DTMF; the headset pulled (`device_del`)
+//! moves the call to the PC's speaker and it goes on; Escape hangs up.
 
 use std::fs;
 use std::path::Path;
@@ -31,6 +33,8 @@ fn journal(sock: &Path) -> String {
         "journalctl -b --no-pager -o cat -u homestick-kiosk -u homestick-session | grep -v Populated | tail -n 80; \
          echo '--- sound'; ps -eo pid,user,args | grep baresip | grep -v grep; \
          cat /proc/asound/cards; timeout 5 amixer -c 0 2>&1 | head -n 40; \
+         for f in /proc/asound/card*/pcm*/sub0/status /proc/asound/card*/pcm*/sub0/hw_params; do echo $f; cat $f; done; \
+         dmesg | grep -i -E 'usb|audio' | grep -v hdaudio | tail -n 8; \
          echo '--- browser'; head -c 300 /run/homestick-session/firefox-policies.json",
     );
     out
@@ -66,6 +70,22 @@ fn until_read(screen: &mut Screen, name: &str, want: &[&str], secs: u64) -> Resu
     }
 }
 
+/// Screendumps read by OCR until the text no longer holds `word` (up to `secs`).
+fn until_gone(screen: &mut Screen, name: &str, word: &str, secs: u64) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let (file, _) = screen.grab(name);
+        let text = read_screen(&file);
+        if !text.contains(word) && text.contains("Hang up") {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{} still reads {word}: {text}", file.display()));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
 /// The mouth of the PC (its microphone's tone) and what extension 2000 plays, in Hz.
 const MOUTH_HZ: u32 = 600;
 
@@ -80,7 +100,8 @@ struct Desk {
 }
 
 /// QEMU for the stick `img` in the office's namespace: Secure Boot, virtio disk, network, GPU,
-/// the test channel, the monitor, and the sound card on `pulse` (output `speaker`).
+/// the test channel, the monitor, the sound card on `pulse` (output `speaker`) and a USB
+/// headset (output `headset`).
 fn qemu_command(dir: &Path, office: &Office, img: &Path, pulse: &Pulse) -> Command {
     let vars = dir.join("vars.fd");
     fs::copy(homestick_testkit::OVMF_SNAKEOIL_VARS, &vars).unwrap();
@@ -116,6 +137,11 @@ fn qemu_command(dir: &Path, office: &Office, img: &Path, pulse: &Pulse) -> Comma
             "-device",
             "hda-duplex,audiodev=snd0",
         ])
+        .arg("-audiodev")
+        .arg(pulse.audiodev("snd1", "headset"))
+        // A full-speed device with isochronous endpoints: on UHCI, as such a headset would be.
+        .args(["-device", "ich9-usb-uhci1,id=uhci"])
+        .args(["-device", "usb-audio,id=headset,bus=uhci.0,audiodev=snd1"])
         .args(["-device", "virtio-serial-pci"])
         .arg("-chardev")
         .arg(format!(
@@ -142,7 +168,7 @@ fn boot(dir: &Path) -> Desk {
     let img = build_stick(dir, &desktop_base(), &profile, &filled, "ben");
     let ext = row(&filled, "ben")["sip.extension"].clone();
     let office = start_office(dir, site, &export, &office_key);
-    let pulse = Pulse::start(&dir.join("pulse"), &["speaker"], MOUTH_HZ);
+    let pulse = Pulse::start(&dir.join("pulse"), &["speaker", "headset"], MOUTH_HZ);
     let vm = Qemu::spawn(&mut qemu_command(dir, &office, &img, &pulse));
     let aor = format!("sip:{ext}@{}", site.sip_names[0]);
     wait_console(
@@ -157,12 +183,13 @@ fn boot(dir: &Path) -> Desk {
         dir: shots,
     };
     let idle = until_read(&mut screen, "kiosk-phone-idle", &[&ext, "Phone ready"], 300);
+    let sock = dir.join("test.sock");
     assert!(
         idle.is_ok(),
-        "the phone page never said ready: {idle:?}\n{}",
-        vm.console()
+        "the phone page never said ready: {idle:?}\n{}\n{}",
+        vm.console(),
+        journal(&sock)
     );
-    let sock = dir.join("test.sock");
     Desk {
         office,
         vm,
@@ -201,18 +228,38 @@ fn office_hears(o: &Office) -> (u32, Vec<i16>) {
 
 /// Both ways, after a few seconds of the call: the stick's speaker plays the office's tone, the
 /// office hears the stick's microphone. Returns the two frequencies measured.
-fn sound_both_ways(d: &Desk, speaker: &Recording) -> Result<(f64, f64), String> {
+fn sound_both_ways(d: &Desk, ear: &Recording) -> Result<(f64, f64), String> {
     std::thread::sleep(Duration::from_secs(4));
-    let ear = tone(
-        last(&speaker.samples(), audio::RATE, 2.0),
-        audio::RATE,
-        OFFICE_TONE_HZ,
-    )
-    .map_err(|e| format!("the stick's speaker: {e}\n{}", d.pulse.log()))?;
-    let (rate, heard) = office_hears(&d.office);
-    let mouth = tone(last(&heard, rate, 2.0), rate, MOUTH_HZ)
-        .map_err(|e| format!("extension 2000 heard: {e}"))?;
-    Ok((ear, mouth))
+    let got = last(&ear.samples(), audio::RATE, 2.0).to_vec();
+    let heard = tone(&got, audio::RATE, OFFICE_TONE_HZ);
+    let (rate, office) = office_hears(&d.office);
+    let said = tone(last(&office, rate, 2.0), rate, MOUTH_HZ);
+    if let (Ok(ear), Ok(mouth)) = (&heard, &said) {
+        return Ok((*ear, *mouth));
+    }
+    let before = d.pulse.levels();
+    // Whether the PC's cards reach the test's server at all: a test tone on each.
+    let mut c = Channel::connect(&d.sock);
+    let (probe, _) = c.run(
+        "for card in Intel Audio; do timeout 4 speaker-test -D default:CARD=$card -c 2 -t sine -f 1500 -l 1 2>&1 | tail -n 1; done",
+    );
+    let tail: String = d
+        .office
+        .log("ext2000")
+        .lines()
+        .rev()
+        .take(30)
+        .collect::<Vec<_>>()
+        .join("\n");
+    Err(format!(
+        "the stick's {}: {heard:?}; the office ({} s heard): {said:?}\nall outputs: {}\n\
+         speaker-test: {probe}\nthen: {}\n{}\next2000 (last lines first):\n{tail}",
+        ear.name(),
+        office.len() / rate.max(1) as usize,
+        before,
+        d.pulse.levels(),
+        d.pulse.streams(),
+    ))
 }
 
 /// M mutes: what the office hears from then on is silence (and the screen says muted); M again
@@ -236,12 +283,7 @@ fn mute_is_silence(d: &mut Desk) -> Result<f64, String> {
         return Err(format!("the office heard level {level:.4} while muted"));
     }
     d.screen.press(&Input::Keys(&["m"]));
-    until_read(
-        &mut d.screen,
-        "kiosk-phone-unmuted",
-        &["Connected", "Hang up"],
-        30,
-    )?;
+    until_gone(&mut d.screen, "kiosk-phone-unmuted", "muted", 30)?;
     std::thread::sleep(Duration::from_secs(3));
     let (rate, heard) = office_hears(&d.office);
     tone(last(&heard, rate, 1.5), rate, MOUTH_HZ).map_err(|e| format!("after unmuting: {e}"))?;
@@ -251,7 +293,7 @@ fn mute_is_silence(d: &mut Desk) -> Result<f64, String> {
 /// H holds: the stick sends no RTP (the office's recording stops growing); H resumes it.
 fn hold_sends_nothing(d: &mut Desk) -> Result<usize, String> {
     d.screen.press(&Input::Keys(&["h"]));
-    until_read(&mut d.screen, "kiosk-phone-held", &["hold"], 30)?;
+    until_read(&mut d.screen, "kiosk-phone-held", &["On hold"], 30)?;
     std::thread::sleep(Duration::from_secs(1));
     let from = office_hears(&d.office).1.len();
     std::thread::sleep(Duration::from_secs(4));
@@ -261,12 +303,7 @@ fn hold_sends_nothing(d: &mut Desk) -> Result<usize, String> {
         return Err(format!("the office got {during} samples during hold"));
     }
     d.screen.press(&Input::Keys(&["h"]));
-    until_read(
-        &mut d.screen,
-        "kiosk-phone-resumed",
-        &["Connected", "Hang up"],
-        30,
-    )?;
+    until_gone(&mut d.screen, "kiosk-phone-resumed", "On hold", 30)?;
     std::thread::sleep(Duration::from_secs(3));
     let (rate, heard) = office_hears(&d.office);
     tone(last(&heard, rate, 1.5), rate, MOUTH_HZ).map_err(|e| format!("after resuming: {e}"))?;
@@ -287,6 +324,23 @@ fn dtmf_at_office(d: &mut Desk) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(300));
     }
     Ok(())
+}
+
+/// The headset pulled during the call: the office's tone moves to the PC's speaker within a few
+/// seconds and the office still hears the stick. Returns the speaker's frequency.
+fn headset_pulled(d: &mut Desk, speaker: &Recording) -> Result<f64, String> {
+    d.screen.m.run("device_del headset");
+    std::thread::sleep(Duration::from_secs(8));
+    let ear = tone(
+        last(&speaker.samples(), audio::RATE, 2.0),
+        audio::RATE,
+        OFFICE_TONE_HZ,
+    )
+    .map_err(|e| format!("the speaker after the headset was pulled: {e}"))?;
+    let (rate, heard) = office_hears(&d.office);
+    tone(last(&heard, rate, 1.5), rate, MOUTH_HZ)
+        .map_err(|e| format!("the office after the headset was pulled: {e}"))?;
+    Ok(ear)
 }
 
 /// Until extension 2000 says the call is established.
@@ -317,6 +371,7 @@ fn on_the_desktop_stick_in_the_office_a_call_from_2000_is_answered_by_key_with_s
         "no banner: {ringing:?}\next2000:\n{}",
         desk.office.log("ext2000")
     );
+    let headset = desk.pulse.record("headset");
     let speaker = desk.pulse.record("speaker");
     desk.screen.press(&Input::Keys(&["ret"]));
     let call = until_read(
@@ -333,13 +388,16 @@ fn on_the_desktop_stick_in_the_office_a_call_from_2000_is_answered_by_key_with_s
     office_established(&desk.office);
     let explain = |e: String, desk: &Desk| format!("{e}\n{}", journal(&desk.sock));
     let (ear, mouth) =
-        sound_both_ways(&desk, &speaker).unwrap_or_else(|e| panic!("{}", explain(e, &desk)));
-    eprintln!("kiosk phone: the stick's speaker played {ear} Hz, the office heard {mouth} Hz");
+        sound_both_ways(&desk, &headset).unwrap_or_else(|e| panic!("{}", explain(e, &desk)));
+    eprintln!("kiosk phone: the stick's headset played {ear} Hz, the office heard {mouth} Hz");
     let muted = mute_is_silence(&mut desk).unwrap_or_else(|e| panic!("{}", explain(e, &desk)));
     eprintln!("kiosk phone: muted, the office heard level {muted:.5}");
     let held = hold_sends_nothing(&mut desk).unwrap_or_else(|e| panic!("{}", explain(e, &desk)));
     eprintln!("kiosk phone: on hold, the office got {held} samples in 4 s");
     dtmf_at_office(&mut desk).unwrap_or_else(|e| panic!("{}", explain(e, &desk)));
+    let ear =
+        headset_pulled(&mut desk, &speaker).unwrap_or_else(|e| panic!("{}", explain(e, &desk)));
+    eprintln!("kiosk phone: headset pulled, the PC's speaker played {ear} Hz");
     desk.screen.press(&Input::Keys(&["esc"]));
     let after = until_read(&mut desk.screen, "kiosk-phone-after", &["from 2000"], 60);
     assert!(

@@ -359,13 +359,28 @@ fn baresip_loads_the_rendered_account() {
         let cfg = fs::read_to_string(bs.join("config"))
             .unwrap()
             .replace("/run/homestick/profile/baresip", &bs.display().to_string());
+        // baresip binds to the tunnel's interface: give it one, in a network namespace of its
+        // own, with the address the tunnel would have.
+        let tunnel = cfg
+            .lines()
+            .find_map(|l| l.strip_prefix("net_interface"))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("{id}: no net_interface in baresip's config"))
+            .to_string();
         fs::write(bs.join("config"), cfg).unwrap();
         let r = sh(&format!(
-            "timeout 20 baresip -f {} -t 2 < /dev/null 2>&1 || true",
+            "unshare -n sh -c 'ip link set lo up && ip link add {tunnel} type veth peer name peer0 && ip link set peer0 up && \
+             ip addr add 10.99.0.2/24 dev {tunnel} && ip link set {tunnel} up && ip route add default dev {tunnel} && \
+             timeout -k 2 6 baresip -f {} -t 2 < /dev/null 2>&1' || true",
             bs.display()
         ));
         let o = r.all();
         assert!(o.contains("Populated 1 account"), "{id}: {o}");
+        // The address a call's SDP gives the office is the tunnel's, not the home network's.
+        assert!(
+            o.contains(&format!("Local network address:  IPv4={tunnel}|10.99.0.2")),
+            "{id}: {o}"
+        );
         assert!(
             !o.lines().any(|l| l.contains("account:")),
             "{id}: baresip complained about the account:\n{o}"

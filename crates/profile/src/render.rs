@@ -474,7 +474,7 @@ fn baresip(c: &Customer, p: &Profile, slots: &mut Slots) -> Vec<ProfileFile> {
     }
     files.push(file(
         "baresip/config",
-        baresip_config(c, sp, p.softphone_ca.is_some()),
+        baresip_config(c, sp, p.softphone_ca.is_some(), tunnel_interface(p)),
     ));
     let apath = "baresip/accounts";
     files.push(file(apath, baresip_account(c, sp, &hostport, apath, slots)));
@@ -482,10 +482,25 @@ fn baresip(c: &Customer, p: &Profile, slots: &mut Slots) -> Vec<ProfileFile> {
     files
 }
 
-/// baresip's `config`: modules for the codecs, SRTP and NAT traversal the profile uses.
-fn baresip_config(c: &Customer, sp: &Softphone, with_ca: bool) -> String {
+/// The default connection's tunnel interface, named after the connection (wg-quick names it
+/// after its file, the session starts OpenVPN with `--dev NAME`); IPsec has none of its own.
+fn tunnel_interface(p: &Profile) -> Option<&str> {
+    let v = p.vpn.iter().find(|v| v.default)?;
+    match v.kind {
+        VpnKind::WireGuard(_) | VpnKind::OpenVpn(_) => Some(&v.toml.name),
+        VpnKind::Ipsec(_) => None,
+    }
+}
+
+/// baresip's `config`: modules for the codecs, SRTP and NAT traversal the profile uses. With a
+/// tunnel interface, baresip takes its address from it: the address in a call's SDP must be
+/// the tunnel's, or the office sends the call's sound to the home network's address.
+fn baresip_config(c: &Customer, sp: &Softphone, with_ca: bool, tunnel: Option<&str>) -> String {
     let mut cfg = header(c, "baresip configuration", "#");
     cfg.push_str("poll_method\t\tepoll\nsip_listen\t\t0.0.0.0:0\n");
+    if let Some(name) = tunnel {
+        homestick_formats::pushln!(cfg, "net_interface\t\t{name}");
+    }
     if with_ca {
         homestick_formats::pushln!(cfg, "sip_cafile\t\t{PROFILE_MOUNT}/baresip/ca.pem");
     }

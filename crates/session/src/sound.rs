@@ -196,18 +196,43 @@ pub fn pick<'a>(list: &'a [Device], chosen: Option<&str>) -> Option<&'a Device> 
         .or_else(|| list.first())
 }
 
-/// The playback volume controls tried, in this order (the PC's master, then a USB headset's).
+/// The playback volume controls preferred, in this order (the PC's master, then what a USB
+/// headset calls its volume); else the first control with a playback volume.
 const CONTROLS: &[&str] = &["Master", "PCM", "Speaker", "Headphone", "Headset"];
 
-/// The control of `card` whose volume the page sets, from `amixer scontrols`.
-fn control(card: u32) -> Result<&'static str, SoundError> {
-    let out = tool(AMIXER, &["-c", &card.to_string(), "scontrols"])?;
-    let text = String::from_utf8_lossy(&out);
+/// The control whose volume the page sets, from `amixer scontents`: blocks that begin
+/// "Simple mixer control 'NAME',0" with a "Capabilities:" line. A name with a quote or a
+/// control character is skipped (it is handed to amixer as one argument).
+pub fn parse_control(text: &str) -> Option<String> {
+    let mut playback = Vec::new();
+    let mut name: Option<&str> = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("Simple mixer control '") {
+            name = rest
+                .strip_suffix("',0")
+                .filter(|n| !n.is_empty() && n.len() <= 64)
+                .filter(|n| !n.chars().any(|c| c.is_control() || c == '\''));
+        } else if let (Some(n), Some(caps)) = (name, line.trim().strip_prefix("Capabilities:")) {
+            if caps
+                .split_whitespace()
+                .any(|c| c == "pvolume" || c == "volume")
+            {
+                playback.push(n);
+            }
+        }
+    }
     CONTROLS
         .iter()
-        .find(|c| text.contains(&format!("'{c}',0")))
+        .find(|c| playback.contains(c))
         .copied()
-        .ok_or(SoundError::NoControl(card))
+        .or_else(|| playback.first().copied())
+        .map(str::to_string)
+}
+
+/// The control of `card` whose volume the page sets.
+fn control(card: u32) -> Result<String, SoundError> {
+    let out = tool(AMIXER, &["-c", &card.to_string(), "scontents"])?;
+    parse_control(&String::from_utf8_lossy(&out)).ok_or(SoundError::NoControl(card))
 }
 
 /// The playback volume of `card` in percent (none without amixer or a control).
@@ -216,7 +241,7 @@ pub fn volume(card: u32) -> Option<u8> {
         return None;
     }
     let c = control(card).ok()?;
-    let out = tool(AMIXER, &["-M", "-c", &card.to_string(), "sget", c]).ok()?;
+    let out = tool(AMIXER, &["-M", "-c", &card.to_string(), "sget", &c]).ok()?;
     parse_volume(&String::from_utf8_lossy(&out))
 }
 
@@ -226,7 +251,7 @@ pub fn set_volume(card: u32, percent: u8) -> Result<(), SoundError> {
     let p = format!("{}%", percent.min(100));
     tool(
         AMIXER,
-        &["-M", "-q", "-c", &card.to_string(), "sset", c, &p],
+        &["-M", "-q", "-c", &card.to_string(), "sset", &c, &p],
     )
     .map(drop)
 }
@@ -361,6 +386,22 @@ garbage line
         assert_eq!(got(Some("Gone")), Some("Set"));
         assert_eq!(pick(&list[..1], Some("Set")).unwrap().name, "Intel");
         assert_eq!(pick(&[], None), None);
+    }
+
+    #[test]
+    fn the_volume_control_is_the_master_or_the_first_playback_volume() {
+        let usb = "Simple mixer control 'Audio Output Volume Control',0\n  Capabilities: pvolume pswitch pswitch-joined\n  Playback channels: Front Left - Front Right\n";
+        assert_eq!(
+            parse_control(usb).as_deref(),
+            Some("Audio Output Volume Control")
+        );
+        let hda = format!("Simple mixer control 'Capture',0\n  Capabilities: cvolume cswitch\n{usb}Simple mixer control 'Master',0\n  Capabilities: pvolume pswitch\n");
+        assert_eq!(parse_control(&hda).as_deref(), Some("Master"));
+        let capture_only = "Simple mixer control 'Capture',0\n  Capabilities: cvolume\n";
+        assert_eq!(parse_control(capture_only), None);
+        let quoted = "Simple mixer control 'a'b',0\n  Capabilities: pvolume\n";
+        assert_eq!(parse_control(quoted), None);
+        assert_eq!(parse_control(""), None);
     }
 
     #[test]

@@ -120,7 +120,37 @@ impl Pulse {
             .spawn()
             .expect("parec (package pulseaudio-utils)");
         self.recordings.push(Bg(child, "parec"));
-        Recording { file }
+        Recording {
+            file,
+            output: output.to_string(),
+        }
+    }
+
+    /// Each recording's level and tone over its last two seconds (for a failure's message).
+    pub fn levels(&self) -> String {
+        let mut out = Vec::new();
+        for e in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(output) = name.strip_suffix(".raw") {
+                let s = samples_s16le(&fs::read(e.path()).unwrap_or_default());
+                let tail = &s[s.len().saturating_sub(2 * RATE as usize)..];
+                out.push(format!(
+                    "{output}: {} s, level {:.4}, tone {:?}",
+                    s.len() / RATE as usize,
+                    level(tail),
+                    dominant(tail, RATE)
+                ));
+            }
+        }
+        out.join("; ")
+    }
+
+    /// The server's sinks, sources and the streams connected to them (for a failure's message).
+    pub fn streams(&self) -> String {
+        ["sinks", "sources", "sink-inputs", "source-outputs"]
+            .iter()
+            .map(|what| format!("{what}:\n{}", self.pactl(&["list", "short", what]).1))
+            .collect()
     }
 
     /// The server's log (for a failure's message).
@@ -133,9 +163,15 @@ impl Pulse {
 #[derive(Debug, Clone)]
 pub struct Recording {
     pub file: PathBuf,
+    output: String,
 }
 
 impl Recording {
+    /// The output recorded ("speaker", "headset").
+    pub fn name(&self) -> &str {
+        &self.output
+    }
+
     /// The samples recorded so far.
     pub fn samples(&self) -> Vec<i16> {
         samples_s16le(&fs::read(&self.file).unwrap_or_default())
