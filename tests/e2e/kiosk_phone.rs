@@ -107,6 +107,8 @@ fn qemu_command(dir: &Path, office: &Office, img: &Path, pulse: &Pulse) -> Comma
     fs::copy(homestick_testkit::OVMF_SNAKEOIL_VARS, &vars).unwrap();
     let q = homestick_testkit::qemu_secure_boot(&vars);
     let mut qemu = Command::new("ip");
+    // The PC's own card (microphone and speaker), through QEMU's SDL driver.
+    let sdl = pulse.sdl_audiodev(&mut qemu, "snd0", "speaker");
     qemu.args(["netns", "exec", &office.ns])
         .arg(q.get_program());
     qemu.args(q.get_args());
@@ -130,13 +132,8 @@ fn qemu_command(dir: &Path, office: &Office, img: &Path, pulse: &Pulse) -> Comma
             "none",
         ])
         .arg("-audiodev")
-        .arg(pulse.audiodev("snd0", "speaker"))
-        .args([
-            "-device",
-            "intel-hda",
-            "-device",
-            "hda-duplex,audiodev=snd0",
-        ])
+        .arg(sdl)
+        .args(["-device", "AC97,audiodev=snd0"])
         .arg("-audiodev")
         .arg(pulse.audiodev("snd1", "headset"))
         // A full-speed device with isochronous endpoints: on UHCI, as such a headset would be.
@@ -241,8 +238,15 @@ fn sound_both_ways(d: &Desk, ear: &Recording) -> Result<(f64, f64), String> {
     // Whether the PC's cards reach the test's server at all: a test tone on each.
     let mut c = Channel::connect(&d.sock);
     let (probe, _) = c.run(
-        "for card in Intel Audio; do timeout 4 speaker-test -D default:CARD=$card -c 2 -t sine -f 1500 -l 1 2>&1 | tail -n 1; done",
+        "for card in I82801AAICH Audio; do timeout 4 speaker-test -D default:CARD=$card -c 2 -t sine -f 1500 -l 1 2>&1 | tail -n 1; done; \
+         timeout 5 arecord -D default:CARD=I82801AAICH -f S16_LE -r 8000 -c 1 -d 1 /tmp/mic.wav 2>&1; date; ls -l /tmp/mic.wav; \
+         nft list ruleset | grep -c drop; ss -unp | head -n 8",
     );
+    // Who sent UDP through the tunnel, as the office saw it (SIP is TLS, so this is the media).
+    let flows = sh_ok(&format!(
+        "tcpdump -nn -r {} udp 2>/dev/null | awk '{{print $3, $4, $5}}' | sort | uniq -c | sort -rn | head -n 8",
+        d.office.dir.join("tunnel.pcap").display()
+    ));
     let tail: String = d
         .office
         .log("ext2000")
@@ -253,7 +257,7 @@ fn sound_both_ways(d: &Desk, ear: &Recording) -> Result<(f64, f64), String> {
         .join("\n");
     Err(format!(
         "the stick's {}: {heard:?}; the office ({} s heard): {said:?}\nall outputs: {}\n\
-         speaker-test: {probe}\nthen: {}\n{}\next2000 (last lines first):\n{tail}",
+         speaker-test: {probe}\nthen: {}\n{}\nUDP in the tunnel:\n{flows}\next2000 (last lines first):\n{tail}",
         ear.name(),
         office.len() / rate.max(1) as usize,
         before,
@@ -262,45 +266,55 @@ fn sound_both_ways(d: &Desk, ear: &Recording) -> Result<(f64, f64), String> {
     ))
 }
 
-/// M mutes: what the office hears from then on is silence (and the screen says muted); M again
-/// brings the tone back.
-fn mute_is_silence(d: &mut Desk) -> Result<f64, String> {
+/// UDP packets the stick sent to the office through the tunnel so far (its tunnel addresses
+/// are 10.99.0.0/16; DNS left out): the call's RTP.
+fn stick_packets(o: &Office) -> usize {
+    let n = sh_ok(&format!(
+        "tcpdump -nn -r {} 'udp and src net 10.99.0.0/16 and not port 53' 2>/dev/null | wc -l",
+        o.dir.join("tunnel.pcap").display()
+    ));
+    n.trim().parse().unwrap_or(0)
+}
+
+/// M mutes: the office hears silence from then on (silent RTP, or none; the screen says
+/// muted); M again brings the tone back. Returns the level heard and the packets sent.
+fn mute_is_silence(d: &mut Desk) -> Result<(f64, usize), String> {
     d.screen.press(&Input::Keys(&["m"]));
     until_read(&mut d.screen, "kiosk-phone-muted", &["muted"], 30)?;
-    let from = office_hears(&d.office).1.len();
-    std::thread::sleep(Duration::from_secs(4));
-    let (rate, heard) = office_hears(&d.office);
     // Half a second for the packets on their way when the mute began.
-    let muted = heard.get(from + rate as usize / 2..).unwrap_or_default();
-    if muted.len() < rate as usize * 2 {
-        return Err(format!(
-            "the office got {} samples while muted",
-            muted.len()
-        ));
-    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (from, sent) = (office_hears(&d.office).1.len(), stick_packets(&d.office));
+    std::thread::sleep(Duration::from_secs(4));
+    let (_, heard) = office_hears(&d.office);
+    let muted = heard.get(from..).unwrap_or_default();
     let level = audio::level(muted);
     if level > 0.002 {
         return Err(format!("the office heard level {level:.4} while muted"));
     }
+    let sent = stick_packets(&d.office) - sent;
     d.screen.press(&Input::Keys(&["m"]));
     until_gone(&mut d.screen, "kiosk-phone-unmuted", "muted", 30)?;
     std::thread::sleep(Duration::from_secs(3));
     let (rate, heard) = office_hears(&d.office);
     tone(last(&heard, rate, 1.5), rate, MOUTH_HZ).map_err(|e| format!("after unmuting: {e}"))?;
-    Ok(level)
+    Ok((level, sent))
 }
 
-/// H holds: the stick sends no RTP (the office's recording stops growing); H resumes it.
+/// H holds: the stick sends no RTP (none in the tunnel, the office's recording stops growing);
+/// H resumes it. Returns the packets sent during hold (none).
 fn hold_sends_nothing(d: &mut Desk) -> Result<usize, String> {
     d.screen.press(&Input::Keys(&["h"]));
     until_read(&mut d.screen, "kiosk-phone-held", &["On hold"], 30)?;
     std::thread::sleep(Duration::from_secs(1));
-    let from = office_hears(&d.office).1.len();
+    let (from, sent) = (office_hears(&d.office).1.len(), stick_packets(&d.office));
     std::thread::sleep(Duration::from_secs(4));
-    let (rate, heard) = office_hears(&d.office);
-    let during = heard.len() - from;
-    if during > rate as usize / 4 {
-        return Err(format!("the office got {during} samples during hold"));
+    let (_, heard) = office_hears(&d.office);
+    let during = stick_packets(&d.office) - sent;
+    if during > 0 || heard.len() > from {
+        return Err(format!(
+            "during hold the stick sent {during} packets, the office decoded {} samples",
+            heard.len() - from
+        ));
     }
     d.screen.press(&Input::Keys(&["h"]));
     until_gone(&mut d.screen, "kiosk-phone-resumed", "On hold", 30)?;
@@ -390,10 +404,13 @@ fn on_the_desktop_stick_in_the_office_a_call_from_2000_is_answered_by_key_with_s
     let (ear, mouth) =
         sound_both_ways(&desk, &headset).unwrap_or_else(|e| panic!("{}", explain(e, &desk)));
     eprintln!("kiosk phone: the stick's headset played {ear} Hz, the office heard {mouth} Hz");
-    let muted = mute_is_silence(&mut desk).unwrap_or_else(|e| panic!("{}", explain(e, &desk)));
-    eprintln!("kiosk phone: muted, the office heard level {muted:.5}");
+    let (muted, sent) =
+        mute_is_silence(&mut desk).unwrap_or_else(|e| panic!("{}", explain(e, &desk)));
+    eprintln!(
+        "kiosk phone: muted 4 s, the office heard level {muted:.5}; the stick sent {sent} packets"
+    );
     let held = hold_sends_nothing(&mut desk).unwrap_or_else(|e| panic!("{}", explain(e, &desk)));
-    eprintln!("kiosk phone: on hold, the office got {held} samples in 4 s");
+    eprintln!("kiosk phone: on hold 4 s, the stick sent {held} packets");
     dtmf_at_office(&mut desk).unwrap_or_else(|e| panic!("{}", explain(e, &desk)));
     let ear =
         headset_pulled(&mut desk, &speaker).unwrap_or_else(|e| panic!("{}", explain(e, &desk)));
