@@ -165,6 +165,7 @@ pub fn read_cards(root: &Path) -> Result<Devices, SoundError> {
                     .map(|e| e.file_name().to_string_lossy().into_owned())
                     .collect()
             })
+            // A card pulled between the two reads has no directory: no devices, left out.
             .unwrap_or_default();
         let has = |end: char| {
             entries
