@@ -230,10 +230,24 @@ pub fn parse_control(text: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// The control of `card` whose volume the page sets.
-fn control(card: u32) -> Result<String, SoundError> {
-    let out = tool(AMIXER, &["-c", &card.to_string(), "scontents"])?;
-    parse_control(&String::from_utf8_lossy(&out)).ok_or(SoundError::NoControl(card))
+/// The lines of control `name`'s block in `amixer scontents` (empty when it has none).
+fn block<'a>(text: &'a str, name: &str) -> &'a str {
+    let head = format!("Simple mixer control '{name}',0");
+    let Some(start) = text.find(&head) else {
+        return "";
+    };
+    let rest = &text[start + head.len()..];
+    &rest[..rest.find("Simple mixer control '").unwrap_or(rest.len())]
+}
+
+/// The control of `card` whose volume the page sets, and its volume in percent: one
+/// `amixer scontents`.
+fn mixer(card: u32) -> Result<(String, Option<u8>), SoundError> {
+    let out = tool(AMIXER, &["-M", "-c", &card.to_string(), "scontents"])?;
+    let text = String::from_utf8_lossy(&out);
+    let control = parse_control(&text).ok_or(SoundError::NoControl(card))?;
+    let volume = parse_volume(block(&text, &control));
+    Ok((control, volume))
 }
 
 /// The playback volume of `card` in percent (none without amixer or a control).
@@ -241,14 +255,12 @@ pub fn volume(card: u32) -> Option<u8> {
     if !Path::new(AMIXER).exists() {
         return None;
     }
-    let c = control(card).ok()?;
-    let out = tool(AMIXER, &["-M", "-c", &card.to_string(), "sget", &c]).ok()?;
-    parse_volume(&String::from_utf8_lossy(&out))
+    mixer(card).ok()?.1
 }
 
 /// Set the playback volume of `card` to `percent` (at most 100).
 pub fn set_volume(card: u32, percent: u8) -> Result<(), SoundError> {
-    let c = control(card)?;
+    let (c, _) = mixer(card)?;
     let p = format!("{}%", percent.min(100));
     tool(
         AMIXER,
@@ -396,8 +408,15 @@ garbage line
             parse_control(usb).as_deref(),
             Some("Audio Output Volume Control")
         );
-        let hda = format!("Simple mixer control 'Capture',0\n  Capabilities: cvolume cswitch\n{usb}Simple mixer control 'Master',0\n  Capabilities: pvolume pswitch\n");
+        let hda = format!("Simple mixer control 'Capture',0\n  Capabilities: cvolume cswitch\n  Front Left: Capture 74 [100%] [on]\n{usb}  Front Left: Playback 240 [94%] [on]\nSimple mixer control 'Master',0\n  Capabilities: pvolume pswitch\n  Front Left: Playback 54 [73%] [on]\n");
         assert_eq!(parse_control(&hda).as_deref(), Some("Master"));
+        // The volume is the chosen control's, from the same listing.
+        assert_eq!(parse_volume(block(&hda, "Master")), Some(73));
+        assert_eq!(
+            parse_volume(block(&hda, "Audio Output Volume Control")),
+            Some(94)
+        );
+        assert_eq!(block(&hda, "Gone"), "");
         let capture_only = "Simple mixer control 'Capture',0\n  Capabilities: cvolume\n";
         assert_eq!(parse_control(capture_only), None);
         let quoted = "Simple mixer control 'a'b',0\n  Capabilities: pvolume\n";

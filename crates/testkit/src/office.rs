@@ -177,23 +177,32 @@ impl Office {
         self.procs.retain(|p| p.1 != name);
     }
 
-    /// What extension 2000 heard in its calls so far, oldest first: each call's rate and
-    /// samples (baresip's sndfile recording of what it decoded).
-    pub fn ext_heard(&self) -> Vec<(u32, Vec<i16>)> {
+    /// Extension 2000's recordings of what it decoded, oldest first (baresip's sndfile names
+    /// them by the call's start).
+    fn ext_recordings(&self) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = fs::read_dir(self.dir.join("ext2000/sound"))
             .map(|d| d.flatten().map(|e| e.path()).collect())
+            // No call yet: no directory entries, no recordings.
             .unwrap_or_default();
         files.retain(|f| f.to_string_lossy().ends_with("-dec.wav"));
         files.sort();
         files
+    }
+
+    /// What extension 2000 heard in its calls so far, oldest first: each call's rate and
+    /// samples (baresip's sndfile recording of what it decoded).
+    pub fn ext_heard(&self) -> Vec<(u32, Vec<i16>)> {
+        self.ext_recordings()
             .iter()
             .filter_map(|f| crate::audio::wav(&fs::read(f).ok()?))
             .collect()
     }
 
-    /// What extension 2000 has heard so far in its newest call (the call may go on).
+    /// What extension 2000 has heard so far in its newest call (the call may go on); only
+    /// that recording is read.
     pub fn ext_hearing(&self) -> Option<(u32, Vec<i16>)> {
-        self.ext_heard().pop()
+        let newest = self.ext_recordings().pop()?;
+        crate::audio::wav(&fs::read(newest).ok()?)
     }
 
     /// A command for extension 2000's baresip ("/dial 1001", "/hangup").
